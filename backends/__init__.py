@@ -1,0 +1,5 @@
+"""Backends: how and on what a workload runs (cpu, cuda, neuron, and plug-ins)."""
+
+from backends.base import Availability, Backend, BackendOptions, PreparedModel
+
+__all__ = ["Availability", "Backend", "BackendOptions", "PreparedModel"]

@@ -1,0 +1,94 @@
+"""The backend contract: how and on what a workload runs.
+
+A backend prepares (casts, compiles, places) a model, binds its inputs, and offers the
+``synchronize`` that makes host-clock timing honest. It never times anything itself: the sampler in
+``harness.measure`` does that the same way for every backend.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["Availability", "Backend", "BackendOptions", "PreparedModel"]
+
+
+@dataclass(frozen=True)
+class BackendOptions:
+    """What the user chose for a cell; each backend validates the values it supports."""
+
+    dtype: str = "fp32"
+    mode: str = "eager"
+    threads: int | None = None
+    device: str | None = None
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Availability:
+    """Whether a backend can run here, and if not, why in one line."""
+
+    available: bool
+    reason: str = ""
+
+
+@dataclass
+class PreparedModel:
+    """A model ready to time: ``call()`` runs one inference on inputs already on the device.
+
+    Binding the inputs before the timed region keeps argument handling out of the measurement.
+    ``compile_s`` is the wall time of preparation including the first (compiling) call.
+    """
+
+    call: Callable[[], Any]
+    compile_s: float
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """What every backend provides; registered under the ``siliconbench.backends`` entry points."""
+
+    name: str
+    dtypes: tuple[str, ...]
+    modes: tuple[str, ...]
+    #: Accelerators default to one child process per cell, so a device fault fails one cell.
+    isolate_by_default: bool
+
+    def availability(self) -> Availability:
+        """Cheap check (no model work) of whether this backend can run on this machine."""
+        ...
+
+    def validate(self, options: BackendOptions) -> None:
+        """Raise ``ConfigError`` for options this backend does not support."""
+        ...
+
+    def prepare(
+        self, model: torch.nn.Module, inputs: tuple[torch.Tensor, ...], options: BackendOptions
+    ) -> PreparedModel:
+        """Cast, place and compile ``model``, bind ``inputs``, and run it once."""
+        ...
+
+    def synchronize(self) -> None:
+        """Block until queued device work is done (a no-op on the CPU)."""
+        ...
+
+    def to_host(self, output: Any) -> Any:
+        """The output as fp32 CPU tensors, for the correctness check."""
+        ...
+
+    def device_info(self) -> dict[str, Any]:
+        """Facts about the device for the run file's environment."""
+        ...
+
+    def reset_peak_memory(self) -> None:
+        """Start a fresh peak-memory window for the next cell."""
+        ...
+
+    def peak_memory_bytes(self) -> int | None:
+        """Peak memory since the last reset, or None where it cannot be known."""
+        ...

@@ -1,0 +1,237 @@
+"""The ``siliconbench`` command line: the only place that prints and chooses exit codes.
+
+Exit codes: 0 success, 1 a run finished but a cell failed, 2 bad input (one line, no traceback),
+130 interrupted (the run file keeps every finished cell).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+from harness.errors import ConfigError, SiliconbenchError
+
+__all__ = ["main"]
+
+EXIT_OK, EXIT_CELL_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports bad input in one line instead of usage plus error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
+
+
+def _build_parser() -> _Parser:
+    parser = _Parser(
+        prog="siliconbench",
+        description="Benchmark model inference across backends and report latency, throughput and cost.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser, metavar="COMMAND")
+
+    run = sub.add_parser(
+        "run", help="measure a suite of cells and write a run file",
+        description="Measure workloads on backends. With no options, runs the default CPU suite "
+        "(mlp, resnet50, bert-base at batch 1, fp32 and bf16; about a minute on 2 cores).",
+    )
+    run.add_argument("--workload", action="append", metavar="NAME",
+                     help="registered workload or package.module:callable (repeatable)")
+    run.add_argument("--preset", metavar="NAME", help="workload size, e.g. tiny (default: each workload's published size)")
+    run.add_argument("--backend", action="append", metavar="NAME", help="backend to run on (repeatable; default cpu)")
+    run.add_argument("--batch-size", action="append", type=_positive_int, metavar="N", help="batch size (repeatable)")
+    run.add_argument("--dtype", action="append", metavar="fp32|bf16", help="precision (repeatable)")
+    run.add_argument("--mode", action="append", metavar="eager|compile", help="execution mode (repeatable)")
+    run.add_argument("--threads", type=_positive_int, metavar="N", help="intra-op threads (default: PyTorch's)")
+    run.add_argument("--device", metavar="DEV", help="device for accelerator backends, e.g. cuda:1")
+    run.add_argument("--max-time", type=_positive_float, metavar="SECONDS", help="sampling budget per cell (default 4)")
+    run.add_argument("--min-samples", type=_positive_int, metavar="N", help="never fewer timed calls (default 10)")
+    run.add_argument("--target-ci", type=_positive_float, metavar="FRACTION",
+                     help="stop when the median's 95%% CI half-width is below this fraction (default 0.01)")
+    isolation = run.add_mutually_exclusive_group()
+    isolation.add_argument("--isolate", dest="isolate", action="store_const", const=True,
+                           help="run every cell in its own child process")
+    isolation.add_argument("--no-isolate", dest="isolate", action="store_const", const=False,
+                           help="run every cell in this process (default for cpu)")
+    run.add_argument("--output", metavar="DIR", help="folder for the run file (default results/)")
+    run.add_argument("--suite", metavar="FILE.toml", help="suite file naming the matrix; options above override it")
+    run.add_argument("--format", choices=("table", "markdown"), default="table", help="final table format")
+    run.add_argument("--quiet", action="store_true", help="no progress lines")
+
+    sub.add_parser("list", help="show workloads, presets and backends with availability")
+
+    report = sub.add_parser("report", help="print the table of one or more run files again")
+    report.add_argument("runfiles", nargs="+", metavar="RUNFILE")
+    report.add_argument("--format", default="table", choices=("table", "markdown", "csv", "json"))
+    return parser
+
+
+def _suite_from_args(args: argparse.Namespace) -> Any:
+    from harness.plan import DEFAULT_SUITE, load_suite_file
+
+    suite = load_suite_file(args.suite) if args.suite else DEFAULT_SUITE
+    return suite.with_overrides(
+        workloads=args.workload, preset=args.preset, backends=args.backend, batch_sizes=args.batch_size,
+        dtypes=args.dtype, modes=args.mode, threads=args.threads, device=args.device,
+        max_time=args.max_time, min_samples=args.min_samples, target_rel_ci=args.target_ci,
+        isolate=args.isolate, output=args.output,
+    )
+
+
+def _validate_matrix(suite: Any) -> tuple[dict[str, str], dict[str, Any]]:
+    """Resolve every name and option before measuring; returns default presets and backends."""
+    from backends.base import BackendOptions
+    from backends.registry import require_backend
+    from workloads.base import WorkloadFamily
+    from workloads.registry import load_factory
+
+    presets: dict[str, str] = {}
+    for name in suite.workloads:
+        factory = load_factory(name)
+        if isinstance(factory, WorkloadFamily):
+            preset = suite.preset or factory.default_preset
+            if preset not in factory.presets:
+                raise ConfigError(
+                    f"workload {name!r} has no preset {preset!r}; available: {', '.join(factory.presets)}"
+                )
+            presets[name] = preset
+        else:
+            presets[name] = suite.preset or "default"
+    backends: dict[str, Any] = {}
+    for name in suite.backends:
+        backend = require_backend(name)
+        for dtype in suite.dtypes:
+            for mode in suite.modes:
+                backend.validate(BackendOptions(dtype=dtype, mode=mode, threads=suite.threads, device=suite.device))
+        backends[name] = backend
+    return presets, backends
+
+
+def _progress(quiet: bool) -> Any:
+    def show(index: int, total: int, config: Any, record: dict[str, Any] | None) -> None:
+        if quiet:
+            return
+        label = (f"[{index}/{total}] {config.workload}:{config.preset} {config.backend} {config.dtype} "
+                 f"{config.mode} bs={config.batch_size}")
+        if record is None:
+            print(f"{label} ...", file=sys.stderr, flush=True)
+        elif record["status"] == "ok":
+            lat, samp = record["latency_ns"], record["sampling"]
+            print(f"{label} ok: p50 {lat['p50'] / 1e6:.3f} ms, {record['throughput_per_s']:.1f} inf/s "
+                  f"({samp['stop_reason']}, {lat['count']} samples)", file=sys.stderr, flush=True)
+        else:
+            err = record["error"]
+            print(f"{label} FAILED in {err['phase']}: {err['message']}", file=sys.stderr, flush=True)
+    return show
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from harness.environment import collect_environment
+    from harness.measure import SamplingPolicy
+    from harness.report import render
+    from harness.runfile import RunWriter
+    from harness.runner import run_cells
+
+    suite = _suite_from_args(args)
+    presets, backends = _validate_matrix(suite)
+    policy = SamplingPolicy.for_budget(
+        suite.max_time, min_count=suite.min_samples, target_rel_ci=suite.target_rel_ci
+    )
+    cells = suite.cells(presets)
+    writer = RunWriter(Path(suite.output), collect_environment(), suite=suite.to_dict())
+    if not args.quiet:
+        print(f"siliconbench: {len(cells)} cells -> {writer.path}", file=sys.stderr, flush=True)
+
+    def isolate(config: Any) -> bool:
+        return bool(backends[config.backend].isolate_by_default) if suite.isolate is None else bool(suite.isolate)
+
+    try:
+        records = run_cells(cells, policy, writer, isolate, _progress(args.quiet))
+    except KeyboardInterrupt:
+        print(render([writer.data], args.format))
+        print(f"\ninterrupted: {len(writer.data['cells'])} finished cells kept in {writer.path}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    print(render([writer.data], args.format))
+    print(f"\nrun file: {writer.path}")
+    return EXIT_CELL_FAILED if any(r["status"] != "ok" for r in records) else EXIT_OK
+
+
+def _cmd_list(_: argparse.Namespace) -> int:
+    from tabulate import tabulate
+
+    from backends.registry import available_backends, get_backend
+    from workloads.registry import available_workloads, load_factory, presets_of
+
+    rows = []
+    for name, target in available_workloads().items():
+        try:
+            presets, default = presets_of(name)
+            description = getattr(load_factory(name), "description", "")
+            rows.append([name, presets, default or "-", description])
+        except SiliconbenchError as exc:
+            rows.append([name, "-", "-", f"cannot load: {exc}"])
+    print(tabulate(rows, headers=["workload", "presets", "default", "description"]))
+    print()
+    backend_rows = []
+    for name in available_backends():
+        try:
+            backend = get_backend(name)
+            status = backend.availability()
+            backend_rows.append([name, "yes" if status.available else "no", ", ".join(backend.dtypes),
+                                 ", ".join(backend.modes), status.reason])
+        except SiliconbenchError as exc:
+            backend_rows.append([name, "no", "-", "-", str(exc)])
+    print(tabulate(backend_rows, headers=["backend", "available", "dtypes", "modes", "reason"]))
+    return EXIT_OK
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from harness.report import render
+    from harness.runfile import load_run
+
+    runs = [load_run(path) for path in args.runfiles]
+    print(render(runs, args.format))
+    return EXIT_OK
+
+
+COMMANDS = {"run": _cmd_run, "list": _cmd_list, "report": _cmd_report}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except SiliconbenchError as exc:
+        print(f"siliconbench: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("siliconbench: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

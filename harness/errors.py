@@ -1,0 +1,64 @@
+"""The one exception tree of siliconbench.
+
+Library code raises these and never prints or exits; only the CLI maps them to a one-line
+message and an exit code (2 for everything the user can fix)::
+
+    SiliconbenchError                  anything siliconbench itself reports
+    ├── ConfigError                    bad input: fix the command line or the suite file
+    │   ├── UnknownNameError           a workload, preset or backend that is not installed
+    │   ├── BackendUnavailableError    a backend that is installed but cannot run here
+    │   └── OutputError                an output path that cannot be written
+    ├── RunFileError                   a run file that is missing, truncated or of another schema
+    └── CellError                      one cell failed; the run records it and goes on
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+__all__ = [
+    "BackendUnavailableError",
+    "CellError",
+    "ConfigError",
+    "OutputError",
+    "RunFileError",
+    "SiliconbenchError",
+    "UnknownNameError",
+]
+
+
+class SiliconbenchError(Exception):
+    """Base of every error siliconbench raises on purpose."""
+
+
+class ConfigError(SiliconbenchError):
+    """The user asked for something invalid; the message says how to fix it."""
+
+
+class UnknownNameError(ConfigError):
+    """A name that is not registered; the message lists the ones that are."""
+
+    def __init__(self, kind: str, name: str, known: Iterable[str], hint: str = "") -> None:
+        known_list = ", ".join(sorted(known)) or "none"
+        message = f"unknown {kind} {name!r}; available: {known_list}"
+        if hint:
+            message += f" ({hint})"
+        super().__init__(message)
+        self.kind = kind
+        self.name = name
+
+
+class BackendUnavailableError(ConfigError):
+    """A backend that is installed but cannot run on this machine."""
+
+
+class OutputError(ConfigError):
+    """The output folder or file cannot be created or written."""
+
+
+class RunFileError(SiliconbenchError):
+    """A run file that cannot be read as this version's schema."""
+
+
+class CellError(SiliconbenchError):
+    """A single cell failed; the harness records it as failed and continues."""

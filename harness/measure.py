@@ -1,0 +1,135 @@
+"""The adaptive sampler: warm up, then time calls until the median is known well enough.
+
+Why this shape:
+- The timed region is ``clock(); call(); synchronize(); clock()``: the synchronize makes an
+  asynchronous device finish inside the region, and everything else (argument binding, list growth
+  checks, statistics) stays outside it. ``call`` takes no arguments because unpacking ``*args``
+  inside the region costs more than the bare call.
+- Calls are timed in blocks, and the stopping rule is checked only between blocks, at geometric
+  intervals, so its cost does not grow with the sample count.
+- It stops when the 95% interval of the median is narrower than the target (``converged``), when
+  the time budget runs out (``time_budget``) or at the count cap (``max_count``), never before
+  ``min_count`` samples; the result says which.
+- The clock and the synchronize are injected so tests drive the logic with a scripted clock.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from harness.errors import ConfigError
+from harness.stats import relative_half_width
+
+__all__ = ["STOP_REASONS", "Sampling", "SamplingPolicy", "sample"]
+
+STOP_REASONS = ("converged", "time_budget", "max_count")
+
+
+def _no_sync() -> None:
+    """Synchronize for hosts that have nothing to wait for."""
+
+
+@dataclass(frozen=True)
+class SamplingPolicy:
+    """How long to warm up and when to stop sampling."""
+
+    max_time_s: float = 10.0
+    warmup_time_s: float = 1.0
+    warmup_min_count: int = 3
+    min_count: int = 10
+    max_count: int = 100_000
+    target_rel_ci: float = 0.01
+    confidence: float = 0.95
+
+    def __post_init__(self) -> None:
+        if self.max_time_s <= 0:
+            raise ConfigError(f"--max-time must be positive, got {self.max_time_s}")
+        if self.min_count < 3 or self.max_count < self.min_count:
+            raise ConfigError(
+                f"sample counts need 3 <= min_count <= max_count, got {self.min_count} and {self.max_count}"
+            )
+        if not 0 < self.target_rel_ci < 1:
+            raise ConfigError(f"target relative CI half-width must be in (0, 1), got {self.target_rel_ci}")
+        if not 0.5 < self.confidence < 1:
+            raise ConfigError(f"confidence must be in (0.5, 1), got {self.confidence}")
+
+    @classmethod
+    def for_budget(cls, max_time_s: float, **overrides: Any) -> SamplingPolicy:
+        """A policy whose warmup is a tenth of the budget, capped at one second."""
+        return cls(max_time_s=max_time_s, warmup_time_s=min(1.0, max_time_s / 10), **overrides)
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """What the sampler saw: raw samples (ns) and why it stopped."""
+
+    samples_ns: list[int]
+    warmup_count: int
+    warmup_ns: int
+    elapsed_ns: int
+    stop_reason: str
+    rel_ci_half_width: float
+
+
+def sample(
+    call: Callable[[], Any],
+    policy: SamplingPolicy,
+    synchronize: Callable[[], None] = _no_sync,
+    clock: Callable[[], int] = time.perf_counter_ns,
+) -> Sampling:
+    """Warm ``call`` up, then time it under ``policy`` with ``clock`` (integer nanoseconds)."""
+    warmup_start = clock()
+    warmup_deadline = warmup_start + int(policy.warmup_time_s * 1e9)
+    warmup_count = 0
+    now = warmup_start
+    while warmup_count < policy.warmup_min_count or now < warmup_deadline:
+        call()
+        synchronize()
+        warmup_count += 1
+        now = clock()
+    warmup_ns = now - warmup_start
+    per_call_ns = max(1, warmup_ns // warmup_count)
+
+    samples: list[int] = []
+    append = samples.append
+    start = clock()
+    deadline = start + int(policy.max_time_s * 1e9)
+    # Blocks of about 2% of the budget keep the deadline check cheap and the overshoot small.
+    block = max(1, min(policy.max_count, int(policy.max_time_s * 1e9 * 0.02) // per_call_ns))
+    next_check = policy.min_count
+    rel = float("inf")
+    reason = "max_count"
+    while True:
+        todo = min(block, policy.max_count - len(samples))
+        for _ in range(todo):
+            t0 = clock()
+            call()
+            synchronize()
+            append(clock() - t0)
+        n = len(samples)
+        now = clock()
+        if n >= policy.min_count and n >= next_check:
+            rel = relative_half_width(samples, policy.confidence)
+            if rel <= policy.target_rel_ci:
+                reason = "converged"
+                break
+            next_check = max(n + 1, int(n * 1.1))
+        if n >= policy.max_count:
+            reason = "max_count"
+            break
+        if now >= deadline and n >= policy.min_count:
+            reason = "time_budget"
+            break
+    if reason != "converged":
+        rel = relative_half_width(samples, policy.confidence)
+    return Sampling(
+        samples_ns=samples,
+        warmup_count=warmup_count,
+        warmup_ns=warmup_ns,
+        elapsed_ns=clock() - start,
+        stop_reason=reason,
+        rel_ci_half_width=rel,
+    )

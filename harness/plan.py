@@ -1,0 +1,158 @@
+"""The benchmark matrix: a suite (what the user asked for) expanded into cells.
+
+A suite comes from defaults, then a TOML suite file, then command-line options, each overriding
+the last; it is validated once here, before anything is measured, so a typo costs no run time.
+"""
+
+from __future__ import annotations
+
+import itertools
+import tomllib
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from harness.errors import ConfigError
+
+__all__ = ["DEFAULT_SUITE", "SCENARIOS", "CellConfig", "Suite", "load_suite_file"]
+
+SCENARIOS: tuple[str, ...] = ("latency",)
+
+
+@dataclass(frozen=True)
+class CellConfig:
+    """One point of the matrix: workload × preset × backend × options × batch × scenario."""
+
+    workload: str
+    preset: str
+    backend: str
+    dtype: str
+    mode: str
+    threads: int | None
+    batch_size: int
+    scenario: str = "latency"
+    device: str | None = None
+
+    @property
+    def cell_id(self) -> str:
+        threads = f"t{self.threads}" if self.threads else "tdefault"
+        device = f"@{self.device}" if self.device else ""
+        return "/".join((
+            self.workload, self.preset, f"{self.backend}{device}", self.dtype, self.mode, threads,
+            f"bs{self.batch_size}", self.scenario,
+        ))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Suite:
+    """What to run: lists multiply into cells; scalars apply to every cell."""
+
+    workloads: tuple[str, ...] = ("mlp", "resnet50", "bert-base")
+    preset: str | None = None
+    backends: tuple[str, ...] = ("cpu",)
+    batch_sizes: tuple[int, ...] = (1,)
+    dtypes: tuple[str, ...] = ("fp32", "bf16")
+    modes: tuple[str, ...] = ("eager",)
+    threads: int | None = None
+    device: str | None = None
+    scenario: str = "latency"
+    max_time: float = 4.0
+    min_samples: int = 10
+    target_rel_ci: float = 0.01
+    isolate: bool | None = None
+    output: str = "results"
+    pricing: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name in ("workloads", "backends", "batch_sizes", "dtypes", "modes"):
+            if not getattr(self, name):
+                raise ConfigError(f"suite key {name!r} is empty; give at least one value")
+        for size in self.batch_sizes:
+            if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+                raise ConfigError(f"batch size must be a whole number of 1 or more, got {size!r}")
+        if self.threads is not None and (isinstance(self.threads, bool) or self.threads < 1):
+            raise ConfigError(f"threads must be 1 or more, got {self.threads!r}")
+        if self.max_time <= 0:
+            raise ConfigError(f"max time must be a positive number of seconds, got {self.max_time!r}")
+        if self.min_samples < 3:
+            raise ConfigError(f"min samples must be 3 or more, got {self.min_samples!r}")
+        if self.scenario not in SCENARIOS:
+            raise ConfigError(f"unknown scenario {self.scenario!r}; available: {', '.join(SCENARIOS)}")
+
+    def with_overrides(self, **overrides: Any) -> Suite:
+        """A copy with every non-None override applied (the command line over the file)."""
+        changes = {k: v for k, v in overrides.items() if v is not None}
+        return _build(self, changes, "command line")
+
+    def cells(self, default_presets: dict[str, str]) -> list[CellConfig]:
+        """The matrix, in a stable order: workload-major so one model's cells run together."""
+        return [
+            CellConfig(
+                workload=w, preset=self.preset or default_presets[w], backend=b, dtype=d, mode=m,
+                threads=self.threads, batch_size=bs, scenario=self.scenario, device=self.device,
+            )
+            for w, b, d, m, bs in itertools.product(
+                self.workloads, self.backends, self.dtypes, self.modes, self.batch_sizes
+            )
+        ]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+DEFAULT_SUITE = Suite()
+
+_TUPLE_KEYS = {"workloads", "backends", "batch_sizes", "dtypes", "modes"}
+_ALLOWED_KEYS = tuple(f.name for f in fields(Suite))
+_TYPES: dict[str, tuple[type, ...]] = {
+    "workloads": (str,), "backends": (str,), "batch_sizes": (int,), "dtypes": (str,), "modes": (str,),
+    "preset": (str,), "threads": (int,), "device": (str,), "scenario": (str,), "max_time": (int, float),
+    "min_samples": (int,), "target_rel_ci": (float,), "isolate": (bool,), "output": (str,), "pricing": (dict,),
+}
+
+
+def _build(base: Suite, values: dict[str, Any], source: str) -> Suite:
+    unknown = sorted(set(values) - set(_ALLOWED_KEYS))
+    if unknown:
+        raise ConfigError(
+            f"unknown key {unknown[0]!r} in {source}; allowed keys: {', '.join(_ALLOWED_KEYS)}"
+        )
+    clean: dict[str, Any] = {}
+    for key, value in values.items():
+        expected = _TYPES[key]
+        if key in _TUPLE_KEYS:
+            items = value if isinstance(value, list | tuple) else [value]
+            bad = [v for v in items if isinstance(v, bool) or not isinstance(v, expected)]
+            if bad:
+                raise ConfigError(
+                    f"{source}: {key!r} must be a list of {expected[0].__name__}, got {bad[0]!r}"
+                )
+            clean[key] = tuple(items)
+        else:
+            if (isinstance(value, bool) and bool not in expected) or not isinstance(value, expected):
+                raise ConfigError(
+                    f"{source}: {key!r} must be {' or '.join(t.__name__ for t in expected)}, got {value!r}"
+                )
+            clean[key] = float(value) if key == "max_time" else value
+    return replace(base, **clean)
+
+
+def load_suite_file(path: str | Path, base: Suite = DEFAULT_SUITE) -> Suite:
+    """Read a TOML suite file over ``base``; keys may sit at the top level or under [suite]."""
+    path = Path(path)
+    try:
+        with path.open("rb") as handle:
+            data = tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"suite file {str(path)!r} does not exist") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read suite file {str(path)!r}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"suite file {str(path)!r} is not valid TOML: {exc}") from None
+    if "suite" in data and isinstance(data["suite"], dict):
+        nested = data.pop("suite")
+        data = {**nested, **data}
+    return _build(base, data, f"suite file {str(path)!r}")

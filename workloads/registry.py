@@ -1,0 +1,98 @@
+"""Find workloads by name: built-ins, the ``siliconbench.workloads`` entry points, or
+``package.module:callable`` for a model that lives in the user's own code.
+
+Entries are imported only when asked for, so ``siliconbench --help`` never imports torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from importlib.metadata import entry_points
+
+from harness.errors import ConfigError, UnknownNameError
+from workloads.base import Workload, WorkloadFactory, WorkloadFamily
+
+__all__ = ["BUILTIN_WORKLOADS", "ENTRY_POINT_GROUP", "available_workloads", "load_factory", "resolve"]
+
+ENTRY_POINT_GROUP = "siliconbench.workloads"
+
+#: name -> "module:attribute"; kept as strings so listing names imports nothing.
+BUILTIN_WORKLOADS: dict[str, str] = {
+    "mlp": "workloads.mlp:MLP",
+    "resnet50": "workloads.resnet50:RESNET50",
+    "bert-base": "workloads.bert:BERT_BASE",
+}
+
+
+def available_workloads() -> dict[str, str]:
+    """Registered workload names mapped to their import targets (built-ins first)."""
+    found = dict(BUILTIN_WORKLOADS)
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        found.setdefault(ep.name, ep.value)
+    return found
+
+
+def _import_target(target: str) -> object:
+    module_name, _, attribute = target.partition(":")
+    if not module_name or not attribute:
+        raise ConfigError(f"workload {target!r} must look like 'package.module:callable'")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigError(
+            f"cannot import module {module_name!r} for workload {target!r}: {exc}; "
+            "check the name and that the module is on PYTHONPATH"
+        ) from None
+    obj: object = module
+    for part in attribute.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise ConfigError(
+                f"module {module_name!r} has no attribute {attribute!r} (workload {target!r})"
+            ) from None
+    return obj
+
+
+def load_factory(name: str) -> WorkloadFactory:
+    """The factory for a registered name or a ``package.module:callable`` reference."""
+    if ":" in name:
+        target = name
+    else:
+        known = available_workloads()
+        if name not in known:
+            raise UnknownNameError(
+                "workload", name, known, "or give your own as package.module:callable"
+            )
+        target = known[name]
+    factory = _import_target(target)
+    if not callable(factory):
+        raise ConfigError(f"workload {name!r} is not callable; it must return a Workload")
+    return factory  # type: ignore[return-value]
+
+
+def resolve(name: str, preset: str | None) -> Workload:
+    """Build the ``Workload`` for ``name`` at ``preset`` (None: the workload's default)."""
+    factory = load_factory(name)
+    if isinstance(factory, WorkloadFamily):
+        workload = factory(preset)
+    else:
+        try:
+            workload = factory(preset) if preset is not None else factory()
+        except TypeError as exc:
+            raise ConfigError(
+                f"workload {name!r} must accept an optional preset argument: {exc}"
+            ) from None
+    if not isinstance(workload, Workload):
+        raise ConfigError(
+            f"workload {name!r} returned {type(workload).__name__}, not workloads.Workload"
+        )
+    return workload
+
+
+def presets_of(name: str) -> tuple[str, str | None]:
+    """(comma-separated preset names, default) for listing; plain callables have none known."""
+    factory = load_factory(name)
+    if isinstance(factory, WorkloadFamily):
+        return ", ".join(factory.presets), factory.default_preset
+    return "", None
