@@ -28,9 +28,7 @@ def check_options(backend: str, options: BackendOptions, dtypes: tuple[str, ...]
             f"backend {backend!r} does not support dtype {options.dtype!r}; use one of: {', '.join(dtypes)}"
         )
     if options.mode not in modes:
-        raise ConfigError(
-            f"backend {backend!r} does not support mode {options.mode!r}; use one of: {', '.join(modes)}"
-        )
+        raise ConfigError(f"backend {backend!r} does not support mode {options.mode!r}; use one of: {', '.join(modes)}")
     if options.threads is not None and options.threads < 1:
         raise ConfigError(f"--threads must be 1 or more, got {options.threads}")
 
@@ -43,10 +41,7 @@ def torch_dtype(name: str) -> torch.dtype:
 
 def cast_inputs(inputs: tuple[torch.Tensor, ...], dtype: torch.dtype, device: torch.device) -> tuple[torch.Tensor, ...]:
     """Move inputs to the device; floating inputs take the model's dtype, integer ones (ids) stay."""
-    return tuple(
-        t.to(device=device, dtype=dtype) if t.is_floating_point() else t.to(device=device)
-        for t in inputs
-    )
+    return tuple(t.to(device=device, dtype=dtype) if t.is_floating_point() else t.to(device=device) for t in inputs)
 
 
 def compile_module(

@@ -120,7 +120,9 @@ def run_cell(config: CellConfig, policy: SamplingPolicy) -> dict[str, Any]:
         warnings = warnings_for(sampling, summary, policy)
         passed = error <= tolerance
         if not passed:
-            warnings.insert(0, f"correctness: max relative error {error:.2e} exceeds the {config.dtype} tolerance {tolerance:.0e}")
+            warnings.insert(
+                0, f"correctness: max relative error {error:.2e} exceeds the {config.dtype} tolerance {tolerance:.0e}"
+            )
         device = backend.device_info()
         device.update(prepared.details)
         return {

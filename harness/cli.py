@@ -54,13 +54,20 @@ def _build_parser() -> _Parser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser, metavar="COMMAND")
 
     run = sub.add_parser(
-        "run", help="measure a suite of cells and write a run file",
+        "run",
+        help="measure a suite of cells and write a run file",
         description="Measure workloads on backends. With no options, runs the default CPU suite "
         "(mlp, resnet50, bert-base at batch 1, fp32 and bf16; about a minute on 2 cores).",
     )
-    run.add_argument("--workload", action="append", metavar="NAME",
-                     help="registered workload or package.module:callable (repeatable)")
-    run.add_argument("--preset", metavar="NAME", help="workload size, e.g. tiny (default: each workload's published size)")
+    run.add_argument(
+        "--workload",
+        action="append",
+        metavar="NAME",
+        help="registered workload or package.module:callable (repeatable)",
+    )
+    run.add_argument(
+        "--preset", metavar="NAME", help="workload size, e.g. tiny (default: each workload's published size)"
+    )
     run.add_argument("--backend", action="append", metavar="NAME", help="backend to run on (repeatable; default cpu)")
     run.add_argument("--batch-size", action="append", type=_positive_int, metavar="N", help="batch size (repeatable)")
     run.add_argument("--dtype", action="append", metavar="fp32|bf16", help="precision (repeatable)")
@@ -69,13 +76,23 @@ def _build_parser() -> _Parser:
     run.add_argument("--device", metavar="DEV", help="device for accelerator backends, e.g. cuda:1")
     run.add_argument("--max-time", type=_positive_float, metavar="SECONDS", help="sampling budget per cell (default 4)")
     run.add_argument("--min-samples", type=_positive_int, metavar="N", help="never fewer timed calls (default 10)")
-    run.add_argument("--target-ci", type=_positive_float, metavar="FRACTION",
-                     help="stop when the median's 95%% CI half-width is below this fraction (default 0.01)")
+    run.add_argument(
+        "--target-ci",
+        type=_positive_float,
+        metavar="FRACTION",
+        help="stop when the median's 95%% CI half-width is below this fraction (default 0.01)",
+    )
     isolation = run.add_mutually_exclusive_group()
-    isolation.add_argument("--isolate", dest="isolate", action="store_const", const=True,
-                           help="run every cell in its own child process")
-    isolation.add_argument("--no-isolate", dest="isolate", action="store_const", const=False,
-                           help="run every cell in this process (default for cpu)")
+    isolation.add_argument(
+        "--isolate", dest="isolate", action="store_const", const=True, help="run every cell in its own child process"
+    )
+    isolation.add_argument(
+        "--no-isolate",
+        dest="isolate",
+        action="store_const",
+        const=False,
+        help="run every cell in this process (default for cpu)",
+    )
     run.add_argument("--output", metavar="DIR", help="folder for the run file (default results/)")
     run.add_argument("--suite", metavar="FILE.toml", help="suite file naming the matrix; options above override it")
     run.add_argument("--format", choices=("table", "markdown"), default="table", help="final table format")
@@ -94,10 +111,19 @@ def _suite_from_args(args: argparse.Namespace) -> Any:
 
     suite = load_suite_file(args.suite) if args.suite else DEFAULT_SUITE
     return suite.with_overrides(
-        workloads=args.workload, preset=args.preset, backends=args.backend, batch_sizes=args.batch_size,
-        dtypes=args.dtype, modes=args.mode, threads=args.threads, device=args.device,
-        max_time=args.max_time, min_samples=args.min_samples, target_rel_ci=args.target_ci,
-        isolate=args.isolate, output=args.output,
+        workloads=args.workload,
+        preset=args.preset,
+        backends=args.backend,
+        batch_sizes=args.batch_size,
+        dtypes=args.dtype,
+        modes=args.mode,
+        threads=args.threads,
+        device=args.device,
+        max_time=args.max_time,
+        min_samples=args.min_samples,
+        target_rel_ci=args.target_ci,
+        isolate=args.isolate,
+        output=args.output,
     )
 
 
@@ -134,17 +160,24 @@ def _progress(quiet: bool) -> Any:
     def show(index: int, total: int, config: Any, record: dict[str, Any] | None) -> None:
         if quiet:
             return
-        label = (f"[{index}/{total}] {config.workload}:{config.preset} {config.backend} {config.dtype} "
-                 f"{config.mode} bs={config.batch_size}")
+        label = (
+            f"[{index}/{total}] {config.workload}:{config.preset} {config.backend} {config.dtype} "
+            f"{config.mode} bs={config.batch_size}"
+        )
         if record is None:
             print(f"{label} ...", file=sys.stderr, flush=True)
         elif record["status"] == "ok":
             lat, samp = record["latency_ns"], record["sampling"]
-            print(f"{label} ok: p50 {lat['p50'] / 1e6:.3f} ms, {record['throughput_per_s']:.1f} inf/s "
-                  f"({samp['stop_reason']}, {lat['count']} samples)", file=sys.stderr, flush=True)
+            print(
+                f"{label} ok: p50 {lat['p50'] / 1e6:.3f} ms, {record['throughput_per_s']:.1f} inf/s "
+                f"({samp['stop_reason']}, {lat['count']} samples)",
+                file=sys.stderr,
+                flush=True,
+            )
         else:
             err = record["error"]
             print(f"{label} FAILED in {err['phase']}: {err['message']}", file=sys.stderr, flush=True)
+
     return show
 
 
@@ -157,9 +190,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     suite = _suite_from_args(args)
     presets, backends = _validate_matrix(suite)
-    policy = SamplingPolicy.for_budget(
-        suite.max_time, min_count=suite.min_samples, target_rel_ci=suite.target_rel_ci
-    )
+    policy = SamplingPolicy.for_budget(suite.max_time, min_count=suite.min_samples, target_rel_ci=suite.target_rel_ci)
     cells = suite.cells(presets)
     writer = RunWriter(Path(suite.output), collect_environment(), suite=suite.to_dict())
     if not args.quiet:
@@ -200,8 +231,15 @@ def _cmd_list(_: argparse.Namespace) -> int:
         try:
             backend = get_backend(name)
             status = backend.availability()
-            backend_rows.append([name, "yes" if status.available else "no", ", ".join(backend.dtypes),
-                                 ", ".join(backend.modes), status.reason])
+            backend_rows.append(
+                [
+                    name,
+                    "yes" if status.available else "no",
+                    ", ".join(backend.dtypes),
+                    ", ".join(backend.modes),
+                    status.reason,
+                ]
+            )
         except SiliconbenchError as exc:
             backend_rows.append([name, "no", "-", "-", str(exc)])
     print(tabulate(backend_rows, headers=["backend", "available", "dtypes", "modes", "reason"]))

@@ -28,9 +28,7 @@ def max_relative_error(reference: Any, output: Any) -> float:
     ref_leaves = [t for t in tree_leaves(reference) if isinstance(t, torch.Tensor)]
     out_leaves = [t for t in tree_leaves(output) if isinstance(t, torch.Tensor)]
     if len(ref_leaves) != len(out_leaves):
-        raise ValueError(
-            f"output has {len(out_leaves)} tensors but the reference has {len(ref_leaves)}"
-        )
+        raise ValueError(f"output has {len(out_leaves)} tensors but the reference has {len(ref_leaves)}")
     worst = 0.0
     for ref, out in zip(ref_leaves, out_leaves):
         if ref.shape != out.shape:

@@ -57,8 +57,10 @@ def run_cell_isolated(config: CellConfig, policy: SamplingPolicy, timeout_s: flo
                 except queue.Empty:
                     child.join(5)
                     return failed_cell(
-                        config, "child",
-                        f"the cell's child process {_describe_exit(child.exitcode)} before reporting", started,
+                        config,
+                        "child",
+                        f"the cell's child process {_describe_exit(child.exitcode)} before reporting",
+                        started,
                     )
             if time.monotonic() > deadline:
                 return failed_cell(

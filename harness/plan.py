@@ -37,10 +37,18 @@ class CellConfig:
     def cell_id(self) -> str:
         threads = f"t{self.threads}" if self.threads else "tdefault"
         device = f"@{self.device}" if self.device else ""
-        return "/".join((
-            self.workload, self.preset, f"{self.backend}{device}", self.dtype, self.mode, threads,
-            f"bs{self.batch_size}", self.scenario,
-        ))
+        return "/".join(
+            (
+                self.workload,
+                self.preset,
+                f"{self.backend}{device}",
+                self.dtype,
+                self.mode,
+                threads,
+                f"bs{self.batch_size}",
+                self.scenario,
+            )
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -91,8 +99,15 @@ class Suite:
         """The matrix, in a stable order: workload-major so one model's cells run together."""
         return [
             CellConfig(
-                workload=w, preset=self.preset or default_presets[w], backend=b, dtype=d, mode=m,
-                threads=self.threads, batch_size=bs, scenario=self.scenario, device=self.device,
+                workload=w,
+                preset=self.preset or default_presets[w],
+                backend=b,
+                dtype=d,
+                mode=m,
+                threads=self.threads,
+                batch_size=bs,
+                scenario=self.scenario,
+                device=self.device,
             )
             for w, b, d, m, bs in itertools.product(
                 self.workloads, self.backends, self.dtypes, self.modes, self.batch_sizes
@@ -108,18 +123,28 @@ DEFAULT_SUITE = Suite()
 _TUPLE_KEYS = {"workloads", "backends", "batch_sizes", "dtypes", "modes"}
 _ALLOWED_KEYS = tuple(f.name for f in fields(Suite))
 _TYPES: dict[str, tuple[type, ...]] = {
-    "workloads": (str,), "backends": (str,), "batch_sizes": (int,), "dtypes": (str,), "modes": (str,),
-    "preset": (str,), "threads": (int,), "device": (str,), "scenario": (str,), "max_time": (int, float),
-    "min_samples": (int,), "target_rel_ci": (float,), "isolate": (bool,), "output": (str,), "pricing": (dict,),
+    "workloads": (str,),
+    "backends": (str,),
+    "batch_sizes": (int,),
+    "dtypes": (str,),
+    "modes": (str,),
+    "preset": (str,),
+    "threads": (int,),
+    "device": (str,),
+    "scenario": (str,),
+    "max_time": (int, float),
+    "min_samples": (int,),
+    "target_rel_ci": (float,),
+    "isolate": (bool,),
+    "output": (str,),
+    "pricing": (dict,),
 }
 
 
 def _build(base: Suite, values: dict[str, Any], source: str) -> Suite:
     unknown = sorted(set(values) - set(_ALLOWED_KEYS))
     if unknown:
-        raise ConfigError(
-            f"unknown key {unknown[0]!r} in {source}; allowed keys: {', '.join(_ALLOWED_KEYS)}"
-        )
+        raise ConfigError(f"unknown key {unknown[0]!r} in {source}; allowed keys: {', '.join(_ALLOWED_KEYS)}")
     clean: dict[str, Any] = {}
     for key, value in values.items():
         expected = _TYPES[key]
@@ -127,9 +152,7 @@ def _build(base: Suite, values: dict[str, Any], source: str) -> Suite:
             items = value if isinstance(value, list | tuple) else [value]
             bad = [v for v in items if isinstance(v, bool) or not isinstance(v, expected)]
             if bad:
-                raise ConfigError(
-                    f"{source}: {key!r} must be a list of {expected[0].__name__}, got {bad[0]!r}"
-                )
+                raise ConfigError(f"{source}: {key!r} must be a list of {expected[0].__name__}, got {bad[0]!r}")
             clean[key] = tuple(items)
         else:
             if (isinstance(value, bool) and bool not in expected) or not isinstance(value, expected):

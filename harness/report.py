@@ -47,9 +47,13 @@ def cell_rows(runs: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
                 p50_ci = lat["ci"].get("p50", [None, None])
                 p99_ci = lat["ci"].get("p99", [None, None])
                 row.update(
-                    p50_ms=_ms(lat["p50"]), p50_lo_ms=_ms(p50_ci[0]), p50_hi_ms=_ms(p50_ci[1]),
+                    p50_ms=_ms(lat["p50"]),
+                    p50_lo_ms=_ms(p50_ci[0]),
+                    p50_hi_ms=_ms(p50_ci[1]),
                     p90_ms=_ms(lat["p90"]),
-                    p99_ms=_ms(lat["p99"]), p99_lo_ms=_ms(p99_ci[0]), p99_hi_ms=_ms(p99_ci[1]),
+                    p99_ms=_ms(lat["p99"]),
+                    p99_lo_ms=_ms(p99_ci[0]),
+                    p99_hi_ms=_ms(p99_ci[1]),
                     mean_ms=_ms(lat["mean"]),
                     throughput_per_s=cell["throughput_per_s"],
                     gflops_per_s=(cell["flops_per_s"] or 0) / 1e9 if cell.get("flops_per_s") else None,
@@ -63,7 +67,9 @@ def cell_rows(runs: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
                 )
             else:
                 err = cell.get("error") or {}
-                row.update(error=f"{err.get('phase', '?')}: {err.get('type', 'Error')}: {err.get('message', '')}", warnings=[])
+                row.update(
+                    error=f"{err.get('phase', '?')}: {err.get('type', 'Error')}: {err.get('message', '')}", warnings=[]
+                )
             rows.append(row)
     return rows
 
@@ -88,8 +94,20 @@ def _with_ci(mid: float | None, lo: float | None, hi: float | None) -> str:
 
 
 HEADERS = (
-    "workload", "preset", "backend", "dtype", "mode", "thr", "batch",
-    "p50 ms [95% CI]", "p99 ms [95% CI]", "inf/s", "GFLOP/s", "n", "stop", "notes",
+    "workload",
+    "preset",
+    "backend",
+    "dtype",
+    "mode",
+    "thr",
+    "batch",
+    "p50 ms [95% CI]",
+    "p99 ms [95% CI]",
+    "inf/s",
+    "GFLOP/s",
+    "n",
+    "stop",
+    "notes",
 )
 
 
@@ -100,26 +118,36 @@ def _display_rows(rows: Sequence[dict[str, Any]], multi_target: bool) -> tuple[l
     for row in rows:
         prefix = [row["target"]] if multi_target else []
         base = prefix + [
-            row["workload"], row["preset"], row["backend"], row["dtype"], row["mode"],
-            str(row["threads"] or "-"), str(row["batch_size"]),
+            row["workload"],
+            row["preset"],
+            row["backend"],
+            row["dtype"],
+            row["mode"],
+            str(row["threads"] or "-"),
+            str(row["batch_size"]),
         ]
         if row["status"] != "ok":
-            notes.append(f"FAILED {row['workload']}/{row['preset']} {row['backend']} {row['dtype']} bs{row['batch_size']}: {row['error']}")
+            notes.append(
+                f"FAILED {row['workload']}/{row['preset']} {row['backend']} {row['dtype']} bs{row['batch_size']}: {row['error']}"
+            )
             table.append(base + ["FAILED", "-", "-", "-", "-", "-", f"[{len(notes)}]"])
             continue
         marks = []
         for warning in row["warnings"]:
             notes.append(warning)
             marks.append(f"[{len(notes)}]")
-        table.append(base + [
-            _with_ci(row["p50_ms"], row["p50_lo_ms"], row["p50_hi_ms"]),
-            _with_ci(row["p99_ms"], row["p99_lo_ms"], row["p99_hi_ms"]),
-            _fmt(row["throughput_per_s"]),
-            _fmt(row["gflops_per_s"]),
-            str(row["samples"]),
-            row["stop_reason"],
-            " ".join(marks) + ("" if row["correct"] else " WRONG"),
-        ])
+        table.append(
+            base
+            + [
+                _with_ci(row["p50_ms"], row["p50_lo_ms"], row["p50_hi_ms"]),
+                _with_ci(row["p99_ms"], row["p99_lo_ms"], row["p99_hi_ms"]),
+                _fmt(row["throughput_per_s"]),
+                _fmt(row["gflops_per_s"]),
+                str(row["samples"]),
+                row["stop_reason"],
+                " ".join(marks) + ("" if row["correct"] else " WRONG"),
+            ]
+        )
     return headers, table, notes
 
 

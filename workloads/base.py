@@ -61,7 +61,5 @@ class WorkloadFamily:
         try:
             make = self.presets[chosen]
         except KeyError:
-            raise UnknownNameError(
-                f"preset of workload {self.name!r}", chosen, self.presets
-            ) from None
+            raise UnknownNameError(f"preset of workload {self.name!r}", chosen, self.presets) from None
         return make()

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -96,15 +96,18 @@ def _build(shape: BertShape) -> nn.Module:
     """Seeded construction without disturbing the caller's global RNG state; no downloads."""
     from transformers import BertConfig, BertModel
 
-    config = BertConfig(
-        vocab_size=shape.vocab_size,
-        hidden_size=shape.hidden,
-        num_hidden_layers=shape.layers,
-        num_attention_heads=shape.heads,
-        intermediate_size=shape.intermediate,
-        max_position_embeddings=512,
-        attn_implementation=ATTN_IMPLEMENTATION,
-    )
+    # A dict because ``attn_implementation`` is a ``**kwargs`` of the base config class, which
+    # BertConfig's typed signature does not show in every transformers version.
+    options: dict[str, Any] = {
+        "vocab_size": shape.vocab_size,
+        "hidden_size": shape.hidden,
+        "num_hidden_layers": shape.layers,
+        "num_attention_heads": shape.heads,
+        "intermediate_size": shape.intermediate,
+        "max_position_embeddings": 512,
+        "attn_implementation": ATTN_IMPLEMENTATION,
+    }
+    config = BertConfig(**options)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(WEIGHT_SEED)
         model = BertEncoder(BertModel(config, add_pooling_layer=True))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import partial
+from itertools import pairwise
 
 import torch
 from torch import nn
@@ -44,7 +45,7 @@ class MLPModel(nn.Module):
         if len(widths) < 2:
             raise ValueError(f"an MLP needs at least an input and an output width, got {widths!r}")
         layers: list[nn.Module] = []
-        pairs = list(zip(widths[:-1], widths[1:], strict=True))
+        pairs = list(pairwise(widths))
         for index, (fan_in, fan_out) in enumerate(pairs):
             layers.append(nn.Linear(fan_in, fan_out))
             if index < len(pairs) - 1:
@@ -52,7 +53,8 @@ class MLPModel(nn.Module):
         self.layers = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.layers(x)
+        output: torch.Tensor = self.layers(x)
+        return output
 
 
 def _build(widths: tuple[int, ...]) -> nn.Module:
@@ -76,9 +78,7 @@ def _preset(preset: str) -> Workload:
         build_model=partial(_build, widths),
         make_inputs=partial(_inputs, widths),
         task="dense",
-        description=(
-            f"MLP {'-'.join(map(str, widths))}: {len(widths) - 1} Linear layers with GELU, float32"
-        ),
+        description=f"MLP {'-'.join(map(str, widths))}: {len(widths) - 1} Linear layers with GELU, float32",
         metadata={"widths": widths},
     )
 

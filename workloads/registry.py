@@ -48,9 +48,7 @@ def _import_target(target: str) -> object:
         try:
             obj = getattr(obj, part)
         except AttributeError:
-            raise ConfigError(
-                f"module {module_name!r} has no attribute {attribute!r} (workload {target!r})"
-            ) from None
+            raise ConfigError(f"module {module_name!r} has no attribute {attribute!r} (workload {target!r})") from None
     return obj
 
 
@@ -61,9 +59,7 @@ def load_factory(name: str) -> WorkloadFactory:
     else:
         known = available_workloads()
         if name not in known:
-            raise UnknownNameError(
-                "workload", name, known, "or give your own as package.module:callable"
-            )
+            raise UnknownNameError("workload", name, known, "or give your own as package.module:callable")
         target = known[name]
     factory = _import_target(target)
     if not callable(factory):
@@ -80,13 +76,9 @@ def resolve(name: str, preset: str | None) -> Workload:
         try:
             workload = factory(preset) if preset is not None else factory()
         except TypeError as exc:
-            raise ConfigError(
-                f"workload {name!r} must accept an optional preset argument: {exc}"
-            ) from None
+            raise ConfigError(f"workload {name!r} must accept an optional preset argument: {exc}") from None
     if not isinstance(workload, Workload):
-        raise ConfigError(
-            f"workload {name!r} returned {type(workload).__name__}, not workloads.Workload"
-        )
+        raise ConfigError(f"workload {name!r} returned {type(workload).__name__}, not workloads.Workload")
     return workload
 
 

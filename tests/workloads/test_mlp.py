@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
@@ -59,7 +61,7 @@ def test_build_leaves_global_rng_alone() -> None:
 def test_params_and_flops_match_the_layer_widths(preset: str) -> None:
     workload = MLP(preset)
     widths = workload.metadata["widths"]
-    pairs = list(zip(widths[:-1], widths[1:], strict=True))
+    pairs = list(pairwise(widths))
     model = workload.build_model()
     assert sum(p.numel() for p in model.parameters()) == sum(a * b + b for a, b in pairs)
     with torch.no_grad(), FlopCounterMode(display=False) as counter:

@@ -8,7 +8,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from harness.errors import UnknownNameError
 from workloads.base import Workload
-from workloads.resnet50 import RESNET50
+from workloads.resnet50 import RESNET50, Bottleneck
 
 #: torchvision ``resnet50`` (v1.5): 25,557,032 parameters, 4.09 GMACs at 224x224.
 PUBLISHED_PARAMS = 25_557_032
@@ -72,7 +72,8 @@ def test_last_batchnorm_gamma_is_not_zeroed() -> None:
 
 def test_v15_stride_is_on_the_3x3_conv() -> None:
     model, _ = _meta_model_and_input(RESNET50())
-    first_block = model.layer2[0]  # type: ignore[index]
+    first_block = model.get_submodule("layer2.0")
+    assert isinstance(first_block, Bottleneck)
     assert first_block.conv1.stride == (1, 1)
     assert first_block.conv2.stride == (2, 2)
 
