@@ -62,7 +62,7 @@ class CpuBackend:
         return {
             "device": "cpu",
             "torch_threads": torch.get_num_threads(),
-            "mkldnn": torch.backends.mkldnn.is_available(),
+            "mkldnn": bool(torch.backends.mkldnn.is_available()),  # type: ignore[no-untyped-call]
             "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         }
 

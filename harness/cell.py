@@ -168,7 +168,7 @@ def run_cell(config: CellConfig, policy: SamplingPolicy) -> dict[str, Any]:
             "started_utc": started,
             "finished_utc": utc_now(),
         }
-    except Exception as exc:  # noqa: BLE001 - a cell must fail alone, whatever it raised
+    except Exception as exc:
         record = failed_cell(config, phase, exc, started)
         record["error"]["traceback"] = traceback.format_exc(limit=8)
         return record

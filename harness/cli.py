@@ -217,7 +217,7 @@ def _cmd_list(_: argparse.Namespace) -> int:
     from workloads.registry import available_workloads, load_factory, presets_of
 
     rows = []
-    for name, target in available_workloads().items():
+    for name, _target in available_workloads().items():
         try:
             presets, default = presets_of(name)
             description = getattr(load_factory(name), "description", "")

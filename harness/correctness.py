@@ -30,7 +30,7 @@ def max_relative_error(reference: Any, output: Any) -> float:
     if len(ref_leaves) != len(out_leaves):
         raise ValueError(f"output has {len(out_leaves)} tensors but the reference has {len(ref_leaves)}")
     worst = 0.0
-    for ref, out in zip(ref_leaves, out_leaves):
+    for ref, out in zip(ref_leaves, out_leaves, strict=False):
         if ref.shape != out.shape:
             raise ValueError(f"output shape {tuple(out.shape)} differs from reference {tuple(ref.shape)}")
         if not ref.is_floating_point():

@@ -159,7 +159,7 @@ def _build(base: Suite, values: dict[str, Any], source: str) -> Suite:
                 raise ConfigError(
                     f"{source}: {key!r} must be {' or '.join(t.__name__ for t in expected)}, got {value!r}"
                 )
-            clean[key] = float(value) if key == "max_time" else value
+            clean[key] = float(value) if key == "max_time" and isinstance(value, int | float) else value
     return replace(base, **clean)
 
 

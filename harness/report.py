@@ -117,7 +117,8 @@ def _display_rows(rows: Sequence[dict[str, Any]], multi_target: bool) -> tuple[l
     notes: list[str] = []
     for row in rows:
         prefix = [row["target"]] if multi_target else []
-        base = prefix + [
+        base = [
+            *prefix,
             row["workload"],
             row["preset"],
             row["backend"],
@@ -127,18 +128,17 @@ def _display_rows(rows: Sequence[dict[str, Any]], multi_target: bool) -> tuple[l
             str(row["batch_size"]),
         ]
         if row["status"] != "ok":
-            notes.append(
-                f"FAILED {row['workload']}/{row['preset']} {row['backend']} {row['dtype']} bs{row['batch_size']}: {row['error']}"
-            )
-            table.append(base + ["FAILED", "-", "-", "-", "-", "-", f"[{len(notes)}]"])
+            where = f"{row['workload']}/{row['preset']} {row['backend']} {row['dtype']} bs{row['batch_size']}"
+            notes.append(f"FAILED {where}: {row['error']}")
+            table.append([*base, "FAILED", "-", "-", "-", "-", "-", f"[{len(notes)}]"])
             continue
         marks = []
         for warning in row["warnings"]:
             notes.append(warning)
             marks.append(f"[{len(notes)}]")
         table.append(
-            base
-            + [
+            [
+                *base,
                 _with_ci(row["p50_ms"], row["p50_lo_ms"], row["p50_hi_ms"]),
                 _with_ci(row["p99_ms"], row["p99_lo_ms"], row["p99_hi_ms"]),
                 _fmt(row["throughput_per_s"]),
@@ -173,7 +173,7 @@ def render(runs: Sequence[dict[str, Any]], fmt: str = "table") -> str:
     multi_target = len({r["target"] for r in rows}) > 1
     headers, table, notes = _display_rows(rows, multi_target)
     style = "github" if fmt == "markdown" else "simple"
-    text = tabulate(table, headers=headers, tablefmt=style, disable_numparse=True)
+    text: str = tabulate(table, headers=headers, tablefmt=style, disable_numparse=True)
     if notes:
         if fmt == "markdown":
             text += "\n\n" + "\n".join(f"{i}. {note}" for i, note in enumerate(notes, start=1))

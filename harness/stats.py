@@ -12,9 +12,9 @@
 from __future__ import annotations
 
 import math
-from statistics import NormalDist
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from statistics import NormalDist
 from typing import Any
 
 import numpy as np
@@ -141,7 +141,7 @@ def bootstrap_ci(
     alpha = (1.0 - confidence) / 2.0
     lows = np.quantile(table, alpha, axis=0)
     highs = np.quantile(table, 1.0 - alpha, axis=0)
-    return {float(q): (float(lo), float(hi)) for q, lo, hi in zip(percentiles, lows, highs)}
+    return {float(q): (float(lo), float(hi)) for q, lo, hi in zip(percentiles, lows, highs, strict=False)}
 
 
 def summarize(

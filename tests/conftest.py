@@ -28,11 +28,19 @@ def cli_env(extra: dict[str, str] | None = None) -> dict[str, str]:
 def run_cli() -> CliRunner:
     """Run ``siliconbench ARGS`` in a child process and return the completed process."""
 
-    def run(*args: str, timeout: float = 240, cwd: Path | None = None, env: dict[str, str] | None = None,
-            ) -> subprocess.CompletedProcess[str]:
+    def run(
+        *args: str,
+        timeout: float = 240,
+        cwd: Path | None = None,
+        env: dict[str, str] | None = None,
+    ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", "harness", *args],
-            capture_output=True, text=True, timeout=timeout, cwd=cwd or REPO_ROOT, env=cli_env(env),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd=cwd or REPO_ROOT,
+            env=cli_env(env),
         )
 
     return run

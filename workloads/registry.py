@@ -64,7 +64,7 @@ def load_factory(name: str) -> WorkloadFactory:
     factory = _import_target(target)
     if not callable(factory):
         raise ConfigError(f"workload {name!r} is not callable; it must return a Workload")
-    return factory  # type: ignore[return-value]
+    return factory
 
 
 def resolve(name: str, preset: str | None) -> Workload:

@@ -1,0 +1,36 @@
+"""The public names of each package are what we mean to export, and all of them exist."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+
+EXPECTED = {
+    "workloads": {"Workload", "WorkloadFactory", "WorkloadFamily"},
+    "backends": {"Availability", "Backend", "BackendOptions", "PreparedModel"},
+    "harness.errors": {
+        "BackendUnavailableError",
+        "CellError",
+        "ConfigError",
+        "OutputError",
+        "RunFileError",
+        "SiliconbenchError",
+        "UnknownNameError",
+    },
+}
+
+
+@pytest.mark.parametrize("module_name", sorted(EXPECTED))
+def test_exports(module_name: str) -> None:
+    module = importlib.import_module(module_name)
+    assert set(module.__all__) == EXPECTED[module_name]
+    for name in module.__all__:
+        assert hasattr(module, name), name
+
+
+def test_every_error_is_a_siliconbench_error() -> None:
+    from harness import errors
+
+    for name in errors.__all__:
+        assert issubclass(getattr(errors, name), errors.SiliconbenchError)
