@@ -61,3 +61,14 @@ def test_a_wrong_backend_output_is_flagged_by_the_correctness_check() -> None:
     assert record["status"] == "ok"
     assert not record["correctness"]["passed"]
     assert record["warnings"][0].startswith("correctness: max relative error")
+
+
+@pytest.mark.parametrize("workload", ["mlp", "resnet50", "bert-base"])
+@pytest.mark.parametrize("dtype", ["fp32", "bf16"])
+def test_every_builtin_tiny_preset_passes_its_correctness_check(workload: str, dtype: str) -> None:
+    record = run_cell(CellConfig(workload, "tiny", "cpu", dtype, "eager", None, 2), QUICK)
+    assert record["status"] == "ok", record.get("error")
+    correctness = record["correctness"]
+    assert correctness["passed"], correctness
+    # bf16 must really run in bf16: a zero error would mean the cast never happened.
+    assert (correctness["max_rel_error"] > 0) == (dtype == "bf16")
