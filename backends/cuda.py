@@ -16,8 +16,10 @@ that cell alone and the run goes on.
 
 from __future__ import annotations
 
+import os
 import re
 import time
+import warnings
 from typing import TYPE_CHECKING, Any
 
 from backends.base import Availability, BackendOptions, EnergyMeter, PreparedModel
@@ -144,11 +146,15 @@ class CudaBackend:
             prepared = self._prepare_graph(model, inputs, options, device)
         else:
             compiled = options.mode in COMPILE_OPTIONS
-            prepared = compile_module(
-                model, inputs, options, device, self.synchronize,
-                compile_kwargs=COMPILE_OPTIONS.get(options.mode),
-                warmup_calls=COMPILE_WARMUP_CALLS if compiled else 1,
-            )
+            with warnings.catch_warnings():
+                # Inductor suggests TF32 when it compiles an fp32 matmul; fp32 means fp32 here,
+                # and tf32 is a dtype of its own.
+                warnings.filterwarnings("ignore", message="TensorFloat32 tensor cores")
+                prepared = compile_module(
+                    model, inputs, options, device, self.synchronize,
+                    compile_kwargs=COMPILE_OPTIONS.get(options.mode),
+                    warmup_calls=COMPILE_WARMUP_CALLS if compiled else 1,
+                )
         prepared.details.update(precision=flags)
         prepared.device_timer = CudaEventTimer()
         prepared.energy_meter = self._energy_meter()
@@ -180,7 +186,12 @@ class CudaBackend:
 
         index = self._index()
         uuid = getattr(torch.cuda.get_device_properties(index), "uuid", None)
-        return system_nvml().device(index, str(uuid) if uuid else None)
+        nvml = system_nvml()
+        found = nvml.device(index, str(uuid) if uuid else None)
+        if isinstance(found, str) and uuid and "CUDA_VISIBLE_DEVICES" not in os.environ:
+            # Without renumbering, CUDA's and NVML's indices agree.
+            found = nvml.device(index)
+        return found
 
     def _energy_meter(self) -> EnergyMeter:
         nvml_device = self._nvml_device()

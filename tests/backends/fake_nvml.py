@@ -42,7 +42,7 @@ class NVMLError(Exception):
         return _DESCRIPTIONS.get(self.value, f"Unknown Error {self.value}")
 
 
-class NVMLError_NotSupported(NVMLError):  # noqa: N801 - pynvml's name
+class NVMLError_NotSupported(NVMLError):  # pynvml's name
     def __init__(self) -> None:
         super().__init__(NVML_ERROR_NOT_SUPPORTED)
 

@@ -42,9 +42,8 @@ def test_an_unknown_dtype_lists_the_allowed_ones() -> None:
 
 
 def test_an_unknown_mode_lists_the_allowed_ones() -> None:
-    with pytest.raises(
-        ConfigError, match="does not support mode 'reduce-overhead'; use one of: eager, compile, compile-max-autotune, cudagraph"
-    ):
+    allowed = "eager, compile, compile-max-autotune, cudagraph"
+    with pytest.raises(ConfigError, match=f"does not support mode 'reduce-overhead'; use one of: {allowed}"):
         CudaBackend().validate(BackendOptions(mode="reduce-overhead"))
 
 

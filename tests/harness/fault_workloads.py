@@ -34,6 +34,26 @@ class _AllocatesTooMuch(nn.Module):
         return x + torch.empty(2**60, dtype=torch.uint8).sum()
 
 
+class _HogsTheGpu(nn.Module):
+    """Fine on the CPU (the reference); on a GPU asks for 32 TiB: a genuine CUDA out-of-memory."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.is_cuda:
+            x = x + torch.empty(2**45, dtype=torch.uint8, device=x.device)[:1].float()
+        return x
+
+
+class _AssertsOnTheGpu(nn.Module):
+    """Fine on the CPU; on a GPU indexes out of bounds, a genuine device-side assert."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.is_cuda:
+            index = torch.full((1,), 10**9, dtype=torch.int64, device=x.device)
+            x = x + x.flatten()[index].sum()
+            torch.cuda.synchronize(x.device)
+        return x
+
+
 def _segfault() -> nn.Module:
     os.kill(os.getpid(), signal.SIGSEGV)
     raise AssertionError("unreachable: the process was sent SIGSEGV")
@@ -56,3 +76,13 @@ def host_oom(preset: str | None = None) -> Workload:
 def segfault(preset: str | None = None) -> Workload:
     """A model whose construction kills its process with SIGSEGV, as a crash in native code does."""
     return Workload("segfault", preset or "default", _segfault, _inputs)
+
+
+def cuda_hog(preset: str | None = None) -> Workload:
+    """Runs on the CPU, runs out of memory on any GPU."""
+    return Workload("cuda-hog", preset or "default", _HogsTheGpu, _inputs)
+
+
+def cuda_assert(preset: str | None = None) -> Workload:
+    """Runs on the CPU, faults on any GPU."""
+    return Workload("cuda-assert", preset or "default", _AssertsOnTheGpu, _inputs)

@@ -27,7 +27,9 @@ def test_a_real_host_allocation_failure_fails_the_cell_with_the_fix() -> None:
     assert record["status"] == "failed"
     assert record["error"]["phase"] == "reference"
     assert record["error"]["type"] == "OutOfMemoryError"
-    assert record["error"]["message"] == "host out of memory; tried to allocate 1.00 EiB; try a smaller --batch-size than 3"
+    assert record["error"]["message"] == (
+        "host out of memory; tried to allocate 1.00 EiB; try a smaller --batch-size than 3"
+    )
 
 
 @pytest.mark.slow
