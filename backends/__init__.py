@@ -1,5 +1,5 @@
 """Backends: how and on what a workload runs (cpu, cuda, neuron, and plug-ins)."""
 
-from backends.base import Availability, Backend, BackendOptions, PreparedModel
+from backends.base import Availability, Backend, BackendOptions, DeviceTimer, EnergyMeter, PreparedModel
 
-__all__ = ["Availability", "Backend", "BackendOptions", "PreparedModel"]
+__all__ = ["Availability", "Backend", "BackendOptions", "DeviceTimer", "EnergyMeter", "PreparedModel"]

@@ -2,7 +2,10 @@
 
 A backend prepares (casts, compiles, places) a model, binds its inputs, and offers the
 ``synchronize`` that makes host-clock timing honest. It never times anything itself: the sampler in
-``harness.measure`` does that the same way for every backend.
+``harness.measure`` does that the same way for every backend. A device with its own clock hands the
+sampler a ``DeviceTimer`` to read, and a device with an energy counter hands the cell an
+``EnergyMeter``; both are optional parts of a ``PreparedModel``, so backends without them change
+nothing.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["Availability", "Backend", "BackendOptions", "PreparedModel"]
+__all__ = ["Availability", "Backend", "BackendOptions", "DeviceTimer", "EnergyMeter", "PreparedModel"]
 
 
 @dataclass(frozen=True)
@@ -36,17 +39,60 @@ class Availability:
     reason: str = ""
 
 
+class DeviceTimer(Protocol):
+    """Timestamps taken by the device itself around one call (CUDA events, say).
+
+    The sampler calls ``start()`` before the call, ``stop()`` right after it and, only after the
+    backend's ``synchronize()``, ``elapsed_ns()``. A device clock sees when queued work really ran,
+    free of the host's wake-up and scheduling jitter.
+    """
+
+    #: Recorded in the cell's ``sampling.timer`` so a reader knows which clock the samples are on.
+    name: str
+
+    def start(self) -> None:
+        """Mark the start of one call on the device's queue."""
+        ...
+
+    def stop(self) -> None:
+        """Mark the end of that call on the device's queue."""
+        ...
+
+    def elapsed_ns(self) -> int:
+        """Device time between the last start and stop; valid only after a synchronize."""
+        ...
+
+
+class EnergyMeter(Protocol):
+    """A device energy counter read around the measurement window."""
+
+    def start(self) -> None:
+        """Read the counter (and the clock) at the start of the window."""
+        ...
+
+    def stop(self, calls: int, batch_size: int) -> dict[str, Any]:
+        """Read it again; the energy of the window, per call and per inference, for the cell.
+
+        Where the counter cannot be read, the figures are None and ``reason`` says why.
+        """
+        ...
+
+
 @dataclass
 class PreparedModel:
     """A model ready to time: ``call()`` runs one inference on inputs already on the device.
 
     Binding the inputs before the timed region keeps argument handling out of the measurement.
     ``compile_s`` is the wall time of preparation including the first (compiling) call.
+    ``details`` lands in the cell's ``device`` record; ``device_timer`` and ``energy_meter`` are
+    offered by devices that have them.
     """
 
     call: Callable[[], Any]
     compile_s: float
     details: dict[str, Any] = field(default_factory=dict)
+    device_timer: DeviceTimer | None = None
+    energy_meter: EnergyMeter | None = None
 
 
 @runtime_checkable

@@ -17,8 +17,9 @@ if TYPE_CHECKING:
 
 __all__ = ["DTYPES", "cast_inputs", "check_options", "compile_module", "tensors_to_host"]
 
-#: Our dtype names mapped to torch dtype attribute names.
-DTYPES: dict[str, str] = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
+#: Our dtype names mapped to torch dtype attribute names. ``tf32`` stores fp32 and lets matrix
+#: products round their inputs to TF32; a backend that offers it switches that on.
+DTYPES: dict[str, str] = {"fp32": "float32", "tf32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 
 
 def check_options(backend: str, options: BackendOptions, dtypes: tuple[str, ...], modes: tuple[str, ...]) -> None:
@@ -51,10 +52,12 @@ def compile_module(
     device: torch.device,
     synchronize: Any,
     compile_kwargs: dict[str, Any] | None = None,
+    warmup_calls: int = 1,
 ) -> PreparedModel:
-    """Cast and place ``model``; compile it if asked; bind inputs; run once to compile.
+    """Cast and place ``model``; compile it if asked; bind inputs; run it to compile.
 
-    The first call is part of preparation, so compilation never lands in the timed samples and is
+    The first ``warmup_calls`` calls are part of preparation, so compilation (and autotuning, and
+    the recording of CUDA graphs, which take a few calls) never lands in the timed samples and is
     reported as ``compile_s`` instead.
     """
     import torch
@@ -71,7 +74,8 @@ def compile_module(
         with torch.inference_mode():
             return module(*bound)
 
-    call()
+    for _ in range(max(1, warmup_calls)):
+        call()
     synchronize()
     return PreparedModel(call=call, compile_s=time.perf_counter() - start)
 

@@ -13,6 +13,7 @@ from typing import Any
 from backends.base import BackendOptions
 from harness.correctness import max_relative_error, tolerance_for
 from harness.environment import utc_now
+from harness.failures import describe_failure
 from harness.measure import Sampling, SamplingPolicy, sample
 from harness.plan import CellConfig
 from harness.stats import Summary, summarize
@@ -30,7 +31,7 @@ DRIFT = 0.05
 def failed_cell(config: CellConfig, phase: str, exc: BaseException | str, started: str) -> dict[str, Any]:
     """A cell record for a failure, with a one-line message."""
     if isinstance(exc, BaseException):
-        kind, message = type(exc).__name__, (str(exc).strip().splitlines() or [""])[0]
+        kind, message = describe_failure(exc, config.batch_size)
     else:
         kind, message = "ChildProcessError", exc
     return {
@@ -109,8 +110,14 @@ def run_cell(config: CellConfig, policy: SamplingPolicy) -> dict[str, Any]:
         del output, reference
 
         phase = "measure"
+        meter = prepared.energy_meter
         measured_at = time.perf_counter()
-        sampling = sample(prepared.call, policy, backend.synchronize)
+        if meter is not None:
+            meter.start()
+        sampling = sample(prepared.call, policy, backend.synchronize, device_timer=prepared.device_timer)
+        energy = None
+        if meter is not None:
+            energy = meter.stop(sampling.warmup_count + len(sampling.samples_ns), config.batch_size)
         peak = backend.peak_memory_bytes()
 
         phase = "statistics"
@@ -125,7 +132,7 @@ def run_cell(config: CellConfig, policy: SamplingPolicy) -> dict[str, Any]:
             )
         device = backend.device_info()
         device.update(prepared.details)
-        return {
+        record: dict[str, Any] = {
             "id": config.cell_id,
             "config": config.to_dict(),
             "status": "ok",
@@ -158,6 +165,7 @@ def run_cell(config: CellConfig, policy: SamplingPolicy) -> dict[str, Any]:
                 "min_count": policy.min_count,
                 "max_count": policy.max_count,
                 "wall_s": time.perf_counter() - measured_at,
+                "timer": sampling.timer,
             },
             "latency_ns": summary.to_dict(),
             "throughput_per_s": throughput,
@@ -168,7 +176,14 @@ def run_cell(config: CellConfig, policy: SamplingPolicy) -> dict[str, Any]:
             "started_utc": started,
             "finished_utc": utc_now(),
         }
-    except Exception as exc:
+        if sampling.host_samples_ns is not None:
+            # Device-clock samples are primary; the host's of the same calls show what the host adds.
+            record["host_latency_ns"] = summarize(sampling.host_samples_ns, policy.confidence).to_dict()
+            record["host_samples_ns"] = sampling.host_samples_ns
+        if energy is not None:
+            record["energy"] = energy
+        return record
+    except Exception as exc:  # a cell must fail alone, whatever it raised
         record = failed_cell(config, phase, exc, started)
         record["error"]["traceback"] = traceback.format_exc(limit=8)
         return record

@@ -70,10 +70,20 @@ def _build_parser() -> _Parser:
     )
     run.add_argument("--backend", action="append", metavar="NAME", help="backend to run on (repeatable; default cpu)")
     run.add_argument("--batch-size", action="append", type=_positive_int, metavar="N", help="batch size (repeatable)")
-    run.add_argument("--dtype", action="append", metavar="fp32|bf16", help="precision (repeatable)")
-    run.add_argument("--mode", action="append", metavar="eager|compile", help="execution mode (repeatable)")
+    run.add_argument(
+        "--dtype",
+        action="append",
+        metavar="NAME",
+        help="precision, e.g. fp32, bf16; cuda adds tf32, fp16 (repeatable; 'list' shows each backend's)",
+    )
+    run.add_argument(
+        "--mode",
+        action="append",
+        metavar="NAME",
+        help="execution mode, e.g. eager, compile; cuda adds compile-max-autotune, cudagraph (repeatable)",
+    )
     run.add_argument("--threads", type=_positive_int, metavar="N", help="intra-op threads (default: PyTorch's)")
-    run.add_argument("--device", metavar="DEV", help="device for accelerator backends, e.g. cuda:1")
+    run.add_argument("--device", metavar="DEV", help="device for accelerator backends: cuda or cuda:N")
     run.add_argument("--max-time", type=_positive_float, metavar="SECONDS", help="sampling budget per cell (default 4)")
     run.add_argument("--min-samples", type=_positive_int, metavar="N", help="never fewer timed calls (default 10)")
     run.add_argument(

@@ -128,12 +128,16 @@ def collect_environment(argv: list[str] | None = None) -> dict[str, Any]:
         }
     except ImportError:
         pass
+    from backends.nvml import gpu_inventory
+
     return {
         "host": socket.gethostname(),
         "user": getpass.getuser() if hasattr(os, "getuid") else None,
         "os": platform.platform(),
         "python": sys.version.split()[0],
         "cpu": cpu_facts(),
+        # From NVML, which needs no CUDA context: the harness process stays off the GPU.
+        "gpus": gpu_inventory(),
         "packages": package_versions(),
         "torch": torch_info,
         "env_threads": {k: os.environ[k] for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS") if k in os.environ},

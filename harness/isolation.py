@@ -15,6 +15,7 @@ from typing import Any
 
 from harness.cell import failed_cell, run_cell
 from harness.environment import utc_now
+from harness.failures import describe_signal
 from harness.measure import SamplingPolicy
 from harness.plan import CellConfig
 
@@ -30,7 +31,8 @@ def _describe_exit(code: int | None) -> str:
         return "did not exit"
     if code < 0:
         try:
-            return f"was killed by {signal.Signals(-code).name}"
+            name = signal.Signals(-code).name
+            return f"was killed by {name}{describe_signal(name)}"
         except ValueError:
             return f"was killed by signal {-code}"
     return f"exited with code {code}"

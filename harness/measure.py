@@ -11,6 +11,16 @@ Why this shape:
   the time budget runs out (``time_budget``) or at the count cap (``max_count``), never before
   ``min_count`` samples; the result says which.
 - The clock and the synchronize are injected so tests drive the logic with a scripted clock.
+
+Device timers (CUDA events): with a ``device_timer`` the region becomes
+``timer.start(); clock(); call(); timer.stop(); synchronize(); clock()`` and the device's interval
+is the primary sample, the host interval is kept beside it (``host_samples_ns``). Each call is
+still synchronized on its own, and its events are read right after that synchronize; the reads are
+not batched over a block of queued calls. Batching would let call n+1 be launched while call n
+still runs, so each event interval would measure pipelined device occupancy (a throughput figure)
+and hide the launch overhead that one request at a time must pay; the latency scenario asks for
+the latter. The price is one synchronize per sample, which sits outside the device interval. The
+start mark is taken before the host clock is read, so its own cost stays out of the host sample.
 """
 
 from __future__ import annotations
@@ -18,14 +28,19 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.errors import ConfigError
 from harness.stats import relative_half_width
 
-__all__ = ["STOP_REASONS", "Sampling", "SamplingPolicy", "sample"]
+if TYPE_CHECKING:
+    from backends.base import DeviceTimer
+
+__all__ = ["HOST_CLOCK", "STOP_REASONS", "Sampling", "SamplingPolicy", "sample"]
 
 STOP_REASONS = ("converged", "time_budget", "max_count")
+#: The ``timer`` of a sampling whose samples come from the host clock alone.
+HOST_CLOCK = "host_clock"
 
 
 def _no_sync() -> None:
@@ -64,7 +79,11 @@ class SamplingPolicy:
 
 @dataclass(frozen=True)
 class Sampling:
-    """What the sampler saw: raw samples (ns) and why it stopped."""
+    """What the sampler saw: raw samples (ns) and why it stopped.
+
+    ``samples_ns`` are on the clock named by ``timer``; with a device timer, ``host_samples_ns``
+    holds the host-clock interval of the same calls, in the same order.
+    """
 
     samples_ns: list[int]
     warmup_count: int
@@ -72,6 +91,8 @@ class Sampling:
     elapsed_ns: int
     stop_reason: str
     rel_ci_half_width: float
+    timer: str = HOST_CLOCK
+    host_samples_ns: list[int] | None = None
 
 
 def sample(
@@ -79,8 +100,12 @@ def sample(
     policy: SamplingPolicy,
     synchronize: Callable[[], None] = _no_sync,
     clock: Callable[[], int] = time.perf_counter_ns,
+    device_timer: DeviceTimer | None = None,
 ) -> Sampling:
-    """Warm ``call`` up, then time it under ``policy`` with ``clock`` (integer nanoseconds)."""
+    """Warm ``call`` up, then time it under ``policy`` with ``clock`` (integer nanoseconds).
+
+    With ``device_timer``, the samples are the device's intervals and the host's sit beside them.
+    """
     warmup_start = clock()
     warmup_deadline = warmup_start + int(policy.warmup_time_s * 1e9)
     warmup_count = 0
@@ -95,6 +120,7 @@ def sample(
 
     samples: list[int] = []
     append = samples.append
+    host_samples: list[int] | None = None if device_timer is None else []
     start = clock()
     deadline = start + int(policy.max_time_s * 1e9)
     # Blocks of about 2% of the budget keep the deadline check cheap and the overshoot small.
@@ -104,11 +130,28 @@ def sample(
     reason = "max_count"
     while True:
         todo = min(block, policy.max_count - len(samples))
-        for _ in range(todo):
-            t0 = clock()
-            call()
-            synchronize()
-            append(clock() - t0)
+        if host_samples is None or device_timer is None:
+            for _ in range(todo):
+                t0 = clock()
+                call()
+                synchronize()
+                append(clock() - t0)
+        else:
+            host_append, mark_start, mark_stop, read = (
+                host_samples.append,
+                device_timer.start,
+                device_timer.stop,
+                device_timer.elapsed_ns,
+            )
+            for _ in range(todo):
+                mark_start()
+                t0 = clock()
+                call()
+                mark_stop()
+                synchronize()
+                t1 = clock()
+                host_append(t1 - t0)
+                append(read())
         n = len(samples)
         now = clock()
         if n >= policy.min_count and n >= next_check:
@@ -132,4 +175,6 @@ def sample(
         elapsed_ns=clock() - start,
         stop_reason=reason,
         rel_ci_half_width=rel,
+        timer=HOST_CLOCK if device_timer is None else device_timer.name,
+        host_samples_ns=host_samples,
     )

@@ -4,6 +4,9 @@ Change log of the schema (``schema_version``):
 
 - 1 — first version: environment, target, and per cell its configuration, status, statistics
   (nanoseconds), raw samples, FLOPs, params, compile time, peak memory and correctness.
+  Optional additions readable by every version-1 reader: ``environment.gpus`` (NVML inventory),
+  per cell ``sampling.timer``, ``host_latency_ns`` and ``host_samples_ns`` (host clock beside
+  device-event samples) and ``energy``.
 
 The writer rewrites the whole file atomically (temporary file, fsync, rename) after every cell,
 so a run killed at any moment leaves a valid file holding every cell finished before the kill.

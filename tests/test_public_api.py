@@ -8,7 +8,7 @@ import pytest
 
 EXPECTED = {
     "workloads": {"Workload", "WorkloadFactory", "WorkloadFamily"},
-    "backends": {"Availability", "Backend", "BackendOptions", "PreparedModel"},
+    "backends": {"Availability", "Backend", "BackendOptions", "DeviceTimer", "EnergyMeter", "PreparedModel"},
     "harness.errors": {
         "BackendUnavailableError",
         "CellError",
