@@ -20,7 +20,7 @@ __all__ = ["compile_failure", "is_device_memory_error", "runtime_failure"]
 COMPILER_LOG = "log-neuron-cc.txt"
 
 _OOM = re.compile(
-    r"allocation failure|failed to alloc|status=4\b|nrt_resource|out of (device )?memory|oom\b", re.IGNORECASE
+    r"allocation failure|failed to alloc|status=4\b|nrt_resource|out of (device )?memory|\boom\b", re.IGNORECASE
 )
 _UNSUPPORTED = re.compile(
     r"not supported|unsupported|no lowering|list-operators|not implemented for xla", re.IGNORECASE

@@ -93,20 +93,20 @@ class Placement:
         return self.count
 
     def env(self) -> dict[str, str | None]:
-        """The runtime variables to set (None: unset), or {} to leave the environment alone."""
+        """The runtime variables to set (None: unset); the default sets neither, meaning every core."""
         if self.first is not None:
             cores = str(self.first) if self.last == self.first else f"{self.first}-{self.last}"
             return {ENV_VISIBLE_CORES: cores, ENV_NUM_CORES: None}
         if self.count is not None:
             return {ENV_VISIBLE_CORES: None, ENV_NUM_CORES: str(self.count)}
-        return {}
+        return {ENV_VISIBLE_CORES: None, ENV_NUM_CORES: None}
 
     def describe(self) -> str:
         if self.first is not None:
             return f"nc:{self.first}" if self.last == self.first else f"nc:{self.first}-{self.last}"
         if self.count is not None:
             return f"{self.count} NeuronCore{'s' if self.count != 1 else ''}"
-        return "runtime default"
+        return "all NeuronCores"
 
 
 @dataclass(frozen=True)

@@ -232,6 +232,12 @@ def test_changing_placement_after_the_runtime_started_is_refused(neuron_double: 
         _prepare(device="nc:1")
 
 
+def test_the_backends_own_single_core_choice_is_not_mistaken_for_a_user_partition(neuron_double: Any) -> None:
+    _prepare(batch=4)  # trace: the backend itself sets NEURON_RT_NUM_CORES=1 before the runtime starts
+    with pytest.raises(CellError, match=r"placement all NeuronCores differs .*NEURON_RT_NUM_CORES=1"):
+        _prepare(batch=4, mode="dataparallel")
+
+
 # -- dataparallel -----------------------------------------------------------------------------------
 
 

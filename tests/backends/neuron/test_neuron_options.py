@@ -115,7 +115,7 @@ def test_validate_names_the_allowed_values(options: BackendOptions, message: str
         ),
         ("4", "dataparallel", Placement(count=4), {"NEURON_RT_VISIBLE_CORES": None, "NEURON_RT_NUM_CORES": "4"}),
         ("1", "trace", Placement(count=1), {"NEURON_RT_VISIBLE_CORES": None, "NEURON_RT_NUM_CORES": "1"}),
-        (None, "trace", Placement(), {}),
+        (None, "trace", Placement(), {"NEURON_RT_VISIBLE_CORES": None, "NEURON_RT_NUM_CORES": None}),
     ],
 )
 def test_placement_forms_and_their_runtime_variables(
@@ -157,4 +157,4 @@ def test_describe() -> None:
     assert Placement(first=1, last=1).describe() == "nc:1"
     assert Placement(first=0, last=3).describe() == "nc:0-3"
     assert Placement(count=1).describe() == "1 NeuronCore"
-    assert Placement().describe() == "runtime default"
+    assert Placement().describe() == "all NeuronCores"
