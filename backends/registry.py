@@ -18,6 +18,7 @@ ENTRY_POINT_GROUP = "siliconbench.backends"
 BUILTIN_BACKENDS: dict[str, str] = {
     "cpu": "backends.cpu:CpuBackend",
     "cuda": "backends.cuda:CudaBackend",
+    "neuron": "backends.neuron:NeuronBackend",
 }
 
 
