@@ -80,10 +80,17 @@ def _build_parser() -> _Parser:
         "--mode",
         action="append",
         metavar="NAME",
-        help="execution mode, e.g. eager, compile; cuda adds compile-max-autotune, cudagraph (repeatable)",
+        help=(
+            "execution mode, e.g. eager, compile; cuda adds compile-max-autotune, cudagraph; "
+            "neuron: trace, dataparallel (repeatable)"
+        ),
     )
     run.add_argument("--threads", type=_positive_int, metavar="N", help="intra-op threads (default: PyTorch's)")
-    run.add_argument("--device", metavar="DEV", help="device for accelerator backends: cuda or cuda:N")
+    run.add_argument(
+        "--device",
+        metavar="DEV",
+        help="device for accelerator backends: cuda:N, or NeuronCores as nc:N, nc:A-B or a count",
+    )
     run.add_argument("--max-time", type=_positive_float, metavar="SECONDS", help="sampling budget per cell (default 4)")
     run.add_argument("--min-samples", type=_positive_int, metavar="N", help="never fewer timed calls (default 10)")
     run.add_argument(
