@@ -310,8 +310,11 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from harness.runfile import load_run
 
     runs = [load_run(path) for path in args.runfiles]
+    from harness.pricing.catalog import load_catalog
+
     fallback = price_from_cli(args.price_per_hour) if args.price_per_hour is not None else None
-    prices = PriceResolver(args.prices, fallback)
+    # A catalog the user names is read now, so a bad file fails even if no run needs a look-up.
+    prices = PriceResolver(load_catalog(args.prices) if args.prices else None, fallback)
     _emit(render(runs, args.format, prices, args.slo_p99), args.output, "report")
     return EXIT_OK
 
@@ -348,12 +351,15 @@ def _cmd_pricing(args: argparse.Namespace) -> int:
     from harness.pricing.given import today_utc
     from harness.pricing.refresh import refresh_prices
 
-    wanted = catalog.select(args.instance_type or (), args.region or (), args.purchase_option or ())
-    instance_types = args.instance_type or sorted({p.instance_type for p in wanted if p.instance_type})
-    regions = args.region or sorted({p.region for p in wanted if p.region})
+    if args.instance_type and args.region:
+        pairs = {(t, r) for t in args.instance_type for r in args.region}
+    else:  # the catalog's own (instance type, region) pairs, narrowed by what was named
+        wanted = catalog.select(args.instance_type or (), args.region or ())
+        pairs = {(p.instance_type, p.region) for p in wanted if p.instance_type and p.region}
     options = args.purchase_option or ["on-demand", "spot"]
-    if not instance_types or not regions:
-        raise ConfigError("nothing to refresh: name --instance-type and --region (the catalog has none matching)")
+    if not pairs:
+        raise ConfigError("nothing to refresh: the catalog has no such instance type or region; "
+                          "name both --instance-type and --region to add one")
 
     def pricing_client() -> Any:
         import boto3
@@ -365,7 +371,7 @@ def _cmd_pricing(args: argparse.Namespace) -> int:
 
         return boto3.client("ec2", region_name=region)
 
-    result = refresh_prices(instance_types, regions, options, pricing_client, ec2_client)
+    result = refresh_prices(pairs, options, pricing_client, ec2_client)
     for line in result.missing:
         print(f"siliconbench: warning: kept the old price (if any): {line}", file=sys.stderr)
     if not result.prices:

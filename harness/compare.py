@@ -123,7 +123,7 @@ class CellComparison:
 
     cell_id: str
     config: dict[str, Any]
-    status: str  # "compared", "failed in new", "failed in base", "failed in both"
+    status: str  # "compared", "failed in new", "failed in base", "failed in both", "no samples"
     base_p50_ms: float | None = None
     new_p50_ms: float | None = None
     p50: RatioCI | None = None
@@ -220,6 +220,9 @@ def compare_runs(
             compared.append(CellComparison(cell_id, new_cell["config"], status, verdict=status))
             continue
         base_samples, new_samples = base_cell["samples_ns"], new_cell["samples_ns"]
+        if not base_samples or not new_samples:
+            compared.append(CellComparison(cell_id, new_cell["config"], "no samples", verdict="no samples"))
+            continue
         p50 = ratio_ci(base_samples, new_samples, 0.5, confidence, resamples, seed)
         p99 = ratio_ci(base_samples, new_samples, 0.99, confidence, resamples, seed + 1)
         compared.append(

@@ -164,13 +164,12 @@ class RefreshResult:
 
 
 def refresh_prices(
-    instance_types: Iterable[str],
-    regions: Iterable[str],
+    pairs: Iterable[tuple[str, str]],
     purchase_options: Iterable[str],
     pricing_client: Callable[[], Any],
     ec2_client: Callable[[str], Any],
 ) -> RefreshResult:
-    """Fetch every requested (instance type, region, option); the clients are made on first use."""
+    """Fetch each (instance type, region) pair in each purchase option; clients are made on first use."""
     import botocore.exceptions
 
     prices: list[Price] = []
@@ -178,24 +177,23 @@ def refresh_prices(
     options = list(purchase_options)
     clients: dict[str, Any] = {}
     try:
-        for region in regions:
-            for instance_type in instance_types:
-                if "on-demand" in options:
-                    if "pricing" not in clients:
-                        clients["pricing"] = pricing_client()
-                    found = on_demand_price(clients["pricing"], instance_type, region)
-                    if found is None:
-                        missing.append(f"on-demand {instance_type} {region}: not in the Price List API")
-                    else:
-                        prices.append(found)
-                if "spot" in options:
-                    if region not in clients:
-                        clients[region] = ec2_client(region)
-                    found = spot_price(clients[region], instance_type, region)
-                    if found is None:
-                        missing.append(f"spot {instance_type} {region}: no spot price history (not offered as spot?)")
-                    else:
-                        prices.append(found)
+        for instance_type, region in sorted(set(pairs), key=lambda pair: (pair[1], pair[0])):
+            if "on-demand" in options:
+                if "pricing" not in clients:
+                    clients["pricing"] = pricing_client()
+                found = on_demand_price(clients["pricing"], instance_type, region)
+                if found is None:
+                    missing.append(f"on-demand {instance_type} {region}: not in the Price List API")
+                else:
+                    prices.append(found)
+            if "spot" in options:
+                if region not in clients:
+                    clients[region] = ec2_client(region)
+                found = spot_price(clients[region], instance_type, region)
+                if found is None:
+                    missing.append(f"spot {instance_type} {region}: no spot price history (not offered as spot?)")
+                else:
+                    prices.append(found)
     except botocore.exceptions.NoCredentialsError:
         raise PricingError(
             "cannot refresh prices: no AWS credentials found; configure them (aws configure, or AWS_PROFILE) "

@@ -240,8 +240,7 @@ def test_refresh_fetches_both_options_and_lists_what_aws_lacks(moto_url: str) ->
             "get_products", {"FormatVersion": "aws_v1", "PriceList": []}, expected_request("trn2.48xlarge", "us-east-1")
         )
         result = refresh_prices(
-            ["c7i.xlarge", "trn2.48xlarge"],
-            ["us-east-1"],
+            [("c7i.xlarge", "us-east-1"), ("trn2.48xlarge", "us-east-1")],
             ["on-demand", "spot"],
             lambda: client,
             lambda region: ec2_client(region, moto_url),
@@ -259,7 +258,7 @@ def test_missing_credentials_are_a_one_line_error(monkeypatch: pytest.MonkeyPatc
         monkeypatch.delenv(name)
     with pytest.raises(PricingError, match="no AWS credentials found") as excinfo:
         refresh_prices(
-            ["g5.xlarge"], ["us-east-1"], ["spot"], pricing_client, lambda region: ec2_client(region, moto_url)
+            [("g5.xlarge", "us-east-1")], ["spot"], pricing_client, lambda region: ec2_client(region, moto_url)
         )
     assert "\n" not in str(excinfo.value)
 
@@ -296,3 +295,33 @@ def test_pricing_refresh_command_rewrites_spot_prices_and_keeps_the_rest(
     spot = refreshed.require("inf2.xlarge", "us-east-1", "spot")
     assert spot.usd_per_hour == 0.00001 and "DescribeSpotPriceHistory" in spot.note
     assert refreshed.require("inf2.xlarge", "us-east-1") == bundled.require("inf2.xlarge", "us-east-1")
+
+
+def test_refresh_without_names_refreshes_the_catalogs_own_pairs(run_cli: Any, moto_url: str, tmp_path: Path) -> None:
+    from harness.pricing.catalog import Catalog, Price, save_catalog
+
+    small = save_catalog(
+        Catalog(
+            [
+                Price("inf2.xlarge", "us-east-1", "on-demand", 0.7582, "s", "2026-01-01"),
+                Price("g5.xlarge", "us-west-2", "on-demand", 1.006, "s", "2026-01-01"),
+            ],
+            "2026-01-01",
+        ),
+        tmp_path / "small.json",
+    )
+    output = tmp_path / "out.json"
+    done = run_cli(
+        "pricing", "refresh", "--prices", str(small), "--purchase-option", "spot", "--output", str(output),
+        timeout=120,
+        env={"AWS_ENDPOINT_URL_EC2": moto_url, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+             "AWS_CONFIG_FILE": str(tmp_path / "none"), "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
+             "AWS_EC2_METADATA_DISABLED": "true"},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    keys = {p.key for p in load_catalog(output)}
+    # Spot prices for exactly the two pairs the catalog had, not for every type in every region.
+    assert keys == {
+        ("inf2.xlarge", "us-east-1", "on-demand"), ("inf2.xlarge", "us-east-1", "spot"),
+        ("g5.xlarge", "us-west-2", "on-demand"), ("g5.xlarge", "us-west-2", "spot"),
+    }  # fmt: skip
