@@ -114,13 +114,117 @@ def _build_parser() -> _Parser:
     run.add_argument("--suite", metavar="FILE.toml", help="suite file naming the matrix; options above override it")
     run.add_argument("--format", choices=("table", "markdown"), default="table", help="final table format")
     run.add_argument("--quiet", action="store_true", help="no progress lines")
+    run.add_argument(
+        "--price-per-hour",
+        type=_positive_float,
+        metavar="USD",
+        help="this machine's price, recorded in the run file for cost reports (or a [pricing] table in the suite file)",
+    )
 
     sub.add_parser("list", help="show workloads, presets and backends with availability")
 
-    report = sub.add_parser("report", help="print the table of one or more run files again")
+    report = sub.add_parser(
+        "report",
+        help="report one or more run files: tables, cost, plots",
+        description="Report run files as a table, Markdown (GitHub job summaries), CSV, JSON "
+        "or a self-contained HTML page with figures. Never re-runs anything.",
+    )
     report.add_argument("runfiles", nargs="+", metavar="RUNFILE")
-    report.add_argument("--format", default="table", choices=("table", "markdown", "csv", "json"))
+    report.add_argument("--format", default="table", choices=("table", "markdown", "csv", "json", "html"))
+    report.add_argument("--output", metavar="FILE", help="write the report here instead of standard output")
+    report.add_argument(
+        "--slo-p99",
+        type=_positive_float,
+        metavar="MS",
+        help="name the fastest and the cheapest cell per workload whose p99 meets this many ms",
+    )
+    report.add_argument(
+        "--price-per-hour",
+        type=_positive_float,
+        metavar="USD",
+        help="price for runs that have none of their own (e.g. a local machine)",
+    )
+    report.add_argument(
+        "--prices", metavar="FILE", help="price catalog (default: $SILICONBENCH_PRICES or the bundled one)"
+    )
+
+    compare = sub.add_parser(
+        "compare",
+        help="compare two run files cell by cell; the CI regression gate",
+        description="Match cells by configuration and report the new/base ratio of medians "
+        "and of p99s with bootstrap confidence intervals and a verdict. Exit 1 with "
+        "--fail-if-slower when a cell is significantly slower by more than PCT percent, or "
+        "failed in NEW only.",
+    )
+    compare.add_argument("base", metavar="BASE.json")
+    compare.add_argument("new", metavar="NEW.json")
+    compare.add_argument("--format", default="table", choices=("table", "markdown", "json"))
+    compare.add_argument(
+        "--fail-if-slower",
+        type=_non_negative_float,
+        metavar="PCT",
+        help="exit 1 if any matched cell is significantly slower by more than PCT percent",
+    )
+    compare.add_argument(
+        "--confidence",
+        type=_positive_float,
+        default=0.95,
+        metavar="LEVEL",
+        help="confidence level of the intervals (default 0.95)",
+    )
+    compare.add_argument("--output", metavar="FILE", help="write the comparison here instead of standard output")
+
+    pricing = sub.add_parser("pricing", help="show or refresh the price catalog")
+    pricing_sub = pricing.add_subparsers(dest="pricing_command", required=True, parser_class=_Parser, metavar="ACTION")
+    show = pricing_sub.add_parser("show", help="print the catalog's prices with their sources and dates")
+    refresh = pricing_sub.add_parser(
+        "refresh",
+        help="rebuild prices from the AWS Price List API and EC2 spot history",
+        description="Fetch on-demand prices (pricing:GetProducts) and spot prices "
+        "(ec2:DescribeSpotPriceHistory) and write a catalog: the current one with the "
+        "fetched prices replaced. Needs AWS credentials.",
+    )
+    for command in (show, refresh):
+        command.add_argument(
+            "--prices", metavar="FILE", help="catalog to read (default: $SILICONBENCH_PRICES or bundled)"
+        )
+        command.add_argument(
+            "--instance-type", action="append", metavar="TYPE", help="only this instance type (repeatable)"
+        )
+        command.add_argument("--region", action="append", metavar="REGION", help="only this region (repeatable)")
+        command.add_argument(
+            "--purchase-option",
+            action="append",
+            choices=("on-demand", "spot"),
+            help="only this purchase option (repeatable)",
+        )
+    show.add_argument("--format", default="table", choices=("table", "markdown", "csv", "json"))
+    refresh.add_argument(
+        "--output",
+        metavar="FILE",
+        required=True,
+        help="where to write the new catalog (harness/pricing/snapshot.json rebuilds the bundled one)",
+    )
+
+    export = sub.add_parser("export", help="export a run file to another tool's format")
+    export_sub = export.add_subparsers(dest="export_format", required=True, parser_class=_Parser, metavar="FORMAT")
+    to_pb = export_sub.add_parser(
+        "pytest-benchmark", help="pytest-benchmark JSON, readable by 'pytest-benchmark compare'"
+    )
+    to_pb.add_argument("runfile", metavar="RUNFILE")
+    to_pb.add_argument("--output", metavar="FILE", help="write here instead of standard output")
+    to_pb.add_argument("--include-data", action="store_true", help="include every raw sample (seconds)")
     return parser
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+    return value
 
 
 def _suite_from_args(args: argparse.Namespace) -> Any:
@@ -206,10 +310,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from harness.runner import run_cells
 
     suite = _suite_from_args(args)
+    price = _run_price(args, suite)
     presets, backends = _validate_matrix(suite)
     policy = SamplingPolicy.for_budget(suite.max_time, min_count=suite.min_samples, target_rel_ci=suite.target_rel_ci)
     cells = suite.cells(presets)
-    writer = RunWriter(Path(suite.output), collect_environment(), suite=suite.to_dict())
+    writer = RunWriter(
+        Path(suite.output), collect_environment(), suite=suite.to_dict(), pricing=price.to_dict() if price else None
+    )
     if not args.quiet:
         print(f"siliconbench: {len(cells)} cells -> {writer.path}", file=sys.stderr, flush=True)
 
@@ -263,16 +370,138 @@ def _cmd_list(_: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _run_price(args: argparse.Namespace, suite: Any) -> Any:
+    """The machine's price from --price-per-hour or the suite's [pricing] table (checked before measuring)."""
+    from harness.pricing.catalog import load_catalog
+    from harness.pricing.given import price_from_cli, price_from_table
+
+    if args.price_per_hour is not None:
+        return price_from_cli(args.price_per_hour)
+    if suite.pricing:
+        return price_from_table(suite.pricing, load_catalog)
+    return None
+
+
+def _emit(text: str, output: str | None, what: str) -> None:
+    """Print ``text``, or write it to ``output`` and say where on stderr."""
+    from harness.errors import OutputError
+
+    if output is None:
+        print(text)
+        return
+    path = Path(output)
+    try:
+        if path.parent != Path():
+            path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text if text.endswith("\n") else text + "\n")
+    except OSError as exc:
+        raise OutputError(f"cannot write {what} to {output!r}: {exc.strerror}; choose another --output") from None
+    print(f"siliconbench: {what} written to {output}", file=sys.stderr)
+
+
 def _cmd_report(args: argparse.Namespace) -> int:
+    from harness.cost import PriceResolver
+    from harness.pricing.given import price_from_cli
     from harness.report import render
     from harness.runfile import load_run
 
     runs = [load_run(path) for path in args.runfiles]
-    print(render(runs, args.format))
+    from harness.pricing.catalog import load_catalog
+
+    fallback = price_from_cli(args.price_per_hour) if args.price_per_hour is not None else None
+    # A catalog the user names is read now, so a bad file fails even if no run needs a look-up.
+    prices = PriceResolver(load_catalog(args.prices) if args.prices else None, fallback)
+    _emit(render(runs, args.format, prices, args.slo_p99), args.output, "report")
     return EXIT_OK
 
 
-COMMANDS = {"run": _cmd_run, "list": _cmd_list, "report": _cmd_report}
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from harness.compare import compare_runs, regressions, render_comparison
+    from harness.runfile import load_run
+
+    base, new = load_run(args.base), load_run(args.new)
+    comparison = compare_runs(base, new, confidence=args.confidence)
+    if not comparison.cells:
+        raise ConfigError(
+            f"no cell of {args.new!r} has the configuration of a cell of {args.base!r}; compare runs of the same suite"
+        )
+    _emit(render_comparison(comparison, args.format, args.fail_if_slower), args.output, "comparison")
+    if args.fail_if_slower is not None and regressions(comparison, args.fail_if_slower):
+        return EXIT_CELL_FAILED
+    return EXIT_OK
+
+
+def _cmd_pricing(args: argparse.Namespace) -> int:
+    from harness.pricing.catalog import load_catalog, save_catalog
+    from harness.pricing.show import render_prices
+
+    catalog = load_catalog(args.prices)
+    if args.pricing_command == "show":
+        selected = catalog.select(args.instance_type or (), args.region or (), args.purchase_option or ())
+        if not selected:
+            from harness.errors import PricingError
+
+            raise PricingError(f"no price in the {catalog.origin} matches; 'siliconbench pricing show' lists them all")
+        print(render_prices(catalog, selected, args.format))
+        return EXIT_OK
+    from harness.pricing.given import today_utc
+    from harness.pricing.refresh import refresh_prices
+
+    if args.instance_type and args.region:
+        pairs = {(t, r) for t in args.instance_type for r in args.region}
+    else:  # the catalog's own (instance type, region) pairs, narrowed by what was named
+        wanted = catalog.select(args.instance_type or (), args.region or ())
+        pairs = {(p.instance_type, p.region) for p in wanted if p.instance_type and p.region}
+    options = args.purchase_option or ["on-demand", "spot"]
+    if not pairs:
+        raise ConfigError(
+            "nothing to refresh: the catalog has no such instance type or region; "
+            "name both --instance-type and --region to add one"
+        )
+
+    def pricing_client() -> Any:
+        import boto3
+
+        return boto3.client("pricing", region_name="us-east-1")  # the Price List API's home region
+
+    def ec2_client(region: str) -> Any:
+        import boto3
+
+        return boto3.client("ec2", region_name=region)
+
+    result = refresh_prices(pairs, options, pricing_client, ec2_client)
+    for line in result.missing:
+        print(f"siliconbench: warning: kept the old price (if any): {line}", file=sys.stderr)
+    if not result.prices:
+        raise ConfigError("AWS returned no price for anything asked; the catalog was not written")
+    updated = catalog.updated(result.prices, today_utc())
+    path = save_catalog(updated, args.output)
+    print(
+        f"siliconbench: {len(result.prices)} prices refreshed; catalog of {len(updated)} written to {path}",
+        file=sys.stderr,
+    )
+    return EXIT_OK
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    import json
+
+    from harness.export.pytest_benchmark import to_pytest_benchmark
+    from harness.runfile import load_run
+
+    document = to_pytest_benchmark(load_run(args.runfile), include_data=args.include_data)
+    _emit(json.dumps(document, indent=1), args.output, "pytest-benchmark JSON")
+    return EXIT_OK
+
+
+COMMANDS = {
+    "run": _cmd_run,
+    "list": _cmd_list,
+    "report": _cmd_report,
+    "compare": _cmd_compare,
+    "pricing": _cmd_pricing,
+    "export": _cmd_export,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -7,7 +7,8 @@ message and an exit code (2 for everything the user can fix)::
     ├── ConfigError                    bad input: fix the command line or the suite file
     │   ├── UnknownNameError           a workload, preset or backend that is not installed
     │   ├── BackendUnavailableError    a backend that is installed but cannot run here
-    │   └── OutputError                an output path that cannot be written
+    │   ├── OutputError                an output path that cannot be written
+    │   └── PricingError               a price that is missing, malformed or cannot be fetched
     ├── RunFileError                   a run file that is missing, truncated or of another schema
     └── CellError                      one cell failed; the run records it and goes on
 """
@@ -21,6 +22,7 @@ __all__ = [
     "CellError",
     "ConfigError",
     "OutputError",
+    "PricingError",
     "RunFileError",
     "SiliconbenchError",
     "UnknownNameError",
@@ -54,6 +56,10 @@ class BackendUnavailableError(ConfigError):
 
 class OutputError(ConfigError):
     """The output folder or file cannot be created or written."""
+
+
+class PricingError(ConfigError):
+    """A price the report needs is missing or malformed, or the price list cannot be fetched."""
 
 
 class RunFileError(SiliconbenchError):

@@ -89,6 +89,10 @@ class Suite:
             raise ConfigError(f"min samples must be 3 or more, got {self.min_samples!r}")
         if self.scenario not in SCENARIOS:
             raise ConfigError(f"unknown scenario {self.scenario!r}; available: {', '.join(SCENARIOS)}")
+        if self.pricing:
+            from harness.pricing.given import validate_pricing_table
+
+            validate_pricing_table(self.pricing)
 
     def with_overrides(self, **overrides: Any) -> Suite:
         """A copy with every non-None override applied (the command line over the file)."""

@@ -1,7 +1,9 @@
-"""Turn run files into tables: terminal (tabulate), Markdown, CSV and JSON.
+"""Turn run files into tables: terminal (tabulate), Markdown, CSV, JSON and self-contained HTML.
 
 Reports only read run files; they never re-run anything, so a run from another machine reports
 exactly like a local one. Rows are built once as plain data and each format only renders them.
+Cost columns appear for cells with a price (see ``harness.cost``), each price's source and date
+beside the table; ``slo_p99_ms`` adds the fastest and cheapest cell meeting that p99 per workload.
 """
 
 from __future__ import annotations
@@ -12,26 +14,32 @@ import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from harness.cost import PriceResolver, usd_per_million
 from harness.errors import ConfigError
 
 __all__ = ["FORMATS", "cell_rows", "render"]
 
-FORMATS = ("table", "markdown", "csv", "json")
+FORMATS = ("table", "markdown", "csv", "json", "html")
 
 
 def _ms(ns: float | None) -> float | None:
     return None if ns is None else ns / 1e6
 
 
-def cell_rows(runs: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One flat row of raw numbers per cell, in milliseconds, across all given runs."""
+def cell_rows(runs: Iterable[dict[str, Any]], prices: PriceResolver | None = None) -> list[dict[str, Any]]:
+    """One flat row of raw numbers per cell, in milliseconds, across all given runs, priced where
+    ``prices`` (default: recorded prices, then the bundled catalog) finds a price."""
+    resolver = prices or PriceResolver()
     rows: list[dict[str, Any]] = []
     for run in runs:
         target = run.get("target", {})
+        price, price_note = resolver.for_run(run)
         for cell in run["cells"]:
             cfg = cell["config"]
             row: dict[str, Any] = {
                 "run_id": run["run_id"],
+                "run_started_utc": run.get("started_utc"),
+                "cell_id": cell.get("id"),
                 "target": target.get("instance_type") or target.get("kind", "local"),
                 "workload": cfg["workload"],
                 "preset": cfg["preset"],
@@ -41,6 +49,11 @@ def cell_rows(runs: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
                 "threads": cell.get("device", {}).get("threads", cfg["threads"]),
                 "batch_size": cfg["batch_size"],
                 "status": cell["status"],
+                "usd_per_hour": price.usd_per_hour if price else None,
+                "price": price.describe() if price else None,
+                "price_source": price.source if price else None,
+                "price_as_of": price.as_of if price else None,
+                "price_note": price_note,
             }
             if cell["status"] == "ok":
                 lat = cell["latency_ns"]
@@ -56,6 +69,11 @@ def cell_rows(runs: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
                     p99_hi_ms=_ms(p99_ci[1]),
                     mean_ms=_ms(lat["mean"]),
                     throughput_per_s=cell["throughput_per_s"],
+                    tokens_per_s=cell.get("tokens_per_s"),
+                    usd_per_million=usd_per_million(price.usd_per_hour, cell["throughput_per_s"]) if price else None,
+                    usd_per_million_tokens=(
+                        usd_per_million(price.usd_per_hour, cell.get("tokens_per_s")) if price else None
+                    ),
                     gflops_per_s=(cell["flops_per_s"] or 0) / 1e9 if cell.get("flops_per_s") else None,
                     samples=lat["count"],
                     stop_reason=cell["sampling"]["stop_reason"],
@@ -70,6 +88,7 @@ def cell_rows(runs: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
                 row.update(
                     error=f"{err.get('phase', '?')}: {err.get('type', 'Error')}: {err.get('message', '')}", warnings=[]
                 )
+                row.update(usd_per_million=None, usd_per_million_tokens=None)
             rows.append(row)
     return rows
 
@@ -109,14 +128,52 @@ HEADERS = (
     "stop",
     "notes",
 )
+#: Cost columns, shown (before "n") only when some cell has a price.
+COST_HEADERS = ("$/M inf", "$/M tok")
+
+
+def _money(value: float | None) -> str:
+    if value is None:
+        return "-"
+    if value >= 100:
+        return f"{value:,.0f}"
+    return f"{value:.3g}"
+
+
+def price_lines(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """One line per run: its price with source and date, or why it has none."""
+    lines: dict[str, str] = {}
+    for row in rows:
+        if row["run_id"] in lines:
+            continue
+        where = f"{row['target']} (run {row['run_id']})"
+        if row.get("price"):
+            lines[row["run_id"]] = f"{where}: {row['price']}; {row['price_note']}"
+        else:
+            lines[row["run_id"]] = f"{where}: no price; {row.get('price_note') or 'none recorded'}"
+    return list(lines.values())
 
 
 def _display_rows(rows: Sequence[dict[str, Any]], multi_target: bool) -> tuple[list[str], list[list[str]], list[str]]:
-    headers = (["target"] if multi_target else []) + list(HEADERS)
+    show_cost = any(r.get("usd_per_million") is not None for r in rows)
+    show_tokens = any(r.get("usd_per_million_tokens") is not None for r in rows)
+    cost_headers = [COST_HEADERS[0]] * show_cost + [COST_HEADERS[1]] * show_tokens
+    # Rows of several runs on one target are told apart by their run id.
+    runs_per_target: dict[str, set[str]] = {}
+    for row in rows:
+        runs_per_target.setdefault(row["target"], set()).add(row["run_id"])
+    show_run = any(len(ids) > 1 for ids in runs_per_target.values())
+    headers = [
+        *(["target"] if multi_target else []),
+        *(["run"] if show_run else []),
+        *HEADERS[:-3],
+        *cost_headers,
+        *HEADERS[-3:],
+    ]
     table: list[list[str]] = []
     notes: list[str] = []
     for row in rows:
-        prefix = [row["target"]] if multi_target else []
+        prefix = ([row["target"]] if multi_target else []) + ([row["run_id"]] if show_run else [])
         base = [
             *prefix,
             row["workload"],
@@ -130,12 +187,14 @@ def _display_rows(rows: Sequence[dict[str, Any]], multi_target: bool) -> tuple[l
         if row["status"] != "ok":
             where = f"{row['workload']}/{row['preset']} {row['backend']} {row['dtype']} bs{row['batch_size']}"
             notes.append(f"FAILED {where}: {row['error']}")
-            table.append([*base, "FAILED", "-", "-", "-", "-", "-", f"[{len(notes)}]"])
+            table.append([*base, "FAILED", *["-"] * (4 + len(cost_headers)), f"[{len(notes)}]"])
             continue
         marks = []
         for warning in row["warnings"]:
             notes.append(warning)
             marks.append(f"[{len(notes)}]")
+        cost = [_money(row.get("usd_per_million"))] * show_cost
+        cost += [_money(row.get("usd_per_million_tokens"))] * show_tokens
         table.append(
             [
                 *base,
@@ -143,6 +202,7 @@ def _display_rows(rows: Sequence[dict[str, Any]], multi_target: bool) -> tuple[l
                 _with_ci(row["p99_ms"], row["p99_lo_ms"], row["p99_hi_ms"]),
                 _fmt(row["throughput_per_s"]),
                 _fmt(row["gflops_per_s"]),
+                *cost,
                 str(row["samples"]),
                 row["stop_reason"],
                 " ".join(marks) + ("" if row["correct"] else " WRONG"),
@@ -151,13 +211,50 @@ def _display_rows(rows: Sequence[dict[str, Any]], multi_target: bool) -> tuple[l
     return headers, table, notes
 
 
-def render(runs: Sequence[dict[str, Any]], fmt: str = "table") -> str:
-    """The cells of ``runs`` in format ``fmt`` (one of FORMATS)."""
+def _slo_text(rows: Sequence[dict[str, Any]], slo_p99_ms: float, markdown: bool) -> str:
+    from harness.slo import cell_label, choose
+
+    def describe(row: dict[str, Any] | None) -> str:
+        if row is None:
+            return "none"
+        cost = f", ${_money(row['usd_per_million'])}/M inf" if row.get("usd_per_million") is not None else ""
+        return f"{cell_label(row)}: {_fmt(row['throughput_per_s'])} inf/s, p99 {_fmt(row['p99_ms'])} ms{cost}"
+
+    lines = [f"{'### ' if markdown else ''}At p99 <= {slo_p99_ms:g} ms"]
+    if markdown:
+        lines.append("")
+    for choice in choose(rows, slo_p99_ms):
+        lines.append(
+            f"{'- **' if markdown else '- '}{choice.workload}{'**' if markdown else ''} "
+            f"({choice.meeting} of {choice.considered} cells meet it)"
+        )
+        lines.append(f"  - fastest: {describe(choice.fastest)}")
+        lines.append(f"  - cheapest: {describe(choice.cheapest)}")
+        lines.extend(f"  - note: {note}" for note in choice.notes)
+    return "\n".join(lines)
+
+
+def render(
+    runs: Sequence[dict[str, Any]],
+    fmt: str = "table",
+    prices: PriceResolver | None = None,
+    slo_p99_ms: float | None = None,
+) -> str:
+    """The cells of ``runs`` in format ``fmt`` (one of FORMATS), priced by ``prices``, with the
+    fastest and cheapest cell per workload when a p99 target ``slo_p99_ms`` is given."""
     if fmt not in FORMATS:
         raise ConfigError(f"unknown report format {fmt!r}; use one of: {', '.join(FORMATS)}")
-    rows = cell_rows(runs)
+    rows = cell_rows(runs, prices)
+    if fmt == "html":
+        from harness.html_report import render_html
+
+        return render_html(runs, rows, slo_p99_ms=slo_p99_ms)
     if fmt == "json":
-        return json.dumps(rows, indent=1)
+        if slo_p99_ms is None:
+            return json.dumps(rows, indent=1)
+        from harness.slo import choose
+
+        return json.dumps({"cells": rows, "slo": [c.to_dict() for c in choose(rows, slo_p99_ms)]}, indent=1)
     if fmt == "csv":
         buffer = io.StringIO()
         fieldnames: list[str] = []
@@ -170,13 +267,18 @@ def render(runs: Sequence[dict[str, Any]], fmt: str = "table") -> str:
         return buffer.getvalue()
     from tabulate import tabulate
 
+    markdown = fmt == "markdown"
     multi_target = len({r["target"] for r in rows}) > 1
     headers, table, notes = _display_rows(rows, multi_target)
-    style = "github" if fmt == "markdown" else "simple"
-    text: str = tabulate(table, headers=headers, tablefmt=style, disable_numparse=True)
+    text = str(tabulate(table, headers=headers, tablefmt="github" if markdown else "simple", disable_numparse=True))
     if notes:
-        if fmt == "markdown":
+        if markdown:
             text += "\n\n" + "\n".join(f"{i}. {note}" for i, note in enumerate(notes, start=1))
         else:
             text += "\n\n" + "\n".join(f"[{i}] {note}" for i, note in enumerate(notes, start=1))
+    if any(r.get("price") for r in rows):
+        heading = "**Prices**\n\n" if markdown else "Prices:\n"
+        text += "\n\n" + heading + "\n".join(f"- {line}" for line in price_lines(rows))
+    if slo_p99_ms is not None:
+        text += "\n\n" + _slo_text(rows, slo_p99_ms, markdown)
     return text

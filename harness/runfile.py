@@ -93,6 +93,7 @@ class RunWriter:
         target: dict[str, Any] | None = None,
         suite: dict[str, Any] | None = None,
         run_id: str | None = None,
+        pricing: dict[str, Any] | None = None,
     ) -> None:
         self.run_id = run_id or new_run_id()
         try:
@@ -114,6 +115,9 @@ class RunWriter:
             "suite": suite or {},
             "cells": [],
         }
+        if pricing:
+            # The machine's price (harness.pricing.Price.to_dict()): reports cost cells with it.
+            self.data["pricing"] = pricing
         try:
             self._flush()
         except OSError as exc:

@@ -14,6 +14,7 @@ EXPECTED = {
         "CellError",
         "ConfigError",
         "OutputError",
+        "PricingError",
         "RunFileError",
         "SiliconbenchError",
         "UnknownNameError",

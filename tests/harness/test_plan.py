@@ -36,13 +36,13 @@ def test_cell_ids_are_unique_and_readable() -> None:
 def test_suite_file_then_overrides(tmp_path: Path) -> None:
     path = tmp_path / "suite.toml"
     path.write_text(
-        'workloads = ["mlp"]\npreset = "tiny"\nbatch_sizes = [1, 4]\nmax_time = 2\n[pricing]\nprice_per_hour = 1.5\n'
+        'workloads = ["mlp"]\npreset = "tiny"\nbatch_sizes = [1, 4]\nmax_time = 2\n[pricing]\nusd_per_hour = 1.5\n'
     )
     suite = load_suite_file(path)
     assert suite.workloads == ("mlp",)
     assert suite.batch_sizes == (1, 4)
     assert suite.max_time == 2.0
-    assert suite.pricing == {"price_per_hour": 1.5}
+    assert suite.pricing == {"usd_per_hour": 1.5}
     overridden = suite.with_overrides(batch_sizes=[16], preset=None)
     assert overridden.batch_sizes == (16,)
     assert overridden.preset == "tiny"

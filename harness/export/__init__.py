@@ -1,0 +1,1 @@
+"""Run files in other tools' formats (pytest-benchmark JSON)."""

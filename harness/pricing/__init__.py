@@ -1,0 +1,8 @@
+"""Hourly prices: the catalog (bundled snapshot, refresh from AWS) and prices the user gives.
+
+Kept free of heavy imports: boto3 is imported only by ``harness.pricing.refresh``.
+"""
+
+from harness.pricing.catalog import PURCHASE_OPTIONS, Catalog, Price, load_catalog, save_catalog
+
+__all__ = ["PURCHASE_OPTIONS", "Catalog", "Price", "load_catalog", "save_catalog"]

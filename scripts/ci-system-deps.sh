@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# System packages some tests need beyond Python: headless Chromium for the HTML report test
+# (tests/harness/test_html_report.py skips itself, saying why, when Chromium is absent).
+# Idempotent: installs only what is missing. Debian/Ubuntu; needs root or passwordless sudo.
+set -euo pipefail
+if command -v chromium >/dev/null 2>&1; then
+  exit 0
+fi
+if ! command -v apt-get >/dev/null 2>&1; then
+  echo "ci-system-deps: no apt-get here; install Chromium yourself to run the HTML report test" >&2
+  exit 0
+fi
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+  SUDO="sudo"
+fi
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium
