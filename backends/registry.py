@@ -5,11 +5,9 @@ Backends are imported only when asked for; none of them imports torch at module 
 
 from __future__ import annotations
 
-import importlib
-from importlib.metadata import entry_points
-
 from backends.base import Availability, Backend
-from harness.errors import BackendUnavailableError, ConfigError, UnknownNameError
+from harness.errors import BackendUnavailableError, UnknownNameError
+from harness.plugins import discover, import_target
 
 __all__ = ["BUILTIN_BACKENDS", "ENTRY_POINT_GROUP", "available_backends", "get_backend", "require_backend"]
 
@@ -24,10 +22,7 @@ BUILTIN_BACKENDS: dict[str, str] = {
 
 def available_backends() -> dict[str, str]:
     """Registered backend names mapped to their import targets (built-ins first)."""
-    found = dict(BUILTIN_BACKENDS)
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        found.setdefault(ep.name, ep.value)
-    return found
+    return discover(ENTRY_POINT_GROUP, BUILTIN_BACKENDS)
 
 
 def get_backend(name: str) -> Backend:
@@ -35,12 +30,8 @@ def get_backend(name: str) -> Backend:
     known = available_backends()
     if name not in known:
         raise UnknownNameError("backend", name, known)
-    module_name, _, attribute = known[name].partition(":")
-    try:
-        cls = getattr(importlib.import_module(module_name), attribute)
-    except (ImportError, AttributeError) as exc:
-        raise ConfigError(f"backend {name!r} is registered but cannot be imported: {exc}") from None
-    backend: Backend = cls()
+    cls = import_target(known[name], f"backend {name!r}")
+    backend: Backend = cls()  # type: ignore[operator]
     return backend
 
 

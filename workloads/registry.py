@@ -6,10 +6,8 @@ Entries are imported only when asked for, so ``siliconbench --help`` never impor
 
 from __future__ import annotations
 
-import importlib
-from importlib.metadata import entry_points
-
 from harness.errors import ConfigError, UnknownNameError
+from harness.plugins import discover, import_target
 from workloads.base import Workload, WorkloadFactory, WorkloadFamily
 
 __all__ = ["BUILTIN_WORKLOADS", "ENTRY_POINT_GROUP", "available_workloads", "load_factory", "resolve"]
@@ -26,30 +24,7 @@ BUILTIN_WORKLOADS: dict[str, str] = {
 
 def available_workloads() -> dict[str, str]:
     """Registered workload names mapped to their import targets (built-ins first)."""
-    found = dict(BUILTIN_WORKLOADS)
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        found.setdefault(ep.name, ep.value)
-    return found
-
-
-def _import_target(target: str) -> object:
-    module_name, _, attribute = target.partition(":")
-    if not module_name or not attribute:
-        raise ConfigError(f"workload {target!r} must look like 'package.module:callable'")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ConfigError(
-            f"cannot import module {module_name!r} for workload {target!r}: {exc}; "
-            "check the name and that the module is on PYTHONPATH"
-        ) from None
-    obj: object = module
-    for part in attribute.split("."):
-        try:
-            obj = getattr(obj, part)
-        except AttributeError:
-            raise ConfigError(f"module {module_name!r} has no attribute {attribute!r} (workload {target!r})") from None
-    return obj
+    return discover(ENTRY_POINT_GROUP, BUILTIN_WORKLOADS)
 
 
 def load_factory(name: str) -> WorkloadFactory:
@@ -61,7 +36,7 @@ def load_factory(name: str) -> WorkloadFactory:
         if name not in known:
             raise UnknownNameError("workload", name, known, "or give your own as package.module:callable")
         target = known[name]
-    factory = _import_target(target)
+    factory = import_target(target, "workload")
     if not callable(factory):
         raise ConfigError(f"workload {name!r} is not callable; it must return a Workload")
     return factory
