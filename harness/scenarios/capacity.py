@@ -58,11 +58,13 @@ def find_capacity(
     rel_tol: float = 0.05,
     max_probes: int = 12,
     min_rate: float | None = None,
+    out_of_time: Callable[[], bool] | None = None,
 ) -> CapacitySearch[T]:
     """Search rates from ``start_rate`` for the highest one whose measurement ``passes``.
 
     Stops when the bracket is within ``rel_tol`` (``converged``), after ``max_probes``
-    (``max_probes``), or when even ``min_rate`` fails (``nothing_passed``).
+    (``max_probes``), when even ``min_rate`` fails (``nothing_passed``), or when ``out_of_time()``
+    says so before a probe (``time_budget``).
     """
     if not start_rate > 0 or not math.isfinite(start_rate):
         raise ConfigError(f"the capacity search needs a positive start rate, got {start_rate!r}")
@@ -77,11 +79,14 @@ def find_capacity(
         probes.append(Probe(rate, ok, result))
         return ok
 
+    def may_probe() -> bool:
+        return len(probes) < max_probes and not (probes and out_of_time is not None and out_of_time())
+
     passing: float | None = None
     failing: float | None = None
     rate = start_rate
     # Bracket: double while passing, halve while failing.
-    while len(probes) < max_probes:
+    while may_probe():
         if probe(rate):
             passing = rate
             if failing is not None:
@@ -95,12 +100,12 @@ def find_capacity(
                 return CapacitySearch(0.0, failing, False, "nothing_passed", probes)
             rate /= 2
     # Bisect on a log scale until the bracket is tight.
-    while passing is not None and failing is not None and failing / passing - 1 > rel_tol and len(probes) < max_probes:
+    while passing is not None and failing is not None and failing / passing - 1 > rel_tol and may_probe():
         middle = math.sqrt(passing * failing)
         if probe(middle):
             passing = middle
         else:
             failing = middle
     converged = passing is not None and failing is not None and failing / passing - 1 <= rel_tol
-    reason = "converged" if converged else "max_probes"
+    reason = "converged" if converged else ("max_probes" if len(probes) >= max_probes else "time_budget")
     return CapacitySearch(passing or 0.0, failing, converged, reason, probes)

@@ -50,6 +50,10 @@ MAX_PROBES = 12
 REL_TOL = 0.05
 #: The first guess is this fraction of the rate the measured service time would sustain.
 START_UTILIZATION = 0.8
+#: The search gives up below the first guess divided by this (low rates make slow probes).
+MIN_RATE_DIVISOR = 32
+#: No new probe starts after this many times the cell's time budget.
+SEARCH_BUDGET_FACTOR = 10
 
 LoadFn = Callable[[Sequence[float]], LoadRun]
 
@@ -123,6 +127,7 @@ def search_capacity(
     *,
     rel_tol: float = REL_TOL,
     max_probes: int = MAX_PROBES,
+    out_of_time: Callable[[], bool] | None = None,
 ) -> CapacitySearch[ServerProbe]:
     """The highest rate whose probe meets ``slo``, searched from ``start_rate``."""
     if slo.empty:
@@ -130,7 +135,7 @@ def search_capacity(
     measure = partial(probe_at, run_load=run_load, slo=slo, probe_s=probe_s,
                       min_requests=min_requests, max_requests=max_requests)
     return find_capacity(measure, lambda probe: probe.passed, start_rate, rel_tol=rel_tol,
-                         max_probes=max_probes, min_rate=start_rate / 64)
+                         max_probes=max_probes, min_rate=start_rate / MIN_RATE_DIVISOR, out_of_time=out_of_time)
 
 
 def _handlers(ctx: CellContext) -> tuple[list[Handler], dict[str, Any]]:
@@ -189,8 +194,10 @@ class ServerScenario:
         clock = time.perf_counter_ns
         calibration_count = max(3, min(policy.min_count, 20))
         calibrated_at = clock()
-        for _ in range(2):
+        warmup_count = 0
+        while warmup_count < 2 or clock() - calibrated_at < policy.warmup_time_s * 1e9:
             handlers[0](clock)
+            warmup_count += 1
         unloaded = []
         for _ in range(calibration_count):
             due = clock()
@@ -209,12 +216,16 @@ class ServerScenario:
             reported: ServerProbe | None = fixed
             probes = [fixed]
             stop_reason = "fixed_rate"
-        elif not meets_slo(unloaded, slo):
+        elif not meets_slo(unloaded, slo, percentile=50):
+            # Even the typical request alone misses a target: no rate can meet it, so do not spend
+            # the budget probing ever lower rates. (A few slow outliers are left to the probes.)
             reported, probes, stop_reason = None, [], "nothing_passed"
         else:
             start = START_UTILIZATION * params.concurrency / (service_ns / 1e9)
+            give_up = measured_at + SEARCH_BUDGET_FACTOR * policy.max_time_s
             search = search_capacity(run_load, slo, start, policy.max_time_s / PROBES_PER_SEARCH,
-                                     policy.min_count, policy.max_count)
+                                     policy.min_count, policy.max_count,
+                                     out_of_time=lambda: time.perf_counter() > give_up)
             best = search.best()
             reported = best.result if best is not None else None
             probes, stop_reason = [p.result for p in search.probes], search.stop_reason
@@ -223,12 +234,13 @@ class ServerScenario:
 
         ctx.phase = "statistics"
         return self._record(ctx, slo, info, unloaded, calibration_ns, service_ns, reported, probes, search,
-                            stop_reason, elapsed, peak)
+                            stop_reason, elapsed, peak, warmup_count)
 
     def _record(
         self, ctx: CellContext, slo: SLO, info: dict[str, Any], unloaded: list[RequestTimeline], calibration_ns: int,
         service_ns: int, reported: ServerProbe | None, probes: list[ServerProbe],
         search: CapacitySearch[ServerProbe] | None, stop_reason: str, elapsed: float, peak: int | None,
+        warmup_count: int,
     ) -> dict[str, Any]:
         from harness.stats import summarize
 
@@ -239,7 +251,7 @@ class ServerScenario:
         shown = reported.run.timelines if reported is not None and reported.run.timelines else unloaded
         if reported is None:
             warnings.append(
-                "no rate met the SLO: even one request at a time misses it" if search is None
+                "no rate met the SLO: the median request, alone, already misses it" if search is None
                 else "no probed rate met the SLO"
             )
         elif search is not None and not search.converged:
@@ -304,7 +316,7 @@ class ServerScenario:
             "peak_memory_bytes": peak,
             "correctness": info["correctness"],
             "sampling": {
-                "warmup_count": len(unloaded) + 2,
+                "warmup_count": warmup_count + len(unloaded),
                 "warmup_s": calibration_ns / 1e9,
                 "elapsed_s": elapsed,
                 "stop_reason": stop_reason,

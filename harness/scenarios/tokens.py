@@ -104,22 +104,25 @@ def inter_token_latencies(timelines: Iterable[RequestTimeline]) -> list[int]:
     return gaps
 
 
-def _p99(values: Sequence[float]) -> float:
+def _percentile(values: Sequence[float], q: float) -> float:
     import numpy as np
 
-    return float(np.percentile(np.asarray(values, dtype=np.float64), 99))
+    return float(np.percentile(np.asarray(values, dtype=np.float64), q))
 
 
-def meets_slo(timelines: Sequence[RequestTimeline], slo: SLO, dropped: int = 0) -> bool:
-    """Whether the p99 of each targeted metric is within target; any dropped request fails it."""
+def meets_slo(timelines: Sequence[RequestTimeline], slo: SLO, dropped: int = 0, percentile: float = 99) -> bool:
+    """Whether the p99 (or ``percentile``) of each targeted metric is within target.
+
+    Any dropped request fails it.
+    """
     if dropped or not timelines:
         return False
-    if slo.e2e_ns is not None and _p99([t.e2e_ns for t in timelines]) > slo.e2e_ns:
+    if slo.e2e_ns is not None and _percentile([t.e2e_ns for t in timelines], percentile) > slo.e2e_ns:
         return False
-    if slo.ttft_ns is not None and _p99([t.ttft_ns for t in timelines]) > slo.ttft_ns:
+    if slo.ttft_ns is not None and _percentile([t.ttft_ns for t in timelines], percentile) > slo.ttft_ns:
         return False
     tpots = [t.tpot_ns for t in timelines if t.tpot_ns is not None]
-    return not (slo.tpot_ns is not None and tpots and _p99(tpots) > slo.tpot_ns)
+    return not (slo.tpot_ns is not None and tpots and _percentile(tpots, percentile) > slo.tpot_ns)
 
 
 def goodput(timelines: Sequence[RequestTimeline], slo: SLO, duration_ns: int) -> float:

@@ -118,3 +118,10 @@ def test_bad_search_arguments() -> None:
         find_capacity(lambda rate: rate, lambda rate: True, 1.0, rel_tol=1.5)
     with pytest.raises(ConfigError, match="SLO"):
         search_capacity(lambda s: simulate_fifo(s, 0.01), SLO(), 1.0, 1.0, 10, 100)
+
+
+def test_the_search_stops_when_out_of_time() -> None:
+    budget = iter([False, False, True])
+    search = find_capacity(lambda rate: rate, lambda rate: rate < 10, 1.0, out_of_time=lambda: next(budget))
+    assert [p.rate for p in search.probes] == [1.0, 2.0, 4.0]
+    assert search.stop_reason == "time_budget" and search.capacity == 4.0 and not search.converged

@@ -80,3 +80,9 @@ def test_summaries_of_timelines() -> None:
     assert summaries["itl_ns"]["count"] == 4
     single = timeline_summaries([RequestTimeline(0, (3,))] * 3)
     assert single["tpot_ns"] is None and single["itl_ns"] is None
+
+
+def test_meets_slo_at_another_percentile() -> None:
+    timelines = [RequestTimeline(0, (10 * MS,))] * 9 + [RequestTimeline(0, (100 * MS,))]
+    assert not meets_slo(timelines, SLO(e2e_ns=20 * MS))
+    assert meets_slo(timelines, SLO(e2e_ns=20 * MS), percentile=50)
