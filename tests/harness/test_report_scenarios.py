@@ -69,3 +69,12 @@ def test_markdown_and_csv_render(mixed_run: dict[str, Any]) -> None:
     assert markdown.count("scenario: ") == 4 and "| workload" in markdown
     csv_text = render([mixed_run], "csv")
     assert csv_text.splitlines()[0].startswith("run_id,") and "output_tokens_per_s" in csv_text.splitlines()[0]
+
+
+def test_failed_cells_of_a_scenario_are_listed_in_its_table() -> None:
+    config = CellConfig(workload="mlp", preset="tiny", backend="cpu", dtype="fp32", mode="eager", threads=1,
+                        batch_size=1, scenario="generate", params=ScenarioParams(prompt_tokens=4, output_tokens=2))
+    failed = run_cell(config, SHORT)
+    assert failed["status"] == "failed"
+    text = render([{"run_id": "r2", "target": {"kind": "local"}, "cells": [failed]}])
+    assert "scenario: generate" in text and "FAILED" in text and "needs a decoder workload" in text
