@@ -18,6 +18,9 @@ __all__ = ["main"]
 
 EXIT_OK, EXIT_CELL_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
+#: Kept in step with ``harness.plan.SCENARIOS`` (a test checks); not imported so --help stays light.
+SCENARIO_CHOICES = ("latency", "throughput", "generate", "server", "offline")
+
 
 class _Parser(argparse.ArgumentParser):
     """argparse that reports bad input in one line instead of usage plus error."""
@@ -109,6 +112,59 @@ def _build_parser() -> _Parser:
         action="store_const",
         const=False,
         help="run every cell in this process (default for cpu)",
+    )
+    scenario = run.add_argument_group(
+        "scenarios",
+        "How load is applied. latency: one request at a time (default). throughput: back-to-back calls, "
+        "synchronized per block. generate: LLM generation (TTFT, TPOT, ITL, tokens/s) for decoders (llama, gpt2). "
+        "server: open-loop Poisson arrivals, latency from the scheduled arrival; at --rate, or searching the "
+        "highest rate that meets the SLO (the capacity). offline: one large query through the host, batch by batch.",
+    )
+    scenario.add_argument(
+        "--scenario",
+        choices=SCENARIO_CHOICES,
+        metavar="|".join(SCENARIO_CHOICES),
+        help="load scenario (default latency)",
+    )
+    scenario.add_argument(
+        "--prompt-tokens", type=_positive_int, metavar="N", help="decoders: exact prompt length in tokens (default 128)"
+    )
+    scenario.add_argument(
+        "--output-tokens",
+        type=_positive_int,
+        metavar="N",
+        help="decoders: exact tokens generated per request, greedy, EOS ignored (default 128)",
+    )
+    scenario.add_argument(
+        "--rate",
+        type=_positive_float,
+        metavar="RPS",
+        help="server: fixed arrival rate in requests/s (default: search for the capacity under the SLO)",
+    )
+    scenario.add_argument(
+        "--slo-p99", type=_positive_float, metavar="MS", help="server: target p99 end-to-end latency in milliseconds"
+    )
+    scenario.add_argument(
+        "--slo-ttft",
+        type=_positive_float,
+        metavar="MS",
+        help="server, decoders: target p99 time to first token in milliseconds",
+    )
+    scenario.add_argument(
+        "--slo-tpot",
+        type=_positive_float,
+        metavar="MS",
+        help="server, decoders: target p99 time per output token in milliseconds",
+    )
+    scenario.add_argument(
+        "--concurrency", type=_positive_int, metavar="N", help="server: requests served at once (default 1)"
+    )
+    scenario.add_argument(
+        "--loadgen",
+        action="store_const",
+        const=True,
+        help="run latency/server/offline under MLPerf LoadGen as SingleStream/Server/Offline "
+        "and record its VALID/INVALID verdict (pip install 'siliconbench[loadgen]')",
     )
     run.add_argument("--output", metavar="DIR", help="folder for the run file (default results/)")
     run.add_argument("--suite", metavar="FILE.toml", help="suite file naming the matrix; options above override it")
@@ -245,6 +301,15 @@ def _suite_from_args(args: argparse.Namespace) -> Any:
         target_rel_ci=args.target_ci,
         isolate=args.isolate,
         output=args.output,
+        scenario=args.scenario,
+        prompt_tokens=args.prompt_tokens,
+        output_tokens=args.output_tokens,
+        rate=args.rate,
+        slo_p99=args.slo_p99,
+        slo_ttft=args.slo_ttft,
+        slo_tpot=args.slo_tpot,
+        concurrency=args.concurrency,
+        loadgen=args.loadgen,
     )
 
 
@@ -265,8 +330,16 @@ def _validate_matrix(suite: Any) -> tuple[dict[str, str], dict[str, Any]]:
                     f"workload {name!r} has no preset {preset!r}; available: {', '.join(factory.presets)}"
                 )
             presets[name] = preset
+            _check_scenario_fits(suite, name, factory(preset))
         else:
             presets[name] = suite.preset or "default"
+    if suite.loadgen:
+        import importlib.util
+
+        if importlib.util.find_spec("mlperf_loadgen") is None:
+            raise ConfigError(
+                "--loadgen needs MLPerf LoadGen: pip install 'siliconbench[loadgen]' (package mlcommons-loadgen)"
+            )
     backends: dict[str, Any] = {}
     for name in suite.backends:
         backend = require_backend(name)
@@ -277,6 +350,55 @@ def _validate_matrix(suite: Any) -> tuple[dict[str, str], dict[str, Any]]:
     return presets, backends
 
 
+def _check_scenario_fits(suite: Any, name: str, workload: Any) -> None:
+    """Generation options against the workload: decoders only, and within their positions."""
+    generation = getattr(workload, "generation", None)
+    if generation is None:
+        if suite.scenario == "generate":
+            raise ConfigError(f"scenario 'generate' needs a decoder workload (llama, gpt2); {name!r} is not one")
+        if suite.slo_ttft is not None or suite.slo_tpot is not None:
+            raise ConfigError(f"--slo-ttft and --slo-tpot apply to decoders; {name!r} is not one: use --slo-p99")
+        return
+    if (
+        suite.scenario in ("generate", "server", "offline")
+        and suite.prompt_tokens + suite.output_tokens > generation.max_positions
+    ):
+        raise ConfigError(
+            f"--prompt-tokens {suite.prompt_tokens} + --output-tokens {suite.output_tokens} exceed "
+            f"{name}'s {generation.max_positions} positions"
+        )
+
+
+def _progress_detail(record: dict[str, Any]) -> str:
+    """The figures worth a progress line for the record's scenario."""
+    lat, samp = record["latency_ns"], record["sampling"]
+    scenario = record["config"].get("scenario", "latency")
+    if "generation" in record:
+        gen = record["generation"]
+        tpot = gen["tpot_ns"]["p50"] / 1e6 if gen.get("tpot_ns") else float("nan")
+        return (
+            f"TTFT p50 {gen['ttft_ns']['p50'] / 1e6:.3f} ms, TPOT p50 {tpot:.3f} ms, "
+            f"{record['output_tokens_per_s']:.1f} output tok/s ({gen['requests']} requests)"
+        )
+    if "server" in record:
+        srv = record["server"]
+        head = (
+            f"capacity {srv['capacity_rps']:.2f} req/s"
+            if srv["capacity_rps"] is not None
+            else f"{srv['rate_rps']:g} req/s offered"
+        )
+        good = f", goodput {srv['goodput_rps']:.2f} req/s" if srv.get("goodput_rps") is not None else ""
+        return f"{head}{good}, p99 {lat['p99'] / 1e6:.3f} ms ({len(srv['probes'])} probes)"
+    if "loadgen" in record:
+        return f"{record['throughput_per_s']:.1f} samples/s, LoadGen {record['loadgen']['verdict']}"
+    if scenario == "offline":
+        return f"{record['throughput_per_s']:.1f} samples/s ({record['offline']['samples']} samples)"
+    return (
+        f"p50 {lat['p50'] / 1e6:.3f} ms, {record['throughput_per_s']:.1f} inf/s "
+        f"({samp['stop_reason']}, {lat['count']} samples)"
+    )
+
+
 def _progress(quiet: bool) -> Any:
     def show(index: int, total: int, config: Any, record: dict[str, Any] | None) -> None:
         if quiet:
@@ -285,16 +407,12 @@ def _progress(quiet: bool) -> Any:
             f"[{index}/{total}] {config.workload}:{config.preset} {config.backend} {config.dtype} "
             f"{config.mode} bs={config.batch_size}"
         )
+        if config.scenario != "latency" or config.params.loadgen:
+            label += f" {config.params.label(config.scenario)}"
         if record is None:
             print(f"{label} ...", file=sys.stderr, flush=True)
         elif record["status"] == "ok":
-            lat, samp = record["latency_ns"], record["sampling"]
-            print(
-                f"{label} ok: p50 {lat['p50'] / 1e6:.3f} ms, {record['throughput_per_s']:.1f} inf/s "
-                f"({samp['stop_reason']}, {lat['count']} samples)",
-                file=sys.stderr,
-                flush=True,
-            )
+            print(f"{label} ok: {_progress_detail(record)}", file=sys.stderr, flush=True)
         else:
             err = record["error"]
             print(f"{label} FAILED in {err['phase']}: {err['message']}", file=sys.stderr, flush=True)

@@ -14,9 +14,53 @@ from typing import Any
 
 from harness.errors import ConfigError
 
-__all__ = ["DEFAULT_SUITE", "SCENARIOS", "CellConfig", "Suite", "load_suite_file"]
+__all__ = [
+    "DEFAULT_SUITE",
+    "LOADGEN_SCENARIOS",
+    "SCENARIOS",
+    "CellConfig",
+    "ScenarioParams",
+    "Suite",
+    "load_suite_file",
+]
 
-SCENARIOS: tuple[str, ...] = ("latency",)
+#: How load is applied; each has a module in ``harness.scenarios``.
+SCENARIOS: tuple[str, ...] = ("latency", "throughput", "generate", "server", "offline")
+#: Our scenarios that MLPerf LoadGen can run, mapped to LoadGen's names.
+LOADGEN_SCENARIOS: dict[str, str] = {"latency": "SingleStream", "server": "Server", "offline": "Offline"}
+
+
+@dataclass(frozen=True)
+class ScenarioParams:
+    """The knobs of the load scenarios; ``latency`` ignores them all.
+
+    Token counts are exact (generation ignores end-of-sequence). SLO targets are milliseconds:
+    ``slo_p99_ms`` on the end-to-end latency, ``slo_ttft_ms`` and ``slo_tpot_ms`` on the p99 time
+    to first token and time per output token of decoders. ``rate`` (requests/s) fixes the
+    ``server`` arrival rate; without it the server scenario searches for the capacity under the SLO.
+    """
+
+    prompt_tokens: int = 128
+    output_tokens: int = 128
+    rate: float | None = None
+    slo_p99_ms: float | None = None
+    slo_ttft_ms: float | None = None
+    slo_tpot_ms: float | None = None
+    concurrency: int = 1
+    loadgen: bool = False
+
+    def label(self, scenario: str) -> str:
+        """The part of a cell id that tells cells of one scenario apart."""
+        parts = [scenario]
+        if scenario in ("generate", "server", "offline"):
+            parts.append(f"p{self.prompt_tokens}o{self.output_tokens}")
+        if scenario == "server":
+            parts.append(f"r{self.rate:g}" if self.rate is not None else "capacity")
+            if self.concurrency != 1:
+                parts.append(f"c{self.concurrency}")
+        if self.loadgen:
+            parts.append("loadgen")
+        return "-".join(parts)
 
 
 @dataclass(frozen=True)
@@ -32,6 +76,7 @@ class CellConfig:
     batch_size: int
     scenario: str = "latency"
     device: str | None = None
+    params: ScenarioParams = field(default_factory=ScenarioParams)
 
     @property
     def cell_id(self) -> str:
@@ -46,12 +91,19 @@ class CellConfig:
                 self.mode,
                 threads,
                 f"bs{self.batch_size}",
-                self.scenario,
+                self.scenario
+                if self.scenario == "latency" and not self.params.loadgen
+                else self.params.label(self.scenario),
             )
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The run file's ``config``; a plain latency cell keeps the original keys only."""
+        data = asdict(self)
+        params = data.pop("params")
+        if self.scenario != "latency" or self.params != ScenarioParams():
+            data["scenario_params"] = params
+        return data
 
 
 @dataclass(frozen=True)
@@ -73,6 +125,14 @@ class Suite:
     isolate: bool | None = None
     output: str = "results"
     pricing: dict[str, Any] = field(default_factory=dict)
+    prompt_tokens: int = 128
+    output_tokens: int = 128
+    rate: float | None = None
+    slo_p99: float | None = None
+    slo_ttft: float | None = None
+    slo_tpot: float | None = None
+    concurrency: int = 1
+    loadgen: bool = False
 
     def __post_init__(self) -> None:
         for name in ("workloads", "backends", "batch_sizes", "dtypes", "modes"):
@@ -93,6 +153,48 @@ class Suite:
             from harness.pricing.given import validate_pricing_table
 
             validate_pricing_table(self.pricing)
+        self._check_scenario_params()
+
+    def _check_scenario_params(self) -> None:
+        for name in ("prompt_tokens", "output_tokens", "concurrency"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{name.replace('_', '-')} must be a whole number of 1 or more, got {value!r}")
+        for name in ("rate", "slo_p99", "slo_ttft", "slo_tpot"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise ConfigError(f"{name.replace('_', '-')} must be a positive number, got {value!r}")
+        if self.loadgen and self.scenario not in LOADGEN_SCENARIOS:
+            raise ConfigError(
+                f"LoadGen runs the scenarios {', '.join(LOADGEN_SCENARIOS)} "
+                f"(as {', '.join(LOADGEN_SCENARIOS.values())}), not {self.scenario!r}; "
+                "drop --loadgen or change --scenario"
+            )
+        slo_given = any(v is not None for v in (self.slo_p99, self.slo_ttft, self.slo_tpot))
+        if self.scenario == "server" and self.rate is None and not slo_given:
+            raise ConfigError(
+                "the server scenario needs --rate (requests/s) or an SLO to search capacity under "
+                "(--slo-p99 MS, or --slo-ttft/--slo-tpot MS for decoders)"
+            )
+        if self.scenario == "server" and self.loadgen and self.rate is None:
+            raise ConfigError("LoadGen's Server scenario runs at a fixed rate: give --rate (requests/s)")
+        if self.scenario == "server" and self.loadgen and not slo_given:
+            raise ConfigError(
+                "LoadGen's Server scenario judges a latency target: give --slo-p99 MS "
+                "(or --slo-ttft and --slo-tpot MS for decoders)"
+            )
+
+    def scenario_params(self) -> ScenarioParams:
+        return ScenarioParams(
+            prompt_tokens=self.prompt_tokens,
+            output_tokens=self.output_tokens,
+            rate=self.rate,
+            slo_p99_ms=self.slo_p99,
+            slo_ttft_ms=self.slo_ttft,
+            slo_tpot_ms=self.slo_tpot,
+            concurrency=self.concurrency,
+            loadgen=self.loadgen,
+        )
 
     def with_overrides(self, **overrides: Any) -> Suite:
         """A copy with every non-None override applied (the command line over the file)."""
@@ -101,6 +203,7 @@ class Suite:
 
     def cells(self, default_presets: dict[str, str]) -> list[CellConfig]:
         """The matrix, in a stable order: workload-major so one model's cells run together."""
+        params = self.scenario_params()
         return [
             CellConfig(
                 workload=w,
@@ -112,6 +215,7 @@ class Suite:
                 batch_size=bs,
                 scenario=self.scenario,
                 device=self.device,
+                params=params,
             )
             for w, b, d, m, bs in itertools.product(
                 self.workloads, self.backends, self.dtypes, self.modes, self.batch_sizes
@@ -142,7 +246,16 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "isolate": (bool,),
     "output": (str,),
     "pricing": (dict,),
+    "prompt_tokens": (int,),
+    "output_tokens": (int,),
+    "rate": (int, float),
+    "slo_p99": (int, float),
+    "slo_ttft": (int, float),
+    "slo_tpot": (int, float),
+    "concurrency": (int,),
+    "loadgen": (bool,),
 }
+_FLOAT_KEYS = {"max_time", "rate", "slo_p99", "slo_ttft", "slo_tpot"}
 
 
 def _build(base: Suite, values: dict[str, Any], source: str) -> Suite:
@@ -163,7 +276,7 @@ def _build(base: Suite, values: dict[str, Any], source: str) -> Suite:
                 raise ConfigError(
                     f"{source}: {key!r} must be {' or '.join(t.__name__ for t in expected)}, got {value!r}"
                 )
-            clean[key] = float(value) if key == "max_time" and isinstance(value, int | float) else value
+            clean[key] = float(value) if key in _FLOAT_KEYS else value  # type: ignore[arg-type]
     return replace(base, **clean)
 
 

@@ -48,6 +48,7 @@ def cell_rows(runs: Iterable[dict[str, Any]], prices: PriceResolver | None = Non
                 "mode": cfg["mode"],
                 "threads": cell.get("device", {}).get("threads", cfg["threads"]),
                 "batch_size": cfg["batch_size"],
+                "scenario": cfg.get("scenario", "latency"),
                 "status": cell["status"],
                 "usd_per_hour": price.usd_per_hour if price else None,
                 "price": price.describe() if price else None,
@@ -83,6 +84,7 @@ def cell_rows(runs: Iterable[dict[str, Any]], prices: PriceResolver | None = Non
                     warnings=list(cell.get("warnings", [])),
                     error=None,
                 )
+                row.update(_scenario_fields(cell))
             else:
                 err = cell.get("error") or {}
                 row.update(
@@ -91,6 +93,49 @@ def cell_rows(runs: Iterable[dict[str, Any]], prices: PriceResolver | None = Non
                 row.update(usd_per_million=None, usd_per_million_tokens=None)
             rows.append(row)
     return rows
+
+
+def _p(summary: dict[str, Any] | None, key: str) -> float | None:
+    return None if not summary else _ms(summary.get(key))
+
+
+def _scenario_fields(cell: dict[str, Any]) -> dict[str, Any]:
+    """The extra columns of generate, server, offline and LoadGen cells (none for latency)."""
+    fields: dict[str, Any] = {}
+    params = cell["config"].get("scenario_params") or {}
+    token_metrics = cell.get("generation") or (cell.get("server") if "ttft_ns" in cell.get("server", {}) else None)
+    if token_metrics:
+        ttft = token_metrics.get("ttft_ns") or {}
+        ttft_ci = (ttft.get("ci") or {}).get("p50", [None, None])
+        fields.update(
+            prompt_tokens=params.get("prompt_tokens"),
+            output_tokens=params.get("output_tokens"),
+            ttft_p50_ms=_p(ttft, "p50"),
+            ttft_p50_lo_ms=_ms(ttft_ci[0]),
+            ttft_p50_hi_ms=_ms(ttft_ci[1]),
+            ttft_p99_ms=_p(token_metrics.get("ttft_ns"), "p99"),
+            tpot_p50_ms=_p(token_metrics.get("tpot_ns"), "p50"),
+            tpot_p99_ms=_p(token_metrics.get("tpot_ns"), "p99"),
+            itl_p99_ms=_p(token_metrics.get("itl_ns"), "p99"),
+        )
+    for key in ("output_tokens_per_s", "total_tokens_per_s", "capacity_rps", "goodput_rps"):
+        if key in cell:
+            fields[key] = cell[key]
+    if "server" in cell:
+        server = cell["server"]
+        slo = server.get("slo_ms") or {}
+        fields.update(
+            server_mode=server["mode"],
+            rate_rps=server.get("rate_rps"),
+            slo_met=server.get("slo_met"),
+            slo=", ".join(f"{name.replace('_p99', '')}≤{value:g}ms" for name, value in slo.items() if value is not None)
+            or None,
+        )
+    if "loadgen" in cell:
+        fields.update(loadgen_scenario=cell["loadgen"]["scenario"], loadgen_verdict=cell["loadgen"]["verdict"])
+    if "validity" in cell and cell["config"].get("scenario", "latency") != "latency":
+        fields.update(valid=cell["validity"]["valid"], validity_reasons=list(cell["validity"]["reasons"]))
+    return fields
 
 
 def _fmt(value: float | None, digits: int = 3) -> str:
@@ -154,7 +199,120 @@ def price_lines(rows: Sequence[dict[str, Any]]) -> list[str]:
     return list(lines.values())
 
 
-def _display_rows(rows: Sequence[dict[str, Any]], multi_target: bool) -> tuple[list[str], list[list[str]], list[str]]:
+#: Columns of the tables of generate and server cells (after the common configuration columns).
+GENERATE_HEADERS = (
+    "prompt",
+    "output",
+    "TTFT p50 ms [95% CI]",
+    "TTFT p99 ms",
+    "TPOT p50 ms",
+    "ITL p99 ms",
+    "out tok/s",
+    "total tok/s",
+    "n",
+)
+SERVER_HEADERS = (
+    "SLO",
+    "capacity req/s",
+    "rate req/s",
+    "goodput req/s",
+    "p99 ms",
+    "TTFT p99 ms",
+    "TPOT p50 ms",
+    "out tok/s",
+    "n",
+)
+OFFLINE_HEADERS = ("samples/s", "out tok/s", "batch p50 ms", "batches")
+
+
+def _failure_note(row: dict[str, Any]) -> str:
+    where = f"{row['workload']}/{row['preset']} {row['backend']} {row['dtype']} bs{row['batch_size']}"
+    return f"FAILED {where}: {row['error']}"
+
+
+def _scenario_cells(row: dict[str, Any]) -> list[str]:
+    """The scenario-specific cells of a display row (generate, server, offline)."""
+    scenario = row["scenario"]
+    if scenario == "generate":
+        return [
+            str(row.get("prompt_tokens")),
+            str(row.get("output_tokens")),
+            _with_ci(row.get("ttft_p50_ms"), row.get("ttft_p50_lo_ms"), row.get("ttft_p50_hi_ms")),
+            _fmt(row.get("ttft_p99_ms")),
+            _fmt(row.get("tpot_p50_ms")),
+            _fmt(row.get("itl_p99_ms")),
+            _fmt(row.get("output_tokens_per_s")),
+            _fmt(row.get("total_tokens_per_s")),
+            str(row["samples"]),
+        ]
+    if scenario == "server":
+        return [
+            row.get("slo") or "-",
+            _fmt(row.get("capacity_rps")),
+            _fmt(row.get("rate_rps")),
+            _fmt(row.get("goodput_rps")),
+            _fmt(row["p99_ms"]),
+            _fmt(row.get("ttft_p99_ms")),
+            _fmt(row.get("tpot_p50_ms")),
+            _fmt(row.get("output_tokens_per_s")),
+            str(row["samples"]),
+        ]
+    return [
+        _fmt(row["throughput_per_s"]),
+        _fmt(row.get("output_tokens_per_s")),
+        _fmt(row["p50_ms"]),
+        str(row["samples"]),
+    ]
+
+
+def _scenario_headers(scenario: str) -> tuple[str, ...]:
+    if scenario == "generate":
+        return GENERATE_HEADERS
+    if scenario == "server":
+        return SERVER_HEADERS
+    if scenario == "offline":
+        return OFFLINE_HEADERS
+    return HEADERS[7:-1]
+
+
+def _display_rows(
+    rows: Sequence[dict[str, Any]], multi_target: bool, notes: list[str] | None = None
+) -> tuple[list[str], list[list[str]], list[str]]:
+    """One table of rows of a single scenario; ``notes`` continues a numbering across tables."""
+    scenario = rows[0]["scenario"] if rows else "latency"
+    if scenario in ("latency", "throughput"):
+        return _latency_display_rows(rows, multi_target, notes)
+    headers = (["target"] if multi_target else []) + list(HEADERS[:7]) + list(_scenario_headers(scenario)) + ["notes"]
+    table: list[list[str]] = []
+    notes = [] if notes is None else notes
+    for row in rows:
+        prefix = [row["target"]] if multi_target else []
+        base = [
+            *prefix,
+            row["workload"],
+            row["preset"],
+            row["backend"],
+            row["dtype"],
+            row["mode"],
+            str(row["threads"] or "-"),
+            str(row["batch_size"]),
+        ]
+        if row["status"] != "ok":
+            notes.append(_failure_note(row))
+            table.append(base + ["FAILED"] + ["-"] * (len(_scenario_headers(scenario)) - 1) + [f"[{len(notes)}]"])
+            continue
+        marks = []
+        for note in [*row["warnings"], *(f"not valid for p99: {r}" for r in row.get("validity_reasons", []))]:
+            notes.append(note)
+            marks.append(f"[{len(notes)}]")
+        verdict = f" LoadGen {row['loadgen_verdict']}" if row.get("loadgen_verdict") else ""
+        table.append(base + _scenario_cells(row) + [" ".join(marks) + ("" if row["correct"] else " WRONG") + verdict])
+    return headers, table, notes
+
+
+def _latency_display_rows(
+    rows: Sequence[dict[str, Any]], multi_target: bool, notes: list[str] | None = None
+) -> tuple[list[str], list[list[str]], list[str]]:
     show_cost = any(r.get("usd_per_million") is not None for r in rows)
     show_tokens = any(r.get("usd_per_million_tokens") is not None for r in rows)
     cost_headers = [COST_HEADERS[0]] * show_cost + [COST_HEADERS[1]] * show_tokens
@@ -171,7 +329,7 @@ def _display_rows(rows: Sequence[dict[str, Any]], multi_target: bool) -> tuple[l
         *HEADERS[-3:],
     ]
     table: list[list[str]] = []
-    notes: list[str] = []
+    notes = [] if notes is None else notes
     for row in rows:
         prefix = ([row["target"]] if multi_target else []) + ([row["run_id"]] if show_run else [])
         base = [
@@ -185,14 +343,14 @@ def _display_rows(rows: Sequence[dict[str, Any]], multi_target: bool) -> tuple[l
             str(row["batch_size"]),
         ]
         if row["status"] != "ok":
-            where = f"{row['workload']}/{row['preset']} {row['backend']} {row['dtype']} bs{row['batch_size']}"
-            notes.append(f"FAILED {where}: {row['error']}")
+            notes.append(_failure_note(row))
             table.append([*base, "FAILED", *["-"] * (4 + len(cost_headers)), f"[{len(notes)}]"])
             continue
         marks = []
-        for warning in row["warnings"]:
+        for warning in [*row["warnings"], *(f"not valid for p99: {r}" for r in row.get("validity_reasons", []))]:
             notes.append(warning)
             marks.append(f"[{len(notes)}]")
+        verdict = f" LoadGen {row['loadgen_verdict']}" if row.get("loadgen_verdict") else ""
         cost = [_money(row.get("usd_per_million"))] * show_cost
         cost += [_money(row.get("usd_per_million_tokens"))] * show_tokens
         table.append(
@@ -205,7 +363,7 @@ def _display_rows(rows: Sequence[dict[str, Any]], multi_target: bool) -> tuple[l
                 *cost,
                 str(row["samples"]),
                 row["stop_reason"],
-                " ".join(marks) + ("" if row["correct"] else " WRONG"),
+                " ".join(marks) + ("" if row["correct"] else " WRONG") + verdict,
             ]
         )
     return headers, table, notes
@@ -269,8 +427,16 @@ def render(
 
     markdown = fmt == "markdown"
     multi_target = len({r["target"] for r in rows}) > 1
-    headers, table, notes = _display_rows(rows, multi_target)
-    text = str(tabulate(table, headers=headers, tablefmt="github" if markdown else "simple", disable_numparse=True))
+    style = "github" if markdown else "simple"
+    scenarios = list(dict.fromkeys(r["scenario"] for r in rows)) or ["latency"]
+    notes: list[str] = []
+    parts = []
+    for scenario in scenarios:
+        headers, table, notes = _display_rows([r for r in rows if r["scenario"] == scenario], multi_target, notes)
+        body = str(tabulate(table, headers=headers, tablefmt=style, disable_numparse=True))
+        # A run of latency cells only prints as it always did; other scenarios get a title.
+        parts.append(body if scenarios == ["latency"] else f"scenario: {scenario}\n{body}")
+    text = "\n\n".join(parts)
     if notes:
         if markdown:
             text += "\n\n" + "\n".join(f"{i}. {note}" for i, note in enumerate(notes, start=1))

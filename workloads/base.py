@@ -13,7 +13,51 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["Workload", "WorkloadFactory", "WorkloadFamily"]
+__all__ = ["GenerationSession", "GenerationSpec", "Workload", "WorkloadFactory", "WorkloadFamily"]
+
+
+@runtime_checkable
+class GenerationSession(Protocol):
+    """One batch of sequences being generated, over a static KV cache.
+
+    ``prefill`` and ``decode`` are modules whose ``forward()`` takes no arguments: the prompt, the
+    tokens produced so far, the position and the cache are buffers they own and update in place.
+    So a backend prepares them like any model (cast, place, compile, trace) with no new interface,
+    every call has static shapes, and the greedy token never leaves the device between steps.
+    ``prefill()`` reads the prompt, fills the cache and writes the first output token;
+    each ``decode()`` feeds back the last token and writes the next. Both return the logits
+    (batch, vocabulary) of the position they just processed.
+    """
+
+    @property
+    def prefill(self) -> torch.nn.Module: ...
+
+    @property
+    def decode(self) -> torch.nn.Module: ...
+
+    def load_prompts(self, prompts: torch.Tensor) -> None:
+        """Copy int64 prompt ids (batch, prompt_tokens) into the session, wherever it now lives."""
+        ...
+
+    def generated(self) -> torch.Tensor:
+        """The output tokens written so far, (batch, output_tokens), on the host."""
+        ...
+
+
+@dataclass(frozen=True)
+class GenerationSpec:
+    """What a decoder workload adds so the ``generate`` and ``server`` scenarios can drive it.
+
+    ``new_session(model, batch_size, prompt_tokens, output_tokens)`` builds a session sharing
+    ``model``'s weights with a cache sized for exactly that many tokens; ``make_prompts(batch_size,
+    prompt_tokens)`` gives seeded random prompt ids. Generation is greedy and ignores end-of-sequence,
+    so every request produces exactly ``output_tokens`` tokens.
+    """
+
+    vocab_size: int
+    max_positions: int
+    make_prompts: Callable[[int, int], torch.Tensor]
+    new_session: Callable[[torch.nn.Module, int, int, int], GenerationSession]
 
 
 @dataclass(frozen=True)
@@ -23,6 +67,8 @@ class Workload:
     ``make_inputs(batch_size)`` returns the positional arguments of one forward call; the model's
     output may be a tensor or any pytree of tensors. ``tokens_per_sample`` is set by workloads whose
     cost is quoted per token (the sequence length of an encoder, say), and is 0 otherwise.
+    ``generation`` is set by decoder LLMs only: the forward pass of ``build_model`` is then one
+    uncached prefill of ``make_inputs``' prompt, and the spec drives token-by-token generation.
     """
 
     name: str
@@ -33,6 +79,7 @@ class Workload:
     description: str = ""
     tokens_per_sample: int = 0
     metadata: Mapping[str, Any] = field(default_factory=dict)
+    generation: GenerationSpec | None = None
 
 
 @runtime_checkable

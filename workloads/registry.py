@@ -19,6 +19,8 @@ BUILTIN_WORKLOADS: dict[str, str] = {
     "mlp": "workloads.mlp:MLP",
     "resnet50": "workloads.resnet50:RESNET50",
     "bert-base": "workloads.bert:BERT_BASE",
+    "llama": "workloads.llama:LLAMA",
+    "gpt2": "workloads.gpt2:GPT2",
 }
 
 

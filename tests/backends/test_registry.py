@@ -15,7 +15,7 @@ def test_builtin_backends_are_registered() -> None:
 
 
 def test_unknown_backend_lists_the_installed_ones() -> None:
-    with pytest.raises(UnknownNameError, match="unknown backend 'tpu'; available: cpu, cuda"):
+    with pytest.raises(UnknownNameError, match="unknown backend 'tpu'; available: cpu, cuda, neuron"):
         get_backend("tpu")
 
 

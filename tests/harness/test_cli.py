@@ -132,12 +132,12 @@ def test_help_does_not_import_torch(run_cli: CliRunner) -> None:
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
-        (["run", "--workload", "nope"], "unknown workload 'nope'; available: bert-base, mlp, resnet50"),
+        (["run", "--workload", "nope"], "unknown workload 'nope'; available: bert-base, gpt2, llama, mlp, resnet50"),
         (
             ["run", "--workload", "mlp", "--preset", "huge"],
             "workload 'mlp' has no preset 'huge'; available: tiny, large",
         ),
-        (["run", "--backend", "tpu"], "unknown backend 'tpu'; available: cpu, cuda"),
+        (["run", "--backend", "tpu"], "unknown backend 'tpu'; available: cpu, cuda, neuron"),
         (["run", "--backend", "cuda"], "backend 'cuda' is not available here:"),
         (["run", "--batch-size", "0"], "argument --batch-size: must be 1 or more, got 0"),
         (["run", "--batch-size", "-3"], "argument --batch-size: must be 1 or more, got -3"),

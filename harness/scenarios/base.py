@@ -1,0 +1,97 @@
+"""What every scenario shares: the context a cell hands it and the record parts it returns.
+
+``harness.cell.run_cell`` does the common part (resolve the backend, build the workload) and
+hands a ``CellContext`` to the scenario, which does the rest (reference, prepare, check, measure,
+summarize) and returns the scenario's keys of the cell record. A scenario sets ``ctx.phase`` as
+it goes, so a failure is recorded with the phase it happened in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+from harness.correctness import tolerance_for
+
+if TYPE_CHECKING:
+    import torch
+
+    from backends.base import Backend, BackendOptions
+    from harness.measure import Sampling, SamplingPolicy
+    from harness.plan import CellConfig
+    from workloads.base import Workload
+
+__all__ = ["CellContext", "Scenario", "correctness_record", "sampling_record", "workload_record"]
+
+
+@dataclass
+class CellContext:
+    """Everything a scenario needs: the cell, its policy, the backend and the built model."""
+
+    config: CellConfig
+    policy: SamplingPolicy
+    backend: Backend
+    options: BackendOptions
+    workload: Workload
+    model: torch.nn.Module
+    params: int
+    phase: str = "build"
+
+
+class Scenario(Protocol):
+    """Runs one cell's measurement; returns the record keys after ``error`` (see the schema)."""
+
+    name: str
+
+    def run(self, ctx: CellContext) -> dict[str, Any]: ...
+
+
+def workload_record(
+    ctx: CellContext, flops_per_inference: float | None, tokens_per_sample: int | None = None
+) -> dict[str, Any]:
+    """The record's ``workload``; generation cells pass their prompt + output tokens per sample."""
+    workload = ctx.workload
+    return {
+        "task": workload.task,
+        "description": workload.description,
+        "params": int(ctx.params),
+        "flops_per_inference": None if flops_per_inference is None else float(flops_per_inference),
+        "tokens_per_sample": int(workload.tokens_per_sample if tokens_per_sample is None else tokens_per_sample),
+    }
+
+
+def correctness_record(
+    error: float, dtype: str, reference: str = "cpu eager fp32"
+) -> tuple[dict[str, Any], str | None]:
+    """The record's ``correctness`` and, when it failed, the warning that leads the warnings list."""
+    tolerance = tolerance_for(dtype)
+    passed = error <= tolerance
+    record = {
+        "max_rel_error": error if error != float("inf") else 1e300,
+        "tolerance": tolerance,
+        "passed": passed,
+        "reference": reference,
+    }
+    warning = (
+        None
+        if passed
+        else (f"correctness: max relative error {error:.2e} exceeds the {dtype} tolerance {tolerance:.0e}")
+    )
+    return record, warning
+
+
+def sampling_record(sampling: Sampling, policy: SamplingPolicy, wall_s: float) -> dict[str, Any]:
+    return {
+        "warmup_count": sampling.warmup_count,
+        "warmup_s": sampling.warmup_ns / 1e9,
+        "elapsed_s": sampling.elapsed_ns / 1e9,
+        "stop_reason": sampling.stop_reason,
+        "rel_ci_half_width": sampling.rel_ci_half_width,
+        "target_rel_ci": policy.target_rel_ci,
+        "confidence": policy.confidence,
+        "max_time_s": policy.max_time_s,
+        "min_count": policy.min_count,
+        "max_count": policy.max_count,
+        "wall_s": wall_s,
+        "timer": sampling.timer,
+    }

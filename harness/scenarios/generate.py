@@ -1,0 +1,177 @@
+"""The ``generate`` scenario: LLM generation in a closed loop, one batch of requests at a time.
+
+Each request is a batch of ``batch_size`` prompts of exactly ``prompt_tokens`` tokens, generating
+exactly ``output_tokens`` tokens greedily (end-of-sequence ignored). The sequences of a batch
+share one timeline (static batching), so per-request percentiles count one sample per batch, not
+``batch_size`` copies of it. Metrics follow ``harness.scenarios.tokens``:
+
+- per request: TTFT (the prefill, plus the first token's synchronize), TPOT, the ITL gaps and
+  end-to-end latency; each summarized with bootstrap CIs;
+- per cell: output tokens/s = batch × output_tokens × requests / total busy time, and total
+  tokens/s the same with prompt + output tokens (what a price per hour is divided by).
+
+Requests repeat under the sampler's rule: at least ``min_count``, then until the median
+end-to-end latency's CI is within the target or the time budget is spent.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from harness.measure import SamplingPolicy
+from harness.scenarios.base import CellContext, workload_record
+from harness.scenarios.tokens import RequestTimeline, timeline_summaries
+from harness.scenarios.validity import validity
+
+__all__ = ["SCENARIO", "GenerateScenario", "RequestSampling", "sample_requests", "token_rates"]
+
+
+@dataclass(frozen=True)
+class RequestSampling:
+    """The timed requests of a closed loop and why it stopped."""
+
+    timelines: list[RequestTimeline]
+    warmup_count: int
+    warmup_ns: int
+    elapsed_ns: int
+    stop_reason: str
+    rel_ci_half_width: float
+
+
+def sample_requests(
+    request: Callable[[], RequestTimeline], policy: SamplingPolicy, clock: Callable[[], int] = time.perf_counter_ns
+) -> RequestSampling:
+    """Warm up (at least one request), then repeat ``request`` under the sampler's stopping rule."""
+    from harness.stats import relative_half_width
+
+    warmup_start = clock()
+    warmup_count = 0
+    while warmup_count < 1 or clock() - warmup_start < policy.warmup_time_s * 1e9:
+        request()
+        warmup_count += 1
+    warmup_ns = clock() - warmup_start
+    start = clock()
+    deadline = start + int(policy.max_time_s * 1e9)
+    timelines: list[RequestTimeline] = []
+    rel = float("inf")
+    while True:
+        timelines.append(request())
+        count = len(timelines)
+        if count >= policy.min_count:
+            rel = relative_half_width([t.e2e_ns for t in timelines], policy.confidence)
+            if rel <= policy.target_rel_ci:
+                reason = "converged"
+                break
+        if count >= policy.max_count:
+            reason = "max_count"
+            break
+        if count >= policy.min_count and clock() >= deadline:
+            reason = "time_budget"
+            break
+    return RequestSampling(timelines, warmup_count, warmup_ns, clock() - start, reason, rel)
+
+
+def token_rates(
+    requests: int, batch_size: int, prompt_tokens: int, output_tokens: int, busy_ns: float
+) -> dict[str, float]:
+    """Sequences, output tokens and total (prompt + output) tokens per second over ``busy_ns``."""
+    seconds = busy_ns / 1e9
+    if seconds <= 0:
+        return {"sequences_per_s": 0.0, "output_tokens_per_s": 0.0, "total_tokens_per_s": 0.0}
+    sequences = requests * batch_size
+    return {
+        "sequences_per_s": sequences / seconds,
+        "output_tokens_per_s": sequences * output_tokens / seconds,
+        "total_tokens_per_s": sequences * (prompt_tokens + output_tokens) / seconds,
+    }
+
+
+class GenerateScenario:
+    name = "generate"
+
+    def run(self, ctx: CellContext) -> dict[str, Any]:
+        from harness.scenarios.decoding import prepare_decoder, require_generation
+
+        config, policy, backend = ctx.config, ctx.policy, ctx.backend
+        params = config.params
+        spec = require_generation(ctx)
+        prompts = spec.make_prompts(config.batch_size, params.prompt_tokens)
+        prepared, check = prepare_decoder(ctx, config.batch_size, prompts)
+
+        ctx.phase = "measure"
+        synchronize, clock = backend.synchronize, time.perf_counter_ns
+
+        def request() -> RequestTimeline:
+            due = clock()
+            return RequestTimeline(due, tuple(prepared.request(clock, synchronize)))
+
+        measured_at = time.perf_counter()
+        sampling = sample_requests(request, policy, clock)
+        peak = backend.peak_memory_bytes()
+
+        ctx.phase = "statistics"
+        timelines = sampling.timelines
+        summaries = timeline_summaries(timelines, policy.confidence)
+        e2e = [t.e2e_ns for t in timelines]
+        rates = token_rates(len(timelines), config.batch_size, params.prompt_tokens, params.output_tokens, sum(e2e))
+        warnings = []
+        if check.warning:
+            warnings.append(check.warning)
+        if sampling.stop_reason != "converged":
+            warnings.append(
+                f"stopped by {sampling.stop_reason.replace('_', ' ')} before the median end-to-end latency's CI "
+                f"reached ±{policy.target_rel_ci:.1%} (reached ±{sampling.rel_ci_half_width:.1%})"
+            )
+        counts = {"requests (TTFT, TPOT, end-to-end)": len(timelines)}
+        if summaries["itl_ns"] is not None:
+            counts["ITL gaps"] = int(summaries["itl_ns"]["count"])
+        verdict = validity(counts, sampling.elapsed_ns / 1e9)
+        device = backend.device_info()
+        device.update(prepared.prefill.details)
+        flops_per_sequence = check.flops_per_request / config.batch_size
+        return {
+            "workload": workload_record(ctx, flops_per_sequence, params.prompt_tokens + params.output_tokens),
+            "device": device,
+            "compile_s": prepared.compile_s,
+            "peak_memory_bytes": peak,
+            "correctness": check.correctness,
+            "sampling": {
+                "warmup_count": sampling.warmup_count,
+                "warmup_s": sampling.warmup_ns / 1e9,
+                "elapsed_s": sampling.elapsed_ns / 1e9,
+                "stop_reason": sampling.stop_reason,
+                "rel_ci_half_width": sampling.rel_ci_half_width,
+                "target_rel_ci": policy.target_rel_ci,
+                "confidence": policy.confidence,
+                "max_time_s": policy.max_time_s,
+                "min_count": policy.min_count,
+                "max_count": policy.max_count,
+                "wall_s": time.perf_counter() - measured_at,
+            },
+            "latency_ns": summaries["e2e_ns"],
+            "throughput_per_s": rates["sequences_per_s"],
+            "tokens_per_s": rates["total_tokens_per_s"],
+            "flops_per_s": flops_per_sequence * rates["sequences_per_s"] or None,
+            "samples_ns": e2e,
+            "output_tokens_per_s": rates["output_tokens_per_s"],
+            "total_tokens_per_s": rates["total_tokens_per_s"],
+            "generation": {
+                "prompt_tokens": params.prompt_tokens,
+                "output_tokens": params.output_tokens,
+                "batch_size": config.batch_size,
+                "requests": len(timelines),
+                **summaries,
+                **rates,
+                "token_agreement": check.token_agreement,
+                "reference_tokens": check.reference_tokens,
+                "timelines_ns": [t.offsets_ns() for t in timelines],
+            },
+            "warnings": warnings,
+            "validity": verdict,
+        }
+
+
+SCENARIO = GenerateScenario()
