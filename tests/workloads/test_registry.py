@@ -22,7 +22,8 @@ def test_a_module_callable_reference_builds_the_users_workload() -> None:
 
 
 def test_an_unknown_name_lists_the_known_ones() -> None:
-    with pytest.raises(UnknownNameError, match="unknown workload 'resnet'; available: bert-base, gpt2, llama, mlp, resnet50"):
+    expected = "unknown workload 'resnet'; available: bert-base, gpt2, llama, mlp, resnet50"
+    with pytest.raises(UnknownNameError, match=expected):
         resolve("resnet", None)
 
 
