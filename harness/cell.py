@@ -8,6 +8,7 @@ options, threads, workload, model) lives here; what is measured and how lives in
 
 from __future__ import annotations
 
+import os
 import traceback
 from typing import Any
 
@@ -19,7 +20,19 @@ from harness.plan import CellConfig
 from harness.scenarios.latency import DRIFT, HIGH_DISPERSION, warnings_for
 from harness.scenarios.validity import MIN_SAMPLES_FOR_P99
 
-__all__ = ["DRIFT", "HIGH_DISPERSION", "MIN_SAMPLES_FOR_P99", "failed_cell", "run_cell", "warnings_for"]
+#: Load above the core count, beyond this margin, means work other than ours competed for cores.
+BUSY_MARGIN = 0.5
+
+__all__ = [
+    "BUSY_MARGIN",
+    "DRIFT",
+    "HIGH_DISPERSION",
+    "MIN_SAMPLES_FOR_P99",
+    "busy_machine_warning",
+    "failed_cell",
+    "run_cell",
+    "warnings_for",
+]
 
 
 def failed_cell(config: CellConfig, phase: str, exc: BaseException | str, started: str) -> dict[str, Any]:
@@ -36,6 +49,26 @@ def failed_cell(config: CellConfig, phase: str, exc: BaseException | str, starte
         "started_utc": started,
         "finished_utc": utc_now(),
     }
+
+
+def busy_machine_warning(threads: int) -> str | None:
+    """A warning when other work competed for the cores during the cell, else None.
+
+    Intra-op thread pools spin at barriers: when another process holds a core that one of our
+    threads needs, a parallel region waits for a scheduler time slice, and latency can grow a
+    hundredfold. The one-minute load average, taken at the end of the cell, is a cheap witness.
+    """
+    try:
+        load = os.getloadavg()[0]
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return None
+    if load > cores + BUSY_MARGIN:
+        return (
+            f"busy machine: load average {load:.1f} on {cores} cores while this cell used {threads} "
+            "thread(s); other work may have inflated the latencies"
+        )
+    return None
 
 
 def run_cell(config: CellConfig, policy: SamplingPolicy) -> dict[str, Any]:
@@ -65,6 +98,9 @@ def run_cell(config: CellConfig, policy: SamplingPolicy) -> dict[str, Any]:
 
         ctx = CellContext(config, policy, backend, options, workload, model, params)
         result = scenario.run(ctx)
+        busy = busy_machine_warning(config.threads or torch.get_num_threads())
+        if busy and isinstance(result.get("warnings"), list):
+            result["warnings"].append(busy)
         return {
             "id": config.cell_id,
             "config": config.to_dict(),

@@ -72,3 +72,16 @@ def test_every_builtin_tiny_preset_passes_its_correctness_check(workload: str, d
     assert correctness["passed"], correctness
     # bf16 must really run in bf16: a zero error would mean the cast never happened.
     assert (correctness["max_rel_error"] > 0) == (dtype == "bf16")
+
+
+def test_a_busy_machine_is_flagged(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    from harness.cell import busy_machine_warning
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: {0, 1})
+    monkeypatch.setattr(os, "getloadavg", lambda: (3.2, 1.0, 1.0))
+    warning = busy_machine_warning(2)
+    assert warning is not None and warning.startswith("busy machine: load average 3.2 on 2 cores")
+    monkeypatch.setattr(os, "getloadavg", lambda: (2.2, 1.0, 1.0))
+    assert busy_machine_warning(2) is None
