@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from harness.errors import ConfigError, SiliconbenchError
+from harness.targets.aws.cli import add_commands, add_run_options, cmd_agent, cmd_aws, dispatch_run
 
 __all__ = ["main"]
 
@@ -176,6 +177,7 @@ def _build_parser() -> _Parser:
         metavar="USD",
         help="this machine's price, recorded in the run file for cost reports (or a [pricing] table in the suite file)",
     )
+    add_run_options(run)
 
     sub.add_parser("list", help="show workloads, presets and backends with availability")
 
@@ -270,6 +272,7 @@ def _build_parser() -> _Parser:
     to_pb.add_argument("runfile", metavar="RUNFILE")
     to_pb.add_argument("--output", metavar="FILE", help="write here instead of standard output")
     to_pb.add_argument("--include-data", action="store_true", help="include every raw sample (seconds)")
+    add_commands(sub, run)
     return parser
 
 
@@ -428,6 +431,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from harness.runner import run_cells
 
     suite = _suite_from_args(args)
+    remote = dispatch_run(args, suite)
+    if remote is not None:
+        return remote
     price = _run_price(args, suite)
     presets, backends = _validate_matrix(suite)
     policy = SamplingPolicy.for_budget(suite.max_time, min_count=suite.min_samples, target_rel_ci=suite.target_rel_ci)
@@ -619,6 +625,8 @@ COMMANDS = {
     "compare": _cmd_compare,
     "pricing": _cmd_pricing,
     "export": _cmd_export,
+    "aws": cmd_aws,
+    "agent": cmd_agent,
 }
 
 

@@ -10,7 +10,9 @@ message and an exit code (2 for everything the user can fix)::
     │   ├── OutputError                an output path that cannot be written
     │   └── PricingError               a price that is missing, malformed or cannot be fetched
     ├── RunFileError                   a run file that is missing, truncated or of another schema
-    └── CellError                      one cell failed; the run records it and goes on
+    ├── CellError                      one cell failed; the run records it and goes on
+    └── CloudError                     a cloud call failed or a remote run went wrong (capacity,
+                                       bootstrap, an instance that stopped reporting)
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from collections.abc import Iterable
 __all__ = [
     "BackendUnavailableError",
     "CellError",
+    "CloudError",
     "ConfigError",
     "OutputError",
     "PricingError",
@@ -68,3 +71,7 @@ class RunFileError(SiliconbenchError):
 
 class CellError(SiliconbenchError):
     """A single cell failed; the harness records it as failed and continues."""
+
+
+class CloudError(SiliconbenchError):
+    """A cloud call or a remote run failed; the message names the resource and the cause."""

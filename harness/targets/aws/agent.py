@@ -1,0 +1,158 @@
+"""The on-instance entry point, ``siliconbench agent --bucket B --prefix P``.
+
+It reads ``job.json`` from the instance's S3 folder, runs the suite with the local target (the same
+code as a laptop run), uploads the run file after every cell, and keeps ``heartbeat.json`` fresh
+from a background thread, so the launcher can tell a long compile from a dead process. On failure it
+uploads what it has, writes ``error.json`` and exits with ``EXIT_REPORTED``; SIGTERM (a spot
+interruption, the watchdog's shutdown) ends the run as ``interrupted`` the same way.
+"""
+
+from __future__ import annotations
+
+import signal
+import socket
+import threading
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from harness.environment import utc_now
+from harness.errors import CloudError
+from harness.plan import DEFAULT_SUITE, CellConfig
+from harness.runfile import RunWriter
+from harness.runner import ProgressFn
+from harness.targets.aws.storage import ERROR, EXIT_REPORTED, HEARTBEAT, JOB, JOB_SCHEMA, RUN_FILE, RunStore
+
+__all__ = ["DEFAULT_HEARTBEAT_S", "Heartbeat", "run_agent"]
+
+DEFAULT_HEARTBEAT_S = 30.0
+
+
+class Heartbeat:
+    """``heartbeat.json``, rewritten on every change and every ``interval_s`` in between.
+
+    The sequence number grows with every write, so the launcher judges freshness by change, not by
+    comparing its clock with the instance's.
+    """
+
+    def __init__(self, store: RunStore, interval_s: float) -> None:
+        self._store = store
+        self.interval_s = interval_s
+        self._state: dict[str, Any] = {
+            "state": "starting", "phase": "agent", "cells_done": 0, "cells_total": None, "failed_cells": 0,
+            "current_cell": None, "host": socket.gethostname(), "seq": 0,
+        }
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name="siliconbench-heartbeat", daemon=True)
+        self.write_failures = 0
+
+    def start(self) -> None:
+        self.update()
+        self._thread.start()
+
+    def update(self, **fields: Any) -> None:
+        with self._lock:
+            self._state.update(fields)
+            self._state["seq"] += 1
+            self._state["time_utc"] = utc_now()
+            snapshot = dict(self._state)
+        try:
+            self._store.put_json(HEARTBEAT, snapshot)
+        except CloudError:
+            self.write_failures += 1
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            self.update()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
+
+
+def _sigterm_to_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+
+
+def run_agent(
+    store: RunStore,
+    workdir: Path,
+    *,
+    heartbeat_s: float | None = None,
+    progress: ProgressFn | None = None,
+) -> int:
+    """Run the job in ``store`` and report through it; returns the process exit code."""
+    from harness.targets.local import run_suite
+
+    beat = Heartbeat(store, heartbeat_s or DEFAULT_HEARTBEAT_S)
+    writer: list[RunWriter] = []
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _sigterm_to_interrupt)
+    try:
+        beat.start()
+        job = store.get_json(JOB)
+        if job is None:
+            raise CloudError(f"no job at {store.uri(JOB)}")
+        if job.get("schema") != JOB_SCHEMA:
+            raise CloudError(f"{store.uri(JOB)} is not a siliconbench job (schema {job.get('schema')!r})")
+        if heartbeat_s is None and job.get("heartbeat_s"):
+            beat.interval_s = float(job["heartbeat_s"])
+        suite = DEFAULT_SUITE.with_overrides(**{**job["suite"], "output": str(workdir)})
+        failed = 0
+
+        def on_start(run_writer: RunWriter, cells: list[CellConfig]) -> None:
+            writer.append(run_writer)
+            store.put_file(RUN_FILE, run_writer.path)
+            beat.update(state="running", cells_total=len(cells), cells_done=0)
+
+        def on_cell(index: int, total: int, config: CellConfig, record: dict[str, Any] | None) -> None:
+            nonlocal failed
+            if progress is not None:
+                progress(index, total, config, record)
+            if record is None:
+                beat.update(current_cell=config.cell_id)
+                return
+            failed += record["status"] != "ok"
+            store.put_file(RUN_FILE, writer[0].path)
+            beat.update(cells_done=index, failed_cells=failed, current_cell=None)
+
+        result = run_suite(suite, run_id=job["run_id"], target=job.get("target"), progress=on_cell, on_start=on_start)
+        store.put_file(RUN_FILE, result.path)
+        beat.update(state="complete")
+        return 0
+    except KeyboardInterrupt as exc:
+        return _report(store, beat, writer, "interrupted", "Interrupted", f"the agent was stopped ({exc or 'Ctrl-C'})")
+    except Exception as exc:
+        message = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        return _report(store, beat, writer, "failed", type(exc).__name__, message, traceback.format_exc(limit=8))
+    finally:
+        beat.stop()
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _report(store: RunStore, beat: Heartbeat, writer: list[RunWriter], state: str, kind: str, message: str,
+            trace: str | None = None) -> int:
+    """Upload what was measured, then the error; EXIT_REPORTED only if the error got through."""
+    if writer:
+        if writer[0].data["status"] == "running":
+            writer[0].finish("interrupted")
+        _quietly(lambda: store.put_file(RUN_FILE, writer[0].path))
+    try:
+        store.put_json(ERROR, {"phase": "agent", "type": kind, "message": message[:500], "traceback": trace,
+                               "time_utc": utc_now()})
+    except CloudError:
+        return 1
+    beat.update(state=state, message=message[:500])
+    return EXIT_REPORTED
+
+
+def _quietly(action: Callable[[], None]) -> None:
+    try:
+        action()
+    except CloudError:
+        pass

@@ -1,0 +1,538 @@
+"""Run a suite on one EC2 instance per instance type, at once, and never leave one behind.
+
+Per instance type, a thread: write the job to S3, launch, wait until running, follow the heartbeat
+(with separate limits for bootstrap, silence and the whole run), and in ``finally`` terminate the
+instance and bring home whatever run file it produced. The main thread waits; Ctrl-C or SIGTERM
+cancels every thread, terminates every instance the run created, then sweeps EC2 for anything
+tagged with the run id (a launch whose reply was lost), and deletes the run's security group,
+instance profile and bucket (when it created them). An instance that outlives all of this still
+powers itself off at its watchdog, and ``siliconbench aws cleanup`` finds it by its tags.
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from harness import __version__
+from harness.errors import CloudError, RunFileError, SiliconbenchError
+from harness.plan import Suite
+from harness.runfile import atomic_write_json, new_run_id, validate
+from harness.targets.aws import storage
+from harness.targets.aws.iam import CreatedProfile, create_instance_profile, delete_instance_profile
+from harness.targets.aws.launch import (
+    LaunchSpec,
+    Subnet,
+    create_security_group,
+    default_subnets,
+    delete_security_group,
+    describe_instance,
+    find_run_instances,
+    launch_instance,
+    terminate_instances,
+    wait_terminated,
+)
+from harness.targets.aws.plan import AwsOptions, InstancePlan, plan_instances
+from harness.targets.aws.prices import Price, price_for
+from harness.targets.aws.session import ClientFactory, aws_call
+from harness.targets.aws.tags import TAG_INSTANCE_TYPE, run_tags
+from harness.targets.aws.userdata import Bootstrap, render_user_data
+from harness.targets.base import TargetOutcome
+
+__all__ = ["AwsTarget", "Event", "InterruptedRun", "ProgressCallback", "Timing"]
+
+#: The instance's own watchdog fires this many minutes after --max-hours, so normally the launcher
+#: (which gives up at --max-hours) ends the instance first and the watchdog is the backstop.
+WATCHDOG_MARGIN_MIN = 10
+#: Resources stay unexpired this long past --max-hours, so cleanup never races a live run.
+EXPIRY_MARGIN = timedelta(hours=1)
+_INTERRUPTED = "interrupted (Ctrl-C or SIGTERM) before the run finished"
+
+
+@dataclass(frozen=True)
+class Timing:
+    """How often to look and how long to wait; tests shrink these to milliseconds."""
+
+    poll_s: float = 10.0
+    running_timeout_s: float = 900.0
+    bootstrap_timeout_s: float = 2400.0
+    stale_timeout_s: float = 600.0
+    heartbeat_s: float = 30.0
+    teardown_timeout_s: float = 600.0
+    teardown_poll_s: float = 5.0
+    profile_wait_s: float = 90.0
+    profile_retry_s: float = 5.0
+
+
+@dataclass(frozen=True)
+class Event:
+    """A progress report about one instance, for the CLI to print."""
+
+    instance_type: str
+    state: str
+    detail: str = ""
+    instance_id: str | None = None
+
+
+ProgressCallback = Callable[[Event], None]
+
+
+@dataclass(frozen=True)
+class _Worker:
+    """One instance type's thread, as the main thread waits for it."""
+
+    instance_type: str
+    done: threading.Event = field(default_factory=threading.Event)
+
+
+class _Cancelled(Exception):
+    """The run was cancelled (Ctrl-C, SIGTERM) while this instance was being launched or watched."""
+
+
+@dataclass
+class _Resources:
+    """What this run created, recorded the moment it exists, so teardown can remove exactly that."""
+
+    bucket: str | None = None
+    bucket_created: bool = False
+    security_group: str | None = None
+    profile_name: str | None = None
+    created_profile: CreatedProfile | None = None
+    instances: dict[str, str] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add_instance(self, instance_type: str, instance_id: str) -> None:
+        with self.lock:
+            self.instances[instance_type] = instance_id
+
+    def instance_ids(self) -> list[str]:
+        with self.lock:
+            return list(self.instances.values())
+
+
+class AwsTarget:
+    """The ``aws`` target: one instance per instance type, one local run file per instance."""
+
+    kind = "aws"
+
+    def __init__(
+        self,
+        options: AwsOptions,
+        *,
+        factory: ClientFactory | None = None,
+        timing: Timing | None = None,
+        progress: ProgressCallback | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.options = options
+        self._factory = factory
+        self.timing = timing or Timing()
+        self._progress = progress
+        self._clock = clock
+        self._sleep = sleep
+        self._now = now
+        self.run_id: str | None = None
+        self.teardown_problems: list[str] = []
+
+    def run(self, suite: Suite) -> list[TargetOutcome]:
+        """Plan (nothing created yet), then launch and follow every instance; teardown always runs."""
+        self.options.require_instance_profile()
+        factory = self._factory or ClientFactory(self.options.region)
+        plans = plan_instances(suite, self.options, factory)
+        identity = aws_call("reading the caller identity", factory.client("sts").get_caller_identity)
+        run = _Run(self, factory, plans, owner=str(identity.get("Arn", "unknown")), output=Path(suite.output))
+        self.run_id = run.run_id
+        try:
+            return run.execute()
+        finally:
+            self.teardown_problems = run.problems
+
+
+class _Run:
+    """One invocation's state: the shared resources, the worker threads and their outcomes."""
+
+    def __init__(self, target: AwsTarget, factory: ClientFactory, plans: list[InstancePlan], owner: str,
+                 output: Path) -> None:
+        self.t = target
+        self.options = target.options
+        self.timing = target.timing
+        self.factory = factory
+        self.region = factory.region
+        self.plans = plans
+        self.owner = owner
+        self.output = output
+        self.run_id = new_run_id()
+        self.started_at = target._now()
+        self.tags = run_tags(self.run_id, owner, self.started_at + timedelta(hours=self.options.max_hours) + EXPIRY_MARGIN)
+        self.resources = _Resources()
+        self.cancel = threading.Event()
+        self.outcomes: dict[str, TargetOutcome] = {}
+        self.fetch_failed = False
+        self.problems: list[str] = []
+        self.subnets: list[Subnet] = []
+        self.wheel_key: str | None = None
+
+    # -- events -------------------------------------------------------------------------------
+    def emit(self, instance_type: str, state: str, detail: str = "", instance_id: str | None = None) -> None:
+        if self.t._progress is not None:
+            self.t._progress(Event(instance_type, state, detail, instance_id))
+
+    # -- the whole run ------------------------------------------------------------------------
+    def execute(self) -> list[TargetOutcome]:
+        workers: list[_Worker] = []
+        in_main = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGTERM, _raise_interrupt) if in_main else None
+        interrupted = False
+        try:
+            self.setup()
+            for plan in self.plans:
+                worker = _Worker(plan.instance_type)
+                thread = threading.Thread(target=self.run_instance, args=(plan, worker.done), daemon=True,
+                                          name=f"siliconbench-{plan.instance_type}")
+                workers.append(worker)
+                thread.start()
+            for worker in workers:
+                # Event.wait, not Thread.join: a Ctrl-C inside join can leave the thread looking finished.
+                while not worker.done.wait(timeout=0.2):
+                    pass
+        except KeyboardInterrupt:
+            interrupted = True
+        finally:
+            # Nothing may interrupt the teardown: later signals are noted, not raised.
+            held = _hold_signals() if in_main else None
+            try:
+                self.cancel.set()
+                self.teardown(workers)
+            finally:
+                if held is not None:
+                    _restore_signals(held)
+                if previous is not None:
+                    signal.signal(signal.SIGTERM, previous)
+        results = []
+        for plan in self.plans:
+            outcome = self.outcomes.get(plan.instance_type)
+            if outcome is None:
+                status = "interrupted" if interrupted else "failed"
+                outcome = TargetOutcome(plan.instance_type, status, None,
+                                        "interrupted before launch" if interrupted else "never started")
+            results.append(outcome)
+        if interrupted:
+            raise InterruptedRun(results)
+        return results
+
+    def setup(self) -> None:
+        """Bucket, instance profile, security group, wheel: each recorded the moment it exists."""
+        s3, ec2 = self.factory.client("s3"), self.factory.client("ec2")
+        if self.options.bucket:
+            aws_call(f"checking bucket {self.options.bucket}", s3.head_bucket, Bucket=self.options.bucket)
+            self.resources.bucket = self.options.bucket
+        else:
+            name = storage.run_bucket_name(self.run_id)
+            storage.create_bucket(s3, name, self.region, self.tags)
+            self.resources.bucket, self.resources.bucket_created = name, True
+        if self.options.create_instance_profile:
+            created = create_instance_profile(self.factory.client("iam"), self.run_id, self.resources.bucket,
+                                              storage.run_prefix(self.run_id), self.tags)
+            self.resources.created_profile = created
+            self.resources.profile_name = created.name
+        else:
+            self.resources.profile_name = self.options.instance_profile
+        vpc_id, self.subnets = default_subnets(ec2)
+        self.resources.security_group = create_security_group(ec2, vpc_id, self.run_id, self.tags)
+        if self.options.wheel is not None:
+            self.wheel_key = f"{storage.run_prefix(self.run_id)}/dist/{self.options.wheel.name}"
+            store = storage.RunStore(s3, self.resources.bucket, storage.run_prefix(self.run_id))
+            store.put_file(f"dist/{self.options.wheel.name}", self.options.wheel)
+
+    # -- one instance -------------------------------------------------------------------------
+    def check_cancel(self) -> None:
+        if self.cancel.is_set():
+            raise _Cancelled()
+
+    def run_instance(self, plan: InstancePlan, done: threading.Event) -> None:
+        """Launch, follow and end one instance; records its outcome whatever happens."""
+        try:
+            self._run_instance(plan)
+        finally:
+            done.set()
+
+    def _run_instance(self, plan: InstancePlan) -> None:
+        it = plan.instance_type
+        ec2, s3 = self.factory.client("ec2"), self.factory.client("s3")
+        assert self.resources.bucket is not None and self.resources.security_group is not None
+        store = storage.RunStore(s3, self.resources.bucket, storage.instance_prefix(self.run_id, it))
+        instance_id: str | None = None
+        price = plan.price
+        status, error = "failed", None
+        heartbeat: dict[str, Any] | None = None
+        try:
+            self.check_cancel()
+            store.put_json(storage.JOB, self.job(plan))
+            user_data = render_user_data(Bootstrap(
+                bucket=self.resources.bucket, prefix=store.prefix, region=self.region, kind=plan.kind,
+                run_id=self.run_id, instance_type=it, wheel_key=self.wheel_key,
+                watchdog_minutes=math.ceil(self.options.max_hours * 60) + WATCHDOG_MARGIN_MIN,
+            ))
+            assert plan.ami is not None
+            spec = LaunchSpec(
+                run_id=self.run_id, instance_type=it, kind=plan.kind, ami=plan.ami, user_data=user_data,
+                security_group_id=self.resources.security_group, instance_profile=str(self.resources.profile_name),
+                tags={**self.tags, TAG_INSTANCE_TYPE: it, "Name": f"siliconbench-{self.run_id}-{it}"},
+                spot=self.options.spot,
+            )
+            self.emit(it, "launching", f"{plan.ami.image_id}, {price.purchase_option}")
+            instance = launch_instance(ec2, spec, self.subnets, profile_wait_s=self.timing.profile_wait_s,
+                                       retry_s=self.timing.profile_retry_s, sleep=self.t._sleep)
+            instance_id = instance["InstanceId"]
+            self.resources.add_instance(it, instance_id)
+            self.emit(it, "pending", instance.get("Placement", {}).get("AvailabilityZone", ""), instance_id)
+            self.check_cancel()
+            if self.options.spot:
+                price = price_for(ec2, self.region, it, True, instance.get("Placement", {}).get("AvailabilityZone"))
+            heartbeat = self.watch(it, instance_id, store)
+            status = "complete"
+        except _Cancelled:
+            status, error = "interrupted", _INTERRUPTED
+        except Exception as exc:  # noqa: BLE001 - whatever failed, the instance must end and the file come home
+            failure = str(exc) if isinstance(exc, SiliconbenchError) else f"{type(exc).__name__}: {exc}"
+            # Once cancelled, the teardown itself makes things fail (a terminated instance): that is the interrupt.
+            status, error = ("interrupted", _INTERRUPTED) if self.cancel.is_set() else ("failed", failure)
+        finally:
+            if instance_id is not None:
+                try:
+                    terminate_instances(ec2, [instance_id])
+                    self.emit(it, "terminating", "", instance_id)
+                except SiliconbenchError as exc:
+                    self.problems.append(str(exc))
+            run_file, cells = self.fetch(plan, store, instance_id, price)
+            if status != "complete":
+                self.fetch_log(plan, store)
+            done = int((heartbeat or {}).get("cells_done", cells))
+            self.outcomes[it] = TargetOutcome(it, status, run_file, error, cells_done=done, cells_total=plan.cells)
+            self.emit(it, status, error or (str(run_file) if run_file else ""), instance_id)
+
+    def job(self, plan: InstancePlan) -> dict[str, Any]:
+        """The handover: everything the instance needs, and nothing secret."""
+        suite = plan.suite.to_dict()
+        suite.pop("output", None)
+        return {
+            "schema": storage.JOB_SCHEMA,
+            "version": 1,
+            "siliconbench": __version__,
+            "run_id": f"{self.run_id}-{plan.instance_type}",
+            "group_run_id": self.run_id,
+            "suite": suite,
+            "target": self.target_facts(plan, plan.price, None),
+            "heartbeat_s": self.timing.heartbeat_s,
+        }
+
+    def target_facts(self, plan: InstancePlan, price: Price, instance_id: str | None) -> dict[str, Any]:
+        return {
+            "kind": "aws",
+            "instance_type": plan.instance_type,
+            "region": self.region,
+            "purchase_option": price.purchase_option,
+            "price_per_hour": price.per_hour,
+            "price_source": price.source,
+            "instance_id": instance_id,
+            "ami_id": plan.ami.image_id if plan.ami else None,
+            "ami_parameter": plan.ami_parameter,
+            "group_run_id": self.run_id,
+        }
+
+    def watch(self, it: str, instance_id: str, store: storage.RunStore) -> dict[str, Any]:
+        """Follow one instance until its heartbeat says complete; raise CloudError on any failure."""
+        ec2, timing, clock = self.factory.client("ec2"), self.timing, self.t._clock
+        started = clock()
+        state = "pending"
+        while state != "running":
+            self.check_cancel()
+            described = describe_instance(ec2, instance_id)
+            state = described["State"]["Name"] if described else "terminated"
+            if state in ("shutting-down", "terminated", "stopping", "stopped"):
+                reason = (described or {}).get("StateReason", {}).get("Message", "no reason given")
+                raise CloudError(f"{it} instance {instance_id} went {state} before it was running: {reason}")
+            if state != "running":
+                if clock() - started > timing.running_timeout_s:
+                    raise CloudError(f"{it} instance {instance_id} was not running after {timing.running_timeout_s:.0f} s")
+                self.t._sleep(timing.poll_s)
+        self.emit(it, "running", "bootstrapping", instance_id)
+        running_at = last_change = clock()
+        last: dict[str, Any] | None = None
+        deadline = started + self.options.max_hours * 3600
+        while True:
+            self.check_cancel()
+            heartbeat, error = store.get_json(storage.HEARTBEAT), store.get_json(storage.ERROR)
+            now = clock()
+            if error is not None:
+                raise CloudError(f"{it} instance {instance_id} failed in {error.get('phase', '?')}: "
+                                 f"{error.get('message', 'no message')}")
+            if heartbeat != last:
+                last, last_change = heartbeat, now
+                if heartbeat is not None:
+                    self.emit(it, str(heartbeat.get("state")), _describe(heartbeat), instance_id)
+            if heartbeat is not None and heartbeat.get("state") == "complete":
+                return heartbeat
+            if heartbeat is not None and heartbeat.get("state") in ("failed", "interrupted"):
+                raise CloudError(f"{it} instance {instance_id} reported {heartbeat['state']}: "
+                                 f"{heartbeat.get('message', 'no message')}")
+            in_bootstrap = heartbeat is None or heartbeat.get("phase") == "bootstrap"
+            if heartbeat is None and now - running_at > timing.bootstrap_timeout_s:
+                raise CloudError(f"{it} instance {instance_id} never reported: no heartbeat "
+                                 f"{timing.bootstrap_timeout_s:.0f} s after it started running (user data did not run?)")
+            if in_bootstrap and now - running_at > timing.bootstrap_timeout_s:
+                raise CloudError(f"{it} instance {instance_id} did not finish bootstrapping within "
+                                 f"{timing.bootstrap_timeout_s:.0f} s (last: {_describe(heartbeat or {})})")
+            if not in_bootstrap and now - last_change > timing.stale_timeout_s:
+                raise CloudError(f"{it} instance {instance_id} stopped reporting: no heartbeat for "
+                                 f"{timing.stale_timeout_s:.0f} s (the benchmark process died or hung)")
+            if now > deadline:
+                raise CloudError(f"{it} instance {instance_id} ran past --max-hours {self.options.max_hours:g}")
+            described = describe_instance(ec2, instance_id)
+            state = described["State"]["Name"] if described else "terminated"
+            if state != "running":
+                final = store.get_json(storage.HEARTBEAT)  # it may have finished and powered off
+                if final is not None and final.get("state") == "complete":
+                    return final
+                if store.get_json(storage.ERROR) is None:
+                    reason = (described or {}).get("StateReason", {}).get("Message", "no reason given")
+                    raise CloudError(f"{it} instance {instance_id} went {state} before finishing: {reason}")
+                continue  # the error report arrived meanwhile: the next pass raises it
+            self.t._sleep(timing.poll_s)
+
+    def fetch(self, plan: InstancePlan, store: storage.RunStore, instance_id: str | None, price: Price,
+              ) -> tuple[Path | None, int]:
+        """Bring the instance's run file home, stamped with where and at what price it ran."""
+        try:
+            data = store.get_json(storage.RUN_FILE)
+        except SiliconbenchError as exc:
+            self.fetch_failed = True
+            self.problems.append(f"{plan.instance_type}: could not fetch the run file: {exc}")
+            return None, 0
+        if data is None:
+            return None, 0
+        data["target"] = {**data.get("target", {}), **self.target_facts(plan, price, instance_id)}
+        if data.get("status") == "running":
+            data["status"] = "interrupted"
+        run_id = str(data.get("run_id") or f"{self.run_id}-{plan.instance_type}")
+        try:
+            self.output.mkdir(parents=True, exist_ok=True)
+            path = self.output / f"run-{run_id}.json"
+            atomic_write_json(path, data)
+        except OSError as exc:
+            self.fetch_failed = True
+            self.problems.append(f"{plan.instance_type}: could not write the run file to {self.output}: {exc.strerror}")
+            return None, 0
+        try:
+            validate(data, str(path))
+        except RunFileError as exc:
+            self.problems.append(str(exc))
+        return path, len(data.get("cells", []))
+
+    def fetch_log(self, plan: InstancePlan, store: storage.RunStore) -> None:
+        """Keep the bootstrap log of a failed instance next to the run files."""
+        try:
+            body = store.get_bytes(storage.BOOTSTRAP_LOG)
+            if body is not None:
+                self.output.mkdir(parents=True, exist_ok=True)
+                (self.output / f"bootstrap-{self.run_id}-{plan.instance_type}.log").write_bytes(body)
+        except (SiliconbenchError, OSError) as exc:
+            self.problems.append(f"{plan.instance_type}: could not fetch the bootstrap log: {exc}")
+
+    # -- teardown -----------------------------------------------------------------------------
+    def teardown(self, workers: list[_Worker]) -> None:
+        """End every instance, then delete what the run created; problems are collected, not raised."""
+        ec2 = self.factory.client("ec2")
+        timing, clock, sleep = self.timing, self.t._clock, self.t._sleep
+
+        def attempt(what: str, action: Callable[[], Any]) -> Any:
+            try:
+                return action()
+            except SiliconbenchError as exc:
+                self.problems.append(f"{what}: {exc}")
+            except Exception as exc:
+                self.problems.append(f"{what}: {type(exc).__name__}: {exc}")
+            return None
+
+        attempt("terminating instances", lambda: terminate_instances(ec2, self.resources.instance_ids()))
+        for worker in workers:
+            if not worker.done.wait(timeout=timing.teardown_timeout_s):
+                self.problems.append(f"the {worker.instance_type} thread did not finish its teardown in time")
+        leftovers = attempt("sweeping for run instances",
+                            lambda: [i["InstanceId"] for i in find_run_instances(ec2, self.run_id)]) or []
+        known = set(self.resources.instance_ids())
+        strays = [i for i in leftovers if i not in known]
+        if strays:
+            attempt("terminating stray instances", lambda: terminate_instances(ec2, strays))
+        everything = sorted(known | set(leftovers))
+        not_gone = attempt("waiting for termination", lambda: wait_terminated(
+            ec2, everything, timing.teardown_timeout_s, timing.teardown_poll_s, clock, sleep)) or []
+        if not_gone:
+            self.problems.append(f"not yet terminated: {', '.join(not_gone)} (they will be; "
+                                 "'siliconbench aws cleanup' removes what is left)")
+        group = self.resources.security_group
+        if group and not not_gone:
+            attempt(f"deleting security group {group}", lambda: delete_security_group(
+                ec2, group, timing.teardown_timeout_s, timing.teardown_poll_s, clock, sleep))
+        elif group:
+            self.problems.append(f"kept security group {group}: instances still hold it")
+        created = self.resources.created_profile
+        if created is not None:
+            self.problems.extend(delete_instance_profile(self.factory.client("iam"), created))
+        bucket = self.resources.bucket
+        if bucket and self.resources.bucket_created:
+            if self.fetch_failed:
+                self.problems.append(f"kept bucket {bucket}: a run file could not be brought home")
+            else:
+                attempt(f"deleting bucket {bucket}", lambda: storage.delete_bucket(self.factory.client("s3"), bucket))
+
+
+class InterruptedRun(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM ended the run after teardown; carries what each instance produced."""
+
+    def __init__(self, outcomes: list[TargetOutcome]) -> None:
+        super().__init__("interrupted")
+        self.outcomes = outcomes
+
+
+def _describe(heartbeat: dict[str, Any]) -> str:
+    state = heartbeat.get("state", "?")
+    if heartbeat.get("phase") == "bootstrap":
+        return str(heartbeat.get("message") or state)
+    total = heartbeat.get("cells_total")
+    text = f"cells {heartbeat.get('cells_done', 0)}/{total if total is not None else '?'}"
+    if heartbeat.get("failed_cells"):
+        text += f" ({heartbeat['failed_cells']} failed)"
+    if heartbeat.get("current_cell"):
+        text += f", measuring {heartbeat['current_cell']}"
+    return text
+
+
+def _raise_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+
+
+def _note_signal(signum: int, frame: Any) -> None:
+    """During teardown a second Ctrl-C must not leave instances running: it is ignored."""
+
+
+def _hold_signals() -> dict[int, Any]:
+    held = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        held[sig] = signal.signal(sig, _note_signal)
+    return held
+
+
+def _restore_signals(held: dict[int, Any]) -> None:
+    for sig, handler in held.items():
+        signal.signal(sig, handler)
+

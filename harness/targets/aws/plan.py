@@ -1,0 +1,222 @@
+"""What an aws run would launch and what it would cost, resolved before anything is created.
+
+``plan_instances`` is both the dry run (``siliconbench aws plan``) and the first step of a real run:
+every name is checked, every AMI resolved and every price looked up here, so a typo or a renamed
+SSM parameter fails in one line before a single resource exists.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.errors import CloudError, ConfigError
+from harness.plan import Suite
+from harness.targets.aws.ami import (
+    DEFAULT_BACKENDS,
+    AmiChoice,
+    architecture_guess,
+    instance_kind,
+    parameter_name,
+    resolve_ami,
+    validate_instance_type,
+)
+from harness.targets.aws.prices import Price, price_for
+from harness.targets.aws.session import ClientFactory, aws_call, error_code
+
+__all__ = [
+    "BOOT_S", "CELL_OVERHEAD_S", "MAX_HOURS_LIMIT", "AwsOptions", "InstancePlan", "estimate_hours",
+    "plan_instances", "remote_presets", "render_plan",
+]
+
+#: Launch, boot and install before the first cell, in seconds (rough, for estimates only).
+BOOT_S = {"neuron": 600.0, "gpu": 600.0, "cpu": 480.0}
+#: Per-cell time beyond sampling: build, reference, compile (Neuron compiles dominate).
+CELL_OVERHEAD_S = {"neuron": 240.0, "gpu": 45.0, "cpu": 20.0}
+#: A run longer than this is almost certainly a mistake in --max-hours.
+MAX_HOURS_LIMIT = 48.0
+
+
+@dataclass(frozen=True)
+class AwsOptions:
+    """What the user asked of the aws target, validated once."""
+
+    instance_types: tuple[str, ...]
+    region: str | None = None
+    spot: bool = False
+    bucket: str | None = None
+    instance_profile: str | None = None
+    create_instance_profile: bool = False
+    max_hours: float = 2.0
+    ami_parameters: Mapping[str, str] = field(default_factory=dict)
+    wheel: Path | None = None
+    auto_backends: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.instance_types:
+            raise ConfigError("--target aws needs at least one --instance-type, e.g. --instance-type inf2.xlarge")
+        seen: set[str] = set()
+        for instance_type in self.instance_types:
+            validate_instance_type(instance_type)
+            if instance_type in seen:
+                raise ConfigError(f"--instance-type {instance_type} is given twice; each type runs once per run")
+            seen.add(instance_type)
+        if not 0 < self.max_hours <= MAX_HOURS_LIMIT:
+            raise ConfigError(f"--max-hours must be in (0, {MAX_HOURS_LIMIT:g}], got {self.max_hours:g}")
+        if self.instance_profile and self.create_instance_profile:
+            raise ConfigError("give --instance-profile NAME or --create-instance-profile, not both")
+        if self.wheel is not None and not (self.wheel.is_file() and self.wheel.suffix == ".whl"):
+            raise ConfigError(f"--wheel {str(self.wheel)!r} is not a wheel file (build one with: pip wheel --no-deps .)")
+
+    def require_instance_profile(self) -> None:
+        if not (self.instance_profile or self.create_instance_profile):
+            raise ConfigError(
+                "the instances need an instance profile to reach S3: give --instance-profile NAME "
+                "(policy: harness/targets/aws/policies/instance-role-policy.json) or --create-instance-profile"
+            )
+
+
+@dataclass(frozen=True)
+class InstancePlan:
+    """One instance of the run: what it boots, what it measures and what it costs."""
+
+    instance_type: str
+    kind: str
+    arch: str
+    suite: Suite
+    cells: int
+    ami_parameter: str
+    ami: AmiChoice | None
+    price: Price
+    estimated_hours: float
+    max_hours: float
+
+    @property
+    def estimated_cost(self) -> float | None:
+        return None if self.price.per_hour is None else self.price.per_hour * self.estimated_hours
+
+    @property
+    def max_cost(self) -> float | None:
+        return None if self.price.per_hour is None else self.price.per_hour * self.max_hours
+
+
+def remote_presets(suite: Suite, check_backends: bool) -> dict[str, str]:
+    """Check workloads, presets and backend names here, without asking whether a backend can run
+    here (it runs on the instance, which has the device this machine may lack)."""
+    from backends.base import BackendOptions
+    from backends.registry import get_backend
+    from workloads.base import WorkloadFamily
+    from workloads.registry import load_factory
+
+    presets: dict[str, str] = {}
+    for name in suite.workloads:
+        factory = load_factory(name)
+        if isinstance(factory, WorkloadFamily):
+            preset = suite.preset or factory.default_preset
+            if preset not in factory.presets:
+                raise ConfigError(f"workload {name!r} has no preset {preset!r}; available: {', '.join(factory.presets)}")
+            presets[name] = preset
+        else:
+            presets[name] = suite.preset or "default"
+    if check_backends:
+        for backend_name in suite.backends:
+            backend = get_backend(backend_name)
+            for dtype in suite.dtypes:
+                for mode in suite.modes:
+                    backend.validate(BackendOptions(dtype=dtype, mode=mode, threads=suite.threads, device=suite.device))
+    return presets
+
+
+def estimate_hours(kind: str, cells: int, suite: Suite, max_hours: float) -> float:
+    """Boot plus, per cell, the sampling budget with its warmup and the kind's build/compile time;
+    at least EC2's one-minute minimum, at most the run's limit."""
+    seconds = BOOT_S[kind] + cells * (suite.max_time * 1.1 + CELL_OVERHEAD_S[kind])
+    return min(max(seconds, 60.0) / 3600.0, max_hours)
+
+
+def _architectures(factory: ClientFactory, instance_types: tuple[str, ...]) -> dict[str, str]:
+    """Each type's architecture from EC2, which also proves the type exists in the region."""
+    ec2 = factory.client("ec2")
+    try:
+        response = aws_call("describing instance types", ec2.describe_instance_types, InstanceTypes=list(instance_types))
+    except CloudError as exc:
+        if error_code(exc.__cause__) == "InvalidInstanceType":
+            message = getattr(exc.__cause__, "response", {}).get("Error", {}).get("Message", "")
+            raise ConfigError(f"unknown instance type in {factory.region}: {message}") from None
+        raise
+    found: dict[str, str] = {}
+    for info in response["InstanceTypes"]:
+        archs = info.get("ProcessorInfo", {}).get("SupportedArchitectures", [])
+        found[info["InstanceType"]] = "arm64" if "arm64" in archs and "x86_64" not in archs else "x86_64"
+    missing = [t for t in instance_types if t not in found]
+    if missing:
+        raise ConfigError(f"instance type {missing[0]!r} is not offered in {factory.region}")
+    return found
+
+
+def plan_instances(suite: Suite, options: AwsOptions, factory: ClientFactory | None) -> list[InstancePlan]:
+    """Resolve every instance of the run; ``factory=None`` plans offline (no AMI ids, no spot prices)."""
+    region = factory.region if factory is not None else (options.region or "us-east-1")
+    archs = (_architectures(factory, options.instance_types) if factory is not None
+             else {t: architecture_guess(t) for t in options.instance_types})
+    plans: list[InstancePlan] = []
+    for instance_type in options.instance_types:
+        kind = instance_kind(instance_type)
+        arch = archs[instance_type]
+        instance_suite = suite.with_overrides(backends=DEFAULT_BACKENDS[kind]) if options.auto_backends else suite
+        presets = remote_presets(instance_suite, check_backends=not options.auto_backends)
+        cells = len(instance_suite.cells(presets))
+        parameter = parameter_name(kind, arch, options.ami_parameters)
+        ami = (resolve_ami(factory.client("ssm"), factory.client("ec2"), kind, arch, options.ami_parameters, region)
+               if factory is not None else None)
+        ec2: Any = factory.client("ec2") if factory is not None else None
+        price = price_for(ec2, region, instance_type, options.spot)
+        plans.append(InstancePlan(
+            instance_type=instance_type, kind=kind, arch=arch, suite=instance_suite, cells=cells,
+            ami_parameter=parameter, ami=ami, price=price,
+            estimated_hours=estimate_hours(kind, cells, instance_suite, options.max_hours), max_hours=options.max_hours,
+        ))
+    return plans
+
+
+def _money(value: float | None) -> str:
+    return "?" if value is None else f"${value:,.2f}"
+
+
+def render_plan(plans: list[InstancePlan], options: AwsOptions, region: str, offline_reason: str | None = None) -> str:
+    """The dry run as a table, a total, and the sources of the prices."""
+    from tabulate import tabulate
+
+    rows = []
+    for p in plans:
+        rows.append([
+            p.instance_type, p.kind, p.arch, ",".join(p.suite.backends), p.cells,
+            p.ami.image_id if p.ami else "(not resolved)", p.price.purchase_option,
+            "?" if p.price.per_hour is None else f"{p.price.per_hour:.4f}",
+            f"{p.estimated_hours * 60:.0f} min", _money(p.estimated_cost), _money(p.max_cost),
+        ])
+    headers = ["instance type", "kind", "arch", "backends", "cells", "AMI", "purchase", "$/hour",
+               "est. time", "est. cost", f"cost at --max-hours {options.max_hours:g}"]
+    text = tabulate(rows, headers=headers, disable_numparse=True)
+    known = [p for p in plans if p.estimated_cost is not None]
+    total = sum(p.estimated_cost or 0.0 for p in known)
+    worst = sum(p.max_cost or 0.0 for p in known)
+    lines = [
+        f"siliconbench aws plan: {len(plans)} instance(s) in {region}; nothing has been created.",
+        "", text, "",
+        f"estimated total: ${total:,.2f} (at most ${worst:,.2f} if every instance runs to --max-hours)"
+        + ("" if len(known) == len(plans) else "; instance types without a price are not counted"),
+        "AMIs (SSM parameters):",
+    ]
+    lines += [f"  {p.instance_type}: {p.ami_parameter}" + (f" -> {p.ami.image_id} ({p.ami.name})" if p.ami else "")
+              for p in plans]
+    lines.append("prices:")
+    lines += [f"  {p.instance_type}: {p.price.source}" for p in plans]
+    lines.append("each instance also gets: an encrypted root volume, IMDSv2 required, a security group with "
+                 "no inbound rules, shutdown behaviour 'terminate', a watchdog at --max-hours, and tags "
+                 "siliconbench:run-id/owner/expires-at/managed.")
+    if offline_reason:
+        lines.append(f"offline plan ({offline_reason}): AMI ids and spot prices were not read.")
+    return "\n".join(lines)

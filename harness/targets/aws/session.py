@@ -1,0 +1,109 @@
+"""boto3 clients for one region, made in one place.
+
+Everything that talks to AWS gets its clients from a ``ClientFactory``, so tests can point the very
+same code at a local moto server by giving ``endpoint_url`` (botocore also honours the standard
+``AWS_ENDPOINT_URL`` variable, which is how a CLI subprocess under test is redirected). boto3 is
+imported here and only here, lazily, so ``siliconbench --help`` and local runs never pay for it.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from harness import __version__
+from harness.errors import CloudError, ConfigError
+
+__all__ = ["ClientFactory", "aws_call", "error_code", "require_boto3"]
+
+INSTALL_HINT = "the aws target needs boto3: pip install 'siliconbench[aws]'"
+
+
+def require_boto3() -> Any:
+    """The boto3 module, or a one-line ConfigError saying how to install it."""
+    try:
+        import boto3
+    except ImportError:
+        raise ConfigError(INSTALL_HINT) from None
+    return boto3
+
+
+def error_code(exc: BaseException | None) -> str:
+    """The AWS error code of a botocore ClientError ('' for anything else)."""
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        return str(response.get("Error", {}).get("Code", ""))
+    return ""
+
+
+def _error_message(exc: BaseException) -> str:
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        message = str(response.get("Error", {}).get("Message", "")).strip()
+        if message:
+            return message
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def aws_call(what: str, fn: Any, /, **kwargs: Any) -> Any:
+    """Call ``fn(**kwargs)``; turn botocore failures into a one-line CloudError naming ``what``.
+
+    Missing credentials become a ConfigError, since the user fixes those, not the cloud.
+    """
+    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
+
+    try:
+        return fn(**kwargs)
+    except NoCredentialsError:
+        raise ConfigError(
+            "no AWS credentials found; configure them (aws configure, AWS_PROFILE, or an assumed role)"
+        ) from None
+    except NoRegionError:
+        raise ConfigError("no AWS region; pass --region or set AWS_DEFAULT_REGION") from None
+    except ClientError as exc:
+        code = error_code(exc)
+        raise CloudError(f"{what} failed: {code}: {_error_message(exc)}") from exc
+    except BotoCoreError as exc:
+        raise CloudError(f"{what} failed: {exc}") from exc
+
+
+class ClientFactory:
+    """Thread-safe cache of boto3 clients for one region (clients are thread-safe; sessions are not)."""
+
+    def __init__(
+        self,
+        region: str | None = None,
+        *,
+        endpoint_url: str | None = None,
+        max_attempts: int = 5,
+        session: Any = None,
+    ) -> None:
+        boto3 = require_boto3()
+        from botocore.config import Config
+
+        self._session = session or boto3.session.Session(region_name=region)
+        resolved = region or self._session.region_name
+        if not resolved:
+            raise ConfigError("no AWS region; pass --region or set AWS_DEFAULT_REGION")
+        self.region: str = resolved
+        self.endpoint_url = endpoint_url
+        self._config = Config(
+            region_name=self.region,
+            retries={"mode": "standard", "max_attempts": max_attempts},
+            user_agent_extra=f"siliconbench/{__version__}",
+        )
+        self._clients: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def has_credentials(self) -> bool:
+        """Whether boto3 finds credentials (for a plan that can still run offline without them)."""
+        return self._session.get_credentials() is not None
+
+    def client(self, service: str) -> Any:
+        """The shared client for ``service`` in this factory's region."""
+        with self._lock:
+            if service not in self._clients:
+                self._clients[service] = self._session.client(
+                    service, region_name=self.region, endpoint_url=self.endpoint_url, config=self._config
+                )
+            return self._clients[service]

@@ -1,0 +1,77 @@
+"""The local target: measure a suite in this process (or its child processes) into one run file.
+
+The on-instance agent uses it too, so a cell on an AWS instance is measured by exactly the code
+that measures it on a laptop; only where the run file goes afterwards differs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.plan import CellConfig, Suite
+from harness.runner import ProgressFn
+from harness.targets.base import TargetOutcome
+
+__all__ = ["LocalRun", "LocalTarget", "run_suite"]
+
+
+@dataclass
+class LocalRun:
+    """A finished (or interrupted) local run: its file, its data and the cell records."""
+
+    path: Path
+    data: dict[str, Any]
+    records: list[dict[str, Any]] = field(default_factory=list)
+
+
+def run_suite(
+    suite: Suite,
+    *,
+    run_id: str | None = None,
+    target: dict[str, Any] | None = None,
+    progress: ProgressFn | None = None,
+    on_start: Any = None,
+) -> LocalRun:
+    """Validate ``suite`` against what is installed here and measure every cell into a run file.
+
+    ``on_start(writer, cells)`` is called once the run file exists and before the first cell, so a
+    caller can publish the empty file. A Ctrl-C marks the file ``interrupted`` and re-raises.
+    """
+    from harness.cli import _validate_matrix
+    from harness.environment import collect_environment
+    from harness.measure import SamplingPolicy
+    from harness.runfile import RunWriter
+    from harness.runner import run_cells
+
+    presets, backends = _validate_matrix(suite)
+    policy = SamplingPolicy.for_budget(suite.max_time, min_count=suite.min_samples, target_rel_ci=suite.target_rel_ci)
+    cells = suite.cells(presets)
+    writer = RunWriter(Path(suite.output), collect_environment(), target=target, suite=suite.to_dict(), run_id=run_id)
+    if on_start is not None:
+        on_start(writer, cells)
+
+    def isolate(config: CellConfig) -> bool:
+        if suite.isolate is None:
+            return bool(backends[config.backend].isolate_by_default)
+        return bool(suite.isolate)
+
+    records = run_cells(cells, policy, writer, isolate, progress)
+    return LocalRun(writer.path, writer.data, records)
+
+
+class LocalTarget:
+    """Runs the suite here; one outcome, pointing at the run file."""
+
+    kind = "local"
+
+    def __init__(self, progress: ProgressFn | None = None) -> None:
+        self._progress = progress
+
+    def run(self, suite: Suite) -> list[TargetOutcome]:
+        result = run_suite(suite, progress=self._progress)
+        return [TargetOutcome(
+            label="local", status="complete", run_file=result.path,
+            cells_done=len(result.records), cells_total=len(result.records),
+        )]

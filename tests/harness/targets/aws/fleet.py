@@ -1,0 +1,209 @@
+"""Test doubles for what moto cannot do: boot an instance and run its user data.
+
+``FakeFleet`` watches moto for running instances that siliconbench launched and plays each one:
+it reads the instance's real user data back from EC2 and runs that script with bash, with three
+stand-ins on PATH: ``aws`` (``aws s3 cp`` against moto's S3), ``shutdown`` (records its arguments)
+and the AMI's ``python`` (pip is recorded and not run, so nothing is installed; everything else,
+including ``python -m harness agent``, runs this checkout's real code). When moto reports an
+instance terminated, its processes are killed, as termination would.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parents[4]
+ACCOUNT_ID = "123456789012"
+REGION = "us-east-1"
+
+_FAKE_AWS = r'''#!@PYTHON@
+"""Stand-in for the AWS CLI: only 'aws s3 cp SRC DST', against the S3 at $AWS_ENDPOINT_URL."""
+import os, sys, urllib.request
+args = [a for a in sys.argv[1:] if not a.startswith("--")]
+if args[:2] != ["s3", "cp"] or len(args) != 4:
+    sys.exit(f"fake aws: unsupported command {sys.argv[1:]}")
+src, dst = args[2], args[3]
+endpoint = os.environ["AWS_ENDPOINT_URL"]
+# moto routes by the credential scope and refuses anonymous overwrites; it does not check signatures.
+headers = {"Authorization": "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/s3/aws4_request, "
+                            "SignedHeaders=host, Signature=0"}
+def url(uri):
+    return f"{endpoint}/{uri[len('s3://'):]}"
+if dst.startswith("s3://"):
+    with open(src, "rb") as handle:
+        body = handle.read()
+    request = urllib.request.Request(url(dst), data=body, method="PUT",
+                                     headers={**headers, "Content-Type": "application/octet-stream"})
+    urllib.request.urlopen(request, timeout=10).close()
+else:
+    with urllib.request.urlopen(urllib.request.Request(url(src), headers=headers), timeout=10) as response:
+        body = response.read()
+    target = os.path.join(dst, src.rsplit("/", 1)[-1]) if dst.endswith("/") else dst
+    with open(target, "wb") as handle:
+        handle.write(body)
+'''
+
+_FAKE_SHUTDOWN = '''#!/bin/bash
+echo "$*" >> "$FAKE_SHUTDOWN_LOG"
+'''
+
+_FAKE_PYTHON = '''#!/bin/bash
+# The AMI's PyTorch interpreter: pip install is recorded (and fails when FAKE_PIP_RC says so).
+if [ "$1" = "-m" ] && [ "$2" = "pip" ] && [ "$3" = "install" ]; then
+  echo "$*" >> "$FAKE_PIP_LOG"
+  exit "${FAKE_PIP_RC:-0}"
+fi
+exec @PYTHON@ "$@"
+'''
+
+
+def seed_public_parameter(name: str, value: str, region: str = REGION) -> None:
+    """Put an AWS-owned public parameter into the running moto server's store.
+
+    Through the API moto (like AWS) refuses names under /aws/, so this goes to moto's backend
+    object, which lives in this process because the server runs in a thread here.
+    """
+    from moto.core.utils import utcnow
+    from moto.ssm.models import Parameter, ssm_backends
+
+    store = ssm_backends[ACCOUNT_ID][region]._parameters
+    store[name].append(Parameter(
+        account_id=ACCOUNT_ID, name=name, value=value, parameter_type="String", description=None,
+        allowed_pattern=None, keyid=None, last_modified_date=utcnow(), version=1, data_type="aws:ec2:image",
+    ))
+
+
+@dataclass
+class Played:
+    """One instance the fleet played: its user data, process and stand-in logs."""
+
+    instance_id: str
+    instance_type: str
+    home: Path
+    user_data: str = ""
+    process: subprocess.Popen[bytes] | None = None
+    behaviour: str = "boot"
+
+    @property
+    def shutdown_calls(self) -> list[str]:
+        path = self.home / "shutdown.log"
+        return path.read_text().splitlines() if path.exists() else []
+
+    @property
+    def pip_calls(self) -> list[str]:
+        path = self.home / "pip.log"
+        return path.read_text().splitlines() if path.exists() else []
+
+    @property
+    def log(self) -> str:
+        path = self.home / "bootstrap.log"
+        return path.read_text() if path.exists() else ""
+
+
+@dataclass
+class FakeFleet:
+    """Boots (plays) every siliconbench instance that moto reports running."""
+
+    ec2: Any
+    env: dict[str, str]
+    root: Path
+    poll_s: float = 0.1
+    behaviours: dict[str, str] = field(default_factory=dict)
+    extra_env: dict[str, dict[str, str]] = field(default_factory=dict)
+    played: dict[str, Played] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="fake-fleet", daemon=True)
+        self.bin = self.root / "bin"
+        self.bin.mkdir(parents=True, exist_ok=True)
+        for name, text in (("aws", _FAKE_AWS), ("shutdown", _FAKE_SHUTDOWN), ("python", _FAKE_PYTHON)):
+            path = self.bin / name
+            path.write_text(text.replace("@PYTHON@", sys.executable))
+            path.chmod(0o755)
+
+    def behave(self, instance_type: str, behaviour: str, **env: str) -> None:
+        """``boot`` (run the user data), ``silent`` (never run it); env adds stand-in settings."""
+        self.behaviours[instance_type] = behaviour
+        self.extra_env[instance_type] = env
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+        for played in self.played.values():
+            _kill(played)
+
+    def wait_idle(self, timeout_s: float = 60.0) -> None:
+        """Wait until every played bootstrap script has exited."""
+        deadline = time.monotonic() + timeout_s
+        for played in list(self.played.values()):
+            if played.process is not None:
+                played.process.wait(timeout=max(0.1, deadline - time.monotonic()))
+
+    def _watch(self) -> None:
+        while not self._stop.wait(self.poll_s):
+            try:
+                reservations = self.ec2.describe_instances(
+                    Filters=[{"Name": "tag:siliconbench:managed", "Values": ["true"]}])["Reservations"]
+            except Exception:  # noqa: BLE001 - the server may be resetting between tests
+                continue
+            for reservation in reservations:
+                for instance in reservation["Instances"]:
+                    self._step(instance)
+
+    def _step(self, instance: dict[str, Any]) -> None:
+        instance_id, state = instance["InstanceId"], instance["State"]["Name"]
+        played = self.played.get(instance_id)
+        if played is None and state == "running":
+            self._boot(instance)
+        elif played is not None and state in ("shutting-down", "terminated"):
+            _kill(played)
+
+    def _boot(self, instance: dict[str, Any]) -> None:
+        instance_id, instance_type = instance["InstanceId"], instance["InstanceType"]
+        home = self.root / instance_id
+        home.mkdir(parents=True, exist_ok=True)
+        played = Played(instance_id, instance_type, home, behaviour=self.behaviours.get(instance_type, "boot"))
+        self.played[instance_id] = played
+        encoded = self.ec2.describe_instance_attribute(InstanceId=instance_id, Attribute="userData")
+        played.user_data = base64.b64decode(encoded["UserData"]["Value"]).decode()
+        if played.behaviour == "silent":
+            return
+        script = home / "user-data.sh"
+        script.write_text(played.user_data)
+        env = {
+            **os.environ, **self.env,
+            "PATH": f"{self.bin}{os.pathsep}{os.environ.get('PATH', '')}",
+            "PYTHONPATH": str(REPO_ROOT),
+            "OMP_NUM_THREADS": "1",
+            "SILICONBENCH_PYTHON": str(self.bin / "python"),
+            "SILICONBENCH_HOME": str(home / "opt"),
+            "SILICONBENCH_LOG": str(home / "bootstrap.log"),
+            "FAKE_SHUTDOWN_LOG": str(home / "shutdown.log"),
+            "FAKE_PIP_LOG": str(home / "pip.log"),
+            **self.extra_env.get(instance_type, {}),
+        }
+        played.process = subprocess.Popen(["bash", str(script)], cwd=home, env=env, start_new_session=True,
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _kill(played: Played) -> None:
+    process = played.process
+    if process is not None and process.poll() is None:
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        process.wait(timeout=10)
