@@ -12,6 +12,7 @@ EXPECTED = {
     "harness.errors": {
         "BackendUnavailableError",
         "CellError",
+        "CloudError",
         "ConfigError",
         "OutputError",
         "PricingError",

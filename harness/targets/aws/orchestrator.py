@@ -40,7 +40,7 @@ from harness.targets.aws.launch import (
     wait_terminated,
 )
 from harness.targets.aws.plan import AwsOptions, InstancePlan, plan_instances
-from harness.targets.aws.prices import Price, price_for
+from harness.targets.aws.prices import LaunchPrice, price_for
 from harness.targets.aws.session import ClientFactory, aws_call
 from harness.targets.aws.tags import TAG_INSTANCE_TYPE, run_tags
 from harness.targets.aws.userdata import Bootstrap, render_user_data
@@ -335,7 +335,7 @@ class _Run:
             "heartbeat_s": self.timing.heartbeat_s,
         }
 
-    def target_facts(self, plan: InstancePlan, price: Price, instance_id: str | None) -> dict[str, Any]:
+    def target_facts(self, plan: InstancePlan, price: LaunchPrice, instance_id: str | None) -> dict[str, Any]:
         return {
             "kind": "aws",
             "instance_type": plan.instance_type,
@@ -343,6 +343,7 @@ class _Run:
             "purchase_option": price.purchase_option,
             "price_per_hour": price.per_hour,
             "price_source": price.source,
+            "price_as_of": price.as_of,
             "instance_id": instance_id,
             "ami_id": plan.ami.image_id if plan.ami else None,
             "ami_parameter": plan.ami_parameter,
@@ -409,7 +410,7 @@ class _Run:
                 continue  # the error report arrived meanwhile: the next pass raises it
             self.t._sleep(timing.poll_s)
 
-    def fetch(self, plan: InstancePlan, store: storage.RunStore, instance_id: str | None, price: Price,
+    def fetch(self, plan: InstancePlan, store: storage.RunStore, instance_id: str | None, price: LaunchPrice,
               ) -> tuple[Path | None, int]:
         """Bring the instance's run file home, stamped with where and at what price it ran."""
         try:

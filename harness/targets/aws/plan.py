@@ -23,7 +23,7 @@ from harness.targets.aws.ami import (
     resolve_ami,
     validate_instance_type,
 )
-from harness.targets.aws.prices import Price, price_for
+from harness.targets.aws.prices import LaunchPrice, price_for
 from harness.targets.aws.session import ClientFactory, aws_call, error_code
 
 __all__ = [
@@ -89,7 +89,7 @@ class InstancePlan:
     cells: int
     ami_parameter: str
     ami: AmiChoice | None
-    price: Price
+    price: LaunchPrice
     estimated_hours: float
     max_hours: float
 
