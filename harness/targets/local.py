@@ -71,7 +71,12 @@ class LocalTarget:
 
     def run(self, suite: Suite) -> list[TargetOutcome]:
         result = run_suite(suite, progress=self._progress)
-        return [TargetOutcome(
-            label="local", status="complete", run_file=result.path,
-            cells_done=len(result.records), cells_total=len(result.records),
-        )]
+        return [
+            TargetOutcome(
+                label="local",
+                status="complete",
+                run_file=result.path,
+                cells_done=len(result.records),
+                cells_total=len(result.records),
+            )
+        ]

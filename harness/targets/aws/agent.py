@@ -40,8 +40,14 @@ class Heartbeat:
         self._store = store
         self.interval_s = interval_s
         self._state: dict[str, Any] = {
-            "state": "starting", "phase": "agent", "cells_done": 0, "cells_total": None, "failed_cells": 0,
-            "current_cell": None, "host": socket.gethostname(), "seq": 0,
+            "state": "starting",
+            "phase": "agent",
+            "cells_done": 0,
+            "cells_total": None,
+            "failed_cells": 0,
+            "current_cell": None,
+            "host": socket.gethostname(),
+            "seq": 0,
         }
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -135,16 +141,24 @@ def run_agent(
             signal.signal(signal.SIGTERM, previous)
 
 
-def _report(store: RunStore, beat: Heartbeat, writer: list[RunWriter], state: str, kind: str, message: str,
-            trace: str | None = None) -> int:
+def _report(
+    store: RunStore,
+    beat: Heartbeat,
+    writer: list[RunWriter],
+    state: str,
+    kind: str,
+    message: str,
+    trace: str | None = None,
+) -> int:
     """Upload what was measured, then the error; EXIT_REPORTED only if the error got through."""
     if writer:
         if writer[0].data["status"] == "running":
             writer[0].finish("interrupted")
         _quietly(lambda: store.put_file(RUN_FILE, writer[0].path))
     try:
-        store.put_json(ERROR, {"phase": "agent", "type": kind, "message": message[:500], "traceback": trace,
-                               "time_utc": utc_now()})
+        store.put_json(
+            ERROR, {"phase": "agent", "type": kind, "message": message[:500], "traceback": trace, "time_utc": utc_now()}
+        )
     except CloudError:
         return 1
     beat.update(state=state, message=message[:500])

@@ -22,16 +22,29 @@ from harness.errors import CloudError, ConfigError
 from harness.targets.aws.session import aws_call, error_code
 
 __all__ = [
-    "DEFAULT_BACKENDS", "DEFAULT_PARAMETERS", "KINDS", "AmiChoice", "architecture_guess",
-    "instance_kind", "parse_parameter_overrides", "resolve_ami", "validate_instance_type",
+    "DEFAULT_BACKENDS",
+    "DEFAULT_PARAMETERS",
+    "KINDS",
+    "AmiChoice",
+    "architecture_guess",
+    "instance_kind",
+    "parse_parameter_overrides",
+    "resolve_ami",
+    "validate_instance_type",
 ]
 
 KINDS = ("neuron", "gpu", "cpu")
 
 DEFAULT_PARAMETERS: dict[tuple[str, str], str] = {
     ("neuron", "x86_64"): "/aws/service/neuron/dlami/multi-framework/ubuntu-24.04/latest/image_id",
-    ("gpu", "x86_64"): "/aws/service/deeplearning/ami/x86_64/oss-nvidia-driver-gpu-pytorch-2.12-ubuntu-24.04/latest/ami-id",
-    ("gpu", "arm64"): "/aws/service/deeplearning/ami/arm64/oss-nvidia-driver-gpu-pytorch-2.11-ubuntu-24.04/latest/ami-id",
+    (
+        "gpu",
+        "x86_64",
+    ): "/aws/service/deeplearning/ami/x86_64/oss-nvidia-driver-gpu-pytorch-2.12-ubuntu-24.04/latest/ami-id",
+    (
+        "gpu",
+        "arm64",
+    ): "/aws/service/deeplearning/ami/arm64/oss-nvidia-driver-gpu-pytorch-2.11-ubuntu-24.04/latest/ami-id",
     ("cpu", "x86_64"): "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64",
     ("cpu", "arm64"): "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-arm64",
 }
@@ -135,4 +148,6 @@ def resolve_ami(ssm: Any, ec2: Any, kind: str, arch: str, overrides: Mapping[str
     for mapping in image.get("BlockDeviceMappings", []):
         if mapping.get("DeviceName") == root and "Ebs" in mapping:
             size = int(mapping["Ebs"].get("VolumeSize", size))
-    return AmiChoice(image_id=value, parameter=name, root_device_name=root, root_volume_gb=size, name=image.get("Name", ""))
+    return AmiChoice(
+        image_id=value, parameter=name, root_device_name=root, root_volume_gb=size, name=image.get("Name", "")
+    )

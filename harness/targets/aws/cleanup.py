@@ -40,8 +40,15 @@ class Finding:
 
 
 def _finding(kind: str, resource_id: str, tags: dict[str, str], state: str, now: datetime) -> Finding:
-    return Finding(kind, resource_id, tags.get(TAG_RUN_ID, "?"), tags.get(TAG_OWNER, "?"),
-                   tags.get(TAG_EXPIRES, "none"), state, is_expired(tags, now))
+    return Finding(
+        kind,
+        resource_id,
+        tags.get(TAG_RUN_ID, "?"),
+        tags.get(TAG_OWNER, "?"),
+        tags.get(TAG_EXPIRES, "none"),
+        state,
+        is_expired(tags, now),
+    )
 
 
 def find_managed(factory: ClientFactory, now: datetime) -> list[Finding]:
@@ -49,19 +56,35 @@ def find_managed(factory: ClientFactory, now: datetime) -> list[Finding]:
     ec2, s3, iam = factory.client("ec2"), factory.client("s3"), factory.client("iam")
     found: list[Finding] = []
     for instance in find_run_instances(ec2):
-        found.append(_finding("instance", instance["InstanceId"], tag_dict(instance.get("Tags")),
-                              f"{instance['State']['Name']} {instance.get('InstanceType', '')}".strip(), now))
-    groups = aws_call("listing security groups", ec2.describe_security_groups,
-                      Filters=[{"Name": f"tag:{TAG_MANAGED}", "Values": ["true"]}])["SecurityGroups"]
+        found.append(
+            _finding(
+                "instance",
+                instance["InstanceId"],
+                tag_dict(instance.get("Tags")),
+                f"{instance['State']['Name']} {instance.get('InstanceType', '')}".strip(),
+                now,
+            )
+        )
+    groups = aws_call(
+        "listing security groups",
+        ec2.describe_security_groups,
+        Filters=[{"Name": f"tag:{TAG_MANAGED}", "Values": ["true"]}],
+    )["SecurityGroups"]
     for group in groups:
         found.append(_finding("security-group", group["GroupId"], tag_dict(group.get("Tags")), "exists", now))
-    profiles = aws_call("listing instance profiles", iam.list_instance_profiles, PathPrefix=IAM_PATH)["InstanceProfiles"]
+    profiles = aws_call("listing instance profiles", iam.list_instance_profiles, PathPrefix=IAM_PATH)[
+        "InstanceProfiles"
+    ]
     for profile in profiles:
-        tags = tag_dict(aws_call("reading instance profile tags", iam.list_instance_profile_tags,
-                                 InstanceProfileName=profile["InstanceProfileName"])["Tags"])
+        described = aws_call(
+            "reading an instance profile", iam.get_instance_profile, InstanceProfileName=profile["InstanceProfileName"]
+        )["InstanceProfile"]
+        tags = tag_dict(described.get("Tags"))
         if tags.get(TAG_MANAGED) == "true":
             roles = ",".join(r["RoleName"] for r in profile.get("Roles", []))
-            found.append(_finding("instance-profile", profile["InstanceProfileName"], tags, f"role {roles or '-'}", now))
+            found.append(
+                _finding("instance-profile", profile["InstanceProfileName"], tags, f"role {roles or '-'}", now)
+            )
     for bucket in aws_call("listing buckets", s3.list_buckets).get("Buckets", []):
         name = bucket["Name"]
         if not name.startswith("siliconbench-"):
@@ -126,8 +149,14 @@ def cleanup(
     return sorted(results.values(), key=lambda f: (f.run_id, f.kind, f.resource_id))
 
 
-def _delete(factory: ClientFactory, f: Finding, wait_s: float, poll_s: float,
-            clock: Callable[[], float], sleep: Callable[[float], None]) -> None:
+def _delete(
+    factory: ClientFactory,
+    f: Finding,
+    wait_s: float,
+    poll_s: float,
+    clock: Callable[[], float],
+    sleep: Callable[[float], None],
+) -> None:
     if f.kind == "security-group":
         delete_security_group(factory.client("ec2"), f.resource_id, wait_s, poll_s, clock, sleep)
     elif f.kind == "instance-profile":

@@ -36,41 +36,74 @@ def _positive_number(text: str) -> float:
 
 def add_run_options(run: argparse.ArgumentParser) -> None:
     """The ``--target`` options of ``siliconbench run``."""
-    group = run.add_argument_group("where to run", "--target aws launches one EC2 instance per --instance-type, "
-                                   "at once, and writes one run file per instance")
+    group = run.add_argument_group(
+        "where to run",
+        "--target aws launches one EC2 instance per --instance-type, at once, and writes one run file per instance",
+    )
     group.add_argument("--target", choices=("local", "aws"), default="local", help="where to measure (default local)")
-    group.add_argument("--instance-type", action="append", metavar="TYPE",
-                       help="EC2 instance type for --target aws, e.g. inf2.xlarge (repeatable)")
+    group.add_argument(
+        "--instance-type",
+        action="append",
+        metavar="TYPE",
+        help="EC2 instance type for --target aws, e.g. inf2.xlarge (repeatable)",
+    )
     group.add_argument("--region", metavar="REGION", help="AWS region (default: your AWS configuration's)")
     group.add_argument("--spot", action="store_true", help="launch spot instances instead of on-demand")
-    group.add_argument("--bucket", metavar="NAME", help="S3 bucket for the handover (default: a bucket per run, "
-                       "deleted at the end)")
+    group.add_argument(
+        "--bucket", metavar="NAME", help="S3 bucket for the handover (default: a bucket per run, deleted at the end)"
+    )
     group.add_argument("--instance-profile", metavar="NAME", help="instance profile the instances run as")
-    group.add_argument("--create-instance-profile", action="store_true",
-                       help="create a least-privilege instance profile for this run, deleted at the end")
-    group.add_argument("--max-hours", type=_positive_number, default=2.0, metavar="H",
-                       help="hard limit per instance; its watchdog powers it off soon after (default 2)")
-    group.add_argument("--ami-parameter", action="append", metavar="KIND=NAME",
-                       help="SSM parameter naming the AMI for neuron, gpu or cpu instances (AWS renames them)")
-    group.add_argument("--wheel", metavar="FILE.whl", help="install this siliconbench wheel on the instances "
-                       "instead of the same version from PyPI")
-    group.add_argument("--dry-run", action="store_true", help="with --target aws: print the plan and its cost, "
-                          "create nothing")
+    group.add_argument(
+        "--create-instance-profile",
+        action="store_true",
+        help="create a least-privilege instance profile for this run, deleted at the end",
+    )
+    group.add_argument(
+        "--max-hours",
+        type=_positive_number,
+        default=2.0,
+        metavar="H",
+        help="hard limit per instance; its watchdog powers it off soon after (default 2)",
+    )
+    group.add_argument(
+        "--ami-parameter",
+        action="append",
+        metavar="KIND=NAME",
+        help="SSM parameter naming the AMI for neuron, gpu or cpu instances (AWS renames them)",
+    )
+    group.add_argument(
+        "--wheel",
+        metavar="FILE.whl",
+        help="install this siliconbench wheel on the instances instead of the same version from PyPI",
+    )
+    group.add_argument(
+        "--dry-run", action="store_true", help="with --target aws: print the plan and its cost, create nothing"
+    )
 
 
 def add_commands(sub: Any, run_parser: argparse.ArgumentParser) -> None:
     """``siliconbench aws plan|cleanup`` and the hidden ``siliconbench agent``."""
-    aws = sub.add_parser("aws", help="plan AWS runs and clean up what they left behind",
-                         description="Plan runs on AWS, and find and remove what siliconbench tagged there.")
+    aws = sub.add_parser(
+        "aws",
+        help="plan AWS runs and clean up what they left behind",
+        description="Plan runs on AWS, and find and remove what siliconbench tagged there.",
+    )
     aws_sub = aws.add_subparsers(dest="aws_command", required=True, parser_class=type(aws), metavar="ACTION")
-    plan = aws_sub.add_parser("plan", parents=[run_parser], conflict_handler="resolve",
-                              help="print what 'run --target aws' would launch and its estimated cost",
-                              description="A dry run of 'siliconbench run --target aws' with the same options: "
-                              "instances, AMIs, cells and estimated cost. Creates nothing.")
+    aws_sub.add_parser(
+        "plan",
+        parents=[run_parser],
+        conflict_handler="resolve",
+        help="print what 'run --target aws' would launch and its estimated cost",
+        description="A dry run of 'siliconbench run --target aws' with the same options: "
+        "instances, AMIs, cells and estimated cost. Creates nothing.",
+    )
     # No set_defaults here: the actions are shared with 'run', and set_defaults would change its defaults.
-    clean = aws_sub.add_parser("cleanup", help="terminate expired siliconbench instances and delete their resources",
-                               description="Find every instance, security group, instance profile and bucket "
-                               "tagged siliconbench:managed=true and remove the expired ones.")
+    clean = aws_sub.add_parser(
+        "cleanup",
+        help="terminate expired siliconbench instances and delete their resources",
+        description="Find every instance, security group, instance profile and bucket "
+        "tagged siliconbench:managed=true and remove the expired ones.",
+    )
     clean.add_argument("--all", action="store_true", help="remove every tagged resource, expired or not")
     clean.add_argument("--dry-run", action="store_true", help="list what would be removed; remove nothing")
     clean.add_argument("--region", metavar="REGION", help="AWS region (default: your AWS configuration's)")
@@ -90,6 +123,11 @@ def dispatch_run(args: argparse.Namespace, suite: Any) -> int | None:
         if given:
             raise ConfigError(f"--{given[0].replace('_', '-')} only applies with --target aws")
         return None
+    if getattr(args, "price_per_hour", None) is not None:
+        raise ConfigError(
+            "--price-per-hour is for local runs; aws runs are priced from the price catalog "
+            "(or EC2's spot prices with --spot)"
+        )
     return run_on_aws(args, suite)
 
 
@@ -98,8 +136,8 @@ def _suite_names_backends(path: str | None) -> bool:
         return False
     with Path(path).open("rb") as handle:
         data = tomllib.load(handle)
-    nested = data.get("suite") if isinstance(data.get("suite"), dict) else {}
-    return "backends" in data or "backends" in nested
+    nested = data.get("suite")
+    return "backends" in data or (isinstance(nested, dict) and "backends" in nested)
 
 
 def options_from_args(args: argparse.Namespace) -> Any:
@@ -210,11 +248,16 @@ def cmd_aws(args: argparse.Namespace) -> int:
     if not findings:
         print("no siliconbench resources found")
         return EXIT_OK
-    rows = [[f.kind, f.resource_id, f.run_id, f.state, f.expires_at, "yes" if f.expired else "no", f.action, f.detail]
-            for f in findings]
+    rows = [
+        [f.kind, f.resource_id, f.run_id, f.state, f.expires_at, "yes" if f.expired else "no", f.action, f.detail]
+        for f in findings
+    ]
     print(tabulate(rows, headers=["kind", "id", "run id", "state", "expires", "expired", "action", "detail"]))
-    stuck = [f for f in findings if (args.all or f.expired) and f.action == "keep" and f.detail
-             and "live instance" not in f.detail]
+    stuck = [
+        f
+        for f in findings
+        if (args.all or f.expired) and f.action == "keep" and f.detail and "live instance" not in f.detail
+    ]
     return EXIT_FAILED if stuck else EXIT_OK
 
 

@@ -9,6 +9,7 @@ for a run narrows that further to the run's own prefix and is deleted when the r
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -18,8 +19,14 @@ from harness.targets.aws.session import aws_call
 from harness.targets.aws.tags import tag_list
 
 __all__ = [
-    "IAM_PATH", "POLICY_DIR", "CreatedProfile", "caller_policy", "create_instance_profile",
-    "delete_instance_profile", "instance_role_policy", "load_policy",
+    "IAM_PATH",
+    "POLICY_DIR",
+    "CreatedProfile",
+    "caller_policy",
+    "create_instance_profile",
+    "delete_instance_profile",
+    "instance_role_policy",
+    "load_policy",
 ]
 
 POLICY_DIR = Path(__file__).parent / "policies"
@@ -62,16 +69,36 @@ def create_instance_profile(iam: Any, run_id: str, bucket: str, prefix: str, tag
     """A role EC2 can assume with only the run prefix's S3 access, wrapped in an instance profile."""
     name = f"siliconbench-{run_id}"[:64]
     created = CreatedProfile(name=name, role_name=name)
-    aws_call(f"creating role {name}", iam.create_role, RoleName=name, Path=IAM_PATH,
-             AssumeRolePolicyDocument=_policy_text("instance-role-trust.json"),
-             Description=f"siliconbench run {run_id}: S3 access to its own prefix only", Tags=tag_list(tags))
+    aws_call(
+        f"creating role {name}",
+        iam.create_role,
+        RoleName=name,
+        Path=IAM_PATH,
+        AssumeRolePolicyDocument=_policy_text("instance-role-trust.json"),
+        Description=f"siliconbench run {run_id}: S3 access to its own prefix only",
+        Tags=tag_list(tags),
+    )
     try:
-        aws_call(f"attaching the S3 policy to role {name}", iam.put_role_policy, RoleName=name,
-                 PolicyName="siliconbench-run-prefix", PolicyDocument=json.dumps(instance_role_policy(bucket, prefix)))
-        aws_call(f"creating instance profile {name}", iam.create_instance_profile, InstanceProfileName=name,
-                 Path=IAM_PATH, Tags=tag_list(tags))
-        aws_call(f"adding role {name} to its instance profile", iam.add_role_to_instance_profile,
-                 InstanceProfileName=name, RoleName=name)
+        aws_call(
+            f"attaching the S3 policy to role {name}",
+            iam.put_role_policy,
+            RoleName=name,
+            PolicyName="siliconbench-run-prefix",
+            PolicyDocument=json.dumps(instance_role_policy(bucket, prefix)),
+        )
+        aws_call(
+            f"creating instance profile {name}",
+            iam.create_instance_profile,
+            InstanceProfileName=name,
+            Path=IAM_PATH,
+            Tags=tag_list(tags),
+        )
+        aws_call(
+            f"adding role {name} to its instance profile",
+            iam.add_role_to_instance_profile,
+            InstanceProfileName=name,
+            RoleName=name,
+        )
     except BaseException:
         delete_instance_profile(iam, created)
         raise
@@ -83,12 +110,16 @@ def delete_instance_profile(iam: Any, created: CreatedProfile) -> list[str]:
     from botocore.exceptions import ClientError
 
     problems: list[str] = []
-    steps = (
-        ("removing the role from", lambda: iam.remove_role_from_instance_profile(
-            InstanceProfileName=created.name, RoleName=created.role_name)),
+    steps: tuple[tuple[str, Callable[[], Any]], ...] = (
+        (
+            "removing the role from",
+            lambda: iam.remove_role_from_instance_profile(InstanceProfileName=created.name, RoleName=created.role_name),
+        ),
         ("deleting instance profile", lambda: iam.delete_instance_profile(InstanceProfileName=created.name)),
-        ("deleting the inline policy of", lambda: iam.delete_role_policy(
-            RoleName=created.role_name, PolicyName="siliconbench-run-prefix")),
+        (
+            "deleting the inline policy of",
+            lambda: iam.delete_role_policy(RoleName=created.role_name, PolicyName="siliconbench-run-prefix"),
+        ),
         ("deleting role", lambda: iam.delete_role(RoleName=created.role_name)),
     )
     for what, step in steps:

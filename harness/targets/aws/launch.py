@@ -20,9 +20,19 @@ from harness.targets.aws.session import aws_call, error_code
 from harness.targets.aws.tags import TAG_MANAGED, TAG_RUN_ID, tag_list
 
 __all__ = [
-    "ACCOUNT_LIMIT_CODES", "CAPACITY_CODES", "MIN_ROOT_GB", "LaunchSpec", "Subnet", "create_security_group",
-    "default_subnets", "delete_security_group", "describe_instance", "find_run_instances", "launch_instance",
-    "terminate_instances", "wait_terminated",
+    "ACCOUNT_LIMIT_CODES",
+    "CAPACITY_CODES",
+    "MIN_ROOT_GB",
+    "LaunchSpec",
+    "Subnet",
+    "create_security_group",
+    "default_subnets",
+    "delete_security_group",
+    "describe_instance",
+    "find_run_instances",
+    "launch_instance",
+    "terminate_instances",
+    "wait_terminated",
 ]
 
 #: Errors that mean "not here, maybe in another zone": try the next default subnet.
@@ -61,14 +71,17 @@ class LaunchSpec:
 
 def default_subnets(ec2: Any) -> tuple[str, list[Subnet]]:
     """The default VPC and its default subnet in each zone (launches need outbound internet)."""
-    vpcs = aws_call("finding the default VPC", ec2.describe_vpcs,
-                    Filters=[{"Name": "isDefault", "Values": ["true"]}])["Vpcs"]
+    vpcs = aws_call("finding the default VPC", ec2.describe_vpcs, Filters=[{"Name": "isDefault", "Values": ["true"]}])[
+        "Vpcs"
+    ]
     if not vpcs:
         raise CloudError("this region has no default VPC; siliconbench launches into the default VPC's subnets")
     vpc_id = vpcs[0]["VpcId"]
-    subnets = aws_call("finding the default subnets", ec2.describe_subnets,
-                       Filters=[{"Name": "vpc-id", "Values": [vpc_id]},
-                                {"Name": "default-for-az", "Values": ["true"]}])["Subnets"]
+    subnets = aws_call(
+        "finding the default subnets",
+        ec2.describe_subnets,
+        Filters=[{"Name": "vpc-id", "Values": [vpc_id]}, {"Name": "default-for-az", "Values": ["true"]}],
+    )["Subnets"]
     if not subnets:
         raise CloudError(f"default VPC {vpc_id} has no default subnets to launch into")
     found = sorted((Subnet(s["SubnetId"], s["AvailabilityZone"]) for s in subnets), key=lambda s: s.availability_zone)
@@ -78,8 +91,10 @@ def default_subnets(ec2: Any) -> tuple[str, list[Subnet]]:
 def create_security_group(ec2: Any, vpc_id: str, run_id: str, tags: dict[str, str]) -> str:
     """A group with no inbound rules (the default outbound rule stays: pip and S3 need it)."""
     response = aws_call(
-        "creating the security group", ec2.create_security_group,
-        GroupName=f"siliconbench-{run_id}", VpcId=vpc_id,
+        "creating the security group",
+        ec2.create_security_group,
+        GroupName=f"siliconbench-{run_id}",
+        VpcId=vpc_id,
         Description=f"siliconbench run {run_id}: no inbound rules",
         TagSpecifications=[{"ResourceType": "security-group", "Tags": tag_list(tags)}],
     )
@@ -105,11 +120,17 @@ def _run_instances_args(spec: LaunchSpec, subnet: Subnet) -> dict[str, Any]:
         "UserData": spec.user_data,
         "InstanceInitiatedShutdownBehavior": "terminate",
         "MetadataOptions": {"HttpTokens": "required", "HttpEndpoint": "enabled", "HttpPutResponseHopLimit": 1},
-        "BlockDeviceMappings": [{
-            "DeviceName": spec.ami.root_device_name,
-            "Ebs": {"VolumeSize": spec.root_volume_gb(), "VolumeType": "gp3", "Encrypted": True,
-                    "DeleteOnTermination": True},
-        }],
+        "BlockDeviceMappings": [
+            {
+                "DeviceName": spec.ami.root_device_name,
+                "Ebs": {
+                    "VolumeSize": spec.root_volume_gb(),
+                    "VolumeType": "gp3",
+                    "Encrypted": True,
+                    "DeleteOnTermination": True,
+                },
+            }
+        ],
         "TagSpecifications": [{"ResourceType": "instance", "Tags": tags}, {"ResourceType": "volume", "Tags": tags}],
         "ClientToken": _client_token(spec, subnet),
     }
@@ -150,8 +171,11 @@ def launch_instance(
             except ClientError as exc:
                 code = error_code(exc)
                 message = str(exc.response.get("Error", {}).get("Message", "")).strip()
-                if code == "InvalidParameterValue" and "iaminstanceprofile" in message.lower().replace(" ", "") \
-                        and waited < profile_wait_s:
+                if (
+                    code == "InvalidParameterValue"
+                    and "iaminstanceprofile" in message.lower().replace(" ", "")
+                    and waited < profile_wait_s
+                ):
                     sleep(retry_s)
                     waited += retry_s
                     continue
@@ -164,9 +188,7 @@ def launch_instance(
                         f"launching {spec.instance_type} failed: {code}: {message} (ask AWS for a higher quota)"
                     ) from exc
                 raise CloudError(f"launching {spec.instance_type} failed: {code}: {message}") from exc
-    raise CloudError(
-        f"no capacity for {spec.instance_type} in {', '.join(tried) or 'any zone'}; last error {last}"
-    )
+    raise CloudError(f"no capacity for {spec.instance_type} in {', '.join(tried) or 'any zone'}; last error {last}")
 
 
 def describe_instance(ec2: Any, instance_id: str) -> dict[str, Any] | None:
@@ -186,10 +208,14 @@ def describe_instance(ec2: Any, instance_id: str) -> dict[str, Any] | None:
     return None
 
 
-def find_run_instances(ec2: Any, run_id: str | None = None, states: Sequence[str] = LIVE_STATES) -> list[dict[str, Any]]:
+def find_run_instances(
+    ec2: Any, run_id: str | None = None, states: Sequence[str] = LIVE_STATES
+) -> list[dict[str, Any]]:
     """Every instance this tool tagged (for one run, or all) in the given states."""
-    filters = [{"Name": f"tag:{TAG_MANAGED}", "Values": ["true"]},
-               {"Name": "instance-state-name", "Values": list(states)}]
+    filters = [
+        {"Name": f"tag:{TAG_MANAGED}", "Values": ["true"]},
+        {"Name": "instance-state-name", "Values": list(states)},
+    ]
     if run_id:
         filters.append({"Name": f"tag:{TAG_RUN_ID}", "Values": [run_id]})
     found: list[dict[str, Any]] = []

@@ -160,8 +160,9 @@ class AwsTarget:
 class _Run:
     """One invocation's state: the shared resources, the worker threads and their outcomes."""
 
-    def __init__(self, target: AwsTarget, factory: ClientFactory, plans: list[InstancePlan], owner: str,
-                 output: Path) -> None:
+    def __init__(
+        self, target: AwsTarget, factory: ClientFactory, plans: list[InstancePlan], owner: str, output: Path
+    ) -> None:
         self.t = target
         self.options = target.options
         self.timing = target.timing
@@ -172,7 +173,9 @@ class _Run:
         self.output = output
         self.run_id = new_run_id()
         self.started_at = target._now()
-        self.tags = run_tags(self.run_id, owner, self.started_at + timedelta(hours=self.options.max_hours) + EXPIRY_MARGIN)
+        self.tags = run_tags(
+            self.run_id, owner, self.started_at + timedelta(hours=self.options.max_hours) + EXPIRY_MARGIN
+        )
         self.resources = _Resources()
         self.cancel = threading.Event()
         self.outcomes: dict[str, TargetOutcome] = {}
@@ -196,8 +199,12 @@ class _Run:
             self.setup()
             for plan in self.plans:
                 worker = _Worker(plan.instance_type)
-                thread = threading.Thread(target=self.run_instance, args=(plan, worker.done), daemon=True,
-                                          name=f"siliconbench-{plan.instance_type}")
+                thread = threading.Thread(
+                    target=self.run_instance,
+                    args=(plan, worker.done),
+                    daemon=True,
+                    name=f"siliconbench-{plan.instance_type}",
+                )
                 workers.append(worker)
                 thread.start()
             for worker in workers:
@@ -222,8 +229,9 @@ class _Run:
             outcome = self.outcomes.get(plan.instance_type)
             if outcome is None:
                 status = "interrupted" if interrupted else "failed"
-                outcome = TargetOutcome(plan.instance_type, status, None,
-                                        "interrupted before launch" if interrupted else "never started")
+                outcome = TargetOutcome(
+                    plan.instance_type, status, None, "interrupted before launch" if interrupted else "never started"
+                )
             results.append(outcome)
         if interrupted:
             raise InterruptedRun(results)
@@ -240,8 +248,13 @@ class _Run:
             storage.create_bucket(s3, name, self.region, self.tags)
             self.resources.bucket, self.resources.bucket_created = name, True
         if self.options.create_instance_profile:
-            created = create_instance_profile(self.factory.client("iam"), self.run_id, self.resources.bucket,
-                                              storage.run_prefix(self.run_id), self.tags)
+            created = create_instance_profile(
+                self.factory.client("iam"),
+                self.run_id,
+                self.resources.bucket,
+                storage.run_prefix(self.run_id),
+                self.tags,
+            )
             self.resources.created_profile = created
             self.resources.profile_name = created.name
         else:
@@ -277,21 +290,39 @@ class _Run:
         try:
             self.check_cancel()
             store.put_json(storage.JOB, self.job(plan))
-            user_data = render_user_data(Bootstrap(
-                bucket=self.resources.bucket, prefix=store.prefix, region=self.region, kind=plan.kind,
-                run_id=self.run_id, instance_type=it, wheel_key=self.wheel_key,
-                watchdog_minutes=math.ceil(self.options.max_hours * 60) + WATCHDOG_MARGIN_MIN,
-            ))
+            user_data = render_user_data(
+                Bootstrap(
+                    bucket=self.resources.bucket,
+                    prefix=store.prefix,
+                    region=self.region,
+                    kind=plan.kind,
+                    run_id=self.run_id,
+                    instance_type=it,
+                    wheel_key=self.wheel_key,
+                    watchdog_minutes=math.ceil(self.options.max_hours * 60) + WATCHDOG_MARGIN_MIN,
+                )
+            )
             assert plan.ami is not None
             spec = LaunchSpec(
-                run_id=self.run_id, instance_type=it, kind=plan.kind, ami=plan.ami, user_data=user_data,
-                security_group_id=self.resources.security_group, instance_profile=str(self.resources.profile_name),
+                run_id=self.run_id,
+                instance_type=it,
+                kind=plan.kind,
+                ami=plan.ami,
+                user_data=user_data,
+                security_group_id=self.resources.security_group,
+                instance_profile=str(self.resources.profile_name),
                 tags={**self.tags, TAG_INSTANCE_TYPE: it, "Name": f"siliconbench-{self.run_id}-{it}"},
                 spot=self.options.spot,
             )
             self.emit(it, "launching", f"{plan.ami.image_id}, {price.purchase_option}")
-            instance = launch_instance(ec2, spec, self.subnets, profile_wait_s=self.timing.profile_wait_s,
-                                       retry_s=self.timing.profile_retry_s, sleep=self.t._sleep)
+            instance = launch_instance(
+                ec2,
+                spec,
+                self.subnets,
+                profile_wait_s=self.timing.profile_wait_s,
+                retry_s=self.timing.profile_retry_s,
+                sleep=self.t._sleep,
+            )
             instance_id = instance["InstanceId"]
             self.resources.add_instance(it, instance_id)
             self.emit(it, "pending", instance.get("Placement", {}).get("AvailabilityZone", ""), instance_id)
@@ -302,7 +333,7 @@ class _Run:
             status = "complete"
         except _Cancelled:
             status, error = "interrupted", _INTERRUPTED
-        except Exception as exc:  # noqa: BLE001 - whatever failed, the instance must end and the file come home
+        except Exception as exc:
             failure = str(exc) if isinstance(exc, SiliconbenchError) else f"{type(exc).__name__}: {exc}"
             # Once cancelled, the teardown itself makes things fail (a terminated instance): that is the interrupt.
             status, error = ("interrupted", _INTERRUPTED) if self.cancel.is_set() else ("failed", failure)
@@ -364,7 +395,9 @@ class _Run:
                 raise CloudError(f"{it} instance {instance_id} went {state} before it was running: {reason}")
             if state != "running":
                 if clock() - started > timing.running_timeout_s:
-                    raise CloudError(f"{it} instance {instance_id} was not running after {timing.running_timeout_s:.0f} s")
+                    raise CloudError(
+                        f"{it} instance {instance_id} was not running after {timing.running_timeout_s:.0f} s"
+                    )
                 self.t._sleep(timing.poll_s)
         self.emit(it, "running", "bootstrapping", instance_id)
         running_at = last_change = clock()
@@ -375,8 +408,10 @@ class _Run:
             heartbeat, error = store.get_json(storage.HEARTBEAT), store.get_json(storage.ERROR)
             now = clock()
             if error is not None:
-                raise CloudError(f"{it} instance {instance_id} failed in {error.get('phase', '?')}: "
-                                 f"{error.get('message', 'no message')}")
+                raise CloudError(
+                    f"{it} instance {instance_id} failed in {error.get('phase', '?')}: "
+                    f"{error.get('message', 'no message')}"
+                )
             if heartbeat != last:
                 last, last_change = heartbeat, now
                 if heartbeat is not None:
@@ -384,18 +419,26 @@ class _Run:
             if heartbeat is not None and heartbeat.get("state") == "complete":
                 return heartbeat
             if heartbeat is not None and heartbeat.get("state") in ("failed", "interrupted"):
-                raise CloudError(f"{it} instance {instance_id} reported {heartbeat['state']}: "
-                                 f"{heartbeat.get('message', 'no message')}")
+                raise CloudError(
+                    f"{it} instance {instance_id} reported {heartbeat['state']}: "
+                    f"{heartbeat.get('message', 'no message')}"
+                )
             in_bootstrap = heartbeat is None or heartbeat.get("phase") == "bootstrap"
             if heartbeat is None and now - running_at > timing.bootstrap_timeout_s:
-                raise CloudError(f"{it} instance {instance_id} never reported: no heartbeat "
-                                 f"{timing.bootstrap_timeout_s:.0f} s after it started running (user data did not run?)")
+                raise CloudError(
+                    f"{it} instance {instance_id} never reported: no heartbeat "
+                    f"{timing.bootstrap_timeout_s:.0f} s after it started running (user data did not run?)"
+                )
             if in_bootstrap and now - running_at > timing.bootstrap_timeout_s:
-                raise CloudError(f"{it} instance {instance_id} did not finish bootstrapping within "
-                                 f"{timing.bootstrap_timeout_s:.0f} s (last: {_describe(heartbeat or {})})")
+                raise CloudError(
+                    f"{it} instance {instance_id} did not finish bootstrapping within "
+                    f"{timing.bootstrap_timeout_s:.0f} s (last: {_describe(heartbeat or {})})"
+                )
             if not in_bootstrap and now - last_change > timing.stale_timeout_s:
-                raise CloudError(f"{it} instance {instance_id} stopped reporting: no heartbeat for "
-                                 f"{timing.stale_timeout_s:.0f} s (the benchmark process died or hung)")
+                raise CloudError(
+                    f"{it} instance {instance_id} stopped reporting: no heartbeat for "
+                    f"{timing.stale_timeout_s:.0f} s (the benchmark process died or hung)"
+                )
             if now > deadline:
                 raise CloudError(f"{it} instance {instance_id} ran past --max-hours {self.options.max_hours:g}")
             described = describe_instance(ec2, instance_id)
@@ -410,8 +453,13 @@ class _Run:
                 continue  # the error report arrived meanwhile: the next pass raises it
             self.t._sleep(timing.poll_s)
 
-    def fetch(self, plan: InstancePlan, store: storage.RunStore, instance_id: str | None, price: LaunchPrice,
-              ) -> tuple[Path | None, int]:
+    def fetch(
+        self,
+        plan: InstancePlan,
+        store: storage.RunStore,
+        instance_id: str | None,
+        price: LaunchPrice,
+    ) -> tuple[Path | None, int]:
         """Bring the instance's run file home, stamped with where and at what price it ran."""
         try:
             data = store.get_json(storage.RUN_FILE)
@@ -468,22 +516,39 @@ class _Run:
         for worker in workers:
             if not worker.done.wait(timeout=timing.teardown_timeout_s):
                 self.problems.append(f"the {worker.instance_type} thread did not finish its teardown in time")
-        leftovers = attempt("sweeping for run instances",
-                            lambda: [i["InstanceId"] for i in find_run_instances(ec2, self.run_id)]) or []
+        leftovers = (
+            attempt(
+                "sweeping for run instances", lambda: [i["InstanceId"] for i in find_run_instances(ec2, self.run_id)]
+            )
+            or []
+        )
         known = set(self.resources.instance_ids())
         strays = [i for i in leftovers if i not in known]
         if strays:
             attempt("terminating stray instances", lambda: terminate_instances(ec2, strays))
         everything = sorted(known | set(leftovers))
-        not_gone = attempt("waiting for termination", lambda: wait_terminated(
-            ec2, everything, timing.teardown_timeout_s, timing.teardown_poll_s, clock, sleep)) or []
+        not_gone = (
+            attempt(
+                "waiting for termination",
+                lambda: wait_terminated(
+                    ec2, everything, timing.teardown_timeout_s, timing.teardown_poll_s, clock, sleep
+                ),
+            )
+            or []
+        )
         if not_gone:
-            self.problems.append(f"not yet terminated: {', '.join(not_gone)} (they will be; "
-                                 "'siliconbench aws cleanup' removes what is left)")
+            self.problems.append(
+                f"not yet terminated: {', '.join(not_gone)} (they will be; "
+                "'siliconbench aws cleanup' removes what is left)"
+            )
         group = self.resources.security_group
         if group and not not_gone:
-            attempt(f"deleting security group {group}", lambda: delete_security_group(
-                ec2, group, timing.teardown_timeout_s, timing.teardown_poll_s, clock, sleep))
+            attempt(
+                f"deleting security group {group}",
+                lambda: delete_security_group(
+                    ec2, group, timing.teardown_timeout_s, timing.teardown_poll_s, clock, sleep
+                ),
+            )
         elif group:
             self.problems.append(f"kept security group {group}: instances still hold it")
         created = self.resources.created_profile
@@ -527,7 +592,7 @@ def _note_signal(signum: int, frame: Any) -> None:
 
 
 def _hold_signals() -> dict[int, Any]:
-    held = {}
+    held: dict[int, Any] = {}
     for sig in (signal.SIGINT, signal.SIGTERM):
         held[sig] = signal.signal(sig, _note_signal)
     return held
@@ -536,4 +601,3 @@ def _hold_signals() -> dict[int, Any]:
 def _restore_signals(held: dict[int, Any]) -> None:
     for sig, handler in held.items():
         signal.signal(sig, handler)
-

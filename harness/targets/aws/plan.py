@@ -27,8 +27,15 @@ from harness.targets.aws.prices import LaunchPrice, price_for
 from harness.targets.aws.session import ClientFactory, aws_call, error_code
 
 __all__ = [
-    "BOOT_S", "CELL_OVERHEAD_S", "MAX_HOURS_LIMIT", "AwsOptions", "InstancePlan", "estimate_hours",
-    "plan_instances", "remote_presets", "render_plan",
+    "BOOT_S",
+    "CELL_OVERHEAD_S",
+    "MAX_HOURS_LIMIT",
+    "AwsOptions",
+    "InstancePlan",
+    "estimate_hours",
+    "plan_instances",
+    "remote_presets",
+    "render_plan",
 ]
 
 #: Launch, boot and install before the first cell, in seconds (rough, for estimates only).
@@ -68,7 +75,9 @@ class AwsOptions:
         if self.instance_profile and self.create_instance_profile:
             raise ConfigError("give --instance-profile NAME or --create-instance-profile, not both")
         if self.wheel is not None and not (self.wheel.is_file() and self.wheel.suffix == ".whl"):
-            raise ConfigError(f"--wheel {str(self.wheel)!r} is not a wheel file (build one with: pip wheel --no-deps .)")
+            raise ConfigError(
+                f"--wheel {str(self.wheel)!r} is not a wheel file (build one with: pip wheel --no-deps .)"
+            )
 
     def require_instance_profile(self) -> None:
         if not (self.instance_profile or self.create_instance_profile):
@@ -116,7 +125,9 @@ def remote_presets(suite: Suite, check_backends: bool) -> dict[str, str]:
         if isinstance(factory, WorkloadFamily):
             preset = suite.preset or factory.default_preset
             if preset not in factory.presets:
-                raise ConfigError(f"workload {name!r} has no preset {preset!r}; available: {', '.join(factory.presets)}")
+                raise ConfigError(
+                    f"workload {name!r} has no preset {preset!r}; available: {', '.join(factory.presets)}"
+                )
             presets[name] = preset
         else:
             presets[name] = suite.preset or "default"
@@ -140,7 +151,9 @@ def _architectures(factory: ClientFactory, instance_types: tuple[str, ...]) -> d
     """Each type's architecture from EC2, which also proves the type exists in the region."""
     ec2 = factory.client("ec2")
     try:
-        response = aws_call("describing instance types", ec2.describe_instance_types, InstanceTypes=list(instance_types))
+        response = aws_call(
+            "describing instance types", ec2.describe_instance_types, InstanceTypes=list(instance_types)
+        )
     except CloudError as exc:
         if error_code(exc.__cause__) == "InvalidInstanceType":
             message = getattr(exc.__cause__, "response", {}).get("Error", {}).get("Message", "")
@@ -159,8 +172,11 @@ def _architectures(factory: ClientFactory, instance_types: tuple[str, ...]) -> d
 def plan_instances(suite: Suite, options: AwsOptions, factory: ClientFactory | None) -> list[InstancePlan]:
     """Resolve every instance of the run; ``factory=None`` plans offline (no AMI ids, no spot prices)."""
     region = factory.region if factory is not None else (options.region or "us-east-1")
-    archs = (_architectures(factory, options.instance_types) if factory is not None
-             else {t: architecture_guess(t) for t in options.instance_types})
+    archs = (
+        _architectures(factory, options.instance_types)
+        if factory is not None
+        else {t: architecture_guess(t) for t in options.instance_types}
+    )
     plans: list[InstancePlan] = []
     for instance_type in options.instance_types:
         kind = instance_kind(instance_type)
@@ -169,15 +185,27 @@ def plan_instances(suite: Suite, options: AwsOptions, factory: ClientFactory | N
         presets = remote_presets(instance_suite, check_backends=not options.auto_backends)
         cells = len(instance_suite.cells(presets))
         parameter = parameter_name(kind, arch, options.ami_parameters)
-        ami = (resolve_ami(factory.client("ssm"), factory.client("ec2"), kind, arch, options.ami_parameters, region)
-               if factory is not None else None)
+        ami = (
+            resolve_ami(factory.client("ssm"), factory.client("ec2"), kind, arch, options.ami_parameters, region)
+            if factory is not None
+            else None
+        )
         ec2: Any = factory.client("ec2") if factory is not None else None
         price = price_for(ec2, region, instance_type, options.spot)
-        plans.append(InstancePlan(
-            instance_type=instance_type, kind=kind, arch=arch, suite=instance_suite, cells=cells,
-            ami_parameter=parameter, ami=ami, price=price,
-            estimated_hours=estimate_hours(kind, cells, instance_suite, options.max_hours), max_hours=options.max_hours,
-        ))
+        plans.append(
+            InstancePlan(
+                instance_type=instance_type,
+                kind=kind,
+                arch=arch,
+                suite=instance_suite,
+                cells=cells,
+                ami_parameter=parameter,
+                ami=ami,
+                price=price,
+                estimated_hours=estimate_hours(kind, cells, instance_suite, options.max_hours),
+                max_hours=options.max_hours,
+            )
+        )
     return plans
 
 
@@ -191,32 +219,58 @@ def render_plan(plans: list[InstancePlan], options: AwsOptions, region: str, off
 
     rows = []
     for p in plans:
-        rows.append([
-            p.instance_type, p.kind, p.arch, ",".join(p.suite.backends), p.cells,
-            p.ami.image_id if p.ami else "(not resolved)", p.price.purchase_option,
-            "?" if p.price.per_hour is None else f"{p.price.per_hour:.4f}",
-            f"{p.estimated_hours * 60:.0f} min", _money(p.estimated_cost), _money(p.max_cost),
-        ])
-    headers = ["instance type", "kind", "arch", "backends", "cells", "AMI", "purchase", "$/hour",
-               "est. time", "est. cost", f"cost at --max-hours {options.max_hours:g}"]
+        rows.append(
+            [
+                p.instance_type,
+                p.kind,
+                p.arch,
+                ",".join(p.suite.backends),
+                p.cells,
+                p.ami.image_id if p.ami else "(not resolved)",
+                p.price.purchase_option,
+                "?" if p.price.per_hour is None else f"{p.price.per_hour:.4f}",
+                f"{p.estimated_hours * 60:.0f} min",
+                _money(p.estimated_cost),
+                _money(p.max_cost),
+            ]
+        )
+    headers = [
+        "instance type",
+        "kind",
+        "arch",
+        "backends",
+        "cells",
+        "AMI",
+        "purchase",
+        "$/hour",
+        "est. time",
+        "est. cost",
+        f"cost at --max-hours {options.max_hours:g}",
+    ]
     text = tabulate(rows, headers=headers, disable_numparse=True)
     known = [p for p in plans if p.estimated_cost is not None]
     total = sum(p.estimated_cost or 0.0 for p in known)
     worst = sum(p.max_cost or 0.0 for p in known)
     lines = [
         f"siliconbench aws plan: {len(plans)} instance(s) in {region}; nothing has been created.",
-        "", text, "",
+        "",
+        text,
+        "",
         f"estimated total: ${total:,.2f} (at most ${worst:,.2f} if every instance runs to --max-hours)"
         + ("" if len(known) == len(plans) else "; instance types without a price are not counted"),
         "AMIs (SSM parameters):",
     ]
-    lines += [f"  {p.instance_type}: {p.ami_parameter}" + (f" -> {p.ami.image_id} ({p.ami.name})" if p.ami else "")
-              for p in plans]
+    lines += [
+        f"  {p.instance_type}: {p.ami_parameter}" + (f" -> {p.ami.image_id} ({p.ami.name})" if p.ami else "")
+        for p in plans
+    ]
     lines.append("prices:")
     lines += [f"  {p.instance_type}: {p.price.source}" for p in plans]
-    lines.append("each instance also gets: an encrypted root volume, IMDSv2 required, a security group with "
-                 "no inbound rules, shutdown behaviour 'terminate', a watchdog at --max-hours, and tags "
-                 "siliconbench:run-id/owner/expires-at/managed.")
+    lines.append(
+        "each instance also gets: an encrypted root volume, IMDSv2 required, a security group with "
+        "no inbound rules, shutdown behaviour 'terminate', a watchdog at --max-hours, and tags "
+        "siliconbench:run-id/owner/expires-at/managed."
+    )
     if offline_reason:
         lines.append(f"offline plan ({offline_reason}): AMI ids and spot prices were not read.")
     return "\n".join(lines)

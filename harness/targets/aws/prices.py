@@ -41,8 +41,12 @@ def on_demand_price(region: str, instance_type: str) -> LaunchPrice:
     found = _catalog_price(region, instance_type, "on-demand")
     if found is not None:
         return found
-    return LaunchPrice(None, "on-demand", f"no on-demand price for {instance_type} in {region} in the price catalog "
-                                          "(refresh it with 'siliconbench pricing refresh')")
+    return LaunchPrice(
+        None,
+        "on-demand",
+        f"no on-demand price for {instance_type} in {region} in the price catalog "
+        "(refresh it with 'siliconbench pricing refresh')",
+    )
 
 
 def _upper_bound(region: str, instance_type: str, why: str) -> LaunchPrice:
@@ -50,8 +54,9 @@ def _upper_bound(region: str, instance_type: str, why: str) -> LaunchPrice:
     if indicative is not None:
         return LaunchPrice(indicative.per_hour, "spot", f"{why}; {indicative.source}", indicative.as_of)
     fallback = on_demand_price(region, instance_type)
-    return LaunchPrice(fallback.per_hour, "spot", f"{why}; on-demand price as an upper bound: {fallback.source}",
-                       fallback.as_of)
+    return LaunchPrice(
+        fallback.per_hour, "spot", f"{why}; on-demand price as an upper bound: {fallback.source}", fallback.as_of
+    )
 
 
 def spot_price(ec2: Any, region: str, instance_type: str, availability_zone: str | None = None) -> LaunchPrice:
@@ -75,13 +80,17 @@ def spot_price(ec2: Any, region: str, instance_type: str, availability_zone: str
     best = min(newest.values(), key=lambda e: float(e["SpotPrice"]))
     when = best["Timestamp"]
     when = when.astimezone(UTC) if isinstance(when, datetime) else datetime.now(UTC)
-    return LaunchPrice(float(best["SpotPrice"]), "spot",
-                       f"EC2 spot price history, {best['AvailabilityZone']}, {when:%Y-%m-%dT%H:%M:%SZ}",
-                       f"{when:%Y-%m-%d}")
+    return LaunchPrice(
+        float(best["SpotPrice"]),
+        "spot",
+        f"EC2 spot price history, {best['AvailabilityZone']}, {when:%Y-%m-%dT%H:%M:%SZ}",
+        f"{when:%Y-%m-%d}",
+    )
 
 
-def price_for(ec2: Any | None, region: str, instance_type: str, spot: bool,
-              availability_zone: str | None = None) -> LaunchPrice:
+def price_for(
+    ec2: Any | None, region: str, instance_type: str, spot: bool, availability_zone: str | None = None
+) -> LaunchPrice:
     """The price a run is charged at; ``ec2=None`` (an offline plan) reads no live spot prices."""
     if not spot:
         return on_demand_price(region, instance_type)

@@ -22,8 +22,19 @@ from harness.errors import CloudError
 from harness.targets.aws.session import aws_call, error_code
 
 __all__ = [
-    "BOOTSTRAP_LOG", "ERROR", "EXIT_REPORTED", "HEARTBEAT", "JOB", "JOB_SCHEMA", "RUN_FILE", "RunStore",
-    "create_bucket", "delete_bucket", "instance_prefix", "run_bucket_name", "run_prefix",
+    "BOOTSTRAP_LOG",
+    "ERROR",
+    "EXIT_REPORTED",
+    "HEARTBEAT",
+    "JOB",
+    "JOB_SCHEMA",
+    "RUN_FILE",
+    "RunStore",
+    "create_bucket",
+    "delete_bucket",
+    "instance_prefix",
+    "run_bucket_name",
+    "run_prefix",
 ]
 
 JOB, HEARTBEAT, RUN_FILE, ERROR, BOOTSTRAP_LOG = "job.json", "heartbeat.json", "run.json", "error.json", "bootstrap.log"
@@ -62,14 +73,22 @@ class RunStore:
         return f"s3://{self.bucket}/{self.key(name) if name else self.prefix + '/'}"
 
     def put_bytes(self, name: str, body: bytes, content_type: str = "application/octet-stream") -> None:
-        aws_call(f"writing {self.uri(name)}", self.s3.put_object,
-                 Bucket=self.bucket, Key=self.key(name), Body=body, ContentType=content_type)
+        aws_call(
+            f"writing {self.uri(name)}",
+            self.s3.put_object,
+            Bucket=self.bucket,
+            Key=self.key(name),
+            Body=body,
+            ContentType=content_type,
+        )
 
     def put_json(self, name: str, data: dict[str, Any]) -> None:
         self.put_bytes(name, json.dumps(data, indent=1, default=_json_default).encode(), "application/json")
 
     def put_file(self, name: str, path: Path) -> None:
-        self.put_bytes(name, path.read_bytes(), "application/json" if path.suffix == ".json" else "application/octet-stream")
+        self.put_bytes(
+            name, path.read_bytes(), "application/json" if path.suffix == ".json" else "application/octet-stream"
+        )
 
     def get_bytes(self, name: str) -> bytes | None:
         """The object's bytes, or None when it does not exist (yet)."""
@@ -110,13 +129,31 @@ def create_bucket(s3: Any, name: str, region: str, tags: dict[str, str]) -> None
     if region != "us-east-1":
         kwargs["CreateBucketConfiguration"] = {"LocationConstraint": region}
     aws_call(f"creating bucket {name}", s3.create_bucket, **kwargs)
-    aws_call(f"blocking public access to bucket {name}", s3.put_public_access_block, Bucket=name,
-             PublicAccessBlockConfiguration={"BlockPublicAcls": True, "IgnorePublicAcls": True,
-                                             "BlockPublicPolicy": True, "RestrictPublicBuckets": True})
-    aws_call(f"encrypting bucket {name}", s3.put_bucket_encryption, Bucket=name,
-             ServerSideEncryptionConfiguration={"Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]})
-    aws_call(f"tagging bucket {name}", s3.put_bucket_tagging, Bucket=name,
-             Tagging={"TagSet": [{"Key": k, "Value": v} for k, v in tags.items()]})
+    aws_call(
+        f"blocking public access to bucket {name}",
+        s3.put_public_access_block,
+        Bucket=name,
+        PublicAccessBlockConfiguration={
+            "BlockPublicAcls": True,
+            "IgnorePublicAcls": True,
+            "BlockPublicPolicy": True,
+            "RestrictPublicBuckets": True,
+        },
+    )
+    aws_call(
+        f"encrypting bucket {name}",
+        s3.put_bucket_encryption,
+        Bucket=name,
+        ServerSideEncryptionConfiguration={
+            "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
+        },
+    )
+    aws_call(
+        f"tagging bucket {name}",
+        s3.put_bucket_tagging,
+        Bucket=name,
+        Tagging={"TagSet": [{"Key": k, "Value": v} for k, v in tags.items()]},
+    )
 
 
 def delete_bucket(s3: Any, name: str) -> None:

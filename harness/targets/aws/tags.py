@@ -10,8 +10,17 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 
 __all__ = [
-    "TAG_EXPIRES", "TAG_INSTANCE_TYPE", "TAG_MANAGED", "TAG_OWNER", "TAG_RUN_ID",
-    "format_expiry", "is_expired", "parse_expiry", "run_tags", "tag_dict", "tag_list",
+    "TAG_EXPIRES",
+    "TAG_INSTANCE_TYPE",
+    "TAG_MANAGED",
+    "TAG_OWNER",
+    "TAG_RUN_ID",
+    "format_expiry",
+    "is_expired",
+    "parse_expiry",
+    "run_tags",
+    "tag_dict",
+    "tag_list",
 ]
 
 TAG_RUN_ID = "siliconbench:run-id"

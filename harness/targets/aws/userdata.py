@@ -6,8 +6,9 @@ Neuron and CUDA packages are pinned through a constraints file, and the torch ve
 again afterwards), then hands over to ``siliconbench agent``. Any failure uploads ``error.json`` and
 the log, then powers off, which terminates the instance (shutdown behaviour ``terminate``).
 
-``SILICONBENCH_PYTHON``, ``SILICONBENCH_HOME`` and ``SILICONBENCH_LOG`` override the interpreter, the
-work folder and the log path: for custom AMIs, and for tests that play the instance locally.
+``SILICONBENCH_PYTHON``, ``SILICONBENCH_HOME``, ``SILICONBENCH_LOG`` and ``SILICONBENCH_OPT`` override
+the interpreter, the work folder, the log path and where the AMI's environments live (``/opt``): for
+custom AMIs, and for tests that play the instance locally.
 """
 
 from __future__ import annotations
@@ -22,8 +23,15 @@ __all__ = ["PINNED_PACKAGES", "Bootstrap", "render_user_data", "requirement"]
 
 #: Packages that come with the AMI and must keep their versions (regex alternatives for pip freeze).
 PINNED_PACKAGES = (
-    "torch", "torchvision", "torchaudio", "torch-neuronx", "torch-xla", "neuronx-cc", "libneuronxla",
-    "numpy", "triton",
+    "torch",
+    "torchvision",
+    "torchaudio",
+    "torch-neuronx",
+    "torch-xla",
+    "neuronx-cc",
+    "libneuronxla",
+    "numpy",
+    "triton",
 )
 
 #: User data is limited to 16 KB before base64.
@@ -65,6 +73,7 @@ WHEEL_KEY=@WHEEL_KEY@
 WATCHDOG_MINUTES=@WATCHDOG@
 HOME_DIR="${SILICONBENCH_HOME:-/opt/siliconbench}"
 LOG="${SILICONBENCH_LOG:-/var/log/siliconbench-bootstrap.log}"
+OPT="${SILICONBENCH_OPT:-/opt}"
 export AWS_DEFAULT_REGION="$REGION" HOME="${HOME:-/root}" PIP_DISABLE_PIP_VERSION_CHECK=1
 
 mkdir -p "$HOME_DIR"
@@ -106,10 +115,11 @@ find_python() {
   case "$KIND" in
     neuron)
       local venv
-      venv=$(ls -d /opt/aws_neuronx_venv_pytorch_* 2>/dev/null | grep -E '_pytorch_[0-9]+_[0-9]+$' | sort -V | tail -n 1)
+      venv=$(ls -d "$OPT"/aws_neuronx_venv_pytorch_* 2>/dev/null \
+               | grep -E '_pytorch_[0-9]+_[0-9]+$' | sort -V | tail -n 1)
       if [ -n "$venv" ] && [ -x "$venv/bin/python" ]; then echo "$venv/bin/python"; return 0; fi ;;
     gpu)
-      if [ -x /opt/pytorch/bin/python ]; then echo /opt/pytorch/bin/python; return 0; fi ;;
+      if [ -x "$OPT/pytorch/bin/python" ]; then echo "$OPT/pytorch/bin/python"; return 0; fi ;;
     cpu)
       local base
       base=$(command -v python3.12 || command -v python3.11 || true)
@@ -119,7 +129,8 @@ find_python() {
       fi
       [ -n "$base" ] || return 1
       "$base" -m venv "$HOME_DIR/venv" >&2 || return 1
-      "$HOME_DIR/venv/bin/python" -m pip install --quiet torch --index-url https://download.pytorch.org/whl/cpu >&2 || return 1
+      "$HOME_DIR/venv/bin/python" -m pip install --quiet torch \
+        --index-url https://download.pytorch.org/whl/cpu >&2 || return 1
       echo "$HOME_DIR/venv/bin/python"; return 0 ;;
   esac
   return 1
@@ -137,9 +148,11 @@ if [ -n "$WHEEL_KEY" ]; then
     || fail install "cannot download the wheel s3://$BUCKET/$WHEEL_KEY"
   SPEC="$HOME_DIR/${WHEEL_KEY##*/}[aws]"
 fi
-"$PY" -m pip install --quiet -c "$HOME_DIR/constraints.txt" "$SPEC" || fail install "pip install $SPEC failed (see bootstrap.log)"
+"$PY" -m pip install --quiet -c "$HOME_DIR/constraints.txt" "$SPEC" \
+  || fail install "pip install $SPEC failed (see bootstrap.log)"
 TORCH_AFTER=$(torch_version)
-[ "$TORCH_AFTER" = "$TORCH_BEFORE" ] || fail install "installing siliconbench changed torch from $TORCH_BEFORE to $TORCH_AFTER"
+[ "$TORCH_AFTER" = "$TORCH_BEFORE" ] \
+  || fail install "installing siliconbench changed torch from $TORCH_BEFORE to $TORCH_AFTER"
 
 # 4. The agent heartbeats, runs the suite and uploads the run file after every cell.
 heartbeat bootstrapping "starting the agent" || true

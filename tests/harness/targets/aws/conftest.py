@@ -70,8 +70,10 @@ def public_amis(factory) -> dict[str, str]:  # type: ignore[no-untyped-def]
     from harness.targets.aws.ami import DEFAULT_PARAMETERS
 
     ssm = factory.client("ssm")
-    by_arch = {arch: ssm.get_parameter(Name=DEFAULT_PARAMETERS[("cpu", arch)])["Parameter"]["Value"]
-               for arch in ("x86_64", "arm64")}
+    by_arch = {
+        arch: ssm.get_parameter(Name=DEFAULT_PARAMETERS[("cpu", arch)])["Parameter"]["Value"]
+        for arch in ("x86_64", "arm64")
+    }
     seeded = {}
     for (kind, arch), name in DEFAULT_PARAMETERS.items():
         if kind != "cpu":
@@ -91,10 +93,15 @@ def instance_profile(factory) -> str:  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def fleet(factory, aws_env: dict[str, str], tmp_path: Path) -> Iterator[FakeFleet]:  # type: ignore[no-untyped-def]
-    """Plays every instance moto launches; stopped (and its processes killed) after the test."""
-    played = FakeFleet(factory.client("ec2"), aws_env, tmp_path / "instances")
+def fleet(factory, aws_env: dict[str, str], moto_endpoint: str, tmp_path: Path) -> Iterator[FakeFleet]:  # type: ignore[no-untyped-def]
+    """Plays every instance moto launches; stopped (and its processes killed) after the test.
+
+    It has its own EC2 client: what it asks is not what siliconbench asks.
+    """
+    import boto3
+
+    ec2 = boto3.client("ec2", region_name=REGION, endpoint_url=moto_endpoint)
+    played = FakeFleet(ec2, aws_env, tmp_path / "instances")
     played.start()
     yield played
     played.stop()
-

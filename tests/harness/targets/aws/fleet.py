@@ -52,18 +52,18 @@ else:
         handle.write(body)
 '''
 
-_FAKE_SHUTDOWN = '''#!/bin/bash
+_FAKE_SHUTDOWN = """#!/bin/bash
 echo "$*" >> "$FAKE_SHUTDOWN_LOG"
-'''
+"""
 
-_FAKE_PYTHON = '''#!/bin/bash
+_FAKE_PYTHON = """#!/bin/bash
 # The AMI's PyTorch interpreter: pip install is recorded (and fails when FAKE_PIP_RC says so).
 if [ "$1" = "-m" ] && [ "$2" = "pip" ] && [ "$3" = "install" ]; then
   echo "$*" >> "$FAKE_PIP_LOG"
   exit "${FAKE_PIP_RC:-0}"
 fi
 exec @PYTHON@ "$@"
-'''
+"""
 
 
 def seed_public_parameter(name: str, value: str, region: str = REGION) -> None:
@@ -76,10 +76,20 @@ def seed_public_parameter(name: str, value: str, region: str = REGION) -> None:
     from moto.ssm.models import Parameter, ssm_backends
 
     store = ssm_backends[ACCOUNT_ID][region]._parameters
-    store[name].append(Parameter(
-        account_id=ACCOUNT_ID, name=name, value=value, parameter_type="String", description=None,
-        allowed_pattern=None, keyid=None, last_modified_date=utcnow(), version=1, data_type="aws:ec2:image",
-    ))
+    store[name].append(
+        Parameter(
+            account_id=ACCOUNT_ID,
+            name=name,
+            value=value,
+            parameter_type="String",
+            description=None,
+            allowed_pattern=None,
+            keyid=None,
+            last_modified_date=utcnow(),
+            version=1,
+            data_type="aws:ec2:image",
+        )
+    )
 
 
 @dataclass
@@ -156,8 +166,9 @@ class FakeFleet:
         while not self._stop.wait(self.poll_s):
             try:
                 reservations = self.ec2.describe_instances(
-                    Filters=[{"Name": "tag:siliconbench:managed", "Values": ["true"]}])["Reservations"]
-            except Exception:  # noqa: BLE001 - the server may be resetting between tests
+                    Filters=[{"Name": "tag:siliconbench:managed", "Values": ["true"]}]
+                )["Reservations"]
+            except Exception:
                 continue
             for reservation in reservations:
                 for instance in reservation["Instances"]:
@@ -184,7 +195,8 @@ class FakeFleet:
         script = home / "user-data.sh"
         script.write_text(played.user_data)
         env = {
-            **os.environ, **self.env,
+            **os.environ,
+            **self.env,
             "PATH": f"{self.bin}{os.pathsep}{os.environ.get('PATH', '')}",
             "PYTHONPATH": str(REPO_ROOT),
             "OMP_NUM_THREADS": "1",
@@ -195,8 +207,14 @@ class FakeFleet:
             "FAKE_PIP_LOG": str(home / "pip.log"),
             **self.extra_env.get(instance_type, {}),
         }
-        played.process = subprocess.Popen(["bash", str(script)], cwd=home, env=env, start_new_session=True,
-                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        played.process = subprocess.Popen(
+            ["bash", str(script)],
+            cwd=home,
+            env=env,
+            start_new_session=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
 
 
 def _kill(played: Played) -> None:

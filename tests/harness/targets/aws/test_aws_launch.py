@@ -10,8 +10,15 @@ import pytest
 from harness.errors import CloudError
 from harness.targets.aws.ami import AmiChoice
 from harness.targets.aws.launch import (
-    LaunchSpec, Subnet, create_security_group, default_subnets, delete_security_group, find_run_instances,
-    launch_instance, terminate_instances, wait_terminated,
+    LaunchSpec,
+    Subnet,
+    create_security_group,
+    default_subnets,
+    delete_security_group,
+    find_run_instances,
+    launch_instance,
+    terminate_instances,
+    wait_terminated,
 )
 from harness.targets.aws.tags import TAG_EXPIRES, TAG_MANAGED, TAG_OWNER, TAG_RUN_ID, run_tags, tag_dict
 from tests.harness.targets.aws.conftest import REGION
@@ -27,10 +34,16 @@ def _spec(ami: AmiChoice, group: str, profile: str, **changes: Any) -> LaunchSpe
     from datetime import UTC, datetime
 
     values: dict[str, Any] = dict(
-        run_id="20261124T000000Z-abc123", instance_type="inf2.xlarge", kind="neuron", ami=ami,
-        user_data="#!/bin/bash\necho hello\n", security_group_id=group, instance_profile=profile,
-        tags=run_tags("20261124T000000Z-abc123", "arn:aws:iam::123456789012:user/alice",
-                      datetime(2030, 1, 1, tzinfo=UTC)),
+        run_id="20261124T000000Z-abc123",
+        instance_type="inf2.xlarge",
+        kind="neuron",
+        ami=ami,
+        user_data="#!/bin/bash\necho hello\n",
+        security_group_id=group,
+        instance_profile=profile,
+        tags=run_tags(
+            "20261124T000000Z-abc123", "arn:aws:iam::123456789012:user/alice", datetime(2030, 1, 1, tzinfo=UTC)
+        ),
     )
     values.update(changes)
     return LaunchSpec(**values)
@@ -97,6 +110,7 @@ def test_spot_launch_asks_for_a_one_time_spot_instance(factory, ami, instance_pr
 
 # --- faults moto cannot produce: botocore's Stubber answers as AWS documents ---------------------------
 
+
 def _stubbed_ec2() -> Any:
     import boto3
 
@@ -115,8 +129,12 @@ def test_no_capacity_in_any_zone_is_one_line_naming_the_zones() -> None:
     subnets = [Subnet("subnet-a", "us-east-1a"), Subnet("subnet-b", "us-east-1b")]
     with Stubber(ec2) as stub:
         for _ in subnets:
-            stub.add_client_error("run_instances", service_error_code="InsufficientInstanceCapacity",
-                                  service_message=CAPACITY_MESSAGE, http_status_code=500)
+            stub.add_client_error(
+                "run_instances",
+                service_error_code="InsufficientInstanceCapacity",
+                service_message=CAPACITY_MESSAGE,
+                http_status_code=500,
+            )
         with pytest.raises(CloudError) as caught:
             launch_instance(ec2, _any_spec(), subnets, sleep=lambda s: None)
         stub.assert_no_pending_responses()
@@ -131,10 +149,17 @@ def test_capacity_in_the_second_zone_is_used() -> None:
     ec2 = _stubbed_ec2()
     subnets = [Subnet("subnet-a", "us-east-1a"), Subnet("subnet-b", "us-east-1b")]
     with Stubber(ec2) as stub:
-        stub.add_client_error("run_instances", service_error_code="InsufficientInstanceCapacity",
-                              service_message=CAPACITY_MESSAGE, http_status_code=500)
-        stub.add_response("run_instances", {"Instances": [{"InstanceId": "i-0abc", "Placement": {
-            "AvailabilityZone": "us-east-1b"}}]}, expected_params=None)
+        stub.add_client_error(
+            "run_instances",
+            service_error_code="InsufficientInstanceCapacity",
+            service_message=CAPACITY_MESSAGE,
+            http_status_code=500,
+        )
+        stub.add_response(
+            "run_instances",
+            {"Instances": [{"InstanceId": "i-0abc", "Placement": {"AvailabilityZone": "us-east-1b"}}]},
+            expected_params=None,
+        )
         instance = launch_instance(ec2, _any_spec(), subnets, sleep=lambda s: None)
     assert instance["InstanceId"] == "i-0abc"
 
@@ -144,11 +169,14 @@ def test_a_quota_error_is_not_retried_in_other_zones() -> None:
 
     ec2 = _stubbed_ec2()
     with Stubber(ec2) as stub:
-        stub.add_client_error("run_instances", service_error_code="VcpuLimitExceeded",
-                              service_message="You have requested more vCPU capacity than your current vCPU "
-                              "limit of 0 allows for the instance bucket that the specified instance type belongs to.",
-                              http_status_code=400)
-        with pytest.raises(CloudError, match="VcpuLimitExceeded.*higher quota"):
+        stub.add_client_error(
+            "run_instances",
+            service_error_code="VcpuLimitExceeded",
+            service_message="You have requested more vCPU capacity than your current vCPU "
+            "limit of 0 allows for the instance bucket that the specified instance type belongs to.",
+            http_status_code=400,
+        )
+        with pytest.raises(CloudError, match=r"VcpuLimitExceeded.*higher quota"):
             launch_instance(ec2, _any_spec(), [Subnet("subnet-a", "us-east-1a"), Subnet("subnet-b", "us-east-1b")])
         stub.assert_no_pending_responses()
 
@@ -159,11 +187,16 @@ def test_a_new_instance_profile_is_waited_for() -> None:
     ec2 = _stubbed_ec2()
     slept: list[float] = []
     with Stubber(ec2) as stub:
-        stub.add_client_error("run_instances", service_error_code="InvalidParameterValue",
-                              service_message="Value (siliconbench-x) for parameter iamInstanceProfile.name is "
-                              "invalid. Invalid IAM Instance Profile name", http_status_code=400)
+        stub.add_client_error(
+            "run_instances",
+            service_error_code="InvalidParameterValue",
+            service_message="Value (siliconbench-x) for parameter iamInstanceProfile.name is "
+            "invalid. Invalid IAM Instance Profile name",
+            http_status_code=400,
+        )
         stub.add_response("run_instances", {"Instances": [{"InstanceId": "i-0def"}]})
-        instance = launch_instance(ec2, _any_spec(), [Subnet("subnet-a", "us-east-1a")], retry_s=2.0,
-                                   sleep=slept.append)
+        instance = launch_instance(
+            ec2, _any_spec(), [Subnet("subnet-a", "us-east-1a")], retry_s=2.0, sleep=slept.append
+        )
     assert instance["InstanceId"] == "i-0def"
     assert slept == [2.0]

@@ -17,22 +17,42 @@ from typing import Any
 
 import pytest
 
+from harness.cost import PriceResolver
 from harness.plan import Suite
 from harness.runfile import load_run
+from harness.targets.aws.iam import caller_policy
 from harness.targets.aws.orchestrator import AwsTarget, Event, InterruptedRun, Timing
 from harness.targets.aws.plan import AwsOptions
-from harness.targets.aws.tags import TAG_RUN_ID, tag_dict
+from harness.targets.aws.tags import TAG_RUN_ID
 from tests.harness.targets.aws.conftest import REGION
+from tests.harness.targets.aws.policy import assert_policy_allows, record_calls
 
-FAST = Timing(poll_s=0.2, running_timeout_s=10, bootstrap_timeout_s=60, stale_timeout_s=60, heartbeat_s=0.5,
-              teardown_timeout_s=20, teardown_poll_s=0.05, profile_wait_s=1, profile_retry_s=0.05)
+FAST = Timing(
+    poll_s=0.2,
+    running_timeout_s=10,
+    bootstrap_timeout_s=60,
+    stale_timeout_s=60,
+    heartbeat_s=0.5,
+    teardown_timeout_s=20,
+    teardown_poll_s=0.05,
+    profile_wait_s=1,
+    profile_retry_s=0.05,
+)
 
 pytestmark = pytest.mark.slow
 
 
 def tiny_suite(output: Path, *workloads: str) -> Suite:
-    return Suite(workloads=workloads or ("mlp",), preset="tiny", backends=("cpu",), dtypes=("fp32",),
-                 max_time=0.05, min_samples=3, isolate=False, output=str(output))
+    return Suite(
+        workloads=workloads or ("mlp",),
+        preset="tiny",
+        backends=("cpu",),
+        dtypes=("fp32",),
+        max_time=0.05,
+        min_samples=3,
+        isolate=False,
+        output=str(output),
+    )
 
 
 def run_instances_of(ec2: Any, run_id: str) -> list[dict[str, Any]]:
@@ -51,10 +71,13 @@ def assert_nothing_left_running(factory: Any, run_id: str | None) -> None:
 
 def test_happy_path_two_instance_types(factory, public_amis, instance_profile, fleet, tmp_path) -> None:  # type: ignore[no-untyped-def]
     events: list[Event] = []
-    options = AwsOptions(instance_types=("inf2.xlarge", "c7i.xlarge"), region=REGION, instance_profile=instance_profile,
-                         max_hours=1)
+    calls = record_calls(factory)
+    options = AwsOptions(
+        instance_types=("inf2.xlarge", "c7i.xlarge"), region=REGION, instance_profile=instance_profile, max_hours=1
+    )
     target = AwsTarget(options, factory=factory, timing=FAST, progress=events.append)
     outcomes = target.run(tiny_suite(tmp_path / "results"))
+    calls = list(calls)  # what the launcher called; the checks below make calls of their own
 
     assert [o.label for o in outcomes] == ["inf2.xlarge", "c7i.xlarge"]
     assert [o.status for o in outcomes] == ["complete", "complete"], [o.error for o in outcomes]
@@ -69,8 +92,13 @@ def test_happy_path_two_instance_types(factory, public_amis, instance_profile, f
         assert t["kind"] == "aws" and t["instance_type"] == instance_type and t["region"] == REGION
         assert t["purchase_option"] == "on-demand" and t["price_per_hour"] > 0
         assert "aws.amazon.com/ec2/pricing/on-demand" in t["price_source"] and len(t["price_as_of"]) == 10
-        assert t["instance_id"].startswith("i-") and t["ami_id"] == public_amis[
-            "neuron/x86_64" if instance_type.startswith("inf") else "cpu/x86_64"]
+        price, note = PriceResolver().for_run(run)  # the reports price the run from what it carries
+        assert price is not None and (price.usd_per_hour, price.as_of) == (t["price_per_hour"], t["price_as_of"])
+        assert note == "recorded in the run file's target"
+        assert (
+            t["instance_id"].startswith("i-")
+            and t["ami_id"] == public_amis["neuron/x86_64" if instance_type.startswith("inf") else "cpu/x86_64"]
+        )
     states = [e.state for e in events if e.instance_type == "inf2.xlarge"]
     for expected in ("launching", "pending", "running", "complete"):
         assert expected in states, states
@@ -79,17 +107,23 @@ def test_happy_path_two_instance_types(factory, public_amis, instance_profile, f
     assert len(fleet.played) == 2
     for played in fleet.played.values():
         assert played.shutdown_calls[0].startswith("-h +70 "), played.shutdown_calls
-        assert len(played.pip_calls) == 1 and "-c " in played.pip_calls[0] and "siliconbench[aws]==" in played.pip_calls[0]
+        assert (
+            len(played.pip_calls) == 1 and "-c " in played.pip_calls[0] and "siliconbench[aws]==" in played.pip_calls[0]
+        )
     # The bucket was made for the run and is gone with it.
     assert not [b for b in factory.client("s3").list_buckets()["Buckets"] if b["Name"].startswith("siliconbench-")]
+    assert_policy_allows(caller_policy(), calls)
 
 
 def test_two_types_where_one_fails_to_bootstrap_spot(factory, public_amis, instance_profile, fleet, tmp_path) -> None:  # type: ignore[no-untyped-def]
     fleet.behave("inf2.xlarge", "boot", FAKE_PIP_RC="1")
-    options = AwsOptions(instance_types=("inf2.xlarge", "c7i.xlarge"), region=REGION, instance_profile=instance_profile,
-                         spot=True)
+    calls = record_calls(factory)
+    options = AwsOptions(
+        instance_types=("inf2.xlarge", "c7i.xlarge"), region=REGION, instance_profile=instance_profile, spot=True
+    )
     target = AwsTarget(options, factory=factory, timing=FAST)
     inf2, c7i = target.run(tiny_suite(tmp_path / "results"))
+    calls = list(calls)
 
     assert inf2.status == "failed" and inf2.run_file is None
     assert "failed in install: pip install siliconbench[aws]==" in (inf2.error or "")
@@ -100,6 +134,8 @@ def test_two_types_where_one_fails_to_bootstrap_spot(factory, public_amis, insta
     assert run["target"]["purchase_option"] == "spot"
     assert "spot price history" in run["target"]["price_source"]
     assert_nothing_left_running(factory, target.run_id)
+    assert "ec2:DescribeSpotPriceHistory" in calls
+    assert_policy_allows(caller_policy(), calls)
 
 
 def refuse_capacity(ec2: Any, instance_type: str) -> None:
@@ -114,37 +150,50 @@ def refuse_capacity(ec2: Any, instance_type: str) -> None:
         if params.get("body", {}).get("InstanceType") != instance_type:
             return None
         zone = "us-east-1a"
-        message = (f"We currently do not have sufficient {instance_type} capacity in the Availability Zone you "
-                   f"requested ({zone}). Our system will be working on provisioning additional capacity.")
-        return (AWSResponse("https://ec2.us-east-1.amazonaws.com/", 500, {}, None),
-                {"Error": {"Code": "InsufficientInstanceCapacity", "Message": message},
-                 "ResponseMetadata": {"HTTPStatusCode": 500}})
+        message = (
+            f"We currently do not have sufficient {instance_type} capacity in the Availability Zone you "
+            f"requested ({zone}). Our system will be working on provisioning additional capacity."
+        )
+        return (
+            AWSResponse("https://ec2.us-east-1.amazonaws.com/", 500, {}, None),
+            {
+                "Error": {"Code": "InsufficientInstanceCapacity", "Message": message},
+                "ResponseMetadata": {"HTTPStatusCode": 500},
+            },
+        )
 
     ec2.meta.events.register("before-call.ec2.RunInstances", answer)
 
 
 def test_capacity_error_at_launch_creates_nothing_that_stays(factory, public_amis, fleet, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    calls = record_calls(factory)
     refuse_capacity(factory.client("ec2"), "trn1.2xlarge")
     options = AwsOptions(instance_types=("trn1.2xlarge",), region=REGION, create_instance_profile=True)
     target = AwsTarget(options, factory=factory, timing=FAST)
     [outcome] = target.run(tiny_suite(tmp_path / "results"))
+    calls = list(calls)
 
     assert outcome.status == "failed" and outcome.run_file is None
-    assert outcome.error is not None and outcome.error.startswith("no capacity for trn1.2xlarge in us-east-1a, us-east-1b")
+    assert outcome.error is not None and outcome.error.startswith(
+        "no capacity for trn1.2xlarge in us-east-1a, us-east-1b"
+    )
     assert "InsufficientInstanceCapacity" in outcome.error
     assert run_instances_of(factory.client("ec2"), target.run_id or "") == []
     assert_nothing_left_running(factory, target.run_id)
     assert factory.client("iam").list_instance_profiles(PathPrefix="/siliconbench/")["InstanceProfiles"] == []
     assert factory.client("iam").list_roles(PathPrefix="/siliconbench/")["Roles"] == []
     assert target.teardown_problems == []
+    assert {"iam:CreateRole", "iam:DeleteRole", "ec2:RunInstances"} <= set(calls)
+    assert_policy_allows(caller_policy(), calls)
 
 
 def test_an_instance_that_never_reports_is_terminated(factory, public_amis, instance_profile, fleet, tmp_path) -> None:  # type: ignore[no-untyped-def]
     fleet.behave("inf2.xlarge", "silent")
     s3 = factory.client("s3")
     s3.create_bucket(Bucket="my-bench-bucket")
-    options = AwsOptions(instance_types=("inf2.xlarge",), region=REGION, instance_profile=instance_profile,
-                         bucket="my-bench-bucket")
+    options = AwsOptions(
+        instance_types=("inf2.xlarge",), region=REGION, instance_profile=instance_profile, bucket="my-bench-bucket"
+    )
     target = AwsTarget(options, factory=factory, timing=Timing(**{**FAST.__dict__, "bootstrap_timeout_s": 0.3}))
     [outcome] = target.run(tiny_suite(tmp_path / "results"))
 
@@ -157,8 +206,13 @@ def test_an_instance_that_never_reports_is_terminated(factory, public_amis, inst
     assert job["suite"]["workloads"] == ["mlp"] and job["run_id"] == f"{target.run_id}-inf2.xlarge"
 
 
-def test_a_benchmark_that_crashes_keeps_the_cells_it_finished(factory, public_amis, instance_profile, fleet,  # type: ignore[no-untyped-def]
-                                                              tmp_path) -> None:
+def test_a_benchmark_that_crashes_keeps_the_cells_it_finished(
+    factory,
+    public_amis,
+    instance_profile,
+    fleet,  # type: ignore[no-untyped-def]
+    tmp_path,
+) -> None:
     wheel = tmp_path / "siliconbench-0.1.0-py3-none-any.whl"
     wheel.write_bytes(b"PK\x05\x06" + bytes(18))
     options = AwsOptions(instance_types=("inf2.xlarge",), region=REGION, instance_profile=instance_profile, wheel=wheel)
@@ -176,8 +230,13 @@ def test_a_benchmark_that_crashes_keeps_the_cells_it_finished(factory, public_am
     assert played.pip_calls[0].endswith(f"/opt/{wheel.name}[aws]"), "the uploaded wheel is what gets installed"
 
 
-def test_a_hung_instance_is_caught_by_its_silent_heartbeat(factory, public_amis, instance_profile, fleet,  # type: ignore[no-untyped-def]
-                                                          tmp_path) -> None:
+def test_a_hung_instance_is_caught_by_its_silent_heartbeat(
+    factory,
+    public_amis,
+    instance_profile,
+    fleet,  # type: ignore[no-untyped-def]
+    tmp_path,
+) -> None:
     frozen = threading.Event()
 
     def freeze_when_second_cell_starts(event: Event) -> None:
@@ -201,8 +260,13 @@ def test_a_hung_instance_is_caught_by_its_silent_heartbeat(factory, public_amis,
     assert_nothing_left_running(factory, target.run_id)
 
 
-def test_ctrl_c_while_waiting_terminates_and_keeps_the_partial_run(factory, public_amis, instance_profile, fleet,  # type: ignore[no-untyped-def]
-                                                                  tmp_path) -> None:
+def test_ctrl_c_while_waiting_terminates_and_keeps_the_partial_run(
+    factory,
+    public_amis,
+    instance_profile,
+    fleet,  # type: ignore[no-untyped-def]
+    tmp_path,
+) -> None:
     seen: list[Event] = []
 
     def interrupt_when_second_cell_starts(event: Event) -> None:
@@ -223,8 +287,13 @@ def test_ctrl_c_while_waiting_terminates_and_keeps_the_partial_run(factory, publ
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler, "the handlers are restored"
 
 
-def test_sigterm_while_launching_terminates_everything(factory, public_amis, instance_profile, fleet,  # type: ignore[no-untyped-def]
-                                                      tmp_path) -> None:
+def test_sigterm_while_launching_terminates_everything(
+    factory,
+    public_amis,
+    instance_profile,
+    fleet,  # type: ignore[no-untyped-def]
+    tmp_path,
+) -> None:
     fleet.behave("inf2.xlarge", "silent")
     fleet.behave("c7i.xlarge", "silent")
     before = signal.getsignal(signal.SIGTERM)

@@ -1,0 +1,116 @@
+"""Instance kinds and AMIs from SSM public parameters (names configurable, errors in one line)."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.errors import ConfigError
+from harness.targets.aws.ami import (
+    DEFAULT_PARAMETERS,
+    architecture_guess,
+    instance_kind,
+    parse_parameter_overrides,
+    resolve_ami,
+)
+from tests.harness.targets.aws.conftest import REGION
+
+
+@pytest.mark.parametrize(
+    ("instance_type", "kind"),
+    [
+        ("inf2.xlarge", "neuron"),
+        ("inf2.48xlarge", "neuron"),
+        ("trn1.2xlarge", "neuron"),
+        ("trn1n.32xlarge", "neuron"),
+        ("trn2.48xlarge", "neuron"),
+        ("g5.xlarge", "gpu"),
+        ("g6e.2xlarge", "gpu"),
+        ("g4dn.xlarge", "gpu"),
+        ("gr6.4xlarge", "gpu"),
+        ("g5g.xlarge", "gpu"),
+        ("p4d.24xlarge", "gpu"),
+        ("p5.48xlarge", "gpu"),
+        ("c7i.xlarge", "cpu"),
+        ("c7g.xlarge", "cpu"),
+        ("m7i.large", "cpu"),
+        ("r7iz.large", "cpu"),
+        ("t3.micro", "cpu"),
+    ],
+)
+def test_instance_kind(instance_type: str, kind: str) -> None:
+    assert instance_kind(instance_type) == kind
+
+
+@pytest.mark.parametrize(
+    ("instance_type", "arch"),
+    [
+        ("c7g.xlarge", "arm64"),
+        ("m7gd.large", "arm64"),
+        ("g5g.xlarge", "arm64"),
+        ("c8g.large", "arm64"),
+        ("c7i.xlarge", "x86_64"),
+        ("inf2.xlarge", "x86_64"),
+        ("g5.xlarge", "x86_64"),
+        ("gr6.4xlarge", "x86_64"),
+    ],
+)
+def test_architecture_guess_for_offline_plans(instance_type: str, arch: str) -> None:
+    assert architecture_guess(instance_type) == arch
+
+
+@pytest.mark.parametrize(
+    ("instance_type", "fragment"),
+    [
+        ("inf1.xlarge", "retired torch-neuron"),
+        ("g4ad.xlarge", "AMD"),
+        ("inf2", "not an EC2 instance type"),
+        ("INF2.XLARGE", "not an EC2 instance type"),
+    ],
+)
+def test_unsupported_or_malformed_types_are_one_line(instance_type: str, fragment: str) -> None:
+    with pytest.raises(ConfigError, match=fragment) as caught:
+        instance_kind(instance_type)
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize(("kind", "arch"), sorted(DEFAULT_PARAMETERS))
+def test_each_kind_resolves_from_its_public_parameter(factory, public_amis, kind: str, arch: str) -> None:  # type: ignore[no-untyped-def]
+    ami = resolve_ami(factory.client("ssm"), factory.client("ec2"), kind, arch, {}, REGION)
+    assert ami.parameter == DEFAULT_PARAMETERS[(kind, arch)]
+    assert ami.image_id == public_amis[f"{kind}/{arch}"]
+    image = factory.client("ec2").describe_images(ImageIds=[ami.image_id])["Images"][0]
+    assert ami.root_device_name == image["RootDeviceName"]
+
+
+def test_default_parameters_are_the_documented_public_ones() -> None:
+    assert DEFAULT_PARAMETERS[("neuron", "x86_64")].startswith("/aws/service/neuron/dlami/multi-framework/")
+    assert DEFAULT_PARAMETERS[("gpu", "x86_64")].startswith(
+        "/aws/service/deeplearning/ami/x86_64/oss-nvidia-driver-gpu-pytorch-"
+    )
+    assert (
+        DEFAULT_PARAMETERS[("cpu", "arm64")] == "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-arm64"
+    )
+
+
+def test_parameter_names_are_configurable(factory, public_amis) -> None:  # type: ignore[no-untyped-def]
+    ssm = factory.client("ssm")
+    ssm.put_parameter(Name="/my-team/neuron-ami", Value=public_amis["cpu/arm64"], Type="String")
+    overrides = parse_parameter_overrides(["neuron=/my-team/neuron-ami"])
+    ami = resolve_ami(ssm, factory.client("ec2"), "neuron", "x86_64", overrides, REGION)
+    assert (ami.parameter, ami.image_id) == ("/my-team/neuron-ami", public_amis["cpu/arm64"])
+    arch_specific = parse_parameter_overrides(["gpu/arm64=/my-team/gpu-arm"])
+    assert arch_specific == {"gpu/arm64": "/my-team/gpu-arm"}
+
+
+def test_a_missing_parameter_is_one_line_saying_how_to_fix_it(factory) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(ConfigError) as caught:
+        resolve_ami(factory.client("ssm"), factory.client("ec2"), "neuron", "x86_64", {}, REGION)
+    message = str(caught.value)
+    assert DEFAULT_PARAMETERS[("neuron", "x86_64")] in message and "--ami-parameter neuron=NAME" in message
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize("value", ["neuron", "tpu=/x", "neuron=relative/name", "=/x"])
+def test_bad_parameter_overrides_are_rejected(value: str) -> None:
+    with pytest.raises(ConfigError, match="KIND=/ssm/parameter/name"):
+        parse_parameter_overrides([value])
