@@ -245,8 +245,9 @@ class _Run:
             self.resources.bucket = self.options.bucket
         else:
             name = storage.run_bucket_name(self.run_id)
-            storage.create_bucket(s3, name, self.region, self.tags)
+            # Recorded first: if tagging or encrypting fails after creation, teardown still deletes it.
             self.resources.bucket, self.resources.bucket_created = name, True
+            storage.create_bucket(s3, name, self.region, self.tags)
         if self.options.create_instance_profile:
             created = create_instance_profile(
                 self.factory.client("iam"),

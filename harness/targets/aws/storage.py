@@ -157,10 +157,16 @@ def create_bucket(s3: Any, name: str, region: str, tags: dict[str, str]) -> None
 
 
 def delete_bucket(s3: Any, name: str) -> None:
-    """Delete every object in the bucket, then the bucket (run buckets are not versioned)."""
+    """Delete every object in the bucket, then the bucket (run buckets are not versioned); a bucket
+    that does not exist counts as deleted."""
     token: dict[str, Any] = {}
     while True:
-        page = aws_call(f"listing bucket {name}", s3.list_objects_v2, Bucket=name, **token)
+        try:
+            page = aws_call(f"listing bucket {name}", s3.list_objects_v2, Bucket=name, **token)
+        except CloudError as exc:
+            if error_code(exc.__cause__) == "NoSuchBucket":
+                return
+            raise
         keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
         if keys:
             aws_call(f"emptying bucket {name}", s3.delete_objects, Bucket=name, Delete={"Objects": keys, "Quiet": True})

@@ -117,3 +117,11 @@ def test_a_failed_instance_is_summarised_and_exits_1(
     ec2 = factory.client("ec2")
     states = {i["State"]["Name"] for r in ec2.describe_instances()["Reservations"] for i in r["Instances"]}
     assert states <= {"shutting-down", "terminated"}
+
+
+def test_run_dry_run_is_the_plan(factory, public_amis, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
+    code = main(["run", "--target", "aws", "--dry-run", "--instance-type", "c7i.xlarge", "--region", REGION, *TINY])
+    out = capsys.readouterr().out
+    assert code == 0 and "1 instance(s) in us-east-1; nothing has been created" in out
+    assert public_amis["cpu/x86_64"] in out
+    assert factory.client("ec2").describe_instances()["Reservations"] == []

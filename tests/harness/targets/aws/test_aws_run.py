@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from harness.cost import PriceResolver
+from harness.errors import CloudError
 from harness.plan import Suite
 from harness.runfile import load_run
 from harness.targets.aws.iam import caller_policy
@@ -312,3 +313,34 @@ def test_sigterm_while_launching_terminates_everything(
     assert_nothing_left_running(factory, target.run_id)
     assert signal.getsignal(signal.SIGTERM) is before
     assert not list((tmp_path / "results").glob("run-*.json")), "no instance produced a run file"
+
+
+@pytest.mark.parametrize(("service", "operation"), [("s3", "PutBucketEncryption"), ("ec2", "CreateSecurityGroup")])
+def test_a_failure_while_setting_up_removes_what_was_created(
+    factory,
+    public_amis,
+    tmp_path,
+    service: str,  # type: ignore[no-untyped-def]
+    operation: str,
+) -> None:
+    from botocore.awsrequest import AWSResponse
+
+    def refuse(**_: Any) -> Any:
+        return (
+            AWSResponse("https://aws.example/", 403, {}, None),
+            {
+                "Error": {"Code": "AccessDenied", "Message": f"not allowed to {operation}"},
+                "ResponseMetadata": {"HTTPStatusCode": 403},
+            },
+        )
+
+    factory.client(service).meta.events.register(f"before-call.{service}.{operation}", refuse)
+    options = AwsOptions(instance_types=("c7i.xlarge",), region=REGION, create_instance_profile=True)
+    target = AwsTarget(options, factory=factory, timing=FAST)
+    with pytest.raises(CloudError, match=f"AccessDenied: not allowed to {operation}"):
+        target.run(tiny_suite(tmp_path / "results"))
+
+    assert factory.client("s3").list_buckets()["Buckets"] == []
+    assert factory.client("iam").list_instance_profiles(PathPrefix="/siliconbench/")["InstanceProfiles"] == []
+    assert_nothing_left_running(factory, target.run_id)
+    assert target.teardown_problems == []
