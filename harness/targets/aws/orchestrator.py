@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import __version__
-from harness.errors import CloudError, RunFileError, SiliconbenchError
+from harness.errors import RunFileError, SiliconbenchError
 from harness.plan import Suite
 from harness.runfile import atomic_write_json, new_run_id, validate
 from harness.targets.aws import storage
@@ -33,7 +33,6 @@ from harness.targets.aws.launch import (
     create_security_group,
     default_subnets,
     delete_security_group,
-    describe_instance,
     find_run_instances,
     launch_instance,
     terminate_instances,
@@ -44,6 +43,7 @@ from harness.targets.aws.prices import LaunchPrice, price_for
 from harness.targets.aws.session import ClientFactory, aws_call
 from harness.targets.aws.tags import TAG_INSTANCE_TYPE, run_tags
 from harness.targets.aws.userdata import Bootstrap, render_user_data
+from harness.targets.aws.watch import Event, InstanceWatch, ProgressCallback, Timing
 from harness.targets.base import TargetOutcome
 
 __all__ = ["AwsTarget", "Event", "InterruptedRun", "ProgressCallback", "Timing"]
@@ -54,34 +54,6 @@ WATCHDOG_MARGIN_MIN = 10
 #: Resources stay unexpired this long past --max-hours, so cleanup never races a live run.
 EXPIRY_MARGIN = timedelta(hours=1)
 _INTERRUPTED = "interrupted (Ctrl-C or SIGTERM) before the run finished"
-
-
-@dataclass(frozen=True)
-class Timing:
-    """How often to look and how long to wait; tests shrink these to milliseconds."""
-
-    poll_s: float = 10.0
-    running_timeout_s: float = 900.0
-    bootstrap_timeout_s: float = 2400.0
-    stale_timeout_s: float = 600.0
-    heartbeat_s: float = 30.0
-    teardown_timeout_s: float = 600.0
-    teardown_poll_s: float = 5.0
-    profile_wait_s: float = 90.0
-    profile_retry_s: float = 5.0
-
-
-@dataclass(frozen=True)
-class Event:
-    """A progress report about one instance, for the CLI to print."""
-
-    instance_type: str
-    state: str
-    detail: str = ""
-    instance_id: str | None = None
-
-
-ProgressCallback = Callable[[Event], None]
 
 
 @dataclass(frozen=True)
@@ -330,7 +302,18 @@ class _Run:
             self.check_cancel()
             if self.options.spot:
                 price = price_for(ec2, self.region, it, True, instance.get("Placement", {}).get("AvailabilityZone"))
-            heartbeat = self.watch(it, instance_id, store)
+            heartbeat = InstanceWatch(
+                ec2,
+                store,
+                it,
+                instance_id,
+                self.timing,
+                self.options.max_hours,
+                check_cancel=self.check_cancel,
+                emit=self.emit,
+                clock=self.t._clock,
+                sleep=self.t._sleep,
+            ).follow()
             status = "complete"
         except _Cancelled:
             status, error = "interrupted", _INTERRUPTED
@@ -381,78 +364,6 @@ class _Run:
             "ami_parameter": plan.ami_parameter,
             "group_run_id": self.run_id,
         }
-
-    def watch(self, it: str, instance_id: str, store: storage.RunStore) -> dict[str, Any]:
-        """Follow one instance until its heartbeat says complete; raise CloudError on any failure."""
-        ec2, timing, clock = self.factory.client("ec2"), self.timing, self.t._clock
-        started = clock()
-        state = "pending"
-        while state != "running":
-            self.check_cancel()
-            described = describe_instance(ec2, instance_id)
-            state = described["State"]["Name"] if described else "terminated"
-            if state in ("shutting-down", "terminated", "stopping", "stopped"):
-                reason = (described or {}).get("StateReason", {}).get("Message", "no reason given")
-                raise CloudError(f"{it} instance {instance_id} went {state} before it was running: {reason}")
-            if state != "running":
-                if clock() - started > timing.running_timeout_s:
-                    raise CloudError(
-                        f"{it} instance {instance_id} was not running after {timing.running_timeout_s:.0f} s"
-                    )
-                self.t._sleep(timing.poll_s)
-        self.emit(it, "running", "bootstrapping", instance_id)
-        running_at = last_change = clock()
-        last: dict[str, Any] | None = None
-        deadline = started + self.options.max_hours * 3600
-        while True:
-            self.check_cancel()
-            heartbeat, error = store.get_json(storage.HEARTBEAT), store.get_json(storage.ERROR)
-            now = clock()
-            if error is not None:
-                raise CloudError(
-                    f"{it} instance {instance_id} failed in {error.get('phase', '?')}: "
-                    f"{error.get('message', 'no message')}"
-                )
-            if heartbeat != last:
-                last, last_change = heartbeat, now
-                if heartbeat is not None:
-                    self.emit(it, str(heartbeat.get("state")), _describe(heartbeat), instance_id)
-            if heartbeat is not None and heartbeat.get("state") == "complete":
-                return heartbeat
-            if heartbeat is not None and heartbeat.get("state") in ("failed", "interrupted"):
-                raise CloudError(
-                    f"{it} instance {instance_id} reported {heartbeat['state']}: "
-                    f"{heartbeat.get('message', 'no message')}"
-                )
-            in_bootstrap = heartbeat is None or heartbeat.get("phase") == "bootstrap"
-            if heartbeat is None and now - running_at > timing.bootstrap_timeout_s:
-                raise CloudError(
-                    f"{it} instance {instance_id} never reported: no heartbeat "
-                    f"{timing.bootstrap_timeout_s:.0f} s after it started running (user data did not run?)"
-                )
-            if in_bootstrap and now - running_at > timing.bootstrap_timeout_s:
-                raise CloudError(
-                    f"{it} instance {instance_id} did not finish bootstrapping within "
-                    f"{timing.bootstrap_timeout_s:.0f} s (last: {_describe(heartbeat or {})})"
-                )
-            if not in_bootstrap and now - last_change > timing.stale_timeout_s:
-                raise CloudError(
-                    f"{it} instance {instance_id} stopped reporting: no heartbeat for "
-                    f"{timing.stale_timeout_s:.0f} s (the benchmark process died or hung)"
-                )
-            if now > deadline:
-                raise CloudError(f"{it} instance {instance_id} ran past --max-hours {self.options.max_hours:g}")
-            described = describe_instance(ec2, instance_id)
-            state = described["State"]["Name"] if described else "terminated"
-            if state != "running":
-                final = store.get_json(storage.HEARTBEAT)  # it may have finished and powered off
-                if final is not None and final.get("state") == "complete":
-                    return final
-                if store.get_json(storage.ERROR) is None:
-                    reason = (described or {}).get("StateReason", {}).get("Message", "no reason given")
-                    raise CloudError(f"{it} instance {instance_id} went {state} before finishing: {reason}")
-                continue  # the error report arrived meanwhile: the next pass raises it
-            self.t._sleep(timing.poll_s)
 
     def fetch(
         self,
@@ -569,19 +480,6 @@ class InterruptedRun(KeyboardInterrupt):
     def __init__(self, outcomes: list[TargetOutcome]) -> None:
         super().__init__("interrupted")
         self.outcomes = outcomes
-
-
-def _describe(heartbeat: dict[str, Any]) -> str:
-    state = heartbeat.get("state", "?")
-    if heartbeat.get("phase") == "bootstrap":
-        return str(heartbeat.get("message") or state)
-    total = heartbeat.get("cells_total")
-    text = f"cells {heartbeat.get('cells_done', 0)}/{total if total is not None else '?'}"
-    if heartbeat.get("failed_cells"):
-        text += f" ({heartbeat['failed_cells']} failed)"
-    if heartbeat.get("current_cell"):
-        text += f", measuring {heartbeat['current_cell']}"
-    return text
 
 
 def _raise_interrupt(signum: int, frame: Any) -> None:
