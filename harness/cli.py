@@ -316,146 +316,41 @@ def _suite_from_args(args: argparse.Namespace) -> Any:
     )
 
 
-def _validate_matrix(suite: Any) -> tuple[dict[str, str], dict[str, Any]]:
-    """Resolve every name and option before measuring; returns default presets and backends."""
-    from backends.base import BackendOptions
-    from backends.registry import require_backend
-    from workloads.base import WorkloadFamily
-    from workloads.registry import load_factory
-
-    presets: dict[str, str] = {}
-    for name in suite.workloads:
-        factory = load_factory(name)
-        if isinstance(factory, WorkloadFamily):
-            preset = suite.preset or factory.default_preset
-            if preset not in factory.presets:
-                raise ConfigError(
-                    f"workload {name!r} has no preset {preset!r}; available: {', '.join(factory.presets)}"
-                )
-            presets[name] = preset
-            _check_scenario_fits(suite, name, factory(preset))
-        else:
-            presets[name] = suite.preset or "default"
-    if suite.loadgen:
-        import importlib.util
-
-        if importlib.util.find_spec("mlperf_loadgen") is None:
-            raise ConfigError(
-                "--loadgen needs MLPerf LoadGen: pip install 'siliconbench[loadgen]' (package mlcommons-loadgen)"
-            )
-    backends: dict[str, Any] = {}
-    for name in suite.backends:
-        backend = require_backend(name)
-        for dtype in suite.dtypes:
-            for mode in suite.modes:
-                backend.validate(BackendOptions(dtype=dtype, mode=mode, threads=suite.threads, device=suite.device))
-        backends[name] = backend
-    return presets, backends
-
-
-def _check_scenario_fits(suite: Any, name: str, workload: Any) -> None:
-    """Generation options against the workload: decoders only, and within their positions."""
-    generation = getattr(workload, "generation", None)
-    if generation is None:
-        if suite.scenario == "generate":
-            raise ConfigError(f"scenario 'generate' needs a decoder workload (llama, gpt2); {name!r} is not one")
-        if suite.slo_ttft is not None or suite.slo_tpot is not None:
-            raise ConfigError(f"--slo-ttft and --slo-tpot apply to decoders; {name!r} is not one: use --slo-p99")
-        return
-    if (
-        suite.scenario in ("generate", "server", "offline")
-        and suite.prompt_tokens + suite.output_tokens > generation.max_positions
-    ):
-        raise ConfigError(
-            f"--prompt-tokens {suite.prompt_tokens} + --output-tokens {suite.output_tokens} exceed "
-            f"{name}'s {generation.max_positions} positions"
-        )
-
-
-def _progress_detail(record: dict[str, Any]) -> str:
-    """The figures worth a progress line for the record's scenario."""
-    lat, samp = record["latency_ns"], record["sampling"]
-    scenario = record["config"].get("scenario", "latency")
-    if "generation" in record:
-        gen = record["generation"]
-        tpot = gen["tpot_ns"]["p50"] / 1e6 if gen.get("tpot_ns") else float("nan")
-        return (
-            f"TTFT p50 {gen['ttft_ns']['p50'] / 1e6:.3f} ms, TPOT p50 {tpot:.3f} ms, "
-            f"{record['output_tokens_per_s']:.1f} output tok/s ({gen['requests']} requests)"
-        )
-    if "server" in record:
-        srv = record["server"]
-        head = (
-            f"capacity {srv['capacity_rps']:.2f} req/s"
-            if srv["capacity_rps"] is not None
-            else f"{srv['rate_rps']:g} req/s offered"
-        )
-        good = f", goodput {srv['goodput_rps']:.2f} req/s" if srv.get("goodput_rps") is not None else ""
-        return f"{head}{good}, p99 {lat['p99'] / 1e6:.3f} ms ({len(srv['probes'])} probes)"
-    if "loadgen" in record:
-        return f"{record['throughput_per_s']:.1f} samples/s, LoadGen {record['loadgen']['verdict']}"
-    if scenario == "offline":
-        return f"{record['throughput_per_s']:.1f} samples/s ({record['offline']['samples']} samples)"
-    return (
-        f"p50 {lat['p50'] / 1e6:.3f} ms, {record['throughput_per_s']:.1f} inf/s "
-        f"({samp['stop_reason']}, {lat['count']} samples)"
-    )
-
-
-def _progress(quiet: bool) -> Any:
-    def show(index: int, total: int, config: Any, record: dict[str, Any] | None) -> None:
-        if quiet:
-            return
-        label = (
-            f"[{index}/{total}] {config.workload}:{config.preset} {config.backend} {config.dtype} "
-            f"{config.mode} bs={config.batch_size}"
-        )
-        if config.scenario != "latency" or config.params.loadgen:
-            label += f" {config.params.label(config.scenario)}"
-        if record is None:
-            print(f"{label} ...", file=sys.stderr, flush=True)
-        elif record["status"] == "ok":
-            print(f"{label} ok: {_progress_detail(record)}", file=sys.stderr, flush=True)
-        else:
-            err = record["error"]
-            print(f"{label} FAILED in {err['phase']}: {err['message']}", file=sys.stderr, flush=True)
-
-    return show
-
-
 def _cmd_run(args: argparse.Namespace) -> int:
-    from harness.environment import collect_environment
-    from harness.measure import SamplingPolicy
+    from harness.progress import progress_printer
     from harness.report import render
     from harness.runfile import RunWriter
-    from harness.runner import run_cells
+    from harness.targets.local import run_suite
 
     suite = _suite_from_args(args)
     remote = dispatch_run(args, suite)
     if remote is not None:
         return remote
     price = _run_price(args, suite)
-    presets, backends = _validate_matrix(suite)
-    policy = SamplingPolicy.for_budget(suite.max_time, min_count=suite.min_samples, target_rel_ci=suite.target_rel_ci)
-    cells = suite.cells(presets)
-    writer = RunWriter(
-        Path(suite.output), collect_environment(), suite=suite.to_dict(), pricing=price.to_dict() if price else None
-    )
-    if not args.quiet:
-        print(f"siliconbench: {len(cells)} cells -> {writer.path}", file=sys.stderr, flush=True)
+    started: list[RunWriter] = []
 
-    def isolate(config: Any) -> bool:
-        return bool(backends[config.backend].isolate_by_default) if suite.isolate is None else bool(suite.isolate)
+    def announce(writer: RunWriter, cells: list[Any]) -> None:
+        started.append(writer)
+        if not args.quiet:
+            print(f"siliconbench: {len(cells)} cells -> {writer.path}", file=sys.stderr, flush=True)
 
     try:
-        records = run_cells(cells, policy, writer, isolate, _progress(args.quiet))
+        result = run_suite(
+            suite,
+            progress=progress_printer(args.quiet),
+            on_start=announce,
+            pricing=price.to_dict() if price else None,
+        )
     except KeyboardInterrupt:
+        if not started:
+            raise
+        writer = started[0]
         print(render([writer.data], args.format))
         print(f"\ninterrupted: {len(writer.data['cells'])} finished cells kept in {writer.path}", file=sys.stderr)
         return EXIT_INTERRUPTED
-    print(render([writer.data], args.format))
-    print(f"\nrun file: {writer.path}")
-    return EXIT_CELL_FAILED if any(r["status"] != "ok" for r in records) else EXIT_OK
+    print(render([result.data], args.format))
+    print(f"\nrun file: {result.path}")
+    return EXIT_CELL_FAILED if any(r["status"] != "ok" for r in result.records) else EXIT_OK
 
 
 def _cmd_list(_: argparse.Namespace) -> int:

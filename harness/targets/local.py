@@ -33,22 +33,25 @@ def run_suite(
     target: dict[str, Any] | None = None,
     progress: ProgressFn | None = None,
     on_start: Any = None,
+    pricing: dict[str, Any] | None = None,
 ) -> LocalRun:
     """Validate ``suite`` against what is installed here and measure every cell into a run file.
 
     ``on_start(writer, cells)`` is called once the run file exists and before the first cell, so a
     caller can publish the empty file. A Ctrl-C marks the file ``interrupted`` and re-raises.
     """
-    from harness.cli import _validate_matrix
     from harness.environment import collect_environment
+    from harness.matrix import validate_matrix
     from harness.measure import SamplingPolicy
     from harness.runfile import RunWriter
     from harness.runner import run_cells
 
-    presets, backends = _validate_matrix(suite)
+    presets, backends = validate_matrix(suite)
     policy = SamplingPolicy.for_budget(suite.max_time, min_count=suite.min_samples, target_rel_ci=suite.target_rel_ci)
     cells = suite.cells(presets)
-    writer = RunWriter(Path(suite.output), collect_environment(), target=target, suite=suite.to_dict(), run_id=run_id)
+    writer = RunWriter(
+        Path(suite.output), collect_environment(), target=target, suite=suite.to_dict(), run_id=run_id, pricing=pricing
+    )
     if on_start is not None:
         on_start(writer, cells)
 

@@ -263,11 +263,11 @@ def cmd_aws(args: argparse.Namespace) -> int:
 
 def cmd_agent(args: argparse.Namespace) -> int:
     """``siliconbench agent``: run the job in S3 on this machine (the instance side)."""
-    from harness.cli import _progress
+    from harness.progress import progress_printer
     from harness.targets.aws.agent import run_agent
     from harness.targets.aws.session import ClientFactory
     from harness.targets.aws.storage import RunStore
 
     factory = ClientFactory(args.region)
     store = RunStore(factory.client("s3"), args.bucket, args.prefix)
-    return run_agent(store, Path(args.workdir), heartbeat_s=args.heartbeat_s, progress=_progress(False))
+    return run_agent(store, Path(args.workdir), heartbeat_s=args.heartbeat_s, progress=progress_printer(False))
