@@ -107,6 +107,44 @@ def prepare_checked(ctx: CellContext, staged: bool = False) -> CheckedForward:
     return CheckedForward(prepared, flops_per_inference, record, warning, wrapper)
 
 
+def measured_record(
+    ctx: CellContext, checked: CheckedForward, sampling: Sampling, peak: int | None, measured_at: float, unit: str
+) -> dict[str, Any]:
+    """The record of a forward-pass cell from its per-call samples (latency and throughput share it).
+
+    ``unit`` names what a sample is in the validity verdict ("latency" or "blocks").
+    """
+    from harness.stats import summarize
+
+    config, policy, backend = ctx.config, ctx.policy, ctx.backend
+    prepared, flops_per_inference = checked.prepared, checked.flops_per_inference
+    ctx.phase = "statistics"
+    summary = summarize(sampling.samples_ns, policy.confidence)
+    median_s = summary.p50 / 1e9
+    throughput = config.batch_size / median_s if median_s > 0 else 0.0
+    warnings = warnings_for(sampling, summary, policy)
+    if checked.warning:
+        warnings.insert(0, checked.warning)
+    device = backend.device_info()
+    device.update(prepared.details)
+    tokens = ctx.workload.tokens_per_sample
+    return {
+        "workload": workload_record(ctx, flops_per_inference),
+        "device": device,
+        "compile_s": prepared.compile_s,
+        "peak_memory_bytes": peak,
+        "correctness": checked.correctness,
+        "sampling": sampling_record(sampling, policy, time.perf_counter() - measured_at),
+        "latency_ns": summary.to_dict(),
+        "throughput_per_s": throughput,
+        "tokens_per_s": throughput * tokens if tokens else None,
+        "flops_per_s": flops_per_inference * throughput if flops_per_inference else None,
+        "samples_ns": sampling.samples_ns,
+        "warnings": warnings,
+        "validity": validity({unit: summary.count}, sampling.elapsed_ns / 1e9),
+    }
+
+
 class LatencyScenario:
     name = "latency"
 
@@ -116,8 +154,7 @@ class LatencyScenario:
 
         config, policy, backend = ctx.config, ctx.policy, ctx.backend
         checked = prepare_checked(ctx)
-        prepared, flops_per_inference = checked.prepared, checked.flops_per_inference
-        correctness, failure = checked.correctness, checked.warning
+        prepared = checked.prepared
 
         ctx.phase = "measure"
         meter = prepared.energy_meter
@@ -130,31 +167,7 @@ class LatencyScenario:
             energy = meter.stop(sampling.warmup_count + len(sampling.samples_ns), config.batch_size)
         peak = backend.peak_memory_bytes()
 
-        ctx.phase = "statistics"
-        summary = summarize(sampling.samples_ns, policy.confidence)
-        median_s = summary.p50 / 1e9
-        throughput = config.batch_size / median_s if median_s > 0 else 0.0
-        warnings = warnings_for(sampling, summary, policy)
-        if failure:
-            warnings.insert(0, failure)
-        device = backend.device_info()
-        device.update(prepared.details)
-        tokens = ctx.workload.tokens_per_sample
-        record: dict[str, Any] = {
-            "workload": workload_record(ctx, flops_per_inference),
-            "device": device,
-            "compile_s": prepared.compile_s,
-            "peak_memory_bytes": peak,
-            "correctness": correctness,
-            "sampling": sampling_record(sampling, policy, time.perf_counter() - measured_at),
-            "latency_ns": summary.to_dict(),
-            "throughput_per_s": throughput,
-            "tokens_per_s": throughput * tokens if tokens else None,
-            "flops_per_s": flops_per_inference * throughput if flops_per_inference else None,
-            "samples_ns": sampling.samples_ns,
-            "warnings": warnings,
-            "validity": validity({"latency": summary.count}, sampling.elapsed_ns / 1e9),
-        }
+        record = measured_record(ctx, checked, sampling, peak, measured_at, "latency")
         if sampling.host_samples_ns is not None:
             # Device-clock samples are primary; the host's of the same calls show what the host adds.
             record["host_latency_ns"] = summarize(sampling.host_samples_ns, policy.confidence).to_dict()

@@ -16,9 +16,8 @@ import math
 import time
 from typing import Any
 
-from harness.scenarios.base import CellContext, sampling_record, workload_record
-from harness.scenarios.latency import prepare_checked, warnings_for
-from harness.scenarios.validity import validity
+from harness.scenarios.base import CellContext
+from harness.scenarios.latency import measured_record, prepare_checked
 
 __all__ = ["BLOCK_TARGET_S", "SCENARIO", "ThroughputScenario", "calls_per_block"]
 
@@ -39,12 +38,10 @@ class ThroughputScenario:
 
     def run(self, ctx: CellContext) -> dict[str, Any]:
         from harness.measure import Sampling, sample
-        from harness.stats import summarize
 
-        config, policy, backend = ctx.config, ctx.policy, ctx.backend
+        policy, backend = ctx.policy, ctx.backend
         checked = prepare_checked(ctx)
-        prepared, flops_per_inference = checked.prepared, checked.flops_per_inference
-        correctness, failure = checked.correctness, checked.warning
+        prepared = checked.prepared
         call, synchronize = prepared.call, backend.synchronize
 
         ctx.phase = "measure"
@@ -70,32 +67,9 @@ class ThroughputScenario:
         )
         peak = backend.peak_memory_bytes()
 
-        ctx.phase = "statistics"
-        summary = summarize(sampling.samples_ns, policy.confidence)
-        median_s = summary.p50 / 1e9
-        throughput = config.batch_size / median_s if median_s > 0 else 0.0
-        warnings = warnings_for(sampling, summary, policy)
-        if failure:
-            warnings.insert(0, failure)
-        device = backend.device_info()
-        device.update(prepared.details)
-        tokens = ctx.workload.tokens_per_sample
-        return {
-            "workload": workload_record(ctx, flops_per_inference),
-            "device": device,
-            "compile_s": prepared.compile_s,
-            "peak_memory_bytes": peak,
-            "correctness": correctness,
-            "sampling": sampling_record(sampling, policy, time.perf_counter() - measured_at),
-            "latency_ns": summary.to_dict(),
-            "throughput_per_s": throughput,
-            "tokens_per_s": throughput * tokens if tokens else None,
-            "flops_per_s": flops_per_inference * throughput if flops_per_inference else None,
-            "samples_ns": sampling.samples_ns,
-            "block": {"calls": calls, "target_s": BLOCK_TARGET_S},
-            "warnings": warnings,
-            "validity": validity({"blocks": summary.count}, sampling.elapsed_ns / 1e9),
-        }
+        record = measured_record(ctx, checked, sampling, peak, measured_at, "blocks")
+        record["block"] = {"calls": calls, "target_s": BLOCK_TARGET_S}
+        return record
 
 
 SCENARIO = ThroughputScenario()
