@@ -11,13 +11,12 @@ from typing import Any
 from harness.errors import ConfigError
 from harness.plan import Suite
 
-__all__ = ["validate_matrix"]
+__all__ = ["resolve_presets", "validate_matrix", "validate_options"]
 
 
-def validate_matrix(suite: Suite) -> tuple[dict[str, str], dict[str, Any]]:
-    """Resolve every name and option before measuring; returns default presets and backends."""
-    from backends.base import BackendOptions
-    from backends.registry import require_backend
+def resolve_presets(suite: Suite, check_fit: bool = True) -> dict[str, str]:
+    """Each workload's preset for this suite, checked to exist (and, with ``check_fit``, to suit
+    the scenario)."""
     from workloads.base import WorkloadFamily
     from workloads.registry import load_factory
 
@@ -31,9 +30,27 @@ def validate_matrix(suite: Suite) -> tuple[dict[str, str], dict[str, Any]]:
                     f"workload {name!r} has no preset {preset!r}; available: {', '.join(factory.presets)}"
                 )
             presets[name] = preset
-            check_scenario_fits(suite, name, factory(preset))
+            if check_fit:
+                check_scenario_fits(suite, name, factory(preset))
         else:
             presets[name] = suite.preset or "default"
+    return presets
+
+
+def validate_options(backend: Any, suite: Suite) -> None:
+    """Every dtype × mode of the suite against one backend (ConfigError names the allowed values)."""
+    from backends.base import BackendOptions
+
+    for dtype in suite.dtypes:
+        for mode in suite.modes:
+            backend.validate(BackendOptions(dtype=dtype, mode=mode, threads=suite.threads, device=suite.device))
+
+
+def validate_matrix(suite: Suite) -> tuple[dict[str, str], dict[str, Any]]:
+    """Resolve every name and option before measuring; returns default presets and backends."""
+    from backends.registry import require_backend
+
+    presets = resolve_presets(suite)
     if suite.loadgen:
         import importlib.util
 
@@ -44,9 +61,7 @@ def validate_matrix(suite: Suite) -> tuple[dict[str, str], dict[str, Any]]:
     backends: dict[str, Any] = {}
     for name in suite.backends:
         backend = require_backend(name)
-        for dtype in suite.dtypes:
-            for mode in suite.modes:
-                backend.validate(BackendOptions(dtype=dtype, mode=mode, threads=suite.threads, device=suite.device))
+        validate_options(backend, suite)
         backends[name] = backend
     return presets, backends
 

@@ -114,29 +114,13 @@ class InstancePlan:
 def remote_presets(suite: Suite, check_backends: bool) -> dict[str, str]:
     """Check workloads, presets and backend names here, without asking whether a backend can run
     here (it runs on the instance, which has the device this machine may lack)."""
-    from backends.base import BackendOptions
     from backends.registry import get_backend
-    from workloads.base import WorkloadFamily
-    from workloads.registry import load_factory
+    from harness.matrix import resolve_presets, validate_options
 
-    presets: dict[str, str] = {}
-    for name in suite.workloads:
-        factory = load_factory(name)
-        if isinstance(factory, WorkloadFamily):
-            preset = suite.preset or factory.default_preset
-            if preset not in factory.presets:
-                raise ConfigError(
-                    f"workload {name!r} has no preset {preset!r}; available: {', '.join(factory.presets)}"
-                )
-            presets[name] = preset
-        else:
-            presets[name] = suite.preset or "default"
+    presets = resolve_presets(suite, check_fit=False)
     if check_backends:
         for backend_name in suite.backends:
-            backend = get_backend(backend_name)
-            for dtype in suite.dtypes:
-                for mode in suite.modes:
-                    backend.validate(BackendOptions(dtype=dtype, mode=mode, threads=suite.threads, device=suite.device))
+            validate_options(get_backend(backend_name), suite)
     return presets
 
 
