@@ -85,6 +85,8 @@ def cell_rows(runs: Iterable[dict[str, Any]], prices: PriceResolver | None = Non
                     error=None,
                 )
                 row.update(_scenario_fields(cell))
+                if price:
+                    row.update(_scenario_costs(cell, price.usd_per_hour))
             else:
                 err = cell.get("error") or {}
                 row.update(
@@ -93,6 +95,22 @@ def cell_rows(runs: Iterable[dict[str, Any]], prices: PriceResolver | None = Non
                 row.update(usd_per_million=None, usd_per_million_tokens=None)
             rows.append(row)
     return rows
+
+
+def _scenario_costs(cell: dict[str, Any], usd_per_hour: float) -> dict[str, Any]:
+    """Costs the load scenarios are judged by: per million output and total tokens, and, for a
+    server cell whose capacity was searched, per million inferences at that capacity (which then
+    also becomes the cell's ``usd_per_million``, so SLO picks rank by it)."""
+    costs: dict[str, Any] = {
+        "usd_per_million_output_tokens": usd_per_million(usd_per_hour, cell.get("output_tokens_per_s")),
+        "usd_per_million_total_tokens": usd_per_million(usd_per_hour, cell.get("total_tokens_per_s")),
+    }
+    capacity = cell.get("capacity_rps")
+    if capacity:
+        at_capacity = usd_per_million(usd_per_hour, capacity * cell["config"]["batch_size"])
+        costs["usd_per_million_at_capacity"] = at_capacity
+        costs["usd_per_million"] = at_capacity
+    return costs
 
 
 def _p(summary: dict[str, Any] | None, key: str) -> float | None:
@@ -225,6 +243,14 @@ SERVER_HEADERS = (
 OFFLINE_HEADERS = ("samples/s", "out tok/s", "batch p50 ms", "batches")
 
 
+#: Cost columns of the load-scenario tables (header, row key), shown when some row has a price.
+SCENARIO_COSTS: dict[str, tuple[tuple[str, str], ...]] = {
+    "generate": (("$/M out tok", "usd_per_million_output_tokens"), ("$/M tok", "usd_per_million_total_tokens")),
+    "server": (("$/M inf @capacity", "usd_per_million_at_capacity"), ("$/M out tok", "usd_per_million_output_tokens")),
+    "offline": (("$/M inf", "usd_per_million"), ("$/M out tok", "usd_per_million_output_tokens")),
+}
+
+
 def _failure_note(row: dict[str, Any]) -> str:
     where = f"{row['workload']}/{row['preset']} {row['backend']} {row['dtype']} bs{row['batch_size']}"
     return f"FAILED {where}: {row['error']}"
@@ -282,7 +308,14 @@ def _display_rows(
     scenario = rows[0]["scenario"] if rows else "latency"
     if scenario in ("latency", "throughput"):
         return _latency_display_rows(rows, multi_target, notes)
-    headers = (["target"] if multi_target else []) + list(HEADERS[:7]) + list(_scenario_headers(scenario)) + ["notes"]
+    costs = [(h, k) for h, k in SCENARIO_COSTS.get(scenario, ()) if any(r.get(k) is not None for r in rows)]
+    headers = [
+        *(["target"] if multi_target else []),
+        *HEADERS[:7],
+        *_scenario_headers(scenario),
+        *(h for h, _ in costs),
+        "notes",
+    ]
     table: list[list[str]] = []
     notes = [] if notes is None else notes
     for row in rows:
@@ -299,14 +332,19 @@ def _display_rows(
         ]
         if row["status"] != "ok":
             notes.append(_failure_note(row))
-            table.append(base + ["FAILED"] + ["-"] * (len(_scenario_headers(scenario)) - 1) + [f"[{len(notes)}]"])
+            table.append(
+                [*base, "FAILED", *["-"] * (len(_scenario_headers(scenario)) + len(costs) - 1), f"[{len(notes)}]"]
+            )
             continue
         marks = []
         for note in [*row["warnings"], *(f"not valid for p99: {r}" for r in row.get("validity_reasons", []))]:
             notes.append(note)
             marks.append(f"[{len(notes)}]")
         verdict = f" LoadGen {row['loadgen_verdict']}" if row.get("loadgen_verdict") else ""
-        table.append(base + _scenario_cells(row) + [" ".join(marks) + ("" if row["correct"] else " WRONG") + verdict])
+        money = [_money(row.get(key)) for _, key in costs]
+        table.append(
+            [*base, *_scenario_cells(row), *money, " ".join(marks) + ("" if row["correct"] else " WRONG") + verdict]
+        )
     return headers, table, notes
 
 

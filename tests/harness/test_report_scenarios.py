@@ -96,3 +96,22 @@ def test_failed_cells_of_a_scenario_are_listed_in_its_table() -> None:
     assert failed["status"] == "failed"
     text = render([{"run_id": "r2", "target": {"kind": "local"}, "cells": [failed]}])
     assert "scenario: generate" in text and "FAILED" in text and "needs a decoder workload" in text
+
+
+def test_load_scenarios_are_priced_per_token_and_at_capacity(mixed_run: dict[str, Any]) -> None:
+    from harness.pricing.catalog import Price
+
+    price = Price("local", "local", "on-demand", 3.6, "test", "2026-11-24")
+    generate = dict(mixed_run["cells"][1])
+    server = {**mixed_run["cells"][2], "capacity_rps": 50.0}
+    run = {**mixed_run, "pricing": price.to_dict(), "cells": [generate, server]}
+    rows = {row["scenario"]: row for row in cell_rows([run])}
+    # $3.60/h is $0.001/s: per million of a rate r/s that is 1000 / r dollars.
+    gen = rows["generate"]
+    assert gen["usd_per_million_output_tokens"] == pytest.approx(1000 / generate["output_tokens_per_s"])
+    assert gen["usd_per_million_total_tokens"] == pytest.approx(1000 / generate["total_tokens_per_s"])
+    srv = rows["server"]
+    assert srv["usd_per_million_at_capacity"] == pytest.approx(1000 / 50.0)  # batch 1
+    assert srv["usd_per_million"] == srv["usd_per_million_at_capacity"]
+    text = render([run])
+    assert "$/M out tok" in text and "$/M inf @capacity" in text
