@@ -453,6 +453,11 @@ class FunctionalStep(nn.Module):
         #: output index -> input index: sequence, position and each cache tensor come back replaced.
         self.output_input_aliases = {1 + index: index for index in range(2 + 2 * lm.shape.layers)}
 
+    def extra_repr(self) -> str:
+        # In the repr, so the prefill and decode steps (same weights, same inputs) differ in a
+        # backend's artifact-cache key, which hashes the repr.
+        return "decode" if self.prompt_tokens is None else f"prefill of {self.prompt_tokens} tokens"
+
     def forward(self, sequence: torch.Tensor, position: torch.Tensor, *cache: torch.Tensor) -> tuple[torch.Tensor, ...]:
         pairs = [(cache[2 * index], cache[2 * index + 1]) for index in range(len(cache) // 2)]
         updated: list[tuple[torch.Tensor, torch.Tensor]] = []

@@ -161,6 +161,11 @@ def prepare_decoder(ctx: CellContext, batch_size: int, prompts: torch.Tensor) ->
     reference = session.generated()[:, :reference_tokens].clone()
     # Every decode step attends to the whole static cache, so all cost the same as the first.
     flops = float(prefill_flops + decode_flops * (output_tokens - 1))
+    # A fresh session for the backend: tokens the prepared steps fail to write stay zero and are
+    # counted as disagreeing, instead of the reference's own tokens being read back.
+    del session
+    session = spec.new_session(ctx.model, batch_size, params.prompt_tokens, output_tokens)
+    session.load_prompts(prompts)
 
     ctx.phase = "prepare"
     ctx.backend.reset_peak_memory()
