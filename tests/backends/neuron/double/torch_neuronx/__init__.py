@@ -206,10 +206,11 @@ def _check_alias(tensor: torch.Tensor, outputs: list[Any], out: int, index: int)
     if not 0 <= out < len(outputs) or not isinstance(outputs[out], torch.Tensor):
         raise ValueError(f"input_output_aliases: output {out} does not exist ({len(outputs)} outputs)")
     value = outputs[out]
-    if value.shape != tensor.shape or value.dtype != tensor.dtype:
+    got, want = [int(d) for d in value.shape], [int(d) for d in tensor.shape]  # plain ints, even while tracing
+    if got != want or value.dtype != tensor.dtype:
         raise ValueError(
-            f"input_output_aliases: output {out} ({list(value.shape)}, {value.dtype}) cannot alias input {index} "
-            f"({list(tensor.shape)}, {tensor.dtype}): shape and dtype must match"
+            f"input_output_aliases: output {out} ({got}, {value.dtype}) cannot alias input {index} "
+            f"({want}, {tensor.dtype}): shape and dtype must match"
         )
 
 
