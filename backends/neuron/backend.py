@@ -275,7 +275,7 @@ class NeuronBackend:
         versions: dict[str, str | None],
     ) -> dict[str, Any]:
         """Everything that changes the compiled binary (see ``backends.neuron.cache``)."""
-        components = {
+        components: dict[str, Any] = {
             "model": model_fingerprint(model),
             "inputs": [[list(t.shape), str(t.dtype)] for t in example],
             "mode": config.mode,

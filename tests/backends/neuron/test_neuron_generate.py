@@ -56,9 +56,7 @@ def test_generate_on_neuron_gives_the_cpu_reference_tokens(neuron_double: Any, w
     assert again["generation"]["token_agreement"] == 1.0
 
 
-def test_the_stateful_steps_would_lose_the_cache_on_neuron(
-    neuron_double: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_the_stateful_steps_would_lose_the_cache_on_neuron(neuron_double: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     """Why the functional steps exist: buffers written in place do not survive a traced call."""
     monkeypatch.setattr(NeuronBackend, "stateful_buffers", True)
     record = run_cell(_generate_cell("llama"), POLICY)
