@@ -9,6 +9,13 @@ the compile, which is reported as ``trace_s`` apart from the measured latencies.
 A traced Neuron model takes CPU tensors and returns CPU tensors: every timed call includes the
 host-to-device copy of the inputs and the copy back of the outputs, as a served model would.
 
+``trace`` compiles a model's weights and buffers into the NEFF as constants, so a buffer updated
+in place (a decoder's KV cache) starts from its traced value on every call. The backend therefore
+declares ``stateful_buffers = False``, and the decoder scenarios hand it functional steps whose
+state (sequence, position, cache) is bound as inputs and returned as outputs; a step's
+``output_input_aliases`` become ``trace``'s ``input_output_aliases`` ({input tensor: output
+index}), which marks those inputs as state kept on the device and replaced after each call.
+
 The PyTorch-native path of Trn2/Trn3 (``torch.compile(backend="neuron")``) is a separate mode to
 add later: ``options.parse_config`` reserves the ``compile`` mode and rejects it clearly for now,
 and ``_compile_model`` is the one place that would choose between the two compile paths.
