@@ -97,7 +97,15 @@ class PreparedModel:
 
 @runtime_checkable
 class Backend(Protocol):
-    """What every backend provides; registered under the ``siliconbench.backends`` entry points."""
+    """What every backend provides; registered under the ``siliconbench.backends`` entry points.
+
+    Optional, read with ``getattr``: ``stateful_buffers`` (default True) says whether a prepared
+    model keeps in-place updates of its buffers from one call to the next. A backend whose compiler
+    bakes buffers in as constants (Neuron's ``trace``) sets it False, and decoders then hand it
+    functional steps: state passed as inputs and returned as outputs, with the module attribute
+    ``output_input_aliases`` ({output index: input index}) naming which output replaces which
+    input after each call, for the backend to keep on the device.
+    """
 
     name: str
     dtypes: tuple[str, ...]

@@ -27,6 +27,10 @@ class GenerationSession(Protocol):
     ``prefill()`` reads the prompt, fills the cache and writes the first output token;
     each ``decode()`` feeds back the last token and writes the next. Both return the logits
     (batch, vocabulary) of the position they just processed.
+
+    Optionally, ``functional_steps()`` returns (prefill, decode, inputs): the same steps with the
+    state passed in and returned (see ``workloads.decoder.FunctionalStep``), for backends whose
+    compiled models do not keep buffer updates between calls (``stateful_buffers = False``).
     """
 
     @property

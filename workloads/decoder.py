@@ -22,6 +22,7 @@ for ``bert-base``.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -36,6 +37,7 @@ __all__ = [
     "CausalLM",
     "DecodeStep",
     "DecoderShape",
+    "FunctionalStep",
     "GenerationState",
     "KVCache",
     "PrefillStep",
@@ -174,8 +176,13 @@ class Attention(nn.Module):
         rope: tuple[torch.Tensor, torch.Tensor] | None,
         cache: tuple[torch.Tensor, torch.Tensor] | None,
         position: torch.Tensor | None,
+        updated: list[tuple[torch.Tensor, torch.Tensor]] | None = None,
     ) -> torch.Tensor:
-        """Uncached (cache None), prefill (cache, position None) or one decode step (both set)."""
+        """Uncached (cache None), prefill (cache, position None) or one decode step (both set).
+
+        With ``updated`` (a list) the cache is not written in place: the new (key, value) cache
+        tensors are appended to it instead, for steps whose state must travel as outputs.
+        """
         shape = self.shape
         batch, tokens, _ = x.shape
         q = self.q_proj(x).view(batch, tokens, shape.heads, shape.head_dim).transpose(1, 2)
@@ -184,15 +191,21 @@ class Attention(nn.Module):
         if rope is not None:
             q, k = apply_rope(q, *rope), apply_rope(k, *rope)
         if cache is None or position is None:
-            if cache is not None:
+            if cache is not None and updated is not None:
+                updated.append((torch.cat((k, cache[0][:, :, tokens:]), 2), torch.cat((v, cache[1][:, :, tokens:]), 2)))
+            elif cache is not None:
                 cache[0][:, :, :tokens].copy_(k)
                 cache[1][:, :, :tokens].copy_(v)
             keys, values = k, v
             mask = torch.ones(tokens, tokens, dtype=torch.bool, device=x.device).tril()
         else:
             index = position.view(1)
-            cache[0].index_copy_(2, index, k)
-            cache[1].index_copy_(2, index, v)
+            if updated is not None:
+                cache = (cache[0].index_copy(2, index, k), cache[1].index_copy(2, index, v))
+                updated.append(cache)
+            else:
+                cache[0].index_copy_(2, index, k)
+                cache[1].index_copy_(2, index, v)
             keys, values = cache
             mask = (torch.arange(keys.shape[2], device=x.device) <= position).view(1, -1)
         groups = shape.heads // shape.kv_heads
@@ -260,8 +273,9 @@ class Block(nn.Module):
         rope: tuple[torch.Tensor, torch.Tensor] | None,
         cache: tuple[torch.Tensor, torch.Tensor] | None,
         position: torch.Tensor | None,
+        updated: list[tuple[torch.Tensor, torch.Tensor]] | None = None,
     ) -> torch.Tensor:
-        x = x + self.attn(self.input_norm(x), rope, cache, position)
+        x = x + self.attn(self.input_norm(x), rope, cache, position, updated)
         out: torch.Tensor = x + self.mlp(self.post_attn_norm(x))
         return out
 
@@ -298,7 +312,12 @@ class CausalLM(nn.Module):
             self.lm_head.weight = self.embed.weight
 
     def _hidden(
-        self, input_ids: torch.Tensor, positions: torch.Tensor, cache: KVCache | None, position: torch.Tensor | None
+        self,
+        input_ids: torch.Tensor,
+        positions: torch.Tensor,
+        cache: KVCache | Sequence[tuple[torch.Tensor, torch.Tensor]] | None,
+        position: torch.Tensor | None,
+        updated: list[tuple[torch.Tensor, torch.Tensor]] | None = None,
     ) -> torch.Tensor:
         x = self.embed(input_ids)
         rope = None
@@ -307,7 +326,8 @@ class CausalLM(nn.Module):
         else:
             rope = rope_tables(self.shape, positions)
         for index, block in enumerate(self.blocks):
-            x = block(x, rope, cache.layer(index) if cache is not None else None, position)
+            layer = None if cache is None else cache.layer(index) if isinstance(cache, KVCache) else cache[index]
+            x = block(x, rope, layer, position, updated)
         out: torch.Tensor = self.norm(x)
         return out
 
@@ -411,6 +431,50 @@ class DecodeStep(nn.Module):
         return logits
 
 
+class FunctionalStep(nn.Module):
+    """The prefill (``prompt_tokens`` set) or decode step with all state passed in and returned.
+
+    ``forward(sequence, position, k0, v0, k1, v1, ...)`` returns ``(logits, sequence', position',
+    k0', v0', ...)`` and writes nothing in place. It is for backends that cannot keep module
+    buffers updated between calls: ``torch_neuronx.trace`` inlines buffers into the compiled graph
+    as constants, so the stateful steps would start from the same empty cache on every call.
+    Shapes stay fixed (the whole static cache goes in and out, the position is a 0-dim tensor), and
+    ``output_input_aliases`` says which output replaces which input after each call, so the
+    backend can keep that state on the device (``input_output_aliases`` of ``torch_neuronx.trace``).
+    The arithmetic is that of ``PrefillStep`` and ``DecodeStep``.
+    """
+
+    lm: CausalLM
+
+    def __init__(self, lm: CausalLM, prompt_tokens: int | None) -> None:
+        super().__init__()
+        self.lm = lm
+        self.prompt_tokens = prompt_tokens
+        #: output index -> input index: sequence, position and each cache tensor come back replaced.
+        self.output_input_aliases = {1 + index: index for index in range(2 + 2 * lm.shape.layers)}
+
+    def extra_repr(self) -> str:
+        # In the repr, so the prefill and decode steps (same weights, same inputs) differ in a
+        # backend's artifact-cache key, which hashes the repr.
+        return "decode" if self.prompt_tokens is None else f"prefill of {self.prompt_tokens} tokens"
+
+    def forward(self, sequence: torch.Tensor, position: torch.Tensor, *cache: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        pairs = [(cache[2 * index], cache[2 * index + 1]) for index in range(len(cache) // 2)]
+        updated: list[tuple[torch.Tensor, torch.Tensor]] = []
+        p = self.prompt_tokens
+        if p is not None:
+            positions = torch.arange(p, device=sequence.device)
+            hidden = self.lm._hidden(sequence[:, :p], positions, pairs, None, updated)
+            next_position = position * 0 + p  # derived from the input, so it stays a graph output
+        else:
+            token = sequence.index_select(1, position.view(1))
+            hidden = self.lm._hidden(token, position.view(1), pairs, position, updated)
+            next_position = position + 1
+        logits: torch.Tensor = self.lm.lm_head(hidden[:, -1])
+        new_sequence = sequence.index_copy(1, next_position.view(1), logits.argmax(dim=-1, keepdim=True))
+        return (logits, new_sequence, next_position, *(tensor for pair in updated for tensor in pair))
+
+
 class Session:
     """A ``workloads.base.GenerationSession`` over a ``CausalLM``: one cache, one batch."""
 
@@ -428,6 +492,19 @@ class Session:
         self.prompt_tokens, self.output_tokens = prompt_tokens, output_tokens
         self.prefill = PrefillStep(lm, cache, state, prompt_tokens)
         self.decode = DecodeStep(lm, cache, state)
+        self._functional = (FunctionalStep(lm, prompt_tokens), FunctionalStep(lm, None))
+
+    def functional_steps(self) -> tuple[nn.Module, nn.Module, tuple[torch.Tensor, ...]]:
+        """Prefill and decode as ``FunctionalStep``s, and the tensors to bind as their inputs.
+
+        The inputs are this session's own buffers (sequence, position, cache), so ``load_prompts``
+        and ``generated`` work the same whichever pair of steps runs.
+        """
+        state, cache = self.prefill.state, self.prefill.cache
+        tensors = [state.sequence, state.position]
+        for index in range(cache.layers):
+            tensors.extend(cache.layer(index))
+        return self._functional[0], self._functional[1], tuple(tensors)
 
     def load_prompts(self, prompts: torch.Tensor) -> None:
         sequence: torch.Tensor = self.prefill.state.sequence

@@ -9,6 +9,13 @@ the compile, which is reported as ``trace_s`` apart from the measured latencies.
 A traced Neuron model takes CPU tensors and returns CPU tensors: every timed call includes the
 host-to-device copy of the inputs and the copy back of the outputs, as a served model would.
 
+``trace`` compiles a model's weights and buffers into the NEFF as constants, so a buffer updated
+in place (a decoder's KV cache) starts from its traced value on every call. The backend therefore
+declares ``stateful_buffers = False``, and the decoder scenarios hand it functional steps whose
+state (sequence, position, cache) is bound as inputs and returned as outputs; a step's
+``output_input_aliases`` become ``trace``'s ``input_output_aliases`` ({input tensor: output
+index}), which marks those inputs as state kept on the device and replaced after each call.
+
 The PyTorch-native path of Trn2/Trn3 (``torch.compile(backend="neuron")``) is a separate mode to
 add later: ``options.parse_config`` reserves the ``compile`` mode and rejects it clearly for now,
 and ``_compile_model`` is the one place that would choose between the two compile paths.
@@ -94,6 +101,15 @@ def _is_placeholder(spec: Any) -> bool:
         return False
 
 
+def _output_input_aliases(model: Any) -> dict[int, int]:
+    """A step's ``output_input_aliases`` (output index -> input index): state it returns to be fed back.
+
+    ``workloads.decoder.FunctionalStep`` declares it; most models have none.
+    """
+    aliases = getattr(model, "output_input_aliases", None)
+    return {int(o): int(i) for o, i in aliases.items()} if isinstance(aliases, dict) else {}
+
+
 def _package_version(name: str) -> str | None:
     try:
         return version(name)
@@ -108,6 +124,9 @@ class NeuronBackend:
     dtypes: tuple[str, ...] = DTYPES
     modes: tuple[str, ...] = MODES
     isolate_by_default = True
+    #: ``trace`` inlines buffers into the NEFF as constants (``inline_weights_to_neff=True``), so an
+    #: in-place buffer update never reaches the next call: decoders run their functional steps here.
+    stateful_buffers = False
 
     def __init__(
         self, device_glob: str | None = None, cache: ArtifactCache | None = None, neuron_ls: Runner | None = None
@@ -238,10 +257,15 @@ class NeuronBackend:
         The compiler's work directory is kept only when compilation fails, for its log.
         """
         workdir = cache.workdir(key)
+        aliases = {example[i]: o for o, i in _output_input_aliases(model).items()}
         started = time.perf_counter()
         try:
             traced = torch_neuronx.trace(
-                model, example, compiler_workdir=str(workdir), compiler_args=list(config.compiler_args)
+                model,
+                example,
+                input_output_aliases=aliases,
+                compiler_workdir=str(workdir),
+                compiler_args=list(config.compiler_args),
             )
         except Exception as exc:  # every compiler failure becomes a one-line cell error
             raise compile_failure(exc, workdir, config.dtype) from exc
@@ -258,7 +282,7 @@ class NeuronBackend:
         versions: dict[str, str | None],
     ) -> dict[str, Any]:
         """Everything that changes the compiled binary (see ``backends.neuron.cache``)."""
-        return {
+        components: dict[str, Any] = {
             "model": model_fingerprint(model),
             "inputs": [[list(t.shape), str(t.dtype)] for t in example],
             "mode": config.mode,
@@ -267,6 +291,10 @@ class NeuronBackend:
             "target": instance.split(".")[0] if isinstance(instance, str) else None,
             "versions": versions,
         }
+        aliases = _output_input_aliases(model)
+        if aliases:  # only then, so the keys of models without state stay what they were
+            components["output_input_aliases"] = sorted(aliases.items())
+        return components
 
     def _load_or_compile(
         self,
@@ -344,6 +372,11 @@ class NeuronBackend:
         self._apply_placement(placement)
         torch_neuronx = self._import_torch_neuronx()
         model = model.eval()
+        if _output_input_aliases(model) and config.mode != "trace":
+            raise CellError(
+                "a model that carries state across calls (a decoder's KV cache) runs on one NeuronCore; "
+                "use --mode trace (or eager)"
+            )
         example = self._example_inputs(tuple(inputs), config, cores)
         versions = self._versions(torch_neuronx)
         components = self._key_components(model, example, config, facts.get("instance_type"), versions)

@@ -3,7 +3,9 @@
 A decoder is checked and prepared once per cell: the fp32 CPU session gives the reference
 (prefill logits, the first greedy tokens, FLOPs per prefill and per decode step); then the
 backend prepares the same session's ``prefill`` and ``decode`` modules like any model, and the
-prepared session must reproduce the reference logits within the dtype's tolerance.
+prepared session must reproduce the reference logits within the dtype's tolerance. A backend that
+cannot keep buffers updated in place between calls (``stateful_buffers = False``, Neuron) prepares
+the session's functional steps instead, with its sequence, position and cache bound as inputs.
 
 One request of ``output_tokens`` tokens is one prefill and ``output_tokens - 1`` decode steps,
 each followed by the backend's synchronize and a clock reading: the token timeline.
@@ -103,9 +105,29 @@ class DecoderCheck:
     flops_per_request: float
 
 
+def _steps(ctx: CellContext, session: GenerationSession) -> tuple[Any, Any, tuple[torch.Tensor, ...]]:
+    """The prefill and decode modules the backend can run, and the inputs to bind to them.
+
+    A backend whose compiled models do not keep in-place buffer updates between calls (it sets
+    ``stateful_buffers = False``: Neuron's ``trace`` inlines buffers as constants) gets the
+    session's functional steps, which take and return the sequence, position and cache.
+    """
+    if getattr(ctx.backend, "stateful_buffers", True):
+        return session.prefill, session.decode, ()
+    functional = getattr(session, "functional_steps", None)
+    if functional is None:
+        raise ConfigError(
+            f"backend {ctx.backend.name!r} cannot keep a KV cache in module buffers, and {ctx.config.workload!r}'s "
+            "generation session offers no functional_steps(); run it on a backend such as cpu or cuda"
+        )
+    prefill, decode, inputs = functional()
+    return prefill, decode, tuple(inputs)
+
+
 def _prepare_steps(ctx: CellContext, session: GenerationSession, output_tokens: int) -> PreparedDecoder:
-    prefill = ctx.backend.prepare(session.prefill, (), ctx.options)
-    decode = ctx.backend.prepare(session.decode, (), ctx.options) if output_tokens > 1 else None
+    prefill_step, decode_step, inputs = _steps(ctx, session)
+    prefill = ctx.backend.prepare(prefill_step, inputs, ctx.options)
+    decode = ctx.backend.prepare(decode_step, inputs, ctx.options) if output_tokens > 1 else None
     return PreparedDecoder(session, prefill, decode, output_tokens)
 
 
@@ -139,13 +161,21 @@ def prepare_decoder(ctx: CellContext, batch_size: int, prompts: torch.Tensor) ->
     reference = session.generated()[:, :reference_tokens].clone()
     # Every decode step attends to the whole static cache, so all cost the same as the first.
     flops = float(prefill_flops + decode_flops * (output_tokens - 1))
+    # A fresh session for the backend: tokens the prepared steps fail to write stay zero and are
+    # counted as disagreeing, instead of the reference's own tokens being read back.
+    del session
+    session = spec.new_session(ctx.model, batch_size, params.prompt_tokens, output_tokens)
+    session.load_prompts(prompts)
 
     ctx.phase = "prepare"
     ctx.backend.reset_peak_memory()
     prepared = _prepare_steps(ctx, session, output_tokens)
 
     ctx.phase = "correctness"
-    logits = ctx.backend.to_host(prepared.prefill.call())
+    output = prepared.prefill.call()
+    if isinstance(output, tuple | list):  # a functional step returns its logits first, then its state
+        output = output[0]
+    logits = ctx.backend.to_host(output)
     for _ in range(reference_tokens - 1):
         assert prepared.decode is not None
         prepared.decode.call()

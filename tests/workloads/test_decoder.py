@@ -113,6 +113,35 @@ def test_every_cached_step_matches_the_uncached_logits(family: object) -> None:
             torch.testing.assert_close(logits, full[:, position], rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("family", TINY)
+def test_functional_steps_give_the_stateful_logits_and_write_nothing_in_place(family: object) -> None:
+    """The steps a Neuron trace runs: the same arithmetic, the state in the outputs, not the buffers."""
+    workload = family("tiny")  # type: ignore[operator]
+    assert workload.generation is not None
+    model = _model(workload)
+    prompts = workload.generation.make_prompts(2, 7)
+    stateful, functional = Session(model, 2, 7, 5), Session(model, 2, 7, 5)
+    stateful.load_prompts(prompts)
+    functional.load_prompts(prompts)
+    prefill, decode, inputs = functional.functional_steps()
+    assert inputs[0] is functional.prefill.state.sequence and inputs[1] is functional.prefill.state.position
+    with torch.inference_mode():
+        for index, step in enumerate([prefill] + [decode] * 4):
+            expected = stateful.prefill() if index == 0 else stateful.decode()
+            before = [tensor.clone() for tensor in inputs]
+            outputs = step(*inputs)
+            assert all(torch.equal(a, b) for a, b in zip(before, inputs, strict=True))  # nothing in place
+            assert torch.equal(outputs[0], expected)
+            assert len(outputs) == 1 + len(inputs)
+            for out, index_in in step.output_input_aliases.items():
+                assert outputs[out].shape == inputs[index_in].shape
+                assert outputs[out].dtype == inputs[index_in].dtype
+                inputs[index_in].copy_(outputs[out])  # what the backend's aliasing does
+    assert torch.equal(functional.generated(), stateful.generated())
+    assert torch.equal(functional.prefill.state.position, stateful.prefill.state.position)
+    assert repr(prefill) != repr(decode)  # distinct artifact-cache keys for the two steps
+
+
 def test_session_rejects_what_does_not_fit() -> None:
     model = _model(GPT2("tiny"))
     with pytest.raises(ValueError, match="exceed"):

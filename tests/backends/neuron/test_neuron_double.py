@@ -142,3 +142,69 @@ def test_dataparallel_scatters_along_dim0_across_device_ids(neuron_double: Any) 
     assert neuron_double.dataparallel_calls[-1]["cores"] == [0, 1, 0, 1]
     with pytest.raises(ValueError, match="not one of the 2 NeuronCores"):
         neuronx.DataParallel(traced, device_ids=[2])
+
+
+class _Counter(torch.nn.Module):
+    """A step that keeps a running total in a buffer, in place: state a traced model must not keep."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("total", torch.zeros(3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.total.add_(x)
+        return self.total.clone()
+
+
+class _FunctionalCounter(torch.nn.Module):
+    """The same step with the total passed in and returned (output 1 is the new value of input 1)."""
+
+    def forward(self, x: torch.Tensor, total: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        new = total + x
+        return new * 2, new
+
+
+def test_inlined_buffers_do_not_keep_in_place_updates(neuron_double: Any) -> None:
+    model, x = _Counter(), torch.ones(3)
+    traced = _neuronx().trace(model, x, compiler_args="--auto-cast none")
+    assert torch.equal(traced(x), torch.ones(3)) and torch.equal(traced(x), torch.ones(3))  # no running total
+    assert torch.equal(model.total, torch.zeros(3))  # and the caller's buffer is untouched
+    model.total.fill_(5)
+    assert torch.equal(traced(x), torch.ones(3))  # the weights were compiled in: later changes unseen
+
+
+def test_aliased_inputs_carry_state_across_calls_and_through_save_and_load(neuron_double: Any) -> None:
+    neuronx = _neuronx()
+    x, total = torch.ones(3), torch.zeros(3)
+    traced = neuronx.trace(
+        _FunctionalCounter(), (x, total), input_output_aliases={total: 1}, compiler_args="--auto-cast none"
+    )
+    assert neuron_double.trace_calls[-1].input_output_aliases == {1: 1}
+    assert torch.equal(total, torch.zeros(3))  # tracing does not write into the example inputs
+    doubled, new = traced(x, total)
+    assert torch.equal(new, torch.ones(3)) and torch.equal(total, torch.ones(3))
+    traced(x, total)
+    assert torch.equal(total, torch.full((3,), 2.0))
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.jit.save(traced, buffer)
+        buffer.seek(0)
+        loaded = torch.jit.load(buffer)
+    doubled, _ = loaded(x, total)
+    assert torch.equal(total, torch.full((3,), 3.0)) and torch.equal(doubled, torch.full((3,), 6.0))
+
+
+def test_a_mismatched_or_foreign_alias_is_rejected(neuron_double: Any) -> None:
+    neuronx = _neuronx()
+    x, total = torch.ones(3), torch.zeros(3)
+    with pytest.raises(ValueError, match=r"\(\[3\], torch.float64\) cannot alias input 1"):
+        # float64 + float32 gives a float64 total, which cannot replace the float32 input
+        neuronx.trace(_FunctionalCounter(), (x.double(), total), input_output_aliases={total: 1})
+    with pytest.raises(ValueError, match=r"\[2, 3\].* cannot alias input 1 \(\[3\].*shape and dtype must match"):
+        # a batch of two broadcasts the total to (2, 3), which cannot replace the (3,) input
+        neuronx.trace(_FunctionalCounter(), (torch.ones(2, 3), total), input_output_aliases={total: 1})
+    with pytest.raises(ValueError, match="output 2 does not exist"):
+        neuronx.trace(_FunctionalCounter(), (x, total), input_output_aliases={total: 2})
+    with pytest.raises(ValueError, match="example_inputs"):
+        neuronx.trace(_FunctionalCounter(), (x, total), input_output_aliases={torch.zeros(3): 1})

@@ -52,6 +52,7 @@ class TraceCall:
     workdir: str
     tag: str
     inline_weights_to_neff: bool
+    input_output_aliases: dict[int, int] = field(default_factory=dict)  # output index -> input position
 
 
 @dataclass

@@ -25,6 +25,21 @@ compiler_args=None, partitioner_config=None, inline_weights_to_neff=True, cpu_ba
     in aws-neuron-sdk issue #690) after writing ERROR lines to the log; inject them with
     ``neuron_double_runtime.STATE.fail_compile = "compiler" | "unsupported"``.
   - Passing keyword arguments positionally is rejected (the docs deprecate it since 2.15).
+  - Weights are inlined (``inline_weights_to_neff=True``, the default): the parameters and
+    buffers are compiled into the NEFF as constants. The double traces a snapshot of them, and
+    every call starts from that snapshot, so an in-place update of a buffer (a KV cache kept in a
+    module, say) never reaches the next call, and later changes to the caller's module are not seen.
+  - ``input_output_aliases`` "marks input tensors as state tensors which are device tensors": a
+    dict from an input tensor to the index of the output that holds its new value, the form used
+    with ``torch_neuronx.trace`` in public code (``aliases[module.k[i]] = output_index``), e.g.
+    optimum-neuron's exporter and the T5 tutorial
+    (https://awsdocs-neuron.readthedocs-hosted.com/en/latest/src/examples/pytorch/torch-neuronx/t5-inference-tutorial.html).
+    The double accepts as keys the ``example_inputs`` tensors themselves (by identity), checks that
+    each aliased output has the input's shape and dtype (a ValueError otherwise, as XLA rejects a
+    mismatched alias), and after every call writes the output into the input tensor that is passed
+    in that position, so that state persists across calls. Keeping such state on the device
+    rather than copying it back to the host each call is what the real runtime gains; the double
+    cannot show that difference, only the values.
 
 ``DataParallel(model, device_ids=None, dim=0, set_dynamic_batching=True)``
   Source: "PyTorch NeuronX DataParallel API",
@@ -36,7 +51,8 @@ compiler_args=None, partitioner_config=None, inline_weights_to_neff=True, cpu_ba
   also handles remainders; the backend under test never relies on that).
 
 Not provided (the backend does not use them): ``analyze``, ``move_trace_to_device``,
-``bucket_model_trace``, ``replace_weights``, ``experimental``, partitioning and aliasing.
+``bucket_model_trace``, ``replace_weights``, ``experimental``, partitioning, and aliases keyed
+by module parameters (``inline_weights_to_neff=False`` state).
 """
 
 from __future__ import annotations
@@ -134,11 +150,34 @@ def _cast_floats(value: Any, dtype: torch.dtype) -> Any:
     return tree_map(lambda t: t.to(dtype) if isinstance(t, torch.Tensor) and t.is_floating_point() else t, value)
 
 
+def _inlined_call(func: Any, inputs: list[Any]) -> Any:
+    """Call ``func`` on fresh copies of its buffers: in-place updates die with the call (inlined weights)."""
+    if not isinstance(func, torch.nn.Module):
+        return func(*inputs)
+    saved = []
+    for module in func.modules():
+        for name, buffer in list(module._buffers.items()):
+            if buffer is not None:
+                saved.append((module, name, buffer))
+                module._buffers[name] = buffer.clone()
+    try:
+        return func(*inputs)
+    finally:
+        for module, name, buffer in saved:
+            module._buffers[name] = buffer
+
+
 class _NeuronGraph(torch.nn.Module):
-    """What gets traced: the shape-checking execute operator, then the (cast) computation."""
+    """What gets traced: the shape-checking execute operator, the (cast) computation, the aliases."""
 
     def __init__(
-        self, func: Any, tag: str, shapes: list[list[int]], reduced: torch.dtype | None, out_dtype: torch.dtype
+        self,
+        func: Any,
+        tag: str,
+        shapes: list[list[int]],
+        reduced: torch.dtype | None,
+        out_dtype: torch.dtype,
+        aliases: dict[int, int],
     ) -> None:
         super().__init__()
         self.func = func
@@ -146,13 +185,48 @@ class _NeuronGraph(torch.nn.Module):
         self.shapes = shapes
         self.reduced = reduced
         self.out_dtype = out_dtype
-        self.register_buffer("neuron_input_shape", torch.tensor(shapes[0], dtype=torch.long))
+        self.aliases = aliases  # output index -> input index
+        self.register_buffer("neuron_input_shape", torch.tensor(shapes[0] if shapes else [], dtype=torch.long))
 
     def forward(self, *inputs: torch.Tensor) -> Any:
         checked = [torch.ops.neuron_double.execute(x, self.tag, i, self.shapes[i]) for i, x in enumerate(inputs)]
         if self.reduced is not None:
             checked = _cast_floats(checked, self.reduced)
-        return _cast_floats(self.func(*checked), self.out_dtype)
+        outputs = _cast_floats(_inlined_call(self.func, checked), self.out_dtype)
+        if self.aliases:
+            flat = list(outputs) if isinstance(outputs, tuple | list) else [outputs]
+            for out, index in self.aliases.items():
+                if runtime.STATE.tracing:
+                    _check_alias(inputs[index], flat, out, index)
+                inputs[index].copy_(flat[out])
+        return outputs
+
+
+def _check_alias(tensor: torch.Tensor, outputs: list[Any], out: int, index: int) -> None:
+    if not 0 <= out < len(outputs) or not isinstance(outputs[out], torch.Tensor):
+        raise ValueError(f"input_output_aliases: output {out} does not exist ({len(outputs)} outputs)")
+    value = outputs[out]
+    got, want = [int(d) for d in value.shape], [int(d) for d in tensor.shape]  # plain ints, even while tracing
+    if got != want or value.dtype != tensor.dtype:
+        raise ValueError(
+            f"input_output_aliases: output {out} ({got}, {value.dtype}) cannot alias input {index} "
+            f"({want}, {tensor.dtype}): shape and dtype must match"
+        )
+
+
+def _alias_indices(aliases: Any, example: tuple[torch.Tensor, ...]) -> dict[int, int]:
+    """``{input tensor: output index}`` as ``{output index: input position}``; the tensor must be an input."""
+    if not isinstance(aliases, dict):
+        raise TypeError("input_output_aliases must be a dict from input tensors to output indices")
+    indices: dict[int, int] = {}
+    for tensor, out in aliases.items():
+        position = next((i for i, t in enumerate(example) if t is tensor), None)
+        if position is None:
+            raise ValueError("input_output_aliases: every key must be one of the example_inputs tensors")
+        if not isinstance(out, int) or isinstance(out, bool) or out in indices:
+            raise ValueError(f"input_output_aliases: output index {out!r} is not an int used once")
+        indices[out] = position
+    return indices
 
 
 def trace(
@@ -174,6 +248,7 @@ def trace(
     if not isinstance(example_inputs, tuple | list) or not all(isinstance(t, torch.Tensor) for t in example_inputs):
         raise TypeError("example_inputs must be a Tensor or a tuple of Tensors")
     example = tuple(example_inputs)
+    aliases = _alias_indices(input_output_aliases or {}, example)
     if isinstance(compiler_args, str):
         args = shlex.split(compiler_args)
     elif compiler_args is None:
@@ -205,12 +280,15 @@ def trace(
             workdir=str(workdir),
             tag=tag,
             inline_weights_to_neff=inline_weights_to_neff,
+            input_output_aliases=dict(aliases),
         )
     )
     reduced = _EMULATED.get(cast_type) if auto_cast != "none" else None
     target = func
-    if auto_cast == "all" and reduced is not None and isinstance(func, torch.nn.Module):
-        target = copy.deepcopy(func).to(reduced)
+    if isinstance(func, torch.nn.Module):
+        target = copy.deepcopy(func)  # the weights as compiled into the NEFF
+        if auto_cast == "all" and reduced is not None:
+            target = target.to(reduced)
     float_inputs = [t.dtype for t in example if t.is_floating_point()]
     graph = _NeuronGraph(
         target,
@@ -218,7 +296,9 @@ def trace(
         [list(t.shape) for t in example],
         reduced if auto_cast == "all" else None,
         float_inputs[0] if float_inputs else torch.float32,
+        aliases,
     ).eval()
+    example = tuple(t.clone() for t in example)  # tracing runs the graph once; keep its writes off the caller
     runtime.STATE.tracing = True
     try:
         with warnings.catch_warnings(), torch.no_grad():
