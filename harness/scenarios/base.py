@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     import torch
 
     from backends.base import Backend, BackendOptions
-    from harness.measure import Sampling, SamplingPolicy
+    from harness.measure import SamplingPolicy
     from harness.plan import CellConfig
     from workloads.base import Workload
 
@@ -80,7 +80,24 @@ def correctness_record(
     return record, warning
 
 
-def sampling_record(sampling: Sampling, policy: SamplingPolicy, wall_s: float) -> dict[str, Any]:
+class SamplingOutcome(Protocol):
+    """What a sampling record needs from a sampler's result (``Sampling`` or a request sampler's)."""
+
+    @property
+    def warmup_count(self) -> int: ...
+    @property
+    def warmup_ns(self) -> int: ...
+    @property
+    def elapsed_ns(self) -> int: ...
+    @property
+    def stop_reason(self) -> str: ...
+    @property
+    def rel_ci_half_width(self) -> float: ...
+    @property
+    def timer(self) -> str: ...
+
+
+def sampling_record(sampling: SamplingOutcome, policy: SamplingPolicy, wall_s: float) -> dict[str, Any]:
     return {
         "warmup_count": sampling.warmup_count,
         "warmup_s": sampling.warmup_ns / 1e9,

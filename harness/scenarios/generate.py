@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.measure import SamplingPolicy
-from harness.scenarios.base import CellContext, workload_record
+from harness.scenarios.base import CellContext, sampling_record, workload_record
 from harness.scenarios.tokens import RequestTimeline, timeline_summaries
 from harness.scenarios.validity import validity
 
@@ -39,6 +39,7 @@ class RequestSampling:
     elapsed_ns: int
     stop_reason: str
     rel_ci_half_width: float
+    timer: str = "host_clock"
 
 
 def sample_requests(
@@ -138,19 +139,7 @@ class GenerateScenario:
             "compile_s": prepared.compile_s,
             "peak_memory_bytes": peak,
             "correctness": check.correctness,
-            "sampling": {
-                "warmup_count": sampling.warmup_count,
-                "warmup_s": sampling.warmup_ns / 1e9,
-                "elapsed_s": sampling.elapsed_ns / 1e9,
-                "stop_reason": sampling.stop_reason,
-                "rel_ci_half_width": sampling.rel_ci_half_width,
-                "target_rel_ci": policy.target_rel_ci,
-                "confidence": policy.confidence,
-                "max_time_s": policy.max_time_s,
-                "min_count": policy.min_count,
-                "max_count": policy.max_count,
-                "wall_s": time.perf_counter() - measured_at,
-            },
+            "sampling": sampling_record(sampling, policy, time.perf_counter() - measured_at),
             "latency_ns": summaries["e2e_ns"],
             "throughput_per_s": rates["sequences_per_s"],
             "tokens_per_s": rates["total_tokens_per_s"],
