@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+from harness.argtypes import positive_float, positive_int
 from harness.errors import ConfigError, SiliconbenchError
 from harness.targets.aws.cli import add_commands, add_run_options, cmd_agent, cmd_aws, dispatch_run
 
@@ -28,26 +29,6 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
-    return value
 
 
 def _build_parser() -> _Parser:
@@ -73,7 +54,7 @@ def _build_parser() -> _Parser:
         "--preset", metavar="NAME", help="workload size, e.g. tiny (default: each workload's published size)"
     )
     run.add_argument("--backend", action="append", metavar="NAME", help="backend to run on (repeatable; default cpu)")
-    run.add_argument("--batch-size", action="append", type=_positive_int, metavar="N", help="batch size (repeatable)")
+    run.add_argument("--batch-size", action="append", type=positive_int, metavar="N", help="batch size (repeatable)")
     run.add_argument(
         "--dtype",
         action="append",
@@ -89,17 +70,17 @@ def _build_parser() -> _Parser:
             "neuron: trace, dataparallel (repeatable)"
         ),
     )
-    run.add_argument("--threads", type=_positive_int, metavar="N", help="intra-op threads (default: PyTorch's)")
+    run.add_argument("--threads", type=positive_int, metavar="N", help="intra-op threads (default: PyTorch's)")
     run.add_argument(
         "--device",
         metavar="DEV",
         help="device for accelerator backends: cuda:N, or NeuronCores as nc:N, nc:A-B or a count",
     )
-    run.add_argument("--max-time", type=_positive_float, metavar="SECONDS", help="sampling budget per cell (default 4)")
-    run.add_argument("--min-samples", type=_positive_int, metavar="N", help="never fewer timed calls (default 10)")
+    run.add_argument("--max-time", type=positive_float, metavar="SECONDS", help="sampling budget per cell (default 4)")
+    run.add_argument("--min-samples", type=positive_int, metavar="N", help="never fewer timed calls (default 10)")
     run.add_argument(
         "--target-ci",
-        type=_positive_float,
+        type=positive_float,
         metavar="FRACTION",
         help="stop when the median's 95%% CI half-width is below this fraction (default 0.01)",
     )
@@ -128,37 +109,37 @@ def _build_parser() -> _Parser:
         help="load scenario (default latency)",
     )
     scenario.add_argument(
-        "--prompt-tokens", type=_positive_int, metavar="N", help="decoders: exact prompt length in tokens (default 128)"
+        "--prompt-tokens", type=positive_int, metavar="N", help="decoders: exact prompt length in tokens (default 128)"
     )
     scenario.add_argument(
         "--output-tokens",
-        type=_positive_int,
+        type=positive_int,
         metavar="N",
         help="decoders: exact tokens generated per request, greedy, EOS ignored (default 128)",
     )
     scenario.add_argument(
         "--rate",
-        type=_positive_float,
+        type=positive_float,
         metavar="RPS",
         help="server: fixed arrival rate in requests/s (default: search for the capacity under the SLO)",
     )
     scenario.add_argument(
-        "--slo-p99", type=_positive_float, metavar="MS", help="server: target p99 end-to-end latency in milliseconds"
+        "--slo-p99", type=positive_float, metavar="MS", help="server: target p99 end-to-end latency in milliseconds"
     )
     scenario.add_argument(
         "--slo-ttft",
-        type=_positive_float,
+        type=positive_float,
         metavar="MS",
         help="server, decoders: target p99 time to first token in milliseconds",
     )
     scenario.add_argument(
         "--slo-tpot",
-        type=_positive_float,
+        type=positive_float,
         metavar="MS",
         help="server, decoders: target p99 time per output token in milliseconds",
     )
     scenario.add_argument(
-        "--concurrency", type=_positive_int, metavar="N", help="server: requests served at once (default 1)"
+        "--concurrency", type=positive_int, metavar="N", help="server: requests served at once (default 1)"
     )
     scenario.add_argument(
         "--loadgen",
@@ -173,7 +154,7 @@ def _build_parser() -> _Parser:
     run.add_argument("--quiet", action="store_true", help="no progress lines")
     run.add_argument(
         "--price-per-hour",
-        type=_positive_float,
+        type=positive_float,
         metavar="USD",
         help="this machine's price, recorded in the run file for cost reports (or a [pricing] table in the suite file)",
     )
@@ -192,13 +173,13 @@ def _build_parser() -> _Parser:
     report.add_argument("--output", metavar="FILE", help="write the report here instead of standard output")
     report.add_argument(
         "--slo-p99",
-        type=_positive_float,
+        type=positive_float,
         metavar="MS",
         help="name the fastest and the cheapest cell per workload whose p99 meets this many ms",
     )
     report.add_argument(
         "--price-per-hour",
-        type=_positive_float,
+        type=positive_float,
         metavar="USD",
         help="price for runs that have none of their own (e.g. a local machine)",
     )
@@ -225,7 +206,7 @@ def _build_parser() -> _Parser:
     )
     compare.add_argument(
         "--confidence",
-        type=_positive_float,
+        type=positive_float,
         default=0.95,
         metavar="LEVEL",
         help="confidence level of the intervals (default 0.95)",

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from harness.plan import CellConfig
     from workloads.base import Workload
 
-__all__ = ["CellContext", "Scenario", "correctness_record", "sampling_record", "workload_record"]
+__all__ = ["CellContext", "Scenario", "correctness_record", "sampling_fields", "sampling_record", "workload_record"]
 
 
 @dataclass
@@ -97,18 +97,43 @@ class SamplingOutcome(Protocol):
     def timer(self) -> str: ...
 
 
-def sampling_record(sampling: SamplingOutcome, policy: SamplingPolicy, wall_s: float) -> dict[str, Any]:
+def sampling_fields(
+    policy: SamplingPolicy,
+    *,
+    warmup_count: int,
+    warmup_s: float,
+    elapsed_s: float,
+    stop_reason: str,
+    wall_s: float,
+    rel_ci_half_width: float | None = None,
+    timer: str = "host_clock",
+) -> dict[str, Any]:
+    """The run file's ``sampling`` section: what the sampler did, under which policy."""
     return {
-        "warmup_count": sampling.warmup_count,
-        "warmup_s": sampling.warmup_ns / 1e9,
-        "elapsed_s": sampling.elapsed_ns / 1e9,
-        "stop_reason": sampling.stop_reason,
-        "rel_ci_half_width": sampling.rel_ci_half_width,
+        "warmup_count": warmup_count,
+        "warmup_s": warmup_s,
+        "elapsed_s": elapsed_s,
+        "stop_reason": stop_reason,
+        "rel_ci_half_width": rel_ci_half_width,
         "target_rel_ci": policy.target_rel_ci,
         "confidence": policy.confidence,
         "max_time_s": policy.max_time_s,
         "min_count": policy.min_count,
         "max_count": policy.max_count,
         "wall_s": wall_s,
-        "timer": sampling.timer,
+        "timer": timer,
     }
+
+
+def sampling_record(sampling: SamplingOutcome, policy: SamplingPolicy, wall_s: float) -> dict[str, Any]:
+    """``sampling_fields`` from a sampler's result."""
+    return sampling_fields(
+        policy,
+        warmup_count=sampling.warmup_count,
+        warmup_s=sampling.warmup_ns / 1e9,
+        elapsed_s=sampling.elapsed_ns / 1e9,
+        stop_reason=sampling.stop_reason,
+        wall_s=wall_s,
+        rel_ci_half_width=sampling.rel_ci_half_width,
+        timer=sampling.timer,
+    )

@@ -29,7 +29,7 @@ from typing import Any
 
 from harness.errors import ConfigError
 from harness.plan import LOADGEN_SCENARIOS
-from harness.scenarios.base import CellContext, workload_record
+from harness.scenarios.base import CellContext, sampling_fields, workload_record
 from harness.scenarios.sut import BatchRunner, build_runner
 from harness.scenarios.tokens import RequestTimeline, goodput, timeline_summaries
 from harness.scenarios.validity import validity
@@ -323,19 +323,14 @@ class LoadGenScenario:
             "compile_s": info["compile_s"],
             "peak_memory_bytes": peak,
             "correctness": info["correctness"],
-            "sampling": {
-                "warmup_count": 2,
-                "warmup_s": 2 * per_batch_ns / 1e9,
-                "elapsed_s": wall,
-                "stop_reason": "loadgen",
-                "rel_ci_half_width": None,
-                "target_rel_ci": policy.target_rel_ci,
-                "confidence": policy.confidence,
-                "max_time_s": policy.max_time_s,
-                "min_count": policy.min_count,
-                "max_count": policy.max_count,
-                "wall_s": wall,
-            },
+            "sampling": sampling_fields(
+                policy,
+                warmup_count=2,
+                warmup_s=2 * per_batch_ns / 1e9,
+                elapsed_s=wall,
+                stop_reason="loadgen",
+                wall_s=wall,
+            ),
             "latency_ns": summary.to_dict(),
             "throughput_per_s": throughput,
             "tokens_per_s": throughput * tokens_per_sample if tokens_per_sample else None,

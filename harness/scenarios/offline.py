@@ -17,7 +17,7 @@ import math
 import time
 from typing import Any
 
-from harness.scenarios.base import CellContext, workload_record
+from harness.scenarios.base import CellContext, sampling_fields, workload_record
 from harness.scenarios.sut import build_runner
 from harness.scenarios.validity import validity
 
@@ -90,19 +90,14 @@ class OfflineScenario:
             "compile_s": info["compile_s"],
             "peak_memory_bytes": peak,
             "correctness": info["correctness"],
-            "sampling": {
-                "warmup_count": 2,
-                "warmup_s": (start - calibrated_at) / 1e9,
-                "elapsed_s": wall_ns / 1e9,
-                "stop_reason": "max_count" if batches == policy.max_count else "time_budget",
-                "rel_ci_half_width": None,
-                "target_rel_ci": policy.target_rel_ci,
-                "confidence": policy.confidence,
-                "max_time_s": policy.max_time_s,
-                "min_count": policy.min_count,
-                "max_count": policy.max_count,
-                "wall_s": wall_ns / 1e9,
-            },
+            "sampling": sampling_fields(
+                policy,
+                warmup_count=2,
+                warmup_s=(start - calibrated_at) / 1e9,
+                elapsed_s=wall_ns / 1e9,
+                stop_reason="max_count" if batches == policy.max_count else "time_budget",
+                wall_s=wall_ns / 1e9,
+            ),
             "latency_ns": summary.to_dict(),
             "throughput_per_s": samples_per_s,
             "tokens_per_s": samples_per_s * tokens if tokens else None,

@@ -26,7 +26,7 @@ from typing import Any
 
 from harness.errors import ConfigError
 from harness.scenarios.arrivals import DEFAULT_SEED, poisson_schedule
-from harness.scenarios.base import CellContext, workload_record
+from harness.scenarios.base import CellContext, sampling_fields, workload_record
 from harness.scenarios.capacity import CapacitySearch, find_capacity
 from harness.scenarios.load import Handler, LoadRun, run_open_loop
 from harness.scenarios.tokens import SLO, RequestTimeline, goodput, meets_slo, timeline_summaries
@@ -370,19 +370,14 @@ class ServerScenario:
             "compile_s": info["compile_s"],
             "peak_memory_bytes": peak,
             "correctness": info["correctness"],
-            "sampling": {
-                "warmup_count": warmup_count + len(unloaded),
-                "warmup_s": calibration_ns / 1e9,
-                "elapsed_s": elapsed,
-                "stop_reason": stop_reason,
-                "rel_ci_half_width": None,
-                "target_rel_ci": policy.target_rel_ci,
-                "confidence": policy.confidence,
-                "max_time_s": policy.max_time_s,
-                "min_count": policy.min_count,
-                "max_count": policy.max_count,
-                "wall_s": elapsed,
-            },
+            "sampling": sampling_fields(
+                policy,
+                warmup_count=warmup_count + len(unloaded),
+                warmup_s=calibration_ns / 1e9,
+                elapsed_s=elapsed,
+                stop_reason=stop_reason,
+                wall_s=elapsed,
+            ),
             "latency_ns": summary.to_dict(),
             "throughput_per_s": throughput,
             "tokens_per_s": throughput * tokens_per_sample if tokens_per_sample else None,

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from harness.argtypes import positive_float
 from harness.errors import ConfigError
 
 __all__ = ["add_commands", "add_run_options", "cmd_agent", "cmd_aws", "dispatch_run"]
@@ -22,16 +23,6 @@ EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
 
 _AWS_ONLY = ("instance_type", "region", "bucket", "instance_profile", "ami_parameter", "wheel")
 _AWS_FLAGS = ("spot", "create_instance_profile", "dry_run")
-
-
-def _positive_number(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
-    return value
 
 
 def add_run_options(run: argparse.ArgumentParser) -> None:
@@ -60,7 +51,7 @@ def add_run_options(run: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--max-hours",
-        type=_positive_number,
+        type=positive_float,
         default=2.0,
         metavar="H",
         help="hard limit per instance; its watchdog powers it off soon after (default 2)",
@@ -112,7 +103,7 @@ def add_commands(sub: Any, run_parser: argparse.ArgumentParser) -> None:
     agent.add_argument("--prefix", required=True)
     agent.add_argument("--region")
     agent.add_argument("--workdir", default="results", help="where the run file is written on the instance")
-    agent.add_argument("--heartbeat-s", type=_positive_number, default=None, help="seconds between heartbeats")
+    agent.add_argument("--heartbeat-s", type=positive_float, default=None, help="seconds between heartbeats")
 
 
 def dispatch_run(args: argparse.Namespace, suite: Any) -> int | None:
