@@ -2,7 +2,7 @@
 
 A backend prepares (casts, compiles, places) a model, binds its inputs, and offers the
 ``synchronize`` that makes host-clock timing honest. It never times anything itself: the sampler in
-``harness.measure`` does that the same way for every backend. A device with its own clock hands the
+``harness.measure.sampler`` does that the same way for every backend. A device with its own clock hands the
 sampler a ``DeviceTimer`` to read, and a device with an energy counter hands the cell an
 ``EnergyMeter``; both are optional parts of a ``PreparedModel``, so backends without them change
 nothing.

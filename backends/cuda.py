@@ -8,7 +8,7 @@
   CUDA graph with static input buffers and replayed). Compilation, autotuning, graph capture and
   their warmup calls all happen in ``prepare`` and are reported as ``compile_s``.
 - timing: CUDA events around each call, read after a synchronize; the host clock is kept beside
-  (see ``harness.measure``). Energy comes from NVML's counter where the GPU has one.
+  (see ``harness.measure.sampler``). Energy comes from NVML's counter where the GPU has one.
 
 Each cell runs in a child process by default, so an out-of-memory error or a device fault fails
 that cell alone and the run goes on.

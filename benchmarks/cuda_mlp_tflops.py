@@ -54,8 +54,8 @@ def _bare_matmul_tflops(widths: tuple[int, ...], batch: int, dtype: str, device:
     import torch
 
     from backends.torch_common import torch_dtype
-    from harness.measure import sample
-    from harness.stats import summarize
+    from harness.measure.sampler import sample
+    from harness.measure.stats import summarize
 
     flags = precision_flags(dtype)
     torch.backends.cuda.matmul.allow_tf32 = flags["tf32_matmul"]
@@ -86,8 +86,8 @@ def _latency(batch: int, dtype: str, preset: str, device: str, policy: Any, min_
     from torch.utils.benchmark import Timer
 
     from backends.base import BackendOptions
-    from harness.measure import sample
-    from harness.stats import summarize
+    from harness.measure.sampler import sample
+    from harness.measure.stats import summarize
     from workloads.registry import resolve
 
     workload = resolve("mlp", preset)
@@ -121,9 +121,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from tabulate import tabulate
 
-    from harness.cell import run_cell
-    from harness.measure import SamplingPolicy
-    from harness.plan import CellConfig
+    from harness.measure.sampler import SamplingPolicy
+    from harness.run.cell import run_cell
+    from harness.run.plan import CellConfig
     from workloads.registry import resolve
 
     dtypes = [d.strip() for d in args.dtypes.split(",") if d.strip()]

@@ -25,12 +25,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from harness.environment import collect_environment
-from harness.isolation import run_cell_isolated
-from harness.measure import SamplingPolicy
-from harness.plan import CellConfig, ScenarioParams
-from harness.report import render
-from harness.runfile import RunWriter
+from harness.measure.environment import collect_environment
+from harness.measure.sampler import SamplingPolicy
+from harness.report.tables import render
+from harness.run.isolation import run_cell_isolated
+from harness.run.plan import CellConfig, ScenarioParams
+from harness.runfile.files import RunWriter
 
 
 def main() -> int:

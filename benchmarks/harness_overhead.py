@@ -20,8 +20,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from harness.environment import cpu_facts
-from harness.measure import SamplingPolicy, sample
+from harness.measure.environment import cpu_facts
+from harness.measure.sampler import SamplingPolicy, sample
 
 
 def _noop() -> None:
@@ -70,8 +70,8 @@ def agreement(threads: int, repeats: int) -> None:
     import torch
     import torch.utils.benchmark as tub
 
-    from harness.cell import run_cell
-    from harness.plan import CellConfig
+    from harness.run.cell import run_cell
+    from harness.run.plan import CellConfig
 
     print(f"\n## 2. median for mlp tiny (cpu fp32 eager, batch 1, {threads} thread(s)) vs blocked_autorange")
     torch.set_num_threads(threads)

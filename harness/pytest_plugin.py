@@ -59,9 +59,9 @@ class SiliconbenchSession:
 
     def _writer(self) -> Any:
         if self.writer is None:
-            from harness.environment import collect_environment
+            from harness.measure.environment import collect_environment
             from harness.pricing.given import price_from_cli
-            from harness.runfile import RunWriter
+            from harness.runfile.files import RunWriter
 
             output = self.config.getoption("siliconbench_output") or "results"
             price = self.config.getoption("siliconbench_price_per_hour")
@@ -92,12 +92,12 @@ class SiliconbenchSession:
         isolate: bool | None,
     ) -> dict[str, Any]:
         from backends.registry import get_backend
-        from harness.cell import run_cell
         from harness.errors import SiliconbenchError
-        from harness.isolation import run_cell_isolated
-        from harness.measure import SamplingPolicy
-        from harness.plan import CellConfig
-        from harness.runner import ISOLATED_GRACE_S
+        from harness.measure.sampler import SamplingPolicy
+        from harness.run.cell import run_cell
+        from harness.run.isolation import run_cell_isolated
+        from harness.run.plan import CellConfig
+        from harness.run.runner import ISOLATED_GRACE_S
         from workloads.registry import presets_of
 
         try:
@@ -205,7 +205,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     path = config.stash.get(_PATH_KEY, None)
     if bench is None or path is None:
         return
-    from harness.report import render
+    from harness.report.tables import render
 
     terminalreporter.section("siliconbench")
     terminalreporter.write_line(render([bench.writer.data], "table"))

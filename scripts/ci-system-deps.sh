@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # System packages some tests need beyond Python: headless Chromium for the HTML report test
-# (tests/harness/test_html_report.py skips itself, saying why, when Chromium is absent).
+# (tests/harness/report/test_html.py skips itself, saying why, when Chromium is absent).
 # Idempotent: installs only what is missing. Debian/Ubuntu; needs root or passwordless sudo.
 set -euo pipefail
 if command -v chromium >/dev/null 2>&1; then

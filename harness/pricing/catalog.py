@@ -237,7 +237,7 @@ def load_catalog(path: str | Path | None = None) -> Catalog:
 
 def save_catalog(catalog: Catalog, path: str | Path) -> Path:
     """Write the catalog as JSON (atomically, so a reader never sees half a file)."""
-    from harness.runfile import atomic_write_json
+    from harness.runfile.files import atomic_write_json
 
     file = Path(path)
     try:

@@ -1,6 +1,6 @@
 """What every scenario shares: the context a cell hands it and the record parts it returns.
 
-``harness.cell.run_cell`` does the common part (resolve the backend, build the workload) and
+``harness.run.cell.run_cell`` does the common part (resolve the backend, build the workload) and
 hands a ``CellContext`` to the scenario, which does the rest (reference, prepare, check, measure,
 summarize) and returns the scenario's keys of the cell record. A scenario sets ``ctx.phase`` as
 it goes, so a failure is recorded with the phase it happened in.
@@ -11,14 +11,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from harness.correctness import tolerance_for
+from harness.measure.correctness import tolerance_for
 
 if TYPE_CHECKING:
     import torch
 
     from backends.base import Backend, BackendOptions
-    from harness.measure import SamplingPolicy
-    from harness.plan import CellConfig
+    from harness.measure.sampler import SamplingPolicy
+    from harness.run.plan import CellConfig
     from workloads.base import Workload
 
 __all__ = ["CellContext", "Scenario", "correctness_record", "sampling_fields", "sampling_record", "workload_record"]

@@ -136,7 +136,7 @@ def prepare_decoder(ctx: CellContext, batch_size: int, prompts: torch.Tensor) ->
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from harness.correctness import max_relative_error
+    from harness.measure.correctness import max_relative_error
 
     spec = require_generation(ctx)
     params = ctx.config.params

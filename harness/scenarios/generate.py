@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from harness.measure import SamplingPolicy
+from harness.measure.sampler import SamplingPolicy
 from harness.scenarios.base import CellContext, sampling_record, workload_record
 from harness.scenarios.tokens import RequestTimeline, timeline_summaries
 from harness.scenarios.validity import validity
@@ -46,7 +46,7 @@ def sample_requests(
     request: Callable[[], RequestTimeline], policy: SamplingPolicy, clock: Callable[[], int] = time.perf_counter_ns
 ) -> RequestSampling:
     """Warm up (at least one request), then repeat ``request`` under the sampler's stopping rule."""
-    from harness.stats import relative_half_width
+    from harness.measure.stats import relative_half_width
 
     warmup_start = clock()
     warmup_count = 0

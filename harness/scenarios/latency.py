@@ -15,8 +15,8 @@ from harness.scenarios.validity import MIN_SAMPLES_FOR_P99, validity
 
 if TYPE_CHECKING:
     from backends.base import PreparedModel
-    from harness.measure import Sampling, SamplingPolicy
-    from harness.stats import Summary
+    from harness.measure.sampler import Sampling, SamplingPolicy
+    from harness.measure.stats import Summary
 
 __all__ = [
     "DRIFT",
@@ -78,7 +78,7 @@ def prepare_checked(ctx: CellContext, staged: bool = False) -> CheckedForward:
     from torch.utils.flop_counter import FlopCounterMode
 
     from backends.torch_common import tensors_to_host
-    from harness.correctness import max_relative_error
+    from harness.measure.correctness import max_relative_error
 
     config, backend = ctx.config, ctx.backend
     inputs = ctx.workload.make_inputs(config.batch_size)
@@ -114,7 +114,7 @@ def measured_record(
 
     ``unit`` names what a sample is in the validity verdict ("latency" or "blocks").
     """
-    from harness.stats import summarize
+    from harness.measure.stats import summarize
 
     config, policy, backend = ctx.config, ctx.policy, ctx.backend
     prepared, flops_per_inference = checked.prepared, checked.flops_per_inference
@@ -149,8 +149,8 @@ class LatencyScenario:
     name = "latency"
 
     def run(self, ctx: CellContext) -> dict[str, Any]:
-        from harness.measure import sample
-        from harness.stats import summarize
+        from harness.measure.sampler import sample
+        from harness.measure.stats import summarize
 
         config, policy, backend = ctx.config, ctx.policy, ctx.backend
         checked = prepare_checked(ctx)

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import ConfigError
-from harness.plan import LOADGEN_SCENARIOS
+from harness.run.plan import LOADGEN_SCENARIOS
 from harness.scenarios.base import CellContext, sampling_fields, workload_record
 from harness.scenarios.sut import BatchRunner, build_runner
 from harness.scenarios.tokens import RequestTimeline, goodput, timeline_summaries
@@ -247,7 +247,7 @@ class LoadGenScenario:
             raise ConfigError(
                 "--loadgen needs MLPerf LoadGen: pip install 'siliconbench[loadgen]' (package mlcommons-loadgen)"
             ) from None
-        from harness.stats import summarize
+        from harness.measure.stats import summarize
 
         config, policy, backend = ctx.config, ctx.policy, ctx.backend
         params = config.params

@@ -28,7 +28,7 @@ class OfflineScenario:
     name = "offline"
 
     def run(self, ctx: CellContext) -> dict[str, Any]:
-        from harness.stats import summarize
+        from harness.measure.stats import summarize
 
         config, policy, backend = ctx.config, ctx.policy, ctx.backend
         params = config.params

@@ -292,7 +292,7 @@ class ServerScenario:
         peak: int | None,
         warmup_count: int,
     ) -> dict[str, Any]:
-        from harness.stats import summarize
+        from harness.measure.stats import summarize
 
         config, policy = ctx.config, ctx.policy
         params = config.params

@@ -37,7 +37,7 @@ class ThroughputScenario:
     name = "throughput"
 
     def run(self, ctx: CellContext) -> dict[str, Any]:
-        from harness.measure import Sampling, sample
+        from harness.measure.sampler import Sampling, sample
 
         policy, backend = ctx.policy, ctx.backend
         checked = prepare_checked(ctx)

@@ -140,7 +140,7 @@ def timeline_summaries(
 
     TPOT and ITL are None when no request produced two tokens.
     """
-    from harness.stats import summarize
+    from harness.measure.stats import summarize
 
     tpots = [t.tpot_ns for t in timelines if t.tpot_ns is not None]
     itls = inter_token_latencies(timelines)

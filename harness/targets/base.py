@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-from harness.plan import Suite
+from harness.run.plan import Suite
 
 __all__ = ["OUTCOME_STATUSES", "Target", "TargetOutcome"]
 

@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.plan import CellConfig, Suite
-from harness.runner import ProgressFn
+from harness.run.plan import CellConfig, Suite
+from harness.run.runner import ProgressFn
 from harness.targets.base import TargetOutcome
 
 __all__ = ["LocalRun", "LocalTarget", "run_suite"]
@@ -40,11 +40,11 @@ def run_suite(
     ``on_start(writer, cells)`` is called once the run file exists and before the first cell, so a
     caller can publish the empty file. A Ctrl-C marks the file ``interrupted`` and re-raises.
     """
-    from harness.environment import collect_environment
-    from harness.matrix import validate_matrix
-    from harness.measure import SamplingPolicy
-    from harness.runfile import RunWriter
-    from harness.runner import run_cells
+    from harness.measure.environment import collect_environment
+    from harness.measure.sampler import SamplingPolicy
+    from harness.run.matrix import validate_matrix
+    from harness.run.runner import run_cells
+    from harness.runfile.files import RunWriter
 
     presets, backends = validate_matrix(suite)
     policy = SamplingPolicy.for_budget(suite.max_time, min_count=suite.min_samples, target_rel_ci=suite.target_rel_ci)

@@ -10,8 +10,8 @@ from backends.cuda import COMPILE_OPTIONS, CudaBackend, parse_device, precision_
 from backends.cuda_graphs import shape_key
 from backends.registry import get_backend, require_backend
 from backends.torch_common import torch_dtype
-from harness.correctness import TOLERANCES
 from harness.errors import BackendUnavailableError, ConfigError
+from harness.measure.correctness import TOLERANCES
 
 NO_GPU = not torch.cuda.is_available()
 

@@ -15,14 +15,14 @@ import torch
 
 from backends.base import BackendOptions
 from backends.cuda import CudaBackend, CudaEventTimer
-from harness.cell import run_cell
-from harness.correctness import max_relative_error, tolerance_for
-from harness.environment import collect_environment
-from harness.isolation import run_cell_isolated
-from harness.measure import SamplingPolicy, sample
-from harness.plan import CellConfig
-from harness.runfile import RunWriter, load_run
-from harness.runner import run_cells
+from harness.measure.correctness import max_relative_error, tolerance_for
+from harness.measure.environment import collect_environment
+from harness.measure.sampler import SamplingPolicy, sample
+from harness.run.cell import run_cell
+from harness.run.isolation import run_cell_isolated
+from harness.run.plan import CellConfig
+from harness.run.runner import run_cells
+from harness.runfile.files import RunWriter, load_run
 from workloads.registry import resolve
 
 _STATUS = CudaBackend().availability()

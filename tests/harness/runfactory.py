@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from harness.runfile import SCHEMA_NAME, SCHEMA_VERSION, validate
-from harness.stats import summarize
+from harness.measure.stats import summarize
+from harness.runfile.files import SCHEMA_NAME, SCHEMA_VERSION, validate
 
 ENVIRONMENT: dict[str, Any] = {
     "host": "bench-host",

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from harness.runfile import load_run
+from harness.runfile.files import load_run
 from tests.conftest import REPO_ROOT, cli_env
 
 BENCHMARKS = """

@@ -17,11 +17,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from harness.environment import utc_now
 from harness.errors import CloudError
-from harness.plan import DEFAULT_SUITE, CellConfig
-from harness.runfile import RunWriter
-from harness.runner import ProgressFn
+from harness.measure.environment import utc_now
+from harness.run.plan import DEFAULT_SUITE, CellConfig
+from harness.run.runner import ProgressFn
+from harness.runfile.files import RunWriter
 from harness.targets.aws.storage import ERROR, EXIT_REPORTED, HEARTBEAT, JOB, JOB_SCHEMA, RUN_FILE, RunStore
 
 __all__ = ["DEFAULT_HEARTBEAT_S", "Heartbeat", "run_agent"]

@@ -23,8 +23,8 @@ from typing import Any
 
 from harness import __version__
 from harness.errors import RunFileError, SiliconbenchError
-from harness.plan import Suite
-from harness.runfile import atomic_write_json, new_run_id, validate
+from harness.run.plan import Suite
+from harness.runfile.files import atomic_write_json, new_run_id, validate
 from harness.targets.aws import storage
 from harness.targets.aws.iam import CreatedProfile, create_instance_profile, delete_instance_profile
 from harness.targets.aws.launch import (

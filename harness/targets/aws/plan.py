@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import CloudError, ConfigError
-from harness.plan import Suite
+from harness.run.plan import Suite
 from harness.targets.aws.ami import (
     DEFAULT_BACKENDS,
     AmiChoice,
@@ -115,7 +115,7 @@ def remote_presets(suite: Suite, check_backends: bool) -> dict[str, str]:
     """Check workloads, presets and backend names here, without asking whether a backend can run
     here (it runs on the instance, which has the device this machine may lack)."""
     from backends.registry import get_backend
-    from harness.matrix import resolve_presets, validate_options
+    from harness.run.matrix import resolve_presets, validate_options
 
     presets = resolve_presets(suite, check_fit=False)
     if check_backends:

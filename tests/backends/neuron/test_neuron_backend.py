@@ -19,13 +19,13 @@ from backends.base import BackendOptions, PreparedModel
 from backends.neuron import NeuronBackend
 from backends.neuron.cache import ArtifactCache, default_cache_dir
 from backends.registry import BUILTIN_BACKENDS, get_backend
-from harness.cell import run_cell
-from harness.correctness import max_relative_error
-from harness.environment import collect_environment
 from harness.errors import CellError, ConfigError
-from harness.measure import SamplingPolicy
-from harness.plan import CellConfig
-from harness.runfile import RunWriter, load_run
+from harness.measure.correctness import max_relative_error
+from harness.measure.environment import collect_environment
+from harness.measure.sampler import SamplingPolicy
+from harness.run.cell import run_cell
+from harness.run.plan import CellConfig
+from harness.runfile.files import RunWriter, load_run
 from workloads.mlp import MLP
 
 REPO = Path(__file__).resolve().parents[3]

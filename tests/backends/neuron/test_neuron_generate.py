@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 
 from backends.neuron import NeuronBackend
-from harness.cell import run_cell
-from harness.measure import SamplingPolicy
-from harness.plan import CellConfig, ScenarioParams
+from harness.measure.sampler import SamplingPolicy
+from harness.run.cell import run_cell
+from harness.run.plan import CellConfig, ScenarioParams
 from workloads.gpt2 import SHAPES as GPT2_SHAPES
 from workloads.llama import SHAPES as LLAMA_SHAPES
 

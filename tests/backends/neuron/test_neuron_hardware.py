@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from backends.neuron import NeuronBackend
-from harness.isolation import run_cell_isolated
-from harness.measure import SamplingPolicy
-from harness.plan import CellConfig
+from harness.measure.sampler import SamplingPolicy
+from harness.run.isolation import run_cell_isolated
+from harness.run.plan import CellConfig
 
 _STATUS = NeuronBackend().availability()
 

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from harness.environment import collect_environment
-from harness.measure import SamplingPolicy
-from harness.plan import CellConfig, ScenarioParams
-from harness.runfile import RunWriter, load_run
+from harness.measure.environment import collect_environment
+from harness.measure.sampler import SamplingPolicy
+from harness.run.plan import CellConfig, ScenarioParams
+from harness.runfile.files import RunWriter, load_run
 
 #: Enough to exercise every code path in well under a second per cell on a tiny model.
 SHORT = SamplingPolicy(max_time_s=0.3, warmup_time_s=0.01, warmup_min_count=1, min_count=3)

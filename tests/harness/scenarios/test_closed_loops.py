@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 import torch
 
-from harness.cell import run_cell
-from harness.measure import SamplingPolicy
+from harness.measure.sampler import SamplingPolicy
+from harness.run.cell import run_cell
 from harness.scenarios.sut import StagedModel
 from workloads.mlp import MLP
 

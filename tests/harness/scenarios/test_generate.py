@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from harness.cell import run_cell
-from harness.measure import SamplingPolicy
+from harness.measure.sampler import SamplingPolicy
+from harness.run.cell import run_cell
 from harness.scenarios.generate import sample_requests, token_rates
 from harness.scenarios.tokens import RequestTimeline
 

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from harness.cell import run_cell
-from harness.measure import SamplingPolicy
+from harness.measure.sampler import SamplingPolicy
+from harness.run.cell import run_cell
 from harness.scenarios.loadgen import parse_summary
 
 Roundtrip = Callable[[dict[str, Any]], dict[str, Any]]

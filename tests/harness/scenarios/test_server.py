@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from harness.cell import run_cell
-from harness.measure import SamplingPolicy
+from harness.measure.sampler import SamplingPolicy
+from harness.run.cell import run_cell
 
 Roundtrip = Callable[[dict[str, Any]], dict[str, Any]]
 

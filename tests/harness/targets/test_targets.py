@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.plan import Suite
-from harness.runfile import load_run
+from harness.run.plan import Suite
+from harness.runfile.files import load_run
 from harness.targets.aws.orchestrator import AwsTarget
 from harness.targets.aws.plan import AwsOptions
 from harness.targets.base import Target, TargetOutcome

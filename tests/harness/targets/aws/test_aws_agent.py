@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from harness.plan import Suite
-from harness.runfile import validate
+from harness.run.plan import Suite
+from harness.runfile.files import validate
 from harness.targets.aws.agent import run_agent
 from harness.targets.aws.iam import instance_role_policy
 from harness.targets.aws.storage import ERROR, EXIT_REPORTED, HEARTBEAT, JOB, JOB_SCHEMA, RUN_FILE, RunStore

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.cli import main
+from harness.cli.main import main
 from harness.targets.aws import orchestrator
 from tests.conftest import REPO_ROOT, CliRunner
 from tests.harness.targets.aws.conftest import REGION
@@ -18,7 +18,7 @@ TINY = ["--workload", "mlp", "--preset", "tiny", "--dtype", "fp32", "--max-time"
 
 def test_help_imports_neither_boto3_nor_torch(run_cli: CliRunner) -> None:
     code = (
-        "import sys; from harness.cli import _build_parser; _build_parser(); "
+        "import sys; from harness.cli.main import _build_parser; _build_parser(); "
         "print(sorted(m for m in ('boto3', 'botocore', 'torch') if m in sys.modules))"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO_ROOT, timeout=60)

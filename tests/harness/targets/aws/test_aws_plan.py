@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from harness.errors import ConfigError
-from harness.plan import Suite
 from harness.pricing.catalog import load_catalog
+from harness.run.plan import Suite
 from harness.targets.aws.plan import MAX_HOURS_LIMIT, AwsOptions, estimate_hours, plan_instances, render_plan
 from tests.conftest import CliRunner
 from tests.harness.targets.aws.conftest import REGION

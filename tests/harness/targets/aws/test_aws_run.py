@@ -17,10 +17,10 @@ from typing import Any
 
 import pytest
 
-from harness.cost import PriceResolver
 from harness.errors import CloudError
-from harness.plan import Suite
-from harness.runfile import load_run
+from harness.report.cost import PriceResolver
+from harness.run.plan import Suite
+from harness.runfile.files import load_run
 from harness.targets.aws.iam import caller_policy
 from harness.targets.aws.orchestrator import AwsTarget, Event, InterruptedRun, Timing
 from harness.targets.aws.plan import AwsOptions

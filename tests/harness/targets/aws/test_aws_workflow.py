@@ -66,7 +66,7 @@ def test_comparison_is_the_job_summary_and_run_files_are_artifacts(workflow: dic
 
 
 def test_every_option_the_workflow_passes_exists(workflow: dict) -> None:  # type: ignore[type-arg]
-    from harness.cli import _build_parser
+    from harness.cli.main import _build_parser
 
     parser = _build_parser()
     run_parser = parser._subparsers._group_actions[0].choices["run"]  # type: ignore[union-attr]

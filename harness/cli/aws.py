@@ -1,0 +1,264 @@
+"""Command-line glue for the aws target: options on ``run``, ``siliconbench aws plan|cleanup`` and the
+hidden on-instance ``siliconbench agent``. Like ``harness.cli.main``, this is the only aws module that
+prints; everything it calls raises typed errors instead.
+
+Importing this module imports neither boto3 nor torch, so ``siliconbench --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tomllib
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from harness.cli.argtypes import positive_float
+from harness.errors import ConfigError
+
+__all__ = ["add_commands", "add_run_options", "cmd_agent", "cmd_aws", "dispatch_run"]
+
+EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
+
+_AWS_ONLY = ("instance_type", "region", "bucket", "instance_profile", "ami_parameter", "wheel")
+_AWS_FLAGS = ("spot", "create_instance_profile", "dry_run")
+
+
+def add_run_options(run: argparse.ArgumentParser) -> None:
+    """The ``--target`` options of ``siliconbench run``."""
+    group = run.add_argument_group(
+        "where to run",
+        "--target aws launches one EC2 instance per --instance-type, at once, and writes one run file per instance",
+    )
+    group.add_argument("--target", choices=("local", "aws"), default="local", help="where to measure (default local)")
+    group.add_argument(
+        "--instance-type",
+        action="append",
+        metavar="TYPE",
+        help="EC2 instance type for --target aws, e.g. inf2.xlarge (repeatable)",
+    )
+    group.add_argument("--region", metavar="REGION", help="AWS region (default: your AWS configuration's)")
+    group.add_argument("--spot", action="store_true", help="launch spot instances instead of on-demand")
+    group.add_argument(
+        "--bucket", metavar="NAME", help="S3 bucket for the handover (default: a bucket per run, deleted at the end)"
+    )
+    group.add_argument("--instance-profile", metavar="NAME", help="instance profile the instances run as")
+    group.add_argument(
+        "--create-instance-profile",
+        action="store_true",
+        help="create a least-privilege instance profile for this run, deleted at the end",
+    )
+    group.add_argument(
+        "--max-hours",
+        type=positive_float,
+        default=2.0,
+        metavar="H",
+        help="hard limit per instance; its watchdog powers it off soon after (default 2)",
+    )
+    group.add_argument(
+        "--ami-parameter",
+        action="append",
+        metavar="KIND=NAME",
+        help="SSM parameter naming the AMI for neuron, gpu or cpu instances (AWS renames them)",
+    )
+    group.add_argument(
+        "--wheel",
+        metavar="FILE.whl",
+        help="install this siliconbench wheel on the instances instead of the same version from PyPI",
+    )
+    group.add_argument(
+        "--dry-run", action="store_true", help="with --target aws: print the plan and its cost, create nothing"
+    )
+
+
+def add_commands(sub: Any, run_parser: argparse.ArgumentParser) -> None:
+    """``siliconbench aws plan|cleanup`` and the hidden ``siliconbench agent``."""
+    aws = sub.add_parser(
+        "aws",
+        help="plan AWS runs and clean up what they left behind",
+        description="Plan runs on AWS, and find and remove what siliconbench tagged there.",
+    )
+    aws_sub = aws.add_subparsers(dest="aws_command", required=True, parser_class=type(aws), metavar="ACTION")
+    aws_sub.add_parser(
+        "plan",
+        parents=[run_parser],
+        conflict_handler="resolve",
+        help="print what 'run --target aws' would launch and its estimated cost",
+        description="A dry run of 'siliconbench run --target aws' with the same options: "
+        "instances, AMIs, cells and estimated cost. Creates nothing.",
+    )
+    # No set_defaults here: the actions are shared with 'run', and set_defaults would change its defaults.
+    clean = aws_sub.add_parser(
+        "cleanup",
+        help="terminate expired siliconbench instances and delete their resources",
+        description="Find every instance, security group, instance profile and bucket "
+        "tagged siliconbench:managed=true and remove the expired ones.",
+    )
+    clean.add_argument("--all", action="store_true", help="remove every tagged resource, expired or not")
+    clean.add_argument("--dry-run", action="store_true", help="list what would be removed; remove nothing")
+    clean.add_argument("--region", metavar="REGION", help="AWS region (default: your AWS configuration's)")
+    agent = sub.add_parser("agent", description="On-instance entry point: runs the job in S3 (used by the bootstrap).")
+    agent.add_argument("--bucket", required=True)
+    agent.add_argument("--prefix", required=True)
+    agent.add_argument("--region")
+    agent.add_argument("--workdir", default="results", help="where the run file is written on the instance")
+    agent.add_argument("--heartbeat-s", type=positive_float, default=None, help="seconds between heartbeats")
+
+
+def dispatch_run(args: argparse.Namespace, suite: Any) -> int | None:
+    """Handle ``run --target aws``; None means a plain local run for ``harness.cli.main`` to do."""
+    if getattr(args, "target", "local") != "aws":
+        given = [name for name in _AWS_ONLY if getattr(args, name, None)]
+        given += [name for name in _AWS_FLAGS if getattr(args, name, False)]
+        if given:
+            raise ConfigError(f"--{given[0].replace('_', '-')} only applies with --target aws")
+        return None
+    if getattr(args, "price_per_hour", None) is not None:
+        raise ConfigError(
+            "--price-per-hour is for local runs; aws runs are priced from the price catalog "
+            "(or EC2's spot prices with --spot)"
+        )
+    return run_on_aws(args, suite)
+
+
+def _suite_names_backends(path: str | None) -> bool:
+    if not path:
+        return False
+    with Path(path).open("rb") as handle:
+        data = tomllib.load(handle)
+    nested = data.get("suite")
+    return "backends" in data or (isinstance(nested, dict) and "backends" in nested)
+
+
+def options_from_args(args: argparse.Namespace) -> Any:
+    from harness.targets.aws.ami import parse_parameter_overrides
+    from harness.targets.aws.plan import AwsOptions
+
+    return AwsOptions(
+        instance_types=tuple(args.instance_type or ()),
+        region=args.region,
+        spot=bool(args.spot),
+        bucket=args.bucket,
+        instance_profile=args.instance_profile,
+        create_instance_profile=bool(args.create_instance_profile),
+        max_hours=float(args.max_hours),
+        ami_parameters=parse_parameter_overrides(args.ami_parameter),
+        wheel=Path(args.wheel) if args.wheel else None,
+        auto_backends=args.backend is None and not _suite_names_backends(args.suite),
+    )
+
+
+def _print_plan(suite: Any, options: Any) -> int:
+    from harness.targets.aws.plan import plan_instances, render_plan
+    from harness.targets.aws.session import ClientFactory
+
+    factory = None
+    offline = None
+    try:
+        factory = ClientFactory(options.region)
+        if not factory.has_credentials():
+            factory, offline = None, "no AWS credentials"
+    except ConfigError as exc:
+        offline = str(exc)
+    plans = plan_instances(suite, options, factory)
+    region = factory.region if factory is not None else (options.region or "us-east-1")
+    print(render_plan(plans, options, region, offline))
+    return EXIT_OK
+
+
+def _printer(quiet: bool) -> Any:
+    seen: dict[str, tuple[str, str]] = {}
+
+    def show(event: Any) -> None:
+        key = (event.state, event.detail)
+        if quiet or seen.get(event.instance_type) == key:
+            return
+        seen[event.instance_type] = key
+        where = f" {event.instance_id}" if event.instance_id else ""
+        detail = f": {event.detail}" if event.detail else ""
+        print(f"[{event.instance_type}{where}] {event.state}{detail}", file=sys.stderr, flush=True)
+
+    return show
+
+
+def run_on_aws(args: argparse.Namespace, suite: Any) -> int:
+    """``siliconbench run --target aws``: launch, follow, fetch, tear down, report."""
+    from harness.report.tables import render
+    from harness.runfile.files import load_run
+    from harness.targets.aws.orchestrator import AwsTarget, InterruptedRun
+
+    options = options_from_args(args)
+    if args.dry_run:
+        return _print_plan(suite, options)
+    target = AwsTarget(options, progress=_printer(args.quiet))
+    interrupted = False
+    try:
+        outcomes = target.run(suite)
+    except InterruptedRun as exc:
+        outcomes, interrupted = exc.outcomes, True
+    runs = []
+    for outcome in outcomes:
+        if outcome.run_file is not None:
+            try:
+                runs.append(load_run(outcome.run_file))
+            except Exception as exc:
+                print(f"siliconbench: warning: {exc}", file=sys.stderr)
+    if runs and any(run["cells"] for run in runs):
+        print(render(runs, args.format))
+        print()
+    for outcome in outcomes:
+        where = f" -> {outcome.run_file}" if outcome.run_file else " (no run file)"
+        cells = f", {outcome.cells_done}/{outcome.cells_total} cells"
+        error = f": {outcome.error}" if outcome.error else ""
+        print(f"{outcome.label}: {outcome.status}{cells}{where}{error}")
+    for problem in target.teardown_problems:
+        print(f"siliconbench: teardown: {problem}", file=sys.stderr)
+    if interrupted:
+        print("siliconbench: interrupted; every instance of the run was terminated", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    failed_cells = any(cell["status"] != "ok" for run in runs for cell in run["cells"])
+    if failed_cells or any(o.status != "complete" for o in outcomes):
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def cmd_aws(args: argparse.Namespace) -> int:
+    """``siliconbench aws plan|cleanup``."""
+    if args.aws_command == "plan":
+        from harness.cli.main import _suite_from_args
+
+        args.target, args.dry_run = "aws", True
+        return run_on_aws(args, _suite_from_args(args))
+    from tabulate import tabulate
+
+    from harness.targets.aws.cleanup import cleanup
+    from harness.targets.aws.session import ClientFactory
+
+    findings = cleanup(ClientFactory(args.region), datetime.now(UTC), include_all=args.all, dry_run=args.dry_run)
+    if not findings:
+        print("no siliconbench resources found")
+        return EXIT_OK
+    rows = [
+        [f.kind, f.resource_id, f.run_id, f.state, f.expires_at, "yes" if f.expired else "no", f.action, f.detail]
+        for f in findings
+    ]
+    print(tabulate(rows, headers=["kind", "id", "run id", "state", "expires", "expired", "action", "detail"]))
+    stuck = [
+        f
+        for f in findings
+        if (args.all or f.expired) and f.action == "keep" and f.detail and "live instance" not in f.detail
+    ]
+    return EXIT_FAILED if stuck else EXIT_OK
+
+
+def cmd_agent(args: argparse.Namespace) -> int:
+    """``siliconbench agent``: run the job in S3 on this machine (the instance side)."""
+    from harness.run.progress import progress_printer
+    from harness.targets.aws.agent import run_agent
+    from harness.targets.aws.session import ClientFactory
+    from harness.targets.aws.storage import RunStore
+
+    factory = ClientFactory(args.region)
+    store = RunStore(factory.client("s3"), args.bucket, args.prefix)
+    return run_agent(store, Path(args.workdir), heartbeat_s=args.heartbeat_s, progress=progress_printer(False))

@@ -1,0 +1,523 @@
+"""The ``siliconbench`` command line: the only place that prints and chooses exit codes.
+
+Exit codes: 0 success, 1 a run finished but a cell failed, 2 bad input (one line, no traceback),
+130 interrupted (the run file keeps every finished cell).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+from harness.cli.argtypes import positive_float, positive_int
+from harness.cli.aws import add_commands, add_run_options, cmd_agent, cmd_aws, dispatch_run
+from harness.errors import ConfigError, SiliconbenchError
+
+__all__ = ["main"]
+
+EXIT_OK, EXIT_CELL_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+#: Kept in step with ``harness.run.plan.SCENARIOS`` (a test checks); not imported so --help stays light.
+SCENARIO_CHOICES = ("latency", "throughput", "generate", "server", "offline")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports bad input in one line instead of usage plus error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def _build_parser() -> _Parser:
+    parser = _Parser(
+        prog="siliconbench",
+        description="Benchmark model inference across backends and report latency, throughput and cost.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser, metavar="COMMAND")
+
+    run = sub.add_parser(
+        "run",
+        help="measure a suite of cells and write a run file",
+        description="Measure workloads on backends. With no options, runs the default CPU suite "
+        "(mlp, resnet50, bert-base at batch 1, fp32 and bf16; about a minute on 2 cores).",
+    )
+    run.add_argument(
+        "--workload",
+        action="append",
+        metavar="NAME",
+        help="registered workload or package.module:callable (repeatable)",
+    )
+    run.add_argument(
+        "--preset", metavar="NAME", help="workload size, e.g. tiny (default: each workload's published size)"
+    )
+    run.add_argument("--backend", action="append", metavar="NAME", help="backend to run on (repeatable; default cpu)")
+    run.add_argument("--batch-size", action="append", type=positive_int, metavar="N", help="batch size (repeatable)")
+    run.add_argument(
+        "--dtype",
+        action="append",
+        metavar="NAME",
+        help="precision, e.g. fp32, bf16; cuda adds tf32, fp16 (repeatable; 'list' shows each backend's)",
+    )
+    run.add_argument(
+        "--mode",
+        action="append",
+        metavar="NAME",
+        help=(
+            "execution mode, e.g. eager, compile; cuda adds compile-max-autotune, cudagraph; "
+            "neuron: trace, dataparallel (repeatable)"
+        ),
+    )
+    run.add_argument("--threads", type=positive_int, metavar="N", help="intra-op threads (default: PyTorch's)")
+    run.add_argument(
+        "--device",
+        metavar="DEV",
+        help="device for accelerator backends: cuda:N, or NeuronCores as nc:N, nc:A-B or a count",
+    )
+    run.add_argument("--max-time", type=positive_float, metavar="SECONDS", help="sampling budget per cell (default 4)")
+    run.add_argument("--min-samples", type=positive_int, metavar="N", help="never fewer timed calls (default 10)")
+    run.add_argument(
+        "--target-ci",
+        type=positive_float,
+        metavar="FRACTION",
+        help="stop when the median's 95%% CI half-width is below this fraction (default 0.01)",
+    )
+    isolation = run.add_mutually_exclusive_group()
+    isolation.add_argument(
+        "--isolate", dest="isolate", action="store_const", const=True, help="run every cell in its own child process"
+    )
+    isolation.add_argument(
+        "--no-isolate",
+        dest="isolate",
+        action="store_const",
+        const=False,
+        help="run every cell in this process (default for cpu)",
+    )
+    scenario = run.add_argument_group(
+        "scenarios",
+        "How load is applied. latency: one request at a time (default). throughput: back-to-back calls, "
+        "synchronized per block. generate: LLM generation (TTFT, TPOT, ITL, tokens/s) for decoders (llama, gpt2). "
+        "server: open-loop Poisson arrivals, latency from the scheduled arrival; at --rate, or searching the "
+        "highest rate that meets the SLO (the capacity). offline: one large query through the host, batch by batch.",
+    )
+    scenario.add_argument(
+        "--scenario",
+        choices=SCENARIO_CHOICES,
+        metavar="|".join(SCENARIO_CHOICES),
+        help="load scenario (default latency)",
+    )
+    scenario.add_argument(
+        "--prompt-tokens", type=positive_int, metavar="N", help="decoders: exact prompt length in tokens (default 128)"
+    )
+    scenario.add_argument(
+        "--output-tokens",
+        type=positive_int,
+        metavar="N",
+        help="decoders: exact tokens generated per request, greedy, EOS ignored (default 128)",
+    )
+    scenario.add_argument(
+        "--rate",
+        type=positive_float,
+        metavar="RPS",
+        help="server: fixed arrival rate in requests/s (default: search for the capacity under the SLO)",
+    )
+    scenario.add_argument(
+        "--slo-p99", type=positive_float, metavar="MS", help="server: target p99 end-to-end latency in milliseconds"
+    )
+    scenario.add_argument(
+        "--slo-ttft",
+        type=positive_float,
+        metavar="MS",
+        help="server, decoders: target p99 time to first token in milliseconds",
+    )
+    scenario.add_argument(
+        "--slo-tpot",
+        type=positive_float,
+        metavar="MS",
+        help="server, decoders: target p99 time per output token in milliseconds",
+    )
+    scenario.add_argument(
+        "--concurrency", type=positive_int, metavar="N", help="server: requests served at once (default 1)"
+    )
+    scenario.add_argument(
+        "--loadgen",
+        action="store_const",
+        const=True,
+        help="run latency/server/offline under MLPerf LoadGen as SingleStream/Server/Offline "
+        "and record its VALID/INVALID verdict (pip install 'siliconbench[loadgen]')",
+    )
+    run.add_argument("--output", metavar="DIR", help="folder for the run file (default results/)")
+    run.add_argument("--suite", metavar="FILE.toml", help="suite file naming the matrix; options above override it")
+    run.add_argument("--format", choices=("table", "markdown"), default="table", help="final table format")
+    run.add_argument("--quiet", action="store_true", help="no progress lines")
+    run.add_argument(
+        "--price-per-hour",
+        type=positive_float,
+        metavar="USD",
+        help="this machine's price, recorded in the run file for cost reports (or a [pricing] table in the suite file)",
+    )
+    add_run_options(run)
+
+    sub.add_parser("list", help="show workloads, presets and backends with availability")
+
+    report = sub.add_parser(
+        "report",
+        help="report one or more run files: tables, cost, plots",
+        description="Report run files as a table, Markdown (GitHub job summaries), CSV, JSON "
+        "or a self-contained HTML page with figures. Never re-runs anything.",
+    )
+    report.add_argument("runfiles", nargs="+", metavar="RUNFILE")
+    report.add_argument("--format", default="table", choices=("table", "markdown", "csv", "json", "html"))
+    report.add_argument("--output", metavar="FILE", help="write the report here instead of standard output")
+    report.add_argument(
+        "--slo-p99",
+        type=positive_float,
+        metavar="MS",
+        help="name the fastest and the cheapest cell per workload whose p99 meets this many ms",
+    )
+    report.add_argument(
+        "--price-per-hour",
+        type=positive_float,
+        metavar="USD",
+        help="price for runs that have none of their own (e.g. a local machine)",
+    )
+    report.add_argument(
+        "--prices", metavar="FILE", help="price catalog (default: $SILICONBENCH_PRICES or the bundled one)"
+    )
+
+    compare = sub.add_parser(
+        "compare",
+        help="compare two run files cell by cell; the CI regression gate",
+        description="Match cells by configuration and report the new/base ratio of medians "
+        "and of p99s with bootstrap confidence intervals and a verdict. Exit 1 with "
+        "--fail-if-slower when a cell is significantly slower by more than PCT percent, or "
+        "failed in NEW only.",
+    )
+    compare.add_argument("base", metavar="BASE.json")
+    compare.add_argument("new", metavar="NEW.json")
+    compare.add_argument("--format", default="table", choices=("table", "markdown", "json"))
+    compare.add_argument(
+        "--fail-if-slower",
+        type=_non_negative_float,
+        metavar="PCT",
+        help="exit 1 if any matched cell is significantly slower by more than PCT percent",
+    )
+    compare.add_argument(
+        "--confidence",
+        type=positive_float,
+        default=0.95,
+        metavar="LEVEL",
+        help="confidence level of the intervals (default 0.95)",
+    )
+    compare.add_argument("--output", metavar="FILE", help="write the comparison here instead of standard output")
+
+    pricing = sub.add_parser("pricing", help="show or refresh the price catalog")
+    pricing_sub = pricing.add_subparsers(dest="pricing_command", required=True, parser_class=_Parser, metavar="ACTION")
+    show = pricing_sub.add_parser("show", help="print the catalog's prices with their sources and dates")
+    refresh = pricing_sub.add_parser(
+        "refresh",
+        help="rebuild prices from the AWS Price List API and EC2 spot history",
+        description="Fetch on-demand prices (pricing:GetProducts) and spot prices "
+        "(ec2:DescribeSpotPriceHistory) and write a catalog: the current one with the "
+        "fetched prices replaced. Needs AWS credentials.",
+    )
+    for command in (show, refresh):
+        command.add_argument(
+            "--prices", metavar="FILE", help="catalog to read (default: $SILICONBENCH_PRICES or bundled)"
+        )
+        command.add_argument(
+            "--instance-type", action="append", metavar="TYPE", help="only this instance type (repeatable)"
+        )
+        command.add_argument("--region", action="append", metavar="REGION", help="only this region (repeatable)")
+        command.add_argument(
+            "--purchase-option",
+            action="append",
+            choices=("on-demand", "spot"),
+            help="only this purchase option (repeatable)",
+        )
+    show.add_argument("--format", default="table", choices=("table", "markdown", "csv", "json"))
+    refresh.add_argument(
+        "--output",
+        metavar="FILE",
+        required=True,
+        help="where to write the new catalog (harness/pricing/snapshot.json rebuilds the bundled one)",
+    )
+
+    export = sub.add_parser("export", help="export a run file to another tool's format")
+    export_sub = export.add_subparsers(dest="export_format", required=True, parser_class=_Parser, metavar="FORMAT")
+    to_pb = export_sub.add_parser(
+        "pytest-benchmark", help="pytest-benchmark JSON, readable by 'pytest-benchmark compare'"
+    )
+    to_pb.add_argument("runfile", metavar="RUNFILE")
+    to_pb.add_argument("--output", metavar="FILE", help="write here instead of standard output")
+    to_pb.add_argument("--include-data", action="store_true", help="include every raw sample (seconds)")
+    add_commands(sub, run)
+    return parser
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+    return value
+
+
+def _suite_from_args(args: argparse.Namespace) -> Any:
+    from harness.run.plan import DEFAULT_SUITE, load_suite_file
+
+    suite = load_suite_file(args.suite) if args.suite else DEFAULT_SUITE
+    return suite.with_overrides(
+        workloads=args.workload,
+        preset=args.preset,
+        backends=args.backend,
+        batch_sizes=args.batch_size,
+        dtypes=args.dtype,
+        modes=args.mode,
+        threads=args.threads,
+        device=args.device,
+        max_time=args.max_time,
+        min_samples=args.min_samples,
+        target_rel_ci=args.target_ci,
+        isolate=args.isolate,
+        output=args.output,
+        scenario=args.scenario,
+        prompt_tokens=args.prompt_tokens,
+        output_tokens=args.output_tokens,
+        rate=args.rate,
+        slo_p99=args.slo_p99,
+        slo_ttft=args.slo_ttft,
+        slo_tpot=args.slo_tpot,
+        concurrency=args.concurrency,
+        loadgen=args.loadgen,
+    )
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from harness.report.tables import render
+    from harness.run.progress import progress_printer
+    from harness.runfile.files import RunWriter
+    from harness.targets.local import run_suite
+
+    suite = _suite_from_args(args)
+    remote = dispatch_run(args, suite)
+    if remote is not None:
+        return remote
+    price = _run_price(args, suite)
+    started: list[RunWriter] = []
+
+    def announce(writer: RunWriter, cells: list[Any]) -> None:
+        started.append(writer)
+        if not args.quiet:
+            print(f"siliconbench: {len(cells)} cells -> {writer.path}", file=sys.stderr, flush=True)
+
+    try:
+        result = run_suite(
+            suite,
+            progress=progress_printer(args.quiet),
+            on_start=announce,
+            pricing=price.to_dict() if price else None,
+        )
+    except KeyboardInterrupt:
+        if not started:
+            raise
+        writer = started[0]
+        print(render([writer.data], args.format))
+        print(f"\ninterrupted: {len(writer.data['cells'])} finished cells kept in {writer.path}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    print(render([result.data], args.format))
+    print(f"\nrun file: {result.path}")
+    return EXIT_CELL_FAILED if any(r["status"] != "ok" for r in result.records) else EXIT_OK
+
+
+def _cmd_list(_: argparse.Namespace) -> int:
+    from tabulate import tabulate
+
+    from backends.registry import available_backends, get_backend
+    from workloads.registry import available_workloads, load_factory, presets_of
+
+    rows = []
+    for name, _target in available_workloads().items():
+        try:
+            presets, default = presets_of(name)
+            description = getattr(load_factory(name), "description", "")
+            rows.append([name, presets, default or "-", description])
+        except SiliconbenchError as exc:
+            rows.append([name, "-", "-", f"cannot load: {exc}"])
+    print(tabulate(rows, headers=["workload", "presets", "default", "description"]))
+    print()
+    backend_rows = []
+    for name in available_backends():
+        try:
+            backend = get_backend(name)
+            status = backend.availability()
+            backend_rows.append(
+                [
+                    name,
+                    "yes" if status.available else "no",
+                    ", ".join(backend.dtypes),
+                    ", ".join(backend.modes),
+                    status.reason,
+                ]
+            )
+        except SiliconbenchError as exc:
+            backend_rows.append([name, "no", "-", "-", str(exc)])
+    print(tabulate(backend_rows, headers=["backend", "available", "dtypes", "modes", "reason"]))
+    return EXIT_OK
+
+
+def _run_price(args: argparse.Namespace, suite: Any) -> Any:
+    """The machine's price from --price-per-hour or the suite's [pricing] table (checked before measuring)."""
+    from harness.pricing.catalog import load_catalog
+    from harness.pricing.given import price_from_cli, price_from_table
+
+    if args.price_per_hour is not None:
+        return price_from_cli(args.price_per_hour)
+    if suite.pricing:
+        return price_from_table(suite.pricing, load_catalog)
+    return None
+
+
+def _emit(text: str, output: str | None, what: str) -> None:
+    """Print ``text``, or write it to ``output`` and say where on stderr."""
+    from harness.errors import OutputError
+
+    if output is None:
+        print(text)
+        return
+    path = Path(output)
+    try:
+        if path.parent != Path():
+            path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text if text.endswith("\n") else text + "\n")
+    except OSError as exc:
+        raise OutputError(f"cannot write {what} to {output!r}: {exc.strerror}; choose another --output") from None
+    print(f"siliconbench: {what} written to {output}", file=sys.stderr)
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from harness.pricing.given import price_from_cli
+    from harness.report.cost import PriceResolver
+    from harness.report.tables import render
+    from harness.runfile.files import load_run
+
+    runs = [load_run(path) for path in args.runfiles]
+    from harness.pricing.catalog import load_catalog
+
+    fallback = price_from_cli(args.price_per_hour) if args.price_per_hour is not None else None
+    # A catalog the user names is read now, so a bad file fails even if no run needs a look-up.
+    prices = PriceResolver(load_catalog(args.prices) if args.prices else None, fallback)
+    _emit(render(runs, args.format, prices, args.slo_p99), args.output, "report")
+    return EXIT_OK
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from harness.report.compare import compare_runs, regressions, render_comparison
+    from harness.runfile.files import load_run
+
+    base, new = load_run(args.base), load_run(args.new)
+    comparison = compare_runs(base, new, confidence=args.confidence)
+    if not comparison.cells:
+        raise ConfigError(
+            f"no cell of {args.new!r} has the configuration of a cell of {args.base!r}; compare runs of the same suite"
+        )
+    _emit(render_comparison(comparison, args.format, args.fail_if_slower), args.output, "comparison")
+    if args.fail_if_slower is not None and regressions(comparison, args.fail_if_slower):
+        return EXIT_CELL_FAILED
+    return EXIT_OK
+
+
+def _cmd_pricing(args: argparse.Namespace) -> int:
+    from harness.pricing.catalog import load_catalog, save_catalog
+    from harness.pricing.show import render_prices
+
+    catalog = load_catalog(args.prices)
+    if args.pricing_command == "show":
+        selected = catalog.select(args.instance_type or (), args.region or (), args.purchase_option or ())
+        if not selected:
+            from harness.errors import PricingError
+
+            raise PricingError(f"no price in the {catalog.origin} matches; 'siliconbench pricing show' lists them all")
+        print(render_prices(catalog, selected, args.format))
+        return EXIT_OK
+    from harness.pricing.given import today_utc
+    from harness.pricing.refresh import refresh_prices
+
+    if args.instance_type and args.region:
+        pairs = {(t, r) for t in args.instance_type for r in args.region}
+    else:  # the catalog's own (instance type, region) pairs, narrowed by what was named
+        wanted = catalog.select(args.instance_type or (), args.region or ())
+        pairs = {(p.instance_type, p.region) for p in wanted if p.instance_type and p.region}
+    options = args.purchase_option or ["on-demand", "spot"]
+    if not pairs:
+        raise ConfigError(
+            "nothing to refresh: the catalog has no such instance type or region; "
+            "name both --instance-type and --region to add one"
+        )
+
+    def pricing_client() -> Any:
+        import boto3
+
+        return boto3.client("pricing", region_name="us-east-1")  # the Price List API's home region
+
+    def ec2_client(region: str) -> Any:
+        import boto3
+
+        return boto3.client("ec2", region_name=region)
+
+    result = refresh_prices(pairs, options, pricing_client, ec2_client)
+    for line in result.missing:
+        print(f"siliconbench: warning: kept the old price (if any): {line}", file=sys.stderr)
+    if not result.prices:
+        raise ConfigError("AWS returned no price for anything asked; the catalog was not written")
+    updated = catalog.updated(result.prices, today_utc())
+    path = save_catalog(updated, args.output)
+    print(
+        f"siliconbench: {len(result.prices)} prices refreshed; catalog of {len(updated)} written to {path}",
+        file=sys.stderr,
+    )
+    return EXIT_OK
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    import json
+
+    from harness.report.export.pytest_benchmark import to_pytest_benchmark
+    from harness.runfile.files import load_run
+
+    document = to_pytest_benchmark(load_run(args.runfile), include_data=args.include_data)
+    _emit(json.dumps(document, indent=1), args.output, "pytest-benchmark JSON")
+    return EXIT_OK
+
+
+COMMANDS = {
+    "run": _cmd_run,
+    "list": _cmd_list,
+    "report": _cmd_report,
+    "compare": _cmd_compare,
+    "pricing": _cmd_pricing,
+    "export": _cmd_export,
+    "aws": cmd_aws,
+    "agent": cmd_agent,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except SiliconbenchError as exc:
+        print(f"siliconbench: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("siliconbench: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

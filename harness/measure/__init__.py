@@ -1,0 +1,1 @@
+"""Measurement: the sampler, its statistics, correctness checks and the environment record."""

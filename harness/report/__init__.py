@@ -1,0 +1,1 @@
+"""Reporting: columns, formats, comparison, SLO picks, cost, plots and exports."""

@@ -1,0 +1,279 @@
+"""Report figures as PNG bytes: latency distributions, batch sweeps, cost against p99, history.
+
+Drawn with matplotlib's object API on the Agg canvas (no pyplot, no display, no global state), so
+a report renders the same on a headless CI machine. Every figure is one workload; a figure that
+would show nothing (no prices, a single batch size, a single run) is not drawn, and the report
+says why instead.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from harness.report.slo import cell_label
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+__all__ = ["Plot", "make_plots", "pareto_front"]
+
+DPI = 110
+#: Colours that stay distinguishable for common colour-vision deficiencies (Okabe & Ito 2008).
+PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000")
+
+
+@dataclass(frozen=True)
+class Plot:
+    """One rendered figure: which section it belongs to, a title, alt text and the PNG."""
+
+    section: str
+    title: str
+    alt: str
+    png: bytes
+
+
+def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
+    """Indices of the points no other point beats on both axes (both minimized), by x ascending."""
+    order = sorted(range(len(points)), key=lambda i: (points[i][0], points[i][1]))
+    front: list[int] = []
+    best_y = float("inf")
+    for i in order:
+        if points[i][1] < best_y:
+            front.append(i)
+            best_y = points[i][1]
+    return front
+
+
+def _png(fig: Figure) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight")
+    return buffer.getvalue()
+
+
+def _new_figure(width: float, height: float) -> tuple[Figure, Axes]:
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), layout="constrained")
+    return fig, fig.add_subplot()
+
+
+def _by_workload(rows: Sequence[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        if row["status"] == "ok":
+            groups.setdefault(f"{row['workload']}:{row['preset']}", []).append(row)
+    return groups
+
+
+def _series_key(row: dict[str, Any]) -> str:
+    threads = f" t{row['threads']}" if row.get("threads") else ""
+    return f"{row['target']} {row['backend']} {row['dtype']} {row['mode']}{threads}"
+
+
+def _latency_distribution(workload: str, rows: list[dict[str, Any]], samples: dict[tuple[str, str], list[int]]) -> Plot:
+    import numpy as np
+
+    labels, data = [], []
+    for row in rows:
+        values = samples.get((row["run_id"], row["cell_id"]))
+        if values:
+            labels.append(cell_label(row) + (f" ({row['run_id'][:15]})" if _multi_run(rows) else ""))
+            data.append(np.asarray(values, dtype=np.float64) / 1e6)
+    import matplotlib
+
+    fig, ax = _new_figure(8.0, 1.2 + 0.45 * len(data))
+    # matplotlib 3.10 renamed vert=False to orientation="horizontal" and deprecates the old name.
+    major, minor = (int(part) for part in matplotlib.__version__.split(".")[:2])
+    horizontal: dict[str, Any] = {"orientation": "horizontal"} if (major, minor) >= (3, 10) else {"vert": False}
+    ax.boxplot(
+        data,
+        whis=(1, 99),
+        showfliers=False,
+        widths=0.6,
+        medianprops={"color": PALETTE[3], "linewidth": 2},
+        **horizontal,
+    )
+    for i, cell_ms in enumerate(data, start=1):
+        p99 = float(np.percentile(cell_ms, 99))
+        ax.plot([p99], [i], marker="|", color=PALETTE[0], markersize=14, markeredgewidth=2)
+    lows = [float(np.min(d)) for d in data]
+    highs = [float(np.percentile(d, 99)) for d in data]
+    if min(lows) > 0 and max(highs) / min(lows) > 20:
+        ax.set_xscale("log")
+    ax.set_yticks(range(1, len(labels) + 1), labels)
+    ax.set_xlabel("latency per call (ms)")
+    ax.set_title(f"{workload}: latency distribution per cell")
+    ax.grid(axis="x", alpha=0.3)
+    fig.text(0.01, 0.0, "box: quartiles; whiskers: p1 to p99; red: median; blue tick: p99", fontsize=8, color="#555555")
+    alt = f"Latency distribution of {len(data)} cells of {workload}"
+    return Plot("Latency distribution per cell", workload, alt, _png(fig))
+
+
+def _multi_run(rows: Sequence[dict[str, Any]]) -> bool:
+    return len({r["run_id"] for r in rows}) > 1
+
+
+def _batch_sweep(workload: str, rows: list[dict[str, Any]]) -> Plot | None:
+    from matplotlib.figure import Figure
+
+    series: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        series.setdefault(_series_key(row) + (f" {row['run_id'][:15]}" if _multi_run(rows) else ""), []).append(row)
+    swept = {
+        k: sorted(v, key=lambda r: r["batch_size"]) for k, v in series.items() if len({r["batch_size"] for r in v}) > 1
+    }
+    if not swept:
+        return None
+    fig = Figure(figsize=(10.0, 4.2), layout="constrained")
+    lat_ax, thr_ax = fig.subplots(1, 2)
+    for i, (name, points) in enumerate(sorted(swept.items())):
+        color = PALETTE[i % len(PALETTE)]
+        batches = [r["batch_size"] for r in points]
+        lat_ax.plot(batches, [r["p50_ms"] for r in points], marker="o", color=color, label=f"{name} p50")
+        lat_ax.plot(
+            batches, [r["p99_ms"] for r in points], marker="x", linestyle="--", color=color, label=f"{name} p99"
+        )
+        thr_ax.plot(batches, [r["throughput_per_s"] for r in points], marker="o", color=color, label=name)
+    for ax in (lat_ax, thr_ax):
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("batch size")
+        ax.grid(alpha=0.3)
+        ax.xaxis.set_major_formatter("{x:g}")
+    lat_ax.set_ylabel("latency per call (ms)")
+    lat_ax.set_title("latency against batch size")
+    thr_ax.set_ylabel("inferences per second")
+    thr_ax.set_title("throughput against batch size")
+    lat_ax.legend(fontsize=7)
+    thr_ax.legend(fontsize=7)
+    fig.suptitle(workload)
+    alt = f"Latency and throughput of {workload} against batch size for {len(swept)} configurations"
+    return Plot("Latency and throughput against batch size", workload, alt, _png(fig))
+
+
+def _cost_vs_p99(workload: str, rows: list[dict[str, Any]], slo_p99_ms: float | None) -> Plot | None:
+    priced = [r for r in rows if r.get("usd_per_million") is not None and r.get("p99_ms") is not None]
+    if not priced:
+        return None
+    points = [(r["p99_ms"], r["usd_per_million"]) for r in priced]
+    front = pareto_front(points)
+    fig, ax = _new_figure(8.0, 5.0)
+    targets = sorted({r["target"] for r in priced})
+    for i, target in enumerate(targets):
+        mine = [r for r in priced if r["target"] == target]
+        ax.scatter(
+            [r["p99_ms"] for r in mine],
+            [r["usd_per_million"] for r in mine],
+            s=40,
+            color=PALETTE[i % len(PALETTE)],
+            label=target,
+            zorder=3,
+        )
+    front_points = [points[i] for i in front]
+    ax.step(
+        [p[0] for p in front_points],
+        [p[1] for p in front_points],
+        where="post",
+        color="#333333",
+        linewidth=1.2,
+        zorder=2,
+        label="Pareto front",
+    )
+    ax.scatter(
+        [p[0] for p in front_points],
+        [p[1] for p in front_points],
+        s=140,
+        facecolors="none",
+        edgecolors="#333333",
+        linewidths=1.4,
+        zorder=4,
+    )
+    for i in front:
+        row = priced[i]
+        ax.annotate(
+            f"{row['backend']} {row['dtype']} bs{row['batch_size']}",
+            points[i],
+            textcoords="offset points",
+            xytext=(6, 6),
+            fontsize=7,
+        )
+    if slo_p99_ms is not None:
+        ax.axvline(slo_p99_ms, color=PALETTE[3], linestyle=":", label=f"p99 target {slo_p99_ms:g} ms")
+    xs, ys = [p[0] for p in points], [p[1] for p in points]
+    if min(xs) > 0 and max(xs) / min(xs) > 20:
+        ax.set_xscale("log")
+    if min(ys) > 0 and max(ys) / min(ys) > 20:
+        ax.set_yscale("log")
+    ax.set_xlabel("p99 latency (ms)")
+    ax.set_ylabel("USD per million inferences")
+    ax.set_title(f"{workload}: cost against p99 latency (lower left is better)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    alt = f"Cost per million inferences against p99 latency for {len(priced)} priced cells of {workload}"
+    return Plot("Cost per million inferences against p99 latency", workload, alt, _png(fig))
+
+
+def _history(workload: str, rows: list[dict[str, Any]]) -> Plot | None:
+    from matplotlib import dates
+
+    series: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    for row in rows:
+        if row.get("run_started_utc"):
+            series.setdefault((_series_key(row), row["batch_size"]), []).append(row)
+    lines = {f"{k[0]} bs{k[1]}": v for k, v in sorted(series.items()) if len({r["run_started_utc"] for r in v}) > 1}
+    if not lines:
+        return None
+    fig, ax = _new_figure(9.0, 4.5)
+
+    def when(row: dict[str, Any]) -> datetime:
+        return datetime.fromisoformat(str(row["run_started_utc"]).replace("Z", "+00:00"))
+
+    for i, (name, points) in enumerate(lines.items()):
+        points = sorted(points, key=when)
+        xs = [float(dates.date2num(when(r))) for r in points]  # type: ignore[no-untyped-call]
+        ys = [r["p50_ms"] for r in points]
+        low = [max(0.0, r["p50_ms"] - (r["p50_lo_ms"] if r["p50_lo_ms"] is not None else r["p50_ms"])) for r in points]
+        high = [max(0.0, (r["p50_hi_ms"] if r["p50_hi_ms"] is not None else r["p50_ms"]) - r["p50_ms"]) for r in points]
+        ax.errorbar(xs, ys, yerr=[low, high], marker="o", capsize=3, color=PALETTE[i % len(PALETTE)], label=name)
+    ax.set_ylabel("median latency (ms), 95% CI")
+    ax.set_title(f"{workload}: median latency over time")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    ax.xaxis_date()
+    locator: Any = dates.AutoDateLocator()  # type: ignore[no-untyped-call]
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(dates.ConciseDateFormatter(locator))  # type: ignore[no-untyped-call]
+    alt = f"Median latency of {len(lines)} configurations of {workload} across runs"
+    return Plot("History", workload, alt, _png(fig))
+
+
+def make_plots(
+    runs: Sequence[dict[str, Any]], rows: Sequence[dict[str, Any]], slo_p99_ms: float | None = None
+) -> tuple[list[Plot], list[str]]:
+    """Every figure the rows support, and one line per figure kind that was skipped, saying why."""
+    samples = {(run["run_id"], cell.get("id")): cell.get("samples_ns") or [] for run in runs for cell in run["cells"]}
+    plots: list[Plot] = []
+    skipped: list[str] = []
+    groups = _by_workload(rows)
+    for workload, mine in groups.items():
+        plots.append(_latency_distribution(workload, mine, samples))
+    sweeps = [p for w, mine in groups.items() if (p := _batch_sweep(w, mine)) is not None]
+    costs = [p for w, mine in groups.items() if (p := _cost_vs_p99(w, mine, slo_p99_ms)) is not None]
+    history = [p for w, mine in groups.items() if (p := _history(w, mine)) is not None]
+    plots += sweeps + costs + history
+    if groups and not sweeps:
+        skipped.append(
+            "Latency and throughput against batch size: no configuration was measured at more than one "
+            "batch size (run with several --batch-size)"
+        )
+    if groups and not costs:
+        skipped.append(
+            "Cost against p99 latency: no cell has a price (give --price-per-hour, or run on a priced instance type)"
+        )
+    if groups and not history:
+        skipped.append("History: give run files from several runs of the same configuration")
+    return plots, skipped

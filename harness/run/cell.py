@@ -1,0 +1,116 @@
+"""Run one cell: resolve, build, then hand over to its scenario — and never raise.
+
+Whatever goes wrong inside a cell becomes a ``failed`` cell naming the phase it failed in, so
+one broken configuration never costs the measurements of the others. The common part (backend,
+options, threads, workload, model) lives here; what is measured and how lives in
+``harness.scenarios``, one module per scenario.
+"""
+
+from __future__ import annotations
+
+import os
+import traceback
+from typing import Any
+
+from backends.base import BackendOptions
+from harness.measure.environment import utc_now
+from harness.measure.sampler import SamplingPolicy
+from harness.run.failures import describe_failure
+from harness.run.plan import CellConfig
+from harness.scenarios.latency import DRIFT, HIGH_DISPERSION, warnings_for
+from harness.scenarios.validity import MIN_SAMPLES_FOR_P99
+
+#: Load above the core count, beyond this margin, means work other than ours competed for cores.
+BUSY_MARGIN = 0.5
+
+__all__ = [
+    "BUSY_MARGIN",
+    "DRIFT",
+    "HIGH_DISPERSION",
+    "MIN_SAMPLES_FOR_P99",
+    "busy_machine_warning",
+    "failed_cell",
+    "run_cell",
+    "warnings_for",
+]
+
+
+def failed_cell(config: CellConfig, phase: str, exc: BaseException | str, started: str) -> dict[str, Any]:
+    """A cell record for a failure, with a one-line message."""
+    if isinstance(exc, BaseException):
+        kind, message = describe_failure(exc, config.batch_size)
+    else:
+        kind, message = "ChildProcessError", exc
+    return {
+        "id": config.cell_id,
+        "config": config.to_dict(),
+        "status": "failed",
+        "error": {"type": kind, "message": message[:500], "phase": phase},
+        "started_utc": started,
+        "finished_utc": utc_now(),
+    }
+
+
+def busy_machine_warning(threads: int) -> str | None:
+    """A warning when other work competed for the cores during the cell, else None.
+
+    Intra-op thread pools spin at barriers: when another process holds a core that one of our
+    threads needs, a parallel region waits for a scheduler time slice, and latency can grow a
+    hundredfold. The one-minute load average, taken at the end of the cell, is a cheap witness.
+    """
+    try:
+        load = os.getloadavg()[0]
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return None
+    if load > cores + BUSY_MARGIN:
+        return (
+            f"busy machine: load average {load:.1f} on {cores} cores while this cell used {threads} "
+            "thread(s); other work may have inflated the latencies"
+        )
+    return None
+
+
+def run_cell(config: CellConfig, policy: SamplingPolicy) -> dict[str, Any]:
+    """Measure one cell in this process; failures come back as a failed cell record."""
+    started = utc_now()
+    phase = "setup"
+    ctx = None
+    try:
+        import torch
+
+        from backends.registry import require_backend
+        from harness.scenarios import CellContext, get_scenario
+        from workloads.registry import resolve
+
+        scenario = get_scenario(config.scenario, loadgen=config.params.loadgen)
+        backend = require_backend(config.backend)
+        options = BackendOptions(dtype=config.dtype, mode=config.mode, threads=config.threads, device=config.device)
+        backend.validate(options)
+        if config.threads is not None:
+            torch.set_num_threads(config.threads)
+
+        phase = "build"
+        workload = resolve(config.workload, config.preset)
+        torch.manual_seed(0)
+        model = workload.build_model().eval()
+        params = sum(p.numel() for p in model.parameters())
+
+        ctx = CellContext(config, policy, backend, options, workload, model, params)
+        result = scenario.run(ctx)
+        busy = busy_machine_warning(config.threads or torch.get_num_threads())
+        if busy and isinstance(result.get("warnings"), list):
+            result["warnings"].append(busy)
+        return {
+            "id": config.cell_id,
+            "config": config.to_dict(),
+            "status": "ok",
+            "error": None,
+            **result,
+            "started_utc": started,
+            "finished_utc": utc_now(),
+        }
+    except Exception as exc:  # a cell must fail alone, whatever it raised
+        record = failed_cell(config, ctx.phase if ctx is not None else phase, exc, started)
+        record["error"]["traceback"] = traceback.format_exc(limit=8)
+        return record

@@ -1,0 +1,85 @@
+"""Check a whole suite against what is installed here before anything is measured.
+
+A typo, an unavailable backend or a prompt too long for a decoder costs no run time: every name,
+preset, option and scenario fit is resolved up front and reported as one ``ConfigError``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from harness.errors import ConfigError
+from harness.run.plan import Suite
+
+__all__ = ["resolve_presets", "validate_matrix", "validate_options"]
+
+
+def resolve_presets(suite: Suite, check_fit: bool = True) -> dict[str, str]:
+    """Each workload's preset for this suite, checked to exist (and, with ``check_fit``, to suit
+    the scenario)."""
+    from workloads.base import WorkloadFamily
+    from workloads.registry import load_factory
+
+    presets: dict[str, str] = {}
+    for name in suite.workloads:
+        factory = load_factory(name)
+        if isinstance(factory, WorkloadFamily):
+            preset = suite.preset or factory.default_preset
+            if preset not in factory.presets:
+                raise ConfigError(
+                    f"workload {name!r} has no preset {preset!r}; available: {', '.join(factory.presets)}"
+                )
+            presets[name] = preset
+            if check_fit:
+                check_scenario_fits(suite, name, factory(preset))
+        else:
+            presets[name] = suite.preset or "default"
+    return presets
+
+
+def validate_options(backend: Any, suite: Suite) -> None:
+    """Every dtype × mode of the suite against one backend (ConfigError names the allowed values)."""
+    from backends.base import BackendOptions
+
+    for dtype in suite.dtypes:
+        for mode in suite.modes:
+            backend.validate(BackendOptions(dtype=dtype, mode=mode, threads=suite.threads, device=suite.device))
+
+
+def validate_matrix(suite: Suite) -> tuple[dict[str, str], dict[str, Any]]:
+    """Resolve every name and option before measuring; returns default presets and backends."""
+    from backends.registry import require_backend
+
+    presets = resolve_presets(suite)
+    if suite.loadgen:
+        import importlib.util
+
+        if importlib.util.find_spec("mlperf_loadgen") is None:
+            raise ConfigError(
+                "--loadgen needs MLPerf LoadGen: pip install 'siliconbench[loadgen]' (package mlcommons-loadgen)"
+            )
+    backends: dict[str, Any] = {}
+    for name in suite.backends:
+        backend = require_backend(name)
+        validate_options(backend, suite)
+        backends[name] = backend
+    return presets, backends
+
+
+def check_scenario_fits(suite: Suite, name: str, workload: Any) -> None:
+    """Generation options against the workload: decoders only, and within their positions."""
+    generation = getattr(workload, "generation", None)
+    if generation is None:
+        if suite.scenario == "generate":
+            raise ConfigError(f"scenario 'generate' needs a decoder workload (llama, gpt2); {name!r} is not one")
+        if suite.slo_ttft is not None or suite.slo_tpot is not None:
+            raise ConfigError(f"--slo-ttft and --slo-tpot apply to decoders; {name!r} is not one: use --slo-p99")
+        return
+    if (
+        suite.scenario in ("generate", "server", "offline")
+        and suite.prompt_tokens + suite.output_tokens > generation.max_positions
+    ):
+        raise ConfigError(
+            f"--prompt-tokens {suite.prompt_tokens} + --output-tokens {suite.output_tokens} exceed "
+            f"{name}'s {generation.max_positions} positions"
+        )
