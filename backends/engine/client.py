@@ -38,6 +38,8 @@ from backends.engine.sse import SseParser
 __all__ = ["OpenAIClient", "request_body"]
 
 _DONE = b"[DONE]"
+#: How long an idle pooled connection is kept (a server may close it sooner; the pool notices).
+_KEEPALIVE_S = 300.0
 #: The most bytes of an HTTP error body kept in a failure's detail.
 _ERROR_BODY_CHARS = 200
 
@@ -133,7 +135,7 @@ class OpenAIClient:
 
     def _open(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, force_close=False)
+            connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, keepalive_timeout=_KEEPALIVE_S)
             timeout = aiohttp.ClientTimeout(
                 total=None, connect=self.timeouts.connect, sock_connect=self.timeouts.connect
             )
@@ -151,6 +153,23 @@ class OpenAIClient:
         """Send ``request`` and wait for its outcome."""
         return await self.submit(request, scheduled_ns=scheduled_ns).outcome()
 
+    async def open_connections(self, count: int) -> int:
+        """Open ``count`` keep-alive connections before a measured window; how many are pooled.
+
+        A load that starts many streams at once would otherwise pay a TCP handshake (and the
+        server's accept) inside each early request's TTFT. Each connection is opened by a
+        ``GET models`` (every OpenAI-compatible server has it) and left idle in the pool.
+        """
+        session = self._open()
+        url = self.endpoint.url("models")
+
+        async def one() -> None:
+            async with session.get(url, headers=self._headers) as response:
+                await response.read()
+
+        results = await asyncio.gather(*(one() for _ in range(count)), return_exceptions=True)
+        return sum(1 for result in results if not isinstance(result, BaseException))
+
     async def aclose(self) -> None:
         """Cancel the requests in flight (each ends as ``CANCELLED``) and close the connections."""
         tasks = list(self._tasks)
@@ -165,76 +184,53 @@ class OpenAIClient:
     async def _run(self, request: EngineRequest, scheduled_ns: int, stream: _Stream) -> RequestOutcome:
         """Send one request and read its stream; every ending becomes an outcome."""
         session = self._open()
-        loop = asyncio.get_running_loop()
-        timeouts = self.timeouts
         sent_ns = time.monotonic_ns()
-        # Deadlines on the loop's clock; the first-token one counts from the scheduled time.
-        start = loop.time() - (sent_ns - scheduled_ns) / 1e9
-        total_at = None if timeouts.total is None else start + timeouts.total
-        first_at = None if timeouts.first_token is None else start + timeouts.first_token
         state = _ReadState()
         failure: RequestFailure | None = None
-        deadline_kind = FailureKind.TIMEOUT_FIRST_TOKEN
-
-        def next_deadline(now: float) -> tuple[float | None, FailureKind]:
-            token_at = first_at if not stream._events else (None if timeouts.idle is None else now + timeouts.idle)
-            token_kind = FailureKind.TIMEOUT_FIRST_TOKEN if not stream._events else FailureKind.TIMEOUT_IDLE
-            if total_at is not None and (token_at is None or total_at <= token_at):
-                return total_at, FailureKind.TIMEOUT_TOTAL
-            return token_at, token_kind
-
+        watchdog = _Watchdog(self.timeouts, scheduled_ns, stream)
         try:
-            when, deadline_kind = next_deadline(loop.time())
-            async with asyncio.timeout_at(when) as deadline:
-                body = json.dumps(request_body(request, self.endpoint.model)).encode()
-                async with session.post(self._urls[request.api], data=body, headers=self._headers) as response:
-                    if response.status >= 300:
-                        text = (await response.text(errors="replace"))[:_ERROR_BODY_CHARS]
+            body = json.dumps(request_body(request, self.endpoint.model)).encode()
+            async with session.post(self._urls[request.api], data=body, headers=self._headers) as response:
+                if response.status >= 300:
+                    text = (await response.text(errors="replace"))[:_ERROR_BODY_CHARS]
+                    failure = RequestFailure(
+                        FailureKind.HTTP_STATUS,
+                        f"HTTP {response.status} {response.reason}: {' '.join(text.split())}",
+                        http_status=response.status,
+                    )
+                else:
+                    parser = SseParser()
+                    content = response.content
+                    while not state.done:
+                        chunk = await content.readany()
+                        t_ns = time.monotonic_ns()
+                        if not chunk:
+                            break
+                        for data in parser.feed(chunk):
+                            failure = state.take(data, t_ns, stream)
+                            if failure is not None or state.done:
+                                break
+                        if failure is not None:
+                            break
+                    if failure is None and not state.done:
+                        cut = " mid-event" if parser.pending() else ""
                         failure = RequestFailure(
-                            FailureKind.HTTP_STATUS,
-                            f"HTTP {response.status} {response.reason}: {' '.join(text.split())}",
-                            http_status=response.status,
+                            FailureKind.DROPPED_STREAM,
+                            f"stream ended{cut} after {len(stream._events)} events without data: [DONE]",
                         )
-                    else:
-                        parser = SseParser()
-                        content = response.content
-                        while not state.done:
-                            chunk = await content.readany()
-                            t_ns = time.monotonic_ns()
-                            if not chunk:
-                                break
-                            for data in parser.feed(chunk):
-                                failure = state.take(data, t_ns, stream)
-                                if failure is not None or state.done:
-                                    break
-                            if failure is not None:
-                                break
-                            when, deadline_kind = next_deadline(loop.time())
-                            deadline.reschedule(when)
-                        if failure is None and not state.done:
-                            cut = " mid-event" if parser.pending() else ""
-                            failure = RequestFailure(
-                                FailureKind.DROPPED_STREAM,
-                                f"stream ended{cut} after {len(stream._events)} events without data: [DONE]",
-                            )
-        except TimeoutError:
-            limit = {
-                FailureKind.TIMEOUT_FIRST_TOKEN: timeouts.first_token,
-                FailureKind.TIMEOUT_IDLE: timeouts.idle,
-                FailureKind.TIMEOUT_TOTAL: timeouts.total,
-            }[deadline_kind]
-            failure = RequestFailure(deadline_kind, f"no event within {limit} s ({len(stream._events)} events read)")
         except asyncio.CancelledError:
-            failure = RequestFailure(FailureKind.CANCELLED, f"cancelled after {len(stream._events)} events")
+            failure = watchdog.failure or RequestFailure(
+                FailureKind.CANCELLED, f"cancelled after {len(stream._events)} events"
+            )
         except aiohttp.ClientPayloadError as exc:
             failure = RequestFailure(FailureKind.DROPPED_STREAM, f"stream broke: {_one_line(exc)}")
         except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
             kind = FailureKind.DROPPED_STREAM if stream._events else FailureKind.CONNECT
             failure = RequestFailure(kind, f"{type(exc).__name__}: {_one_line(exc)}")
-        except aiohttp.ClientError as exc:
+        except (aiohttp.ClientError, OSError) as exc:
             failure = RequestFailure(FailureKind.CONNECT, f"{type(exc).__name__}: {_one_line(exc)}")
-        except OSError as exc:
-            failure = RequestFailure(FailureKind.CONNECT, f"{type(exc).__name__}: {_one_line(exc)}")
+        finally:
+            watchdog.stop()
         end_ns = time.monotonic_ns()
         if failure is None and state.error is not None:
             failure = state.error
@@ -248,6 +244,64 @@ class OpenAIClient:
             finish_reason=state.finish_reason,
             failure=failure,
         )
+
+
+class _Watchdog:
+    """The deadlines of one request, on a timer that is moved lazily.
+
+    Re-arming a timer on every event would cost a heap operation per token; instead the timer is
+    set for the earliest possible deadline and, when it fires, looks at the last event's time: if
+    the deadline has moved on, it re-arms itself there, otherwise it cancels the request and says
+    which deadline passed. Deadlines count from the scheduled time (first token, total) or from the
+    last event read (idle), on ``time.monotonic`` like the event loop.
+    """
+
+    def __init__(self, timeouts: ClientTimeouts, scheduled_ns: int, stream: _Stream) -> None:
+        self._timeouts = timeouts
+        self._start = scheduled_ns / 1e9
+        self._stream = stream
+        self._task = asyncio.current_task()
+        self._loop = asyncio.get_running_loop()
+        self.failure: RequestFailure | None = None
+        self._handle: asyncio.TimerHandle | None = None
+        self._arm()
+
+    def _due(self) -> tuple[float, FailureKind, float] | None:
+        timeouts, events = self._timeouts, self._stream._events
+        candidates: list[tuple[float, FailureKind, float]] = []
+        if timeouts.total is not None:
+            candidates.append((self._start + timeouts.total, FailureKind.TIMEOUT_TOTAL, timeouts.total))
+        if not events and timeouts.first_token is not None:
+            first = timeouts.first_token
+            candidates.append((self._start + first, FailureKind.TIMEOUT_FIRST_TOKEN, first))
+        elif events and timeouts.idle is not None:
+            candidates.append((events[-1].t_ns / 1e9 + timeouts.idle, FailureKind.TIMEOUT_IDLE, timeouts.idle))
+        return min(candidates, key=lambda c: c[0]) if candidates else None
+
+    def _arm(self) -> None:
+        due = self._due()
+        if due is not None:
+            self._handle = self._loop.call_at(due[0], self._fire)
+
+    def _fire(self) -> None:
+        due = self._due()
+        if due is None or self._task is None:
+            return
+        at, kind, limit = due
+        if time.monotonic() < at:
+            self._handle = self._loop.call_at(at, self._fire)
+            return
+        what = {
+            FailureKind.TIMEOUT_TOTAL: "request not done",
+            FailureKind.TIMEOUT_FIRST_TOKEN: "no first token",
+            FailureKind.TIMEOUT_IDLE: "no event",
+        }[kind]
+        self.failure = RequestFailure(kind, f"{what} within {limit} s ({len(self._stream._events)} events read)")
+        self._task.cancel()
+
+    def stop(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
 
 
 class _ReadState:
