@@ -42,6 +42,7 @@ from backends.engine import ClientTimeouts, Endpoint, EngineRequest, RequestOutc
 from backends.engine.client import OpenAIClient
 from backends.engine.scripted import Script, ScriptedServer
 from harness.measure.environment import cpu_facts
+from harness.scenarios.engine_load import run_sync
 
 
 @dataclass(frozen=True)
@@ -93,11 +94,8 @@ async def run_load(
         requests = [EngineRequest(f"r{i}", max_tokens=tokens, prompt="scripted") for i in range(streams)]
         await client.measure(EngineRequest("warmup", max_tokens=2, prompt="scripted"))
         await client.open_connections(1 if sequential else streams)
-        gc.collect()
-        gc.disable()
         if sequential:
             return [await client.measure(request) for request in requests]
-        loop = asyncio.get_running_loop()
         start_ns = time.monotonic_ns() + 50_000_000
         pending = []
         for i, request in enumerate(requests):
@@ -106,7 +104,6 @@ async def run_load(
             if delay > 0:
                 await asyncio.sleep(delay)
             pending.append(client.submit(request, scheduled_ns=at_ns))
-        del loop
         return [await stream.outcome() for stream in pending]
 
 
@@ -136,7 +133,7 @@ def server_process(script: Script) -> Iterator[Endpoint]:
 
 def serve(script: Script) -> None:
     async def forever() -> None:
-        gc.disable()
+        gc.disable()  # as the client's run_sync does: no collector pauses in the reference
         async with ScriptedServer(script) as server:
             print(f"listening on {server.port}", flush=True)
             await asyncio.Event().wait()
@@ -192,10 +189,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"# script: TTFT {args.ttft_ms} ms, ITL {args.itl_ms} ms; server in its own process")
     with server_process(script) as endpoint:
-        single = asyncio.run(run_load(endpoint, streams=args.single, tokens=10, ramp_s=0, sequential=True))
+        single = run_sync(lambda: run_load(endpoint, streams=args.single, tokens=10, ramp_s=0, sequential=True))
         ok = report(errors_of("1 stream", single, script), 1.0, None)
-        many = asyncio.run(
-            run_load(endpoint, streams=args.streams, tokens=args.tokens, ramp_s=args.ramp_s, sequential=False)
+        many = run_sync(
+            lambda: run_load(endpoint, streams=args.streams, tokens=args.tokens, ramp_s=args.ramp_s, sequential=False)
         )
         ok = report(errors_of(f"{args.streams} concurrent streams", many, script), 2.0, 10.0) and ok
     print(f"# overall: {'PASS' if ok else 'FAIL'}")
