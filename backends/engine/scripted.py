@@ -4,9 +4,10 @@ It is the reference the client is calibrated against (``benchmarks/engine_client
 the fake server of the fault tests; it is never the check of a real engine. For each request it
 sends ``max_tokens`` tokens, the first ``ttft_s`` after the request arrived and each next one
 ``itl_s`` after the previous *scheduled* time (absolute times, so a late token does not delay the
-rest), then the usage chunk and ``data: [DONE]``. Each token's text is the server's own
-``time.monotonic_ns()`` at the moment it wrote it, in angle brackets, so a reader of the client's
-events can split an error into the server's lateness and the client's.
+rest), then the usage chunk and ``data: [DONE]``. Each token's text is ``<DUE/WRITTEN>``: the
+scripted time of the token and the time the server wrote it, both in ``time.monotonic_ns()``, so
+a reader of the client's events can split an error into the server's lateness and the client's
+(``token_times`` parses it).
 
 A request asks for a fault with a prompt (or last chat message) of the form ``fault:NAME`` or
 ``fault:NAME:N``: ``429`` and ``500`` (HTTP errors), ``slow_first_byte`` (no response headers for
@@ -19,13 +20,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
+import selectors
 import time
 from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 
-__all__ = ["Script", "ScriptedServer"]
+__all__ = ["Script", "ScriptedServer", "punctual_event_loop", "token_times"]
 
 
 @dataclass(frozen=True)
@@ -114,11 +117,12 @@ class ScriptedServer:
         for i in range(n_tokens):
             if fault in ("drop", "stall", "malformed", "error_event") and i == count:
                 return await self._misbehave(request, response, fault)
-            delay = arrived + script.ttft_s + i * script.itl_s - loop.time()
+            due = arrived + script.ttft_s + i * script.itl_s
+            delay = due - loop.time()
             if delay > 0:
                 await asyncio.sleep(delay)
             last = i == n_tokens - 1
-            choice = _choice(chat, f"<{time.monotonic_ns()}>", finish="length" if last else None)
+            choice = _choice(chat, f"<{round(due * 1e9)}/{time.monotonic_ns()}>", finish="length" if last else None)
             await response.write(_event({"id": ident, "object": kind, "choices": [choice]}))
         if fault != "no_usage":
             usage = {"prompt_tokens": prompt_tokens, "completion_tokens": n_tokens}
@@ -142,6 +146,32 @@ class ScriptedServer:
         await response.write(b"data: [DONE]\n\n")
         await response.write_eof()
         return response
+
+
+class _PunctualSelector(selectors.EpollSelector):
+    """epoll, waiting whole milliseconds *down* and polling for the rest.
+
+    ``epoll_wait`` counts in milliseconds and Python rounds a wait up, so every timer of a stock
+    asyncio loop fires up to 1 ms late; the reference would then be the noisiest part of the
+    measurement. Rounding down and polling the last fraction puts a token on the wire within
+    microseconds of its scripted time, for the price of a busy loop in that fraction.
+    """
+
+    def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
+        if timeout is not None and timeout > 0:
+            timeout = math.floor(timeout * 1e3) * 1e-3
+        return super().select(timeout)
+
+
+def punctual_event_loop() -> asyncio.AbstractEventLoop:
+    """An event loop whose timers fire on time (see ``_PunctualSelector``), for the server process."""
+    return asyncio.SelectorEventLoop(_PunctualSelector())
+
+
+def token_times(text: str) -> tuple[int, int]:
+    """(due, written) monotonic ns of one scripted token, from its text ``<DUE/WRITTEN>``."""
+    due, _, written = text.strip("<>").partition("/")
+    return int(due), int(written)
 
 
 def _fault(prompt: str) -> tuple[str | None, float]:
