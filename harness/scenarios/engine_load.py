@@ -101,17 +101,17 @@ class EngineLoadRun:
         return (self.input_tokens + self.output_tokens) / (self.duration_ns / 1e9)
 
     def ttft_ns(self) -> list[float]:
-        return [(o.first_token_ns or 0) - o.scheduled_ns for o in self.ok if o.first_token_ns is not None]
+        return [float(first - o.scheduled_ns) for o in self.ok if (first := o.first_token_ns) is not None]
 
     def tpot_ns(self) -> list[float]:
-        return [o.tpot_s * 1e9 for o in self.ok if o.tpot_s is not None]
+        return [tpot for o in self.ok if (tpot := o.tpot_ns) is not None]
 
     def itl_ns(self) -> list[float]:
         """Every gap between consecutive output events of every successful request, pooled."""
-        return [gap * 1e9 for o in self.ok for gap in o.itl_s]
+        return [float(gap) for o in self.ok for gap in o.itl_ns]
 
     def e2e_ns(self) -> list[float]:
-        return [o.end_ns - o.scheduled_ns for o in self.ok]
+        return [float(o.end_ns - o.scheduled_ns) for o in self.ok]
 
     def meets(self, slo: SLO, percentile: float = 99) -> bool:
         """Whether every request succeeded and each targeted metric's p99 is within target."""
@@ -131,12 +131,12 @@ def outcome_meets(outcome: RequestOutcome, slo: SLO) -> bool:
     """Whether one request succeeded and met every target (TPOT by the server's token count)."""
     if not outcome.ok:
         return False
-    ttft, tpot = outcome.ttft_s, outcome.tpot_s
-    if slo.ttft_ns is not None and (ttft is None or ttft * 1e9 > slo.ttft_ns):
+    first, tpot = outcome.first_token_ns, outcome.tpot_ns
+    if slo.ttft_ns is not None and (first is None or first - outcome.scheduled_ns > slo.ttft_ns):
         return False
-    if slo.tpot_ns is not None and tpot is not None and tpot * 1e9 > slo.tpot_ns:
+    if slo.tpot_ns is not None and tpot is not None and tpot > slo.tpot_ns:
         return False
-    return not (slo.e2e_ns is not None and outcome.e2e_s * 1e9 > slo.e2e_ns)
+    return not (slo.e2e_ns is not None and outcome.end_ns - outcome.scheduled_ns > slo.e2e_ns)
 
 
 def _percentile(values: Sequence[float], q: float) -> float:

@@ -97,3 +97,34 @@ def test_closed_loop_keeps_at_most_its_users_in_flight(users: int) -> None:
 def test_closed_loop_needs_a_user() -> None:
     with pytest.raises(ValueError, match="concurrency"):
         _drive(lambda client: run_closed_loop(client, _requests(), 0, 1))
+
+
+def test_the_record_recomputes_from_its_own_request_times() -> None:
+    from harness.measure.stats import summarize
+    from harness.scenarios.engine_records import load_record
+
+    prompts = iter(["fine a", "fine b c", "fault:429", "fine", "fine d"])
+    numbers = count()
+
+    def next_request() -> EngineRequest:
+        return EngineRequest(f"r{next(numbers)}", max_tokens=6, prompt=next(prompts), input_tokens=2)
+
+    run = _drive(lambda client: run_open_loop(client, next_request, [0.0, 0.01, 0.02, 0.03, 0.04], rate_rps=100.0))
+    record = load_record(run, SLO(ttft_ns=10e9))
+    assert (record.requests, record.ok, record.failed, record.failures) == (5, 4, 1, {"http_status": 1})
+    assert record.slo_met is False  # a failed request fails the SLO
+    ok = [r for r in record.request_records if r.failure is None]
+    assert [r.scheduled_ns for r in record.request_records] == [0, 10_000_000, 20_000_000, 30_000_000, 40_000_000]
+    assert record.request_records[2].http_status == 429 and record.request_records[2].token_ns == ()
+    # Every figure follows from the request times and the server's counts in the record.
+    ttft = [float(r.token_ns[0]) for r in ok]
+    tpot = [r.tpot_ns for r in ok]
+    itl = [float(b - a) for r in ok for a, b in zip(r.token_ns, r.token_ns[1:], strict=False)]
+    e2e = [float(r.end_ns) for r in ok]
+    assert record.ttft_ns == summarize(ttft)
+    assert record.tpot_ns == summarize([t for t in tpot if t is not None])
+    assert record.itl_ns == summarize(itl)
+    assert record.e2e_ns == summarize(e2e)
+    assert record.output_tokens == sum(r.output_tokens or 0 for r in ok) == 24
+    assert record.input_mismatched == 2  # the server counts words: "fine b c" is 3 and "fine" 1, not 2
+    assert record.output_short == 0
