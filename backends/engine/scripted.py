@@ -19,10 +19,13 @@ after ``N`` tokens) and ``no_usage`` (a complete stream without a usage chunk).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import math
 import selectors
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,10 +36,16 @@ __all__ = ["Script", "ScriptedServer", "punctual_event_loop", "token_times"]
 
 @dataclass(frozen=True)
 class Script:
-    """When the server sends: first token ``ttft_s`` after arrival, then one every ``itl_s``."""
+    """When the server sends: first token ``ttft_s`` after a request starts, then one every ``itl_s``.
+
+    ``max_running`` (None: no limit) makes it queue like an engine with that many sequence slots: a
+    request starts when a slot frees, so its TTFT grows with the load and its capacity is finite
+    (about ``max_running / (ttft_s + (tokens - 1) * itl_s)`` requests/s).
+    """
 
     ttft_s: float = 0.05
     itl_s: float = 0.01
+    max_running: int | None = None
 
 
 class ScriptedServer:
@@ -48,6 +57,7 @@ class ScriptedServer:
         self.port = port
         self.requests = 0
         self._runner: web.AppRunner | None = None
+        self._slots: asyncio.Semaphore | None = None
 
     @property
     def base_url(self) -> str:
@@ -61,6 +71,8 @@ class ScriptedServer:
         await self.stop()
 
     async def start(self) -> None:
+        if self.script.max_running is not None:
+            self._slots = asyncio.Semaphore(self.script.max_running)
         app = web.Application()
         app.router.add_post("/v1/completions", self._completions)
         app.router.add_post("/v1/chat/completions", self._chat)
@@ -78,6 +90,23 @@ class ScriptedServer:
             await self._runner.cleanup()
             self._runner = None
 
+    @classmethod
+    @contextlib.contextmanager
+    def in_thread(cls, script: Script | None = None) -> Iterator[ScriptedServer]:
+        """The server on an event loop of its own thread, for callers that run their own loops."""
+        server = cls(script)
+        loop = asyncio.new_event_loop()
+        thread = threading.Thread(target=loop.run_forever, name="scripted-server", daemon=True)
+        thread.start()
+        try:
+            asyncio.run_coroutine_threadsafe(server.start(), loop).result(timeout=30)
+            yield server
+        finally:
+            asyncio.run_coroutine_threadsafe(server.stop(), loop).result(timeout=30)
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(timeout=30)
+            loop.close()
+
     async def _models(self, request: web.Request) -> web.Response:
         return web.json_response({"object": "list", "data": [{"id": "scripted", "object": "model"}]})
 
@@ -88,6 +117,12 @@ class ScriptedServer:
         return await self._serve(request, chat=True)
 
     async def _serve(self, request: web.Request, *, chat: bool) -> web.StreamResponse:
+        if self._slots is None:
+            return await self._respond(request, chat=chat)
+        async with self._slots:
+            return await self._respond(request, chat=chat)
+
+    async def _respond(self, request: web.Request, *, chat: bool) -> web.StreamResponse:
         loop = asyncio.get_running_loop()
         arrived = loop.time()
         self.requests += 1

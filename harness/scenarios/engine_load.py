@@ -180,24 +180,42 @@ async def run_open_loop(
 
 
 async def run_closed_loop(
-    engine: EngineBackend, next_request: Callable[[], EngineRequest], concurrency: int, requests: int
+    engine: EngineBackend,
+    next_request: Callable[[], EngineRequest],
+    concurrency: int,
+    requests: int | None = None,
+    *,
+    stop: Callable[[Sequence[RequestOutcome]], bool] | None = None,
 ) -> EngineLoadRun:
-    """``concurrency`` users share ``requests`` requests, each sending its next as the last ends."""
+    """``concurrency`` users, each sending its next request as soon as its last one ends.
+
+    The run sends ``requests`` requests in all, or, with ``stop``, goes on until ``stop(outcomes so
+    far, in completion order)`` is true; requests in flight then finish and are kept.
+    """
     if concurrency < 1:
         raise ValueError(f"concurrency must be 1 or more, got {concurrency}")
-    queue = [next_request() for _ in range(requests)]
-    queue.reverse()
-    outcomes: list[tuple[int, RequestOutcome]] = []
+    if requests is None and stop is None:
+        raise ValueError("a closed loop needs a number of requests or a stopping rule")
+    finished: list[tuple[int, RequestOutcome]] = []
+    done: list[RequestOutcome] = []
+    issued = 0
+    stopped = False
     origin_ns = time.monotonic_ns()
 
     async def user() -> None:
-        while queue:
-            index = len(queue) - 1
-            request = queue.pop()
-            outcomes.append((requests - 1 - index, await engine.submit(request).outcome()))
+        nonlocal issued, stopped
+        while not stopped and (requests is None or issued < requests):
+            index = issued
+            issued += 1
+            outcome = await engine.submit(next_request()).outcome()
+            finished.append((index, outcome))
+            done.append(outcome)
+            if stop is not None and not stopped and stop(done):
+                stopped = True
 
-    await asyncio.gather(*(user() for _ in range(min(concurrency, requests))))
-    ordered = tuple(outcome for _, outcome in sorted(outcomes, key=lambda pair: pair[0]))
+    users = concurrency if requests is None else min(concurrency, requests)
+    await asyncio.gather(*(user() for _ in range(users)))
+    ordered = tuple(outcome for _, outcome in sorted(finished, key=lambda pair: pair[0]))
     end_ns = max((o.end_ns for o in ordered), default=time.monotonic_ns())
     return EngineLoadRun(LoadShape("closed_loop", concurrency=concurrency), ordered, origin_ns, end_ns)
 
