@@ -60,7 +60,7 @@ def test_closed_loop_measures_under_the_sampling_rule(target: EngineTarget, user
 
 def test_closed_loop_stops_at_max_count(target: EngineTarget) -> None:
     policy = SamplingPolicy(
-        max_time_s=60, warmup_time_s=0, warmup_min_count=1, min_count=3, max_count=5, target_rel_ci=0
+        max_time_s=60, warmup_time_s=0, warmup_min_count=1, min_count=3, max_count=5, target_rel_ci=1e-9
     )
     result = measure_closed_loop(target, 2, policy)
     assert result.stop_reason == "max_count"
