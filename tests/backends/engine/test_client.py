@@ -162,3 +162,38 @@ def test_closing_the_client_cancels_open_streams() -> None:
 
     outcome = _with_server(body)
     assert outcome.failure is not None and outcome.failure.kind is FailureKind.CANCELLED
+
+
+def test_which_chunks_are_output_events() -> None:
+    from backends.engine.client import _ReadState
+
+    class Sink:
+        _events: list[object]
+
+        def __init__(self) -> None:
+            self._events = []
+
+        def _push(self, event: object) -> None:
+            self._events.append(event)
+
+    chunks = [
+        {"choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]},  # chat preamble
+        {"choices": [{"index": 0, "delta": {"content": "a"}}]},
+        {"choices": [{"index": 0, "delta": {"content": ""}}]},  # a token without complete text yet
+        {"choices": [{"index": 0, "text": "", "token_ids": [7]}]},
+        {"choices": [{"index": 0, "text": "b", "finish_reason": "length"}]},
+        {"choices": [{"index": 0, "text": "", "finish_reason": "length"}]},  # closing marker
+        {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]},  # OpenAI's closing chunk
+        {"choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}},
+    ]
+    state, sink = _ReadState(), Sink()
+    for t, chunk in enumerate(chunks):
+        assert state.take(json.dumps(chunk).encode(), t, sink) is None  # type: ignore[arg-type]
+    assert [(e.t_ns, e.text, e.token_ids) for e in sink._events] == [  # type: ignore[attr-defined]
+        (1, "a", None),
+        (2, "", None),
+        (3, "", (7,)),
+        (4, "b", None),
+    ]
+    assert state.usage is not None and state.usage.completion_tokens == 4
+    assert state.finish_reason == "stop"
