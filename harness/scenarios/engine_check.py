@@ -53,15 +53,19 @@ class EngineAgreement:
     first_divergence: tuple[int | None, ...]
     threshold: float
     reference: str = "transformers cpu fp32 greedy"
+    #: Why the engine's tokens could not be compared at all (then ``agreement`` is 0).
+    unchecked: str | None = None
 
     @property
     def passed(self) -> bool:
-        return self.agreement >= self.threshold
+        return self.unchecked is None and self.agreement >= self.threshold
 
     @property
     def warning(self) -> str | None:
         if self.passed:
             return None
+        if self.unchecked is not None:
+            return f"engine correctness not checked: {self.unchecked}"
         return (
             f"engine tokens agree with the {self.reference} reference at {self.agreement:.0%} of positions "
             f"(threshold {self.threshold:.0%}); first divergences at {list(self.first_divergence)}"
@@ -136,7 +140,9 @@ def check_engine(
 ) -> EngineAgreement:
     """Compare the engine with the reference on the first ``prompts`` prompts of the request set.
 
-    Raises ``ConfigError`` when the engine fails the requests or sends no token ids.
+    Raises ``ConfigError`` when the engine fails the requests. An engine that sends no token ids is
+    measured all the same, its agreement ``unchecked`` with the reason (the cell then warns), as a
+    backend whose output disagrees is.
     """
     from workloads.request_sets import load_tokenizer
 
@@ -158,9 +164,10 @@ def check_engine(
             raise ConfigError(f"the engine failed the correctness check's request: {outcome.failure.detail}")
         ids = [i for event in outcome.events for i in (event.token_ids or ())]
         if not ids:
-            raise ConfigError(
-                "the engine sends no token ids (return_token_ids), so its tokens cannot be compared with the "
-                "reference; use an engine that does (vLLM >= 0.10.2)"
+            reason = (
+                "the engine sends no token ids (return_token_ids), and re-tokenized text would not be its "
+                "tokens; use an engine that sends them (vLLM >= 0.10.2)"
             )
+            return EngineAgreement(len(prompt_ids), tokens, 0.0, (), threshold, unchecked=reason)
         engine_tokens.append(ids)
     return agreement(engine_tokens, reference_greedy(model, prompt_ids, tokens), threshold)
