@@ -304,7 +304,10 @@ class LengthReport:
         if self.output_short:
             parts.append(f"{self.output_short} of {self.requests} requests stopped before max_tokens")
         if self.input_mismatched:
-            parts.append(f"{self.input_mismatched} had a server prompt count unlike the request set's")
+            parts.append(
+                f"{self.input_mismatched} of {self.requests} requests had a prompt count (the server's) "
+                "unlike the request set's"
+            )
         return "; ".join(parts) or None
 
 
