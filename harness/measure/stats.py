@@ -15,9 +15,10 @@ import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from statistics import NormalDist
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
+from annotated_types import Ge
 
 __all__ = [
     "PERCENTILES",
@@ -40,16 +41,16 @@ BOOTSTRAP_RESAMPLES = 2000
 class Summary:
     """Descriptive statistics of one sample, in the samples' unit (nanoseconds in run files)."""
 
-    count: int
-    min: float
-    mean: float
-    std: float
-    p50: float
-    p90: float
-    p95: float
-    p99: float
-    max: float
-    iqr: float
+    count: Annotated[int, Ge(1)]
+    min: Annotated[float, Ge(0)]
+    mean: Annotated[float, Ge(0)]
+    std: Annotated[float, Ge(0)]
+    p50: Annotated[float, Ge(0)]
+    p90: Annotated[float, Ge(0)]
+    p95: Annotated[float, Ge(0)]
+    p99: Annotated[float, Ge(0)]
+    max: Annotated[float, Ge(0)]
+    iqr: Annotated[float, Ge(0)]
     confidence: float
     ci: dict[str, tuple[float, float]] = field(default_factory=dict)
 
