@@ -10,7 +10,7 @@ from backends.engine import Endpoint, EngineRequest
 from backends.engine.scripted import ScriptedServer
 from harness.errors import ConfigError
 from harness.scenarios.engine import EngineTarget
-from harness.scenarios.engine_check import agreement, check_engine, reference_greedy
+from harness.scenarios.engine_check import agreement, check_engine, reference_greedy, threshold_for
 from workloads.request_sets import RequestSet
 
 
@@ -90,3 +90,8 @@ def _with_tokenizer(model: Path, tmp_path: Path) -> Path:
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
     PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="w0").save_pretrained(folder)
     return folder
+
+
+def test_reduced_precision_engines_get_a_lower_threshold() -> None:
+    assert threshold_for(None) == threshold_for("fp32") == threshold_for("float32") == 0.9
+    assert threshold_for("bf16") == threshold_for("float16") == 0.5
