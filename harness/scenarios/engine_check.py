@@ -27,9 +27,9 @@ from harness.scenarios.engine_load import run_closed_loop
 
 __all__ = [
     "AGREEMENT_THRESHOLD",
-    "REDUCED_PRECISION_THRESHOLD",
     "CHECK_PROMPTS",
     "CHECK_TOKENS",
+    "REDUCED_PRECISION_THRESHOLD",
     "EngineAgreement",
     "agreement",
     "check_engine",
