@@ -139,7 +139,12 @@ def _build_parser() -> _Parser:
         help="server, decoders: target p99 time per output token in milliseconds",
     )
     scenario.add_argument(
-        "--concurrency", type=positive_int, metavar="N", help="server: requests served at once (default 1)"
+        "--concurrency",
+        action="append",
+        type=positive_int,
+        metavar="N",
+        help="server: requests served at once; engine generate: closed-loop users (repeatable: one cell each; "
+        "default 1)",
     )
     scenario.add_argument(
         "--loadgen",

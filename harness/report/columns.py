@@ -133,6 +133,17 @@ def _param(row: CellRow, name: str) -> int:
     return value
 
 
+def _tokens(row: CellRow, name: str) -> int:
+    """Prompt or output tokens per request: what was measured (an engine cell's mean, as the server
+    counted it), else what was asked."""
+    generation = row.measurement.generation if row.measurement is not None else None
+    return int(getattr(generation, name)) if generation is not None else _param(row, name)
+
+
+def _sweeps_concurrency(rows: Sequence[CellRow]) -> bool:
+    return any(r.cell.config.params.concurrency != 1 for r in rows)
+
+
 def _p(interval: Interval | None) -> float | None:
     return None if interval is None else interval.value
 
@@ -155,8 +166,16 @@ COLUMNS: tuple[Column, ...] = (
     Column("usd_per_million", "$/M inf", lambda r: r.usd_per_million, FORWARD, optional=True),
     Column("usd_per_million_tokens", "$/M tok", lambda r: r.usd_per_million_tokens, FORWARD, optional=True),
     # generate
-    Column("prompt_tokens", "prompt", lambda r: _param(r, "prompt_tokens"), frozenset({"generate"})),
-    Column("output_tokens", "output", lambda r: _param(r, "output_tokens"), frozenset({"generate"})),
+    Column("prompt_tokens", "prompt", lambda r: _tokens(r, "prompt_tokens"), frozenset({"generate"})),
+    Column("output_tokens", "output", lambda r: _tokens(r, "output_tokens"), frozenset({"generate"})),
+    Column(
+        "concurrency",
+        "users",
+        lambda r: _param(r, "concurrency"),
+        frozenset({"generate", "server"}),
+        measured=False,
+        when=_sweeps_concurrency,
+    ),
     Column("ttft_p50_ms", "TTFT p50 ms [95% CI]", lambda r: r.token_ms("ttft_ns", "p50"), frozenset({"generate"})),
     # server
     Column("slo", "SLO", _slo, frozenset({"server"})),

@@ -131,7 +131,7 @@ class Suite:
     slo_p99: float | None = None
     slo_ttft: float | None = None
     slo_tpot: float | None = None
-    concurrency: int = 1
+    concurrency: tuple[int, ...] = (1,)
     loadgen: bool = False
 
     def __post_init__(self) -> None:
@@ -156,10 +156,15 @@ class Suite:
         self._check_scenario_params()
 
     def _check_scenario_params(self) -> None:
-        for name in ("prompt_tokens", "output_tokens", "concurrency"):
+        for name in ("prompt_tokens", "output_tokens"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{name.replace('_', '-')} must be a whole number of 1 or more, got {value!r}")
+        if not self.concurrency:
+            raise ConfigError("suite key 'concurrency' is empty; give at least one value")
+        for users in self.concurrency:
+            if isinstance(users, bool) or not isinstance(users, int) or users < 1:
+                raise ConfigError(f"concurrency must be a whole number of 1 or more, got {users!r}")
         for name in ("rate", "slo_p99", "slo_ttft", "slo_tpot"):
             value = getattr(self, name)
             if value is not None and not value > 0:
@@ -192,7 +197,7 @@ class Suite:
             slo_p99_ms=self.slo_p99,
             slo_ttft_ms=self.slo_ttft,
             slo_tpot_ms=self.slo_tpot,
-            concurrency=self.concurrency,
+            concurrency=self.concurrency[0],
             loadgen=self.loadgen,
         )
 
@@ -202,7 +207,10 @@ class Suite:
         return _build(self, changes, "command line")
 
     def cells(self, default_presets: dict[str, str]) -> list[CellConfig]:
-        """The matrix, in a stable order: workload-major so one model's cells run together."""
+        """The matrix, in a stable order: workload-major so one model's cells run together.
+
+        ``concurrency`` is a dimension of its own: a sweep over 1, 2, 4, … is one cell per value.
+        """
         params = self.scenario_params()
         return [
             CellConfig(
@@ -215,10 +223,10 @@ class Suite:
                 batch_size=bs,
                 scenario=self.scenario,
                 device=self.device,
-                params=params,
+                params=replace(params, concurrency=c),
             )
-            for w, b, d, m, bs in itertools.product(
-                self.workloads, self.backends, self.dtypes, self.modes, self.batch_sizes
+            for w, b, d, m, bs, c in itertools.product(
+                self.workloads, self.backends, self.dtypes, self.modes, self.batch_sizes, self.concurrency
             )
         ]
 
@@ -228,7 +236,7 @@ class Suite:
 
 DEFAULT_SUITE = Suite()
 
-_TUPLE_KEYS = {"workloads", "backends", "batch_sizes", "dtypes", "modes"}
+_TUPLE_KEYS = {"workloads", "backends", "batch_sizes", "dtypes", "modes", "concurrency"}
 _ALLOWED_KEYS = tuple(f.name for f in fields(Suite))
 _TYPES: dict[str, tuple[type, ...]] = {
     "workloads": (str,),

@@ -40,6 +40,8 @@ __all__ = [
     "CpuFacts",
     "DeviceFacts",
     "Energy",
+    "EngineLoadRecord",
+    "EngineRequestRecord",
     "Environment",
     "GenerationPart",
     "GpuInventory",
@@ -47,6 +49,7 @@ __all__ = [
     "LoadgenPart",
     "Measurement",
     "OfflinePart",
+    "RequestSetFacts",
     "RunRecord",
     "RunStatus",
     "SamplingRecord",
@@ -285,6 +288,84 @@ class LoadgenPart:
     wall_s: float
     goodput_rps: float | None = None
     tokens: TokenMetrics | None = None
+
+
+@dataclass(frozen=True)
+class EngineRequestRecord:
+    """One request to an engine: when it was due and sent, when each output event was read, and
+    what the server said. ``scheduled_ns`` counts from the load's time zero; ``sent_ns``,
+    ``token_ns`` and ``end_ns`` count from the request's own scheduled time (so they are latencies).
+    Token counts are the server's (``usage``), None when it never reported them."""
+
+    id: str
+    api: Literal["completions", "chat"]
+    scheduled_ns: int
+    sent_ns: int
+    token_ns: tuple[int, ...]
+    end_ns: int
+    input_tokens: int | None
+    output_tokens: int | None
+    expected_input_tokens: int | None
+    max_tokens: int | None
+    finish_reason: str | None
+    failure: str | None = None
+    failure_detail: str | None = None
+    http_status: int | None = None
+
+    @property
+    def ttft_ns(self) -> int | None:
+        return self.token_ns[0] if self.token_ns else None
+
+    @property
+    def tpot_ns(self) -> float | None:
+        """(last event - first event) / (server's output tokens - 1); None below two tokens."""
+        if self.output_tokens is None or self.output_tokens < 2 or not self.token_ns:
+            return None
+        return (self.token_ns[-1] - self.token_ns[0]) / (self.output_tokens - 1)
+
+
+@dataclass(frozen=True)
+class EngineLoadRecord:
+    """One load on an engine (a closed loop, or one open-loop probe) and its figures.
+
+    ``failures`` counts failed requests by reason; latency summaries are over the successful
+    requests. ``output_short`` counts requests the server ended before ``max_tokens``,
+    ``input_mismatched`` those whose server prompt count differs from the request set's."""
+
+    kind: Literal["open_loop", "closed_loop"]
+    rate_rps: float | None
+    concurrency: int | None
+    requests: Count
+    ok: Count
+    failed: Count
+    failures: dict[str, int]
+    duration_s: NonNegative
+    completed_rps: NonNegative
+    input_tokens: Count
+    output_tokens: Count
+    output_tokens_per_s: NonNegative
+    total_tokens_per_s: NonNegative
+    goodput_rps: NonNegative | None
+    slo_met: bool | None
+    ttft_ns: Summary | None
+    tpot_ns: Summary | None
+    itl_ns: Summary | None
+    e2e_ns: Summary | None
+    output_short: Count
+    input_mismatched: Count
+    request_records: tuple[EngineRequestRecord, ...] = ()
+
+
+@dataclass(frozen=True)
+class RequestSetFacts:
+    """Where an engine cell's requests came from: synthetic lengths or the user's file."""
+
+    source: str
+    requests: int
+    input_tokens: str
+    output_tokens: str
+    seed: int
+    api: Literal["completions", "chat"]
 
 
 @dataclass(frozen=True)

@@ -144,3 +144,25 @@ def test_load_scenarios_are_priced_per_token_and_at_capacity(mixed_run: RunRecor
     assert srv.usd_per_million == srv.usd_per_million_at_capacity
     text = render([run])
     assert "$/M out tok" in text and "$/M inf @capacity" in text
+
+
+def test_a_concurrency_sweep_shows_its_users_and_measured_token_counts(mixed_run: RunRecord) -> None:
+    from harness.report.columns import columns_for
+
+    (generate,) = [c for c in mixed_run.cells if c.config.scenario == "generate"]
+    swept = replace(generate, config=replace(generate.config, params=replace(generate.config.params, concurrency=4)))
+    # What the cell measured wins over what it asked (an engine's mean prompt, as the server counted).
+    measured = _measured(generate)
+    assert measured.generation is not None
+    counted = replace(measured, generation=replace(measured.generation, prompt_tokens=9))
+    swept = replace(swept, measurement=counted)
+    rows = cell_rows([replace(mixed_run, cells=(generate, swept))])
+    names = [column.key for column in columns_for("generate", rows)]
+    assert "concurrency" in names
+    users = next(c for c in columns_for("generate", rows) if c.key == "concurrency")
+    prompt = next(c for c in columns_for("generate", rows) if c.key == "prompt_tokens")
+    assert [users.value(r) for r in rows] == [1, 4]
+    assert [prompt.value(r) for r in rows] == [8, 9]
+    # Without a sweep there is nothing to tell apart: no users column.
+    alone = cell_rows([replace(mixed_run, cells=(generate,))])
+    assert "concurrency" not in [column.key for column in columns_for("generate", alone)]
