@@ -20,9 +20,6 @@ __all__ = ["main"]
 
 EXIT_OK, EXIT_CELL_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
-#: Kept in step with ``harness.run.plan.SCENARIOS`` (a test checks); not imported so --help stays light.
-SCENARIO_CHOICES = ("latency", "throughput", "generate", "server", "offline")
-
 
 class _Parser(argparse.ArgumentParser):
     """argparse that reports bad input in one line instead of usage plus error."""
@@ -95,64 +92,7 @@ def _build_parser() -> _Parser:
         const=False,
         help="run every cell in this process (default for cpu)",
     )
-    scenario = run.add_argument_group(
-        "scenarios",
-        "How load is applied. latency: one request at a time (default). throughput: back-to-back calls, "
-        "synchronized per block. generate: LLM generation (TTFT, TPOT, ITL, tokens/s) for decoders (llama, gpt2). "
-        "server: open-loop Poisson arrivals, latency from the scheduled arrival; at --rate, or searching the "
-        "highest rate that meets the SLO (the capacity). offline: one large query through the host, batch by batch.",
-    )
-    scenario.add_argument(
-        "--scenario",
-        choices=SCENARIO_CHOICES,
-        metavar="|".join(SCENARIO_CHOICES),
-        help="load scenario (default latency)",
-    )
-    scenario.add_argument(
-        "--prompt-tokens", type=positive_int, metavar="N", help="decoders: exact prompt length in tokens (default 128)"
-    )
-    scenario.add_argument(
-        "--output-tokens",
-        type=positive_int,
-        metavar="N",
-        help="decoders: exact tokens generated per request, greedy, EOS ignored (default 128)",
-    )
-    scenario.add_argument(
-        "--rate",
-        type=positive_float,
-        metavar="RPS",
-        help="server: fixed arrival rate in requests/s (default: search for the capacity under the SLO)",
-    )
-    scenario.add_argument(
-        "--slo-p99", type=positive_float, metavar="MS", help="server: target p99 end-to-end latency in milliseconds"
-    )
-    scenario.add_argument(
-        "--slo-ttft",
-        type=positive_float,
-        metavar="MS",
-        help="server, decoders: target p99 time to first token in milliseconds",
-    )
-    scenario.add_argument(
-        "--slo-tpot",
-        type=positive_float,
-        metavar="MS",
-        help="server, decoders: target p99 time per output token in milliseconds",
-    )
-    scenario.add_argument(
-        "--concurrency",
-        action="append",
-        type=positive_int,
-        metavar="N",
-        help="server: requests served at once; engine generate: closed-loop users (repeatable: one cell each; "
-        "default 1)",
-    )
-    scenario.add_argument(
-        "--loadgen",
-        action="store_const",
-        const=True,
-        help="run latency/server/offline under MLPerf LoadGen as SingleStream/Server/Offline "
-        "and record its VALID/INVALID verdict (pip install 'siliconbench[loadgen]')",
-    )
+    _add_scenario_options(run)
     run.add_argument("--output", metavar="DIR", help="folder for the run file (default results/)")
     run.add_argument("--suite", metavar="FILE.toml", help="suite file naming the matrix; options above override it")
     run.add_argument("--format", choices=("table", "markdown"), default="table", help="final table format")
@@ -260,6 +200,29 @@ def _build_parser() -> _Parser:
     to_pb.add_argument("--include-data", action="store_true", help="include every raw sample (seconds)")
     add_commands(sub, run)
     return parser
+
+
+def _add_scenario_options(run: argparse.ArgumentParser) -> None:
+    """--scenario and the scenario parameters, as the scenarios declare them."""
+    from harness.scenarios.registry import PARAMETERS, scenario_specs
+
+    specs = scenario_specs()
+    group = run.add_argument_group(
+        "scenarios", "How load is applied. " + " ".join(f"{s.name}: {s.help}." for s in specs.values())
+    )
+    group.add_argument(
+        "--scenario", choices=list(specs), metavar="|".join(specs), help="load scenario (default latency)"
+    )
+    for parameter in PARAMETERS:
+        dest = parameter.name.removesuffix("_ms")
+        if parameter.kind == "flag":
+            group.add_argument(parameter.flag, dest=dest, action="store_const", const=True, help=parameter.help)
+        else:
+            kind = positive_int if parameter.kind == "int" else positive_float
+            action = "append" if parameter.repeatable else "store"
+            group.add_argument(
+                parameter.flag, dest=dest, type=kind, action=action, metavar=parameter.metavar, help=parameter.help
+            )
 
 
 def _non_negative_float(text: str) -> float:

@@ -29,8 +29,7 @@ from typing import Any
 import numpy as np
 
 from harness.errors import ConfigError
-from harness.run.plan import CellConfig
-from harness.runfile.records import RunRecord
+from harness.runfile.records import CellConfig, RunRecord
 
 __all__ = [
     "CellComparison",

@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from harness.pricing.catalog import Price
-from harness.run.plan import CellConfig, Suite
+from harness.run.plan import Suite
 from harness.run.runner import ProgressFn
-from harness.runfile.records import CellRecord, RunRecord, TargetFacts
+from harness.runfile.records import CellConfig, CellRecord, RunRecord, TargetFacts
 from harness.targets.base import TargetOutcome
 
 __all__ = ["LocalRun", "LocalTarget", "run_suite"]

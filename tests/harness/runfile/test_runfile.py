@@ -14,10 +14,9 @@ import pytest
 
 from harness.errors import OutputError, RunFileError
 from harness.measure.environment import collect_environment
-from harness.run.plan import CellConfig
 from harness.runfile.codec import SCHEMA_PATH, encode_run, json_schema
 from harness.runfile.files import RunWriter, load_run
-from harness.runfile.records import SCHEMA_VERSION, CellError, CellRecord
+from harness.runfile.records import SCHEMA_VERSION, CellConfig, CellError, CellRecord
 from tests.conftest import REPO_ROOT, cli_env
 
 
