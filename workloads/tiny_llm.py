@@ -74,8 +74,10 @@ def _tokenizer(spec: TinyLlamaSpec) -> object:
     )
     tok.train_from_iterator(_corpus(spec.seed), trainer=trainer)
     bos = tok.token_to_id("<s>")
-    tok.post_processor = processors.TemplateProcessing(single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", bos)])
-    return PreTrainedTokenizerFast(
+    tok.post_processor = processors.TemplateProcessing(
+        single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", bos)]
+    )
+    return PreTrainedTokenizerFast(  # type: ignore[no-untyped-call]
         tokenizer_object=tok,
         unk_token="<unk>",
         bos_token="<s>",
@@ -106,10 +108,11 @@ def build_tiny_llama(folder: str | Path, spec: TinyLlamaSpec = TINY_LLAMA) -> Pa
         tie_word_embeddings=False,
         bos_token_id=tokenizer.bos_token_id,  # type: ignore[attr-defined]
         eos_token_id=tokenizer.eos_token_id,  # type: ignore[attr-defined]
-        torch_dtype="float32",
+        dtype="float32",
     )
     torch.manual_seed(spec.seed)
-    model = LlamaForCausalLM(config).eval()
+    model = LlamaForCausalLM(config)
+    model.train(False)
     model.save_pretrained(path)
     tokenizer.save_pretrained(path)  # type: ignore[attr-defined]
     return path

@@ -209,7 +209,7 @@ def vllm_command(
 def _http_get(url: str, timeout_s: float) -> tuple[int, bytes]:
     """(status, body) of a GET; status 0 when nothing answered."""
     try:
-        with urllib.request.urlopen(url, timeout=timeout_s) as response:  # noqa: S310 (loopback or user's URL)
+        with urllib.request.urlopen(url, timeout=timeout_s) as response:
             return int(response.status), bytes(response.read())
     except urllib.error.HTTPError as exc:
         return int(exc.code), b""
@@ -234,6 +234,7 @@ def server_facts(url: str, timeout_s: float = 5.0) -> dict[str, str | None]:
 def attach(url: str, engine: str = "openai-compatible", timeout_s: float = 10.0) -> EngineRecord:
     """An ``EngineRecord`` for a server someone else runs; fails in one line if it does not answer."""
     url = url.rstrip("/")
+    url = url.removesuffix("/v1")
     if not url.startswith(("http://", "https://")):
         raise ConfigError(f"--endpoint must be an http:// or https:// URL, got {url!r}")
     status, _ = _http_get(f"{url}/v1/models", timeout_s)
@@ -324,7 +325,7 @@ class EngineProcess:
                     stderr=subprocess.STDOUT,
                     env=env,
                     start_new_session=True,
-                    preexec_fn=_die_with_parent,  # noqa: PLW1509 (no threads of ours touch the child)
+                    preexec_fn=_die_with_parent,
                 )
             except OSError as exc:
                 raise CellError(f"engine {self.command.engine}: cannot start {self.command.argv[0]}: {exc}") from None

@@ -162,7 +162,7 @@ class EngineMetrics:
 
 
 def _fetch(url: str, timeout_s: float) -> str:
-    with urllib.request.urlopen(url, timeout=timeout_s) as response:  # noqa: S310 (the engine's URL)
+    with urllib.request.urlopen(url, timeout=timeout_s) as response:
         return bytes(response.read()).decode("utf-8", errors="replace")
 
 
