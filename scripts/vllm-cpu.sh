@@ -36,11 +36,16 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   # The same check the engine's start makes: transformers and vllm import with this torch.
   "$VENV/bin/python" -c 'import torch, transformers, vllm; print("vllm", vllm.__version__, "torch", torch.__version__)' >&2
   echo "$want" > "$stamp"
-  rm -rf "$MODEL_DIR"
 fi
 
-if [ ! -f "$MODEL_DIR/config.json" ]; then
-  PYTHONPATH="$PWD" "$VENV/bin/python" -m workloads.tiny_llm "$MODEL_DIR" >&2
+# The model is rebuilt when its builder changes (the engine tests compare against it).
+model_want="$(sha256sum workloads/tiny_llm.py | cut -c1-16)"
+model_stamp="$MODEL_DIR/.built-from"
+if [ ! -f "$model_stamp" ] || [ "$(cat "$model_stamp")" != "$model_want" ]; then
+  rm -rf "$MODEL_DIR"
+  PYTHONPATH="$PWD" "$VENV/bin/python" -m workloads.tiny_llm "$MODEL_DIR" >/dev/null 2>&1 \
+    || PYTHONPATH="$PWD" "$VENV/bin/python" -m workloads.tiny_llm "$MODEL_DIR" >&2
+  echo "$model_want" > "$model_stamp"
 fi
 echo "VLLM_PYTHON=$PWD/$VENV/bin/python"
 echo "VLLM_MODEL=$PWD/$MODEL_DIR"
