@@ -305,7 +305,14 @@ class _Watchdog:
 
 
 class _ReadState:
-    """What one stream has said so far: usage, finish reason, whether ``[DONE]`` came."""
+    """What one stream has said so far: usage, finish reason, whether ``[DONE]`` came.
+
+    Which chunks are output events: every choice that carries text or token ids, and one with
+    empty text too (an engine sends it for a token whose text is not yet complete, such as part of
+    a multi-byte character), except the two empty chunks that are not tokens: a chat stream's
+    opening ``role`` delta and a closing chunk that only carries the finish reason. A choice with
+    neither ``text`` nor ``delta.content`` (OpenAI's closing ``delta: {}``) is no event either.
+    """
 
     __slots__ = ("done", "error", "finish_reason", "usage")
 
@@ -335,12 +342,13 @@ class _ReadState:
             if usage:
                 self.usage = Usage(int(usage["prompt_tokens"]), int(usage["completion_tokens"]))
             for choice in payload.get("choices") or ():
-                if choice.get("finish_reason"):
-                    self.finish_reason = str(choice["finish_reason"])
+                finish = choice.get("finish_reason")
+                if finish:
+                    self.finish_reason = str(finish)
                 delta = choice.get("delta")
                 text = delta.get("content") if delta is not None else choice.get("text")
                 ids = choice.get("token_ids")
-                if text or ids:
+                if ids or text or (text == "" and not finish and not (delta is not None and "role" in delta)):
                     token_ids = tuple(int(i) for i in ids) if ids else None
                     stream._push(TokenEvent(len(stream._events), t_ns, str(text or ""), token_ids))
         except (AttributeError, KeyError, TypeError, ValueError) as exc:

@@ -186,19 +186,28 @@ class RequestOutcome:
         return (self.end_ns - self.scheduled_ns) / 1e9
 
     @property
+    def itl_ns(self) -> tuple[int, ...]:
+        """Every gap between consecutive output events, in nanoseconds."""
+        stamps = [event.t_ns for event in self.events]
+        return tuple(b - a for a, b in itertools.pairwise(stamps))
+
+    @property
     def itl_s(self) -> tuple[float, ...]:
         """Every gap between consecutive output events, in seconds."""
-        stamps = [event.t_ns for event in self.events]
-        return tuple((b - a) / 1e9 for a, b in itertools.pairwise(stamps))
+        return tuple(gap / 1e9 for gap in self.itl_ns)
+
+    @property
+    def tpot_ns(self) -> float | None:
+        """Mean time per output token after the first; None without usage, output, or a second token."""
+        n_out = self.output_tokens
+        if n_out is None or n_out < 2 or not self.events:
+            return None
+        return (self.events[-1].t_ns - self.events[0].t_ns) / (n_out - 1)
 
     @property
     def tpot_s(self) -> float | None:
-        """Mean time per output token after the first; None without usage, output, or a second token."""
-        n_out = self.output_tokens
-        first = self.first_token_ns
-        if n_out is None or n_out < 2 or first is None or not self.events:
-            return None
-        return (self.events[-1].t_ns - first) / 1e9 / (n_out - 1)
+        tpot = self.tpot_ns
+        return None if tpot is None else tpot / 1e9
 
     @property
     def median_itl_s(self) -> float | None:

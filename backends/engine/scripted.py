@@ -4,9 +4,10 @@ It is the reference the client is calibrated against (``benchmarks/engine_client
 the fake server of the fault tests; it is never the check of a real engine. For each request it
 sends ``max_tokens`` tokens, the first ``ttft_s`` after the request arrived and each next one
 ``itl_s`` after the previous *scheduled* time (absolute times, so a late token does not delay the
-rest), then the usage chunk and ``data: [DONE]``. Each token's text is the server's own
-``time.monotonic_ns()`` at the moment it wrote it, in angle brackets, so a reader of the client's
-events can split an error into the server's lateness and the client's.
+rest), then the usage chunk and ``data: [DONE]``. Each token's text is ``<DUE/WRITTEN>``: the
+scripted time of the token and the time the server wrote it, both in ``time.monotonic_ns()``, so
+a reader of the client's events can split an error into the server's lateness and the client's
+(``token_times`` parses it).
 
 A request asks for a fault with a prompt (or last chat message) of the form ``fault:NAME`` or
 ``fault:NAME:N``: ``429`` and ``500`` (HTTP errors), ``slow_first_byte`` (no response headers for
@@ -18,22 +19,33 @@ after ``N`` tokens) and ``no_usage`` (a complete stream without a usage chunk).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import math
+import selectors
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 
-__all__ = ["Script", "ScriptedServer"]
+__all__ = ["Script", "ScriptedServer", "punctual_event_loop", "token_times"]
 
 
 @dataclass(frozen=True)
 class Script:
-    """When the server sends: first token ``ttft_s`` after arrival, then one every ``itl_s``."""
+    """When the server sends: first token ``ttft_s`` after a request starts, then one every ``itl_s``.
+
+    ``max_running`` (None: no limit) makes it queue like an engine with that many sequence slots: a
+    request starts when a slot frees, so its TTFT grows with the load and its capacity is finite
+    (about ``max_running / (ttft_s + (tokens - 1) * itl_s)`` requests/s).
+    """
 
     ttft_s: float = 0.05
     itl_s: float = 0.01
+    max_running: int | None = None
 
 
 class ScriptedServer:
@@ -45,6 +57,7 @@ class ScriptedServer:
         self.port = port
         self.requests = 0
         self._runner: web.AppRunner | None = None
+        self._slots: asyncio.Semaphore | None = None
 
     @property
     def base_url(self) -> str:
@@ -58,6 +71,8 @@ class ScriptedServer:
         await self.stop()
 
     async def start(self) -> None:
+        if self.script.max_running is not None:
+            self._slots = asyncio.Semaphore(self.script.max_running)
         app = web.Application()
         app.router.add_post("/v1/completions", self._completions)
         app.router.add_post("/v1/chat/completions", self._chat)
@@ -75,6 +90,23 @@ class ScriptedServer:
             await self._runner.cleanup()
             self._runner = None
 
+    @classmethod
+    @contextlib.contextmanager
+    def in_thread(cls, script: Script | None = None) -> Iterator[ScriptedServer]:
+        """The server on an event loop of its own thread, for callers that run their own loops."""
+        server = cls(script)
+        loop = asyncio.new_event_loop()
+        thread = threading.Thread(target=loop.run_forever, name="scripted-server", daemon=True)
+        thread.start()
+        try:
+            asyncio.run_coroutine_threadsafe(server.start(), loop).result(timeout=30)
+            yield server
+        finally:
+            asyncio.run_coroutine_threadsafe(server.stop(), loop).result(timeout=30)
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(timeout=30)
+            loop.close()
+
     async def _models(self, request: web.Request) -> web.Response:
         return web.json_response({"object": "list", "data": [{"id": "scripted", "object": "model"}]})
 
@@ -85,6 +117,12 @@ class ScriptedServer:
         return await self._serve(request, chat=True)
 
     async def _serve(self, request: web.Request, *, chat: bool) -> web.StreamResponse:
+        if self._slots is None:
+            return await self._respond(request, chat=chat)
+        async with self._slots:
+            return await self._respond(request, chat=chat)
+
+    async def _respond(self, request: web.Request, *, chat: bool) -> web.StreamResponse:
         loop = asyncio.get_running_loop()
         arrived = loop.time()
         self.requests += 1
@@ -114,11 +152,12 @@ class ScriptedServer:
         for i in range(n_tokens):
             if fault in ("drop", "stall", "malformed", "error_event") and i == count:
                 return await self._misbehave(request, response, fault)
-            delay = arrived + script.ttft_s + i * script.itl_s - loop.time()
+            due = arrived + script.ttft_s + i * script.itl_s
+            delay = due - loop.time()
             if delay > 0:
                 await asyncio.sleep(delay)
             last = i == n_tokens - 1
-            choice = _choice(chat, f"<{time.monotonic_ns()}>", finish="length" if last else None)
+            choice = _choice(chat, f"<{round(due * 1e9)}/{time.monotonic_ns()}>", finish="length" if last else None)
             await response.write(_event({"id": ident, "object": kind, "choices": [choice]}))
         if fault != "no_usage":
             usage = {"prompt_tokens": prompt_tokens, "completion_tokens": n_tokens}
@@ -142,6 +181,32 @@ class ScriptedServer:
         await response.write(b"data: [DONE]\n\n")
         await response.write_eof()
         return response
+
+
+class _PunctualSelector(selectors.EpollSelector):
+    """epoll, waiting whole milliseconds *down* and polling for the rest.
+
+    ``epoll_wait`` counts in milliseconds and Python rounds a wait up, so every timer of a stock
+    asyncio loop fires up to 1 ms late; the reference would then be the noisiest part of the
+    measurement. Rounding down and polling the last fraction puts a token on the wire within
+    microseconds of its scripted time, for the price of a busy loop in that fraction.
+    """
+
+    def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
+        if timeout is not None and timeout > 0:
+            timeout = math.floor(timeout * 1e3) * 1e-3
+        return super().select(timeout)
+
+
+def punctual_event_loop() -> asyncio.AbstractEventLoop:
+    """An event loop whose timers fire on time (see ``_PunctualSelector``), for the server process."""
+    return asyncio.SelectorEventLoop(_PunctualSelector())
+
+
+def token_times(text: str) -> tuple[int, int]:
+    """(due, written) monotonic ns of one scripted token, from its text ``<DUE/WRITTEN>``."""
+    due, _, written = text.strip("<>").partition("/")
+    return int(due), int(written)
 
 
 def _fault(prompt: str) -> tuple[str | None, float]:

@@ -7,6 +7,7 @@ The server runs in the test's event loop on 127.0.0.1. Timings are never asserte
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import time
 from collections.abc import Awaitable, Callable
@@ -17,7 +18,7 @@ import pytest
 from backends.engine import ChatMessage, ClientTimeouts, Endpoint, EngineBackend, EngineRequest, FailureKind
 from backends.engine.client import OpenAIClient, request_body
 from backends.engine.records import RequestOutcome
-from backends.engine.scripted import Script, ScriptedServer
+from backends.engine.scripted import Script, ScriptedServer, token_times
 
 T = TypeVar("T")
 SCRIPT = Script(ttft_s=0.03, itl_s=0.005)
@@ -34,7 +35,7 @@ def _with_server(body: Callable[[OpenAIClient, ScriptedServer], Awaitable[T]], *
 
 
 def _sent_ns(outcome: RequestOutcome) -> list[int]:
-    return [int(event.text.strip("<>")) for event in outcome.events]
+    return [token_times(event.text)[1] for event in outcome.events]
 
 
 def test_the_client_is_an_engine_backend() -> None:
@@ -72,6 +73,10 @@ def test_a_streamed_request_is_measured_from_its_events(api: str) -> None:
     assert len(outcome.events) == 6
     sent = _sent_ns(outcome)
     assert sent == sorted(sent)
+    due = [token_times(event.text)[0] for event in outcome.events]
+    # The script: each token due one ITL after the previous one, and never written before it is due.
+    assert [b - a for a, b in itertools.pairwise(due)] == pytest.approx([SCRIPT.itl_s * 1e9] * 5, abs=2)
+    assert all(w >= d for d, w in zip(due, sent, strict=True))
     # An event cannot be read before the server wrote it; TTFT honours the script's delay.
     assert all(event.t_ns >= written for event, written in zip(outcome.events, sent, strict=True))
     assert outcome.ttft_s is not None and outcome.ttft_s >= SCRIPT.ttft_s
@@ -157,3 +162,38 @@ def test_closing_the_client_cancels_open_streams() -> None:
 
     outcome = _with_server(body)
     assert outcome.failure is not None and outcome.failure.kind is FailureKind.CANCELLED
+
+
+def test_which_chunks_are_output_events() -> None:
+    from backends.engine.client import _ReadState
+
+    class Sink:
+        _events: list[object]
+
+        def __init__(self) -> None:
+            self._events = []
+
+        def _push(self, event: object) -> None:
+            self._events.append(event)
+
+    chunks = [
+        {"choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]},  # chat preamble
+        {"choices": [{"index": 0, "delta": {"content": "a"}}]},
+        {"choices": [{"index": 0, "delta": {"content": ""}}]},  # a token without complete text yet
+        {"choices": [{"index": 0, "text": "", "token_ids": [7]}]},
+        {"choices": [{"index": 0, "text": "b", "finish_reason": "length"}]},
+        {"choices": [{"index": 0, "text": "", "finish_reason": "length"}]},  # closing marker
+        {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]},  # OpenAI's closing chunk
+        {"choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}},
+    ]
+    state, sink = _ReadState(), Sink()
+    for t, chunk in enumerate(chunks):
+        assert state.take(json.dumps(chunk).encode(), t, sink) is None  # type: ignore[arg-type]
+    assert [(e.t_ns, e.text, e.token_ids) for e in sink._events] == [  # type: ignore[attr-defined]
+        (1, "a", None),
+        (2, "", None),
+        (3, "", (7,)),
+        (4, "b", None),
+    ]
+    assert state.usage is not None and state.usage.completion_tokens == 4
+    assert state.finish_reason == "stop"
