@@ -12,6 +12,9 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
+#: The real vLLM CPU engine's fixtures, for the tests marked ``engine`` anywhere in the tree.
+pytest_plugins = ["tests.vllm_cpu"]
+
 CliRunner = Callable[..., subprocess.CompletedProcess[str]]
 
 

