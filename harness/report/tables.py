@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from harness.errors import ConfigError
-from harness.report.cost import PriceResolver, usd_per_million
+from harness.report.cost import PriceResolver, tokens_per_s_at_capacity, usd_per_million
 
 __all__ = ["FORMATS", "cell_rows", "render"]
 
@@ -99,8 +99,9 @@ def cell_rows(runs: Iterable[dict[str, Any]], prices: PriceResolver | None = Non
 
 def _scenario_costs(cell: dict[str, Any], usd_per_hour: float) -> dict[str, Any]:
     """Costs the load scenarios are judged by: per million output and total tokens, and, for a
-    server cell whose capacity was searched, per million inferences at that capacity (which then
-    also becomes the cell's ``usd_per_million``, so SLO picks rank by it)."""
+    server cell whose capacity was searched, per million inferences (which then also becomes the
+    cell's ``usd_per_million``, so SLO picks rank by it) and per million output and total tokens at
+    that capacity; the plain token costs stay at the measured rate of the reported run."""
     costs: dict[str, Any] = {
         "usd_per_million_output_tokens": usd_per_million(usd_per_hour, cell.get("output_tokens_per_s")),
         "usd_per_million_total_tokens": usd_per_million(usd_per_hour, cell.get("total_tokens_per_s")),
@@ -110,6 +111,11 @@ def _scenario_costs(cell: dict[str, Any], usd_per_hour: float) -> dict[str, Any]
         at_capacity = usd_per_million(usd_per_hour, capacity * cell["config"]["batch_size"])
         costs["usd_per_million_at_capacity"] = at_capacity
         costs["usd_per_million"] = at_capacity
+        completed = (cell.get("server") or {}).get("completed_rps")
+        for kind in ("output", "total"):
+            rate = tokens_per_s_at_capacity(capacity, completed, cell.get(f"{kind}_tokens_per_s"))
+            if rate is not None:
+                costs[f"usd_per_million_{kind}_tokens_at_capacity"] = usd_per_million(usd_per_hour, rate)
     return costs
 
 
@@ -246,7 +252,12 @@ OFFLINE_HEADERS = ("samples/s", "out tok/s", "batch p50 ms", "batches")
 #: Cost columns of the load-scenario tables (header, row key), shown when some row has a price.
 SCENARIO_COSTS: dict[str, tuple[tuple[str, str], ...]] = {
     "generate": (("$/M out tok", "usd_per_million_output_tokens"), ("$/M tok", "usd_per_million_total_tokens")),
-    "server": (("$/M inf @capacity", "usd_per_million_at_capacity"), ("$/M out tok", "usd_per_million_output_tokens")),
+    "server": (
+        ("$/M inf @capacity", "usd_per_million_at_capacity"),
+        ("$/M out tok @capacity", "usd_per_million_output_tokens_at_capacity"),
+        ("$/M tok @capacity", "usd_per_million_total_tokens_at_capacity"),
+        ("$/M out tok measured", "usd_per_million_output_tokens"),
+    ),
     "offline": (("$/M inf", "usd_per_million"), ("$/M out tok", "usd_per_million_output_tokens")),
 }
 

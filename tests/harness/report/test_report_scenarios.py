@@ -115,3 +115,23 @@ def test_load_scenarios_are_priced_per_token_and_at_capacity(mixed_run: dict[str
     assert srv["usd_per_million"] == srv["usd_per_million_at_capacity"]
     text = render([run])
     assert "$/M out tok" in text and "$/M inf @capacity" in text
+
+
+def test_a_decoder_server_cell_prices_its_tokens_at_the_capacity_not_the_measured_rate() -> None:
+    from harness.pricing.catalog import Price
+
+    price = Price("local", "local", "on-demand", 3.6, "test", "2026-11-24")
+    cell = _cell("llama", "server", rate=4.0, slo_ttft_ms=1000.0, prompt_tokens=8, output_tokens=3)
+    completed = cell["server"]["completed_rps"]
+    assert completed > 0
+    # The measured run completed `completed` req/s with 3 output (11 total) tokens each; the
+    # search found 10 req/s: tokens are priced at 30 (110) per second, not at the measured rate.
+    cell = {**cell, "capacity_rps": 10.0}
+    run = {"run_id": "r", "target": {"kind": "local"}, "pricing": price.to_dict(), "cells": [cell]}
+    (row,) = cell_rows([run])
+    assert cell["output_tokens_per_s"] == pytest.approx(completed * 3)
+    assert row["usd_per_million_output_tokens_at_capacity"] == pytest.approx(1000 / 30)
+    assert row["usd_per_million_total_tokens_at_capacity"] == pytest.approx(1000 / 110)
+    assert row["usd_per_million_output_tokens"] == pytest.approx(1000 / (completed * 3))
+    text = render([run])
+    assert "$/M out tok @capacity" in text and "$/M tok @capacity" in text
