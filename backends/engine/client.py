@@ -34,8 +34,9 @@ from backends.engine.records import (
     build_outcome,
 )
 from backends.engine.sse import SseParser
+from harness.errors import ConfigError
 
-__all__ = ["OpenAIClient", "request_body"]
+__all__ = ["EngineUnreachable", "OpenAIClient", "request_body"]
 
 _DONE = b"[DONE]"
 #: How long an idle pooled connection is kept (a server may close it sooner; the pool notices).
@@ -69,6 +70,10 @@ def request_body(request: EngineRequest, model: str) -> dict[str, Any]:
     if request.return_token_ids:
         body["return_token_ids"] = True
     return body
+
+
+class EngineUnreachable(ConfigError):
+    """The server cannot be reached or does not speak the OpenAI API (a precondition, exit 2)."""
 
 
 class _Stream:
@@ -152,6 +157,21 @@ class OpenAIClient:
     async def measure(self, request: EngineRequest, *, scheduled_ns: int | None = None) -> RequestOutcome:
         """Send ``request`` and wait for its outcome."""
         return await self.submit(request, scheduled_ns=scheduled_ns).outcome()
+
+    async def models(self) -> list[str]:
+        """The model names the server serves (``GET models``); raises ``EngineUnreachable``."""
+        session = self._open()
+        try:
+            async with session.get(self.endpoint.url("models"), headers=self._headers) as response:
+                if response.status >= 300:
+                    raise EngineUnreachable(f"{self.endpoint.url('models')} answered HTTP {response.status}")
+                payload = await response.json(content_type=None)
+        except (TimeoutError, aiohttp.ClientError, OSError, ValueError) as exc:
+            raise EngineUnreachable(f"cannot list the models of {self.endpoint.base_url}: {_one_line(exc)}") from None
+        try:
+            return [str(entry["id"]) for entry in payload["data"]]
+        except (KeyError, TypeError) as exc:
+            raise EngineUnreachable(f"{self.endpoint.url('models')} is not an OpenAI model list: {exc!r}") from None
 
     async def open_connections(self, count: int) -> int:
         """Open ``count`` keep-alive connections before a measured window; how many are pooled.

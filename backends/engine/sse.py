@@ -24,6 +24,17 @@ class SseParser:
 
     def feed(self, chunk: bytes) -> list[bytes]:
         """The data of every event completed by ``chunk``, in order."""
+        if (
+            not self._buffer
+            and not self._data
+            and not self._pending_cr
+            and chunk.startswith(b"data: ")
+            and chunk.endswith(b"\n\n")
+            and chunk.count(b"\n") == 2
+            and b"\r" not in chunk
+        ):
+            # The common case, one whole ``data:`` event per read, without the general machinery.
+            return [chunk[6:-2]]
         if self._pending_cr and chunk.startswith(b"\n"):
             # A CRLF split across reads: the CR already ended the line.
             chunk = chunk[1:]

@@ -197,3 +197,19 @@ def test_which_chunks_are_output_events() -> None:
     ]
     assert state.usage is not None and state.usage.completion_tokens == 4
     assert state.finish_reason == "stop"
+
+
+def test_models_lists_what_the_server_serves_or_says_why_not() -> None:
+    from backends.engine.client import EngineUnreachable
+
+    async def body(client: OpenAIClient, server: ScriptedServer) -> list[str]:
+        return await client.models()
+
+    assert _with_server(body) == ["scripted"]
+
+    async def nowhere() -> list[str]:
+        async with OpenAIClient(Endpoint("http://127.0.0.1:9/v1", "m")) as client:
+            return await client.models()
+
+    with pytest.raises(EngineUnreachable, match=r"cannot list the models of http://127\.0\.0\.1:9/v1"):
+        asyncio.run(nowhere())
