@@ -23,7 +23,6 @@ Run:  python benchmarks/engine_vllm_cpu.py [--concurrency 1,2,4,8] [--prompt-tok
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import subprocess
 import sys
@@ -33,13 +32,12 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from backends.engine.client import OpenAIClient
 from backends.engine.metrics import MetricsSampler
-from backends.engine.reference import check_engine
 from backends.engine.serving import EngineSpec, open_engine
 from harness.measure.environment import cpu_facts
 from harness.measure.sampler import SamplingPolicy
 from harness.scenarios.engine import EngineTarget, measure_closed_loop, measure_unloaded, search_capacity
+from harness.scenarios.engine_check import check_engine
 from harness.scenarios.engine_records import load_record
 from harness.scenarios.tokens import SLO
 from workloads.request_sets import TokenCounts, load_tokenizer, synthetic_requests
@@ -86,22 +84,20 @@ def main() -> None:
         out["engine"] = {"version": engine.version, "cold_start_s": engine.cold_start_s, "argv": list(engine.argv)}
         print(f"vLLM {engine.version} (CPU) ready {engine.cold_start_s:.1f} s after start; set-up {setup_s:.0f} s")
 
-        async def agreement() -> Any:
-            async with OpenAIClient(serving.endpoint) as client:
-                prompts = [
-                    tuple(r.prompt) if isinstance(r.prompt, tuple) else tuple(tokenizer(r.prompt)["input_ids"])
-                    for r in requests.requests[:4]
-                ]
-                return await check_engine(client, model, prompts, "float32")
-
-        check = asyncio.run(agreement())
-        out["token_agreement"] = check.to_dict()
+        target = EngineTarget(serving.endpoint, requests)
+        check = check_engine(target, model)
+        out["token_agreement"] = {
+            "agreement": check.agreement,
+            "prompts": check.prompts,
+            "tokens_per_prompt": check.tokens_per_prompt,
+            "first_divergence": list(check.first_divergence),
+            "passed": check.passed,
+        }
         print(
             f"greedy tokens vs transformers fp32: {check.agreement:.0%} agree over "
             f"{check.prompts} prompts x {check.tokens_per_prompt} tokens ({'pass' if check.passed else 'FLAGGED'})"
         )
 
-        target = EngineTarget(serving.endpoint, requests)
         policy = SamplingPolicy(max_time_s=args.time_s, warmup_time_s=0.5, min_count=8, target_rel_ci=0.02)
         sweep = []
         print(

@@ -14,6 +14,7 @@ import pytest
 from backends.engine.serving import ServingEngine
 from harness.measure.sampler import SamplingPolicy
 from harness.scenarios.engine import EngineTarget, measure_closed_loop, measure_unloaded, search_capacity
+from harness.scenarios.engine_check import check_engine
 from harness.scenarios.engine_records import EngineLoadRecord, load_record
 from harness.scenarios.tokens import SLO
 from tests.vllm_cpu import VllmCpu
@@ -59,6 +60,14 @@ def _check_against_token_times(record: EngineLoadRecord) -> None:
     assert record.input_tokens == sum(r.input_tokens or 0 for r in ok)
     assert record.output_tokens_per_s == pytest.approx(record.output_tokens / record.duration_s)
     assert record.output_short == 0 and record.input_mismatched == 0
+
+
+def test_greedy_tokens_agree_with_transformers(target: EngineTarget, vllm_cpu: VllmCpu) -> None:
+    result = check_engine(target, vllm_cpu.model, tokens=24)
+    assert result.prompts == 4 and result.tokens_per_prompt == 24
+    assert result.passed, result.warning
+    # fp32 against fp32 on a model drawn with wide logit margins: every position agrees.
+    assert result.agreement == 1.0, result.first_divergence
 
 
 def test_generate_figures_are_the_token_times(target: EngineTarget) -> None:
