@@ -201,6 +201,24 @@ COLUMNS: tuple[Column, ...] = (
         lambda r: r.usd_per_million_at_capacity,
         optional=True,
     ),
+    Column(
+        "usd_per_million_output_tokens_at_capacity",
+        "$/M out tok @capacity",
+        lambda r: r.usd_per_million_output_tokens_at_capacity,
+        optional=True,
+    ),
+    Column(
+        "usd_per_million_total_tokens_at_capacity",
+        "$/M tok @capacity",
+        lambda r: r.usd_per_million_total_tokens_at_capacity,
+        optional=True,
+    ),
+    Column(
+        "usd_per_million_output_tokens_measured",
+        "$/M out tok measured",
+        lambda r: r.usd_per_million_output_tokens,
+        optional=True,
+    ),
     Column("usd_per_million_offline", "$/M inf", lambda r: r.usd_per_million, optional=True),
     Column(
         "usd_per_million_output_tokens",

@@ -165,3 +165,24 @@ def test_a_concurrency_sweep_shows_its_users_and_measured_token_counts(mixed_run
     # Without a sweep there is nothing to tell apart: no users column.
     alone = cell_rows([replace(mixed_run, cells=(generate,))])
     assert "concurrency" not in [column.key for column in columns_for("generate", alone)]
+
+
+def test_a_decoder_server_cell_prices_its_tokens_at_the_capacity_not_the_measured_rate() -> None:
+    from harness.pricing.catalog import Price
+
+    price = Price("local", "local", "on-demand", 3.6, "test", "2026-11-24")
+    cell = _cell("llama", "server", rate=4.0, slo_ttft_ms=1000.0, prompt_tokens=8, output_tokens=3)
+    measured = _measured(cell)
+    assert measured.server is not None
+    completed = measured.server.completed_rps
+    assert completed > 0 and measured.output_tokens_per_s == pytest.approx(completed * 3)
+    # The measured run completed `completed` req/s with 3 output (11 total) tokens each; the
+    # search found 10 req/s: tokens are priced at 30 (110) per second, not at the measured rate.
+    cell = replace(cell, measurement=replace(measured, capacity_rps=10.0))
+    run = replace(round_trip(cell), pricing=price)
+    (row,) = cell_rows([run])
+    assert row.usd_per_million_output_tokens_at_capacity == pytest.approx(1000 / 30)
+    assert row.usd_per_million_total_tokens_at_capacity == pytest.approx(1000 / 110)
+    assert row.usd_per_million_output_tokens == pytest.approx(1000 / (completed * 3))
+    text = render([run])
+    assert "$/M out tok @capacity" in text and "$/M tok @capacity" in text and "$/M out tok measured" in text
