@@ -10,9 +10,10 @@ import itertools
 import tomllib
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from harness.errors import ConfigError
+from harness.run.engine_params import EngineParams
 from harness.runfile.records import CellConfig, ScenarioParams
 
 __all__ = [
@@ -20,6 +21,10 @@ __all__ = [
     "Suite",
     "load_suite_file",
 ]
+
+
+#: The scenarios an engine cell can run.
+ENGINE_SCENARIOS = ("generate", "server")
 
 
 @dataclass(frozen=True)
@@ -49,6 +54,18 @@ class Suite:
     slo_tpot: float | None = None
     concurrency: tuple[int, ...] = (1,)
     loadgen: bool = False
+    # Serving engines (``EngineParams``): start one (engine) or attach (endpoint), and the request set.
+    engine: str | None = None
+    endpoint: str | None = None
+    model: str | None = None
+    engine_silicon: str = "cpu"
+    engine_python: str | None = None
+    max_model_len: int = 512
+    prompts: str | None = None
+    prompt_dist: str | None = None
+    output_dist: str | None = None
+    api: str = "completions"
+    requests: int = 64
 
     def __post_init__(self) -> None:
         for name in ("workloads", "backends", "batch_sizes", "dtypes", "modes"):
@@ -82,6 +99,11 @@ class Suite:
         for users in self.concurrency:
             if isinstance(users, bool) or not isinstance(users, int) or users < 1:
                 raise ConfigError(f"concurrency must be a whole number of 1 or more, got {users!r}")
+        for name in ("max_model_len", "requests"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{name.replace('_', '-')} must be a whole number of 1 or more, got {value!r}")
+        self._check_engine()
         for name in ("rate", "slo_p99", "slo_ttft", "slo_tpot"):
             value = getattr(self, name)
             if value is not None and not value > 0:
@@ -97,6 +119,60 @@ class Suite:
             )
         scenario.check(self.scenario_params())
 
+    def _check_engine(self) -> None:
+        """Engine options only with an engine; an engine cell is a generate or server cell."""
+        if self.engine is None and self.endpoint is None:
+            given = [k for k in ("prompts", "prompt_dist", "output_dist", "model") if getattr(self, k) is not None]
+            if given:
+                raise ConfigError(
+                    f"--{given[0].replace('_', '-')} applies to serving engines: give --engine NAME (start one) "
+                    "or --endpoint URL (attach to one)"
+                )
+            return
+        if self.scenario not in ENGINE_SCENARIOS:
+            raise ConfigError(f"engine cells run the generate and server scenarios, not --scenario {self.scenario}")
+        if self.loadgen:
+            raise ConfigError("--loadgen drives in-process backends; engine cells run without it")
+        self.engine_params()  # the engine and the request set, checked once, here
+
+    def engine_params(self) -> EngineParams | None:
+        """The engine part of every cell, or None for in-process cells.
+
+        A started engine runs the suite's dtype when one was asked for (``--dtype``, one only),
+        else its silicon's default.
+        """
+        if self.engine is None and self.endpoint is None:
+            return None
+        from backends.engine.serving import EngineSpec
+
+        if not self.model:
+            raise ConfigError("engine cells need --model: the model folder or hub id the engine serves")
+        if self.api not in ("chat", "completions"):
+            raise ConfigError(f"--api must be completions or chat, got {self.api!r}")
+        dtype = None
+        if self.dtypes != DEFAULT_DTYPES:
+            if len(self.dtypes) != 1:
+                raise ConfigError(f"an engine runs one dtype per run; got {', '.join(self.dtypes)}")
+            dtype = self.dtypes[0]
+        spec = EngineSpec(
+            model=self.model,
+            engine=self.engine,
+            endpoint=self.endpoint,
+            silicon=self.engine_silicon,
+            python=self.engine_python,
+            dtype=dtype,
+            max_model_len=self.max_model_len,
+        )
+        api: Literal["completions", "chat"] = "chat" if self.api == "chat" else "completions"
+        return EngineParams(
+            spec=spec,
+            prompts=self.prompts,
+            prompt_tokens=self.prompt_dist or str(self.prompt_tokens),
+            output_tokens=self.output_dist or str(self.output_tokens),
+            api=api,
+            requests=self.requests,
+        )
+
     def scenario_params(self) -> ScenarioParams:
         return ScenarioParams(
             prompt_tokens=self.prompt_tokens,
@@ -107,6 +183,7 @@ class Suite:
             slo_tpot_ms=self.slo_tpot,
             concurrency=self.concurrency[0],
             loadgen=self.loadgen,
+            engine=self.engine_params(),
         )
 
     def with_overrides(self, **overrides: Any) -> Suite:
@@ -118,8 +195,27 @@ class Suite:
         """The matrix, in a stable order: workload-major so one model's cells run together.
 
         ``concurrency`` is a dimension of its own: a sweep over 1, 2, 4, … is one cell per value.
+        Engine cells are one per concurrency: the engine is the backend, the model it serves the
+        workload and the request set the preset.
         """
         params = self.scenario_params()
+        engine = params.engine
+        if engine is not None:
+            spec = engine.spec
+            return [
+                CellConfig(
+                    workload=spec.model,
+                    preset=engine.describe(),
+                    backend=f"{spec.engine}-{spec.silicon}" if spec.engine is not None else "endpoint",
+                    dtype=spec.dtype or "engine-default",
+                    mode="engine",
+                    threads=None,
+                    batch_size=1,
+                    scenario=self.scenario,
+                    params=replace(params, concurrency=users),
+                )
+                for users in self.concurrency
+            ]
         return [
             CellConfig(
                 workload=w,
@@ -143,6 +239,7 @@ class Suite:
 
 
 DEFAULT_SUITE = Suite()
+DEFAULT_DTYPES = DEFAULT_SUITE.dtypes
 
 _TUPLE_KEYS = {"workloads", "backends", "batch_sizes", "dtypes", "modes", "concurrency"}
 _ALLOWED_KEYS = tuple(f.name for f in fields(Suite))
@@ -170,6 +267,17 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "slo_tpot": (int, float),
     "concurrency": (int,),
     "loadgen": (bool,),
+    "engine": (str,),
+    "endpoint": (str,),
+    "model": (str,),
+    "engine_silicon": (str,),
+    "engine_python": (str,),
+    "max_model_len": (int,),
+    "prompts": (str,),
+    "prompt_dist": (str,),
+    "output_dist": (str,),
+    "api": (str,),
+    "requests": (int,),
 }
 _FLOAT_KEYS = {"max_time", "rate", "slo_p99", "slo_ttft", "slo_tpot"}
 

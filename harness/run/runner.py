@@ -29,12 +29,18 @@ def run_cells(
 
     A Ctrl-C marks the file ``interrupted`` (keeping every finished cell) and re-raises.
     """
+    from harness.scenarios.engine_cell import EnginePool
+
     done: list[CellRecord] = []
+    # Engines live for the whole run (a concurrency sweep pays one cold start) and are always stopped.
+    engines = EnginePool()
     try:
         for index, config in enumerate(cells, start=1):
             if progress:
                 progress(index, len(cells), config, None)
-            if isolate(config):
+            if config.params.engine is not None:
+                record = run_cell(config, policy, engines)
+            elif isolate(config):
                 record = run_cell_isolated(config, policy, policy.max_time_s * 3 + ISOLATED_GRACE_S)
             else:
                 record = run_cell(config, policy)
@@ -43,7 +49,10 @@ def run_cells(
             if progress:
                 progress(index, len(cells), config, record)
     except KeyboardInterrupt:
+        engines.close()
         writer.finish("interrupted")
         raise
+    finally:
+        engines.close()
     writer.finish("complete")
     return done

@@ -24,7 +24,10 @@ from typing import Annotated, Any, Literal
 
 from annotated_types import Ge
 
+from backends.engine.launcher import EngineRecord
+from backends.engine.metrics import EngineMetrics
 from harness.pricing.catalog import Price
+from harness.run.engine_params import EngineParams
 
 __all__ = [
     "SCHEMA_NAME",
@@ -39,7 +42,9 @@ __all__ = [
     "CpuFacts",
     "DeviceFacts",
     "Energy",
+    "EngineAgreement",
     "EngineLoadRecord",
+    "EnginePart",
     "EngineRequestRecord",
     "Environment",
     "GenerationPart",
@@ -102,10 +107,18 @@ class ScenarioParams:
     slo_tpot_ms: float | None = None
     concurrency: int = 1
     loadgen: bool = False
+    #: Set on cells measured on a serving engine (``--engine``/``--endpoint``), None in-process.
+    engine: EngineParams | None = None
 
     def label(self, scenario: str) -> str:
         """The part of a cell id that tells cells of one scenario apart."""
         parts = [scenario]
+        if self.engine is not None:
+            parts.append(self.engine.describe())
+            if scenario == "server":
+                parts.append(f"r{self.rate:g}" if self.rate is not None else "capacity")
+            parts.append(f"c{self.concurrency}")
+            return "-".join(parts)
         if scenario in ("generate", "server", "offline"):
             parts.append(f"p{self.prompt_tokens}o{self.output_tokens}")
         if scenario == "server":
@@ -455,6 +468,54 @@ class RequestSetFacts:
 
 
 @dataclass(frozen=True)
+class EngineAgreement:
+    """The engine's greedy tokens against the fp32 reference (``harness.scenarios.engine_check``).
+
+    ``agreement`` is the share of positions where both chose the same token; ``first_divergence``
+    where each sequence first parted (None: never). ``unchecked`` says why the engine's tokens
+    could not be compared at all (an engine that sends no token ids); ``agreement`` is then 0."""
+
+    prompts: int
+    tokens_per_prompt: int
+    agreement: float
+    first_divergence: tuple[int | None, ...]
+    threshold: float
+    reference: str = "transformers cpu fp32 greedy"
+    unchecked: str | None = None
+
+    @property
+    def passed(self) -> bool:
+        return self.unchecked is None and self.agreement >= self.threshold
+
+    @property
+    def warning(self) -> str | None:
+        if self.passed:
+            return None
+        if self.unchecked is not None:
+            return f"engine correctness not checked: {self.unchecked}"
+        return (
+            f"engine tokens agree with the {self.reference} reference at {self.agreement:.0%} of positions "
+            f"(threshold {self.threshold:.0%}); first divergences at {list(self.first_divergence)}"
+        )
+
+
+@dataclass(frozen=True)
+class EnginePart:
+    """A cell on a serving engine: which engine, its token check, and every request of its loads.
+
+    ``load`` is the load the cell's figures come from (the closed loop, the fixed-rate run, or the
+    capacity search's best probe); ``probes`` every open-loop probe of a search, in order.
+    ``metrics`` is the engine's ``/metrics`` sampled during the loads (None where it has none)."""
+
+    engine: EngineRecord
+    request_set: RequestSetFacts
+    agreement: EngineAgreement
+    load: EngineLoadRecord
+    probes: tuple[EngineLoadRecord, ...] = ()
+    metrics: EngineMetrics | None = None
+
+
+@dataclass(frozen=True)
 class Measurement:
     """Everything an ``ok`` cell measured. ``latency_ns`` summarizes ``samples_ns``: per call for
     latency and throughput, per request (end to end) for the load scenarios."""
@@ -483,6 +544,7 @@ class Measurement:
     server: ServerPart | None = None
     offline: OfflinePart | None = None
     loadgen: LoadgenPart | None = None
+    engine: EnginePart | None = None
 
     @property
     def token_metrics(self) -> TokenMetrics | None:

@@ -16,12 +16,12 @@ threshold is therefore on agreement, with the position of each first divergence 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from backends.engine.client import OpenAIClient
 from backends.engine.records import EngineRequest, RequestOutcome
 from harness.errors import ConfigError
+from harness.runfile.records import EngineAgreement
 from harness.scenarios.engine import EngineTarget
 from harness.scenarios.engine_load import run_closed_loop
 
@@ -51,35 +51,6 @@ REDUCED_PRECISION_THRESHOLD = 0.5
 def threshold_for(dtype: str | None) -> float:
     """The agreement an engine running ``dtype`` must reach (None: the engine's fp32 default)."""
     return AGREEMENT_THRESHOLD if dtype in (None, "fp32", "float32") else REDUCED_PRECISION_THRESHOLD
-
-
-@dataclass(frozen=True)
-class EngineAgreement:
-    """How the engine's greedy tokens compare with the fp32 reference's."""
-
-    prompts: int
-    tokens_per_prompt: int
-    agreement: float
-    first_divergence: tuple[int | None, ...]
-    threshold: float
-    reference: str = "transformers cpu fp32 greedy"
-    #: Why the engine's tokens could not be compared at all (then ``agreement`` is 0).
-    unchecked: str | None = None
-
-    @property
-    def passed(self) -> bool:
-        return self.unchecked is None and self.agreement >= self.threshold
-
-    @property
-    def warning(self) -> str | None:
-        if self.passed:
-            return None
-        if self.unchecked is not None:
-            return f"engine correctness not checked: {self.unchecked}"
-        return (
-            f"engine tokens agree with the {self.reference} reference at {self.agreement:.0%} of positions "
-            f"(threshold {self.threshold:.0%}); first divergences at {list(self.first_divergence)}"
-        )
 
 
 def agreement(
