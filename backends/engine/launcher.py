@@ -37,7 +37,6 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from harness.errors import CellError, ConfigError
 
@@ -114,39 +113,6 @@ class EngineRecord:
     cold_start_s: float | None = None
     pid: int | None = None
     stopped_clean: bool | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "engine": self.engine,
-            "mode": self.mode,
-            "url": self.url,
-            "silicon": self.silicon,
-            "version": self.version,
-            "model": self.model,
-            "argv": list(self.argv),
-            "env": dict(self.env),
-            "started_utc": self.started_utc,
-            "cold_start_s": self.cold_start_s,
-            "pid": self.pid,
-            "stopped_clean": self.stopped_clean,
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> EngineRecord:
-        return cls(
-            engine=str(data["engine"]),
-            mode=str(data["mode"]),
-            url=str(data["url"]),
-            silicon=data.get("silicon"),
-            version=data.get("version"),
-            model=data.get("model"),
-            argv=tuple(data.get("argv") or ()),
-            env=dict(data.get("env") or {}),
-            started_utc=data.get("started_utc"),
-            cold_start_s=data.get("cold_start_s"),
-            pid=data.get("pid"),
-            stopped_clean=data.get("stopped_clean"),
-        )
 
 
 def free_port(host: str = "127.0.0.1") -> int:

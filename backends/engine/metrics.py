@@ -19,9 +19,8 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass
 
 __all__ = [
     "DEFAULT_INTERVAL_S",
@@ -56,9 +55,6 @@ class MetricsSample:
     waiting: float | None
     kv_cache_usage: float | None
     preemptions_total: float | None
-
-    def to_list(self) -> list[float | None]:
-        return [self.t_s, self.running, self.waiting, self.kv_cache_usage, self.preemptions_total]
 
 
 def parse_metrics(text: str, t_s: float = 0.0) -> MetricsSample:
@@ -97,7 +93,6 @@ class EngineMetrics:
     samples: tuple[MetricsSample, ...]
     failed_samples: int = 0
     started_utc: str | None = None
-    columns: tuple[str, ...] = field(default=("t_s", "running", "waiting", "kv_cache_usage", "preemptions_total"))
 
     def _values(self, name: str) -> list[float]:
         return [v for s in self.samples if (v := getattr(s, name)) is not None]
@@ -129,6 +124,7 @@ class EngineMetrics:
         return values[-1] - values[0] if len(values) >= 2 else None
 
     def summary(self) -> dict[str, float | int | None]:
+        """The figures a reader looks at first (the samples stay in the run file)."""
         return {
             "samples": len(self.samples),
             "failed_samples": self.failed_samples,
@@ -138,27 +134,6 @@ class EngineMetrics:
             "peak_kv_cache_usage": self.peak_kv_cache_usage,
             "preemptions": self.preemptions,
         }
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "url": self.url,
-            "interval_s": self.interval_s,
-            "started_utc": self.started_utc,
-            "failed_samples": self.failed_samples,
-            "columns": list(self.columns),
-            "samples": [s.to_list() for s in self.samples],
-            "summary": self.summary(),
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> EngineMetrics:
-        return cls(
-            url=str(data["url"]),
-            interval_s=float(data["interval_s"]),
-            samples=tuple(MetricsSample(*row) for row in data.get("samples") or ()),
-            failed_samples=int(data.get("failed_samples") or 0),
-            started_utc=data.get("started_utc"),
-        )
 
 
 def _fetch(url: str, timeout_s: float) -> str:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from backends.engine.metrics import EngineMetrics, MetricsSample, MetricsSampler, parse_metrics
+from backends.engine.metrics import MetricsSample, MetricsSampler, parse_metrics
 
 # Captured from vLLM 0.32.0's CPU build serving the tiny Llama under 24 concurrent streams.
 CAPTURE = (Path(__file__).parent / "data" / "vllm-0.32.0-cpu-metrics.txt").read_text()
@@ -73,7 +73,6 @@ def test_sampler_summarizes_and_counts_failures() -> None:
         "peak_kv_cache_usage": 0.5,
         "preemptions": 2.0,
     }
-    assert EngineMetrics.from_dict(metrics.to_dict()) == metrics
 
 
 def test_a_long_run_halves_its_resolution_instead_of_growing() -> None:
