@@ -59,7 +59,7 @@ def test_positional_options_warn_and_are_read_as_keywords(neuron_double: Any, tm
 def test_trace_refuses_neuroncore_v3_targets(neuron_double: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     """Trace API page: "Currently this only supports NeuronCore-v2 type instances (e.g. trn1, inf2)"."""
     neuronx = _neuronx()
-    with pytest.raises(RuntimeError, match="NeuronCore-v2 instances .* not trn2"):
+    with pytest.raises(RuntimeError, match=r"NeuronCore-v2 instances .* not trn2"):
         neuronx.trace(_model(), torch.randn(2, 8), compiler_args="--target trn2", cpu_backend=True)
     neuronx.trace(_model(), torch.randn(2, 8), compiler_args="--target trn1", cpu_backend=True)
     monkeypatch.setenv("NEURON_DOUBLE_INSTANCE", "trn3.48xlarge")
