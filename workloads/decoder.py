@@ -11,6 +11,10 @@ static shapes and no Python-side state, so that one code path runs eagerly, unde
   specialize (and recompile) on it.
 - Greedy argmax happens inside the step and the token is written into a sequence buffer, so no
   host round trip is needed between tokens.
+- For ``torch_neuronx.trace``, which keeps no in-place buffer update and aliases state only on
+  parameters, ``Session.parameter_steps`` gives the same arithmetic (``FunctionalStep``) as a
+  decode step holding its state as parameters (``ParameterDecode``) and a prefill that computes
+  the whole state from the prompt and resets the decode step's state to it (``PromptPrefill``).
 
 Two styles share the code: ``llama`` (RMSNorm, rotary embeddings with Llama 3 frequency scaling,
 grouped-query attention, SwiGLU, no biases) and ``gpt2`` (LayerNorm, learned positions,
