@@ -328,8 +328,10 @@ class NeuronBackend:
         versions: dict[str, str | None],
     ) -> dict[str, Any]:
         """Everything that changes the compiled binary (see ``backends.neuron.cache``)."""
+        aliases = _state_aliases(model)
+        state_names = _state_names(model, aliases)
         components: dict[str, Any] = {
-            "model": model_fingerprint(model),
+            "model": model_fingerprint(model, state={name for name, _ in state_names}),
             "inputs": [[list(t.shape), str(t.dtype)] for t in example],
             "mode": config.mode,
             "compiler_args": list(config.compiler_args),
@@ -337,9 +339,8 @@ class NeuronBackend:
             "target": instance.split(".")[0] if isinstance(instance, str) else None,
             "versions": versions,
         }
-        aliases = _state_aliases(model)
         if aliases:  # only then, so the keys of models without state stay what they were
-            components["state_aliases"] = _state_names(model, aliases)
+            components["state_aliases"] = state_names
         return components
 
     def _load_or_compile(
@@ -490,6 +491,7 @@ class NeuronBackend:
             native_prepared.compile_s = time.perf_counter() - started
             self._synchronize = native_synchronize
             return native_prepared
+        self._synchronize = _nothing_to_wait_for
         torch_neuronx = self._import_torch_neuronx()
         example = self._example_inputs(tuple(inputs), config, cores)
         versions = self._versions(torch_neuronx)

@@ -167,3 +167,23 @@ def test_trace_generate_on_trn2_fails_with_one_line(trn2: Any) -> None:
     assert record["status"] == "failed" and record["error"]["type"] == "CellError"
     assert "NeuronCore-v2 (inf2, trn1) only" in record["error"]["message"]
     assert "\n" not in record["error"]["message"]
+
+
+def test_new_prompts_reuse_the_compiled_decode_step(neuron_double: Any) -> None:
+    """The decode state's values change with every request (the prefill resets them, even while the
+    steps are prepared); they are not part of the artifact key, its shapes and the weights are."""
+    model = decoder.build_causal_lm(GPT2_SHAPES["tiny"])
+    _, decode, _, _ = decoder.new_session(model, 2, 8, 6).parameter_steps()
+    assert isinstance(decode, decoder.ParameterDecode)
+    config = neuron_backend.parse_config(neuron_backend.BackendOptions(dtype="fp32", mode="trace"))
+
+    def key() -> str:
+        components = NeuronBackend._key_components(decode, (), config, "inf2.xlarge", {"torch": "x"})
+        return neuron_backend.cache_key(components)
+
+    before = key()
+    decode.reset_state([torch.ones_like(t) for t in decode.state])
+    assert key() == before
+    with torch.no_grad():
+        model.lm_head.weight.add_(1.0)
+    assert key() != before
