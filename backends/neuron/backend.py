@@ -50,7 +50,7 @@ import shutil
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
@@ -60,13 +60,16 @@ from backends.neuron.facts import Runner, device_facts
 from backends.neuron.failures import compile_failure, runtime_failure
 from backends.neuron.options import (
     COMPILE_MODE,
+    COMPILE_NEURONCORE_VERSIONS,
     DTYPES,
     ENV_NUM_CORES,
     ENV_VISIBLE_CORES,
+    MODE_ALIASES,
     MODES,
     NeuronConfig,
     Placement,
     mode_refusal,
+    neuroncore_version,
     parse_config,
     resolve_placement,
 )
@@ -172,6 +175,7 @@ class NeuronBackend:
         self._cache = cache
         self._neuron_ls = neuron_ls
         self._synchronize: Callable[[], None] = _nothing_to_wait_for
+        self._facts: dict[str, Any] | None = None
 
     # -- availability and options ---------------------------------------------------------------
 
@@ -205,9 +209,25 @@ class NeuronBackend:
         """Only ``compile`` keeps in-place buffer updates (TorchNeuron keeps tensors on the device, as
         CUDA does); under ``trace`` decoders hold their state as aliased parameters instead."""
         try:
-            return parse_config(options).mode == COMPILE_MODE
+            return self._config(options, self._instance_facts()).mode == COMPILE_MODE
         except ConfigError:
             return False
+
+    def _instance_facts(self) -> dict[str, Any]:
+        """neuron-ls facts, asked once per backend object (the instance type does not change)."""
+        if self._facts is None:
+            self._facts = device_facts(self._neuron_ls) if self._neuron_ls else device_facts()
+        return self._facts
+
+    @staticmethod
+    def _config(options: BackendOptions, facts: dict[str, Any]) -> NeuronConfig:
+        """The cell's config; the default mode (``eager``) is this silicon's own path: ``trace`` on
+        NeuronCore-v2, ``compile`` on Trn2/Trn3, where trace does not run."""
+        config = parse_config(options)
+        version = neuroncore_version(facts.get("instance_type"))
+        if options.mode in MODE_ALIASES and version is not None and version >= min(COMPILE_NEURONCORE_VERSIONS):
+            config = parse_config(replace(options, mode=COMPILE_MODE))
+        return config
 
     # -- preparation ----------------------------------------------------------------------------
 
@@ -464,9 +484,9 @@ class NeuronBackend:
         hit) and ``details["load_s"]`` the load onto the device with the first call.
         """
         started = time.perf_counter()
-        config = parse_config(options)
+        facts = self._instance_facts()
+        config = self._config(options, facts)
         placement = resolve_placement(config.placement, config.mode, RUNTIME.user_env())
-        facts = device_facts(self._neuron_ls) if self._neuron_ls else device_facts()
         self._refuse_on_this_silicon(config, facts)
         cores = self._cores_for(config, placement, facts)  # checked before the runtime can start
         self._apply_placement(placement)

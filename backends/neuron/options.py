@@ -57,8 +57,9 @@ DTYPES: tuple[str, ...] = ("fp32", "bf16", "fp16")
 #: the PyTorch-native Neuron backend of Trn2/Trn3 (TorchNeuron, ``torch.compile(backend="neuron")``)
 #: on one NeuronCore.
 MODES: tuple[str, ...] = ("trace", "dataparallel", "compile")
-#: ``eager`` is the suite's default mode; it runs as ``trace`` (Neuron's own eager mode is
-#: TorchNeuron's, on Trn2/Trn3 only), so a matrix mixing cpu and neuron cells needs no per-backend modes.
+#: ``eager`` is the suite's default mode, so a matrix mixing cpu and neuron cells needs no
+#: per-backend modes: it runs as ``trace`` here, and the backend runs it as ``compile`` once it
+#: knows the instance is a Trn2/Trn3, where trace does not run (``NeuronBackend._config``).
 MODE_ALIASES: dict[str, str] = {"eager": "trace"}
 COMPILE_MODE = "compile"
 #: The modes that compile with ``torch_neuronx.trace``.

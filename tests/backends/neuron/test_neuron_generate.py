@@ -187,3 +187,11 @@ def test_new_prompts_reuse_the_compiled_decode_step(neuron_double: Any) -> None:
     with torch.no_grad():
         model.lm_head.weight.add_(1.0)
     assert key() != before
+
+
+def test_the_default_mode_on_trn2_is_compile(torchneuron: Any) -> None:
+    """``eager`` (the suite default) is each silicon's own path: trace on inf2/trn1, compile on trn2."""
+    record = run_cell(_generate_cell("gpt2", mode="eager"), POLICY)
+    assert record["status"] == "ok", record["error"]
+    assert record["device"]["neuron_mode"] == "compile"
+    assert record["generation"]["token_agreement"] == 1.0
