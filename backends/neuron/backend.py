@@ -461,10 +461,17 @@ class NeuronBackend:
         if reason is not None:
             raise CellError(reason)
 
+    @staticmethod
     def _prepare_native(
-        self, model: torch.nn.Module, inputs: tuple[torch.Tensor, ...], options: BackendOptions, config: NeuronConfig
+        model: torch.nn.Module, inputs: tuple[torch.Tensor, ...], options: BackendOptions
     ) -> tuple[PreparedModel, dict[str, Any]]:
+        """``torch.compile(backend="neuron")`` (``backends.neuron.native``); failures as one-line cell errors."""
         from backends.neuron import native
+
+        if _state_aliases(model):
+            raise CellError(
+                "a step with aliased state is for trace; under compile decoders keep their cache in buffers"
+            )
 
         try:
             return native.prepare_native(model, inputs, options)
@@ -505,7 +512,7 @@ class NeuronBackend:
             "auto_cast_type": config.auto_cast_type,
         }
         if config.mode == COMPILE_MODE:
-            native_prepared, compiled = self._prepare_native(model, tuple(inputs), options, config)
+            native_prepared, compiled = self._prepare_native(model, tuple(inputs), options)
             details.update(compiled)
             native_prepared.details = details
             native_prepared.compile_s = time.perf_counter() - started

@@ -66,9 +66,12 @@ COMPILE_MODE = "compile"
 TRACE_MODES: tuple[str, ...] = ("trace", "dataparallel")
 #: Where ``torch_neuronx.trace`` runs. The trace API page of the current documentation
 #: (aws-neuron-sdk frameworks/torch/torch-neuronx/api-reference-guide/inference/api-torch-neuronx-trace.rst,
-#: Neuron 2.32 tree, date-modified 2026-03-13) lists no Trn2/Trn3 anywhere and warns: "Currently
-#: this only supports |NeuronCore-v2| type instances (e.g. |trn1|, inf2)". The compiler call in
-#: public torch-neuronx source also targets ``--target trn1``. So trace is refused on NeuronCore-v3+.
+#: Neuron 2.32 tree, date-modified 2026-03-13) warns in its own text: "Currently this only supports
+#: |NeuronCore-v2| type instances (e.g. |trn1|, inf2)". The rendered header ("This document is
+#: relevant for: Inf2, Trn1, Trn2") is not the page's: the docs build stamps it on every page under
+#: the folder (_ext/neuron_tag.py: ``if 'torch/torch-neuronx' in cur_file: return ['Inf2', 'Trn1',
+#: 'Trn2']``). The page-specific warning wins, and public torch-neuronx source compiles with
+#: ``--target trn1``. So trace is refused beyond NeuronCore-v2, in ``mode_refusal``.
 TRACE_NEURONCORE_VERSIONS: tuple[int, ...] = (2,)
 #: Where TorchNeuron runs: "native PyTorch backend for AWS Trainium", "The initial release requires
 #: compilation on Trainium2 or Trainium3 (Trn2 or Trn3) instances" (frameworks/torch/pytorch-native-overview.rst).
