@@ -21,7 +21,7 @@ from backends.neuron import NeuronBackend
 from backends.neuron import backend as neuron_backend
 from harness.measure.sampler import SamplingPolicy
 from harness.run.cell import run_cell
-from harness.run.plan import CellConfig, ScenarioParams
+from harness.runfile.records import CellConfig, ScenarioParams
 from workloads import decoder
 from workloads.gpt2 import SHAPES as GPT2_SHAPES
 from workloads.llama import SHAPES as LLAMA_SHAPES
@@ -47,10 +47,10 @@ def _generate_cell(workload: str, mode: str = "trace", scenario: str = "generate
 @pytest.mark.parametrize("workload", ["llama", "gpt2"])
 def test_generate_on_neuron_gives_the_cpu_reference_tokens(neuron_double: Any, workload: str) -> None:
     record = run_cell(_generate_cell(workload), POLICY)
-    assert record["status"] == "ok", record["error"]
-    assert record["correctness"]["passed"] is True
-    assert record["generation"]["token_agreement"] == 1.0
-    assert record["generation"]["reference_tokens"] == 6
+    assert record.status == "ok", record.error
+    assert record.measurement.correctness.passed is True
+    assert record.measurement.generation.token_agreement == 1.0
+    assert record.measurement.generation.reference_tokens == 6
     prefill, decode = neuron_double.trace_calls
     state = 2 + 2 * LAYERS[workload]  # sequence, position, a key and a value per layer
     assert prefill.state_aliases == {}  # the prefill is a pure function of the prompt
@@ -63,8 +63,8 @@ def test_generate_on_neuron_gives_the_cpu_reference_tokens(neuron_double: Any, w
     assert neuron_double.host_state_calls == 0
 
     again = run_cell(_generate_cell(workload), POLICY)  # the cached artifacts keep their state
-    assert again["status"] == "ok" and again["device"]["cache_hit"] is True
-    assert again["generation"]["token_agreement"] == 1.0
+    assert again.status == "ok" and again.measurement.device["cache_hit"] is True
+    assert again.measurement.generation.token_agreement == 1.0
 
 
 class _InputKeyed(torch.nn.Module):
@@ -94,8 +94,8 @@ def test_state_keyed_on_forward_inputs_fails_the_same_test(neuron_double: Any, m
 
     monkeypatch.setattr(decoder.Session, "parameter_steps", input_keyed_steps)
     record = run_cell(_generate_cell("llama"), POLICY)
-    assert record["status"] == "failed"
-    assert "KeyError" in record["error"]["message"] and "named_parameters" in record["error"]["message"]
+    assert record.status == "failed"
+    assert "KeyError" in record.error.message and "named_parameters" in record.error.message
 
 
 def test_without_the_reset_between_requests_the_state_runs_on(
@@ -105,8 +105,8 @@ def test_without_the_reset_between_requests_the_state_runs_on(
     continues from where the last one stopped, until the position runs past the static cache."""
     monkeypatch.setattr(decoder.PromptPrefill, "after_call", lambda self, outputs: None)
     record = run_cell(_generate_cell("llama"), POLICY)
-    assert record["status"] == "failed"
-    assert "out of bounds" in str(record["error"])
+    assert record.status == "failed"
+    assert "out of bounds" in str(record.error)
 
 
 def test_the_state_must_be_reached_where_the_traced_module_keeps_it(
@@ -116,8 +116,8 @@ def test_the_state_must_be_reached_where_the_traced_module_keeps_it(
     that resets and reads those (no ``bind_state``) never resets the traced state, which runs on."""
     monkeypatch.setattr(decoder.ParameterDecode, "bind_state", lambda self, tensors: None)
     record = run_cell(_generate_cell("gpt2"), POLICY)
-    assert record["status"] == "failed"
-    assert "out of bounds" in str(record["error"])
+    assert record.status == "failed"
+    assert "out of bounds" in str(record.error)
 
 
 def test_without_moving_the_state_every_call_crosses_from_the_host(
@@ -126,23 +126,23 @@ def test_without_moving_the_state_every_call_crosses_from_the_host(
     monkeypatch.setattr(NeuronBackend, "_hold_state", staticmethod(lambda torch_neuronx, module, model: None))
     record = run_cell(_generate_cell("gpt2"), POLICY)
     assert neuron_double.host_state_calls > 0
-    assert record["status"] == "ok"  # the double keeps the values; real hardware pays per call
+    assert record.status == "ok"  # the double keeps the values; real hardware pays per call
 
 
 def test_the_stateful_steps_would_lose_the_cache_on_neuron(neuron_double: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     """Why the parameter steps exist: buffers written in place do not survive a traced call."""
     monkeypatch.setattr(NeuronBackend, "keeps_buffer_updates", lambda self, options: True)
     record = run_cell(_generate_cell("llama"), POLICY)
-    assert record["status"] == "ok", record["error"]
-    assert record["correctness"]["passed"] is True  # the prefill logits do not depend on the cache
-    assert record["generation"]["token_agreement"] < 0.5  # but no token ever reaches the session
+    assert record.status == "ok", record.error
+    assert record.measurement.correctness.passed is True  # the prefill logits do not depend on the cache
+    assert record.measurement.generation.token_agreement < 0.5  # but no token ever reaches the session
     assert all(not call.state_aliases for call in neuron_double.trace_calls)
 
 
 def test_generation_needs_one_neuroncore(neuron_double: Any) -> None:
     record = run_cell(_generate_cell("gpt2", mode="dataparallel"), POLICY)
-    assert record["status"] == "failed"
-    assert record["error"]["type"] == "CellError" and "one NeuronCore" in record["error"]["message"]
+    assert record.status == "failed"
+    assert record.error.type == "CellError" and "one NeuronCore" in record.error.message
 
 
 def test_state_aliases_name_the_decode_parameters(neuron_double: Any) -> None:
@@ -156,17 +156,17 @@ def test_state_aliases_name_the_decode_parameters(neuron_double: Any) -> None:
 def test_generate_in_compile_mode_runs_the_stateful_steps(torchneuron: Any) -> None:
     """On Trn2/Trn3 TorchNeuron keeps tensors on the device, so the ordinary steps run compiled."""
     record = run_cell(_generate_cell("llama", mode="compile"), POLICY)
-    assert record["status"] == "ok", record["error"]
-    assert record["generation"]["token_agreement"] == 1.0
-    assert record["device"]["neuron_mode"] == "compile"
+    assert record.status == "ok", record.error
+    assert record.measurement.generation.token_agreement == 1.0
+    assert record.measurement.device["neuron_mode"] == "compile"
     assert torchneuron.graphs  # the steps went through torch.compile(backend="neuron")
 
 
 def test_trace_generate_on_trn2_fails_with_one_line(trn2: Any) -> None:
     record = run_cell(_generate_cell("gpt2"), POLICY)
-    assert record["status"] == "failed" and record["error"]["type"] == "CellError"
-    assert "NeuronCore-v2 (inf2, trn1) only" in record["error"]["message"]
-    assert "\n" not in record["error"]["message"]
+    assert record.status == "failed" and record.error.type == "CellError"
+    assert "NeuronCore-v2 (inf2, trn1) only" in record.error.message
+    assert "\n" not in record.error.message
 
 
 def test_new_prompts_reuse_the_compiled_decode_step(neuron_double: Any) -> None:
@@ -192,6 +192,6 @@ def test_new_prompts_reuse_the_compiled_decode_step(neuron_double: Any) -> None:
 def test_the_default_mode_on_trn2_is_compile(torchneuron: Any) -> None:
     """``eager`` (the suite default) is each silicon's own path: trace on inf2/trn1, compile on trn2."""
     record = run_cell(_generate_cell("gpt2", mode="eager"), POLICY)
-    assert record["status"] == "ok", record["error"]
-    assert record["device"]["neuron_mode"] == "compile"
-    assert record["generation"]["token_agreement"] == 1.0
+    assert record.status == "ok", record.error
+    assert record.measurement.device["neuron_mode"] == "compile"
+    assert record.measurement.generation.token_agreement == 1.0

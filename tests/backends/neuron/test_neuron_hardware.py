@@ -18,7 +18,7 @@ from backends.neuron.facts import device_facts
 from backends.neuron.options import neuroncore_version
 from harness.measure.sampler import SamplingPolicy
 from harness.run.isolation import run_cell_isolated
-from harness.run.plan import CellConfig, ScenarioParams
+from harness.runfile.records import CellConfig, ScenarioParams
 
 _STATUS = NeuronBackend().availability()
 #: The NeuronCore generation here (None off Neuron hardware, or when neuron-ls and DMI cannot tell).
@@ -54,12 +54,12 @@ def test_tiny_mlp_compiles_runs_correctly_and_is_cached(
         device="nc:0-1" if mode == "dataparallel" else None,
     )
     first = run_cell_isolated(config, POLICY, timeout_s=1200)
-    assert first["status"] == "ok", first["error"]
-    assert first["correctness"]["passed"], first["correctness"]
-    assert first["device"]["cache_hit"] is False and first["device"]["neuron_cores"]
+    assert first.status == "ok", first.error
+    assert first.measurement.correctness.passed, first.measurement.correctness
+    assert first.measurement.device["cache_hit"] is False and first.measurement.device["neuron_cores"]
     second = run_cell_isolated(config, POLICY, timeout_s=600)
-    assert second["status"] == "ok", second["error"]
-    assert second["device"]["cache_hit"] is True and second["device"]["trace_s"] == 0.0
+    assert second.status == "ok", second.error
+    assert second.measurement.device["cache_hit"] is True and second.measurement.device["trace_s"] == 0.0
 
 
 @_COMPILE
@@ -68,8 +68,8 @@ def test_tiny_mlp_in_compile_mode(tmp_path: Path) -> None:
         workload="mlp", preset="tiny", backend="neuron", dtype="fp32", mode="compile", threads=None, batch_size=2
     )
     record = run_cell_isolated(config, POLICY, timeout_s=1200)
-    assert record["status"] == "ok", record["error"]
-    assert record["correctness"]["passed"], record["correctness"]
+    assert record.status == "ok", record.error
+    assert record.measurement.correctness.passed, record.measurement.correctness
 
 
 @pytest.mark.parametrize("workload", ["llama", "gpt2"])
@@ -89,6 +89,6 @@ def test_tiny_decoders_generate_the_reference_tokens(
         params=ScenarioParams(prompt_tokens=8, output_tokens=6),
     )
     record = run_cell_isolated(config, POLICY, timeout_s=1800)
-    assert record["status"] == "ok", record["error"]
-    assert record["correctness"]["passed"], record["correctness"]
-    assert record["generation"]["token_agreement"] == 1.0
+    assert record.status == "ok", record.error
+    assert record.measurement.correctness.passed, record.measurement.correctness
+    assert record.measurement.generation.token_agreement == 1.0
