@@ -199,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 4 * args.streams + 256)), hard))
     cpu = cpu_facts()
     print(
-        f"# engine client overhead: {cpu.get('model', 'cpu')}, {os.cpu_count()} logical CPUs, "
+        f"# engine client overhead: {cpu.model}, {os.cpu_count()} logical CPUs, "
         f"Python {sys.version.split()[0]}, loadavg {os.getloadavg()[0]:.1f}"
     )
     loop = "stock asyncio loop" if args.stock_server_loop else "punctual loop"
