@@ -228,13 +228,20 @@ def process_group_members(pgid: int) -> list[int]:
     return members
 
 
-def _die_with_parent() -> None:
-    """In the child before exec: SIGKILL it when the harness dies (Linux prctl PR_SET_PDEATHSIG)."""
-    if sys.platform.startswith("linux"):
-        import ctypes
+def _death_signal() -> Callable[[], None] | None:
+    """What the child runs before exec so it gets SIGKILL when the harness dies (Linux
+    ``prctl(PR_SET_PDEATHSIG)``); None elsewhere. libc is loaded here, in the parent: between fork
+    and exec the child only calls the already-resolved function, taking no loader lock."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
 
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG = 1
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+
+    def set_death_signal() -> None:
+        prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG = 1
+
+    return set_death_signal
 
 
 def _last_line(log: Path, prefer: str = "Error") -> str:
@@ -291,7 +298,7 @@ class EngineProcess:
                     stderr=subprocess.STDOUT,
                     env=env,
                     start_new_session=True,
-                    preexec_fn=_die_with_parent,
+                    preexec_fn=_death_signal(),
                 )
             except OSError as exc:
                 raise CellError(f"engine {self.command.engine}: cannot start {self.command.argv[0]}: {exc}") from None

@@ -186,3 +186,38 @@ def test_cell_dtypes_become_vllm_dtypes() -> None:
     ]
     with pytest.raises(ConfigError, match="available: fp32, bf16, fp16"):
         engine_dtype("int8")
+
+
+def test_a_harness_killed_outright_takes_its_engine_with_it(tmp_path: Path) -> None:
+    """SIGKILL gives the harness no ``finally``: the engine's leader dies with it (PDEATHSIG)."""
+    import signal
+    import subprocess
+
+    command = fake_command(tmp_path)
+    script = (
+        "import sys, time\n"
+        "from backends.engine.launcher import EngineCommand, launch\n"
+        f"command = EngineCommand('fake', 'cpu', {command.argv!r}, {{}}, '127.0.0.1', {command.port})\n"
+        f"with launch(command, ready_timeout_s=20, log_dir={str(tmp_path)!r}):\n"
+        "    print('ready', flush=True)\n"
+        "    time.sleep(600)\n"
+    )
+    harness = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, cwd=os.getcwd())
+    try:
+        assert harness.stdout is not None and harness.stdout.readline().strip() == "ready"
+        leader, _ = pids(tmp_path)
+        assert alive(leader)
+        harness.send_signal(signal.SIGKILL)
+        harness.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while alive(leader) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not alive(leader)
+    finally:
+        harness.kill()
+        harness.wait(timeout=10)
+        if harness.stdout is not None:
+            harness.stdout.close()
+        for pid in pids(tmp_path):  # the stand-in's forked child has no death signal of its own
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
