@@ -281,9 +281,12 @@ fi
 bounded pytest "$OUT/pytest.log" "$PYTHON" -m pytest "${pytest_args[@]}"
 outcome=$(grep -E '^=+ .*\b(passed|failed|skipped|errors?|deselected|no tests ran)\b.* in [0-9.]+s' "$OUT/pytest.log" \
   | tail -1 | sed -E 's/^=+ //; s/ =+$//')
+# -ra lists skips as "SKIPPED [count] file:line: reason"; without a GPU each must give the reason.
+for_reason=$(awk -v r="$GPU_REASON" 'r != "" && index($0, r) && /^SKIPPED \[[0-9]+\]/ { gsub(/[^0-9]/, "", $2); n += $2 } END { print n + 0 }' "$OUT/pytest.log")
 if [ "$GPU" = 0 ]; then
-  if [ "$RC" = 0 ] && ! [[ "$outcome" =~ (passed|failed|error) ]] && [[ "$outcome" =~ ^([0-9]+)\ skipped ]]; then
-    record pytest skipped "$SECS" "no GPU: ${BASH_REMATCH[1]} gpu tests collected, all skipped ($outcome)"
+  if [ "$RC" = 0 ] && ! [[ "$outcome" =~ (passed|failed|error) ]] && [[ "$outcome" =~ ^([0-9]+)\ skipped ]] \
+    && [ "${BASH_REMATCH[1]}" = "$for_reason" ]; then
+    record pytest skipped "$SECS" "no GPU: ${BASH_REMATCH[1]} gpu tests collected, each skipped for: $GPU_REASON"
   else
     record pytest failed "$SECS" "without a GPU every gpu test must skip; got exit $RC: ${outcome:-no outcome} (see pytest.log)"
   fi

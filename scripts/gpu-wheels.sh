@@ -24,4 +24,6 @@ trap 'rm -rf "$build"' EXIT
   -w "$build" . >/dev/null
 cp "$build"/siliconbench-*.whl .whl/
 rm -rf build ./*.egg-info
+# What the check's summary names as its source (the GPU machine gets no .git).
+echo "siliconbench wheel of $(git describe --always --dirty 2>/dev/null || echo 'an unknown commit'), built $(date -u +%Y-%m-%dT%H:%MZ)" >.whl/SOURCE
 exec "$PYTHON" scripts/gpu_wheels_check.py .whl

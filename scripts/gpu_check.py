@@ -267,9 +267,11 @@ def pytest_failures(log: Path) -> list[str]:
     if not log.exists():
         return []
     found: list[str] = []
+    seen: set[str] = set()
     for line in log.read_text(errors="replace").splitlines():
         match = re.match(r"^(?:\[gw\d+\] (?:\[\s*\d+%\] )?)?(FAILED|ERROR) (\S+)(.*)$", line.strip())
-        if match and match.group(2) not in {f.split()[1] for f in found}:
+        if match and match.group(2) not in seen:
+            seen.add(match.group(2))
             found.append(f"pytest: {match.group(1)} {match.group(2)}{match.group(3)}")
     return found
 

@@ -108,7 +108,7 @@ def read_image_list(path: Path = IMAGE_LIST) -> dict[str, Version | None]:
 
 def _environment() -> dict[str, str]:
     """Marker values for the image: CPython 3.12 on Linux x86-64."""
-    env = dict(default_environment())
+    env: dict[str, str] = {k: str(v) for k, v in default_environment().items()}
     env.update(
         python_version=PYTHON_VERSION,
         python_full_version=f"{PYTHON_VERSION}.3",
@@ -183,7 +183,10 @@ def unmet_imports(root: Path, provided: set[str]) -> list[str]:
     ``provided`` holds canonical distribution names; an import maps to its distribution through
     this environment's metadata (where the test extra is installed).
     """
-    distributions = {k: {canonicalize_name(d) for d in v} for k, v in importlib.metadata.packages_distributions().items()}
+    distributions = {
+        module: {canonicalize_name(d) for d in dists}
+        for module, dists in importlib.metadata.packages_distributions().items()
+    }
     problems: list[str] = []
     for folder in SCANNED:
         for path in sorted((root / folder).rglob("*.py")):
@@ -193,7 +196,8 @@ def unmet_imports(root: Path, provided: set[str]) -> list[str]:
                 if not owners:
                     problems.append(f"{where} imports {name}, which no installed distribution here provides")
                 elif not owners & provided:
-                    problems.append(f"{where} imports {name} ({', '.join(sorted(owners))}): not on the image nor carried")
+                    owned = ", ".join(sorted(owners))
+                    problems.append(f"{where} imports {name} ({owned}): not on the image nor carried")
     return problems
 
 
