@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The cuda backend's check on a machine with an NVIDIA GPU and no network, in one command:
 #
-#   bash scripts/gpu-check.sh [--no-install] [--require-gpu] OUT_DIR
+#   bash scripts/gpu-check.sh [--no-install] [--require-gpu] [--skip=STAGE,...] OUT_DIR
 #
 # Stages, in order, each bounded by `timeout` inside one overall budget (GPU_CHECK_BUDGET,
 # 290 s) and each writing as it goes, so a cut-short check still returns what was done:
@@ -30,7 +30,8 @@
 # benchmark and the CLI must themselves refuse with that reason, exit 2; pytest -m gpu must
 # collect GPU tests that all skip), and the check passes; --require-gpu makes that a failure.
 # --no-install skips the install stage and uses this interpreter's environment and checkout
-# (CI runs it that way: tests/scripts/test_gpu_check.py).
+# (CI runs it that way: tests/scripts/test_gpu_check.py). --skip=benchmark,run,report,pytest
+# leaves those GPU stages out (a second call that redoes only what a first one cut short).
 #
 # Exit status: 0 when no stage failed, 1 when one did or timed out, 2 on bad usage.
 # Environment: PYTHON (python3), GPU_CHECK_WHEELS (.whl), GPU_CHECK_BUDGET (290),
@@ -39,14 +40,20 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 REPO=$PWD
 
-usage() { echo "usage: bash scripts/gpu-check.sh [--no-install] [--require-gpu] OUT_DIR" >&2; exit 2; }
+usage() { echo "usage: bash scripts/gpu-check.sh [--no-install] [--require-gpu] [--skip=STAGE,...] OUT_DIR" >&2; exit 2; }
 INSTALL=1
 REQUIRE_GPU=0
+SKIP=","
 OUT=""
 for arg in "$@"; do
   case "$arg" in
     --no-install) INSTALL=0 ;;
     --require-gpu) REQUIRE_GPU=1 ;;
+    --skip=*)
+      IFS=, read -r -a wanted <<<"${arg#--skip=}"
+      for s in "${wanted[@]}"; do
+        case "$s" in benchmark|run|report|pytest) SKIP="$SKIP$s," ;; *) usage ;; esac
+      done ;;
     -h|--help) sed -n '2,/^set -uo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     -*) usage ;;
     *) [ -z "$OUT" ] || usage; OUT=$arg ;;
@@ -97,17 +104,19 @@ record() {
 
 # Seconds a stage may take: its cap, less what the later stages need at least, within the budget.
 ORDER=(install imports device benchmark run report pytest)
-declare -A CAP=([install]=40 [imports]=30 [device]=20 [benchmark]=60 [run]=150 [report]=20 [pytest]=120)
-declare -A FLOOR=([install]=10 [imports]=10 [device]=5 [benchmark]=20 [run]=40 [report]=10 [pytest]=30)
+declare -A CAP=([install]=40 [imports]=30 [device]=20 [benchmark]=60 [run]=140 [report]=20 [pytest]=120)
+declare -A FLOOR=([install]=10 [imports]=10 [device]=5 [benchmark]=20 [run]=40 [report]=10 [pytest]=60)
 limit_for() {
   local stage=$1 later=0 seen=0 s
   for s in "${ORDER[@]}"; do
-    if [ "$seen" = 1 ]; then later=$((later + FLOOR[$s])); fi
+    if [ "$seen" = 1 ] && ! skipped "$s"; then later=$((later + FLOOR[$s])); fi
     if [ "$s" = "$stage" ]; then seen=1; fi
   done
   local left=$((START + BUDGET - $(date +%s) - later - 5))
   if [ "$left" -lt "${CAP[$stage]}" ]; then echo "$left"; else echo "${CAP[$stage]}"; fi
 }
+
+skipped() { [[ "$SKIP" == *",$1,"* ]]; }
 
 # bounded STAGE LOGFILE CMD...: run CMD under the stage's limit, output to LOGFILE; sets RC, SECS.
 bounded() {
@@ -224,79 +233,95 @@ else
 fi
 
 # --- benchmark -------------------------------------------------------------------------------
-bounded benchmark "$OUT/benchmark.log" "$PYTHON" benchmarks/cuda_mlp_tflops.py --max-time "$MAX_TIME" \
-  --json "$OUT/benchmark.json"
-if [ "$GPU" = 0 ]; then
-  refused_for_no_gpu benchmark "$OUT/benchmark.log"
-elif [ "$RC" = 0 ]; then
-  record benchmark passed "$SECS" "figures below"
-elif [ "$RC" = 124 ]; then
-  record benchmark "timed out" "$SECS" "see benchmark.log"
+if skipped benchmark; then
+  record benchmark skipped 0 "--skip=benchmark"
 else
-  record benchmark failed "$SECS" "exit $RC (see benchmark.log)"
+  bounded benchmark "$OUT/benchmark.log" "$PYTHON" benchmarks/cuda_mlp_tflops.py --max-time "$MAX_TIME" \
+    --json "$OUT/benchmark.json"
+  if [ "$GPU" = 0 ]; then
+    refused_for_no_gpu benchmark "$OUT/benchmark.log"
+  elif [ "$RC" = 0 ]; then
+    record benchmark passed "$SECS" "figures below"
+  elif [ "$RC" = 124 ]; then
+    record benchmark "timed out" "$SECS" "see benchmark.log"
+  else
+    record benchmark failed "$SECS" "exit $RC (see benchmark.log)"
+  fi
 fi
 
 # --- run -------------------------------------------------------------------------------------
-bounded run "$OUT/run.log" "${SB[@]}" run --backend cuda --workload mlp --workload resnet50 --workload bert-base \
-  --batch-size 1 --batch-size "$LARGE_BATCH" --dtype bf16 --dtype fp32 --mode eager --mode cudagraph \
-  --max-time "$MAX_TIME" --output "$WORK/run" --format markdown
-runfile=$(ls "$WORK"/run/*.json 2>/dev/null | head -1)
-if [ -n "$runfile" ]; then cp "$runfile" "$OUT/run.json"; fi
-cells() { "$PYTHON" -c 'import json,sys; c=json.load(open(sys.argv[1]))["cells"]; print(len(c), sum(x["status"]!="ok" for x in c))' "$OUT/run.json" 2>/dev/null || echo "0 0"; }
-if [ "$GPU" = 0 ]; then
-  refused_for_no_gpu run "$OUT/run.log"
+if skipped run; then
+  record run skipped 0 "--skip=run"
 else
-  read -r ncells nfailed < <(cells)
-  if [ "$RC" = 0 ]; then
-    record run passed "$SECS" "$ncells cells, all ok"
-  elif [ "$RC" = 124 ]; then
-    record run "timed out" "$SECS" "$ncells cells done, $nfailed failed"
+  bounded run "$OUT/run.log" "${SB[@]}" run --backend cuda --workload mlp --workload resnet50 --workload bert-base \
+    --batch-size 1 --batch-size "$LARGE_BATCH" --dtype bf16 --dtype fp32 --mode eager --mode cudagraph \
+    --max-time "$MAX_TIME" --output "$WORK/run" --format markdown
+  runfile=$(ls "$WORK"/run/*.json 2>/dev/null | head -1)
+  if [ -n "$runfile" ]; then cp "$runfile" "$OUT/run.json"; fi
+  cells() { "$PYTHON" -c 'import json,sys; c=json.load(open(sys.argv[1]))["cells"]; print(len(c), sum(x["status"]!="ok" for x in c))' "$OUT/run.json" 2>/dev/null || echo "0 0"; }
+  if [ "$GPU" = 0 ]; then
+    refused_for_no_gpu run "$OUT/run.log"
   else
-    record run failed "$SECS" "exit $RC: $ncells cells, $nfailed failed (see run.log)"
+    read -r ncells nfailed < <(cells)
+    if [ "$RC" = 0 ]; then
+      record run passed "$SECS" "$ncells cells, all ok"
+    elif [ "$RC" = 124 ]; then
+      record run "timed out" "$SECS" "$ncells cells done, $nfailed failed"
+    else
+      record run failed "$SECS" "exit $RC: $ncells cells, $nfailed failed (see run.log)"
+    fi
   fi
 fi
 
 # --- report ----------------------------------------------------------------------------------
-if [ "$GPU" = 0 ]; then
-  record report skipped 0 "no GPU: $GPU_REASON (no run file to report)"
-elif [ ! -f "$OUT/run.json" ]; then
-  record report skipped 0 "no run file: the run stage wrote none"
+if skipped report; then
+  record report skipped 0 "--skip=report"
 else
-  bounded report "$LOG" "${SB[@]}" report --format html --output "$OUT/report.html" "$OUT/run.json"
-  if [ "$RC" = 0 ] && [ -s "$OUT/report.html" ]; then
-    record report passed "$SECS" "report.html, $(wc -c <"$OUT/report.html") bytes"
-  elif [ "$RC" = 124 ]; then
-    record report "timed out" "$SECS" "see check.log"
+  if [ "$GPU" = 0 ]; then
+    record report skipped 0 "no GPU: $GPU_REASON (no run file to report)"
+  elif [ ! -f "$OUT/run.json" ]; then
+    record report skipped 0 "no run file: the run stage wrote none"
   else
-    record report failed "$SECS" "exit $RC (see check.log)"
+    bounded report "$LOG" "${SB[@]}" report --format html --output "$OUT/report.html" "$OUT/run.json"
+    if [ "$RC" = 0 ] && [ -s "$OUT/report.html" ]; then
+      record report passed "$SECS" "report.html, $(wc -c <"$OUT/report.html") bytes"
+    elif [ "$RC" = 124 ]; then
+      record report "timed out" "$SECS" "see check.log"
+    else
+      record report failed "$SECS" "exit $RC (see check.log)"
+    fi
   fi
 fi
 
 # --- pytest -m gpu ---------------------------------------------------------------------------
-per_test=$(( $(limit_for pytest) - 10 ))
-pytest_args=(-m gpu -v -o filterwarnings=default --timeout "$per_test")
-if [ "$GPU" = 1 ] && "$PYTHON" -c 'import xdist' 2>/dev/null; then
-  pytest_args+=(-n 4)
-fi
-bounded pytest "$OUT/pytest.log" "$PYTHON" -m pytest "${pytest_args[@]}"
-outcome=$(grep -E '^=+ .*\b(passed|failed|skipped|errors?|deselected|no tests ran)\b.* in [0-9.]+s' "$OUT/pytest.log" \
-  | tail -1 | sed -E 's/^=+ //; s/ =+$//')
-# -ra lists skips as "SKIPPED [count] file:line: reason"; without a GPU each must give the reason.
-for_reason=$(awk -v r="$GPU_REASON" 'r != "" && index($0, r) && /^SKIPPED \[[0-9]+\]/ { gsub(/[^0-9]/, "", $2); n += $2 } END { print n + 0 }' "$OUT/pytest.log")
-if [ "$GPU" = 0 ]; then
-  if [ "$RC" = 0 ] && ! [[ "$outcome" =~ (passed|failed|error) ]] && [[ "$outcome" =~ ^([0-9]+)\ skipped ]] \
-    && [ "${BASH_REMATCH[1]}" = "$for_reason" ]; then
-    record pytest skipped "$SECS" "no GPU: ${BASH_REMATCH[1]} gpu tests collected, each skipped for: $GPU_REASON"
-  else
-    record pytest failed "$SECS" "without a GPU every gpu test must skip; got exit $RC: ${outcome:-no outcome} (see pytest.log)"
-  fi
-elif [ "$RC" = 0 ]; then
-  record pytest passed "$SECS" "$outcome"
-elif [ "$RC" = 124 ]; then
-  done_tests=$(grep -cE '(PASSED|FAILED|SKIPPED|ERROR)' "$OUT/pytest.log")
-  record pytest "timed out" "$SECS" "$done_tests tests had finished (see pytest.log)"
+if skipped pytest; then
+  record pytest skipped 0 "--skip=pytest"
 else
-  record pytest failed "$SECS" "exit $RC: ${outcome:-no outcome} (see pytest.log)"
+  per_test=$(( $(limit_for pytest) - 10 ))
+  pytest_args=(-m gpu -v -o filterwarnings=default --timeout "$per_test")
+  if [ "$GPU" = 1 ] && "$PYTHON" -c 'import xdist' 2>/dev/null; then
+    pytest_args+=(-n 4)
+  fi
+  bounded pytest "$OUT/pytest.log" "$PYTHON" -m pytest "${pytest_args[@]}"
+  outcome=$(grep -E '^=+ .*\b(passed|failed|skipped|errors?|deselected|no tests ran)\b.* in [0-9.]+s' "$OUT/pytest.log" \
+    | tail -1 | sed -E 's/^=+ //; s/ =+$//')
+  # -ra lists skips as "SKIPPED [count] file:line: reason"; without a GPU each must give the reason.
+  for_reason=$(awk -v r="$GPU_REASON" 'r != "" && index($0, r) && /^SKIPPED \[[0-9]+\]/ { gsub(/[^0-9]/, "", $2); n += $2 } END { print n + 0 }' "$OUT/pytest.log")
+  if [ "$GPU" = 0 ]; then
+    if [ "$RC" = 0 ] && ! [[ "$outcome" =~ (passed|failed|error) ]] && [[ "$outcome" =~ ^([0-9]+)\ skipped ]] \
+      && [ "${BASH_REMATCH[1]}" = "$for_reason" ]; then
+      record pytest skipped "$SECS" "no GPU: ${BASH_REMATCH[1]} gpu tests collected, each skipped for: $GPU_REASON"
+    else
+      record pytest failed "$SECS" "without a GPU every gpu test must skip; got exit $RC: ${outcome:-no outcome} (see pytest.log)"
+    fi
+  elif [ "$RC" = 0 ]; then
+    record pytest passed "$SECS" "$outcome"
+  elif [ "$RC" = 124 ]; then
+    done_tests=$(grep -cE '(PASSED|FAILED|SKIPPED|ERROR)' "$OUT/pytest.log")
+    record pytest "timed out" "$SECS" "$done_tests tests had finished (see pytest.log)"
+  else
+    record pytest failed "$SECS" "exit $RC: ${outcome:-no outcome} (see pytest.log)"
+  fi
 fi
 
 log "done in $(( $(date +%s) - START )) s; failed: $FAILED"

@@ -132,8 +132,9 @@ def test_the_output_folder_must_be_empty(tmp_path: Path) -> None:
     assert done.stderr.strip() == f"gpu-check: {tmp_path} is not empty; give an empty or new folder"
 
 
-def test_an_unknown_option_is_refused_with_the_usage(tmp_path: Path) -> None:
-    done = run_check(tmp_path, "--gpu")
+@pytest.mark.parametrize("option", ["--gpu", "--skip=install", "--skip=run,bench"])
+def test_an_unknown_option_is_refused_with_the_usage(tmp_path: Path, option: str) -> None:
+    done = run_check(tmp_path, option)
     assert done.returncode == 2
     assert done.stderr.startswith("usage: bash scripts/gpu-check.sh")
 
