@@ -169,7 +169,7 @@ if [ "$INSTALL" = 1 ]; then
     if [ -x "$SITE/bin/siliconbench" ]; then SB=("$SITE/bin/siliconbench"); fi
     bounded install "$LOG" "$PYTHON" scripts/gpu_check.py wheel-fresh "${own[0]}"
     fresh_rc=$RC
-    "$PYTHON" -m pip check --disable-pip-version-check >"$WORK/pip-check.txt" 2>&1
+    timeout 60 "$PYTHON" -m pip check --disable-pip-version-check >"$WORK/pip-check.txt" 2>&1
     cat "$WORK/pip-check.txt" >>"$LOG"
     "$PYTHON" scripts/gpu_check.py pip-check "${wheels[@]}" <"$WORK/pip-check.txt" >>"$LOG" 2>&1
     check_rc=$?
