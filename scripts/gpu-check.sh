@@ -253,13 +253,21 @@ fi
 if skipped run; then
   record run skipped 0 "--skip=run"
 else
-  bounded run "$OUT/run.log" "${SB[@]}" run --backend cuda --workload mlp --workload resnet50 --workload bert-base \
-    --batch-size 1 --batch-size "$LARGE_BATCH" --dtype bf16 --dtype fp32 --mode eager --mode cudagraph \
-    --max-time "$MAX_TIME" --output "$WORK/run" --format markdown
+  matrix=(--workload mlp --workload resnet50 --workload bert-base --batch-size 1 --batch-size "$LARGE_BATCH"
+    --dtype bf16 --dtype fp32 --mode eager --mode cudagraph)
+  # The CLI checks dtypes and modes only once the backend is there: check them here, GPU or not.
+  bounded run "$OUT/run.log" "$PYTHON" scripts/gpu_check.py matrix "${matrix[@]}"
+  matrix_rc=$RC
+  if [ "$matrix_rc" = 0 ]; then
+    bounded run "$OUT/run.log" "${SB[@]}" run --backend cuda "${matrix[@]}" --max-time "$MAX_TIME" \
+      --output "$WORK/run" --format markdown
+  fi
   runfile=$(ls "$WORK"/run/*.json 2>/dev/null | head -1)
   if [ -n "$runfile" ]; then cp "$runfile" "$OUT/run.json"; fi
   cells() { "$PYTHON" -c 'import json,sys; c=json.load(open(sys.argv[1]))["cells"]; print(len(c), sum(x["status"]!="ok" for x in c))' "$OUT/run.json" 2>/dev/null || echo "0 0"; }
-  if [ "$GPU" = 0 ]; then
+  if [ "$matrix_rc" != 0 ]; then
+    record run failed "$SECS" "$(grep -m1 "the run's cells are not valid" "$OUT/run.log" || echo "checking the cells: exit $matrix_rc (see run.log)")"
+  elif [ "$GPU" = 0 ]; then
     refused_for_no_gpu run "$OUT/run.log"
   else
     read -r ncells nfailed < <(cells)

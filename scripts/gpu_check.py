@@ -4,6 +4,8 @@ Each subcommand is one step of the shell script, kept here so it can be tested a
 
 - ``probe``: is there a GPU the cuda backend can use? One line, ``available<TAB>device`` or
   ``unavailable<TAB>reason`` (the backend's own reason, so a skip says why).
+- ``matrix``: the run stage's cells, checked against the cuda backend's dtypes and modes and the
+  workload registry without a GPU (the CLI checks those only once the backend is available).
 - ``imports``: import every module of the packages siliconbench installs; with ``--under DIR``,
   each package must come from there (the installed wheel, not this checkout).
 - ``wheel-fresh WHEEL``: the wheel's files are byte-for-byte this checkout's (a stale wheel would
@@ -63,6 +65,33 @@ def probe() -> tuple[bool, str]:
         f"{props.multi_processor_count} SMs); torch {torch.__version__}, CUDA {torch.version.cuda}; "
         f"Python {sys.version.split()[0]}"
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# matrix
+
+
+def check_matrix(
+    workloads: Sequence[str], batch_sizes: Sequence[int], dtypes: Sequence[str], modes: Sequence[str]
+) -> int:
+    """The number of cuda cells in the matrix; ConfigError (or UnknownNameError) when one is invalid."""
+    from backends.base import BackendOptions
+    from backends.cuda import CudaBackend
+    from harness.errors import ConfigError
+    from workloads.registry import resolve
+
+    if not (workloads and batch_sizes and dtypes and modes):
+        raise ConfigError("the run needs at least one workload, batch size, dtype and mode")
+    for batch in batch_sizes:
+        if batch < 1:
+            raise ConfigError(f"batch sizes must be 1 or more, got {batch}")
+    backend = CudaBackend()
+    for dtype in dtypes:
+        for mode in modes:
+            backend.validate(BackendOptions(dtype=dtype, mode=mode))
+    for name in workloads:
+        resolve(name, None)
+    return len(workloads) * len(batch_sizes) * len(dtypes) * len(modes)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -318,6 +347,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="gpu_check", description=__doc__.split("\n\n")[0] if __doc__ else None)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("probe", help="one line: available<TAB>device, or unavailable<TAB>reason")
+    matrix = commands.add_parser("matrix", help="check the run stage's cells without a GPU")
+    matrix.add_argument("--workload", action="append", default=[])
+    matrix.add_argument("--batch-size", type=int, action="append", default=[])
+    matrix.add_argument("--dtype", action="append", default=[])
+    matrix.add_argument("--mode", action="append", default=[])
     imports = commands.add_parser("imports", help="import every module siliconbench installs")
     imports.add_argument("--under", type=Path, help="each package must be imported from under this folder")
     fresh = commands.add_parser("wheel-fresh", help="the wheel holds exactly this checkout's package files")
@@ -333,6 +367,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "probe":
         available, text = probe()
         print(f"{'available' if available else 'unavailable'}\t{' '.join(text.split())}")
+        return 0
+    if args.command == "matrix":
+        from harness.errors import SiliconbenchError
+
+        try:
+            count = check_matrix(args.workload, args.batch_size, args.dtype, args.mode)
+        except SiliconbenchError as exc:
+            print(f"gpu_check: the run's cells are not valid for the cuda backend: {exc}", file=sys.stderr)
+            return 2
+        print(f"{count} cuda cells, each valid for the cuda backend")
         return 0
     if args.command == "imports":
         failures = import_everything(args.under)

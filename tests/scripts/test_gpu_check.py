@@ -20,8 +20,10 @@ from pathlib import Path
 import pytest
 
 from backends.cuda import CudaBackend
+from harness.errors import ConfigError, UnknownNameError
 from scripts.gpu_check import (
     STAGES,
+    check_matrix,
     import_everything,
     ours_in_pip_check,
     pytest_failures,
@@ -90,15 +92,41 @@ def test_without_a_gpu_every_gpu_stage_is_skipped_with_the_reason(tmp_path: Path
 @no_gpu_here
 @pytest.mark.slow
 def test_a_broken_gpu_command_line_fails_even_without_a_gpu(tmp_path: Path) -> None:
-    """A batch size the CLI refuses is exit 2 too, but not for the missing GPU: a failure, not a skip."""
+    """A sampling budget the CLI refuses is exit 2 too, but not for the missing GPU: a failure."""
     out = tmp_path / "out"
-    done = run_check(out, "--no-install", "--require-gpu", env={"GPU_CHECK_LARGE_BATCH": "0"})
+    done = run_check(out, "--no-install", "--require-gpu", "--skip=pytest", env={"GPU_CHECK_MAX_TIME": "-1"})
     assert done.returncode == 1
     stages = stage_table((out / "summary.md").read_text())
     assert stages["device"] == ("failed", f"no GPU, and --require-gpu: {STATUS.reason}")
-    assert stages["run"][0] == "failed"
-    assert stages["run"][1].startswith("expected exit 2 naming the missing GPU, got exit 2")
-    assert stages["benchmark"][0] == "skipped"
+    assert stages["run"] == ("failed", "expected exit 2 naming the missing GPU, got exit 2 (see run.log)")
+    assert "argument --max-time: must be positive" in (out / "run.log").read_text()
+    assert stages["pytest"] == ("skipped", "--skip=pytest")
+
+
+@no_gpu_here
+@pytest.mark.slow
+def test_an_invalid_run_matrix_fails_without_a_gpu(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    done = run_check(out, "--no-install", "--skip=benchmark,pytest", env={"GPU_CHECK_LARGE_BATCH": "0"})
+    assert done.returncode == 1
+    stages = stage_table((out / "summary.md").read_text())
+    assert stages["run"] == (
+        "failed",
+        "gpu_check: the run's cells are not valid for the cuda backend: batch sizes must be 1 or more, got 0",
+    )
+
+
+def test_the_run_matrix_is_checked_against_the_cuda_backend_without_a_gpu() -> None:
+    cells = (["mlp", "resnet50", "bert-base"], [1, 64], ["bf16", "fp32"], ["eager", "cudagraph"])
+    assert check_matrix(*cells) == 24
+    with pytest.raises(ConfigError, match="does not support mode 'cudagrap'; use one of: eager, compile"):
+        check_matrix(["mlp"], [1], ["bf16"], ["cudagrap"])
+    with pytest.raises(ConfigError, match="does not support dtype 'bf17'"):
+        check_matrix(["mlp"], [1], ["bf17"], ["eager"])
+    with pytest.raises(UnknownNameError, match="unknown workload 'bert'"):
+        check_matrix(["bert"], [1], ["bf16"], ["eager"])
+    with pytest.raises(ConfigError, match="at least one workload"):
+        check_matrix([], [1], ["bf16"], ["eager"])
 
 
 @no_gpu_here
