@@ -212,6 +212,10 @@ fi
 if command -v nvidia-smi >/dev/null 2>&1; then
   timeout 15 nvidia-smi >>"$LOG" 2>&1
 fi
+# The versions that matter, for the record (the image's may differ from ours).
+timeout 30 "$PYTHON" -m pip list --disable-pip-version-check 2>/dev/null \
+  | grep -iE '^(torch|triton|transformers|numpy|nvidia-ml-py|tabulate|matplotlib|jsonschema|pytest[a-z-]*|siliconbench) ' \
+  >>"$LOG"
 bounded device "$WORK/probe.txt" "$PYTHON" scripts/gpu_check.py probe
 cat "$WORK/probe.txt" >>"$LOG"
 probe_line=$(grep -E $'^(available|unavailable)\t' "$WORK/probe.txt" | tail -1)
