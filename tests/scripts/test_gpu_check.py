@@ -303,3 +303,13 @@ def test_stage_rows_tolerate_an_empty_detail(tmp_path: Path) -> None:
 def test_the_script_is_executable_bash_that_parses() -> None:
     assert os.access(SCRIPT, os.X_OK)
     assert subprocess.run(["bash", "-n", str(SCRIPT)], capture_output=True, timeout=30).returncode == 0
+
+
+def test_the_readme_gives_the_device_call_with_options_the_script_takes() -> None:
+    readme = (REPO_ROOT / "README.md").read_text()
+    command = re.search(r"\| `command` \| `(bash scripts/gpu-check\.sh [^`]+)` \|", readme)
+    assert command, "README: the device call's command row is missing"
+    assert '| `carry` | `[".whl"]` |' in readme
+    usage = SCRIPT.read_text().split("usage: bash scripts/gpu-check.sh", 1)[1].split("\n", 1)[0]
+    for option in re.findall(r"--[a-z-]+", command.group(1)):
+        assert f"[{option}" in usage, option
