@@ -310,6 +310,7 @@ if skipped pytest; then
   record pytest skipped 0 "--skip=pytest"
 else
   per_test=$(( $(limit_for pytest) - 10 ))
+  if [ "$per_test" -lt 10 ]; then per_test=10; fi
   pytest_args=(-m gpu -v -o filterwarnings=default --timeout "$per_test")
   if [ "$GPU" = 1 ] && "$PYTHON" -c 'import xdist' 2>/dev/null; then
     pytest_args+=(-n 4)
