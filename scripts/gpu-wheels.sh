@@ -13,7 +13,7 @@ fi
 rm -rf .whl
 mkdir .whl
 # One pinned version each, no dependencies: the list names every one the image lacks.
-grep -v '^\s*#' scripts/gpu-wheels.txt | grep -v '^\s*$' | xargs "$PYTHON" -m pip download --quiet \
+sed 's/#.*//' scripts/gpu-wheels.txt | grep -v '^\s*$' | xargs "$PYTHON" -m pip download --quiet \
   --disable-pip-version-check --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
   --abi cp312 --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 \
   --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 --platform manylinux1_x86_64 -d .whl

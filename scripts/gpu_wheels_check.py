@@ -6,7 +6,9 @@ siliconbench needs (``scripts/gpu-image-packages.txt``). ``scripts/gpu-wheels.sh
 
 1. every wheel installs on CPython 3.12, manylinux x86-64 (pip's tag check, not ours);
 2. one version per project, and no project the image already has (two versions of a project
-   stop the whole ``--no-deps`` install there; a second copy of an image package would shadow it);
+   stop the whole ``--no-deps`` install there; a second copy of an image package would shadow it)
+   unless ``scripts/gpu-wheels.txt`` marks it ``# over the image's``: carried on purpose, for a
+   version the image may not have;
 3. complete: ``pip install --dry-run --no-index`` of siliconbench with its ``cuda`` and ``plot``
    extras and the test runner, resolving for Python 3.12 from the wheels plus one empty
    placeholder wheel per image package, needs nothing else;
@@ -48,6 +50,9 @@ from packaging.version import InvalidVersion, Version
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 IMAGE_LIST = REPO_ROOT / "scripts" / "gpu-image-packages.txt"
+WHEEL_LIST = REPO_ROOT / "scripts" / "gpu-wheels.txt"
+#: A gpu-wheels.txt line with this comment carries a package the image has, on purpose.
+OVERRIDE_MARK = "# over the image's"
 
 #: What ``scripts/gpu-check.sh`` installs and runs: siliconbench with the extras the GPU stages
 #: use (NVML energy, the HTML report's figures), and the test runner with the plugins that
@@ -104,6 +109,21 @@ def read_image_list(path: Path = IMAGE_LIST) -> dict[str, Version | None]:
         name, _, version = line.partition("==")
         packages[canonicalize_name(name)] = Version(version) if version else None
     return packages
+
+
+def read_wheel_list(path: Path = WHEEL_LIST) -> tuple[dict[str, str], frozenset[str]]:
+    """The pinned wheels (canonical name -> version) and those carried over the image's own."""
+    pins: dict[str, str] = {}
+    overrides: set[str] = set()
+    for raw in path.read_text().splitlines():
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        name, _, version = line.partition("==")
+        pins[canonicalize_name(name)] = version
+        if OVERRIDE_MARK in raw:
+            overrides.add(canonicalize_name(name))
+    return pins, frozenset(overrides)
 
 
 def _environment() -> dict[str, str]:
@@ -247,10 +267,14 @@ def check(
     image: dict[str, Version | None],
     roots: Iterable[str] = ROOTS,
     scan: Path | None = REPO_ROOT,
+    overrides: frozenset[str] = frozenset(),
+    assumed: list[str] | None = None,
 ) -> list[str]:
     """Every problem with the wheel set, one line each; an empty list means it is right.
 
     ``scan``: the checkout whose module-level imports must be met too (None: skip that part).
+    ``overrides``: image packages carried on purpose. ``assumed`` collects what was taken on
+    trust: image packages of unknown version that the carried wheels need at some minimum.
     """
     problems: list[str] = []
     wheels = [read_wheel(p) for p in sorted(wheel_dir.glob("*.whl"))]
@@ -263,7 +287,7 @@ def check(
         if len(versions) > 1:
             listed = ", ".join(sorted(w.path.name for w in versions))
             problems.append(f"{name}: {len(versions)} wheels ({listed}); keep one version each")
-        if name in image:
+        if name in image and name not in overrides:
             problems.append(f"{name}: the image already has it; carry a package only where it is missing")
 
     # Placeholders for image packages, at the version the image list gives or the lowest one
@@ -283,11 +307,15 @@ def check(
     with tempfile.TemporaryDirectory() as scratch:
         placeholders = Path(scratch)
         for name, known in image.items():
+            if name in overrides and name in by_name:
+                continue  # the carried wheel stands in for the image's
             version = known if known is not None else placeholder_version(wanted.get(name, []))
             if version is None:
                 specs = " and ".join(str(s) for s in wanted[name])
                 problems.append(f"{name}: no single version meets the carried wheels' {specs}")
                 continue
+            if known is None and version != Version("0") and assumed is not None:
+                assumed.append(f"{name}>={version}")
             _write_placeholder(placeholders, name, version)
         items, error = _pip_resolve(wheel_dir, placeholders, roots)
     if error:
@@ -325,8 +353,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="gpu_wheels_check", description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("wheels", nargs="?", type=Path, default=REPO_ROOT / ".whl", help="folder of wheels (.whl)")
     parser.add_argument("--image", type=Path, default=IMAGE_LIST, help="the image's package list")
+    parser.add_argument("--list", type=Path, default=WHEEL_LIST, help="the pinned wheels (for overrides)")
     args = parser.parse_args(argv)
-    problems = check(args.wheels, read_image_list(args.image))
+    assumed: list[str] = []
+    _, overrides = read_wheel_list(args.list)
+    problems = check(args.wheels, read_image_list(args.image), overrides=overrides, assumed=assumed)
     for problem in problems:
         print(f"gpu_wheels_check: {problem}", file=sys.stderr)
     if problems:
@@ -338,6 +369,11 @@ def main(argv: list[str] | None = None) -> int:
         f"manylinux x86-64 with the image's {len(read_image_list(args.image))} packages: "
         + ", ".join(p.name for p in wheels)
     )
+    if assumed:
+        print(
+            "gpu_wheels_check: taken on trust (the image list gives no version; `pip check` there decides): "
+            + ", ".join(sorted(assumed))
+        )
     return 0
 
 

@@ -19,15 +19,16 @@ from packaging.version import Version
 
 from scripts.gpu_wheels_check import (
     IMAGE_LIST,
+    OVERRIDE_MARK,
+    WHEEL_LIST,
     check,
     module_level_imports,
     placeholder_version,
     read_image_list,
+    read_wheel_list,
     unmet_imports,
 )
 from tests.conftest import REPO_ROOT
-
-WHEEL_LIST = REPO_ROOT / "scripts" / "gpu-wheels.txt"
 
 
 def fake_wheel(folder: Path, name: str, version: str, requires: list[str], tag: str = "py3-none-any") -> Path:
@@ -125,6 +126,35 @@ def test_two_versions_an_image_package_and_an_unneeded_wheel_are_each_named(tmp_
     assert any(p.startswith(unneeded) for p in problems), problems
 
 
+@pytest.mark.slow
+def test_an_image_package_carried_on_purpose_stands_in_for_the_image_s(tmp_path: Path) -> None:
+    folder = complete_set(tmp_path / "w")
+    fake_wheel(folder, "jsonschema", "4.26.0", ["attrs>=22.2.0", "rpds-py>=0.25.0", "typing-extensions>=4.16"])
+    image = {**IMAGE, "typing-extensions": Version("4.12.2")}
+    assert any("typing-extensions>=4.16" in p for p in check(folder, image, scan=None))
+    fake_wheel(folder, "typing-extensions", "4.16.0", [])
+    assert check(folder, image, scan=None, overrides=frozenset({"typing-extensions"})) == []
+    assert check(folder, image, scan=None) == [
+        "typing-extensions: the image already has it; carry a package only where it is missing"
+    ]
+
+
+@pytest.mark.slow
+def test_what_is_taken_on_trust_is_said(tmp_path: Path) -> None:
+    assumed: list[str] = []
+    assert check(complete_set(tmp_path / "w"), IMAGE, scan=None, assumed=assumed) == []
+    assert sorted(assumed) == ["attrs>=22.2.0", "matplotlib>=3.7", "nvidia-ml-py>=12", "tabulate>=0.9"]
+
+
+def test_the_wheel_list_reads_pins_and_overrides(tmp_path: Path) -> None:
+    listing = tmp_path / "wheels.txt"
+    listing.write_text(f"# header\njsonschema==4.26.0\n\ntyping-extensions==4.16.0  {OVERRIDE_MARK}: why\n")
+    assert read_wheel_list(listing) == (
+        {"jsonschema": "4.26.0", "typing-extensions": "4.16.0"},
+        frozenset({"typing-extensions"}),
+    )
+
+
 def test_an_empty_folder_says_how_to_fill_it(tmp_path: Path) -> None:
     assert check(tmp_path, IMAGE, scan=None) == [f"no wheels in {tmp_path}: run scripts/gpu-wheels.sh"]
 
@@ -152,12 +182,12 @@ def _siliconbench_requirements() -> list[Requirement]:
 
 def test_the_wheel_list_is_pinned_and_lacks_only_what_the_image_lacks() -> None:
     image = read_image_list(IMAGE_LIST)
-    pinned = [Requirement(line) for line in WHEEL_LIST.read_text().splitlines() if line and not line.startswith("#")]
-    assert pinned
-    for requirement in pinned:
-        assert str(requirement.specifier).startswith("=="), requirement
-        assert canonicalize_name(requirement.name) not in image, requirement
-    carried = {canonicalize_name(r.name) for r in pinned}
+    pins, overrides = read_wheel_list(WHEEL_LIST)
+    assert pins
+    for name, version in pins.items():
+        assert Version(version), name
+        assert name not in image or name in overrides, f"{name}: the image has it; mark it {OVERRIDE_MARK!r} or drop it"
+    carried = set(pins)
     for requirement in _siliconbench_requirements():
         name = canonicalize_name(requirement.name)
         assert name in image or name in carried, f"{name}: neither on the GPU image nor in gpu-wheels.txt"
@@ -166,7 +196,7 @@ def test_the_wheel_list_is_pinned_and_lacks_only_what_the_image_lacks() -> None:
 def test_what_the_tests_import_at_module_level_is_on_the_image_or_carried() -> None:
     """pytest imports every test module to collect it: one import the image lacks stops `-m gpu`."""
     image = read_image_list(IMAGE_LIST)
-    carried = {canonicalize_name(line.split("==")[0]) for line in WHEEL_LIST.read_text().splitlines() if "==" in line}
+    carried = set(read_wheel_list(WHEEL_LIST)[0])
     assert unmet_imports(REPO_ROOT, set(image) | carried | {"siliconbench"}) == []
 
 
