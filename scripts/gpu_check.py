@@ -235,7 +235,9 @@ def benchmark_section(bench: dict[str, Any] | None) -> list[str]:
                 _num(r.get("mlp_tflops"), ".1f"),
                 _num(r.get("matmul_tflops"), ".1f"),
                 _num(100 * r["mlp_over_matmul"] if isinstance(r.get("mlp_over_matmul"), float) else None, ".0f"),
-                _num(r.get("energy_j_per_inference"), ".3g"),
+                _num(r.get("energy_j_per_inference"), ".3g")
+                if r.get("energy_j_per_inference") is not None or not r.get("energy_reason")
+                else f"— ({r['energy_reason']})",
                 str(r.get("correct")),
             ]
             for r in bench.get("throughput", [])
@@ -273,15 +275,17 @@ def run_section(run: dict[str, Any] | None) -> tuple[list[str], list[str]]:
             failures.append(f"run: {' '.join(key)}: {error.get('phase')}: {error.get('type')}: {error.get('message')}")
             rows.append([*key, "FAILED", "—", "—", "—", "—"])
             continue
-        latency = cell.get("latency_ns") or {}
-        energy = cell.get("energy") or {}
-        flops = cell.get("flops_per_s")
+        # Run-file schema 2 keeps what was measured under "measurement"; schema 1 kept it flat.
+        measured = cell.get("measurement") or cell
+        latency = measured.get("latency_ns") or {}
+        energy = measured.get("energy") or {}
+        flops = measured.get("flops_per_s")
         rows.append(
             [
                 *key,
-                "ok" if (cell.get("correctness") or {}).get("passed", True) else "ok, INCORRECT",
+                "ok" if (measured.get("correctness") or {}).get("passed", True) else "ok, INCORRECT",
                 _num(latency["p50"] / 1e6 if isinstance(latency.get("p50"), int | float) else None),
-                _num(cell.get("throughput_per_s"), ".4g"),
+                _num(measured.get("throughput_per_s"), ".4g"),
                 _num(flops / 1e12 if isinstance(flops, int | float) else None, ".3g"),
                 _num(energy.get("joules_per_inference"), ".3g") if energy else "—",
             ]

@@ -237,7 +237,7 @@ def test_the_summary_carries_stages_figures_cells_and_failures(tmp_path: Path) -
     out.mkdir()
     (work / "stages.tsv").write_text(
         "install\tpassed\t4\t5 wheels\ndevice\tpassed\t2\t1 x NVIDIA H200\nbenchmark\tpassed\t31\tfigures below\n"
-        "run\tfailed\t90\texit 1: 2 cells, 1 failed (see run.log)\n"
+        "run\tfailed\t90\texit 1: 3 cells, 1 failed (see run.log)\n"
     )
     bench = {
         "throughput": [
@@ -263,15 +263,24 @@ def test_the_summary_carries_stages_figures_cells_and_failures(tmp_path: Path) -
         ],
     }
     (out / "benchmark.json").write_text(json.dumps(bench))
+    measured = {
+        "correctness": {"passed": True},
+        "latency_ns": {"p50": 52_000},
+        "throughput_per_s": 19_230.0,
+        "flops_per_s": 3.2e12,
+        "energy": {"joules_per_inference": 0.0011, "reason": None},
+    }
     cells = [
+        # run-file schema 2: the measurement under its own key; schema 1: flat in the cell
         {
             "config": {"workload": "mlp", "batch_size": 1, "dtype": "bf16", "mode": "cudagraph"},
             "status": "ok",
-            "correctness": {"passed": True},
-            "latency_ns": {"p50": 52_000},
-            "throughput_per_s": 19_230.0,
-            "flops_per_s": 3.2e12,
-            "energy": {"joules_per_inference": 0.0011, "reason": None},
+            "measurement": measured,
+        },
+        {
+            "config": {"workload": "mlp", "batch_size": 64, "dtype": "bf16", "mode": "eager"},
+            "status": "ok",
+            **measured,
         },
         {
             "config": {"workload": "bert-base", "batch_size": 64, "dtype": "fp32", "mode": "eager"},
@@ -284,15 +293,17 @@ def test_the_summary_carries_stages_figures_cells_and_failures(tmp_path: Path) -
     summary = write_summary(work, out, "siliconbench wheel of abc123").read_text()
 
     stages = stage_table(summary)
-    assert stages["run"] == ("failed", "exit 1: 2 cells, 1 failed (see run.log)")
+    assert stages["run"] == ("failed", "exit 1: 3 cells, 1 failed (see run.log)")
     assert stages["pytest"] == ("not run", "the check ended before this stage")
     assert "- device: 1 x NVIDIA H200" in summary
     assert "| bf16 | 16384 | 612.3 | 701.9 | 87 | 0.00021 | True |" in summary
     assert "| bf16 | 1 | 0.051 | 0.062 | 0.04 | 1.275 |" in summary
     assert "| mlp | 1 | bf16 | cudagraph | ok | 0.052 | 1.923e+04 | 3.2 | 0.0011 |" in summary
+    assert "| mlp | 64 | bf16 | eager | ok | 0.052 | 1.923e+04 | 3.2 | 0.0011 |" in summary
+    assert "3 cells, 1 failed:" in summary
     assert "- run: bert-base 64 fp32 eager: measure: OutOfMemoryError: CUDA out of memory" in summary
     assert "- pytest: FAILED tests/backends/test_cuda_gpu.py::test_z - boom" in summary
-    assert "- run: failed: exit 1: 2 cells, 1 failed (see run.log)" in summary
+    assert "- run: failed: exit 1: 3 cells, 1 failed (see run.log)" in summary
 
 
 def test_stage_rows_tolerate_an_empty_detail(tmp_path: Path) -> None:
