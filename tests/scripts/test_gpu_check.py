@@ -31,7 +31,7 @@ from scripts.gpu_check import (
     stale_files,
     write_summary,
 )
-from tests.conftest import REPO_ROOT, cli_env
+from tests.conftest import REPO_ROOT, CliRunner, cli_env
 
 SCRIPT = REPO_ROOT / "scripts" / "gpu-check.sh"
 OUTPUTS = {
@@ -324,3 +324,25 @@ def test_the_readme_gives_the_device_call_with_options_the_script_takes() -> Non
     usage = SCRIPT.read_text().split("usage: bash scripts/gpu-check.sh", 1)[1].split("\n", 1)[0]
     for option in re.findall(r"--[a-z-]+", command.group(1)):
         assert f"[{option}" in usage, option
+
+
+@pytest.mark.slow
+def test_the_summary_reads_a_run_file_this_checkout_writes(tmp_path: Path, run_cli: CliRunner) -> None:
+    """Not a hand-made file: the run file's layout is whatever this version's CLI writes."""
+    results, work, out = tmp_path / "results", tmp_path / "work", tmp_path / "out"
+    done = run_cli(
+        "run", "--workload", "mlp", "--preset", "tiny", "--batch-size", "2", "--dtype", "fp32",
+        "--max-time", "0.2", "--quiet", "--output", str(results),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    (written,) = results.glob("run-*.json")
+    work.mkdir()
+    out.mkdir()
+    (out / "run.json").write_bytes(written.read_bytes())
+    summary = write_summary(work, out, "test").read_text()
+    row = re.search(
+        r"^\| mlp \| 2 \| fp32 \| eager \| ok \| ([^|]+) \| ([^|]+) \| ([^|]+) \| ([^|]+) \|$", summary, re.M
+    )
+    assert row, summary
+    p50_ms, per_s, tflops, _ = (cell.strip() for cell in row.groups())
+    assert float(p50_ms) > 0 and float(per_s) > 0 and float(tflops) > 0
