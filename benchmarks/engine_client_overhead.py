@@ -62,6 +62,7 @@ class Errors:
     client_lag_ms: list[float]
     server_late_ms: list[float]
     client_delay_ms: list[float]
+    request_way_in_ms: list[float]
 
 
 def _pct(values: Sequence[float], q: float) -> float:
@@ -72,7 +73,7 @@ def _pct(values: Sequence[float], q: float) -> float:
 
 
 def errors_of(label: str, outcomes: Sequence[RequestOutcome], script: Script) -> Errors:
-    ttft, itl, lag, late, delay = [], [], [], [], []
+    ttft, itl, lag, late, delay, way_in = [], [], [], [], [], []
     ok = [o for o in outcomes if o.ok]
     for outcome in ok:
         if outcome.ttft_s is not None:
@@ -84,12 +85,17 @@ def errors_of(label: str, outcomes: Sequence[RequestOutcome], script: Script) ->
             lag.append((event.t_ns - written) / 1e6)
             late.append((written - due) / 1e6)
         delay.append(outcome.client_delay_s * 1e3)
+        if outcome.events:
+            # The first token was due ttft after the server saw the request: arrival - send is the
+            # request's way in (the client writing it, the server reading and parsing it).
+            first_due, _ = token_times(outcome.events[0].text)
+            way_in.append((first_due - script.ttft_s * 1e9 - outcome.sent_ns) / 1e6)
     marks = sorted([(o.sent_ns, 1) for o in outcomes] + [(o.end_ns, -1) for o in outcomes])
     open_now = peak = 0
     for _, step in marks:
         open_now += step
         peak = max(peak, open_now)
-    return Errors(label, len(outcomes), len(ok), len(outcomes) - len(ok), peak, ttft, itl, lag, late, delay)
+    return Errors(label, len(outcomes), len(ok), len(outcomes) - len(ok), peak, ttft, itl, lag, late, delay, way_in)
 
 
 async def run_load(
@@ -169,6 +175,7 @@ def report(errors: Errors, median_bound_ms: float, p99_bound_ms: float | None) -
     for name, values in (
         ("client's share: read - server write", errors.client_lag_ms),
         ("server's share: write - scripted time", errors.server_late_ms),
+        ("request way in: server arrival - send", errors.request_way_in_ms),
         ("client start lateness vs schedule", errors.client_delay_ms),
     ):
         print(f"  {name:38s} median {statistics.median(values):6.3f} ms  p99 {_pct(values, 0.99):7.3f} ms")

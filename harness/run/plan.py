@@ -133,6 +133,11 @@ class Suite:
             raise ConfigError(f"engine cells run the generate and server scenarios, not --scenario {self.scenario}")
         if self.loadgen:
             raise ConfigError("--loadgen drives in-process backends; engine cells run without it")
+        if self.scenario == "server" and self.concurrency != (1,):
+            raise ConfigError(
+                "an engine's server cells are an open loop (every arrival is sent, whatever is in flight); "
+                "--concurrency sweeps the users of --scenario generate"
+            )
         self.engine_params()  # the engine and the request set, checked once, here
 
     def engine_params(self) -> EngineParams | None:

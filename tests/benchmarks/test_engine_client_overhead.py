@@ -28,7 +28,7 @@ def test_benchmark_runs_and_reports_both_loads() -> None:
     assert "## 1 stream: 2/2 requests ok, 0 failed" in out, result.stderr
     assert "## 40 concurrent streams: 40/40 requests ok, 0 failed" in out
     assert len(re.findall(r"TTFT \|error\| over", out)) == 2 and len(re.findall(r"ITL  \|error\| over", out)) == 2
-    assert out.count("client's share") == 2 and out.count("server's share") == 2
+    assert out.count("client's share") == 2 and out.count("server's share") == 2 and out.count("way in") == 2
     verdict = "PASS" if "# overall: PASS" in out else "FAIL"
     assert ("FAIL" in out) == (verdict == "FAIL")
     assert result.returncode == (0 if verdict == "PASS" else 1)
