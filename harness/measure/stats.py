@@ -261,7 +261,9 @@ def quantile_interval(
         s = upper[1]
         bound_conf = rank_coverage(n, q, 1, s)
         bound = "max" if s == n else f"X({s})"
-        note = f"{_label(q)} ≤ {bound} at {bound_conf:.0%}; a two-sided interval needs ≥ {needs} samples"
+        note = (
+            f"{_label(q)} ≤ {bound} at {bound_conf:.0%}; {_label(q)} needs ≥ {needs} samples for a two-sided interval"
+        )
         return Interval(estimate, None, float(arr[s - 1]), bound_conf, confidence, "order statistics", needs, note)
     bound_conf = 1.0 - q**n  # P(ξ_q <= max)
     note = f"{_label(q)} ≤ max at {bound_conf:.0%} only; {_label(q)} needs ≥ {needs} samples"
