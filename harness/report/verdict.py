@@ -38,11 +38,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from harness.errors import ConfigError
+from harness.measure.stats import Interval, binomial_cdf
 
 __all__ = [
     "CONFIDENCE",
     "CapacityEstimate",
-    "Interval",
     "Side",
     "Verdict",
     "break_even_price",
@@ -63,38 +63,34 @@ SECONDS_PER_HOUR = 3600.0
 DRAWS = 20_000
 
 
-@dataclass(frozen=True)
-class Interval:
-    """A point estimate with its interval at ``confidence`` (low ≤ estimate ≤ high)."""
+def throughput_interval(per_s: float, median: Interval) -> Interval | None:
+    """Interval of a throughput inversely proportional to a median, from the median's interval.
 
-    estimate: float
-    low: float
-    high: float
-    confidence: float = CONFIDENCE
-
-    def scaled(self, factor: float) -> Interval:
-        """The interval of ``factor`` × the quantity (a positive factor)."""
-        return Interval(self.estimate * factor, self.low * factor, self.high * factor, self.confidence)
-
-
-def throughput_interval(per_s: float, median: float, median_low: float, median_high: float) -> Interval | None:
-    """Interval of a throughput that is inversely proportional to a median, from the median's interval.
-
-    ``per_s`` = k / ``median`` for some k (batch, or batch × tokens), so the ends are
-    ``per_s × median / median_high`` and ``per_s × median / median_low``. None when undefined.
+    ``per_s`` = k / median for some k (batch, or batch × tokens), so the ends are
+    ``per_s × median / high`` and ``per_s × median / low``. None where the median's interval is
+    not backed (or the figures are not positive): no cost interval is better than a false one.
     """
-    if not (per_s > 0 and median > 0 and median_low > 0 and median_high >= median_low):
+    low, high = median.low, median.high
+    if not (median.backed and low is not None and high is not None and low > 0 and per_s > 0 and median.estimate > 0):
         return None
-    return Interval(per_s, per_s * median / median_high, per_s * median / median_low)
+    scale = per_s * median.estimate
+    return Interval(
+        per_s, scale / high, scale / low, median.confidence, median.nominal, f"{median.method} of the median"
+    )
 
 
 def cost_interval(usd_per_hour: float, per_second: Interval | None) -> Interval | None:
     """USD per million units with its interval: the fast end of throughput gives the low cost."""
-    if per_second is None or not per_second.low > 0:
+    if per_second is None or per_second.low is None or per_second.high is None or not per_second.low > 0:
         return None
     factor = usd_per_hour / SECONDS_PER_HOUR * 1e6
     return Interval(
-        factor / per_second.estimate, factor / per_second.high, factor / per_second.low, per_second.confidence
+        factor / per_second.estimate,
+        factor / per_second.high,
+        factor / per_second.low,
+        per_second.confidence,
+        per_second.nominal,
+        per_second.method,
     )
 
 
@@ -121,7 +117,7 @@ def quantile_met_confidence(samples: Sequence[float] | np.ndarray, threshold: fl
     if n == 0:
         return 0.0
     exceed = int(np.count_nonzero(arr > threshold))
-    return float(max(0.0, 1.0 - _binomial_cdf_all(n, 1.0 - q)[exceed]))
+    return max(0.0, 1.0 - binomial_cdf(exceed, n, 1.0 - q))
 
 
 @dataclass(frozen=True)
@@ -232,7 +228,7 @@ def break_even_price(a: Side, b: Side, confidence: float = CONFIDENCE, seed: int
     ratios = estimate * (median_b / draws_b) * (draws_a / median_a)
     alpha = (1.0 - confidence) / 2.0
     low, high = np.quantile(ratios, [alpha, 1.0 - alpha])
-    return Interval(estimate, float(low), float(high), confidence)
+    return Interval(estimate, float(low), float(high), confidence, confidence, "Bayesian bootstrap")
 
 
 @dataclass(frozen=True)
@@ -256,7 +252,8 @@ class Verdict:
             f"{self.cheaper} is cheaper than {self.other} with probability {_probability(self.probability)} "
             f"(${self.cheaper_usd_per_million:.3g} vs ${self.other_usd_per_million:.3g} per million); "
             f"{self.other} would match it at ${be.estimate:.3g}/h "
-            f"[{be.confidence:.0%} interval ${be.low:.3g}–${be.high:.3g}], against ${self.other_usd_per_hour:.3g}/h now"
+            f"[{be.confidence:.0%} interval ${be.low or 0:.3g}–${be.high or 0:.3g}], "
+            f"against ${self.other_usd_per_hour:.3g}/h now"
         )
 
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from harness.errors import ConfigError
+from harness.measure.stats import Interval
 from harness.report.verdict import (
-    Interval,
     Side,
     break_even_price,
     capacity_estimate,
@@ -29,14 +29,19 @@ def side(label: str, samples: np.ndarray | list[float], usd_per_hour: float = 1.
 
 def test_throughput_interval_inverts_the_median_interval() -> None:
     # 10 ms median, CI [8, 12.5] ms, batch 1: 100/s in [80, 125].
-    got = throughput_interval(100.0, 10.0, 8.0, 12.5)
-    assert got == Interval(100.0, pytest.approx(80.0), pytest.approx(125.0))
-    assert throughput_interval(100.0, 10.0, 0.0, 12.5) is None
+    median = Interval(10.0, 8.0, 12.5, 0.96, 0.95, "order statistics")
+    got = throughput_interval(100.0, median)
+    assert got is not None
+    assert (got.estimate, got.low, got.high) == (100.0, pytest.approx(80.0), pytest.approx(125.0))
+    assert (got.confidence, got.backed) == (0.96, True)
+    # A median without a backed interval gives no throughput interval (never a made-up one).
+    withheld = Interval(10.0, None, 12.5, 0.8, 0.95, "order statistics", 20, "p50 needs ≥ 20 samples")
+    assert throughput_interval(100.0, withheld) is None
 
 
 def test_cost_interval_by_hand() -> None:
     # $3.60/h at 100/s = $10 per million; 125/s gives $8, 80/s gives $12.50.
-    got = cost_interval(3.6, Interval(100.0, 80.0, 125.0))
+    got = cost_interval(3.6, Interval(100.0, 80.0, 125.0, 0.95, 0.95, "order statistics"))
     assert got is not None
     assert (got.estimate, got.low, got.high) == (pytest.approx(10.0), pytest.approx(8.0), pytest.approx(12.5))
     assert cost_interval(3.6, None) is None
