@@ -16,6 +16,7 @@ from typing import Any
 
 from harness.errors import ConfigError
 from harness.report.cost import PriceResolver, usd_per_million
+from harness.report.uncertainty import uncertainty_fields
 
 __all__ = ["FORMATS", "cell_rows", "render"]
 
@@ -87,6 +88,7 @@ def cell_rows(runs: Iterable[dict[str, Any]], prices: PriceResolver | None = Non
                 row.update(_scenario_fields(cell))
                 if price:
                     row.update(_scenario_costs(cell, price.usd_per_hour))
+                row.update(uncertainty_fields(run, cell, price.usd_per_hour if price else None))
             else:
                 err = cell.get("error") or {}
                 row.update(
@@ -203,6 +205,25 @@ def _money(value: float | None) -> str:
     return f"{value:.3g}"
 
 
+def _money_ci(row: dict[str, Any], key: str) -> str:
+    """A cost with its interval where one is backed: "1.23 [1.1, 1.4]"."""
+    value, low, high = row.get(key), row.get(f"{key}_lo"), row.get(f"{key}_hi")
+    if value is None or low is None or high is None:
+        return _money(value)
+    return f"{_money(value)} [{_money(low)}, {_money(high)}]"
+
+
+def _peak_text(row: dict[str, Any]) -> str:
+    fraction = row.get("fraction_of_peak")
+    return "-" if fraction is None else f"{fraction:.0%}"
+
+
+def _process_text(row: dict[str, Any]) -> str:
+    """Between-process spread: "±4.1% (5)" — half the range of the process medians over their mean."""
+    spread = row.get("process_rel_spread")
+    return "-" if spread is None else f"±{spread / 2:.1%} ({row['processes']})"
+
+
 def price_lines(rows: Sequence[dict[str, Any]]) -> list[str]:
     """One line per run: its price with source and date, or why it has none."""
     lines: dict[str, str] = {}
@@ -232,6 +253,7 @@ GENERATE_HEADERS = (
 SERVER_HEADERS = (
     "SLO",
     "capacity req/s",
+    "p99 met",
     "rate req/s",
     "goodput req/s",
     "p99 ms",
@@ -272,9 +294,11 @@ def _scenario_cells(row: dict[str, Any]) -> list[str]:
             str(row["samples"]),
         ]
     if scenario == "server":
+        met = row.get("capacity_met_confidence")
         return [
             row.get("slo") or "-",
-            _fmt(row.get("capacity_rps")),
+            _capacity_text(row),
+            "-" if met is None else f"{met:.0%} conf.",
             _fmt(row.get("rate_rps")),
             _fmt(row.get("goodput_rps")),
             _fmt(row["p99_ms"]),
@@ -289,6 +313,14 @@ def _scenario_cells(row: dict[str, Any]) -> list[str]:
         _fmt(row["p50_ms"]),
         str(row["samples"]),
     ]
+
+
+def _capacity_text(row: dict[str, Any]) -> str:
+    """The capacity and the bracket around it: passed at the first rate, failed at the second."""
+    capacity, failing = row.get("capacity_rps"), row.get("capacity_hi_rps")
+    if capacity is None or failing is None:
+        return _fmt(capacity)
+    return f"{_fmt(capacity)} [{_fmt(capacity)}, {_fmt(failing)})"
 
 
 def _scenario_headers(scenario: str) -> tuple[str, ...]:
@@ -359,10 +391,14 @@ def _latency_display_rows(
     for row in rows:
         runs_per_target.setdefault(row["target"], set()).add(row["run_id"])
     show_run = any(len(ids) > 1 for ids in runs_per_target.values())
+    show_peak = any(r.get("fraction_of_peak") is not None for r in rows)
+    show_processes = any(r.get("processes") for r in rows)
     headers = [
         *(["target"] if multi_target else []),
         *(["run"] if show_run else []),
         *HEADERS[:-3],
+        *(["% peak"] if show_peak else []),
+        *(["between procs"] if show_processes else []),
         *cost_headers,
         *HEADERS[-3:],
     ]
@@ -382,15 +418,16 @@ def _latency_display_rows(
         ]
         if row["status"] != "ok":
             notes.append(_failure_note(row))
-            table.append([*base, "FAILED", *["-"] * (4 + len(cost_headers)), f"[{len(notes)}]"])
+            extra = len(cost_headers) + show_peak + show_processes
+            table.append([*base, "FAILED", *["-"] * (4 + extra), f"[{len(notes)}]"])
             continue
         marks = []
         for warning in [*row["warnings"], *(f"not valid for p99: {r}" for r in row.get("validity_reasons", []))]:
             notes.append(warning)
             marks.append(f"[{len(notes)}]")
         verdict = f" LoadGen {row['loadgen_verdict']}" if row.get("loadgen_verdict") else ""
-        cost = [_money(row.get("usd_per_million"))] * show_cost
-        cost += [_money(row.get("usd_per_million_tokens"))] * show_tokens
+        cost = [_money_ci(row, "usd_per_million")] * show_cost
+        cost += [_money_ci(row, "usd_per_million_tokens")] * show_tokens
         table.append(
             [
                 *base,
@@ -398,6 +435,8 @@ def _latency_display_rows(
                 _with_ci(row["p99_ms"], row["p99_lo_ms"], row["p99_hi_ms"]),
                 _fmt(row["throughput_per_s"]),
                 _fmt(row["gflops_per_s"]),
+                *([_peak_text(row)] if show_peak else []),
+                *([_process_text(row)] if show_processes else []),
                 *cost,
                 str(row["samples"]),
                 row["stop_reason"],
@@ -407,8 +446,11 @@ def _latency_display_rows(
     return headers, table, notes
 
 
-def _slo_text(rows: Sequence[dict[str, Any]], slo_p99_ms: float, markdown: bool) -> str:
+def _slo_text(
+    rows: Sequence[dict[str, Any]], slo_p99_ms: float, markdown: bool, runs: Sequence[dict[str, Any]] = ()
+) -> str:
     from harness.report.slo import cell_label, choose
+    from harness.report.verdict import cross_run_verdicts, samples_lookup
 
     def describe(row: dict[str, Any] | None) -> str:
         if row is None:
@@ -427,6 +469,13 @@ def _slo_text(rows: Sequence[dict[str, Any]], slo_p99_ms: float, markdown: bool)
         lines.append(f"  - fastest: {describe(choice.fastest)}")
         lines.append(f"  - cheapest: {describe(choice.cheapest)}")
         lines.extend(f"  - note: {note}" for note in choice.notes)
+    verdicts = cross_run_verdicts(rows, samples_lookup(runs), slo_p99_ms) if len(runs) > 1 else []
+    if verdicts:
+        lines.append("")
+        lines.append(f"{'#### ' if markdown else ''}Across runs (the cheapest pick of each run, by cost per million)")
+        if markdown:
+            lines.append("")
+        lines.extend(f"- {v.workload}: {v.sentence()}" for v in verdicts)
     return "\n".join(lines)
 
 
@@ -449,8 +498,17 @@ def render(
         if slo_p99_ms is None:
             return json.dumps(rows, indent=1)
         from harness.report.slo import choose
+        from harness.report.verdict import cross_run_verdicts, samples_lookup
 
-        return json.dumps({"cells": rows, "slo": [c.to_dict() for c in choose(rows, slo_p99_ms)]}, indent=1)
+        verdicts = cross_run_verdicts(rows, samples_lookup(runs), slo_p99_ms) if len(runs) > 1 else []
+        return json.dumps(
+            {
+                "cells": rows,
+                "slo": [c.to_dict() for c in choose(rows, slo_p99_ms)],
+                "verdicts": [v.to_dict() for v in verdicts],
+            },
+            indent=1,
+        )
     if fmt == "csv":
         buffer = io.StringIO()
         fieldnames: list[str] = []
@@ -484,5 +542,5 @@ def render(
         heading = "**Prices**\n\n" if markdown else "Prices:\n"
         text += "\n\n" + heading + "\n".join(f"- {line}" for line in price_lines(rows))
     if slo_p99_ms is not None:
-        text += "\n\n" + _slo_text(rows, slo_p99_ms, markdown)
+        text += "\n\n" + _slo_text(rows, slo_p99_ms, markdown, runs)
     return text

@@ -32,8 +32,9 @@ honest comparison must use, so the verdict is only as good as the runs it is giv
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 
@@ -49,9 +50,11 @@ __all__ = [
     "capacity_estimate",
     "compare_costs",
     "cost_interval",
+    "cross_run_verdicts",
     "median_posterior",
     "probability_cheaper",
     "quantile_met_confidence",
+    "samples_lookup",
     "throughput_interval",
 ]
 
@@ -245,6 +248,11 @@ class Verdict:
     other_usd_per_hour: float
     method: str = "exact Bayesian bootstrap of each run's median"
 
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["sentence"] = self.sentence()
+        return data
+
     def sentence(self) -> str:
         """The verdict as one line a reader can act on."""
         be = self.break_even_usd_per_hour
@@ -279,3 +287,49 @@ def compare_costs(workload: str, a: Side, b: Side, confidence: float = CONFIDENC
         break_even_usd_per_hour=break_even_price(a, b, confidence),
         other_usd_per_hour=b.usd_per_hour,
     )
+
+
+def _label(row: dict[str, Any]) -> str:
+    from harness.report.slo import cell_label
+
+    return f"{cell_label(row)} (run {row['run_id']})"
+
+
+def cross_run_verdicts(
+    rows: Sequence[dict[str, Any]],
+    samples_of: Callable[[dict[str, Any]], Sequence[float] | None],
+    slo_p99_ms: float,
+    confidence: float = CONFIDENCE,
+) -> list[Verdict]:
+    """For each workload measured in several runs: the cheapest run's pick against every other's.
+
+    Per run, the pick is that run's cheapest correct, priced cell whose p99 meets the SLO (as
+    ``report --slo-p99`` chooses). Server cells priced at a searched capacity are left out: their
+    cost rests on a capacity bracket, not on sampled latencies (their bracket is shown instead).
+    """
+    from harness.report.slo import choose
+
+    by_workload: dict[str, list[dict[str, Any]]] = {}
+    for run_id in dict.fromkeys(r["run_id"] for r in rows):
+        run_rows = [r for r in rows if r["run_id"] == run_id and not r.get("capacity_rps")]
+        for choice in choose(run_rows, slo_p99_ms):
+            if choice.cheapest is not None:
+                by_workload.setdefault(choice.workload, []).append(choice.cheapest)
+    verdicts: list[Verdict] = []
+    for workload, picks in by_workload.items():
+        sides = []
+        for row in picks:
+            samples = samples_of(row)
+            if samples and row.get("usd_per_hour") and row.get("throughput_per_s"):
+                sides.append(Side(_label(row), samples, row["throughput_per_s"], row["usd_per_hour"]))
+        if len(sides) < 2:
+            continue
+        sides.sort(key=lambda s: s.usd_per_hour / s.per_s)
+        verdicts.extend(compare_costs(workload, sides[0], other, confidence) for other in sides[1:])
+    return verdicts
+
+
+def samples_lookup(runs: Sequence[dict[str, Any]]) -> Callable[[dict[str, Any]], Sequence[float] | None]:
+    """Each report row's raw samples, found by its run id and cell id."""
+    table = {(run["run_id"], cell.get("id")): cell.get("samples_ns") for run in runs for cell in run["cells"]}
+    return lambda row: table.get((row["run_id"], row["cell_id"]))
