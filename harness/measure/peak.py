@@ -20,7 +20,7 @@ import json
 import os
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,8 @@ __all__ = [
     "machine_key",
     "measure_matmul_peak",
     "peak_for",
+    "peak_key",
+    "run_peaks",
 ]
 
 #: The dtypes a matmul peak can be measured for, as torch dtype names; tf32 is float32 with
@@ -72,19 +74,25 @@ def cache_path() -> Path:
     return base / "peak.json"
 
 
-def machine_key(device: str, dtype: str, threads: int | None) -> str:
-    """What a peak depends on: the silicon, torch's version, the dtype and the thread count."""
-    import torch
+def machine_key(environment: dict[str, Any], device: str, dtype: str, threads: int | None) -> str:
+    """What a peak depends on: the silicon, torch's version, the dtype and the thread count.
 
-    from harness.measure.environment import cpu_facts
-
+    Built from the run's recorded environment (``collect_environment``), so looking a peak up
+    needs neither torch nor a CUDA context in the harness process.
+    """
+    torch_version = (environment.get("packages") or {}).get("torch")
     if device.startswith("cuda"):
         index = int(device.partition(":")[2] or 0)
-        silicon = f"{torch.cuda.get_device_name(index)} cuda {torch.version.cuda}"
+        gpus = (environment.get("gpus") or {}).get("devices") or []
+        name = gpus[index].get("name") if index < len(gpus) and isinstance(gpus[index], dict) else None
+        silicon = f"{name or 'unknown GPU'} #{index}"
     else:
-        facts = cpu_facts()
-        silicon = f"{facts['model']} {facts['arch']} {'+'.join(facts['flags'])} cores={facts['usable_cores']}"
-    return f"{silicon} | torch {torch.__version__} | {device} {dtype} threads={threads or torch.get_num_threads()}"
+        cpu = environment.get("cpu") or {}
+        silicon = (
+            f"{cpu.get('model')} {cpu.get('arch')} {'+'.join(cpu.get('flags') or [])} cores={cpu.get('usable_cores')}"
+        )
+    default_threads = (environment.get("torch") or {}).get("num_threads")
+    return f"{silicon} | torch {torch_version} | {device} {dtype} threads={threads or default_threads}"
 
 
 def measure_matmul_peak(
@@ -171,12 +179,11 @@ def peak_for(
     *,
     path: Path | None = None,
     measure: Callable[[str, str, int | None], tuple[float, int]] | None = None,
-    key: str | None = None,
+    key: str,
 ) -> Peak | None:
-    """The cached peak for this machine and versions, measuring (and caching) it on a miss.
+    """The cached peak under ``key`` (see ``machine_key``), measuring (and caching) it on a miss.
 
-    None for a dtype or device a matmul peak cannot be measured on (neuron, int8). ``measure``
-    and ``key`` are injectable for tests.
+    None for a dtype or device a matmul peak cannot be measured on (neuron, int8).
     """
     from harness.measure.environment import utc_now
 
@@ -185,7 +192,6 @@ def peak_for(
     if dtype == "tf32" and not device.startswith("cuda"):
         return None
     path = path or cache_path()
-    key = key or machine_key(device, dtype, threads)
     cache = _read_cache(path)
     found = cache.get(key)
     if isinstance(found, dict):
@@ -200,6 +206,53 @@ def peak_for(
     cache[key] = peak.to_dict()
     _write_cache(path, cache)
     return peak
+
+
+def peak_key(backend: str, device: str | None, dtype: str, threads: int | None) -> str:
+    """How a run file's ``environment.matmul_peaks`` names the peak a cell is measured against."""
+    return f"{backend}/{device or '-'}/{dtype}/t{threads or 'default'}"
+
+
+def _measure_in_child(dtype: str, device: str, threads: int | None) -> tuple[float, int]:
+    """Measure in a spawned child, so the harness process never holds a CUDA context."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(1, mp_context=mp.get_context("spawn")) as pool:
+        return pool.submit(measure_matmul_peak, dtype, device, threads).result(timeout=300)
+
+
+def run_peaks(
+    environment: dict[str, Any],
+    wanted: Iterable[tuple[str, str | None, str, int | None]],
+    *,
+    path: Path | None = None,
+) -> dict[str, dict[str, Any]]:
+    """The peaks a run's cells need (``environment.matmul_peaks``), keyed by ``peak_key``.
+
+    ``wanted`` holds (backend, device, dtype, threads) per cell. CPU peaks are measured in this
+    process (the CPU cells run here by default), CUDA ones in a child; other backends have none.
+    A peak that cannot be measured is left out: the report then shows no fraction for its cells.
+    """
+    peaks: dict[str, dict[str, Any]] = {}
+    measure: Callable[[str, str, int | None], tuple[float, int]]
+    for backend, device, dtype, threads in dict.fromkeys(wanted):
+        if backend == "cpu":
+            where, measure = "cpu", measure_matmul_peak
+        elif backend == "cuda":
+            where, measure = device or "cuda:0", _measure_in_child
+        else:
+            continue
+        name = peak_key(backend, device, dtype, threads)
+        try:
+            peak = peak_for(
+                dtype, where, threads, path=path, measure=measure, key=machine_key(environment, where, dtype, threads)
+            )
+        except Exception:  # a peak is context, never a reason to fail the run
+            peak = None
+        if peak is not None:
+            peaks[name] = peak.to_dict()
+    return peaks
 
 
 def fraction_of_peak(flops_per_s: float | None, peak: Peak | None) -> float | None:

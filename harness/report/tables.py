@@ -215,7 +215,9 @@ def _money_ci(row: dict[str, Any], key: str) -> str:
 
 def _peak_text(row: dict[str, Any]) -> str:
     fraction = row.get("fraction_of_peak")
-    return "-" if fraction is None else f"{fraction:.0%}"
+    if fraction is None:
+        return "-"
+    return f"{fraction:.0%}" if fraction >= 0.01 else f"{fraction * 100:.2g}%"
 
 
 def _process_text(row: dict[str, Any]) -> str:

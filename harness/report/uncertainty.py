@@ -12,15 +12,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from harness.measure.peak import peak_key
 from harness.measure.stats import Interval
 from harness.report.verdict import capacity_estimate, cost_interval, throughput_interval
 
-__all__ = ["median_interval", "peak_key", "uncertainty_fields"]
-
-
-def peak_key(backend: str, device: str | None, dtype: str, threads: int | None) -> str:
-    """How a run file's ``environment.matmul_peaks`` names one peak."""
-    return f"{backend}/{device or '-'}/{dtype}/t{threads or 'default'}"
+__all__ = ["median_interval", "uncertainty_fields"]
 
 
 def median_interval(cell: dict[str, Any]) -> Interval | None:

@@ -41,6 +41,7 @@ def run_suite(
     caller can publish the empty file. A Ctrl-C marks the file ``interrupted`` and re-raises.
     """
     from harness.measure.environment import collect_environment
+    from harness.measure.peak import run_peaks
     from harness.measure.sampler import SamplingPolicy
     from harness.run.matrix import validate_matrix
     from harness.run.runner import run_cells
@@ -49,8 +50,11 @@ def run_suite(
     presets, backends = validate_matrix(suite)
     policy = SamplingPolicy.for_budget(suite.max_time, min_count=suite.min_samples, target_rel_ci=suite.target_rel_ci)
     cells = suite.cells(presets)
+    environment = collect_environment()
+    # Once per run (cached per machine and versions): the denominator of every cell's % of peak.
+    environment["matmul_peaks"] = run_peaks(environment, [(c.backend, c.device, c.dtype, c.threads) for c in cells])
     writer = RunWriter(
-        Path(suite.output), collect_environment(), target=target, suite=suite.to_dict(), run_id=run_id, pricing=pricing
+        Path(suite.output), environment, target=target, suite=suite.to_dict(), run_id=run_id, pricing=pricing
     )
     if on_start is not None:
         on_start(writer, cells)

@@ -7,7 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from harness.measure.peak import SIZES, Peak, cache_path, fraction_of_peak, machine_key, measure_matmul_peak, peak_for
+from harness.measure.peak import (
+    SIZES,
+    Peak,
+    cache_path,
+    fraction_of_peak,
+    machine_key,
+    measure_matmul_peak,
+    peak_for,
+    run_peaks,
+)
 
 
 def test_peak_is_measured_once_then_read_from_the_cache(tmp_path: Path) -> None:
@@ -56,10 +65,26 @@ def test_cache_location_follows_the_environment(tmp_path: Path, monkeypatch: pyt
 
 
 def test_machine_key_names_silicon_torch_dtype_and_threads() -> None:
-    import torch
+    environment = {
+        "packages": {"torch": "2.13.0+cpu"},
+        "cpu": {"model": "Xeon 8488C", "arch": "x86_64", "flags": ["amx_bf16"], "usable_cores": 2},
+        "gpus": {"available": True, "devices": [{"name": "NVIDIA H200"}]},
+        "torch": {"num_threads": 2},
+    }
+    key = machine_key(environment, "cpu", "bf16", 3)
+    assert key == "Xeon 8488C x86_64 amx_bf16 cores=2 | torch 2.13.0+cpu | cpu bf16 threads=3"
+    assert machine_key(environment, "cpu", "bf16", None).endswith("threads=2")
+    assert machine_key(environment, "cuda:0", "fp16", None).startswith("NVIDIA H200 #0 | torch 2.13.0+cpu")
 
-    key = machine_key("cpu", "bf16", 3)
-    assert f"torch {torch.__version__}" in key and "cpu bf16 threads=3" in key
+
+def test_run_peaks_names_each_needed_peak_once(tmp_path: Path) -> None:
+    from harness.measure.environment import collect_environment
+    from harness.measure.peak import peak_key
+
+    wanted = [("cpu", None, "fp32", 1), ("cpu", None, "fp32", 1), ("neuron", None, "bf16", None)]
+    peaks = run_peaks(collect_environment(), wanted, path=tmp_path / "peak.json")
+    assert list(peaks) == [peak_key("cpu", None, "fp32", 1)]
+    assert peaks[peak_key("cpu", None, "fp32", 1)]["flops_per_s"] > 0
 
 
 def test_fraction_of_peak() -> None:

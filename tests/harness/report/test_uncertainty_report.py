@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 
 from harness.measure.between import spread_of
+from harness.measure.peak import peak_key
 from harness.pricing.catalog import Price
 from harness.report.tables import cell_rows, render
-from harness.report.uncertainty import peak_key, uncertainty_fields
+from harness.report.uncertainty import uncertainty_fields
 from tests.harness.runfactory import ENVIRONMENT, lognormal_samples, make_cell, make_run
 
 
