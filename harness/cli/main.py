@@ -84,6 +84,13 @@ def _build_parser() -> _Parser:
         metavar="FRACTION",
         help="stop when the median's 95%% CI half-width is below this fraction (default 0.01)",
     )
+    run.add_argument(
+        "--processes",
+        type=positive_int,
+        metavar="N",
+        help="measure each cell in N fresh processes, interleaved across cells, and report the spread "
+        "between them with an interval that includes it (latency and throughput; default 1)",
+    )
     isolation = run.add_mutually_exclusive_group()
     isolation.add_argument(
         "--isolate", dest="isolate", action="store_const", const=True, help="run every cell in its own child process"
@@ -294,6 +301,7 @@ def _suite_from_args(args: argparse.Namespace) -> Any:
         slo_tpot=args.slo_tpot,
         concurrency=args.concurrency,
         loadgen=args.loadgen,
+        processes=args.processes,
     )
 
 

@@ -64,7 +64,7 @@ def run_suite(
             return bool(backends[config.backend].isolate_by_default)
         return bool(suite.isolate)
 
-    records = run_cells(cells, policy, writer, isolate, progress)
+    records = run_cells(cells, policy, writer, isolate, progress, processes=suite.processes)
     return LocalRun(writer.path, writer.data, records)
 
 
