@@ -86,6 +86,9 @@ def uncertainty_fields(run: dict[str, Any], cell: dict[str, Any], usd_per_hour: 
             process_p50_lo_ms=None if processes.get("low_ns") is None else processes["low_ns"] / 1e6,
             process_p50_hi_ms=None if processes.get("high_ns") is None else processes["high_ns"] / 1e6,
         )
+        if processes.get("low_ns") is not None:
+            # The pooled samples' own interval would ignore the spread between processes.
+            fields.update(p50_lo_ms=fields["process_p50_lo_ms"], p50_hi_ms=fields["process_p50_hi_ms"])
 
     config = cell["config"]
     peaks = (run.get("environment") or {}).get("matmul_peaks") or {}

@@ -15,6 +15,7 @@ a warning; a cell fails only if every process failed.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
@@ -47,6 +48,28 @@ def process_part(samples_per_process: Sequence[Sequence[float]], confidence: flo
     }
 
 
+def _kind(warning: str) -> str:
+    """A warning's kind: its words before the first figure ("stopped by time budget before ...")."""
+    return re.split(r"[\d±]", warning, maxsplit=1)[0].strip()
+
+
+def _merged_warnings(records: Sequence[dict[str, Any]]) -> list[str]:
+    """Each kind of warning once, as the first process worded it, with how many processes raised it."""
+    first: dict[str, str] = {}
+    seen: Counter[str] = Counter()
+    for record in records:
+        kinds: dict[str, str] = {}
+        for warning in record.get("warnings", []):
+            kinds.setdefault(_kind(warning), warning)
+        for kind, warning in kinds.items():
+            first.setdefault(kind, warning)
+            seen[kind] += 1
+    return [
+        warning if seen[kind] == 1 == len(records) else f"{warning} (in {seen[kind]} of {len(records)} processes)"
+        for kind, warning in first.items()
+    ]
+
+
 def _scaled(value: Any, factor: float) -> Any:
     return None if value is None else value * factor
 
@@ -73,6 +96,7 @@ def merge_processes(records: Sequence[dict[str, Any]], planned: int) -> dict[str
     part["failed"] = len(failed)
     part["stop_reasons"] = [r["sampling"]["stop_reason"] for r in ok]
     part["started_utc"] = [r["started_utc"] for r in records]
+    part["counts"] = [len(r["samples_ns"]) for r in ok]
 
     merged = dict(first)
     merged["samples_ns"] = pooled
@@ -94,7 +118,11 @@ def merge_processes(records: Sequence[dict[str, Any]], planned: int) -> dict[str
     if "validity" in first:
         units = list(first["validity"]["samples"]) or ["latency"]
         merged["validity"] = validity({units[0]: summary.count}, sampling["elapsed_s"])
-    warnings = list(dict.fromkeys(w for r in ok for w in r.get("warnings", [])))
+    # Sample-count caveats of one process do not hold for the pool: judged again on it.
+    warnings = [w for w in _merged_warnings(ok) if not w.startswith(("only ", "p99 withheld"))]
+    tail = summary.intervals.get("p99")
+    if tail is not None and not tail.backed and tail.note:
+        warnings.append(f"p99 withheld: {tail.note} (pooled over {len(ok)} processes)")
     if failed:
         reasons = "; ".join(f"{(r.get('error') or {}).get('message', '?')}" for r in failed)
         warnings.append(f"{len(failed)} of {planned} processes failed: {reasons[:300]}")
