@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from harness.measure.between import spread_of
-from harness.measure.stats import median_ci
 from harness.measure.peak import peak_key
+from harness.measure.stats import median_ci
 from harness.pricing.catalog import Price
 from harness.report.tables import cell_rows, render
 from harness.report.uncertainty import uncertainty_fields
