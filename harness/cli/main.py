@@ -306,7 +306,7 @@ def _suite_from_args(args: argparse.Namespace) -> Any:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from harness.report.tables import render
+    from harness.report.formats import render
     from harness.run.progress import progress_printer
     from harness.runfile.files import RunWriter
     from harness.targets.local import run_suite
@@ -328,18 +328,18 @@ def _cmd_run(args: argparse.Namespace) -> int:
             suite,
             progress=progress_printer(args.quiet),
             on_start=announce,
-            pricing=price.to_dict() if price else None,
+            pricing=price,
         )
     except KeyboardInterrupt:
         if not started:
             raise
         writer = started[0]
-        print(render([writer.data], args.format))
-        print(f"\ninterrupted: {len(writer.data['cells'])} finished cells kept in {writer.path}", file=sys.stderr)
+        print(render([writer.run], args.format))
+        print(f"\ninterrupted: {len(writer.run.cells)} finished cells kept in {writer.path}", file=sys.stderr)
         return EXIT_INTERRUPTED
-    print(render([result.data], args.format))
+    print(render([result.run], args.format))
     print(f"\nrun file: {result.path}")
-    return EXIT_CELL_FAILED if any(r["status"] != "ok" for r in result.records) else EXIT_OK
+    return EXIT_CELL_FAILED if any(r.status != "ok" for r in result.records) else EXIT_OK
 
 
 def _cmd_list(_: argparse.Namespace) -> int:
@@ -410,7 +410,7 @@ def _emit(text: str, output: str | None, what: str) -> None:
 def _cmd_report(args: argparse.Namespace) -> int:
     from harness.pricing.given import price_from_cli
     from harness.report.cost import PriceResolver
-    from harness.report.tables import render
+    from harness.report.formats import render
     from harness.runfile.files import load_run
 
     runs = [load_run(path) for path in args.runfiles]

@@ -23,7 +23,10 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from harness.runfile.records import Environment
 
 __all__ = [
     "PEAK_DTYPES",
@@ -74,24 +77,22 @@ def cache_path() -> Path:
     return base / "peak.json"
 
 
-def machine_key(environment: dict[str, Any], device: str, dtype: str, threads: int | None) -> str:
+def machine_key(environment: Environment, device: str, dtype: str, threads: int | None) -> str:
     """What a peak depends on: the silicon, torch's version, the dtype and the thread count.
 
     Built from the run's recorded environment (``collect_environment``), so looking a peak up
     needs neither torch nor a CUDA context in the harness process.
     """
-    torch_version = (environment.get("packages") or {}).get("torch")
+    torch_version = environment.packages.get("torch")
     if device.startswith("cuda"):
         index = int(device.partition(":")[2] or 0)
-        gpus = (environment.get("gpus") or {}).get("devices") or []
-        name = gpus[index].get("name") if index < len(gpus) and isinstance(gpus[index], dict) else None
+        gpus = environment.gpus.devices if environment.gpus is not None else ()
+        name = gpus[index].get("name") if index < len(gpus) else None
         silicon = f"{name or 'unknown GPU'} #{index}"
     else:
-        cpu = environment.get("cpu") or {}
-        silicon = (
-            f"{cpu.get('model')} {cpu.get('arch')} {'+'.join(cpu.get('flags') or [])} cores={cpu.get('usable_cores')}"
-        )
-    default_threads = (environment.get("torch") or {}).get("num_threads")
+        cpu = environment.cpu
+        silicon = f"{cpu.model} {cpu.arch} {'+'.join(cpu.flags)} cores={cpu.usable_cores}"
+    default_threads = environment.torch.num_threads if environment.torch is not None else None
     return f"{silicon} | torch {torch_version} | {device} {dtype} threads={threads or default_threads}"
 
 
@@ -223,18 +224,18 @@ def _measure_in_child(dtype: str, device: str, threads: int | None) -> tuple[flo
 
 
 def run_peaks(
-    environment: dict[str, Any],
+    environment: Environment,
     wanted: Iterable[tuple[str, str | None, str, int | None]],
     *,
     path: Path | None = None,
-) -> dict[str, dict[str, Any]]:
+) -> dict[str, Peak]:
     """The peaks a run's cells need (``environment.matmul_peaks``), keyed by ``peak_key``.
 
     ``wanted`` holds (backend, device, dtype, threads) per cell. CPU peaks are measured in this
     process (the CPU cells run here by default), CUDA ones in a child; other backends have none.
     A peak that cannot be measured is left out: the report then shows no fraction for its cells.
     """
-    peaks: dict[str, dict[str, Any]] = {}
+    peaks: dict[str, Peak] = {}
     measure: Callable[[str, str, int | None], tuple[float, int]]
     for backend, device, dtype, threads in dict.fromkeys(wanted):
         if backend == "cpu":
@@ -251,7 +252,7 @@ def run_peaks(
         except Exception:  # a peak is context, never a reason to fail the run
             peak = None
         if peak is not None:
-            peaks[name] = peak.to_dict()
+            peaks[name] = peak
     return peaks
 
 

@@ -24,9 +24,10 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from statistics import NormalDist
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
+from annotated_types import Ge
 
 __all__ = [
     "MEAN_MIN_SAMPLES",
@@ -337,16 +338,16 @@ class Summary:
     holds every statistic's interval or bound, with a note where one is withheld.
     """
 
-    count: int
-    min: float
-    mean: float
-    std: float
-    p50: float
-    p90: float
-    p95: float
-    p99: float
-    max: float
-    iqr: float
+    count: Annotated[int, Ge(1)]
+    min: Annotated[float, Ge(0)]
+    mean: Annotated[float, Ge(0)]
+    std: Annotated[float, Ge(0)]
+    p50: Annotated[float, Ge(0)]
+    p90: Annotated[float, Ge(0)]
+    p95: Annotated[float, Ge(0)]
+    p99: Annotated[float, Ge(0)]
+    max: Annotated[float, Ge(0)]
+    iqr: Annotated[float, Ge(0)]
     confidence: float
     ci: dict[str, tuple[float, float]] = field(default_factory=dict)
     intervals: dict[str, Interval] = field(default_factory=dict)

@@ -32,14 +32,17 @@ honest comparison must use, so the verdict is only as good as the runs it is giv
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from harness.errors import ConfigError
 from harness.measure.stats import Interval, binomial_cdf
+
+if TYPE_CHECKING:
+    from harness.report.rows import CellRow
 
 __all__ = [
     "CONFIDENCE",
@@ -54,7 +57,6 @@ __all__ = [
     "median_posterior",
     "probability_cheaper",
     "quantile_met_confidence",
-    "samples_lookup",
     "throughput_interval",
 ]
 
@@ -289,18 +291,7 @@ def compare_costs(workload: str, a: Side, b: Side, confidence: float = CONFIDENC
     )
 
 
-def _label(row: dict[str, Any]) -> str:
-    from harness.report.slo import cell_label
-
-    return f"{cell_label(row)} (run {row['run_id']})"
-
-
-def cross_run_verdicts(
-    rows: Sequence[dict[str, Any]],
-    samples_of: Callable[[dict[str, Any]], Sequence[float] | None],
-    slo_p99_ms: float,
-    confidence: float = CONFIDENCE,
-) -> list[Verdict]:
+def cross_run_verdicts(rows: Sequence[CellRow], slo_p99_ms: float, confidence: float = CONFIDENCE) -> list[Verdict]:
     """For each workload measured in several runs: the cheapest run's pick against every other's.
 
     Per run, the pick is that run's cheapest correct, priced cell whose p99 meets the SLO (as
@@ -309,9 +300,11 @@ def cross_run_verdicts(
     """
     from harness.report.slo import choose
 
-    by_workload: dict[str, list[dict[str, Any]]] = {}
-    for run_id in dict.fromkeys(r["run_id"] for r in rows):
-        run_rows = [r for r in rows if r["run_id"] == run_id and not r.get("capacity_rps")]
+    by_workload: dict[str, list[CellRow]] = {}
+    for run_id in dict.fromkeys(r.run_id for r in rows):
+        run_rows = [
+            r for r in rows if r.run_id == run_id and not (r.measurement is not None and r.measurement.capacity_rps)
+        ]
         for choice in choose(run_rows, slo_p99_ms):
             if choice.cheapest is not None:
                 by_workload.setdefault(choice.workload, []).append(choice.cheapest)
@@ -319,17 +312,12 @@ def cross_run_verdicts(
     for workload, picks in by_workload.items():
         sides = []
         for row in picks:
-            samples = samples_of(row)
-            if samples and row.get("usd_per_hour") and row.get("throughput_per_s"):
-                sides.append(Side(_label(row), samples, row["throughput_per_s"], row["usd_per_hour"]))
+            measured = row.measurement
+            if measured is not None and measured.samples_ns and row.price is not None and measured.throughput_per_s:
+                label = f"{row.label} (run {row.run_id})"
+                sides.append(Side(label, measured.samples_ns, measured.throughput_per_s, row.price.usd_per_hour))
         if len(sides) < 2:
             continue
         sides.sort(key=lambda s: s.usd_per_hour / s.per_s)
         verdicts.extend(compare_costs(workload, sides[0], other, confidence) for other in sides[1:])
     return verdicts
-
-
-def samples_lookup(runs: Sequence[dict[str, Any]]) -> Callable[[dict[str, Any]], Sequence[float] | None]:
-    """Each report row's raw samples, found by its run id and cell id."""
-    table = {(run["run_id"], cell.get("id")): cell.get("samples_ns") for run in runs for cell in run["cells"]}
-    return lambda row: table.get((row["run_id"], row["cell_id"]))

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
 
 from harness.measure.sampler import SamplingPolicy
 from harness.run.cell import run_cell
 from harness.run.isolation import run_cell_isolated
 from harness.run.plan import CellConfig
 from harness.runfile.files import RunWriter
+from harness.runfile.records import CellRecord
 
 __all__ = ["ProgressFn", "run_cells"]
 
-ProgressFn = Callable[[int, int, CellConfig, dict[str, Any] | None], None]
+ProgressFn = Callable[[int, int, CellConfig, CellRecord | None], None]
 
 #: A child-process cell may take this long beyond its sampling budget (build, compile, check).
 ISOLATED_GRACE_S = 900.0
@@ -26,7 +26,7 @@ def run_cells(
     isolate: Callable[[CellConfig], bool],
     progress: ProgressFn | None = None,
     processes: int = 1,
-) -> list[dict[str, Any]]:
+) -> list[CellRecord]:
     """Measure every cell in order and append each to the run file as soon as it is done.
 
     With ``processes`` > 1, each cell is measured in that many fresh processes, interleaved
@@ -35,7 +35,7 @@ def run_cells(
     """
     if processes > 1:
         return _run_repeated(cells, policy, writer, progress, processes)
-    done: list[dict[str, Any]] = []
+    done: list[CellRecord] = []
     try:
         for index, config in enumerate(cells, start=1):
             if progress:
@@ -61,15 +61,15 @@ def _run_repeated(
     writer: RunWriter,
     progress: ProgressFn | None,
     processes: int,
-) -> list[dict[str, Any]]:
+) -> list[CellRecord]:
     """ABAB over fresh child processes; an interrupt keeps every cell with at least one process."""
     from harness.run.repeats import merge_processes, schedule
 
-    records: list[list[dict[str, Any]]] = [[] for _ in cells]
+    records: list[list[CellRecord]] = [[] for _ in cells]
     total = len(cells) * processes
     timeout = policy.max_time_s * 3 + ISOLATED_GRACE_S
 
-    def write_merged() -> list[dict[str, Any]]:
+    def write_merged() -> list[CellRecord]:
         merged = [merge_processes(found, processes) for found in records if found]
         for record in merged:
             writer.add_cell(record)

@@ -6,12 +6,14 @@ that measures it on a laptop; only where the run file goes afterwards differs.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from harness.pricing.catalog import Price
 from harness.run.plan import CellConfig, Suite
 from harness.run.runner import ProgressFn
+from harness.runfile.records import CellRecord, RunRecord, TargetFacts
 from harness.targets.base import TargetOutcome
 
 __all__ = ["LocalRun", "LocalTarget", "run_suite"]
@@ -22,18 +24,18 @@ class LocalRun:
     """A finished (or interrupted) local run: its file, its data and the cell records."""
 
     path: Path
-    data: dict[str, Any]
-    records: list[dict[str, Any]] = field(default_factory=list)
+    run: RunRecord
+    records: list[CellRecord] = field(default_factory=list)
 
 
 def run_suite(
     suite: Suite,
     *,
     run_id: str | None = None,
-    target: dict[str, Any] | None = None,
+    target: TargetFacts | None = None,
     progress: ProgressFn | None = None,
     on_start: Any = None,
-    pricing: dict[str, Any] | None = None,
+    pricing: Price | None = None,
 ) -> LocalRun:
     """Validate ``suite`` against what is installed here and measure every cell into a run file.
 
@@ -52,7 +54,8 @@ def run_suite(
     cells = suite.cells(presets)
     environment = collect_environment()
     # Once per run (cached per machine and versions): the denominator of every cell's % of peak.
-    environment["matmul_peaks"] = run_peaks(environment, [(c.backend, c.device, c.dtype, c.threads) for c in cells])
+    peaks = run_peaks(environment, [(c.backend, c.device, c.dtype, c.threads) for c in cells])
+    environment = replace(environment, matmul_peaks=peaks)
     writer = RunWriter(
         Path(suite.output), environment, target=target, suite=suite.to_dict(), run_id=run_id, pricing=pricing
     )
@@ -65,7 +68,7 @@ def run_suite(
         return bool(suite.isolate)
 
     records = run_cells(cells, policy, writer, isolate, progress, processes=suite.processes)
-    return LocalRun(writer.path, writer.data, records)
+    return LocalRun(writer.path, writer.run, records)
 
 
 class LocalTarget:

@@ -65,12 +65,19 @@ def test_cache_location_follows_the_environment(tmp_path: Path, monkeypatch: pyt
 
 
 def test_machine_key_names_silicon_torch_dtype_and_threads() -> None:
-    environment = {
-        "packages": {"torch": "2.13.0+cpu"},
-        "cpu": {"model": "Xeon 8488C", "arch": "x86_64", "flags": ["amx_bf16"], "usable_cores": 2},
-        "gpus": {"available": True, "devices": [{"name": "NVIDIA H200"}]},
-        "torch": {"num_threads": 2},
-    }
+    from harness.runfile.records import CpuFacts, Environment, GpuInventory, TorchFacts
+
+    environment = Environment(
+        host="h",
+        os="Linux",
+        python="3.11",
+        cpu=CpuFacts("Xeon 8488C", "x86_64", 2, 1, 2, ("amx_bf16",)),
+        packages={"torch": "2.13.0+cpu"},
+        command=("siliconbench",),
+        time_utc="2026-11-29T00:00:00Z",
+        gpus=GpuInventory(True, devices=({"name": "NVIDIA H200"},)),
+        torch=TorchFacts(2, 2, None),
+    )
     key = machine_key(environment, "cpu", "bf16", 3)
     assert key == "Xeon 8488C x86_64 amx_bf16 cores=2 | torch 2.13.0+cpu | cpu bf16 threads=3"
     assert machine_key(environment, "cpu", "bf16", None).endswith("threads=2")
@@ -84,7 +91,7 @@ def test_run_peaks_names_each_needed_peak_once(tmp_path: Path) -> None:
     wanted = [("cpu", None, "fp32", 1), ("cpu", None, "fp32", 1), ("neuron", None, "bf16", None)]
     peaks = run_peaks(collect_environment(), wanted, path=tmp_path / "peak.json")
     assert list(peaks) == [peak_key("cpu", None, "fp32", 1)]
-    assert peaks[peak_key("cpu", None, "fp32", 1)]["flops_per_s"] > 0
+    assert peaks[peak_key("cpu", None, "fp32", 1)].flops_per_s > 0
 
 
 def test_fraction_of_peak() -> None:

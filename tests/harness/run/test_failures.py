@@ -74,7 +74,7 @@ def test_signal_hints() -> None:
 def test_failed_cells_carry_the_rewritten_message() -> None:
     config = CellConfig("mlp", "tiny", "cuda", "fp16", "eager", None, 4096)
     record = failed_cell(config, "prepare", torch.cuda.OutOfMemoryError(CUDA_OOM_MESSAGE), "2025-01-01T00:00:00Z")
-    assert record["status"] == "failed"
-    assert record["error"]["type"] == "OutOfMemoryError"
-    assert record["error"]["phase"] == "prepare"
-    assert record["error"]["message"].endswith("try a smaller --batch-size than 4096")
+    assert record.status == "failed"
+    assert record.error.type == "OutOfMemoryError"
+    assert record.error.phase == "prepare"
+    assert record.error.message.endswith("try a smaller --batch-size than 4096")
