@@ -99,8 +99,8 @@ class SiliconbenchSession:
         from harness.measure.sampler import SamplingPolicy
         from harness.run.cell import run_cell
         from harness.run.isolation import run_cell_isolated
-        from harness.run.plan import CellConfig
         from harness.run.runner import ISOLATED_GRACE_S
+        from harness.runfile.records import CellConfig
         from workloads.registry import presets_of
 
         try:

@@ -1,6 +1,8 @@
-"""Report columns, each declared once: header, value, text, and which scenarios show it.
+"""Report columns, each declared once: key, header, value and text.
 
-Every format (table, Markdown, CSV, JSON, HTML) renders from ``columns_for``: a column's ``value``
+Each scenario names its columns in its ``SPEC`` (``harness.scenarios.registry``), after the
+cell's configuration. Every format (table, Markdown, CSV, JSON, HTML) renders from ``columns_for``:
+a column's ``value``
 is the raw figure (milliseconds, per second, USD; an ``Interval`` where it has one) that CSV and
 JSON write, its ``text`` what the tables print. Adding a column is one entry in ``COLUMNS``.
 A failed cell has no measurement: its measured columns are empty, and the first says FAILED.
@@ -17,10 +19,6 @@ from harness.report.rows import CellRow, Interval
 __all__ = ["COLUMNS", "Column", "Value", "columns_for", "fmt", "money"]
 
 Value = str | int | float | bool | Interval | None
-
-#: Scenario groups.
-ALL = frozenset({"latency", "throughput", "generate", "server", "offline"})
-FORWARD = frozenset({"latency", "throughput"})
 
 
 def fmt(value: float | None, digits: int = 3) -> str:
@@ -68,7 +66,6 @@ class Column:
     key: str
     header: str
     value: Callable[[CellRow], Value]
-    scenarios: frozenset[str] = ALL
     measured: bool = True
     optional: bool = False
     text: Callable[[CellRow], str] | None = None
@@ -188,25 +185,23 @@ COLUMNS: tuple[Column, ...] = (
     Column("threads", "thr", lambda r: r.threads, measured=False),
     Column("batch_size", "batch", lambda r: r.batch_size, measured=False),
     # latency and throughput
-    Column("p50_ms", "p50 ms [95% CI]", u.p50_ms, FORWARD),
-    Column("p99_ms", "p99 ms [95% CI]", lambda r: r.latency_ms("p99"), FORWARD),
+    Column("p50_ms", "p50 ms [95% CI]", u.p50_ms),
+    Column("p99_ms", "p99 ms [95% CI]", lambda r: r.latency_ms("p99")),
     # The interval travels to CSV and JSON (throughput_per_s_lo/_hi); the table shows the figure.
-    Column("throughput_per_s", "inf/s", u.throughput, FORWARD, text=lambda r: fmt(_p(u.throughput(r)))),
-    Column("gflops_per_s", "GFLOP/s", _flops, FORWARD),
+    Column("throughput_per_s", "inf/s", u.throughput, text=lambda r: fmt(_p(u.throughput(r)))),
+    Column("gflops_per_s", "GFLOP/s", _flops),
     Column(
         "fraction_of_peak",
         "% peak",
         u.fraction_of_peak,
-        FORWARD,
         optional=True,
         text=lambda r: _percent(u.fraction_of_peak(r)),
     ),
-    Column("process_spread", "between procs", u.process_spread, FORWARD, optional=True, text=_spread_text),
+    Column("process_spread", "between procs", u.process_spread, optional=True, text=_spread_text),
     Column(
         "usd_per_million",
         "$/M inf",
         u.usd_per_million,
-        FORWARD,
         optional=True,
         text=_money_text(u.usd_per_million),
     ),
@@ -214,85 +209,90 @@ COLUMNS: tuple[Column, ...] = (
         "usd_per_million_tokens",
         "$/M tok",
         u.usd_per_million_tokens,
-        FORWARD,
         optional=True,
         text=_money_text(u.usd_per_million_tokens),
     ),
     # generate
-    Column("prompt_tokens", "prompt", lambda r: _param(r, "prompt_tokens"), frozenset({"generate"})),
-    Column("output_tokens", "output", lambda r: _param(r, "output_tokens"), frozenset({"generate"})),
-    Column("ttft_p50_ms", "TTFT p50 ms [95% CI]", lambda r: r.token_ms("ttft_ns", "p50"), frozenset({"generate"})),
+    Column("prompt_tokens", "prompt", lambda r: _param(r, "prompt_tokens")),
+    Column("output_tokens", "output", lambda r: _param(r, "output_tokens")),
+    Column("ttft_p50_ms", "TTFT p50 ms [95% CI]", lambda r: r.token_ms("ttft_ns", "p50")),
     # server
-    Column("slo", "SLO", _slo, frozenset({"server"})),
-    Column("capacity_rps", "capacity req/s", u.capacity, frozenset({"server"}), text=_capacity_text),
+    Column("slo", "SLO", _slo),
+    Column("capacity_rps", "capacity req/s", u.capacity, text=_capacity_text),
     Column(
         "capacity_p99_met",
         "p99 met",
         u.p99_met,
-        frozenset({"server"}),
         optional=True,
         text=lambda r: "-" if u.p99_met(r) is None else f"{u.p99_met(r):.0%} conf.",
     ),
-    Column("rate_rps", "rate req/s", lambda r: _server(r, "rate_rps"), frozenset({"server"})),
-    Column("goodput_rps", "goodput req/s", lambda r: _server(r, "goodput_rps"), frozenset({"server"})),
-    Column("p99_ms", "p99 ms", lambda r: _p(r.latency_ms("p99")), frozenset({"server"})),
+    Column("rate_rps", "rate req/s", lambda r: _server(r, "rate_rps")),
+    Column("goodput_rps", "goodput req/s", lambda r: _server(r, "goodput_rps")),
+    Column("e2e_p99_ms", "p99 ms", lambda r: _p(r.latency_ms("p99"))),
     # decoder token tails (generate and server)
-    Column("ttft_p99_ms", "TTFT p99 ms", lambda r: _p(r.token_ms("ttft_ns", "p99")), frozenset({"generate", "server"})),
-    Column("tpot_p50_ms", "TPOT p50 ms", lambda r: _p(r.token_ms("tpot_ns", "p50")), frozenset({"generate", "server"})),
-    Column("itl_p99_ms", "ITL p99 ms", lambda r: _p(r.token_ms("itl_ns", "p99")), frozenset({"generate"})),
+    Column("ttft_p99_ms", "TTFT p99 ms", lambda r: _p(r.token_ms("ttft_ns", "p99"))),
+    Column("tpot_p50_ms", "TPOT p50 ms", lambda r: _p(r.token_ms("tpot_ns", "p50"))),
+    Column("itl_p99_ms", "ITL p99 ms", lambda r: _p(r.token_ms("itl_ns", "p99"))),
     # offline
-    Column("samples_per_s", "samples/s", lambda r: _offline(r, "samples_per_s"), frozenset({"offline"})),
+    Column("samples_per_s", "samples/s", lambda r: _offline(r, "samples_per_s")),
     # token rates
     Column(
         "output_tokens_per_s",
         "out tok/s",
         _measured("output_tokens_per_s"),
-        frozenset({"generate", "server", "offline"}),
     ),
     Column(
         "total_tokens_per_s",
         "total tok/s",
         _measured("total_tokens_per_s"),
-        frozenset({"generate"}),
     ),
-    Column("batch_p50_ms", "batch p50 ms", lambda r: _p(r.latency_ms("p50")), frozenset({"offline"})),
-    Column("samples", "n", lambda r: r.samples, ALL - {"offline"}),
-    Column("batches", "batches", lambda r: _offline(r, "batches"), frozenset({"offline"})),
-    Column("stop_reason", "stop", lambda r: r.measurement.sampling.stop_reason if r.measurement else None, FORWARD),
+    Column("batch_p50_ms", "batch p50 ms", lambda r: _p(r.latency_ms("p50"))),
+    Column("samples", "n", lambda r: r.samples),
+    Column("batches", "batches", lambda r: _offline(r, "batches")),
+    Column("stop_reason", "stop", lambda r: r.measurement.sampling.stop_reason if r.measurement else None),
     # load-scenario costs
     Column(
         "usd_per_million_at_capacity",
         "$/M inf @capacity",
         u.usd_per_million_at_capacity,
-        frozenset({"server"}),
         optional=True,
         text=_money_text(u.usd_per_million_at_capacity),
     ),
-    Column("usd_per_million_offline", "$/M inf", lambda r: r.usd_per_million, frozenset({"offline"}), optional=True),
+    Column("usd_per_million_offline", "$/M inf", lambda r: r.usd_per_million, optional=True),
     Column(
         "usd_per_million_output_tokens",
         "$/M out tok",
         lambda r: r.usd_per_million_output_tokens,
-        frozenset({"generate", "server", "offline"}),
         optional=True,
     ),
     Column(
         "usd_per_million_total_tokens",
         "$/M tok",
         lambda r: r.usd_per_million_total_tokens,
-        frozenset({"generate"}),
         optional=True,
     ),
 )
 
 
+#: The cell's configuration: every table starts with these.
+IDENTITY = ("target", "run_id", "workload", "preset", "backend", "dtype", "mode", "threads", "batch_size")
+BY_KEY = {column.key: column for column in COLUMNS}
+
+
 def columns_for(scenario: str, rows: Sequence[CellRow]) -> list[Column]:
-    """The columns of one scenario's table: those declared for it, minus optional columns no row
-    has a value for and identity columns the rows do not need."""
+    """The columns of one scenario's table: the configuration, then those its spec names, minus
+    optional columns no row has a value for and identity columns the rows do not need. A scenario
+    this release does not know (a run file from a newer one) gets the forward-pass columns."""
+    from harness.errors import UnknownNameError
+    from harness.scenarios.prepare import FORWARD_COLUMNS
+    from harness.scenarios.registry import spec
+
+    try:
+        named = spec(scenario).columns
+    except UnknownNameError:
+        named = FORWARD_COLUMNS
     shown = []
-    for column in COLUMNS:
-        if scenario not in column.scenarios:
-            continue
+    for column in (BY_KEY[key] for key in (*IDENTITY, *named)):
         if column.when is not None and not column.when(rows):
             continue
         if column.optional and all(column.value(r) is None for r in rows if r.ok):

@@ -42,8 +42,7 @@ import numpy as np
 from harness.errors import ConfigError
 from harness.measure.between import process_ratio
 from harness.measure.stats import min_samples
-from harness.run.plan import CellConfig
-from harness.runfile.records import RunRecord
+from harness.runfile.records import CellConfig, RunRecord
 
 __all__ = [
     "CellComparison",

@@ -15,8 +15,7 @@ from backends.base import BackendOptions
 from harness.measure.environment import utc_now
 from harness.measure.sampler import SamplingPolicy
 from harness.run.failures import describe_failure
-from harness.run.plan import CellConfig
-from harness.runfile.records import CellError, CellRecord
+from harness.runfile.records import CellConfig, CellError, CellRecord
 
 #: Load above the core count, beyond this margin, means work other than ours competed for cores.
 BUSY_MARGIN = 0.5
@@ -71,7 +70,8 @@ def run_cell(config: CellConfig, policy: SamplingPolicy) -> CellRecord:
         import torch
 
         from backends.registry import require_backend
-        from harness.scenarios import CellContext, get_scenario
+        from harness.scenarios.base import CellContext
+        from harness.scenarios.registry import get_scenario
         from workloads.registry import resolve
 
         scenario = get_scenario(config.scenario, loadgen=config.params.loadgen)

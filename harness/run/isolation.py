@@ -17,8 +17,7 @@ from harness.measure.environment import utc_now
 from harness.measure.sampler import SamplingPolicy
 from harness.run.cell import failed_cell, run_cell
 from harness.run.failures import describe_signal
-from harness.run.plan import CellConfig
-from harness.runfile.records import CellRecord
+from harness.runfile.records import CellConfig, CellRecord
 
 __all__ = ["run_cell_isolated"]
 

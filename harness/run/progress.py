@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import sys
 
-from harness.run.plan import CellConfig
 from harness.run.runner import ProgressFn
-from harness.runfile.records import CellRecord
+from harness.runfile.records import CellConfig, CellRecord
 
 __all__ = ["progress_detail", "progress_printer"]
 

@@ -7,9 +7,8 @@ from collections.abc import Callable, Sequence
 from harness.measure.sampler import SamplingPolicy
 from harness.run.cell import run_cell
 from harness.run.isolation import run_cell_isolated
-from harness.run.plan import CellConfig
 from harness.runfile.files import RunWriter
-from harness.runfile.records import CellRecord
+from harness.runfile.records import CellConfig, CellRecord
 
 __all__ = ["ProgressFn", "run_cells"]
 

@@ -27,13 +27,13 @@ from annotated_types import Ge
 from harness.measure.peak import Peak
 from harness.measure.stats import Summary
 from harness.pricing.catalog import Price
-from harness.run.plan import CellConfig
 
 __all__ = [
     "SCHEMA_NAME",
     "SCHEMA_VERSION",
     "BlockInfo",
     "CapacitySearchRecord",
+    "CellConfig",
     "CellError",
     "CellRecord",
     "CellStatus",
@@ -53,6 +53,7 @@ __all__ = [
     "RunRecord",
     "RunStatus",
     "SamplingRecord",
+    "ScenarioParams",
     "ServerPart",
     "ServerProbeRecord",
     "SloTargets",
@@ -82,6 +83,74 @@ DeviceFacts = dict[str, Fact]
 #: How a run ended. ``running`` is only ever seen in a file whose writer was killed.
 RunStatus = Literal["running", "complete", "interrupted", "aborted"]
 CellStatus = Literal["ok", "failed"]
+
+
+@dataclass(frozen=True)
+class ScenarioParams:
+    """The knobs of the load scenarios; ``latency`` ignores them all.
+
+    Token counts are exact (generation ignores end-of-sequence). SLO targets are milliseconds:
+    ``slo_p99_ms`` on the end-to-end latency, ``slo_ttft_ms`` and ``slo_tpot_ms`` on the p99 time
+    to first token and time per output token of decoders. ``rate`` (requests/s) fixes the
+    ``server`` arrival rate; without it the server scenario searches for the capacity under the SLO.
+    """
+
+    prompt_tokens: int = 128
+    output_tokens: int = 128
+    rate: float | None = None
+    slo_p99_ms: float | None = None
+    slo_ttft_ms: float | None = None
+    slo_tpot_ms: float | None = None
+    concurrency: int = 1
+    loadgen: bool = False
+
+    def label(self, scenario: str) -> str:
+        """The part of a cell id that tells cells of one scenario apart."""
+        parts = [scenario]
+        if scenario in ("generate", "server", "offline"):
+            parts.append(f"p{self.prompt_tokens}o{self.output_tokens}")
+        if scenario == "server":
+            parts.append(f"r{self.rate:g}" if self.rate is not None else "capacity")
+            if self.concurrency != 1:
+                parts.append(f"c{self.concurrency}")
+        if self.loadgen:
+            parts.append("loadgen")
+        return "-".join(parts)
+
+
+@dataclass(frozen=True)
+class CellConfig:
+    """One point of the matrix: workload × preset × backend × options × batch × scenario."""
+
+    workload: str
+    preset: str
+    backend: str
+    dtype: str
+    mode: str
+    threads: int | None
+    batch_size: int
+    scenario: str = "latency"
+    device: str | None = None
+    params: ScenarioParams = field(default_factory=ScenarioParams)
+
+    @property
+    def cell_id(self) -> str:
+        threads = f"t{self.threads}" if self.threads else "tdefault"
+        device = f"@{self.device}" if self.device else ""
+        return "/".join(
+            (
+                self.workload,
+                self.preset,
+                f"{self.backend}{device}",
+                self.dtype,
+                self.mode,
+                threads,
+                f"bs{self.batch_size}",
+                self.scenario
+                if self.scenario == "latency" and not self.params.loadgen
+                else self.params.label(self.scenario),
+            )
+        )
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
     from backends.base import Backend, BackendOptions
     from harness.measure.sampler import SamplingPolicy
-    from harness.run.plan import CellConfig
+    from harness.runfile.records import CellConfig
     from workloads.base import Workload
 
 __all__ = ["CellContext", "Scenario", "correctness_record", "sampling_fields", "sampling_record", "workload_record"]

@@ -19,12 +19,16 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from harness.measure.sampler import SamplingPolicy
 from harness.runfile.records import GenerationPart, Measurement
 from harness.scenarios.base import CellContext, sampling_record, workload_record
+from harness.scenarios.registry import ScenarioSpec
 from harness.scenarios.tokens import RequestTimeline, timeline_summaries
 from harness.scenarios.validity import validity
+
+if TYPE_CHECKING:
+    from harness.measure.sampler import SamplingPolicy
 
 __all__ = ["SCENARIO", "GenerateScenario", "RequestSampling", "TokenRates", "sample_requests", "token_rates"]
 
@@ -168,3 +172,25 @@ class GenerateScenario:
 
 
 SCENARIO = GenerateScenario()
+
+SPEC = ScenarioSpec(
+    name="generate",
+    help="LLM generation in a closed loop for decoders (llama, gpt2): TTFT, TPOT, ITL, output and total tokens/s",
+    runner="harness.scenarios.generate:SCENARIO",
+    workloads="decoders",
+    params=("prompt_tokens", "output_tokens"),
+    part="generation",
+    columns=(
+        "prompt_tokens",
+        "output_tokens",
+        "ttft_p50_ms",
+        "ttft_p99_ms",
+        "tpot_p50_ms",
+        "itl_p99_ms",
+        "output_tokens_per_s",
+        "total_tokens_per_s",
+        "samples",
+        "usd_per_million_output_tokens",
+        "usd_per_million_total_tokens",
+    ),
+)

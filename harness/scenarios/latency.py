@@ -12,8 +12,9 @@ from dataclasses import replace
 from harness.runfile.records import HostTiming, Measurement
 from harness.scenarios.base import CellContext
 from harness.scenarios.prepare import measured_record, prepare_checked
+from harness.scenarios.registry import ScenarioSpec
 
-__all__ = ["SCENARIO", "LatencyScenario"]
+__all__ = ["SCENARIO", "SPEC", "LatencyScenario"]
 
 
 class LatencyScenario:
@@ -47,3 +48,22 @@ class LatencyScenario:
 
 
 SCENARIO = LatencyScenario()
+
+SPEC = ScenarioSpec(
+    name="latency",
+    help="one request at a time, the device synchronized after each: latency percentiles (the default)",
+    runner="harness.scenarios.latency:SCENARIO",
+    columns=(
+        "p50_ms",
+        "p99_ms",
+        "throughput_per_s",
+        "gflops_per_s",
+        "fraction_of_peak",
+        "process_spread",
+        "usd_per_million",
+        "usd_per_million_tokens",
+        "samples",
+        "stop_reason",
+    ),
+    loadgen="SingleStream",
+)

@@ -28,14 +28,14 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import ConfigError
-from harness.run.plan import LOADGEN_SCENARIOS
 from harness.runfile.records import LoadgenPart, Measurement
 from harness.scenarios.base import CellContext, sampling_fields, workload_record
+from harness.scenarios.registry import spec
 from harness.scenarios.sut import BatchRunner, build_runner
 from harness.scenarios.tokens import RequestTimeline, goodput, timeline_summaries
 from harness.scenarios.validity import validity
 
-__all__ = ["SCENARIO", "LoadGenScenario", "parse_summary", "throughput_key"]
+__all__ = ["SCENARIO", "LoadGenScenario", "parse_summary"]
 
 _LINE = re.compile(r"^\s*([^:]+?)\s*:\s*(.*?)\s*$")
 
@@ -50,10 +50,6 @@ _TOKEN_KEYS = {
     "Server": "Completed tokens per second",
     "Offline": "Tokens per second",
 }
-
-
-def throughput_key(scenario: str) -> str:
-    return _THROUGHPUT_KEYS[scenario]
 
 
 def _number(text: str) -> float | int | str:
@@ -252,7 +248,7 @@ class LoadGenScenario:
 
         config, policy, backend = ctx.config, ctx.policy, ctx.backend
         params = config.params
-        scenario = LOADGEN_SCENARIOS[config.scenario]
+        scenario = spec(config.scenario).loadgen or config.scenario
         runner = build_runner(ctx)
         info = runner.details
         decoder = info.decoder
@@ -291,7 +287,7 @@ class LoadGenScenario:
             span = max(t.token_ns[-1] for t in timelines) - min(t.due_ns for t in timelines)
             goodput_rps = goodput(timelines, slo, max(1, span))
         loadgen = LoadgenPart(
-            scenario=scenario,  # type: ignore[arg-type]  # one of LOADGEN_SCENARIOS' values
+            scenario=scenario,  # type: ignore[arg-type]  # a spec's LoadGen name
             verdict=parsed["verdict"],
             valid=parsed["verdict"] == "VALID",
             criteria=parsed["criteria"],

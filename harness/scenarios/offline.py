@@ -18,7 +18,7 @@ import time
 
 from harness.runfile.records import Measurement, OfflinePart
 from harness.scenarios.base import CellContext, sampling_fields, workload_record
-from harness.scenarios.sut import build_runner
+from harness.scenarios.registry import ScenarioSpec
 from harness.scenarios.validity import validity
 
 __all__ = ["SCENARIO", "OfflineScenario"]
@@ -32,6 +32,8 @@ class OfflineScenario:
 
         config, policy, backend = ctx.config, ctx.policy, ctx.backend
         params = config.params
+        from harness.scenarios.sut import build_runner
+
         runner = build_runner(ctx)
         info = runner.details
         batch, library = runner.batch_size, runner.library_size
@@ -107,3 +109,20 @@ class OfflineScenario:
 
 
 SCENARIO = OfflineScenario()
+
+SPEC = ScenarioSpec(
+    name="offline",
+    help="one large query fed through the host, batch by batch: samples/s end to end",
+    runner="harness.scenarios.offline:SCENARIO",
+    params=("prompt_tokens", "output_tokens"),
+    part="offline",
+    columns=(
+        "samples_per_s",
+        "output_tokens_per_s",
+        "batch_p50_ms",
+        "batches",
+        "usd_per_million_offline",
+        "usd_per_million_output_tokens",
+    ),
+    loadgen="Offline",
+)

@@ -20,7 +20,21 @@ if TYPE_CHECKING:
     from backends.base import PreparedModel
     from harness.measure.sampler import Sampling
 
-__all__ = ["CheckedForward", "measured_record", "prepare_checked"]
+__all__ = ["FORWARD_COLUMNS", "CheckedForward", "Prepared", "measured_record", "prepare_checked"]
+
+#: Report columns of the forward-pass scenarios measured per call (latency, throughput).
+FORWARD_COLUMNS = (
+    "p50_ms",
+    "p99_ms",
+    "throughput_per_s",
+    "gflops_per_s",
+    "fraction_of_peak",
+    "process_spread",
+    "usd_per_million",
+    "usd_per_million_tokens",
+    "samples",
+    "stop_reason",
+)
 
 
 @dataclass

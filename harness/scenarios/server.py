@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.errors import ConfigError
 from harness.runfile.records import (
@@ -37,12 +37,17 @@ from harness.scenarios.base import CellContext, sampling_fields, workload_record
 from harness.scenarios.capacity import CapacitySearch, find_capacity
 from harness.scenarios.load import Handler, LoadRun, run_open_loop
 from harness.scenarios.prepare import Prepared, prepare_checked
+from harness.scenarios.registry import ScenarioSpec
 from harness.scenarios.tokens import SLO, RequestTimeline, goodput, meets_slo, timeline_summaries
 from harness.scenarios.validity import validity
+
+if TYPE_CHECKING:
+    from harness.runfile.records import ScenarioParams
 
 __all__ = [
     "PROBES_PER_SEARCH",
     "SCENARIO",
+    "SPEC",
     "ServerProbe",
     "ServerScenario",
     "probe_at",
@@ -396,3 +401,45 @@ class ServerScenario:
 
 
 SCENARIO = ServerScenario()
+
+
+def _check(params: ScenarioParams) -> None:
+    slo_given = any(v is not None for v in (params.slo_p99_ms, params.slo_ttft_ms, params.slo_tpot_ms))
+    if params.rate is None and not slo_given:
+        raise ConfigError(
+            "the server scenario needs --rate (requests/s) or an SLO to search capacity under "
+            "(--slo-p99 MS, or --slo-ttft/--slo-tpot MS for decoders)"
+        )
+    if params.loadgen and params.rate is None:
+        raise ConfigError("LoadGen's Server scenario runs at a fixed rate: give --rate (requests/s)")
+    if params.loadgen and not slo_given:
+        raise ConfigError(
+            "LoadGen's Server scenario judges a latency target: give --slo-p99 MS "
+            "(or --slo-ttft and --slo-tpot MS for decoders)"
+        )
+
+
+SPEC = ScenarioSpec(
+    name="server",
+    help="open-loop Poisson arrivals, latency from the scheduled arrival; at --rate, or searching the highest "
+    "rate that meets the SLO (the capacity)",
+    runner="harness.scenarios.server:SCENARIO",
+    params=("prompt_tokens", "output_tokens", "rate", "slo_p99_ms", "slo_ttft_ms", "slo_tpot_ms", "concurrency"),
+    part="server",
+    columns=(
+        "slo",
+        "capacity_rps",
+        "capacity_p99_met",
+        "rate_rps",
+        "goodput_rps",
+        "e2e_p99_ms",
+        "ttft_p99_ms",
+        "tpot_p50_ms",
+        "output_tokens_per_s",
+        "samples",
+        "usd_per_million_at_capacity",
+        "usd_per_million_output_tokens",
+    ),
+    loadgen="Server",
+    check=_check,
+)

@@ -7,6 +7,7 @@ would give it; only the samples are chosen by the test.
 from __future__ import annotations
 
 import copy
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -112,7 +113,7 @@ def make_cell(
             "min_count": 10,
             "max_count": 100000,
         },
-        "latency_ns": summary.to_dict(),
+        "latency_ns": {**asdict(summary), "ci": {k: list(v) for k, v in summary.ci.items()}},
         "throughput_per_s": throughput,
         "tokens_per_s": throughput * tokens_per_sample if tokens_per_sample else None,
         "flops_per_s": 2.0e6 * throughput,

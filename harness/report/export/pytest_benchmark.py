@@ -13,8 +13,7 @@ from dataclasses import asdict
 from typing import Any
 
 from harness.errors import ConfigError
-from harness.run.plan import CellConfig
-from harness.runfile.records import RunRecord
+from harness.runfile.records import CellConfig, RunRecord
 
 __all__ = ["to_pytest_benchmark"]
 

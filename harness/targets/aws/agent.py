@@ -19,10 +19,10 @@ from typing import Any
 
 from harness.errors import CloudError
 from harness.measure.environment import utc_now
-from harness.run.plan import DEFAULT_SUITE, CellConfig
+from harness.run.plan import DEFAULT_SUITE
 from harness.run.runner import ProgressFn
 from harness.runfile.files import RunWriter
-from harness.runfile.records import CellRecord, TargetFacts
+from harness.runfile.records import CellConfig, CellRecord, TargetFacts
 from harness.targets.aws.storage import ERROR, EXIT_REPORTED, HEARTBEAT, JOB, JOB_SCHEMA, RUN_FILE, RunStore
 
 __all__ = ["DEFAULT_HEARTBEAT_S", "Heartbeat", "run_agent"]

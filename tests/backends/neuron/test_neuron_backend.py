@@ -24,8 +24,8 @@ from harness.measure.correctness import max_relative_error
 from harness.measure.environment import collect_environment
 from harness.measure.sampler import SamplingPolicy
 from harness.run.cell import run_cell
-from harness.run.plan import CellConfig
 from harness.runfile.files import RunWriter, load_run
+from harness.runfile.records import CellConfig
 from workloads.mlp import MLP
 
 REPO = Path(__file__).resolve().parents[3]

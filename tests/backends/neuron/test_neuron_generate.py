@@ -15,7 +15,7 @@ import pytest
 from backends.neuron import NeuronBackend
 from harness.measure.sampler import SamplingPolicy
 from harness.run.cell import run_cell
-from harness.run.plan import CellConfig, ScenarioParams
+from harness.runfile.records import CellConfig, ScenarioParams
 from workloads.gpt2 import SHAPES as GPT2_SHAPES
 from workloads.llama import SHAPES as LLAMA_SHAPES
 

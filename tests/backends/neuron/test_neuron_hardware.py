@@ -13,7 +13,7 @@ import pytest
 from backends.neuron import NeuronBackend
 from harness.measure.sampler import SamplingPolicy
 from harness.run.isolation import run_cell_isolated
-from harness.run.plan import CellConfig
+from harness.runfile.records import CellConfig
 
 _STATUS = NeuronBackend().availability()
 

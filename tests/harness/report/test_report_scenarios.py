@@ -11,8 +11,7 @@ from harness.measure.sampler import SamplingPolicy
 from harness.report.formats import render
 from harness.report.rows import CellRow, cell_rows
 from harness.run.cell import run_cell
-from harness.run.plan import CellConfig, ScenarioParams
-from harness.runfile.records import CellRecord, Measurement, RunRecord
+from harness.runfile.records import CellConfig, CellRecord, Measurement, RunRecord, ScenarioParams
 from tests.harness.runfactory import round_trip
 
 SHORT = SamplingPolicy(max_time_s=0.2, warmup_time_s=0.01, warmup_min_count=1, min_count=3)

@@ -6,7 +6,7 @@ import pytest
 
 from harness.measure.sampler import SamplingPolicy
 from harness.run.cell import run_cell
-from harness.run.plan import CellConfig
+from harness.runfile.records import CellConfig
 from tests.harness.runfactory import round_trip
 
 QUICK = SamplingPolicy(max_time_s=0.3, warmup_time_s=0.05, min_count=10)

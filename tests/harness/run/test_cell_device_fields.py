@@ -13,9 +13,8 @@ from harness.errors import RunFileError
 from harness.measure.environment import collect_environment
 from harness.measure.sampler import SamplingPolicy
 from harness.run.cell import run_cell
-from harness.run.plan import CellConfig
 from harness.runfile.files import RunWriter, load_run
-from harness.runfile.records import CellRecord, Measurement
+from harness.runfile.records import CellConfig, CellRecord, Measurement
 from tests.backends.timed_backend import ENERGY_STEP_MJ
 
 POLICY = SamplingPolicy(max_time_s=0.2, warmup_time_s=0.02, min_count=5)

@@ -7,7 +7,7 @@ import torch
 
 from harness.run.cell import failed_cell
 from harness.run.failures import describe_failure, describe_signal
-from harness.run.plan import CellConfig
+from harness.runfile.records import CellConfig
 from tests.harness.fault_workloads import CUDA_OOM_MESSAGE
 
 

@@ -10,9 +10,9 @@ import pytest
 from harness.measure.environment import collect_environment
 from harness.measure.sampler import SamplingPolicy
 from harness.run.cell import run_cell
-from harness.run.plan import CellConfig
 from harness.run.runner import run_cells
 from harness.runfile.files import RunWriter, load_run
+from harness.runfile.records import CellConfig
 
 FAULTS = "tests.harness.fault_workloads"
 POLICY = SamplingPolicy(max_time_s=0.2, warmup_time_s=0.02, min_count=5)

@@ -14,10 +14,9 @@ import pytest
 
 from harness.errors import OutputError, RunFileError
 from harness.measure.environment import collect_environment
-from harness.run.plan import CellConfig
 from harness.runfile.codec import SCHEMA_PATH, encode_run, json_schema
 from harness.runfile.files import RunWriter, load_run
-from harness.runfile.records import SCHEMA_VERSION, CellError, CellRecord
+from harness.runfile.records import SCHEMA_VERSION, CellConfig, CellError, CellRecord
 from tests.conftest import REPO_ROOT, cli_env
 
 
@@ -157,6 +156,12 @@ def test_version_1_files_are_read_and_written_back_as_valid_version_2(path: Path
     again = tmp_path / "v2.json"
     again.write_text(json.dumps(upgraded))
     assert load_run(again) == run
+
+
+@pytest.mark.parametrize("path", V1_FIXTURES, ids=lambda p: p.stem)
+def test_version_1_fixtures_are_what_the_version_1_schema_describes(path: Path) -> None:
+    schema = json.loads((SCHEMA_PATH.parent / "run-v1.schema.json").read_text())
+    jsonschema.Draft202012Validator(schema).validate(json.loads(path.read_text()))
 
 
 def test_a_version_1_decoder_cell_keeps_its_token_metrics() -> None:

@@ -10,9 +10,8 @@ import pytest
 
 from harness.measure.environment import collect_environment
 from harness.measure.sampler import SamplingPolicy
-from harness.run.plan import CellConfig, ScenarioParams
 from harness.runfile.files import RunWriter, load_run
-from harness.runfile.records import CellRecord, Environment
+from harness.runfile.records import CellConfig, CellRecord, Environment, ScenarioParams
 
 #: Enough to exercise every code path in well under a second per cell on a tiny model.
 SHORT = SamplingPolicy(max_time_s=0.3, warmup_time_s=0.01, warmup_min_count=1, min_count=3)
