@@ -84,6 +84,13 @@ def _build_parser() -> _Parser:
         metavar="FRACTION",
         help="stop when the median's 95%% CI half-width is below this fraction (default 0.01)",
     )
+    run.add_argument(
+        "--tail",
+        type=positive_float,
+        metavar="PCT",
+        help="also sample until the PCT-th percentile's 95%% CI half-width is within 5%% (e.g. 99: at least "
+        "368 calls, so give a --max-time that fits them); a p99 SLO implies --tail 99",
+    )
     isolation = run.add_mutually_exclusive_group()
     isolation.add_argument(
         "--isolate", dest="isolate", action="store_const", const=True, help="run every cell in its own child process"
@@ -283,6 +290,7 @@ def _suite_from_args(args: argparse.Namespace) -> Any:
         max_time=args.max_time,
         min_samples=args.min_samples,
         target_rel_ci=args.target_ci,
+        tail=args.tail,
         isolate=args.isolate,
         output=args.output,
         scenario=args.scenario,

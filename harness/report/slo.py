@@ -12,10 +12,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["SloChoice", "cell_label", "choose"]
+from harness.scenarios.validity import MIN_SAMPLES_FOR_P99
 
-#: Below this many samples a p99 is little more than the maximum; the choice says so.
-MIN_SAMPLES_FOR_P99 = 100
+__all__ = ["SloChoice", "cell_label", "choose"]
 
 
 def cell_label(row: dict[str, Any]) -> str:
@@ -103,10 +102,13 @@ def choose(rows: Sequence[dict[str, Any]], slo_p99_ms: float) -> list[SloChoice]
             if pick is None:
                 continue
             if pick.get("samples", 0) < MIN_SAMPLES_FOR_P99:
-                notes.append(f"the {label} cell's p99 rests on only {pick.get('samples')} samples")
+                notes.append(
+                    f"the {label} cell's p99 rests on only {pick.get('samples')} samples "
+                    f"(an interval needs {MIN_SAMPLES_FOR_P99}): rerun it with --tail 99"
+                )
             if pick.get("p99_hi_ms") is not None and pick["p99_hi_ms"] > slo_p99_ms:
                 notes.append(
-                    f"the {label} cell's p99 confidence interval reaches {row['p99_hi_ms']:.3g} ms, above the target"
+                    f"the {label} cell's p99 confidence interval reaches {pick['p99_hi_ms']:.3g} ms, above the target"
                 )
         choices.append(
             SloChoice(name, slo_p99_ms, len(usable), len(meeting), fastest, cheapest, tuple(dict.fromkeys(notes)))

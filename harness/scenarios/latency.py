@@ -6,12 +6,13 @@ The record it returns is the original shape of a cell (plus ``validity``).
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from harness.scenarios.base import CellContext, correctness_record, sampling_record, workload_record
-from harness.scenarios.validity import MIN_SAMPLES_FOR_P99, validity
+from harness.scenarios.validity import validity
 
 if TYPE_CHECKING:
     from backends.base import PreparedModel
@@ -40,13 +41,21 @@ def warnings_for(sampling: Sampling, summary: Summary, policy: SamplingPolicy) -
 
     found: list[str] = []
     if sampling.stop_reason != "converged":
-        reached = sampling.rel_ci_half_width
+        reached = sampling.reached or {"p50": sampling.rel_ci_half_width}
+        short = []
+        for name, target in policy.targets.items():
+            width = reached.get(name, math.inf)
+            if width > target:
+                got = "no interval yet" if width == math.inf else f"reached ±{width:.1%}"
+                short.append(f"{'the median' if name == 'p50' else name}'s CI reached ±{target:.1%} ({got})")
+        if short:
+            found.append(f"stopped by {sampling.stop_reason.replace('_', ' ')} before {' and '.join(short)}")
+    tail = summary.intervals.get("p99")
+    if tail is not None and not tail.backed:
         found.append(
-            f"stopped by {sampling.stop_reason.replace('_', ' ')} before the median's CI reached "
-            f"±{policy.target_rel_ci:.1%} (reached ±{reached:.1%})"
+            f"p99 withheld: {tail.note}; sample for it with --tail 99 (or a p99 SLO) and a budget that fits "
+            f"{tail.needs} calls"
         )
-    if summary.count < MIN_SAMPLES_FOR_P99:
-        found.append(f"only {summary.count} samples: p99 needs at least {MIN_SAMPLES_FOR_P99}")
     if summary.p50 > 0 and summary.iqr / summary.p50 > HIGH_DISPERSION:
         found.append(f"high dispersion: IQR is {summary.iqr / summary.p50:.0%} of the median")
     samples = np.asarray(sampling.samples_ns, dtype=np.float64)

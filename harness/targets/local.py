@@ -47,7 +47,12 @@ def run_suite(
     from harness.runfile.files import RunWriter
 
     presets, backends = validate_matrix(suite)
-    policy = SamplingPolicy.for_budget(suite.max_time, min_count=suite.min_samples, target_rel_ci=suite.target_rel_ci)
+    policy = SamplingPolicy.for_budget(
+        suite.max_time,
+        min_count=suite.min_samples,
+        target_rel_ci=suite.target_rel_ci,
+        tail_percentile=suite.tail_percentile(),
+    )
     cells = suite.cells(presets)
     writer = RunWriter(
         Path(suite.output), collect_environment(), target=target, suite=suite.to_dict(), run_id=run_id, pricing=pricing

@@ -11,6 +11,7 @@ from harness.measure.sampler import SamplingPolicy
 from harness.run.cell import run_cell
 from harness.scenarios.generate import sample_requests, token_rates
 from harness.scenarios.tokens import RequestTimeline
+from harness.scenarios.validity import MIN_SAMPLES_FOR_P99
 
 MS = 1_000_000
 
@@ -87,7 +88,7 @@ def test_generate_cell_on_a_tiny_decoder(
     assert record["validity"]["valid"] is False  # a 0.3 s run of a few requests: too short for p99
     # Which rule fails depends on how many requests fit in 0.3 s here; each must match the counts.
     reasons = record["validity"]["reasons"]
-    assert any("p99 needs" in reason for reason in reasons) == (len(timelines) < 100)
+    assert any("p99 interval needs" in reason for reason in reasons) == (len(timelines) < MIN_SAMPLES_FOR_P99)
     assert through_run_file(record)["generation"]["requests"] == gen["requests"]
 
 
