@@ -77,7 +77,12 @@ def _build_parser() -> _Parser:
         help="device for accelerator backends: cuda:N, or NeuronCores as nc:N, nc:A-B or a count",
     )
     run.add_argument("--max-time", type=positive_float, metavar="SECONDS", help="sampling budget per cell (default 4)")
-    run.add_argument("--min-samples", type=positive_int, metavar="N", help="never fewer timed calls (default 10)")
+    run.add_argument(
+        "--min-samples",
+        type=positive_int,
+        metavar="N",
+        help="never fewer timed calls (default 36, the fewest that back a p90 interval)",
+    )
     run.add_argument(
         "--target-ci",
         type=positive_float,

@@ -45,8 +45,12 @@ class RequestSampling:
 def sample_requests(
     request: Callable[[], RequestTimeline], policy: SamplingPolicy, clock: Callable[[], int] = time.perf_counter_ns
 ) -> RequestSampling:
-    """Warm up (at least one request), then repeat ``request`` under the sampler's stopping rule."""
-    from harness.measure.stats import relative_half_width
+    """Warm up (at least one request), then repeat ``request`` under the sampler's stopping rule.
+
+    The rule watches the end-to-end latency's median, and its tail percentile when the policy has
+    one (``--tail``, or a TTFT/TPOT SLO): every per-request metric then has as many samples.
+    """
+    from harness.measure.sampler import Convergence
 
     warmup_start = clock()
     warmup_count = 0
@@ -57,13 +61,17 @@ def sample_requests(
     start = clock()
     deadline = start + int(policy.max_time_s * 1e9)
     timelines: list[RequestTimeline] = []
+    e2e: list[int] = []
+    check = Convergence(policy)
     rel = float("inf")
     while True:
         timelines.append(request())
+        e2e.append(timelines[-1].e2e_ns)
         count = len(timelines)
         if count >= policy.min_count:
-            rel = relative_half_width([t.e2e_ns for t in timelines], policy.confidence)
-            if rel <= policy.target_rel_ci:
+            widths = check.widths(e2e)
+            rel = widths["p50"]
+            if check.met(widths):
                 reason = "converged"
                 break
         if count >= policy.max_count:
