@@ -49,9 +49,11 @@ __all__ = [
 #: Percentiles every summary reports.
 PERCENTILES: tuple[int, ...] = (50, 90, 95, 99)
 
-#: Fewest samples for the mean's t interval: below this, on the bimodal and skewed shapes latency
-#: takes, its coverage falls under the nominal (docs/methodology.md has the measured figures).
-MEAN_MIN_SAMPLES = 100
+#: Fewest samples for the mean's t interval. Below ~60 its coverage falls under the nominal on the
+#: bimodal and skewed shapes latency takes; below 200 the tail-index screen (top 10%, at least 10
+#: samples) still lets about 1 in 1000 samples of an infinite-variance Pareto tail through
+#: (docs/methodology.md has the measured figures).
+MEAN_MIN_SAMPLES = 200
 #: Hill tail index of the top tenth below which the tail counts as heavy and the mean's interval
 #: is withheld: a Pareto tail of index α has finite variance only for α > 2, and the t interval
 #: needs a good margin above that at the sample sizes a benchmark takes.
@@ -313,7 +315,7 @@ def mean_interval(samples: Sequence[float] | np.ndarray, confidence: float = 0.9
         raise ValueError("mean_interval needs at least one sample")
     mean = float(arr.mean())
     if n < MEAN_MIN_SAMPLES:
-        note = f"mean interval needs ≥ {MEAN_MIN_SAMPLES} samples (skewed latency undercovers below)"
+        note = f"mean interval needs ≥ {MEAN_MIN_SAMPLES} samples (below, skew and tails defeat it)"
         return Interval(mean, None, None, 0.0, confidence, "withheld", MEAN_MIN_SAMPLES, note)
     alpha = hill_tail_index(arr)
     if not alpha > MEAN_MIN_TAIL_INDEX:
