@@ -50,12 +50,6 @@ def warnings_for(sampling: Sampling, summary: Summary, policy: SamplingPolicy) -
                 short.append(f"{'the median' if name == 'p50' else name}'s CI reached ±{target:.1%} ({got})")
         if short:
             found.append(f"stopped by {sampling.stop_reason.replace('_', ' ')} before {' and '.join(short)}")
-    tail = summary.intervals.get("p99")
-    if tail is not None and not tail.backed:
-        found.append(
-            f"p99 withheld: {tail.note}; sample for it with --tail 99 (or a p99 SLO) and a budget that fits "
-            f"{tail.needs} calls"
-        )
     if summary.p50 > 0 and summary.iqr / summary.p50 > HIGH_DISPERSION:
         found.append(f"high dispersion: IQR is {summary.iqr / summary.p50:.0%} of the median")
     samples = np.asarray(sampling.samples_ns, dtype=np.float64)
