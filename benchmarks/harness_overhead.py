@@ -76,9 +76,13 @@ def overhead(repeats: int) -> None:
             f"({len(result.samples_ns)} calls, {result.stop_reason})"
         )
     hm, bm, ht, bt, hw, bw = (statistics.median(col) for col in zip(*rows, strict=True))
+    # The least wall time of the repeats is the uncontended cost (timeit's reasoning): on a shared
+    # machine a repeat of either loop can lose whole time slices to other processes.
+    least_hw, least_bw = min(r[4] for r in rows), min(r[5] for r in rows)
     print(
         f"  median over {repeats} repeats: timed region harness/bare = {hm / bm:.3f} by median sample, "
         f"{ht / bt:.3f} by trimmed mean ({ht - bt:+.1f} ns a call); wall per call harness/bare = {hw / bw:.3f}"
+        f" (median), {least_hw / least_bw:.3f} (least of each)"
     )
 
 
