@@ -21,12 +21,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from statistics import NormalDist
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
+
+from harness.runfile.records import Interval, Summary
 
 __all__ = [
     "MEAN_MIN_SAMPLES",
@@ -185,45 +186,6 @@ def min_samples(q: float, confidence: float, side: Side = "two-sided") -> int:
 # -- intervals -----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Interval:
-    """A statistic's estimate and what the sample backs about it.
-
-    ``low``/``high`` are None where no end is backed. A full interval has both at ``confidence``
-    (>= the nominal). When the sample is too small for one, the interval is a one-sided bound
-    (``high`` only) whose ``confidence`` is its own, lower figure, or nothing at all, and ``note``
-    says why and how many samples a two-sided interval needs (``needs``).
-    """
-
-    estimate: float
-    low: float | None
-    high: float | None
-    confidence: float
-    nominal: float
-    method: str  # "order statistics", "student t", or "withheld"
-    needs: int | None = None
-    note: str | None = None
-
-    @property
-    def backed(self) -> bool:
-        """True when this is a two-sided interval at (at least) the nominal confidence."""
-        return self.low is not None and self.high is not None and self.confidence >= self.nominal - 1e-12
-
-    @property
-    def relative_half_width(self) -> float:
-        """Half the width relative to the estimate; inf unless ``backed``."""
-        if not self.backed or self.estimate <= 0 or self.low is None or self.high is None:
-            return math.inf
-        return (self.high - self.low) / 2.0 / self.estimate
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Interval:
-        return cls(**data)
-
-
 def _type7(ordered: np.ndarray, q: float) -> float:
     h = (ordered.size - 1) * q
     k = math.floor(h)
@@ -329,46 +291,6 @@ def mean_interval(samples: Sequence[float] | np.ndarray, confidence: float = 0.9
 
 
 # -- summaries -----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Summary:
-    """Descriptive statistics of one sample, in the samples' unit (nanoseconds in run files).
-
-    ``ci`` holds only the intervals the sample backs (two-sided at ``confidence``); ``intervals``
-    holds every statistic's interval or bound, with a note where one is withheld.
-    """
-
-    count: int
-    min: float
-    mean: float
-    std: float
-    p50: float
-    p90: float
-    p95: float
-    p99: float
-    max: float
-    iqr: float
-    confidence: float
-    ci: dict[str, tuple[float, float]] = field(default_factory=dict)
-    intervals: dict[str, Interval] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["ci"] = {k: [lo, hi] for k, (lo, hi) in self.ci.items()}
-        return out
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Summary:
-        values = dict(data)
-        values["ci"] = {k: (float(v[0]), float(v[1])) for k, v in data.get("ci", {}).items()}
-        values["intervals"] = {k: Interval.from_dict(v) for k, v in data.get("intervals", {}).items()}
-        return cls(**values)
-
-    @property
-    def notes(self) -> list[str]:
-        """Why each withheld interval is withheld, for the report's notes."""
-        return [iv.note for iv in self.intervals.values() if iv.note]
 
 
 def summarize(samples: Sequence[float] | np.ndarray, confidence: float = 0.95) -> Summary:

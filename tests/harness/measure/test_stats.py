@@ -9,8 +9,6 @@ import pytest
 from scipy import stats as scipy_stats
 
 from harness.measure.stats import (
-    Interval,
-    Summary,
     binomial_cdf,
     hill_tail_index,
     mean_interval,
@@ -139,10 +137,15 @@ def test_relative_half_width_shrinks_with_more_samples() -> None:
     assert relative_half_width(rng.normal(100, 5, 100), q=0.99) == float("inf")
 
 
-def test_summary_round_trips_through_a_dict() -> None:
-    summary = summarize(np.random.default_rng(5).lognormal(0.0, 0.25, 120))
-    assert Summary.from_dict(summary.to_dict()) == summary
-    assert Interval.from_dict(summary.intervals["p99"].to_dict()) == summary.intervals["p99"]
+def test_summary_round_trips_through_a_run_file() -> None:
+    from tests.harness.runfactory import make_cell, make_run
+
+    samples = [1_000, 2_000, 3_000, 4_000, 5_000] * 4
+    run = make_run([make_cell(samples)])
+    measured = run.cells[0].measurement
+    assert measured is not None
+    assert measured.latency_ns == summarize(samples)
+    assert measured.latency_ns.intervals["p99"].note == "p99 ≤ max at 18% only; p99 needs ≥ 368 samples"
 
 
 def test_empty_samples_are_rejected() -> None:
