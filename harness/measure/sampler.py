@@ -39,6 +39,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import islice
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -163,7 +164,8 @@ class Convergence:
         """Relative half-width per watched percentile for ``samples`` (inf where none exists)."""
         seen = self._values.size
         if len(samples) > seen:
-            new = np.sort(np.asarray(samples[seen:], dtype=np.int64))
+            fresh = np.fromiter(islice(samples, seen, None), dtype=np.int64, count=len(samples) - seen)
+            new = np.sort(fresh)
             # Two sorted runs: the stable sort (timsort) merges them in about a nanosecond a sample.
             self._values = np.concatenate((self._values, new))
             self._values.sort(kind="stable")

@@ -21,13 +21,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from statistics import NormalDist
-from typing import Annotated, Any, Literal
+from typing import Literal
 
 import numpy as np
-from annotated_types import Ge
+
+from harness.runfile.records import Interval, Summary
 
 __all__ = [
     "MEAN_MIN_SAMPLES",
@@ -50,9 +50,11 @@ __all__ = [
 #: Percentiles every summary reports.
 PERCENTILES: tuple[int, ...] = (50, 90, 95, 99)
 
-#: Fewest samples for the mean's t interval: below this, on the bimodal and skewed shapes latency
-#: takes, its coverage falls under the nominal (docs/methodology.md has the measured figures).
-MEAN_MIN_SAMPLES = 100
+#: Fewest samples for the mean's t interval. Below ~60 its coverage falls under the nominal on the
+#: bimodal and skewed shapes latency takes; below 200 the tail-index screen (top 10%, at least 10
+#: samples) still lets about 1 in 1000 samples of an infinite-variance Pareto tail through
+#: (docs/methodology.md has the measured figures).
+MEAN_MIN_SAMPLES = 200
 #: Hill tail index of the top tenth below which the tail counts as heavy and the mean's interval
 #: is withheld: a Pareto tail of index α has finite variance only for α > 2, and the t interval
 #: needs a good margin above that at the sample sizes a benchmark takes.
@@ -184,45 +186,6 @@ def min_samples(q: float, confidence: float, side: Side = "two-sided") -> int:
 # -- intervals -----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Interval:
-    """A statistic's estimate and what the sample backs about it.
-
-    ``low``/``high`` are None where no end is backed. A full interval has both at ``confidence``
-    (>= the nominal). When the sample is too small for one, the interval is a one-sided bound
-    (``high`` only) whose ``confidence`` is its own, lower figure, or nothing at all, and ``note``
-    says why and how many samples a two-sided interval needs (``needs``).
-    """
-
-    estimate: float
-    low: float | None
-    high: float | None
-    confidence: float
-    nominal: float
-    method: str  # "order statistics", "student t", or "withheld"
-    needs: int | None = None
-    note: str | None = None
-
-    @property
-    def backed(self) -> bool:
-        """True when this is a two-sided interval at (at least) the nominal confidence."""
-        return self.low is not None and self.high is not None and self.confidence >= self.nominal - 1e-12
-
-    @property
-    def relative_half_width(self) -> float:
-        """Half the width relative to the estimate; inf unless ``backed``."""
-        if not self.backed or self.estimate <= 0 or self.low is None or self.high is None:
-            return math.inf
-        return (self.high - self.low) / 2.0 / self.estimate
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Interval:
-        return cls(**data)
-
-
 def _type7(ordered: np.ndarray, q: float) -> float:
     h = (ordered.size - 1) * q
     k = math.floor(h)
@@ -314,7 +277,7 @@ def mean_interval(samples: Sequence[float] | np.ndarray, confidence: float = 0.9
         raise ValueError("mean_interval needs at least one sample")
     mean = float(arr.mean())
     if n < MEAN_MIN_SAMPLES:
-        note = f"mean interval needs ≥ {MEAN_MIN_SAMPLES} samples (skewed latency undercovers below)"
+        note = f"mean interval needs ≥ {MEAN_MIN_SAMPLES} samples (below, skew and tails defeat it)"
         return Interval(mean, None, None, 0.0, confidence, "withheld", MEAN_MIN_SAMPLES, note)
     alpha = hill_tail_index(arr)
     if not alpha > MEAN_MIN_TAIL_INDEX:
@@ -328,46 +291,6 @@ def mean_interval(samples: Sequence[float] | np.ndarray, confidence: float = 0.9
 
 
 # -- summaries -----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Summary:
-    """Descriptive statistics of one sample, in the samples' unit (nanoseconds in run files).
-
-    ``ci`` holds only the intervals the sample backs (two-sided at ``confidence``); ``intervals``
-    holds every statistic's interval or bound, with a note where one is withheld.
-    """
-
-    count: Annotated[int, Ge(1)]
-    min: Annotated[float, Ge(0)]
-    mean: Annotated[float, Ge(0)]
-    std: Annotated[float, Ge(0)]
-    p50: Annotated[float, Ge(0)]
-    p90: Annotated[float, Ge(0)]
-    p95: Annotated[float, Ge(0)]
-    p99: Annotated[float, Ge(0)]
-    max: Annotated[float, Ge(0)]
-    iqr: Annotated[float, Ge(0)]
-    confidence: float
-    ci: dict[str, tuple[float, float]] = field(default_factory=dict)
-    intervals: dict[str, Interval] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["ci"] = {k: [lo, hi] for k, (lo, hi) in self.ci.items()}
-        return out
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Summary:
-        values = dict(data)
-        values["ci"] = {k: (float(v[0]), float(v[1])) for k, v in data.get("ci", {}).items()}
-        values["intervals"] = {k: Interval.from_dict(v) for k, v in data.get("intervals", {}).items()}
-        return cls(**values)
-
-    @property
-    def notes(self) -> list[str]:
-        """Why each withheld interval is withheld, for the report's notes."""
-        return [iv.note for iv in self.intervals.values() if iv.note]
 
 
 def summarize(samples: Sequence[float] | np.ndarray, confidence: float = 0.95) -> Summary:

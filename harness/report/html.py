@@ -125,7 +125,7 @@ def render_html(
     title: str = "siliconbench report",
 ) -> str:
     """The whole report as one HTML document: one results table per scenario, from the column spec."""
-    from harness.report.formats import price_lines, text_cells
+    from harness.report.formats import price_lines, text_cells, withheld_lines
     from harness.report.plots import make_plots
 
     workloads = sorted({f"{r.workload}:{r.preset}" for r in rows})
@@ -155,6 +155,13 @@ def render_html(
         )
     if notes:
         parts.append('<ol class="notes">' + "".join(f"<li>{escape(n)}</li>" for n in notes) + "</ol>")
+    withheld = withheld_lines(tables)
+    if withheld:
+        parts.append(
+            '<h3 id="withheld">Intervals withheld</h3><ul>'
+            + "".join(f"<li>{escape(w)}</li>" for w in withheld)
+            + "</ul>"
+        )
     parts.append(
         '<h2 id="prices">Prices</h2><ul>'
         + "".join(f"<li>{escape(line)}</li>" for line in price_lines(rows))

@@ -36,8 +36,12 @@ class Suite:
     device: str | None = None
     scenario: str = "latency"
     max_time: float = 4.0
-    min_samples: int = 10
+    #: 36: the fewest samples for a two-sided 95% interval of the p90 (``stats.min_samples``), so the
+    #: default suite backs its median and p90 even on cells the time budget stops early.
+    min_samples: int = 36
     target_rel_ci: float = 0.01
+    #: A tail percentile the stopping rule also waits for (None: the median alone; see tail_percentile).
+    tail: float | None = None
     isolate: bool | None = None
     output: str = "results"
     pricing: dict[str, Any] = field(default_factory=dict)
@@ -64,6 +68,8 @@ class Suite:
             raise ConfigError(f"max time must be a positive number of seconds, got {self.max_time!r}")
         if self.min_samples < 3:
             raise ConfigError(f"min samples must be 3 or more, got {self.min_samples!r}")
+        if self.tail is not None and not 50 < self.tail < 100:
+            raise ConfigError(f"tail must be a percentile between 50 and 100 (e.g. 99), got {self.tail!r}")
         if self.pricing:
             from harness.pricing.given import validate_pricing_table
 
@@ -102,6 +108,14 @@ class Suite:
                 f"not {self.scenario!r}; drop --loadgen or change --scenario"
             )
         scenario.check(self.scenario_params())
+
+    def tail_percentile(self) -> float | None:
+        """The percentile sampling must back: ``tail``, else 99 when a p99 SLO is set, else None."""
+        if self.tail is not None:
+            return self.tail
+        if any(v is not None for v in (self.slo_p99, self.slo_ttft, self.slo_tpot)):
+            return 99.0
+        return None
 
     def scenario_params(self) -> ScenarioParams:
         return ScenarioParams(
@@ -162,6 +176,7 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "max_time": (int, float),
     "min_samples": (int,),
     "target_rel_ci": (float,),
+    "tail": (int, float),
     "isolate": (bool,),
     "output": (str,),
     "pricing": (dict,),
@@ -175,7 +190,7 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "loadgen": (bool,),
     "processes": (int,),
 }
-_FLOAT_KEYS = {"max_time", "rate", "slo_p99", "slo_ttft", "slo_tpot"}
+_FLOAT_KEYS = {"max_time", "tail", "rate", "slo_p99", "slo_ttft", "slo_tpot"}
 
 
 def _build(base: Suite, values: dict[str, Any], source: str) -> Suite:

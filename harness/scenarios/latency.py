@@ -55,6 +55,7 @@ SPEC = ScenarioSpec(
     runner="harness.scenarios.latency:SCENARIO",
     columns=(
         "p50_ms",
+        "p90_ms",
         "p99_ms",
         "throughput_per_s",
         "gflops_per_s",

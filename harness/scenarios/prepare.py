@@ -25,6 +25,7 @@ __all__ = ["FORWARD_COLUMNS", "CheckedForward", "Prepared", "measured_record", "
 #: Report columns of the forward-pass scenarios measured per call (latency, throughput).
 FORWARD_COLUMNS = (
     "p50_ms",
+    "p90_ms",
     "p99_ms",
     "throughput_per_s",
     "gflops_per_s",

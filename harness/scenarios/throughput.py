@@ -82,6 +82,7 @@ SPEC = ScenarioSpec(
     part="block",
     columns=(
         "p50_ms",
+        "p90_ms",
         "p99_ms",
         "throughput_per_s",
         "gflops_per_s",

@@ -51,7 +51,12 @@ def run_suite(
     from harness.run.runner import run_cells
 
     presets, backends = validate_matrix(suite)
-    policy = SamplingPolicy.for_budget(suite.max_time, min_count=suite.min_samples, target_rel_ci=suite.target_rel_ci)
+    policy = SamplingPolicy.for_budget(
+        suite.max_time,
+        min_count=suite.min_samples,
+        target_rel_ci=suite.target_rel_ci,
+        tail_percentile=suite.tail_percentile(),
+    )
     cells = suite.cells(presets)
     environment = collect_environment()
     # Once per run (cached per machine and versions): the denominator of every cell's % of peak.

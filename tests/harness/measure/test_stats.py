@@ -104,10 +104,10 @@ def test_between_the_one_sided_and_two_sided_counts_the_upper_bound_is_at_full_c
 
 def test_summary_keeps_only_backed_intervals_in_ci_and_says_why_for_the_rest() -> None:
     summary = summarize(np.random.default_rng(2).lognormal(0.0, 0.25, 60))
-    assert set(summary.ci) == {"p50", "p90"}  # p95 needs 72, p99 368, the mean 100
+    assert set(summary.ci) == {"p50", "p90"}  # p95 needs 72, p99 368, the mean 200
     assert any("p99 needs ≥ 368" in note for note in summary.notes)
     assert any("p95 needs ≥ 72" in note for note in summary.notes)
-    assert any("mean interval needs ≥ 100" in note for note in summary.notes)
+    assert any("mean interval needs ≥ 200" in note for note in summary.notes)
     for name, (lo, hi) in summary.ci.items():
         assert lo <= getattr(summary, name) <= hi
 
