@@ -12,7 +12,6 @@ Run:  python benchmarks/process_spread.py [--workload mlp] [--processes 5] [--ma
 from __future__ import annotations
 
 import argparse
-import json
 import subprocess
 import sys
 import tempfile
@@ -34,26 +33,27 @@ def measure(workload: str, processes: int, max_time: float, dtype: str, output: 
 
 
 def describe(path: Path) -> None:
-    run = json.loads(path.read_text())
-    load = run["environment"].get("cpu", {})
-    print(f"run {run['run_id']} on {load.get('model')} ({load.get('usable_cores')} usable cores)")
-    for cell in run["cells"]:
-        if cell["status"] != "ok" or "processes" not in cell:
-            print(f"{cell['id']}: {cell['status']} (no processes part)")
+    from harness.runfile.files import load_run
+
+    run = load_run(path)
+    cpu = run.environment.cpu
+    print(f"run {run.run_id} on {cpu.model} ({cpu.usable_cores} usable cores)")
+    for cell in run.cells:
+        measured = cell.measurement
+        if measured is None or measured.processes is None:
+            print(f"{cell.id}: {cell.status} (no processes part)")
             continue
-        part = cell["processes"]
-        medians = [m / 1e6 for m in part["medians_ns"]]
-        mean = part["mean_ns"] / 1e6
-        print(f"\n{cell['id']}: {len(medians)} processes, {len(cell['samples_ns'])} samples pooled")
+        part = measured.processes
+        medians = [m / 1e6 for m in part.medians_ns]
+        mean = part.mean_ns / 1e6
+        print(f"\n{cell.id}: {len(medians)} processes, {len(measured.samples_ns)} samples pooled")
         print("  process medians (ms, run order): " + ", ".join(f"{m:.4g}" for m in medians))
-        print(
-            f"  spread (max-min)/mean: {part['rel_spread']:.1%}; sd between processes {part['std_ns'] / 1e6 / mean:.1%}"
-        )
-        if part["low_ns"] is not None:
-            lo, hi = part["low_ns"] / 1e6, part["high_ns"] / 1e6
+        print(f"  spread (max-min)/mean: {part.rel_spread:.1%}; sd between processes {part.std_ns / 1e6 / mean:.1%}")
+        if part.low_ns is not None and part.high_ns is not None:
+            lo, hi = part.low_ns / 1e6, part.high_ns / 1e6
             print(f"  between-process 95% interval: {mean:.4g} ms [{lo:.4g}, {hi:.4g}] (±{(hi - lo) / 2 / mean:.1%})")
         # What the first process alone claimed: its median's order-statistic interval.
-        first = cell["samples_ns"][: part["counts"][0]]
+        first = measured.samples_ns[: part.counts[0]]
         low, high = median_ci(first)
         first_median = sorted(first)[len(first) // 2] / 1e6
         print(
