@@ -19,6 +19,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import numpy as np
+
 from harness.measure.stats import median_ci
 
 
@@ -55,7 +57,7 @@ def describe(path: Path) -> None:
         # What the first process alone claimed: its median's order-statistic interval.
         first = measured.samples_ns[: part.counts[0]]
         low, high = median_ci(first)
-        first_median = sorted(first)[len(first) // 2] / 1e6
+        first_median = float(np.median(first)) / 1e6
         print(
             f"  first process alone: {first_median:.4g} ms [{low / 1e6:.4g}, {high / 1e6:.4g}] "
             f"(±{(high - low) / 2e6 / first_median:.1%})"

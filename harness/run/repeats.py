@@ -36,7 +36,7 @@ def schedule(cell_count: int, processes: int) -> list[tuple[int, int]]:
 
 def _kind(warning: str) -> str:
     """A warning's kind: its words before the first figure ("stopped by time budget before ...")."""
-    return re.split(r"[\d±]", warning, maxsplit=1)[0].strip()
+    return re.split(r"[-+±]?\d", warning, maxsplit=1)[0].strip()
 
 
 def _merged_warnings(per_process: Sequence[Sequence[str]]) -> list[str]:
