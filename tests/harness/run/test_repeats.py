@@ -151,3 +151,19 @@ def test_compare_uses_the_between_process_interval() -> None:
     (pooled_only,) = compare_runs(_without_processes(base), _without_processes(new)).cells
     assert pooled_only.basis == "within one process"
     assert pooled_only.verdict == "slower"
+
+
+def test_warnings_of_one_kind_merge_whatever_their_figures() -> None:
+    from harness.run.repeats import _merged_warnings
+
+    merged = _merged_warnings(
+        [
+            ["no steady state: the median moved +18% from the first to the last third"],
+            ["no steady state: the median moved -6% from the first to the last third"],
+            ["high dispersion: IQR is 43% of the median"],
+        ]
+    )
+    assert merged == [
+        "no steady state: the median moved +18% from the first to the last third (in 2 of 3 processes)",
+        "high dispersion: IQR is 43% of the median (in 1 of 3 processes)",
+    ]
