@@ -66,6 +66,9 @@ SECONDS_PER_HOUR = 3600.0
 #: Draws from the exact posteriors for the break-even interval's ends: 20 000 keep the Monte
 #: Carlo error of a 95% interval's ends near a tenth of a percent of its width.
 DRAWS = 20_000
+#: Draws for the probability when it cannot be summed exactly (process medians): 200 000 keep
+#: its Monte Carlo standard error near 0.001.
+MC_DRAWS = 200_000
 
 
 def throughput_interval(per_s: float, median: Interval) -> Interval | None:
@@ -175,12 +178,25 @@ def median_posterior(samples: Sequence[float] | np.ndarray) -> tuple[np.ndarray,
 
 @dataclass(frozen=True)
 class Side:
-    """One candidate of a cost comparison: its latency samples, batch, price and throughput."""
+    """One candidate of a cost comparison: its latency samples, batch, price and throughput, and,
+    when it was measured with ``--processes``, each process's median."""
 
     label: str
     samples_ns: Sequence[float] | np.ndarray
     per_s: float
     usd_per_hour: float
+    process_medians_ns: Sequence[float] = ()
+
+    @property
+    def between_processes(self) -> bool:
+        """True when the posterior rests on process medians (two or more)."""
+        return len(self.process_medians_ns) >= 2
+
+    def reference_median(self) -> float:
+        """The median the throughput is read against: the mean of the process medians, or the samples'."""
+        if self.between_processes:
+            return float(np.mean(np.asarray(self.process_medians_ns, dtype=np.float64)))
+        return float(np.median(np.asarray(self.samples_ns, dtype=np.float64)))
 
     def __post_init__(self) -> None:
         if len(self.samples_ns) == 0:
@@ -190,12 +206,36 @@ class Side:
 
     def cost_per_median(self) -> float:
         """USD per million per nanosecond of median: cost = this × posterior median."""
-        median = float(np.median(np.asarray(self.samples_ns, dtype=np.float64)))
-        return self.usd_per_hour / (SECONDS_PER_HOUR * self.per_s * median) * 1e6
+        return self.usd_per_hour / (SECONDS_PER_HOUR * self.per_s * self.reference_median()) * 1e6
+
+    def draws(self, size: int, rng: np.random.Generator) -> np.ndarray:
+        """Draws of the typical median from its posterior.
+
+        With process medians: the mean's posterior under a flat prior on (mean, log sd), a scaled
+        Student t with N − 1 degrees of freedom (so the credible interval is the t confidence
+        interval ``harness.measure.between`` reports). Otherwise the exact Bayesian-bootstrap
+        posterior of the samples' median.
+        """
+        if self.between_processes:
+            medians = np.asarray(self.process_medians_ns, dtype=np.float64)
+            scale = float(medians.std(ddof=1)) / np.sqrt(medians.size)
+            drawn: np.ndarray = float(medians.mean()) + scale * rng.standard_t(medians.size - 1, size)
+            positive: np.ndarray = np.maximum(drawn, np.finfo(np.float64).tiny)
+            return positive
+        return _draw(*median_posterior(self.samples_ns), size, rng)
 
 
-def probability_cheaper(a: Side, b: Side) -> float:
-    """Posterior probability that A costs less per million than B (exact; ties split evenly)."""
+def probability_cheaper(a: Side, b: Side, seed: int = 0, draws: int = MC_DRAWS) -> float:
+    """Posterior probability that A costs less per million than B.
+
+    Exact (ties split evenly) when both rest on their samples' median; from seeded posterior
+    draws (Monte Carlo error about 0.001) when either rests on process medians.
+    """
+    if a.between_processes or b.between_processes:
+        rng = np.random.default_rng(seed)
+        costs_a = a.draws(draws, rng) * a.cost_per_median()
+        costs_b = b.draws(draws, rng) * b.cost_per_median()
+        return float(np.mean(costs_a < costs_b) + 0.5 * np.mean(costs_a == costs_b))
     values_a, probs_a = median_posterior(a.samples_ns)
     values_b, probs_b = median_posterior(b.samples_ns)
     costs_a = values_a * a.cost_per_median()
@@ -225,10 +265,8 @@ def break_even_price(a: Side, b: Side, confidence: float = CONFIDENCE, seed: int
     """
     estimate = a.usd_per_hour * b.per_s / a.per_s
     rng = np.random.default_rng(seed)
-    median_a = float(np.median(np.asarray(a.samples_ns, dtype=np.float64)))
-    median_b = float(np.median(np.asarray(b.samples_ns, dtype=np.float64)))
-    draws_a = _draw(*median_posterior(a.samples_ns), DRAWS, rng)
-    draws_b = _draw(*median_posterior(b.samples_ns), DRAWS, rng)
+    median_a, median_b = a.reference_median(), b.reference_median()
+    draws_a, draws_b = a.draws(DRAWS, rng), b.draws(DRAWS, rng)
     # throughput ∝ 1/median, so throughput_B/throughput_A scales by (m̂_B/m_B)·(m_A/m̂_A).
     ratios = estimate * (median_b / draws_b) * (draws_a / median_a)
     alpha = (1.0 - confidence) / 2.0
@@ -249,6 +287,8 @@ class Verdict:
     break_even_usd_per_hour: Interval
     other_usd_per_hour: float
     method: str = "exact Bayesian bootstrap of each run's median"
+    #: "between processes" when both rest on ``--processes`` medians, else "within one process".
+    basis: str = "within one process"
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -264,6 +304,11 @@ class Verdict:
             f"{self.other} would match it at ${be.estimate:.3g}/h "
             f"[{be.confidence:.0%} interval ${be.low or 0:.3g}–${be.high or 0:.3g}], "
             f"against ${self.other_usd_per_hour:.3g}/h now"
+            + (
+                ""
+                if self.basis == "between processes"
+                else "; from one process per run, blind to run-to-run spread (measure with --processes N)"
+            )
         )
 
 
@@ -279,6 +324,7 @@ def compare_costs(workload: str, a: Side, b: Side, confidence: float = CONFIDENC
     cost_b = b.usd_per_hour / (SECONDS_PER_HOUR * b.per_s) * 1e6
     if cost_b < cost_a:
         a, b, cost_a, cost_b = b, a, cost_b, cost_a
+    both = a.between_processes and b.between_processes
     return Verdict(
         workload=workload,
         cheaper=a.label,
@@ -288,6 +334,10 @@ def compare_costs(workload: str, a: Side, b: Side, confidence: float = CONFIDENC
         other_usd_per_million=cost_b,
         break_even_usd_per_hour=break_even_price(a, b, confidence),
         other_usd_per_hour=b.usd_per_hour,
+        method="posterior of each run's mean process median (Student t)"
+        if both
+        else "exact Bayesian bootstrap of each run's median",
+        basis="between processes" if both else "within one process",
     )
 
 
@@ -315,7 +365,10 @@ def cross_run_verdicts(rows: Sequence[CellRow], slo_p99_ms: float, confidence: f
             measured = row.measurement
             if measured is not None and measured.samples_ns and row.price is not None and measured.throughput_per_s:
                 label = f"{row.label} (run {row.run_id})"
-                sides.append(Side(label, measured.samples_ns, measured.throughput_per_s, row.price.usd_per_hour))
+                medians = measured.processes.medians_ns if measured.processes is not None else ()
+                sides.append(
+                    Side(label, measured.samples_ns, measured.throughput_per_s, row.price.usd_per_hour, medians)
+                )
         if len(sides) < 2:
             continue
         sides.sort(key=lambda s: s.usd_per_hour / s.per_s)

@@ -196,3 +196,43 @@ def test_verdict_shift_power_large() -> None:
         for _ in range(200)
     ]
     assert np.mean(np.asarray(results) > 0.99) >= 0.98
+
+
+def _process_side(label: str, rng: np.random.Generator, shift: float = 1.0, processes: int = 5) -> Side:
+    """A side measured in fresh processes: each process's median off by a process effect (sd 5%)."""
+    per_process = [rng.lognormal(math.log(shift * (1 + rng.normal(0, 0.05))), 0.1, 200) for _ in range(processes)]
+    pooled = np.concatenate(per_process)
+    medians = [float(np.median(p)) for p in per_process]
+    return Side(label, pooled, 1e9 / float(np.mean(medians)), 1.0, medians)
+
+
+def test_verdict_between_processes_is_calibrated_and_says_its_basis() -> None:
+    # Equal truth with a process effect the pooled samples cannot see: p > 0.95 in about 5% of pairs.
+    rng = np.random.default_rng(99)
+    hits = sum(
+        probability_cheaper(_process_side("a", rng), _process_side("b", rng), draws=4000) > 0.95 for _ in range(300)
+    )
+    assert hits / 300 <= 0.09
+    # Without the process medians, the same pairs look decisive far more often.
+    rng = np.random.default_rng(99)
+    pooled_hits = 0
+    for _ in range(300):
+        a, b = _process_side("a", rng), _process_side("b", rng)
+        pooled_hits += (
+            probability_cheaper(side("a", np.asarray(a.samples_ns)), side("b", np.asarray(b.samples_ns))) > 0.95
+        )
+    assert pooled_hits / 300 > 0.2
+    verdict = compare_costs("w", _process_side("a", rng), _process_side("b", rng, shift=1.3))
+    assert verdict.basis == "between processes" and "blind to run-to-run spread" not in verdict.sentence()
+    within = compare_costs("w", side("a", [1.0, 2.0, 3.0]), side("b", [4.0, 5.0, 6.0]))
+    assert within.basis == "within one process" and "measure with --processes N" in within.sentence()
+
+
+def test_break_even_between_processes_is_the_t_interval_of_the_ratio() -> None:
+    rng = np.random.default_rng(5)
+    a, b = _process_side("a", rng), _process_side("b", rng, shift=2.0)
+    got = break_even_price(a, b)
+    assert got.estimate == pytest.approx(1.0 * b.per_s / a.per_s)
+    assert got.low is not None and got.high is not None and got.low < got.estimate < got.high
+    # About ±(t(0.975, 4) x 5% / sqrt(5)) on each side's mean, combined: far wider than one process's.
+    assert 0.03 < (got.high - got.low) / 2 / got.estimate < 0.2
