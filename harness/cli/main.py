@@ -1,7 +1,7 @@
 """The ``siliconbench`` command line: the only place that prints and chooses exit codes.
 
-Exit codes: 0 success, 1 a run finished but a cell failed, 2 bad input (one line, no traceback),
-130 interrupted (the run file keeps every finished cell).
+A thin shell: it parses, builds the suite, picks a ``Target`` and hands over; exit codes are in
+``harness.cli.exits``.
 """
 
 from __future__ import annotations
@@ -12,13 +12,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from harness.cli.argtypes import positive_float, positive_int
-from harness.cli.aws import add_commands, add_run_options, cmd_agent, cmd_aws, dispatch_run
+from harness.cli.argtypes import non_negative_float, positive_float, positive_int
+from harness.cli.aws import add_commands, add_run_options, cmd_agent, cmd_aws
+from harness.cli.exits import EXIT_CELL_FAILED, EXIT_OK, EXIT_USAGE, exit_for_signal
 from harness.errors import ConfigError, SiliconbenchError
 
 __all__ = ["main"]
-
-EXIT_OK, EXIT_CELL_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 class _Parser(argparse.ArgumentParser):
@@ -157,7 +156,7 @@ def _build_parser() -> _Parser:
     compare.add_argument("--format", default="table", choices=("table", "markdown", "json"))
     compare.add_argument(
         "--fail-if-slower",
-        type=_non_negative_float,
+        type=non_negative_float,
         metavar="PCT",
         help="exit 1 if any matched cell is significantly slower by more than PCT percent",
     )
@@ -234,82 +233,30 @@ def _add_scenario_options(run: argparse.ArgumentParser) -> None:
             group.add_argument(parameter.flag, dest=dest, type=kind, metavar=parameter.metavar, help=parameter.help)
 
 
-def _non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
-    return value
-
-
-def _suite_from_args(args: argparse.Namespace) -> Any:
-    from harness.run.plan import DEFAULT_SUITE, load_suite_file
-
-    suite = load_suite_file(args.suite) if args.suite else DEFAULT_SUITE
-    return suite.with_overrides(
-        workloads=args.workload,
-        preset=args.preset,
-        backends=args.backend,
-        batch_sizes=args.batch_size,
-        dtypes=args.dtype,
-        modes=args.mode,
-        threads=args.threads,
-        device=args.device,
-        max_time=args.max_time,
-        min_samples=args.min_samples,
-        target_rel_ci=args.target_ci,
-        tail=args.tail,
-        isolate=args.isolate,
-        output=args.output,
-        scenario=args.scenario,
-        prompt_tokens=args.prompt_tokens,
-        output_tokens=args.output_tokens,
-        rate=args.rate,
-        slo_p99=args.slo_p99,
-        slo_ttft=args.slo_ttft,
-        slo_tpot=args.slo_tpot,
-        concurrency=args.concurrency,
-        loadgen=args.loadgen,
-    )
-
-
 def _cmd_run(args: argparse.Namespace) -> int:
-    from harness.report.formats import render
-    from harness.run.progress import progress_printer
-    from harness.runfile.files import RunWriter
-    from harness.targets.local import run_suite
+    """Build the suite, pick the target, run it there, report what came back."""
+    from harness.cli.outcomes import finish_run
+    from harness.cli.suite import suite_from_args
+    from harness.cli.targets import choose_target
+    from harness.targets.base import TargetInterrupted
 
-    suite = _suite_from_args(args)
-    remote = dispatch_run(args, suite)
-    if remote is not None:
-        return remote
-    price = _run_price(args, suite)
-    started: list[RunWriter] = []
-
-    def announce(writer: RunWriter, cells: list[Any]) -> None:
-        started.append(writer)
-        if not args.quiet:
-            print(f"siliconbench: {len(cells)} cells -> {writer.path}", file=sys.stderr, flush=True)
-
+    suite = suite_from_args(args)
+    target = choose_target(args, suite)
+    if target is None:  # --dry-run: the plan was printed
+        return EXIT_OK
     try:
-        result = run_suite(
-            suite,
-            progress=progress_printer(args.quiet),
-            on_start=announce,
-            pricing=price,
+        outcomes = target.run(suite)
+    except TargetInterrupted as exc:
+        return finish_run(
+            exc.outcomes,
+            args.format,
+            interrupted_by=exc.signum,
+            problems=getattr(target, "teardown_problems", ()),
+            per_place_lines=target.kind != "local",
         )
-    except KeyboardInterrupt:
-        if not started:
-            raise
-        writer = started[0]
-        print(render([writer.run], args.format))
-        print(f"\ninterrupted: {len(writer.run.cells)} finished cells kept in {writer.path}", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    print(render([result.run], args.format))
-    print(f"\nrun file: {result.path}")
-    return EXIT_CELL_FAILED if any(r.status != "ok" for r in result.records) else EXIT_OK
+    return finish_run(
+        outcomes, args.format, problems=getattr(target, "teardown_problems", ()), per_place_lines=target.kind != "local"
+    )
 
 
 def _cmd_list(_: argparse.Namespace) -> int:
@@ -346,18 +293,6 @@ def _cmd_list(_: argparse.Namespace) -> int:
             backend_rows.append([name, "no", "-", "-", str(exc)])
     print(tabulate(backend_rows, headers=["backend", "available", "dtypes", "modes", "reason"]))
     return EXIT_OK
-
-
-def _run_price(args: argparse.Namespace, suite: Any) -> Any:
-    """The machine's price from --price-per-hour or the suite's [pricing] table (checked before measuring)."""
-    from harness.pricing.catalog import load_catalog
-    from harness.pricing.given import price_from_cli, price_from_table
-
-    if args.price_per_hour is not None:
-        return price_from_cli(args.price_per_hour)
-    if suite.pricing:
-        return price_from_table(suite.pricing, load_catalog)
-    return None
 
 
 def _emit(text: str, output: str | None, what: str) -> None:
@@ -494,7 +429,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("siliconbench: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return exit_for_signal()
 
 
 if __name__ == "__main__":
