@@ -57,3 +57,12 @@ def test_the_local_target_gives_the_sampler_the_tail(monkeypatch: pytest.MonkeyP
     (policy,) = seen
     assert policy.tail_percentile == 99.0 and policy.tail_min_count == 368
     assert policy.targets == {"p50": 0.01, "p99": 0.05}
+
+
+@pytest.mark.parametrize(("argv", "tail"), [([], None), (["--tail", "99"], 99.0), (["--tail", "95.5"], 95.5)])
+def test_the_tail_flag_reaches_the_suite(argv: list[str], tail: float | None) -> None:
+    from harness.cli.main import _build_parser
+    from harness.cli.suite import suite_from_args
+
+    args = _build_parser().parse_args(["run", "--workload", "mlp", *argv])
+    assert suite_from_args(args).tail_percentile() == tail
