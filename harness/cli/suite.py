@@ -40,6 +40,7 @@ def suite_from_args(args: argparse.Namespace) -> Suite:
         max_time=args.max_time,
         min_samples=args.min_samples,
         target_rel_ci=args.target_ci,
+        tail=args.tail,
         isolate=args.isolate,
         output=args.output,
         scenario=args.scenario,
@@ -51,6 +52,7 @@ def suite_from_args(args: argparse.Namespace) -> Suite:
         slo_tpot=args.slo_tpot,
         concurrency=args.concurrency,
         loadgen=args.loadgen,
+        processes=args.processes,
         # Serving engines; commands without these flags (``aws plan``) leave them unset.
         **{name: getattr(args, name, None) for name in ENGINE_FLAGS},
     )
