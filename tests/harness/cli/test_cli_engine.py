@@ -103,6 +103,7 @@ def test_engine_flags_are_checked_before_anything_runs(run_cli: CliRunner, model
         (["--endpoint", url, "--model", str(model_dir), "--scenario", "latency"], "generate and server"),
         (["--endpoint", url, "--engine", "vllm", "--model", "m", "--scenario", "generate"], "exactly one"),
         (["--endpoint", url, "--scenario", "generate"], "need --model"),
+        (["--endpoint", url, "--model", "m", "--scenario", "generate", "--processes", "2"], "--processes repeats"),
         (["--endpoint", url, "--model", "m", "--scenario", "server", "--rate", "2", "--concurrency", "2"], "open loop"),
         (["--endpoint", url, "--model", "m", "--scenario", "generate", "--prompt-dist", "x"], "token count"),
     ]
