@@ -86,6 +86,13 @@ def _build_parser() -> _Parser:
         help="stop when the median's 95%% CI half-width is below this fraction (default 0.01)",
     )
     run.add_argument(
+        "--processes",
+        type=positive_int,
+        metavar="N",
+        help="measure each cell in N fresh processes, interleaved across cells, and report the spread "
+        "between them with an interval that includes it (latency and throughput; default 1)",
+    )
+    run.add_argument(
         "--tail",
         type=positive_float,
         metavar="PCT",

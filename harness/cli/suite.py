@@ -37,4 +37,5 @@ def suite_from_args(args: argparse.Namespace) -> Suite:
         slo_tpot=args.slo_tpot,
         concurrency=args.concurrency,
         loadgen=args.loadgen,
+        processes=args.processes,
     )

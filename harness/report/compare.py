@@ -24,6 +24,9 @@ Statistics, and why:
   of asv's ``continuous`` command: significance guards against noise, PCT against trivia.
 - Samples within one run are not independent (drift, thermal state), so the interval describes
   that run; run-to-run spread is wider, which is what PCT absorbs. Compare runs from one machine.
+  When both cells were measured with ``--processes N``, the median's ratio and its interval come
+  from the process medians instead (exp of the difference of mean logs, Welch's t interval; see
+  ``harness.measure.between``), which includes the spread between processes; ``basis`` says which.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from harness.errors import ConfigError
+from harness.measure.between import process_ratio
 from harness.measure.stats import min_samples
 from harness.runfile.records import CellConfig, RunRecord
 
@@ -153,6 +157,9 @@ class CellComparison:
     verdict: str = "not compared"
     base_samples: int = 0
     new_samples: int = 0
+    #: What the p50 interval rests on: "between processes" when both cells were measured with
+    #: ``--processes`` (Welch's interval of the process medians), else "within one process".
+    basis: str = "within one process"
 
     @property
     def change_pct(self) -> float | None:
@@ -237,6 +244,14 @@ def compare_runs(
             compared.append(CellComparison(cell_id, new_cell.config, "no samples", verdict="no samples"))
             continue
         p50 = ratio_ci(base_samples, new_samples, 0.5, confidence, resamples, seed)
+        basis = "within one process"
+        between = process_ratio(
+            base_measured.processes.medians_ns if base_measured.processes else (),
+            new_measured.processes.medians_ns if new_measured.processes else (),
+            confidence,
+        )
+        if between is not None:
+            p50, basis = RatioCI(between.estimate, between.low, between.high), "between processes"
         p99 = ratio_ci(base_samples, new_samples, 0.99, confidence, resamples, seed + 1)
         compared.append(
             CellComparison(
@@ -250,6 +265,7 @@ def compare_runs(
                 verdict=_verdict(p50),
                 base_samples=len(base_samples),
                 new_samples=len(new_samples),
+                basis=basis,
             )
         )
     only_base = tuple(c.id for k, c in base_cells.items() if k not in new_cells)
@@ -330,6 +346,16 @@ def render_comparison(comparison: Comparison, fmt: str = "table", fail_if_slower
     text += str(tabulate(table, headers=headers, tablefmt="github" if markdown else "simple", disable_numparse=True))
     bullet = "- "
     extra = []
+    between = [c.cell_id for c in comparison.cells if c.basis == "between processes"]
+    if between:
+        extra.append(
+            f"{bullet}p50 interval between processes (Welch's t on the process medians) for: {', '.join(between)}"
+        )
+    within = [c.cell_id for c in comparison.cells if c.status == "compared" and c.basis != "between processes"]
+    if between and within:
+        extra.append(
+            f"{bullet}p50 interval within one process only (no --processes in both runs) for: {', '.join(within)}"
+        )
     if comparison.only_in_base:
         extra.append(f"{bullet}only in base (not compared): {', '.join(comparison.only_in_base)}")
     if comparison.only_in_new:

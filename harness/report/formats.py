@@ -158,6 +158,7 @@ def _markdown_or_table(tables: list[ScenarioTable], markdown: bool) -> tuple[str
 
 def _slo_text(rows: Sequence[CellRow], slo_p99_ms: float, markdown: bool) -> str:
     from harness.report.slo import choose, describe_pick
+    from harness.report.verdict import cross_run_verdicts
 
     lines = [f"{'### ' if markdown else ''}At p99 <= {slo_p99_ms:g} ms"]
     if markdown:
@@ -170,6 +171,13 @@ def _slo_text(rows: Sequence[CellRow], slo_p99_ms: float, markdown: bool) -> str
         lines.append(f"  - fastest: {describe_pick(choice.fastest)}")
         lines.append(f"  - cheapest: {describe_pick(choice.cheapest)}")
         lines.extend(f"  - note: {note}" for note in choice.notes)
+    verdicts = cross_run_verdicts(rows, slo_p99_ms) if len({r.run_id for r in rows}) > 1 else []
+    if verdicts:
+        lines.append("")
+        lines.append(f"{'#### ' if markdown else ''}Across runs (the cheapest pick of each run, by cost per million)")
+        if markdown:
+            lines.append("")
+        lines.extend(f"- {v.workload}: {v.sentence()}" for v in verdicts)
     return "\n".join(lines)
 
 
@@ -194,9 +202,12 @@ def render(
         if slo_p99_ms is None:
             return json.dumps(machine, indent=1, allow_nan=False)
         from harness.report.slo import choose
+        from harness.report.verdict import cross_run_verdicts
 
         picks = [c.to_dict() for c in choose(rows, slo_p99_ms)]
-        return json.dumps({"cells": machine, "slo": picks}, indent=1, allow_nan=False)
+        several = len({r.run_id for r in rows}) > 1
+        verdicts = [v.to_dict() for v in cross_run_verdicts(rows, slo_p99_ms)] if several else []
+        return json.dumps({"cells": machine, "slo": picks, "verdicts": verdicts}, indent=1, allow_nan=False)
     if fmt == "csv":
         buffer = io.StringIO()
         fieldnames: list[str] = []

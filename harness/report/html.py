@@ -72,7 +72,21 @@ def _answer(rows: Sequence[CellRow], slo_p99_ms: float) -> str:
         "Cheapest: the lowest USD per million inferences among those with a price. "
         "Failed and incorrect cells are never chosen.</p>"
         + _table(["workload", "cells meeting", "fastest", "cheapest", "notes"], table)
+        + _verdicts(rows, slo_p99_ms)
     )
+
+
+def _verdicts(rows: Sequence[CellRow], slo_p99_ms: float) -> str:
+    """Across runs: how sure the cheapest pick is, and the break-even price of the others."""
+    from harness.report.verdict import cross_run_verdicts
+
+    if len({r.run_id for r in rows}) < 2:
+        return ""
+    verdicts = cross_run_verdicts(rows, slo_p99_ms)
+    if not verdicts:
+        return ""
+    items = "".join(f"<li>{escape(v.workload)}: {escape(v.sentence())}</li>" for v in verdicts)
+    return f"<h3>Across runs</h3><ul>{items}</ul>"
 
 
 def _environment(runs: Sequence[RunRecord]) -> str:

@@ -53,6 +53,7 @@ class Suite:
     slo_tpot: float | None = None
     concurrency: int = 1
     loadgen: bool = False
+    processes: int = 1
 
     def __post_init__(self) -> None:
         for name in ("workloads", "backends", "batch_sizes", "dtypes", "modes"):
@@ -87,6 +88,16 @@ class Suite:
             value = getattr(self, name)
             if value is not None and not value > 0:
                 raise ConfigError(f"{name.replace('_', '-')} must be a positive number, got {value!r}")
+        if isinstance(self.processes, bool) or not isinstance(self.processes, int) or self.processes < 1:
+            raise ConfigError(f"processes must be a whole number of 1 or more, got {self.processes!r}")
+        if self.processes > 1:
+            if self.scenario not in ("latency", "throughput") or self.loadgen:
+                raise ConfigError(
+                    f"--processes pools per-call samples across processes: scenarios latency and throughput "
+                    f"(without --loadgen), not {self.scenario!r}{' with --loadgen' if self.loadgen else ''}"
+                )
+            if self.isolate is False:
+                raise ConfigError("--processes measures each cell in fresh processes; drop --no-isolate")
         scenario = spec(self.scenario)
         if self.loadgen and scenario.loadgen is None:
             from harness.scenarios.registry import scenario_specs
@@ -177,6 +188,7 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "slo_tpot": (int, float),
     "concurrency": (int,),
     "loadgen": (bool,),
+    "processes": (int,),
 }
 _FLOAT_KEYS = {"max_time", "tail", "rate", "slo_p99", "slo_ttft", "slo_tpot"}
 

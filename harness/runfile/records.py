@@ -25,6 +25,7 @@ from typing import Annotated, Any, Literal
 
 from annotated_types import Ge
 
+from harness.measure.peak import Peak
 from harness.pricing.catalog import Price
 
 __all__ = [
@@ -48,6 +49,8 @@ __all__ = [
     "LoadgenPart",
     "Measurement",
     "OfflinePart",
+    "Peak",
+    "ProcessesPart",
     "RunRecord",
     "RunStatus",
     "SamplingRecord",
@@ -423,6 +426,30 @@ class LoadgenPart:
 
 
 @dataclass(frozen=True)
+class ProcessesPart:
+    """``--processes N``: each fresh process's median and the between-process interval (ns).
+
+    The measurement's samples are the processes' pooled; ``low_ns``/``high_ns`` is Student's t
+    interval of the mean of the process medians (None with one process), which the reports and
+    ``compare`` use in place of one process's interval (``harness.measure.between``).
+    """
+
+    medians_ns: tuple[float, ...]
+    counts: tuple[int, ...]
+    mean_ns: float
+    std_ns: float
+    low_ns: float | None
+    high_ns: float | None
+    confidence: float
+    rel_spread: float
+    planned: int
+    failed: int
+    stop_reasons: tuple[str, ...]
+    started_utc: tuple[str, ...]
+    method: str = "student t on the process medians"
+
+
+@dataclass(frozen=True)
 class Measurement:
     """Everything an ``ok`` cell measured. ``latency_ns`` summarizes ``samples_ns``: per call for
     latency and throughput, per request (end to end) for the load scenarios."""
@@ -451,6 +478,7 @@ class Measurement:
     server: ServerPart | None = None
     offline: OfflinePart | None = None
     loadgen: LoadgenPart | None = None
+    processes: ProcessesPart | None = None
 
     @property
     def token_metrics(self) -> TokenMetrics | None:
@@ -547,6 +575,8 @@ class Environment:
     torch: TorchFacts | None = None
     env_threads: dict[str, str] = field(default_factory=dict)
     git_commit: str | None = None
+    #: Dense matmul peaks measured for this run's cells (``harness.measure.peak``), by ``peak_key``.
+    matmul_peaks: dict[str, Peak] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

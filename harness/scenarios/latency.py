@@ -59,6 +59,8 @@ SPEC = ScenarioSpec(
         "p99_ms",
         "throughput_per_s",
         "gflops_per_s",
+        "fraction_of_peak",
+        "process_spread",
         "usd_per_million",
         "usd_per_million_tokens",
         "samples",

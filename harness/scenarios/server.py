@@ -431,6 +431,7 @@ SPEC = ScenarioSpec(
     columns=(
         "slo",
         "capacity_rps",
+        "capacity_p99_met",
         "rate_rps",
         "goodput_rps",
         "e2e_p99_ms",

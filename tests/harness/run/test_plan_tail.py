@@ -47,7 +47,7 @@ def test_the_local_target_gives_the_sampler_the_tail(monkeypatch: pytest.MonkeyP
 
     seen: list[SamplingPolicy] = []
 
-    def capture(cells: Any, policy: SamplingPolicy, *args: Any) -> list[Any]:
+    def capture(cells: Any, policy: SamplingPolicy, *args: Any, **kwargs: Any) -> list[Any]:
         seen.append(policy)
         return []
 
