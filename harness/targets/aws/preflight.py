@@ -86,6 +86,12 @@ class _Checks:
     def call(self, what: str, fn: Any, **kwargs: Any) -> Any:
         return aws_call(what, fn, **kwargs)
 
+    def pages(self, what: str, client: Any, operation: str, **kwargs: Any) -> list[dict[str, Any]]:
+        """Every page of a paginated call, read inside ``aws_call`` (pages are fetched lazily)."""
+        paginator = client.get_paginator(operation)
+        result: list[dict[str, Any]] = aws_call(what, lambda **k: list(paginator.paginate(**k)), **kwargs)
+        return result
+
     # -- each check -----------------------------------------------------------------------------
     def identity(self) -> str | None:
         try:
@@ -115,9 +121,10 @@ class _Checks:
             archs = info.get("ProcessorInfo", {}).get("SupportedArchitectures", [])
             self.archs[name] = "arm64" if "arm64" in archs and "x86_64" not in archs else "x86_64"
         offered: dict[str, list[str]] = {t: [] for t in types}
-        pages = self.call(
+        pages = self.pages(
             "listing instance type offerings",
-            ec2.get_paginator("describe_instance_type_offerings").paginate,
+            ec2,
+            "describe_instance_type_offerings",
             LocationType="availability-zone",
             Filters=[{"Name": "instance-type", "Values": types}],
         )
@@ -166,9 +173,7 @@ class _Checks:
         client = self.factory.client("service-quotas")
         limits: dict[str, tuple[float, str]] = {}
         try:
-            pages = self.call(
-                "listing EC2 service quotas", client.get_paginator("list_service_quotas").paginate, ServiceCode="ec2"
-            )
+            pages = self.pages("listing EC2 service quotas", client, "list_service_quotas", ServiceCode="ec2")
             for page in pages:
                 for quota in page.get("Quotas", []):
                     limits[str(quota["QuotaName"])] = (float(quota.get("Value", 0.0)), str(quota.get("QuotaCode", "")))
@@ -266,6 +271,8 @@ class _Checks:
         self.passed.append(f"bucket: {bucket} is reachable")
 
     def permissions(self, arn: str) -> None:
+        from botocore.parsers import ResponseParserError
+
         iam = self.factory.client("iam")
         principal = arn
         if ":assumed-role/" in arn:
@@ -290,9 +297,10 @@ class _Checks:
         ]
         denied: list[str] = []
         try:
-            pages = self.call(
+            pages = self.pages(
                 "simulating your permissions",
-                iam.get_paginator("simulate_principal_policy").paginate,
+                iam,
+                "simulate_principal_policy",
                 PolicySourceArn=principal,
                 ActionNames=actions,
                 ContextEntries=context,
@@ -301,8 +309,9 @@ class _Checks:
                 for result in page["EvaluationResults"]:
                     if result["EvalDecision"] != "allowed":
                         denied.append(result["EvalActionName"])
-        except CloudError as exc:
-            self.notes.append(f"permissions not simulated ({exc}); they are checked as they are used")
+        except (CloudError, ResponseParserError) as exc:  # an endpoint without the API answers unparsably
+            reason = str(exc).splitlines()[0][:200]
+            self.notes.append(f"permissions not simulated ({reason}); they are checked as they are used")
             return
         if denied:
             self.problems.append(

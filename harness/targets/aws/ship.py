@@ -218,9 +218,14 @@ def _requirements(requires: Iterable[str], extras: Iterable[str]) -> list[str]:
 
 def _wheel_requires(wheel: Path) -> tuple[str, list[str]]:
     """The version and Requires-Dist lines of a wheel, read from its METADATA."""
-    with zipfile.ZipFile(wheel) as archive:
-        name = next(n for n in archive.namelist() if re.match(r"^[^/]+\.dist-info/METADATA$", n))
-        message = Parser().parsestr(archive.read(name).decode())
+    try:
+        with zipfile.ZipFile(wheel) as archive:
+            names = [n for n in archive.namelist() if re.match(r"^[^/]+\.dist-info/METADATA$", n)]
+            if not names:
+                raise ConfigError(f"{wheel} is not a wheel: it has no .dist-info/METADATA")
+            message = Parser().parsestr(archive.read(names[0]).decode())
+    except zipfile.BadZipFile:
+        raise ConfigError(f"{wheel} is not a wheel: not a zip archive") from None
     return str(message["Version"]), list(message.get_all("Requires-Dist") or [])
 
 
