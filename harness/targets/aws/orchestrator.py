@@ -506,6 +506,9 @@ class _Run:
         if created is not None:
             self.problems.extend(delete_instance_profile(self.factory.client("iam"), created))
         bucket = self.resources.bucket
+        if bucket and not self.resources.bucket_created:
+            # A bucket the user gave keeps the run's small files, not the bundle of wheels.
+            attempt(f"deleting the bundle from bucket {bucket}", lambda: self.run_store().delete(BUNDLE))
         if bucket and self.resources.bucket_created:
             if self.fetch_failed:
                 self.problems.append(f"kept bucket {bucket}: a run file could not be brought home")

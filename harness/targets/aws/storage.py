@@ -105,6 +105,9 @@ class RunStore:
             name, path.read_bytes(), "application/json" if path.suffix == ".json" else "application/octet-stream"
         )
 
+    def delete(self, name: str) -> None:
+        aws_call(f"deleting {self.uri(name)}", self.s3.delete_object, Bucket=self.bucket, Key=self.key(name))
+
     def get_bytes(self, name: str) -> bytes | None:
         """The object's bytes, or None when it does not exist (yet)."""
         try:

@@ -202,17 +202,18 @@ find_python() {  # sets PY, and LOOKED to the environments it tried
 heartbeat bootstrapping "finding the PyTorch environment" || true
 find_python || fail environment \
   "no Python environment in $OPT passes the $KIND check (looked at:${LOOKED:- nothing there})"
-echo "python: $PY"
+echo "python: $PY (looked at:${LOOKED:- nothing else})"
 
 # 4. The CPU image has no PyTorch: the one index access, PyTorch's CPU wheels and the compiled
-#    packages siliconbench needs. Everything else comes from the bundle, with no index.
+#    packages siliconbench needs (their pure dependencies from the bundle where it has them).
+#    Everything else comes from the bundle, with no index.
 MANIFEST_PY='import json, sys; print(" ".join(json.load(open(sys.argv[1]))[sys.argv[2]]))'
 COMPILED=$("$PY" -c "$MANIFEST_PY" "$BUNDLE/manifest.json" compiled) || fail install "the bundle has no manifest"
 WHEEL=$("$PY" -c 'import json, sys; print(json.load(open(sys.argv[1]))["wheel"])' "$BUNDLE/manifest.json")
 if [ "$KIND" = cpu ]; then
   heartbeat bootstrapping "installing PyTorch (CPU)" || true
   # shellcheck disable=SC2086
-  "$PY" -m pip install --quiet $TORCH_SOURCE $COMPILED \
+  "$PY" -m pip install --quiet --find-links "$BUNDLE/wheels" $TORCH_SOURCE $COMPILED \
     || fail install "pip install $COMPILED failed (see bootstrap.log)"
 fi
 MISSING=$("$PY" -c 'import sys

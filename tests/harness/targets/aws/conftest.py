@@ -49,9 +49,7 @@ def siliconbench_wheel(wheel_cache: Path) -> Path:
 
 
 @pytest.fixture
-def aws_env(
-    moto_endpoint: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, wheel_cache: Path
-) -> dict[str, str]:
+def aws_env(moto_endpoint: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, wheel_cache: Path) -> dict[str, str]:
     """Fake credentials, no user AWS config, a clean moto; returns the environment for subprocesses."""
     request = urllib.request.Request(f"{moto_endpoint}/moto-api/reset", method="POST")
     urllib.request.urlopen(request, timeout=10).close()

@@ -107,8 +107,9 @@ def test_parameter_names_are_configurable(factory, public_amis) -> None:  # type
         ami = resolve_ami(ssm, factory.client("ec2"), line, "x86_64", overrides, REGION)
         assert (ami.parameter, ami.image_id) == ("/my-team/neuron-ami", public_amis["cpu/arm64"])
     only_v2 = parse_parameter_overrides(["neuron-trace=/my-team/inf2-ami"])
-    assert resolve_ami(ssm, factory.client("ec2"), "neuron-native", "x86_64", only_v2, REGION).parameter == (
-        DEFAULT_PARAMETERS[("neuron-native", "x86_64")]
+    assert (
+        resolve_ami(ssm, factory.client("ec2"), "neuron-native", "x86_64", only_v2, REGION).parameter
+        == (DEFAULT_PARAMETERS[("neuron-native", "x86_64")])
     )
     arch_specific = parse_parameter_overrides(["gpu/arm64=/my-team/gpu-arm"])
     assert arch_specific == {"gpu/arm64": "/my-team/gpu-arm"}
@@ -140,7 +141,9 @@ def test_bad_parameter_overrides_are_rejected(value: str) -> None:
         ("c7i.xlarge", "cpu", "torch", 30),
     ],
 )
-def test_ami_line_environment_and_root_volume_by_family(instance_type: str, line: str, probe: str, floor_gb: int) -> None:
+def test_ami_line_environment_and_root_volume_by_family(
+    instance_type: str, line: str, probe: str, floor_gb: int
+) -> None:
     """NeuronCore-v2 (inf2, trn1) keeps torch_neuronx.trace; trn2/trn3 run PyTorch-native Neuron.
     Trn volumes: "a minimum of 512GB" (frameworks/torch/torch-neuronx/setup/note-setup-general.rst)."""
     from harness.targets.aws.ami import ami_line, environment_probe, root_volume_floor

@@ -188,7 +188,9 @@ def test_capacity_error_at_launch_creates_nothing_that_stays(factory, public_ami
 
     assert outcome.status == "failed" and outcome.run_file is None
     # moto offers trn1.2xlarge in us-east-1c and -f only: preflight's offerings keep the launch there.
-    assert outcome.error is not None and outcome.error.startswith("no capacity for trn1.2xlarge in us-east-1c, us-east-1f")
+    assert outcome.error is not None and outcome.error.startswith(
+        "no capacity for trn1.2xlarge in us-east-1c, us-east-1f"
+    )
     assert "InsufficientInstanceCapacity" in outcome.error
     assert run_instances_of(factory.client("ec2"), target.run_id or "") == []
     assert_nothing_left_running(factory, target.run_id)

@@ -17,7 +17,9 @@ import pytest
 from harness.targets.aws.userdata import MAX_USER_DATA, PROBES, Bootstrap, PresignedUrls, render_user_data
 
 #: A presigned URL as long as one made with temporary credentials (the session token is most of it).
-LONG_URL = "https://siliconbench-run.s3.us-east-1.amazonaws.com/siliconbench/r1/x?" + "X-Amz-Security-Token=" + "A" * 1100
+LONG_URL = (
+    "https://siliconbench-run.s3.us-east-1.amazonaws.com/siliconbench/r1/x?" + "X-Amz-Security-Token=" + "A" * 1100
+)
 
 
 def render(**changes: object) -> str:
