@@ -162,7 +162,7 @@ def options_from_args(args: argparse.Namespace) -> Any:
         max_hours=float(args.max_hours),
         ami_parameters=parse_parameter_overrides(args.ami_parameter),
         wheel=Path(args.wheel) if args.wheel else None,
-        subnet_id=args.subnet_id,
+        subnet_id=args.subnet_id or None,  # an unset CI variable gives ""
         auto_backends=args.backend is None and not _suite_names_backends(args.suite),
     )
 

@@ -54,7 +54,7 @@ _DNF = """#!/bin/bash
 echo "$*" >> "$(dirname "$0")/../../var/log/dnf.log"
 case " $* " in *" python3.11 "*) ln -sf @PYTHON@ "$(dirname "$0")/python3.11" ;; esac
 """
-_NATIVE_STANDIN = '''"""Stand-in for TorchNeuron's autoload: registers the torch.compile backend "neuron" at ``import torch``."""
+_NATIVE_STANDIN = '''"""Stand-in for TorchNeuron's autoload: the torch.compile backend "neuron", at ``import torch``."""
 
 
 def autoload():
@@ -197,7 +197,8 @@ def torch_index(folder: Path, compiled: list[str]) -> Path:
     files = {
         "torch-standin.pth": f"{torch_site}\n".encode(),
         f"{info}/METADATA": f"Metadata-Version: 2.1\nName: torch\nVersion: {version}\n".encode(),
-        f"{info}/WHEEL": b"Wheel-Version: 1.0\nGenerator: siliconbench-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+        f"{info}/WHEEL": b"Wheel-Version: 1.0\nGenerator: siliconbench-tests\nRoot-Is-Purelib: true\n"
+        b"Tag: py3-none-any\n",
     }
     record = "".join(f"{name},{_record_hash(data)},{len(data)}\n" for name, data in files.items())
     with zipfile.ZipFile(folder / f"torch-{version}-py3-none-any.whl", "w") as archive:

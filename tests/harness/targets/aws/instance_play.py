@@ -6,6 +6,10 @@ for one instance (bucket, job, the shipped bundle, presigned URLs, the rendered 
 runs that user data with bash against the AMI root laid out by ``amis.lay_out``, as root, with the
 environment cloud-init gives it plus the ``SILICONBENCH_*`` overrides that point it at the root.
 It writes what S3 holds afterwards to SPEC's ``result`` path.
+
+pip's default index is replaced by a trap on the namespace's loopback (``PIP_INDEX_URL``) that
+records every request and answers 404: without a network, pip treats an unreachable index as a
+warning and goes on with what else it has, so only the trap can show that an index was tried.
 """
 
 from __future__ import annotations
@@ -14,11 +18,24 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 REGION = "us-east-1"
+
+
+class _Trap(BaseHTTPRequestHandler):
+    seen: ClassVar[list[str]] = []
+
+    def do_GET(self) -> None:
+        _Trap.seen.append(self.path)
+        self.send_error(404)
+
+    def log_message(self, *args: Any) -> None:
+        pass
 
 
 def main(spec_path: str) -> int:
@@ -39,9 +56,14 @@ def main(spec_path: str) -> int:
         "AWS_EC2_METADATA_DISABLED": "true",
     }
     os.environ.update(credentials)
+    trap = ThreadingHTTPServer(("127.0.0.1", 0), _Trap)
+    threading.Thread(target=trap.serve_forever, daemon=True).start()
+    index = f"http://127.0.0.1:{trap.server_address[1]}/simple/"
     try:
-        result = play(spec, endpoint, credentials)
+        result = play(spec, endpoint, {**credentials, "PIP_INDEX_URL": index})
+        result["index_requests"] = list(_Trap.seen)
     finally:
+        trap.shutdown()
         server.stop()
     Path(spec["result"]).write_text(json.dumps(result, indent=1))
     return 0
@@ -118,7 +140,7 @@ def play(spec: dict[str, Any], endpoint: str, credentials: dict[str, str]) -> di
         "SILICONBENCH_HOME": str(root / "opt" / "siliconbench"),
         "SILICONBENCH_LOG": str(root / "var" / "log" / "siliconbench-bootstrap.log"),
         "OMP_NUM_THREADS": "1",
-        **credentials,  # the instance role, as the metadata service would hand it to botocore
+        **credentials,  # the instance role (as IMDS hands it to botocore), and the index trap
         **spec.get("env", {}),
     }
     started = time.monotonic()

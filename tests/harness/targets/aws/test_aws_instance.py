@@ -2,8 +2,10 @@
 run against it as root, in a network namespace with no route out (moto listens inside it, on the
 namespace's own loopback). The bootstrap must fetch the shipped bundle through its presigned URL,
 find the image's PyTorch environment by what it contains, install siliconbench and its pure-Python
-dependencies from the bundle with no index, run the agent and post the run file. Any attempt to
-reach a package index fails for want of a network, and fails the test.
+dependencies from the bundle with no index, run the agent and post the run file. There is no
+network to reach an index through, and pip's default index is a trap that records every request
+(pip treats an unreachable index as a warning, so the trap is what shows an attempt): any request
+fails the test.
 """
 
 from __future__ import annotations
@@ -96,6 +98,7 @@ def test_the_bootstrap_installs_the_shipped_code_and_posts_the_run_file_with_no_
     result = play(ami, tmp_path, compiled, wheel_cache)
     log = result["local_log"]
     assert result["error"] is None, (result["error"], log[-4000:])
+    assert result["index_requests"] == [], "the bootstrap asked a package index"
     assert result["returncode"] == 0, log[-4000:]
     run = result["run"]
     assert run is not None and run["status"] == "complete", log[-4000:]
@@ -122,14 +125,14 @@ def test_the_bootstrap_installs_the_shipped_code_and_posts_the_run_file_with_no_
 
 
 def test_a_bootstrap_that_reaches_for_an_index_fails(tmp_path: Path, compiled: list[str], wheel_cache: Path) -> None:
-    """The same image and script, but pip allowed to use an index: with no network, the install fails."""
+    """The same image and script, but pip allowed to use an index: the trap sees it, so the test above
+    would fail. (The install itself still succeeds from the bundle: an unreachable index is only a
+    warning to pip, which is why the trap, not the missing network, is the check.)"""
     result = play(
         "gpu",
         tmp_path,
         compiled,
         wheel_cache,
-        mutate={"install --quiet --no-index --find-links": "install --quiet --retries 0 --timeout 2 --find-links"},
+        mutate={"install --quiet --no-index --find-links": "install --quiet --find-links"},
     )
-    assert result["run"] is None
-    assert result["error"] is not None and result["error"]["phase"] == "install", result["error"]
-    assert result["bootstrap_log_s3"] is not None and "bootstrap failed in install" in result["bootstrap_log_s3"]
+    assert any(path.startswith("/simple/siliconbench") for path in result["index_requests"]), result["index_requests"]

@@ -122,3 +122,15 @@ def test_plan_command_prints_the_plan_and_creates_nothing(
     assert "2 instance(s) in us-east-1; nothing has been created" in result.stdout
     assert public_amis["neuron-trace/x86_64"] in result.stdout and "estimated total: $" in result.stdout
     assert nothing_created(factory)
+    # It says what the instances install and the one index access that remains (the CPU image's PyTorch).
+    code = next(line for line in result.stdout.splitlines() if line.startswith("code: "))
+    assert "installed with pip --no-index" in code and "except on c7i.xlarge" in code
+    assert "https://download.pytorch.org/whl/cpu" in code
+    assert "inf2.xlarge: a Python whose torch_neuronx has trace" in result.stdout
+
+
+def test_plan_without_a_cpu_instance_uses_no_index(factory, public_amis) -> None:  # type: ignore[no-untyped-def]
+    options = AwsOptions(instance_types=("inf2.xlarge", "g5.xlarge"), region=REGION)
+    text = render_plan(plan_instances(SUITE, options, factory), options, REGION)
+    code = next(line for line in text.splitlines() if line.startswith("code: "))
+    assert code.endswith("(no package index is used)"), code
