@@ -31,7 +31,7 @@ from harness.targets.aws.ami import ami_line, resolve_ami
 from harness.targets.aws.iam import caller_policy
 from harness.targets.aws.session import ClientFactory, aws_call, error_code
 
-__all__ = ["PreflightReport", "preflight", "quota_names", "require_ready"]
+__all__ = ["PreflightReport", "preflight", "quota_names", "require_ready", "simulation_requests"]
 
 _STANDARD = "Standard (A, C, D, H, I, M, R, T, Z)"
 #: Instance family prefix -> the quota class in the quotas' names (longest prefixes first).
@@ -285,7 +285,6 @@ class _Checks:
         elif arn.endswith(":root"):
             self.notes.append("permissions not simulated: the account's root user may do everything")
             return
-        actions = sorted(_actions_needed(self.options))
         context = [
             {"ContextKeyName": key, "ContextKeyValues": [value], "ContextKeyType": "string"}
             for key, value in (
@@ -295,31 +294,52 @@ class _Checks:
                 ("ec2:CreateAction", "RunInstances"),
             )
         ]
-        denied: list[str] = []
+        denied: set[str] = set()
+        requests = simulation_requests(self.options)
         try:
-            pages = self.pages(
-                "simulating your permissions",
-                iam,
-                "simulate_principal_policy",
-                PolicySourceArn=principal,
-                ActionNames=actions,
-                ContextEntries=context,
-            )
-            for page in pages:
-                for result in page["EvaluationResults"]:
-                    if result["EvalDecision"] != "allowed":
-                        denied.append(result["EvalActionName"])
+            for actions, resources in requests:
+                extra = {"ResourceArns": list(resources)} if resources != ("*",) else {}
+                pages = self.pages(
+                    "simulating your permissions",
+                    iam,
+                    "simulate_principal_policy",
+                    PolicySourceArn=principal,
+                    ActionNames=list(actions),
+                    ContextEntries=context,
+                    **extra,
+                )
+                for page in pages:
+                    for result in page["EvaluationResults"]:
+                        if result["EvalDecision"] != "allowed":
+                            denied.add(result["EvalActionName"])
         except (CloudError, ResponseParserError) as exc:  # an endpoint without the API answers unparsably
             reason = str(exc).splitlines()[0][:200]
             self.notes.append(f"permissions not simulated ({reason}); they are checked as they are used")
             return
         if denied:
             self.problems.append(
-                f"{principal} may not {', '.join(sorted(set(denied)))}: attach "
+                f"{principal} may not {', '.join(sorted(denied))}: attach "
                 "harness/targets/aws/policies/caller-policy.json (or the same permissions)"
             )
         else:
-            self.passed.append(f"permissions: {len(actions)} actions allowed for {principal}")
+            count = sum(len(actions) for actions, _ in requests)
+            self.passed.append(f"permissions: {count} actions allowed for {principal}")
+
+
+def simulation_requests(options: Any) -> list[tuple[tuple[str, ...], tuple[str, ...]]]:
+    """One simulation per statement of the caller policy this run uses: its actions, on its own
+    resource patterns. A simulation without resources asks about "*", which a statement scoped to
+    ``arn:aws:s3:::siliconbench-*`` does not match, so it would deny what the policy allows."""
+    wanted = _actions_needed(options)
+    requests = []
+    for statement in caller_policy()["Statement"]:
+        listed = statement["Action"]
+        actions = tuple(a for a in ([listed] if isinstance(listed, str) else listed) if a in wanted)
+        if not actions:
+            continue
+        resources = statement["Resource"]
+        requests.append((actions, tuple([resources] if isinstance(resources, str) else resources)))
+    return requests
 
 
 def _actions_needed(options: Any) -> set[str]:

@@ -22,7 +22,7 @@ import pytest
 
 from harness.errors import PreflightError
 from harness.targets.aws.plan import AwsOptions
-from harness.targets.aws.preflight import preflight, quota_names, require_ready
+from harness.targets.aws.preflight import preflight, quota_names, require_ready, simulation_requests
 from tests.harness.targets.aws.conftest import REGION
 from tests.harness.targets.aws.fleet import REPO_ROOT
 
@@ -82,17 +82,29 @@ def simulation(factory) -> Iterator[Any]:  # type: ignore[no-untyped-def]
 
     stubber = Stubber(factory.client("iam"))
 
-    def decide(**denied: str) -> None:
-        """Every action allowed except ``denied`` (``ec2_RunInstances="implicitDeny"``)."""
-        results = [{"EvalActionName": "ec2:DescribeImages", "EvalResourceName": "*", "EvalDecision": "allowed"}]
-        results += [
-            {"EvalActionName": action.replace("_", ":", 1), "EvalResourceName": "*", "EvalDecision": decision}
-            for action, decision in denied.items()
-        ]
-        expected = {"PolicySourceArn": "arn:aws:sts::123456789012:user/moto", "ActionNames": ANY, "ContextEntries": ANY}
-        stubber.add_response(
-            "simulate_principal_policy", {"EvaluationResults": results, "IsTruncated": False}, expected
-        )
+    def decide(checked: AwsOptions, **denied: str) -> None:
+        """One answer per simulation preflight makes for ``checked``, each asked about the caller
+        policy statement's own resources; every action allowed except ``denied``
+        (``ec2_RunInstances="implicitDeny"``)."""
+        for actions, resources in simulation_requests(checked):
+            results = [
+                {
+                    "EvalActionName": action,
+                    "EvalResourceName": resources[0],
+                    "EvalDecision": denied.get(action.replace(":", "_"), "allowed"),
+                }
+                for action in actions
+            ]
+            expected: dict[str, Any] = {
+                "PolicySourceArn": "arn:aws:sts::123456789012:user/moto",
+                "ActionNames": list(actions),
+                "ContextEntries": ANY,
+            }
+            if resources != ("*",):
+                expected["ResourceArns"] = list(resources)
+            stubber.add_response(
+                "simulate_principal_policy", {"EvaluationResults": results, "IsTruncated": False}, expected
+            )
 
     stubber.decide = decide  # type: ignore[attr-defined]
     with stubber:
@@ -153,7 +165,7 @@ def nothing_created(factory: Any) -> None:
 
 
 def options(*types: str, **changes: Any) -> AwsOptions:
-    return AwsOptions(instance_types=types, region=REGION, create_instance_profile=True, **changes)
+    return AwsOptions(**{"instance_types": types, "region": REGION, "create_instance_profile": True, **changes})
 
 
 def test_quota_names_follow_the_ec2_documentation() -> None:
@@ -166,8 +178,9 @@ def test_quota_names_follow_the_ec2_documentation() -> None:
 
 def test_a_ready_account_passes_every_check(factory, public_amis, quotas, simulation) -> None:  # type: ignore[no-untyped-def]
     quotas.page(standard=64, inf=8)
-    simulation.decide()
-    report = require_ready(factory, options("inf2.xlarge", "c7i.xlarge"))
+    checked = options("inf2.xlarge", "c7i.xlarge")
+    simulation.decide(checked)
+    report = require_ready(factory, checked)
 
     assert report.problems == ()
     text = "\n".join(report.passed)
@@ -184,9 +197,10 @@ def test_a_ready_account_passes_every_check(factory, public_amis, quotas, simula
 def test_a_new_accounts_zero_inf_quota_is_one_line_naming_the_quota(factory, public_amis, quotas, simulation) -> None:  # type: ignore[no-untyped-def]
     """The standard families' limit is generous and Inf's is 0: a single vCPU limit for all would pass."""
     quotas.page(standard=1152, inf=0)
-    simulation.decide()
+    checked = options("inf2.xlarge", "c7i.xlarge")
+    simulation.decide(checked)
     with pytest.raises(PreflightError) as caught:
-        require_ready(factory, options("inf2.xlarge", "c7i.xlarge"))
+        require_ready(factory, checked)
     assert caught.value.problems == [
         "request a quota increase for 'Running On-Demand Inf instances' (L-1945791B) in us-east-1: "
         "the run needs 4 vCPUs, the limit is 0 (Service Quotas console, Amazon EC2)"
@@ -197,8 +211,9 @@ def test_a_new_accounts_zero_inf_quota_is_one_line_naming_the_quota(factory, pub
 def test_trainium2_and_3_are_checked_against_the_trn_quota(factory, public_amis, quotas, simulation) -> None:  # type: ignore[no-untyped-def]
     trainium_in_ec2(factory, {"trn2.48xlarge": ["us-east-1d"], "trn3.48xlarge": ["us-east-1a", "us-east-1d"]})
     quotas.page(standard=64, trn=192)
-    simulation.decide()
-    report = preflight(factory, options("trn2.48xlarge", "trn3.48xlarge"))
+    checked = options("trn2.48xlarge", "trn3.48xlarge")
+    simulation.decide(checked)
+    report = preflight(factory, checked)
     assert report.problems == (
         "request a quota increase for 'Running On-Demand Trn instances' (L-2C3B7624) in us-east-1: "
         "the run needs 384 vCPUs, the limit is 192 (Service Quotas console, Amazon EC2)",
@@ -214,9 +229,10 @@ def test_a_type_not_offered_in_the_subnets_zone_names_the_zones_that_offer_it(
     subnet = next(s for s in ec2.describe_subnets()["Subnets"] if s["AvailabilityZone"] == "us-east-1a")
     trainium_in_ec2(factory, {"trn2.48xlarge": ["us-east-1d"]})
     quotas.page(trn=192)
-    simulation.decide()
+    checked = options("trn2.48xlarge", subnet_id=subnet["SubnetId"])
+    simulation.decide(checked)
     with pytest.raises(PreflightError) as caught:
-        require_ready(factory, options("trn2.48xlarge", subnet_id=subnet["SubnetId"]))
+        require_ready(factory, checked)
     assert caught.value.problems == [
         f"trn2.48xlarge is not offered in subnet {subnet['SubnetId']} (us-east-1a): "
         "give --subnet-id with a subnet in us-east-1d"
@@ -226,9 +242,10 @@ def test_a_type_not_offered_in_the_subnets_zone_names_the_zones_that_offer_it(
 def test_a_type_offered_nowhere_in_the_region(factory, public_amis, quotas, simulation) -> None:  # type: ignore[no-untyped-def]
     trainium_in_ec2(factory, {"trn3.48xlarge": []})
     quotas.page(trn=192)
-    simulation.decide()
+    checked = options("trn3.48xlarge")
+    simulation.decide(checked)
     with pytest.raises(PreflightError) as caught:
-        require_ready(factory, options("trn3.48xlarge"))
+        require_ready(factory, checked)
     assert caught.value.problems == [
         "trn3.48xlarge is not offered in any zone of us-east-1: choose a --region that offers it"
     ]
@@ -264,7 +281,6 @@ def test_each_problem_is_one_line_naming_its_fix_and_nothing_is_created(
     factory, public_amis, quotas, simulation, case: str, expected: str
 ) -> None:  # type: ignore[no-untyped-def]
     quotas.page(standard=64, inf=8)
-    simulation.decide(**({"ec2_RunInstances": "implicitDeny"} if case == "denied action" else {}))
     changes: dict[str, Any] = {}
     if case == "no default VPC":
         remove_default_vpc(factory.client("ec2"))
@@ -274,13 +290,12 @@ def test_each_problem_is_one_line_naming_its_fix_and_nothing_is_created(
         changes.update(bucket="siliconbench-missing", create_instance_profile=False, instance_profile="p")
     elif case == "renamed AMI parameter":
         changes["ami_parameters"] = {"neuron-trace": "/aws/service/neuron/renamed"}
+    checked = AwsOptions(
+        **{"instance_types": ("inf2.xlarge",), "region": REGION, "create_instance_profile": True, **changes}
+    )
+    simulation.decide(checked, **({"ec2_RunInstances": "implicitDeny"} if case == "denied action" else {}))
     with pytest.raises(PreflightError) as caught:
-        require_ready(
-            factory,
-            AwsOptions(
-                **{"instance_types": ("inf2.xlarge",), "region": REGION, "create_instance_profile": True, **changes}
-            ),
-        )
+        require_ready(factory, checked)
     [problem] = caught.value.problems
     assert problem.startswith(expected) and "\n" not in problem, problem
     assert factory.client("s3").list_buckets()["Buckets"] == []
@@ -304,8 +319,9 @@ def test_run_checks_first_and_creates_nothing(factory, public_amis, quotas, simu
     from harness.targets.aws.orchestrator import AwsTarget
 
     quotas.page(standard=64, inf=0)
-    simulation.decide()
-    target = AwsTarget(options("inf2.xlarge"), factory=factory)
+    checked = options("inf2.xlarge")
+    simulation.decide(checked)
+    target = AwsTarget(checked, factory=factory)
     suite = Suite(workloads=("mlp",), preset="tiny", backends=("cpu",), output=str(tmp_path / "results"))
     with pytest.raises(PreflightError, match="Running On-Demand Inf instances"):
         target.run(suite)
@@ -340,3 +356,21 @@ def test_cli_prints_one_line_per_problem_and_exits_2(factory, public_amis, aws_e
         "siliconbench: preflight failed; nothing was created",
     ]
     nothing_created(factory)
+
+
+def test_permissions_are_simulated_on_the_policys_own_resources() -> None:
+    """IAM simulates resource "*" when given none, which a statement scoped to siliconbench's
+    buckets or tagged instances does not match: each statement is asked about its own resources."""
+    requests = dict(simulation_requests(options("inf2.xlarge")))
+    by_action = {action: resources for actions, resources in requests.items() for action in actions}
+    assert by_action["s3:CreateBucket"] == ("arn:aws:s3:::siliconbench-*",)
+    assert by_action["iam:PassRole"] == ("arn:aws:iam::*:role/siliconbench/*",)
+    assert by_action["ec2:DescribeInstanceTypeOfferings"] == ("*",)
+    with_bucket = {
+        a
+        for actions in dict(
+            simulation_requests(options("c7i.xlarge", bucket="b", create_instance_profile=False, instance_profile="p"))
+        )
+        for a in actions
+    }
+    assert "s3:CreateBucket" not in with_bucket and "iam:CreateRole" not in with_bucket
