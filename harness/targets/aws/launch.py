@@ -2,8 +2,9 @@
 
 Every instance is launched hardened the same way: IMDSv2 required (no token-less metadata reads),
 an encrypted root volume deleted with the instance, a security group with no inbound rules (nothing
-listens; the instance only reaches out to S3 and the package index), power-off meaning terminate,
-an instance profile for its S3 folder, and the run's tags on the instance, its volume and the group.
+listens; the instance only reaches out to S3, and on the CPU image to PyTorch's index), power-off
+meaning terminate, an instance profile for its S3 folder, and the run's tags on the instance, its
+volume and the group.
 """
 
 from __future__ import annotations
