@@ -263,9 +263,12 @@ def render_plan(plans: list[InstancePlan], options: AwsOptions, region: str, off
     probes = {
         "trace": "a Python whose torch_neuronx has trace (Torch NeuronX, NeuronCore-v2)",
         "native": "a Python with TorchNeuron's torch.compile backend 'neuron' (PyTorch-native Neuron)",
-        "torch": "the image's PyTorch",
+        "torch": "the image's PyTorch (/opt/pytorch first)",
     }
-    lines += [f"  {p.instance_type}: {probes[environment_probe(p.instance_type)]}" for p in plans]
+    cpu = "a new venv of Python 3.11+ (Amazon Linux 2023 has no PyTorch)"
+    lines += [
+        f"  {p.instance_type}: {cpu if p.kind == 'cpu' else probes[environment_probe(p.instance_type)]}" for p in plans
+    ]
     source = f"--wheel {options.wheel}" if options.wheel else "a wheel of this siliconbench"
     lines.append(
         f"code: {source} and its pure-Python dependencies are uploaded with the run and installed with "
