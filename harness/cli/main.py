@@ -1,7 +1,7 @@
 """The ``siliconbench`` command line: the only place that prints and chooses exit codes.
 
-Exit codes: 0 success, 1 a run finished but a cell failed, 2 bad input (one line, no traceback),
-130 interrupted (the run file keeps every finished cell).
+A thin shell: it parses, builds the suite, picks a ``Target`` and hands over; exit codes are in
+``harness.cli.exits``.
 """
 
 from __future__ import annotations
@@ -12,16 +12,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from harness.cli.argtypes import positive_float, positive_int
-from harness.cli.aws import add_commands, add_run_options, cmd_agent, cmd_aws, dispatch_run
-from harness.errors import ConfigError, SiliconbenchError
+from harness.cli.argtypes import non_negative_float, positive_float, positive_int
+from harness.cli.aws import add_commands, add_run_options, cmd_agent, cmd_aws, print_preflight_problems
+from harness.cli.exits import EXIT_CELL_FAILED, EXIT_OK, EXIT_USAGE, exit_for_signal
+from harness.errors import ConfigError, PreflightError, SiliconbenchError
 
 __all__ = ["main"]
-
-EXIT_OK, EXIT_CELL_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
-
-#: Kept in step with ``harness.run.plan.SCENARIOS`` (a test checks); not imported so --help stays light.
-SCENARIO_CHOICES = ("latency", "throughput", "generate", "server", "offline")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -95,59 +91,7 @@ def _build_parser() -> _Parser:
         const=False,
         help="run every cell in this process (default for cpu)",
     )
-    scenario = run.add_argument_group(
-        "scenarios",
-        "How load is applied. latency: one request at a time (default). throughput: back-to-back calls, "
-        "synchronized per block. generate: LLM generation (TTFT, TPOT, ITL, tokens/s) for decoders (llama, gpt2). "
-        "server: open-loop Poisson arrivals, latency from the scheduled arrival; at --rate, or searching the "
-        "highest rate that meets the SLO (the capacity). offline: one large query through the host, batch by batch.",
-    )
-    scenario.add_argument(
-        "--scenario",
-        choices=SCENARIO_CHOICES,
-        metavar="|".join(SCENARIO_CHOICES),
-        help="load scenario (default latency)",
-    )
-    scenario.add_argument(
-        "--prompt-tokens", type=positive_int, metavar="N", help="decoders: exact prompt length in tokens (default 128)"
-    )
-    scenario.add_argument(
-        "--output-tokens",
-        type=positive_int,
-        metavar="N",
-        help="decoders: exact tokens generated per request, greedy, EOS ignored (default 128)",
-    )
-    scenario.add_argument(
-        "--rate",
-        type=positive_float,
-        metavar="RPS",
-        help="server: fixed arrival rate in requests/s (default: search for the capacity under the SLO)",
-    )
-    scenario.add_argument(
-        "--slo-p99", type=positive_float, metavar="MS", help="server: target p99 end-to-end latency in milliseconds"
-    )
-    scenario.add_argument(
-        "--slo-ttft",
-        type=positive_float,
-        metavar="MS",
-        help="server, decoders: target p99 time to first token in milliseconds",
-    )
-    scenario.add_argument(
-        "--slo-tpot",
-        type=positive_float,
-        metavar="MS",
-        help="server, decoders: target p99 time per output token in milliseconds",
-    )
-    scenario.add_argument(
-        "--concurrency", type=positive_int, metavar="N", help="server: requests served at once (default 1)"
-    )
-    scenario.add_argument(
-        "--loadgen",
-        action="store_const",
-        const=True,
-        help="run latency/server/offline under MLPerf LoadGen as SingleStream/Server/Offline "
-        "and record its VALID/INVALID verdict (pip install 'siliconbench[loadgen]')",
-    )
+    _add_scenario_options(run)
     run.add_argument("--output", metavar="DIR", help="folder for the run file (default results/)")
     run.add_argument("--suite", metavar="FILE.toml", help="suite file naming the matrix; options above override it")
     run.add_argument("--format", choices=("table", "markdown"), default="table", help="final table format")
@@ -200,7 +144,7 @@ def _build_parser() -> _Parser:
     compare.add_argument("--format", default="table", choices=("table", "markdown", "json"))
     compare.add_argument(
         "--fail-if-slower",
-        type=_non_negative_float,
+        type=non_negative_float,
         metavar="PCT",
         help="exit 1 if any matched cell is significantly slower by more than PCT percent",
     )
@@ -257,81 +201,50 @@ def _build_parser() -> _Parser:
     return parser
 
 
-def _non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
-    return value
+def _add_scenario_options(run: argparse.ArgumentParser) -> None:
+    """--scenario and the scenario parameters, as the scenarios declare them."""
+    from harness.scenarios.registry import PARAMETERS, scenario_specs
 
-
-def _suite_from_args(args: argparse.Namespace) -> Any:
-    from harness.run.plan import DEFAULT_SUITE, load_suite_file
-
-    suite = load_suite_file(args.suite) if args.suite else DEFAULT_SUITE
-    return suite.with_overrides(
-        workloads=args.workload,
-        preset=args.preset,
-        backends=args.backend,
-        batch_sizes=args.batch_size,
-        dtypes=args.dtype,
-        modes=args.mode,
-        threads=args.threads,
-        device=args.device,
-        max_time=args.max_time,
-        min_samples=args.min_samples,
-        target_rel_ci=args.target_ci,
-        isolate=args.isolate,
-        output=args.output,
-        scenario=args.scenario,
-        prompt_tokens=args.prompt_tokens,
-        output_tokens=args.output_tokens,
-        rate=args.rate,
-        slo_p99=args.slo_p99,
-        slo_ttft=args.slo_ttft,
-        slo_tpot=args.slo_tpot,
-        concurrency=args.concurrency,
-        loadgen=args.loadgen,
+    specs = scenario_specs()
+    group = run.add_argument_group(
+        "scenarios", "How load is applied. " + " ".join(f"{s.name}: {s.help}." for s in specs.values())
     )
+    group.add_argument(
+        "--scenario", choices=list(specs), metavar="|".join(specs), help="load scenario (default latency)"
+    )
+    for parameter in PARAMETERS:
+        dest = parameter.name.removesuffix("_ms")
+        if parameter.kind == "flag":
+            group.add_argument(parameter.flag, dest=dest, action="store_const", const=True, help=parameter.help)
+        else:
+            kind = positive_int if parameter.kind == "int" else positive_float
+            group.add_argument(parameter.flag, dest=dest, type=kind, metavar=parameter.metavar, help=parameter.help)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from harness.report.tables import render
-    from harness.run.progress import progress_printer
-    from harness.runfile.files import RunWriter
-    from harness.targets.local import run_suite
+    """Build the suite, pick the target, run it there, report what came back."""
+    from harness.cli.outcomes import finish_run
+    from harness.cli.suite import suite_from_args
+    from harness.cli.targets import choose_target
+    from harness.targets.base import TargetInterrupted
 
-    suite = _suite_from_args(args)
-    remote = dispatch_run(args, suite)
-    if remote is not None:
-        return remote
-    price = _run_price(args, suite)
-    started: list[RunWriter] = []
-
-    def announce(writer: RunWriter, cells: list[Any]) -> None:
-        started.append(writer)
-        if not args.quiet:
-            print(f"siliconbench: {len(cells)} cells -> {writer.path}", file=sys.stderr, flush=True)
-
+    suite = suite_from_args(args)
+    target = choose_target(args, suite)
+    if target is None:  # --dry-run: the plan was printed
+        return EXIT_OK
     try:
-        result = run_suite(
-            suite,
-            progress=progress_printer(args.quiet),
-            on_start=announce,
-            pricing=price.to_dict() if price else None,
+        outcomes = target.run(suite)
+    except TargetInterrupted as exc:
+        return finish_run(
+            exc.outcomes,
+            args.format,
+            interrupted_by=exc.signum,
+            problems=getattr(target, "teardown_problems", ()),
+            per_place_lines=target.kind != "local",
         )
-    except KeyboardInterrupt:
-        if not started:
-            raise
-        writer = started[0]
-        print(render([writer.data], args.format))
-        print(f"\ninterrupted: {len(writer.data['cells'])} finished cells kept in {writer.path}", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    print(render([result.data], args.format))
-    print(f"\nrun file: {result.path}")
-    return EXIT_CELL_FAILED if any(r["status"] != "ok" for r in result.records) else EXIT_OK
+    return finish_run(
+        outcomes, args.format, problems=getattr(target, "teardown_problems", ()), per_place_lines=target.kind != "local"
+    )
 
 
 def _cmd_list(_: argparse.Namespace) -> int:
@@ -370,18 +283,6 @@ def _cmd_list(_: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _run_price(args: argparse.Namespace, suite: Any) -> Any:
-    """The machine's price from --price-per-hour or the suite's [pricing] table (checked before measuring)."""
-    from harness.pricing.catalog import load_catalog
-    from harness.pricing.given import price_from_cli, price_from_table
-
-    if args.price_per_hour is not None:
-        return price_from_cli(args.price_per_hour)
-    if suite.pricing:
-        return price_from_table(suite.pricing, load_catalog)
-    return None
-
-
 def _emit(text: str, output: str | None, what: str) -> None:
     """Print ``text``, or write it to ``output`` and say where on stderr."""
     from harness.errors import OutputError
@@ -402,7 +303,7 @@ def _emit(text: str, output: str | None, what: str) -> None:
 def _cmd_report(args: argparse.Namespace) -> int:
     from harness.pricing.given import price_from_cli
     from harness.report.cost import PriceResolver
-    from harness.report.tables import render
+    from harness.report.formats import render
     from harness.runfile.files import load_run
 
     runs = [load_run(path) for path in args.runfiles]
@@ -511,12 +412,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return COMMANDS[args.command](args)
+    except PreflightError as exc:  # one line per problem, each naming its fix
+        return print_preflight_problems(exc)
     except SiliconbenchError as exc:
         print(f"siliconbench: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("siliconbench: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return exit_for_signal()
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from harness.measure.environment import utc_now
 from harness.measure.sampler import SamplingPolicy
 from harness.run.cell import failed_cell, run_cell
 from harness.run.failures import describe_signal
-from harness.run.plan import CellConfig
+from harness.runfile.records import CellConfig, CellRecord
 
 __all__ = ["run_cell_isolated"]
 
@@ -38,7 +38,7 @@ def _describe_exit(code: int | None) -> str:
     return f"exited with code {code}"
 
 
-def run_cell_isolated(config: CellConfig, policy: SamplingPolicy, timeout_s: float) -> dict[str, Any]:
+def run_cell_isolated(config: CellConfig, policy: SamplingPolicy, timeout_s: float) -> CellRecord:
     """Measure ``config`` in a child process; a dead or hung child gives a failed cell."""
     started = utc_now()
     context = mp.get_context("spawn")

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
 
 from harness.measure.sampler import SamplingPolicy
 from harness.run.cell import run_cell
 from harness.run.isolation import run_cell_isolated
-from harness.run.plan import CellConfig
 from harness.runfile.files import RunWriter
+from harness.runfile.records import CellConfig, CellRecord
 
 __all__ = ["ProgressFn", "run_cells"]
 
-ProgressFn = Callable[[int, int, CellConfig, dict[str, Any] | None], None]
+ProgressFn = Callable[[int, int, CellConfig, CellRecord | None], None]
 
 #: A child-process cell may take this long beyond its sampling budget (build, compile, check).
 ISOLATED_GRACE_S = 900.0
@@ -25,12 +24,12 @@ def run_cells(
     writer: RunWriter,
     isolate: Callable[[CellConfig], bool],
     progress: ProgressFn | None = None,
-) -> list[dict[str, Any]]:
+) -> list[CellRecord]:
     """Measure every cell in order and append each to the run file as soon as it is done.
 
     A Ctrl-C marks the file ``interrupted`` (keeping every finished cell) and re-raises.
     """
-    done: list[dict[str, Any]] = []
+    done: list[CellRecord] = []
     try:
         for index, config in enumerate(cells, start=1):
             if progress:

@@ -20,9 +20,9 @@ from harness.measure.environment import collect_environment
 from harness.measure.sampler import SamplingPolicy, sample
 from harness.run.cell import run_cell
 from harness.run.isolation import run_cell_isolated
-from harness.run.plan import CellConfig
 from harness.run.runner import run_cells
 from harness.runfile.files import RunWriter, load_run
+from harness.runfile.records import CellConfig
 from workloads.registry import resolve
 
 _STATUS = CudaBackend().availability()
