@@ -18,10 +18,11 @@ The environments are real virtual environments of this machine's Python 3.11 (th
 3.12/3.10 are not here) that see, through a ``.pth`` file, only what the image ships: pip, torch and
 its dependencies, numpy and the other compiled packages, and for Neuron the torch-neuronx test double
 (tests/backends/neuron/double) as ``torch_neuronx``. siliconbench's pure-Python dependencies are
-absent, so they can only come from the shipped bundle. In the native environment a stand-in for
-TorchNeuron's autoload registers the ``neuron`` torch.compile backend, through the entry-point group
-PyTorch autoloads out-of-tree backends from (frameworks/torch/pytorch-native-overview.rst: "PyTorch
-introduced a feature that allows custom backends to autoload their device").
+absent, so they can only come from the shipped bundle. In the native environment the TorchNeuron
+double (tests/backends/neuron/double/torchneuron_double.py) registers the ``neuron`` torch.compile
+backend when ``import torch`` autoloads it, through the entry-point group PyTorch autoloads
+out-of-tree backends from (frameworks/torch/pytorch-native-overview.rst: "PyTorch introduced a
+feature that allows custom backends to autoload their device").
 """
 
 from __future__ import annotations
@@ -54,15 +55,11 @@ _DNF = """#!/bin/bash
 echo "$*" >> "$(dirname "$0")/../../var/log/dnf.log"
 case " $* " in *" python3.11 "*) ln -sf @PYTHON@ "$(dirname "$0")/python3.11" ;; esac
 """
-_NATIVE_STANDIN = '''"""Stand-in for TorchNeuron's autoload: the torch.compile backend "neuron", at ``import torch``."""
+_NATIVE_STANDIN = '''"""TorchNeuron's autoload, played by its double: ``import torch`` registers "neuron"."""
 
 
 def autoload():
-    from torch._dynamo import register_backend
-
-    @register_backend(name="neuron")
-    def neuron(graph_module, example_inputs):
-        return graph_module.forward
+    import torchneuron_double  # noqa: F401  (registers the torch.compile backend "neuron" on import)
 '''
 
 
@@ -164,7 +161,14 @@ def lay_out(kind: str, root: Path, compiled: list[str]) -> Path:
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: torchneuron-standin\nVersion: 0.0\n")
     (info / "entry_points.txt").write_text("[torch.backends]\nneuron = torchneuron_standin:autoload\n")
     site = _site(
-        shared, image, {**double, "torchneuron_standin.py": native / "torchneuron_standin.py", info.name: info}
+        shared,
+        image,
+        {
+            **double,
+            "torchneuron_double.py": DOUBLE / "torchneuron_double.py",
+            "torchneuron_standin.py": native / "torchneuron_standin.py",
+            info.name: info,
+        },
     )
     _venv(opt / "aws_neuronx_venv_pytorch_inference_vllm_0_24_0_1_1_0", site)
     return bin_dir
