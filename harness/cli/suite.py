@@ -25,6 +25,7 @@ def suite_from_args(args: argparse.Namespace) -> Suite:
         max_time=args.max_time,
         min_samples=args.min_samples,
         target_rel_ci=args.target_ci,
+        tail=args.tail,
         isolate=args.isolate,
         output=args.output,
         scenario=args.scenario,
@@ -36,4 +37,5 @@ def suite_from_args(args: argparse.Namespace) -> Suite:
         slo_tpot=args.slo_tpot,
         concurrency=args.concurrency,
         loadgen=args.loadgen,
+        processes=args.processes,
     )

@@ -24,11 +24,16 @@ def run_cells(
     writer: RunWriter,
     isolate: Callable[[CellConfig], bool],
     progress: ProgressFn | None = None,
+    processes: int = 1,
 ) -> list[CellRecord]:
     """Measure every cell in order and append each to the run file as soon as it is done.
 
+    With ``processes`` > 1, each cell is measured in that many fresh processes, interleaved
+    across cells (see ``harness.run.repeats``), and written once all its processes are done.
     A Ctrl-C marks the file ``interrupted`` (keeping every finished cell) and re-raises.
     """
+    if processes > 1:
+        return _run_repeated(cells, policy, writer, progress, processes)
     done: list[CellRecord] = []
     try:
         for index, config in enumerate(cells, start=1):
@@ -45,5 +50,43 @@ def run_cells(
     except KeyboardInterrupt:
         writer.finish("interrupted")
         raise
+    writer.finish("complete")
+    return done
+
+
+def _run_repeated(
+    cells: Sequence[CellConfig],
+    policy: SamplingPolicy,
+    writer: RunWriter,
+    progress: ProgressFn | None,
+    processes: int,
+) -> list[CellRecord]:
+    """ABAB over fresh child processes; an interrupt keeps every cell with at least one process."""
+    from harness.run.repeats import merge_processes, schedule
+
+    records: list[list[CellRecord]] = [[] for _ in cells]
+    total = len(cells) * processes
+    timeout = policy.max_time_s * 3 + ISOLATED_GRACE_S
+
+    def write_merged() -> list[CellRecord]:
+        merged = [merge_processes(found, processes) for found in records if found]
+        for record in merged:
+            writer.add_cell(record)
+        return merged
+
+    try:
+        for step, (_, index) in enumerate(schedule(len(cells), processes), start=1):
+            config = cells[index]
+            if progress:
+                progress(step, total, config, None)
+            record = run_cell_isolated(config, policy, timeout)
+            records[index].append(record)
+            if progress:
+                progress(step, total, config, record)
+    except KeyboardInterrupt:
+        write_merged()
+        writer.finish("interrupted")
+        raise
+    done = write_merged()
     writer.finish("complete")
     return done
