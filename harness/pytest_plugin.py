@@ -97,7 +97,6 @@ class SiliconbenchSession:
         from harness.run.cell import run_cell
         from harness.run.isolation import run_cell_isolated
         from harness.run.plan import CellConfig
-        from harness.run.runner import ISOLATED_GRACE_S
         from workloads.registry import presets_of
 
         try:
@@ -119,7 +118,7 @@ class SiliconbenchSession:
         except SiliconbenchError as exc:
             pytest.fail(f"siliconbench: {exc}", pytrace=False)
         if isolated:
-            record = run_cell_isolated(config, policy, policy.max_time_s * 3 + ISOLATED_GRACE_S)
+            record = run_cell_isolated(config, policy)
         else:
             record = run_cell(config, policy)
         record["pytest_nodeid"] = nodeid

@@ -192,11 +192,11 @@ def run_on_aws(args: argparse.Namespace, suite: Any) -> int:
     if args.dry_run:
         return _print_plan(suite, options)
     target = AwsTarget(options, progress=_printer(args.quiet))
-    interrupted = False
+    interrupted: InterruptedRun | None = None
     try:
         outcomes = target.run(suite)
     except InterruptedRun as exc:
-        outcomes, interrupted = exc.outcomes, True
+        outcomes, interrupted = exc.outcomes, exc
     runs = []
     for outcome in outcomes:
         if outcome.run_file is not None:
@@ -214,9 +214,11 @@ def run_on_aws(args: argparse.Namespace, suite: Any) -> int:
         print(f"{outcome.label}: {outcome.status}{cells}{where}{error}")
     for problem in target.teardown_problems:
         print(f"siliconbench: teardown: {problem}", file=sys.stderr)
-    if interrupted:
+    if interrupted is not None:
+        from harness.run.signals import exit_code
+
         print("siliconbench: interrupted; every instance of the run was terminated", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return exit_code(interrupted)
     failed_cells = any(cell["status"] != "ok" for run in runs for cell in run["cells"])
     if failed_cells or any(o.status != "complete" for o in outcomes):
         return EXIT_FAILED

@@ -1,12 +1,15 @@
 """The ``siliconbench`` command line: the only place that prints and chooses exit codes.
 
-Exit codes: 0 success, 1 a run finished but a cell failed, 2 bad input (one line, no traceback),
-130 interrupted (the run file keeps every finished cell).
+Exit codes: 0 success, 1 a run finished but a cell failed (or a hung cell ended it), 2 bad input
+(one line, no traceback), 3 the environment or the cloud failed during a run (a full disk, an
+AWS call), 128+N ended by signal N: 130 SIGINT, 143 SIGTERM, 129 SIGHUP (the run file keeps every
+finished cell).
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,11 +17,11 @@ from typing import Any, NoReturn
 
 from harness.cli.argtypes import positive_float, positive_int
 from harness.cli.aws import add_commands, add_run_options, cmd_agent, cmd_aws, dispatch_run
-from harness.errors import ConfigError, SiliconbenchError
+from harness.errors import CloudError, ConfigError, RunStoppedError, SiliconbenchError
 
 __all__ = ["main"]
 
-EXIT_OK, EXIT_CELL_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_CELL_FAILED, EXIT_USAGE, EXIT_ENVIRONMENT, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 #: Kept in step with ``harness.run.plan.SCENARIOS`` (a test checks); not imported so --help stays light.
 SCENARIO_CHOICES = ("latency", "throughput", "generate", "server", "offline")
@@ -83,6 +86,18 @@ def _build_parser() -> _Parser:
         type=positive_float,
         metavar="FRACTION",
         help="stop when the median's 95%% CI half-width is below this fraction (default 0.01)",
+    )
+    run.add_argument(
+        "--prepare-limit",
+        type=positive_float,
+        metavar="SECONDS",
+        help="wall-clock limit of a cell's preparation: build, compile, trace, engine start (default 1800)",
+    )
+    run.add_argument(
+        "--sampling-grace",
+        type=positive_float,
+        metavar="SECONDS",
+        help="a cell's sampling may run this long beyond its budget before it is stopped (default 30)",
     )
     isolation = run.add_mutually_exclusive_group()
     isolation.add_argument(
@@ -262,8 +277,8 @@ def _non_negative_float(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+    if not math.isfinite(value) or not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number, 0 or more, got {text}")
     return value
 
 
@@ -294,6 +309,8 @@ def _suite_from_args(args: argparse.Namespace) -> Any:
         slo_tpot=args.slo_tpot,
         concurrency=args.concurrency,
         loadgen=args.loadgen,
+        prepare_limit=args.prepare_limit,
+        sampling_grace=args.sampling_grace,
     )
 
 
@@ -315,23 +332,49 @@ def _cmd_run(args: argparse.Namespace) -> int:
         if not args.quiet:
             print(f"siliconbench: {len(cells)} cells -> {writer.path}", file=sys.stderr, flush=True)
 
+    def hung(error: RunStoppedError) -> None:
+        # Called from the watchdog thread: the main thread is stuck in the cell, so end here.
+        import os
+
+        print(f"siliconbench: error: {error}", file=sys.stderr, flush=True)
+        os._exit(EXIT_CELL_FAILED)
+
     try:
         result = run_suite(
             suite,
             progress=progress_printer(args.quiet),
             on_start=announce,
             pricing=price.to_dict() if price else None,
+            on_hang=hung,
         )
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         if not started:
             raise
-        writer = started[0]
-        print(render([writer.data], args.format))
-        print(f"\ninterrupted: {len(writer.data['cells'])} finished cells kept in {writer.path}", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        from harness.run.signals import exit_code, signals_held
+
+        with signals_held():
+            writer = started[0]
+            print(render([writer.data], args.format))
+            name = signal_name(exc)
+            print(
+                f"\nsiliconbench: interrupted by {name}: {writer.saved_cells} finished cells kept in {writer.path}",
+                file=sys.stderr,
+            )
+        return exit_code(exc)
+    except RunStoppedError:
+        if started and started[0].data["cells"]:
+            print(render([started[0].data], args.format))
+        raise
     print(render([result.data], args.format))
     print(f"\nrun file: {result.path}")
     return EXIT_CELL_FAILED if any(r["status"] != "ok" for r in result.records) else EXIT_OK
+
+
+def signal_name(exc: BaseException) -> str:
+    """SIGINT, SIGTERM or SIGHUP, for the last line of an interrupted run."""
+    import signal
+
+    return signal.Signals(getattr(exc, "signum", signal.SIGINT)).name
 
 
 def _cmd_list(_: argparse.Namespace) -> int:
@@ -389,13 +432,17 @@ def _emit(text: str, output: str | None, what: str) -> None:
     if output is None:
         print(text)
         return
+    from harness.runfile.atomic import atomic_write_text
+
     path = Path(output)
     try:
         if path.parent != Path():
             path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text if text.endswith("\n") else text + "\n")
+        atomic_write_text(path, text if text.endswith("\n") else text + "\n")
     except OSError as exc:
-        raise OutputError(f"cannot write {what} to {output!r}: {exc.strerror}; choose another --output") from None
+        raise OutputError(
+            f"cannot write {what} to {output!r}: {exc.strerror}; nothing was written; choose another --output"
+        ) from None
     print(f"siliconbench: {what} written to {output}", file=sys.stderr)
 
 
@@ -459,15 +506,13 @@ def _cmd_pricing(args: argparse.Namespace) -> int:
             "name both --instance-type and --region to add one"
         )
 
-    def pricing_client() -> Any:
-        import boto3
+    from harness.targets.aws.session import ClientFactory  # bounded calls: timeouts and retries
 
-        return boto3.client("pricing", region_name="us-east-1")  # the Price List API's home region
+    def pricing_client() -> Any:
+        return ClientFactory("us-east-1").client("pricing")  # the Price List API's home region
 
     def ec2_client(region: str) -> Any:
-        import boto3
-
-        return boto3.client("ec2", region_name=region)
+        return ClientFactory(region).client("ec2")
 
     result = refresh_prices(pairs, options, pricing_client, ec2_client)
     for line in result.missing:
@@ -509,14 +554,22 @@ COMMANDS = {
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _build_parser()
     args = parser.parse_args(argv)
+    from harness.run.signals import exit_code, signals_interrupt
+
     try:
-        return COMMANDS[args.command](args)
+        with signals_interrupt():
+            return COMMANDS[args.command](args)
+    except (RunStoppedError, CloudError) as exc:
+        print(f"siliconbench: error: {exc}", file=sys.stderr)
+        if isinstance(exc, RunStoppedError) and exc.status == "timed_out":
+            return EXIT_CELL_FAILED
+        return EXIT_ENVIRONMENT
     except SiliconbenchError as exc:
         print(f"siliconbench: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("siliconbench: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    except KeyboardInterrupt as exc:
+        print(f"siliconbench: interrupted by {signal_name(exc)}", file=sys.stderr)
+        return exit_code(exc)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import traceback
+from collections.abc import Callable
 from typing import Any
 
 from backends.base import BackendOptions
@@ -71,11 +72,18 @@ def busy_machine_warning(threads: int) -> str | None:
     return None
 
 
-def run_cell(config: CellConfig, policy: SamplingPolicy) -> dict[str, Any]:
-    """Measure one cell in this process; failures come back as a failed cell record."""
+def run_cell(
+    config: CellConfig, policy: SamplingPolicy, on_phase: Callable[[str], None] | None = None
+) -> dict[str, Any]:
+    """Measure one cell in this process; failures come back as a failed cell record.
+
+    ``on_phase(name)`` is told each phase as it starts (``harness.run.limits`` times them).
+    """
     started = utc_now()
     phase = "setup"
     ctx = None
+    if on_phase is not None:
+        on_phase(phase)
     try:
         import torch
 
@@ -91,12 +99,14 @@ def run_cell(config: CellConfig, policy: SamplingPolicy) -> dict[str, Any]:
             torch.set_num_threads(config.threads)
 
         phase = "build"
+        if on_phase is not None:
+            on_phase(phase)
         workload = resolve(config.workload, config.preset)
         torch.manual_seed(0)
         model = workload.build_model().eval()
         params = sum(p.numel() for p in model.parameters())
 
-        ctx = CellContext(config, policy, backend, options, workload, model, params)
+        ctx = CellContext(config, policy, backend, options, workload, model, params, on_phase=on_phase)
         result = scenario.run(ctx)
         busy = busy_machine_warning(config.threads or torch.get_num_threads())
         if busy and isinstance(result.get("warnings"), list):

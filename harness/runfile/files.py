@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 import uuid
 from datetime import UTC, datetime
 from functools import cache
@@ -26,6 +24,7 @@ from typing import Any
 
 from harness.errors import OutputError, RunFileError
 from harness.measure.environment import utc_now
+from harness.runfile.atomic import Reserve, atomic_write_text, is_disk_full, reserve_bytes
 
 __all__ = ["SCHEMA_NAME", "SCHEMA_VERSION", "RunWriter", "load_run", "new_run_id", "schema", "validate"]
 
@@ -70,17 +69,7 @@ def _finite(value: Any) -> Any:
 
 def atomic_write_json(path: Path, data: dict[str, Any]) -> None:
     """Write ``data`` so that readers see the old file or the new one, never a torn one."""
-    text = json.dumps(_finite(data), indent=1, allow_nan=False)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_text(path, json.dumps(_finite(data), indent=1, allow_nan=False))
 
 
 class RunWriter:
@@ -103,6 +92,9 @@ class RunWriter:
                 f"cannot create output folder {str(output_dir)!r}: {exc.strerror}; choose another with --output"
             ) from None
         self.path = output_dir / f"run-{self.run_id}.json"
+        self._reserve = Reserve(self.path)
+        #: How many cells the file on disk holds (a write that failed holds fewer than ``data``).
+        self.saved_cells = 0
         self.data: dict[str, Any] = {
             "schema": SCHEMA_NAME,
             "schema_version": SCHEMA_VERSION,
@@ -121,21 +113,38 @@ class RunWriter:
         try:
             self._flush()
         except OSError as exc:
+            self._reserve.release()
+            self.path.unlink(missing_ok=True)
             raise OutputError(
                 f"cannot write to output folder {str(output_dir)!r}: {exc.strerror}; choose another with --output"
             ) from None
 
     def _flush(self) -> None:
-        atomic_write_json(self.path, self.data)
+        """Write the file, then grow the reserve for its final write; a full disk raises OSError."""
+        text = json.dumps(_finite(self.data), indent=1, allow_nan=False)
+        atomic_write_text(self.path, text)
+        self.saved_cells = len(self.data["cells"])
+        self._reserve.ensure(reserve_bytes(len(text.encode())))
 
     def add_cell(self, cell: dict[str, Any]) -> None:
+        """Append a cell and save; an OSError (``is_disk_full``) leaves the cell in ``data`` only."""
         self.data["cells"].append(cell)
         self._flush()
 
     def finish(self, status: str = "complete") -> Path:
+        """The final write, into the reserved room; cells that never reached the disk are dropped
+        only if even that room is too small."""
         self.data["status"] = status
         self.data["finished_utc"] = utc_now()
-        self._flush()
+        self._reserve.release()
+        try:
+            atomic_write_json(self.path, self.data)
+        except OSError as exc:
+            if not is_disk_full(exc) or self.saved_cells == len(self.data["cells"]):
+                raise
+            del self.data["cells"][self.saved_cells :]
+            atomic_write_json(self.path, self.data)
+        self.saved_cells = len(self.data["cells"])
         return self.path
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.run.plan import CellConfig, Suite
-from harness.run.runner import ProgressFn
+from harness.run.runner import HangFn, ProgressFn
 from harness.targets.base import TargetOutcome
 
 __all__ = ["LocalRun", "LocalTarget", "run_suite"]
@@ -34,16 +34,19 @@ def run_suite(
     progress: ProgressFn | None = None,
     on_start: Any = None,
     pricing: dict[str, Any] | None = None,
+    on_hang: HangFn | None = None,
 ) -> LocalRun:
     """Validate ``suite`` against what is installed here and measure every cell into a run file.
 
     ``on_start(writer, cells)`` is called once the run file exists and before the first cell, so a
-    caller can publish the empty file. A Ctrl-C marks the file ``interrupted`` and re-raises.
+    caller can publish the empty file. A stop signal marks the file ``interrupted`` and re-raises;
+    ``on_hang`` is told when a cell in this process hangs past its limit (``harness.run.runner``).
     """
     from harness.measure.environment import collect_environment
     from harness.measure.sampler import SamplingPolicy
+    from harness.run.limits import CellLimits
     from harness.run.matrix import validate_matrix
-    from harness.run.runner import run_cells
+    from harness.run.runner import exit_on_hang, run_cells
     from harness.runfile.files import RunWriter
 
     presets, backends = validate_matrix(suite)
@@ -60,7 +63,8 @@ def run_suite(
             return bool(backends[config.backend].isolate_by_default)
         return bool(suite.isolate)
 
-    records = run_cells(cells, policy, writer, isolate, progress)
+    limits = CellLimits(prepare_s=suite.prepare_limit, sampling_grace_s=suite.sampling_grace)
+    records = run_cells(cells, policy, writer, isolate, progress, limits, on_hang or exit_on_hang)
     return LocalRun(writer.path, writer.data, records)
 
 

@@ -20,6 +20,7 @@ from harness.measure.environment import collect_environment
 from harness.measure.sampler import SamplingPolicy, sample
 from harness.run.cell import run_cell
 from harness.run.isolation import run_cell_isolated
+from harness.run.limits import CellLimits
 from harness.run.plan import CellConfig
 from harness.run.runner import run_cells
 from harness.runfile.files import RunWriter, load_run
@@ -151,7 +152,7 @@ def test_a_full_cell_records_device_facts_events_energy_and_memory(tmp_path: Pat
 
 def test_out_of_memory_fails_the_cell_in_its_child_with_the_fix() -> None:
     config = CellConfig(f"{FAULTS}:cuda_hog", "default", "cuda", "fp32", "eager", None, 2)
-    record = run_cell_isolated(config, POLICY, timeout_s=300)
+    record = run_cell_isolated(config, POLICY, CellLimits(prepare_s=300))
     assert record["status"] == "failed"
     assert record["error"]["type"] == "OutOfMemoryError"
     message = record["error"]["message"]

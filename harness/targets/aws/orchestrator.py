@@ -24,6 +24,7 @@ from typing import Any
 from harness import __version__
 from harness.errors import RunFileError, SiliconbenchError
 from harness.run.plan import Suite
+from harness.run.signals import STOP_SIGNALS, Interrupted
 from harness.runfile.files import atomic_write_json, new_run_id, validate
 from harness.targets.aws import storage
 from harness.targets.aws.iam import CreatedProfile, create_instance_profile, delete_instance_profile
@@ -165,8 +166,9 @@ class _Run:
     def execute(self) -> list[TargetOutcome]:
         workers: list[_Worker] = []
         in_main = threading.current_thread() is threading.main_thread()
-        previous = signal.signal(signal.SIGTERM, _raise_interrupt) if in_main else None
+        previous = {sig: signal.signal(sig, _raise_interrupt) for sig in STOP_SIGNALS} if in_main else None
         interrupted = False
+        signum = int(signal.SIGINT)
         try:
             self.setup()
             for plan in self.plans:
@@ -183,8 +185,9 @@ class _Run:
                 # Event.wait, not Thread.join: a Ctrl-C inside join can leave the thread looking finished.
                 while not worker.done.wait(timeout=0.2):
                     pass
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
             interrupted = True
+            signum = int(getattr(exc, "signum", signal.SIGINT))
         finally:
             # Nothing may interrupt the teardown: later signals are noted, not raised.
             held = _hold_signals() if in_main else None
@@ -194,8 +197,8 @@ class _Run:
             finally:
                 if held is not None:
                     _restore_signals(held)
-                if previous is not None:
-                    signal.signal(signal.SIGTERM, previous)
+                for sig, handler in (previous or {}).items():
+                    signal.signal(sig, handler)
         results = []
         for plan in self.plans:
             outcome = self.outcomes.get(plan.instance_type)
@@ -206,7 +209,7 @@ class _Run:
                 )
             results.append(outcome)
         if interrupted:
-            raise InterruptedRun(results)
+            raise InterruptedRun(results, signum)
         return results
 
     def setup(self) -> None:
@@ -477,13 +480,15 @@ class _Run:
 class InterruptedRun(KeyboardInterrupt):
     """Ctrl-C or SIGTERM ended the run after teardown; carries what each instance produced."""
 
-    def __init__(self, outcomes: list[TargetOutcome]) -> None:
+    def __init__(self, outcomes: list[TargetOutcome], signum: int = signal.SIGINT) -> None:
         super().__init__("interrupted")
         self.outcomes = outcomes
+        #: The stop signal that ended the run (the CLI exits with 128 + it).
+        self.signum = int(signum)
 
 
 def _raise_interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+    raise Interrupted(signum)
 
 
 def _note_signal(signum: int, frame: Any) -> None:
@@ -492,7 +497,7 @@ def _note_signal(signum: int, frame: Any) -> None:
 
 def _hold_signals() -> dict[int, Any]:
     held: dict[int, Any] = {}
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in STOP_SIGNALS:
         held[sig] = signal.signal(sig, _note_signal)
     return held
 
