@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from harness.errors import ConfigError
+from harness.runfile.checks import dumps_json
 
 __all__ = [
     "CellComparison",
@@ -284,7 +285,7 @@ def render_comparison(comparison: Comparison, fmt: str = "table", fail_if_slower
                 "fail_if_slower_pct": fail_if_slower_pct,
                 "failing": [c.cell_id for c in regressions(comparison, fail_if_slower_pct)],
             }
-        return json.dumps(data, indent=1)
+        return dumps_json(data, indent=1)
     if fmt not in ("table", "markdown"):
         raise ConfigError(f"unknown compare format {fmt!r}; use one of: table, markdown, json")
     from tabulate import tabulate

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from harness.errors import ConfigError
 from harness.report.cost import PriceResolver, usd_per_million
+from harness.runfile.checks import dumps_json
 
 __all__ = ["FORMATS", "cell_rows", "render"]
 
@@ -447,10 +447,10 @@ def render(
         return render_html(runs, rows, slo_p99_ms=slo_p99_ms)
     if fmt == "json":
         if slo_p99_ms is None:
-            return json.dumps(rows, indent=1)
+            return dumps_json(rows, indent=1)
         from harness.report.slo import choose
 
-        return json.dumps({"cells": rows, "slo": [c.to_dict() for c in choose(rows, slo_p99_ms)]}, indent=1)
+        return dumps_json({"cells": rows, "slo": [c.to_dict() for c in choose(rows, slo_p99_ms)]}, indent=1)
     if fmt == "csv":
         buffer = io.StringIO()
         fieldnames: list[str] = []

@@ -36,12 +36,14 @@ __all__ = [
 ]
 
 
-def failed_cell(config: CellConfig, phase: str, exc: BaseException | str, started: str) -> dict[str, Any]:
-    """A cell record for a failure, with a one-line message."""
+def failed_cell(
+    config: CellConfig, phase: str, exc: BaseException | str, started: str, kind: str = "ChildProcessError"
+) -> dict[str, Any]:
+    """A cell record for a failure, with a one-line message (``kind`` names a failure given as text)."""
     if isinstance(exc, BaseException):
         kind, message = describe_failure(exc, config.batch_size)
     else:
-        kind, message = "ChildProcessError", exc
+        message = exc
     return {
         "id": config.cell_id,
         "config": config.to_dict(),

@@ -131,7 +131,9 @@ def run_cell_isolated(
             if now > deadline:
                 _kill_group(child)
                 message = limits.describe(phase, policy, config.scenario, config.params.loadgen)
-                return failed_cell(config, phase, f"the cell {message}; its process was killed", started)
+                return failed_cell(
+                    config, phase, f"the cell {message}; its process was killed", started, "TimeoutError"
+                )
             gone = False
             if reader.poll(min(0.2, max(0.0, deadline - now))):
                 try:

@@ -89,6 +89,7 @@ class _InProcessLimits:
             self.phase,
             f"the cell {why}; a cell in this process cannot be stopped, so the run ended (use --isolate)",
             self.started,
+            "TimeoutError",
         )
         done = self.writer.saved_cells
         try:

@@ -15,7 +15,6 @@ so a run killed at any moment leaves a valid file holding every cell finished be
 from __future__ import annotations
 
 import json
-import math
 import uuid
 from datetime import UTC, datetime
 from functools import cache
@@ -25,6 +24,7 @@ from typing import Any
 from harness.errors import OutputError, RunFileError
 from harness.measure.environment import utc_now
 from harness.runfile.atomic import Reserve, atomic_write_text, is_disk_full, reserve_bytes
+from harness.runfile.checks import dumps_json, read_json_document
 
 __all__ = ["SCHEMA_NAME", "SCHEMA_VERSION", "RunWriter", "load_run", "new_run_id", "schema", "validate"]
 
@@ -56,20 +56,9 @@ def new_run_id(now: datetime | None = None) -> str:
     return f"{stamp}-{uuid.uuid4().hex[:6]}"
 
 
-def _finite(value: Any) -> Any:
-    """JSON has no inf/nan: store them as null."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    return value
-
-
 def atomic_write_json(path: Path, data: dict[str, Any]) -> None:
     """Write ``data`` so that readers see the old file or the new one, never a torn one."""
-    atomic_write_text(path, json.dumps(_finite(data), indent=1, allow_nan=False))
+    atomic_write_text(path, dumps_json(data, indent=1))
 
 
 class RunWriter:
@@ -121,7 +110,7 @@ class RunWriter:
 
     def _flush(self) -> None:
         """Write the file, then grow the reserve for its final write; a full disk raises OSError."""
-        text = json.dumps(_finite(self.data), indent=1, allow_nan=False)
+        text = dumps_json(self.data, indent=1)
         atomic_write_text(self.path, text)
         self.saved_cells = len(self.data["cells"])
         self._reserve.ensure(reserve_bytes(len(text.encode())))
@@ -151,18 +140,7 @@ class RunWriter:
 def load_run(path: str | Path) -> dict[str, Any]:
     """Read and validate a run file, with a one-line error for anything unreadable."""
     path = Path(path)
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise RunFileError(f"run file {str(path)!r} does not exist") from None
-    except OSError as exc:
-        raise RunFileError(f"cannot read run file {str(path)!r}: {exc.strerror}") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise RunFileError(
-            f"{str(path)!r} is not valid JSON (truncated or not a run file): {exc.msg} at line {exc.lineno}"
-        ) from None
+    data = read_json_document(path, "run file")
     if not isinstance(data, dict) or data.get("schema") != SCHEMA_NAME:
         raise RunFileError(f"{str(path)!r} is not a siliconbench run file (no 'schema': {SCHEMA_NAME!r})")
     found = data.get("schema_version")
