@@ -17,6 +17,7 @@ EXPECTED = {
         "OutputError",
         "PricingError",
         "RunFileError",
+        "RunStoppedError",
         "SiliconbenchError",
         "UnknownNameError",
     },
