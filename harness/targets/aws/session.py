@@ -6,10 +6,12 @@ same code at a local moto server by giving ``endpoint_url`` (botocore also honou
 imported here and only here, lazily, so ``siliconbench --help`` and local runs never pay for it.
 
 Every call is bounded: ``CONNECT_TIMEOUT_S`` to open a connection, ``READ_TIMEOUT_S`` for each
-read of a response, and at most ``MAX_ATTEMPTS`` attempts (botocore's ``standard`` retry mode,
-exponential backoff capped at 20 s). botocore's defaults are 60 s each with 5 attempts under
-legacy retries, so an endpoint that accepts connections and never answers held a command for
-about six minutes; with these, a call gives up within about
+read of a response, and at most ``MAX_ATTEMPTS`` attempts, the first included (botocore's
+``standard`` retry mode, exponential backoff capped at 20 s). botocore's defaults (its
+``config.py``, 1.44) are 60 s to connect and 60 s per read, and ``retries: max_attempts`` counts
+retries after the first request, so the old ``max_attempts: 5`` meant six attempts: an endpoint
+that accepts connections and never answers held a command for about six minutes. With these, a
+call gives up within about
 ``MAX_ATTEMPTS × (CONNECT_TIMEOUT_S + READ_TIMEOUT_S)`` plus the backoff. Listings go through
 ``paginate``, which fetches every page inside the same error handling as a single call.
 """
@@ -132,7 +134,9 @@ class ClientFactory:
         self.endpoint_url = endpoint_url
         self._config = Config(
             region_name=self.region,
-            retries={"mode": "standard", "max_attempts": max_attempts},
+            # total_max_attempts counts the first request; max_attempts would count retries only
+            # (botocore/config.py, Config's ``retries`` docstring), one more than meant here.
+            retries={"mode": "standard", "total_max_attempts": max_attempts},
             connect_timeout=connect_timeout_s,
             read_timeout=read_timeout_s,
             user_agent_extra=f"siliconbench/{__version__}",
