@@ -7,6 +7,7 @@ Entries are imported only when asked for, so ``siliconbench --help`` never impor
 from __future__ import annotations
 
 import inspect
+from typing import overload
 
 from harness.errors import ConfigError, UnknownNameError
 from harness.plugins import discover, import_target
@@ -53,10 +54,14 @@ def load_factory(name: str) -> WorkloadFactory:
     return factory
 
 
-def check_factory(name: str, factory: WorkloadFactory, preset: str | None) -> Workload:
+@overload
+def check_factory(name: str, factory: WorkloadFactory, preset: str | None) -> Workload: ...
+@overload
+def check_factory(name: str, factory: WorkloadFactory, preset: str | None, call: bool) -> Workload | None: ...
+def check_factory(name: str, factory: WorkloadFactory, preset: str | None, call: bool = True) -> Workload | None:
     """Call a user's factory as a cell will, refusing with one line anything that is not a
     workload factory: a signature that takes no preset, an exception, or a result that is not a
-    ``Workload``."""
+    ``Workload``. With ``call=False`` only the signature is checked (and None returned)."""
     args = () if preset is None else (preset,)
     try:
         inspect.signature(factory).bind(*args)
@@ -67,6 +72,8 @@ def check_factory(name: str, factory: WorkloadFactory, preset: str | None) -> Wo
         ) from None
     except ValueError:
         pass  # no signature to inspect (a builtin): the call below decides
+    if not call:
+        return None
     try:
         workload = factory(*args)
     except ConfigError:

@@ -36,11 +36,13 @@ def resolve_presets(suite: Suite, check_fit: bool = True) -> dict[str, str]:
                 check_scenario_fits(suite, name, factory(preset))
         else:
             preset = suite.preset or "default"
-            # The user's own factory: called now, as each cell will call it, so one that is not a
-            # workload factory fails here in one line rather than in every cell.
-            workload = check_factory(name, factory, preset)
             presets[name] = preset
-            if check_fit:
+            # The user's own factory: called now, as each cell will call it, so one that is not a
+            # workload factory fails here in one line rather than in every cell. Planning for
+            # another machine (``check_fit=False``) checks its signature only: the factory is
+            # called where the cells run, which may have what this machine lacks.
+            workload = check_factory(name, factory, preset, call=check_fit)
+            if workload is not None:
                 check_scenario_fits(suite, name, workload)
     return presets
 
