@@ -144,7 +144,20 @@ def cmdline(pid: int) -> str:
 
 
 # -- stop signals and the process tree ------------------------------------------------------------
-def _launch_tree(tmp_path: Path) -> tuple[subprocess.Popen[str], Path, set[int], list[int]]:
+@pytest.fixture
+def reap() -> Iterator[list[int]]:
+    """Pids to SIGKILL when the test ends, whatever happened: a failing test leaves nothing behind."""
+    pids: list[int] = []
+    yield pids
+    for pid in pids:
+        if alive(pid):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def _launch_tree(tmp_path: Path, reap: list[int]) -> tuple[subprocess.Popen[str], Path, set[int], list[int]]:
     """A run whose first cell finishes and whose second hangs in an isolated child that has a
     child of its own; returns the launcher, the output folder, its process tree and the pids
     the cell wrote (cell process, its helper)."""
@@ -168,9 +181,11 @@ def _launch_tree(tmp_path: Path) -> tuple[subprocess.Popen[str], Path, set[int],
         str(out),
         env=env,
     )
+    reap.append(launcher.pid)
     wait_for(lambda: pidfile.exists() and pidfile.read_text().endswith("\n"), 180, "the hanging cell to start")
     cell_pids = [int(p) for p in pidfile.read_text().split()]
     tree = descendants(launcher.pid)
+    reap.extend([*cell_pids, *tree])
     assert set(cell_pids) <= tree
     assert any("resource_tracker" in cmdline(pid) for pid in tree), [cmdline(p) for p in tree]
     assert len(tree) >= 4  # resource tracker, cell process, its watcher, its helper
@@ -180,9 +195,9 @@ def _launch_tree(tmp_path: Path) -> tuple[subprocess.Popen[str], Path, set[int],
 @pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=lambda s: s.name)
 def test_a_stop_signal_ends_the_run_with_its_table_and_128_plus_n_and_leaves_no_process(
-    tmp_path: Path, sig: signal.Signals
+    tmp_path: Path, sig: signal.Signals, reap: list[int]
 ) -> None:
-    launcher, out, tree, _ = _launch_tree(tmp_path)
+    launcher, out, tree, _ = _launch_tree(tmp_path, reap)
     assert cells_saved(out) == 1
     launcher.send_signal(sig)
     stdout, stderr = launcher.communicate(timeout=60)
@@ -198,9 +213,9 @@ def test_a_stop_signal_ends_the_run_with_its_table_and_128_plus_n_and_leaves_no_
 
 @pytest.mark.slow
 def test_sigkill_of_the_launcher_takes_the_cell_its_children_and_the_resource_tracker_with_it(
-    tmp_path: Path,
+    tmp_path: Path, reap: list[int]
 ) -> None:
-    launcher, out, tree, cell_pids = _launch_tree(tmp_path)
+    launcher, out, tree, cell_pids = _launch_tree(tmp_path, reap)
     launcher.kill()
     launcher.communicate(timeout=30)
     survivors = lambda: {pid for pid in tree if alive(pid)}  # noqa: E731
