@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 if TYPE_CHECKING:
     import torch
 
+    from harness.runfile.records import Energy
+
 __all__ = ["Availability", "Backend", "BackendOptions", "DeviceTimer", "EnergyMeter", "PreparedModel"]
 
 
@@ -70,7 +72,7 @@ class EnergyMeter(Protocol):
         """Read the counter (and the clock) at the start of the window."""
         ...
 
-    def stop(self, calls: int, batch_size: int) -> dict[str, Any]:
+    def stop(self, calls: int, batch_size: int) -> Energy:
         """Read it again; the energy of the window, per call and per inference, for the cell.
 
         Where the counter cannot be read, the figures are None and ``reason`` says why.

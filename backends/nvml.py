@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from functools import cache
 from typing import Any
+
+from harness.runfile.records import Energy, GpuInventory
 
 __all__ = ["ENERGY_SOURCE", "Nvml", "NvmlDevice", "NvmlEnergyMeter", "energy_record", "gpu_inventory", "system_nvml"]
 
@@ -94,17 +97,23 @@ class Nvml:
             return f"NVML cannot find GPU {uuid or index} ({exc})"
         return NvmlDevice(self, self.module, handle)
 
-    def inventory(self) -> dict[str, Any]:
+    def inventory(self) -> GpuInventory:
         """Every GPU NVML sees, for the run file's environment."""
         if self.module is None:
-            return {"available": False, "reason": self.reason, "devices": []}
+            return GpuInventory(available=False, reason=self.reason)
         count = self.query("nvmlDeviceGetCount") or 0
         devices = []
         for index in range(int(count)):
             device = self.device(index)
             if isinstance(device, NvmlDevice):
                 devices.append({"nvml_index": index, **device.facts()})
-        return {"available": True, "reason": "", **self.system_facts(), "devices": devices}
+        system = self.system_facts()
+        return GpuInventory(
+            available=True,
+            driver_version=system["driver_version"],
+            cuda_driver_version=system["cuda_driver_version"],
+            devices=tuple(devices),
+        )
 
 
 class NvmlDevice:
@@ -156,44 +165,34 @@ class NvmlDevice:
 
 def energy_record(
     start_mj: int | None, end_mj: int | None, window_ns: int, calls: int, batch_size: int, reason: str = ""
-) -> dict[str, Any]:
+) -> Energy:
     """Energy of a window of ``calls`` calls of ``batch_size`` inferences each.
 
     Per inference is per call over the batch size, matching ``throughput_per_s``. The window
     includes the gaps between calls (synchronize, bookkeeping), during which the GPU idles at its
     idle power: that is what one request at a time costs on a dedicated device.
     """
-    record: dict[str, Any] = {
-        "source": ENERGY_SOURCE,
-        "joules": None,
-        "joules_per_call": None,
-        "joules_per_inference": None,
-        "average_power_w": None,
-        "window_s": window_ns / 1e9,
-        "calls": calls,
-        "reason": reason or None,
-    }
+    unknown = Energy(ENERGY_SOURCE, None, None, None, None, window_ns / 1e9, calls, reason or None)
     if reason:
-        return record
+        return unknown
     if start_mj is None or end_mj is None:
-        record["reason"] = "the energy counter could not be read at both ends of the window"
+        why = "the energy counter could not be read at both ends of the window"
     elif end_mj < start_mj:
-        record["reason"] = "the energy counter went backwards (driver reloaded during the cell?)"
+        why = "the energy counter went backwards (driver reloaded during the cell?)"
     elif end_mj == start_mj:
-        record["reason"] = (
-            f"the energy counter did not advance in {window_ns / 1e9:.3f} s; give the cell a longer --max-time"
-        )
+        why = f"the energy counter did not advance in {window_ns / 1e9:.3f} s; give the cell a longer --max-time"
     elif calls < 1 or batch_size < 1 or window_ns <= 0:
-        record["reason"] = "no calls were measured in the window"
+        why = "no calls were measured in the window"
     else:
         joules = (end_mj - start_mj) / 1000
-        record.update(
+        return replace(
+            unknown,
             joules=joules,
             joules_per_call=joules / calls,
             joules_per_inference=joules / (calls * batch_size),
             average_power_w=joules / (window_ns / 1e9),
         )
-    return record
+    return replace(unknown, reason=why)
 
 
 class NvmlEnergyMeter:
@@ -225,7 +224,7 @@ class NvmlEnergyMeter:
         self._start_ns = self._clock()
         self._start_mj = self._sample()
 
-    def stop(self, calls: int, batch_size: int) -> dict[str, Any]:
+    def stop(self, calls: int, batch_size: int) -> Energy:
         end_mj = self._sample()
         window_ns = self._clock() - self._start_ns
         return energy_record(self._start_mj, end_mj, window_ns, calls, batch_size, self._reason)
@@ -237,6 +236,6 @@ def system_nvml() -> Nvml:
     return Nvml.load()
 
 
-def gpu_inventory() -> dict[str, Any]:
+def gpu_inventory() -> GpuInventory:
     """The GPUs of this machine for the run file's environment; never raises."""
     return system_nvml().inventory()

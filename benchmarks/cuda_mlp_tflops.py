@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from harness.measure.sampler import SamplingPolicy
     from harness.run.cell import run_cell
-    from harness.run.plan import CellConfig
+    from harness.runfile.records import CellConfig
     from workloads.registry import resolve
 
     dtypes = [d.strip() for d in args.dtypes.split(",") if d.strip()]

@@ -27,11 +27,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from harness.measure.environment import collect_environment
 from harness.measure.sampler import SamplingPolicy
-from harness.report.tables import render
+from harness.report.formats import render
 from harness.run.isolation import run_cell_isolated
 from harness.run.limits import CellLimits
-from harness.run.plan import CellConfig, ScenarioParams
 from harness.runfile.files import RunWriter
+from harness.runfile.records import CellConfig, ScenarioParams
 
 
 def main() -> int:

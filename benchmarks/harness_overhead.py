@@ -71,7 +71,7 @@ def agreement(threads: int, repeats: int) -> None:
     import torch.utils.benchmark as tub
 
     from harness.run.cell import run_cell
-    from harness.run.plan import CellConfig
+    from harness.runfile.records import CellConfig
 
     print(f"\n## 2. median for mlp tiny (cpu fp32 eager, batch 1, {threads} thread(s)) vs blocked_autorange")
     torch.set_num_threads(threads)

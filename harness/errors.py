@@ -73,8 +73,8 @@ class RunFileError(SiliconbenchError):
 
 
 class RunStoppedError(SiliconbenchError):
-    """A run that could not go on; ``status`` is what its run file now says (``disk_full``,
-    ``timed_out``) and ``path`` is that file (None when not even the start could be written)."""
+    """A run that could not go on; ``status`` says why (``disk_full``, ``timed_out``: the run
+    file says ``aborted`` with that reason) and ``path`` is that file."""
 
     def __init__(self, message: str, status: str, path: object = None) -> None:
         super().__init__(message)

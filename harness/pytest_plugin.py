@@ -14,10 +14,13 @@ is written by a session that measures nothing.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from harness.runfile.records import CellRecord
 
 __all__ = ["SiliconbenchFixture", "SiliconbenchSession"]
 
@@ -55,7 +58,7 @@ class SiliconbenchSession:
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
         self.writer: Any = None
-        self.records: list[dict[str, Any]] = []
+        self.records: list[CellRecord] = []
 
     def _writer(self) -> Any:
         if self.writer is None:
@@ -71,7 +74,7 @@ class SiliconbenchSession:
                 Path(output),
                 collect_environment(),
                 suite={"pytest": {"args": list(self.config.invocation_params.args)}},
-                pricing=price_from_cli(price).to_dict() if price is not None else None,
+                pricing=price_from_cli(price) if price is not None else None,
             )
         return self.writer
 
@@ -90,13 +93,13 @@ class SiliconbenchSession:
         min_samples: int,
         target_ci: float,
         isolate: bool | None,
-    ) -> dict[str, Any]:
+    ) -> CellRecord:
         from backends.registry import get_backend
         from harness.errors import SiliconbenchError
         from harness.measure.sampler import SamplingPolicy
         from harness.run.cell import run_cell
         from harness.run.isolation import run_cell_isolated
-        from harness.run.plan import CellConfig
+        from harness.runfile.records import CellConfig
         from workloads.registry import presets_of
 
         try:
@@ -121,14 +124,12 @@ class SiliconbenchSession:
             record = run_cell_isolated(config, policy)
         else:
             record = run_cell(config, policy)
-        record["pytest_nodeid"] = nodeid
+        record = replace(record, pytest_nodeid=nodeid)
         writer.add_cell(record)
         self.records.append(record)
-        if record["status"] != "ok":
-            error = record["error"]
-            pytest.fail(
-                f"siliconbench cell {config.cell_id} failed in {error['phase']}: {error['message']}", pytrace=False
-            )
+        if record.error is not None:
+            error = record.error
+            pytest.fail(f"siliconbench cell {config.cell_id} failed in {error.phase}: {error.message}", pytrace=False)
         return record
 
     def finish(self, interrupted: bool) -> Path | None:
@@ -143,7 +144,7 @@ class SiliconbenchFixture:
     def __init__(self, session: SiliconbenchSession, nodeid: str) -> None:
         self._session = session
         self._nodeid = nodeid
-        self.cells: list[dict[str, Any]] = []
+        self.cells: list[CellRecord] = []
 
     def __call__(
         self,
@@ -160,7 +161,7 @@ class SiliconbenchFixture:
         min_samples: int = 10,
         target_ci: float = 0.01,
         isolate: bool | None = None,
-    ) -> dict[str, Any]:
+    ) -> CellRecord:
         """Measure ``workload`` (a registered name or ``package.module:callable``) and return the cell."""
         record = self._session.measure(
             self._nodeid,
@@ -204,8 +205,8 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     path = config.stash.get(_PATH_KEY, None)
     if bench is None or path is None:
         return
-    from harness.report.tables import render
+    from harness.report.formats import render
 
     terminalreporter.section("siliconbench")
-    terminalreporter.write_line(render([bench.writer.data], "table"))
+    terminalreporter.write_line(render([bench.writer.run], "table"))
     terminalreporter.write_line(f"run file: {path}")

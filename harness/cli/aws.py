@@ -184,7 +184,7 @@ def _printer(quiet: bool) -> Any:
 
 def run_on_aws(args: argparse.Namespace, suite: Any) -> int:
     """``siliconbench run --target aws``: launch, follow, fetch, tear down, report."""
-    from harness.report.tables import render
+    from harness.report.formats import render
     from harness.runfile.files import load_run
     from harness.targets.aws.orchestrator import AwsTarget, InterruptedRun
 
@@ -204,7 +204,7 @@ def run_on_aws(args: argparse.Namespace, suite: Any) -> int:
                 runs.append(load_run(outcome.run_file))
             except Exception as exc:
                 print(f"siliconbench: warning: {exc}", file=sys.stderr)
-    if runs and any(run["cells"] for run in runs):
+    if runs and any(run.cells for run in runs):
         print(render(runs, args.format))
         print()
     for outcome in outcomes:
@@ -219,7 +219,7 @@ def run_on_aws(args: argparse.Namespace, suite: Any) -> int:
 
         print("siliconbench: interrupted; every instance of the run was terminated", file=sys.stderr)
         return exit_code(interrupted)
-    failed_cells = any(cell["status"] != "ok" for run in runs for cell in run["cells"])
+    failed_cells = any(cell.status != "ok" for run in runs for cell in run.cells)
     if failed_cells or any(o.status != "complete" for o in outcomes):
         return EXIT_FAILED
     return EXIT_OK

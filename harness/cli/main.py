@@ -23,9 +23,6 @@ __all__ = ["main"]
 
 EXIT_OK, EXIT_CELL_FAILED, EXIT_USAGE, EXIT_ENVIRONMENT, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
-#: Kept in step with ``harness.run.plan.SCENARIOS`` (a test checks); not imported so --help stays light.
-SCENARIO_CHOICES = ("latency", "throughput", "generate", "server", "offline")
-
 
 class _Parser(argparse.ArgumentParser):
     """argparse that reports bad input in one line instead of usage plus error."""
@@ -110,59 +107,7 @@ def _build_parser() -> _Parser:
         const=False,
         help="run every cell in this process (default for cpu)",
     )
-    scenario = run.add_argument_group(
-        "scenarios",
-        "How load is applied. latency: one request at a time (default). throughput: back-to-back calls, "
-        "synchronized per block. generate: LLM generation (TTFT, TPOT, ITL, tokens/s) for decoders (llama, gpt2). "
-        "server: open-loop Poisson arrivals, latency from the scheduled arrival; at --rate, or searching the "
-        "highest rate that meets the SLO (the capacity). offline: one large query through the host, batch by batch.",
-    )
-    scenario.add_argument(
-        "--scenario",
-        choices=SCENARIO_CHOICES,
-        metavar="|".join(SCENARIO_CHOICES),
-        help="load scenario (default latency)",
-    )
-    scenario.add_argument(
-        "--prompt-tokens", type=positive_int, metavar="N", help="decoders: exact prompt length in tokens (default 128)"
-    )
-    scenario.add_argument(
-        "--output-tokens",
-        type=positive_int,
-        metavar="N",
-        help="decoders: exact tokens generated per request, greedy, EOS ignored (default 128)",
-    )
-    scenario.add_argument(
-        "--rate",
-        type=positive_float,
-        metavar="RPS",
-        help="server: fixed arrival rate in requests/s (default: search for the capacity under the SLO)",
-    )
-    scenario.add_argument(
-        "--slo-p99", type=positive_float, metavar="MS", help="server: target p99 end-to-end latency in milliseconds"
-    )
-    scenario.add_argument(
-        "--slo-ttft",
-        type=positive_float,
-        metavar="MS",
-        help="server, decoders: target p99 time to first token in milliseconds",
-    )
-    scenario.add_argument(
-        "--slo-tpot",
-        type=positive_float,
-        metavar="MS",
-        help="server, decoders: target p99 time per output token in milliseconds",
-    )
-    scenario.add_argument(
-        "--concurrency", type=positive_int, metavar="N", help="server: requests served at once (default 1)"
-    )
-    scenario.add_argument(
-        "--loadgen",
-        action="store_const",
-        const=True,
-        help="run latency/server/offline under MLPerf LoadGen as SingleStream/Server/Offline "
-        "and record its VALID/INVALID verdict (pip install 'siliconbench[loadgen]')",
-    )
+    _add_scenario_options(run)
     run.add_argument("--output", metavar="DIR", help="folder for the run file (default results/)")
     run.add_argument("--suite", metavar="FILE.toml", help="suite file naming the matrix; options above override it")
     run.add_argument("--format", choices=("table", "markdown"), default="table", help="final table format")
@@ -272,6 +217,26 @@ def _build_parser() -> _Parser:
     return parser
 
 
+def _add_scenario_options(run: argparse.ArgumentParser) -> None:
+    """--scenario and the scenario parameters, as the scenarios declare them."""
+    from harness.scenarios.registry import PARAMETERS, scenario_specs
+
+    specs = scenario_specs()
+    group = run.add_argument_group(
+        "scenarios", "How load is applied. " + " ".join(f"{s.name}: {s.help}." for s in specs.values())
+    )
+    group.add_argument(
+        "--scenario", choices=list(specs), metavar="|".join(specs), help="load scenario (default latency)"
+    )
+    for parameter in PARAMETERS:
+        dest = parameter.name.removesuffix("_ms")
+        if parameter.kind == "flag":
+            group.add_argument(parameter.flag, dest=dest, action="store_const", const=True, help=parameter.help)
+        else:
+            kind = positive_int if parameter.kind == "int" else positive_float
+            group.add_argument(parameter.flag, dest=dest, type=kind, metavar=parameter.metavar, help=parameter.help)
+
+
 def _non_negative_float(text: str) -> float:
     try:
         value = float(text)
@@ -315,7 +280,7 @@ def _suite_from_args(args: argparse.Namespace) -> Any:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from harness.report.tables import render
+    from harness.report.formats import render
     from harness.run.progress import progress_printer
     from harness.runfile.files import RunWriter
     from harness.targets.local import run_suite
@@ -344,7 +309,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             suite,
             progress=progress_printer(args.quiet),
             on_start=announce,
-            pricing=price.to_dict() if price else None,
+            pricing=price,
             on_hang=hung,
         )
     except KeyboardInterrupt as exc:
@@ -354,7 +319,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
         with signals_held():
             writer = started[0]
-            print(render([writer.data], args.format))
+            print(render([writer.run], args.format))
             name = signal_name(exc)
             print(
                 f"\nsiliconbench: interrupted by {name}: {writer.saved_cells} finished cells kept in {writer.path}",
@@ -362,12 +327,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
             )
         return exit_code(exc)
     except RunStoppedError:
-        if started and started[0].data["cells"]:
-            print(render([started[0].data], args.format))
+        if started and started[0].run.cells:
+            print(render([started[0].run], args.format))
         raise
-    print(render([result.data], args.format))
+    print(render([result.run], args.format))
     print(f"\nrun file: {result.path}")
-    return EXIT_CELL_FAILED if any(r["status"] != "ok" for r in result.records) else EXIT_OK
+    return EXIT_CELL_FAILED if any(r.status != "ok" for r in result.records) else EXIT_OK
 
 
 def signal_name(exc: BaseException) -> str:
@@ -449,7 +414,7 @@ def _emit(text: str, output: str | None, what: str) -> None:
 def _cmd_report(args: argparse.Namespace) -> int:
     from harness.pricing.given import price_from_cli
     from harness.report.cost import PriceResolver
-    from harness.report.tables import render
+    from harness.report.formats import render
     from harness.runfile.files import load_run
 
     runs = [load_run(path) for path in args.runfiles]

@@ -14,7 +14,8 @@ import sys
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
+
+from harness.runfile.records import CpuFacts, Environment, TorchFacts
 
 __all__ = ["collect_environment", "cpu_facts", "git_commit", "package_versions", "utc_now"]
 
@@ -57,7 +58,7 @@ def package_versions() -> dict[str, str | None]:
     return found
 
 
-def cpu_facts() -> dict[str, Any]:
+def cpu_facts() -> CpuFacts:
     """CPU model, logical and usable cores, and the SIMD/matrix flags that matter to kernels."""
     model = platform.processor() or platform.machine()
     flags: set[str] = set()
@@ -83,14 +84,14 @@ def cpu_facts() -> dict[str, Any]:
         usable = len(os.sched_getaffinity(0))
     except AttributeError:
         usable = os.cpu_count() or 1
-    return {
-        "model": model,
-        "arch": platform.machine(),
-        "logical_cores": os.cpu_count(),
-        "physical_cores": len(physical) or None,
-        "usable_cores": usable,
-        "flags": sorted(f for f in INTERESTING_FLAGS if f in flags),
-    }
+    return CpuFacts(
+        model=model,
+        arch=platform.machine(),
+        logical_cores=os.cpu_count(),
+        physical_cores=len(physical) or None,
+        usable_cores=usable,
+        flags=tuple(sorted(f for f in INTERESTING_FLAGS if f in flags)),
+    )
 
 
 def git_commit(path: Path) -> str | None:
@@ -115,33 +116,33 @@ def git_commit(path: Path) -> str | None:
     return f"{commit}+dirty" if dirty else commit or None
 
 
-def collect_environment(argv: list[str] | None = None) -> dict[str, Any]:
+def collect_environment(argv: list[str] | None = None) -> Environment:
     """Everything about this process's environment that a comparison needs."""
-    torch_info: dict[str, Any] = {}
+    torch_facts = None
     try:
         import torch
 
-        torch_info = {
-            "num_threads": torch.get_num_threads(),
-            "num_interop_threads": torch.get_num_interop_threads(),
-            "cuda_build": torch.version.cuda,
-        }
+        torch_facts = TorchFacts(
+            num_threads=torch.get_num_threads(),
+            num_interop_threads=torch.get_num_interop_threads(),
+            cuda_build=torch.version.cuda,
+        )
     except ImportError:
         pass
     from backends.nvml import gpu_inventory
 
-    return {
-        "host": socket.gethostname(),
-        "user": getpass.getuser() if hasattr(os, "getuid") else None,
-        "os": platform.platform(),
-        "python": sys.version.split()[0],
-        "cpu": cpu_facts(),
+    return Environment(
+        host=socket.gethostname(),
+        user=getpass.getuser() if hasattr(os, "getuid") else None,
+        os=platform.platform(),
+        python=sys.version.split()[0],
+        cpu=cpu_facts(),
         # From NVML, which needs no CUDA context: the harness process stays off the GPU.
-        "gpus": gpu_inventory(),
-        "packages": package_versions(),
-        "torch": torch_info,
-        "env_threads": {k: os.environ[k] for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS") if k in os.environ},
-        "git_commit": git_commit(Path(__file__).resolve().parent),
-        "command": list(sys.argv if argv is None else argv),
-        "time_utc": utc_now(),
-    }
+        gpus=gpu_inventory(),
+        packages=package_versions(),
+        torch=torch_facts,
+        env_threads={k: os.environ[k] for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS") if k in os.environ},
+        git_commit=git_commit(Path(__file__).resolve().parent),
+        command=tuple(sys.argv if argv is None else argv),
+        time_utc=utc_now(),
+    )

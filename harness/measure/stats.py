@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
 from statistics import NormalDist
-from typing import Any
 
 import numpy as np
+
+from harness.runfile.records import Summary
 
 __all__ = [
     "PERCENTILES",
@@ -34,35 +34,6 @@ PERCENTILES: tuple[int, ...] = (50, 90, 95, 99)
 #: Resamples for bootstrap intervals: 2000 keeps the Monte Carlo error of a 95% interval's ends
 #: well under the interval's own width (Efron & Tibshirani recommend ≥ 1000 for intervals).
 BOOTSTRAP_RESAMPLES = 2000
-
-
-@dataclass(frozen=True)
-class Summary:
-    """Descriptive statistics of one sample, in the samples' unit (nanoseconds in run files)."""
-
-    count: int
-    min: float
-    mean: float
-    std: float
-    p50: float
-    p90: float
-    p95: float
-    p99: float
-    max: float
-    iqr: float
-    confidence: float
-    ci: dict[str, tuple[float, float]] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["ci"] = {k: [lo, hi] for k, (lo, hi) in self.ci.items()}
-        return out
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Summary:
-        values = dict(data)
-        values["ci"] = {k: (float(v[0]), float(v[1])) for k, v in data.get("ci", {}).items()}
-        return cls(**values)
 
 
 def _binomial_cdf(k: int, n: int, p: float) -> float:

@@ -258,12 +258,12 @@ def _reject_constant(name: str) -> Any:
 
 def save_catalog(catalog: Catalog, path: str | Path) -> Path:
     """Write the catalog as JSON (atomically, so a reader never sees half a file)."""
-    from harness.runfile.files import atomic_write_json
+    from harness.runfile.files import atomic_write_text
 
     file = Path(path)
     try:
         file.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(file, catalog.to_dict())
+        atomic_write_text(file, json.dumps(catalog.to_dict(), indent=1))
     except OSError as exc:
         raise OutputError(f"cannot write price catalog {str(file)!r}: {exc.strerror}") from None
     return file

@@ -20,7 +20,6 @@ Statistics, and why:
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -30,6 +29,7 @@ import numpy as np
 
 from harness.errors import ConfigError
 from harness.runfile.checks import dumps_json
+from harness.runfile.records import CellConfig, RunRecord
 
 __all__ = [
     "CellComparison",
@@ -123,7 +123,7 @@ class CellComparison:
     """One configuration present in both runs."""
 
     cell_id: str
-    config: dict[str, Any]
+    config: CellConfig
     status: str  # "compared", "failed in new", "failed in base", "failed in both", "no samples"
     base_p50_ms: float | None = None
     new_p50_ms: float | None = None
@@ -157,79 +157,70 @@ class Comparison:
         return out
 
 
-def _config_key(config: dict[str, Any]) -> str:
-    return json.dumps(config, sort_keys=True)
+def _environment_facts(run: RunRecord) -> list[tuple[str, object]]:
+    """Environment facts that change timings, with how to name them in a warning."""
+    env = run.environment
+    torch = env.torch
+    return [
+        ("CPU model", env.cpu.model),
+        ("CPU architecture", env.cpu.arch),
+        ("usable CPU cores", env.cpu.usable_cores),
+        ("Python", env.python),
+        ("torch intra-op threads", torch.num_threads if torch else None),
+        ("torch inter-op threads", torch.num_interop_threads if torch else None),
+        ("OMP/MKL thread variables", env.env_threads),
+    ]
 
 
-def _get(data: dict[str, Any], path: str) -> Any:
-    value: Any = data
-    for part in path.split("."):
-        value = value.get(part) if isinstance(value, dict) else None
-    return value
-
-
-#: Environment facts that change timings, with how to name them in a warning.
-_ENV_FACTS = (
-    ("cpu.model", "CPU model"),
-    ("cpu.arch", "CPU architecture"),
-    ("cpu.usable_cores", "usable CPU cores"),
-    ("python", "Python"),
-    ("torch.num_threads", "torch intra-op threads"),
-    ("torch.num_interop_threads", "torch inter-op threads"),
-    ("env_threads", "OMP/MKL thread variables"),
-)
-
-
-def environment_differences(base: dict[str, Any], new: dict[str, Any]) -> list[str]:
+def environment_differences(base: RunRecord, new: RunRecord) -> list[str]:
     """One warning per difference in what the runs ran on (machine, versions, threads, target)."""
     warnings = []
-    base_env, new_env = base.get("environment", {}), new.get("environment", {})
-    for path, name in _ENV_FACTS:
-        old, now = _get(base_env, path), _get(new_env, path)
+    for (name, old), (_, now) in zip(_environment_facts(base), _environment_facts(new), strict=True):
         if old != now:
             warnings.append(f"{name} differs: {old!r} in base, {now!r} in new")
-    old_pkgs, new_pkgs = base_env.get("packages", {}) or {}, new_env.get("packages", {}) or {}
+    old_pkgs, new_pkgs = base.environment.packages, new.environment.packages
     for name in sorted(set(old_pkgs) | set(new_pkgs)):
         if name == "siliconbench":
             continue
         if old_pkgs.get(name) != new_pkgs.get(name):
             warnings.append(f"package {name} differs: {old_pkgs.get(name)!r} in base, {new_pkgs.get(name)!r} in new")
-    old_target, new_target = base.get("target", {}) or {}, new.get("target", {}) or {}
     for key in ("kind", "instance_type", "region"):
-        if old_target.get(key) != new_target.get(key):
-            warnings.append(f"target {key} differs: {old_target.get(key)!r} in base, {new_target.get(key)!r} in new")
+        old_value, new_value = getattr(base.target, key), getattr(new.target, key)
+        if old_value != new_value:
+            warnings.append(f"target {key} differs: {old_value!r} in base, {new_value!r} in new")
     return warnings
 
 
 def compare_runs(
-    base: dict[str, Any], new: dict[str, Any], confidence: float = 0.95, resamples: int = RESAMPLES, seed: int = 0
+    base: RunRecord, new: RunRecord, confidence: float = 0.95, resamples: int = RESAMPLES, seed: int = 0
 ) -> Comparison:
     """Match cells by their full configuration and compare each matched pair."""
     if not 0.5 < confidence < 1:
         raise ConfigError(f"confidence must be between 0.5 and 1, got {confidence}")
-    base_cells = {_config_key(c["config"]): c for c in base["cells"]}
-    new_cells = {_config_key(c["config"]): c for c in new["cells"]}
+    base_cells = {c.config: c for c in base.cells}
+    new_cells = {c.config: c for c in new.cells}
     compared = []
     for key, new_cell in new_cells.items():
         base_cell = base_cells.get(key)
         if base_cell is None:
             continue
-        cell_id = new_cell.get("id") or key
-        base_ok, new_ok = base_cell["status"] == "ok", new_cell["status"] == "ok"
-        if not (base_ok and new_ok):
+        cell_id = new_cell.id
+        base_measured, new_measured = base_cell.measurement, new_cell.measurement
+        if base_measured is None or new_measured is None:
+            base_ok, new_ok = base_measured is not None, new_measured is not None
             status = "failed in both" if not (base_ok or new_ok) else ("failed in new" if base_ok else "failed in base")
-            compared.append(CellComparison(cell_id, new_cell["config"], status, verdict=status))
+            compared.append(CellComparison(cell_id, new_cell.config, status, verdict=status))
             continue
-        base_samples, new_samples = base_cell["samples_ns"], new_cell["samples_ns"]
+        base_samples, new_samples = base_measured.samples_ns, new_measured.samples_ns
         if not base_samples or not new_samples:
-            compared.append(CellComparison(cell_id, new_cell["config"], "no samples", verdict="no samples"))
+            compared.append(CellComparison(cell_id, new_cell.config, "no samples", verdict="no samples"))
             continue
         p50 = ratio_ci(base_samples, new_samples, 0.5, confidence, resamples, seed)
         p99 = ratio_ci(base_samples, new_samples, 0.99, confidence, resamples, seed + 1)
         compared.append(
             CellComparison(
                 cell_id,
-                new_cell["config"],
+                new_cell.config,
                 "compared",
                 base_p50_ms=float(np.median(base_samples)) / 1e6,
                 new_p50_ms=float(np.median(new_samples)) / 1e6,
@@ -240,11 +231,11 @@ def compare_runs(
                 new_samples=len(new_samples),
             )
         )
-    only_base = tuple(c.get("id") or k for k, c in base_cells.items() if k not in new_cells)
-    only_new = tuple(c.get("id") or k for k, c in new_cells.items() if k not in base_cells)
+    only_base = tuple(c.id for k, c in base_cells.items() if k not in new_cells)
+    only_new = tuple(c.id for k, c in new_cells.items() if k not in base_cells)
     return Comparison(
-        base_run=str(base.get("run_id")),
-        new_run=str(new.get("run_id")),
+        base_run=base.run_id,
+        new_run=new.run_id,
         confidence=confidence,
         cells=tuple(compared),
         only_in_base=only_base,

@@ -12,10 +12,13 @@ in order, from the run file's ``pricing`` block, its ``target`` (the AWS helper 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING
 
 from harness.errors import PricingError
 from harness.pricing.catalog import Catalog, Price, load_catalog
+
+if TYPE_CHECKING:
+    from harness.runfile.records import RunRecord
 
 __all__ = ["SECONDS_PER_HOUR", "PriceResolver", "usd_per_million"]
 
@@ -29,8 +32,8 @@ def usd_per_million(usd_per_hour: float, per_second: float | None) -> float | No
     return usd_per_hour / (SECONDS_PER_HOUR * per_second) * 1e6
 
 
-def _run_date(run: dict[str, Any]) -> str:
-    return str(run.get("started_utc") or "")[:10]
+def _run_date(run: RunRecord) -> str:
+    return run.started_utc[:10]
 
 
 class PriceResolver:
@@ -56,27 +59,23 @@ class PriceResolver:
             self._catalog = self._load()
         return self._catalog
 
-    def for_run(self, run: dict[str, Any]) -> tuple[Price | None, str]:
+    def for_run(self, run: RunRecord) -> tuple[Price | None, str]:
         """(price or None, a note saying where it came from or why there is none)."""
-        where = f"run {run.get('run_id', '?')}"
-        recorded = run.get("pricing") or {}
-        if recorded:
-            try:
-                return Price.from_dict(recorded, f"{where} pricing"), "recorded in the run file"
-            except PricingError as exc:
-                raise PricingError(f"{exc}; fix or remove the run file's 'pricing' block") from None
-        target = run.get("target") or {}
-        instance_type, region = target.get("instance_type"), target.get("region")
-        option = target.get("purchase_option") or "on-demand"
-        if target.get("price_per_hour") is not None:
+        where = f"run {run.run_id}"
+        if run.pricing is not None:
+            return run.pricing, "recorded in the run file"
+        target = run.target
+        instance_type, region = target.instance_type, target.region
+        option = target.purchase_option or "on-demand"
+        if target.price_per_hour is not None:
             try:
                 price = Price(
                     instance_type,
                     region,
-                    target.get("purchase_option"),
-                    target["price_per_hour"],
-                    target.get("price_source") or "recorded in the run file's target",
-                    target.get("price_as_of") or _run_date(run),
+                    target.purchase_option,
+                    target.price_per_hour,
+                    target.price_source or "recorded in the run file's target",
+                    target.price_as_of or _run_date(run),
                 )
             except PricingError as exc:
                 raise PricingError(f"{where} target price: {exc}") from None
@@ -96,5 +95,4 @@ class PriceResolver:
             )
         if self.fallback is not None:
             return self.fallback, "the run has no price of its own"
-        kind = target.get("kind", "local")
-        return None, f"{where} ({kind}) has no price; give one with --price-per-hour"
+        return None, f"{where} ({target.kind}) has no price; give one with --price-per-hour"

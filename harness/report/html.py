@@ -10,9 +10,14 @@ from __future__ import annotations
 import base64
 from collections.abc import Sequence
 from html import escape
-from typing import Any
+from typing import TYPE_CHECKING
 
 from harness.measure.environment import utc_now
+
+if TYPE_CHECKING:
+    from harness.report.formats import ScenarioTable
+    from harness.report.rows import CellRow
+    from harness.runfile.records import RunRecord
 
 __all__ = ["render_html"]
 
@@ -29,34 +34,36 @@ figcaption{font-size:.85rem;color:#555}details{margin:.4rem 0}summary{cursor:poi
 .scroll{overflow-x:auto}
 """
 
-_NUMERIC = {"thr", "batch", "inf/s", "GFLOP/s", "$/M inf", "$/M tok", "n"}
 
-
-def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], classes: Sequence[str] = ()) -> str:
+def _table(
+    headers: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    classes: Sequence[str] = (),
+    numeric: Sequence[bool] = (),
+) -> str:
     head = "".join(f"<th>{escape(h)}</th>" for h in headers)
     body = []
     for i, row in enumerate(rows):
         css = f' class="{classes[i]}"' if i < len(classes) and classes[i] else ""
         cells = "".join(
-            f'<td class="num">{escape(v)}</td>' if h in _NUMERIC or " ms" in h else f"<td>{escape(v)}</td>"
-            for h, v in zip(headers, row, strict=False)
+            f'<td class="num">{escape(v)}</td>' if j < len(numeric) and numeric[j] else f"<td>{escape(v)}</td>"
+            for j, v in enumerate(row)
         )
         body.append(f"<tr{css}>{cells}</tr>")
     return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>'
 
 
-def _answer(rows: Sequence[dict[str, Any]], slo_p99_ms: float) -> str:
-    from harness.report.slo import cell_label, choose
-    from harness.report.tables import _fmt, _money
-
-    def describe(row: dict[str, Any] | None) -> str:
-        if row is None:
-            return "none"
-        cost = f", ${_money(row['usd_per_million'])}/M inf" if row.get("usd_per_million") is not None else ""
-        return f"{cell_label(row)}: {_fmt(row['throughput_per_s'])} inf/s, p99 {_fmt(row['p99_ms'])} ms{cost}"
+def _answer(rows: Sequence[CellRow], slo_p99_ms: float) -> str:
+    from harness.report.slo import choose, describe_pick
 
     table = [
-        [c.workload, f"{c.meeting} of {c.considered}", describe(c.fastest), describe(c.cheapest), "; ".join(c.notes)]
+        [
+            c.workload,
+            f"{c.meeting} of {c.considered}",
+            describe_pick(c.fastest),
+            describe_pick(c.cheapest),
+            "; ".join(c.notes),
+        ]
         for c in choose(rows, slo_p99_ms)
     ]
     return (
@@ -68,51 +75,46 @@ def _answer(rows: Sequence[dict[str, Any]], slo_p99_ms: float) -> str:
     )
 
 
-def _environment(runs: Sequence[dict[str, Any]]) -> str:
+def _environment(runs: Sequence[RunRecord]) -> str:
     parts = []
     for run in runs:
-        env = run.get("environment", {})
-        cpu = env.get("cpu", {})
-        target = run.get("target", {})
+        env, cpu, target = run.environment, run.environment.cpu, run.target
         facts = [
-            ("run id", run.get("run_id")),
-            ("status", run.get("status")),
-            ("started (UTC)", run.get("started_utc")),
-            ("target", target.get("instance_type") or target.get("kind")),
-            ("region", target.get("region")),
-            ("host", env.get("host")),
-            ("OS", env.get("os")),
-            ("Python", env.get("python")),
-            ("CPU", cpu.get("model")),
-            ("arch", cpu.get("arch")),
-            ("usable cores", cpu.get("usable_cores")),
-            ("CPU flags", ", ".join(cpu.get("flags", []))),
-            ("torch threads", (env.get("torch") or {}).get("num_threads")),
-            ("packages", ", ".join(f"{k} {v}" for k, v in (env.get("packages") or {}).items() if v)),
-            ("git commit", env.get("git_commit")),
-            ("command", " ".join(env.get("command", []))),
+            ("run id", run.run_id),
+            ("status", run.status + (f" ({run.status_reason})" if run.status_reason else "")),
+            ("started (UTC)", run.started_utc),
+            ("target", target.label),
+            ("region", target.region),
+            ("host", env.host),
+            ("OS", env.os),
+            ("Python", env.python),
+            ("CPU", cpu.model),
+            ("arch", cpu.arch),
+            ("usable cores", cpu.usable_cores),
+            ("CPU flags", ", ".join(cpu.flags)),
+            ("torch threads", env.torch.num_threads if env.torch else None),
+            ("packages", ", ".join(f"{k} {v}" for k, v in env.packages.items() if v)),
+            ("git commit", env.git_commit),
+            ("command", " ".join(env.command)),
         ]
         rows = [[name, "-" if value in (None, "") else str(value)] for name, value in facts]
-        where = target.get("instance_type") or target.get("kind", "local")
-        summary = f"{run.get('run_id')} — {where} — {cpu.get('model', '?')}"
+        summary = f"{run.run_id} — {target.label} — {cpu.model}"
         parts.append(f"<details><summary>{escape(summary)}</summary>{_table(['fact', 'value'], rows)}</details>")
     return '<h2 id="environment">Environment</h2>' + "".join(parts)
 
 
 def render_html(
-    runs: Sequence[dict[str, Any]],
-    rows: Sequence[dict[str, Any]],
+    runs: Sequence[RunRecord],
+    rows: Sequence[CellRow],
+    tables: Sequence[ScenarioTable],
     slo_p99_ms: float | None = None,
     title: str = "siliconbench report",
 ) -> str:
-    """The whole report as one HTML document (rows as built by ``harness.report.tables.cell_rows``)."""
+    """The whole report as one HTML document: one results table per scenario, from the column spec."""
+    from harness.report.formats import price_lines, text_cells
     from harness.report.plots import make_plots
-    from harness.report.tables import _display_rows, price_lines
 
-    multi_target = len({r["target"] for r in rows}) > 1
-    headers, table, notes = _display_rows(rows, multi_target)
-    classes = ["failed" if r["status"] != "ok" else "" for r in rows]
-    workloads = sorted({f"{r['workload']}:{r['preset']}" for r in rows})
+    workloads = sorted({f"{r.workload}:{r.preset}" for r in rows})
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -122,12 +124,21 @@ def render_html(
         f"<style>{_STYLE}</style></head><body>",
         f"<h1>{escape(title)}</h1>",
         f'<p class="meta">{len(rows)} cells of {len(workloads)} workload(s) from {len(runs)} run(s): '
-        f"{escape(', '.join(str(r.get('run_id')) for r in runs))}. Generated {escape(utc_now()[:19])} UTC. "
-        "Latencies are per call (one batch); CIs are 95% bootstrap intervals.</p>",
+        f"{escape(', '.join(r.run_id for r in runs))}. Generated {escape(utc_now()[:19])} UTC. "
+        "Latencies are per call (one batch); each interval's method is in docs/methodology.md.</p>",
     ]
     if slo_p99_ms is not None:
         parts.append(_answer(rows, slo_p99_ms))
-    parts.append('<h2 id="results">Results</h2>' + _table(headers, table, classes))
+    parts.append('<h2 id="results">Results</h2>')
+    notes: list[str] = []
+    for table in tables:
+        headers, body = text_cells(table, notes)
+        classes = ["failed" if not r.ok else "" for r in table.rows]
+        numeric = [c.measured or c.key in ("threads", "batch_size") for c in table.columns] + [False]
+        parts.append(
+            f'<h3 id="scenario-{escape(table.scenario)}">scenario: {escape(table.scenario)}</h3>'
+            + _table(headers, body, classes, numeric)
+        )
     if notes:
         parts.append('<ol class="notes">' + "".join(f"<li>{escape(n)}</li>" for n in notes) + "</ol>")
     parts.append(
@@ -136,7 +147,7 @@ def render_html(
         + '</ul><p class="meta">USD per million inferences = price per hour / (3600 &times; inferences '
         "per second) &times; 10<sup>6</sup>, at the measured throughput.</p>"
     )
-    plots, skipped = make_plots(runs, rows, slo_p99_ms)
+    plots, skipped = make_plots(rows, slo_p99_ms)
     section = None
     for plot in plots:
         if plot.section != section:

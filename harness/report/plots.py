@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from harness.report.slo import cell_label
+from harness.report.rows import CellRow
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -62,27 +62,27 @@ def _new_figure(width: float, height: float) -> tuple[Figure, Axes]:
     return fig, fig.add_subplot()
 
 
-def _by_workload(rows: Sequence[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
-    groups: dict[str, list[dict[str, Any]]] = {}
+def _by_workload(rows: Sequence[CellRow]) -> dict[str, list[CellRow]]:
+    groups: dict[str, list[CellRow]] = {}
     for row in rows:
-        if row["status"] == "ok":
-            groups.setdefault(f"{row['workload']}:{row['preset']}", []).append(row)
+        if row.ok:
+            groups.setdefault(f"{row.workload}:{row.preset}", []).append(row)
     return groups
 
 
-def _series_key(row: dict[str, Any]) -> str:
-    threads = f" t{row['threads']}" if row.get("threads") else ""
-    return f"{row['target']} {row['backend']} {row['dtype']} {row['mode']}{threads}"
+def _series_key(row: CellRow) -> str:
+    threads = f" t{row.threads}" if row.threads else ""
+    return f"{row.target} {row.backend} {row.dtype} {row.mode}{threads}"
 
 
-def _latency_distribution(workload: str, rows: list[dict[str, Any]], samples: dict[tuple[str, str], list[int]]) -> Plot:
+def _latency_distribution(workload: str, rows: list[CellRow]) -> Plot:
     import numpy as np
 
     labels, data = [], []
     for row in rows:
-        values = samples.get((row["run_id"], row["cell_id"]))
+        values = row.measurement.samples_ns if row.measurement is not None else ()
         if values:
-            labels.append(cell_label(row) + (f" ({row['run_id'][:15]})" if _multi_run(rows) else ""))
+            labels.append(row.label + (f" ({row.run_id[:15]})" if _multi_run(rows) else ""))
             data.append(np.asarray(values, dtype=np.float64) / 1e6)
     import matplotlib
 
@@ -114,31 +114,54 @@ def _latency_distribution(workload: str, rows: list[dict[str, Any]], samples: di
     return Plot("Latency distribution per cell", workload, alt, _png(fig))
 
 
-def _multi_run(rows: Sequence[dict[str, Any]]) -> bool:
-    return len({r["run_id"] for r in rows}) > 1
+def _ms(row: CellRow, key: str) -> float:
+    interval = row.latency_ms(key)
+    assert interval is not None
+    return interval.value
 
 
-def _batch_sweep(workload: str, rows: list[dict[str, Any]]) -> Plot | None:
+def _end(row: CellRow, end: int) -> float:
+    """The low (0) or high (1) end of the median's interval, in ms (the median without one)."""
+    interval = row.latency_ms("p50")
+    assert interval is not None
+    found = interval.low if end == 0 else interval.high
+    return interval.value if found is None else found
+
+
+def _cost(row: CellRow) -> float:
+    cost = row.usd_per_million
+    assert cost is not None
+    return cost
+
+
+def _throughput(row: CellRow) -> float:
+    assert row.measurement is not None
+    return row.measurement.throughput_per_s
+
+
+def _multi_run(rows: Sequence[CellRow]) -> bool:
+    return len({r.run_id for r in rows}) > 1
+
+
+def _batch_sweep(workload: str, rows: list[CellRow]) -> Plot | None:
     from matplotlib.figure import Figure
 
-    series: dict[str, list[dict[str, Any]]] = {}
+    series: dict[str, list[CellRow]] = {}
     for row in rows:
-        series.setdefault(_series_key(row) + (f" {row['run_id'][:15]}" if _multi_run(rows) else ""), []).append(row)
-    swept = {
-        k: sorted(v, key=lambda r: r["batch_size"]) for k, v in series.items() if len({r["batch_size"] for r in v}) > 1
-    }
+        series.setdefault(_series_key(row) + (f" {row.run_id[:15]}" if _multi_run(rows) else ""), []).append(row)
+    swept = {k: sorted(v, key=lambda r: r.batch_size) for k, v in series.items() if len({r.batch_size for r in v}) > 1}
     if not swept:
         return None
     fig = Figure(figsize=(10.0, 4.2), layout="constrained")
     lat_ax, thr_ax = fig.subplots(1, 2)
     for i, (name, points) in enumerate(sorted(swept.items())):
         color = PALETTE[i % len(PALETTE)]
-        batches = [r["batch_size"] for r in points]
-        lat_ax.plot(batches, [r["p50_ms"] for r in points], marker="o", color=color, label=f"{name} p50")
+        batches = [r.batch_size for r in points]
+        lat_ax.plot(batches, [_ms(r, "p50") for r in points], marker="o", color=color, label=f"{name} p50")
         lat_ax.plot(
-            batches, [r["p99_ms"] for r in points], marker="x", linestyle="--", color=color, label=f"{name} p99"
+            batches, [_ms(r, "p99") for r in points], marker="x", linestyle="--", color=color, label=f"{name} p99"
         )
-        thr_ax.plot(batches, [r["throughput_per_s"] for r in points], marker="o", color=color, label=name)
+        thr_ax.plot(batches, [_throughput(r) for r in points], marker="o", color=color, label=name)
     for ax in (lat_ax, thr_ax):
         ax.set_xscale("log", base=2)
         ax.set_xlabel("batch size")
@@ -155,19 +178,19 @@ def _batch_sweep(workload: str, rows: list[dict[str, Any]]) -> Plot | None:
     return Plot("Latency and throughput against batch size", workload, alt, _png(fig))
 
 
-def _cost_vs_p99(workload: str, rows: list[dict[str, Any]], slo_p99_ms: float | None) -> Plot | None:
-    priced = [r for r in rows if r.get("usd_per_million") is not None and r.get("p99_ms") is not None]
+def _cost_vs_p99(workload: str, rows: list[CellRow], slo_p99_ms: float | None) -> Plot | None:
+    priced = [r for r in rows if r.usd_per_million is not None and r.latency_ms("p99") is not None]
     if not priced:
         return None
-    points = [(r["p99_ms"], r["usd_per_million"]) for r in priced]
+    points = [(_ms(r, "p99"), _cost(r)) for r in priced]
     front = pareto_front(points)
     fig, ax = _new_figure(8.0, 5.0)
-    targets = sorted({r["target"] for r in priced})
+    targets = sorted({r.target for r in priced})
     for i, target in enumerate(targets):
-        mine = [r for r in priced if r["target"] == target]
+        mine = [r for r in priced if r.target == target]
         ax.scatter(
-            [r["p99_ms"] for r in mine],
-            [r["usd_per_million"] for r in mine],
+            [_ms(r, "p99") for r in mine],
+            [_cost(r) for r in mine],
             s=40,
             color=PALETTE[i % len(PALETTE)],
             label=target,
@@ -195,7 +218,7 @@ def _cost_vs_p99(workload: str, rows: list[dict[str, Any]], slo_p99_ms: float | 
     for i in front:
         row = priced[i]
         ax.annotate(
-            f"{row['backend']} {row['dtype']} bs{row['batch_size']}",
+            f"{row.backend} {row.dtype} bs{row.batch_size}",
             points[i],
             textcoords="offset points",
             xytext=(6, 6),
@@ -217,27 +240,27 @@ def _cost_vs_p99(workload: str, rows: list[dict[str, Any]], slo_p99_ms: float | 
     return Plot("Cost per million inferences against p99 latency", workload, alt, _png(fig))
 
 
-def _history(workload: str, rows: list[dict[str, Any]]) -> Plot | None:
+def _history(workload: str, rows: list[CellRow]) -> Plot | None:
     from matplotlib import dates
 
-    series: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    series: dict[tuple[str, int], list[CellRow]] = {}
     for row in rows:
-        if row.get("run_started_utc"):
-            series.setdefault((_series_key(row), row["batch_size"]), []).append(row)
-    lines = {f"{k[0]} bs{k[1]}": v for k, v in sorted(series.items()) if len({r["run_started_utc"] for r in v}) > 1}
+        if row.run.started_utc:
+            series.setdefault((_series_key(row), row.batch_size), []).append(row)
+    lines = {f"{k[0]} bs{k[1]}": v for k, v in sorted(series.items()) if len({r.run.started_utc for r in v}) > 1}
     if not lines:
         return None
     fig, ax = _new_figure(9.0, 4.5)
 
-    def when(row: dict[str, Any]) -> datetime:
-        return datetime.fromisoformat(str(row["run_started_utc"]).replace("Z", "+00:00"))
+    def when(row: CellRow) -> datetime:
+        return datetime.fromisoformat(str(row.run.started_utc).replace("Z", "+00:00"))
 
     for i, (name, points) in enumerate(lines.items()):
         points = sorted(points, key=when)
         xs = [float(dates.date2num(when(r))) for r in points]  # type: ignore[no-untyped-call]
-        ys = [r["p50_ms"] for r in points]
-        low = [max(0.0, r["p50_ms"] - (r["p50_lo_ms"] if r["p50_lo_ms"] is not None else r["p50_ms"])) for r in points]
-        high = [max(0.0, (r["p50_hi_ms"] if r["p50_hi_ms"] is not None else r["p50_ms"]) - r["p50_ms"]) for r in points]
+        ys = [_ms(r, "p50") for r in points]
+        low = [max(0.0, _ms(r, "p50") - _end(r, 0)) for r in points]
+        high = [max(0.0, _end(r, 1) - _ms(r, "p50")) for r in points]
         ax.errorbar(xs, ys, yerr=[low, high], marker="o", capsize=3, color=PALETTE[i % len(PALETTE)], label=name)
     ax.set_ylabel("median latency (ms), 95% CI")
     ax.set_title(f"{workload}: median latency over time")
@@ -251,16 +274,13 @@ def _history(workload: str, rows: list[dict[str, Any]]) -> Plot | None:
     return Plot("History", workload, alt, _png(fig))
 
 
-def make_plots(
-    runs: Sequence[dict[str, Any]], rows: Sequence[dict[str, Any]], slo_p99_ms: float | None = None
-) -> tuple[list[Plot], list[str]]:
+def make_plots(rows: Sequence[CellRow], slo_p99_ms: float | None = None) -> tuple[list[Plot], list[str]]:
     """Every figure the rows support, and one line per figure kind that was skipped, saying why."""
-    samples = {(run["run_id"], cell.get("id")): cell.get("samples_ns") or [] for run in runs for cell in run["cells"]}
     plots: list[Plot] = []
     skipped: list[str] = []
     groups = _by_workload(rows)
     for workload, mine in groups.items():
-        plots.append(_latency_distribution(workload, mine, samples))
+        plots.append(_latency_distribution(workload, mine))
     sweeps = [p for w, mine in groups.items() if (p := _batch_sweep(w, mine)) is not None]
     costs = [p for w, mine in groups.items() if (p := _cost_vs_p99(w, mine, slo_p99_ms)) is not None]
     history = [p for w, mine in groups.items() if (p := _history(w, mine)) is not None]

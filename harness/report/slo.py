@@ -12,16 +12,36 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["SloChoice", "cell_label", "choose"]
+from harness.report.columns import fmt, money
+from harness.report.rows import CellRow
+from harness.scenarios.validity import MIN_SAMPLES_FOR_P99
 
-#: Below this many samples a p99 is little more than the maximum; the choice says so.
-MIN_SAMPLES_FOR_P99 = 100
+__all__ = ["SloChoice", "choose", "describe_pick"]
 
 
-def cell_label(row: dict[str, Any]) -> str:
-    """Short human name of a cell: where it ran and how."""
-    threads = f" t{row['threads']}" if row.get("threads") else ""
-    return f"{row['target']} {row['backend']} {row['dtype']} {row['mode']} bs{row['batch_size']}{threads}"
+def _p99(row: CellRow) -> float:
+    interval = row.latency_ms("p99")
+    assert interval is not None
+    return interval.value
+
+
+def _p50(row: CellRow) -> float:
+    interval = row.latency_ms("p50")
+    assert interval is not None
+    return interval.value
+
+
+def _throughput(row: CellRow) -> float:
+    assert row.measurement is not None
+    return row.measurement.throughput_per_s
+
+
+def describe_pick(row: CellRow | None) -> str:
+    """'label: 1,234 inf/s, p99 2.1 ms, $0.05/M inf', or 'none'."""
+    if row is None:
+        return "none"
+    cost = f", ${money(row.usd_per_million)}/M inf" if row.usd_per_million is not None else ""
+    return f"{row.label}: {fmt(_throughput(row))} inf/s, p99 {fmt(_p99(row))} ms{cost}"
 
 
 @dataclass(frozen=True)
@@ -32,31 +52,33 @@ class SloChoice:
     slo_p99_ms: float
     considered: int
     meeting: int
-    fastest: dict[str, Any] | None
-    cheapest: dict[str, Any] | None
+    fastest: CellRow | None
+    cheapest: CellRow | None
     notes: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        def pick(row: dict[str, Any] | None) -> dict[str, Any] | None:
+        """The choice for ``report --format json``."""
+
+        def pick(row: CellRow | None) -> dict[str, Any] | None:
             if row is None:
                 return None
-            keys = (
-                "run_id",
-                "cell_id",
-                "target",
-                "backend",
-                "dtype",
-                "mode",
-                "threads",
-                "batch_size",
-                "p50_ms",
-                "p99_ms",
-                "throughput_per_s",
-                "usd_per_million",
-                "usd_per_hour",
-                "price",
-            )
-            return {k: row.get(k) for k in keys} | {"label": cell_label(row)}
+            return {
+                "run_id": row.run_id,
+                "cell_id": row.cell.id,
+                "target": row.target,
+                "backend": row.backend,
+                "dtype": row.dtype,
+                "mode": row.mode,
+                "threads": row.threads,
+                "batch_size": row.batch_size,
+                "p50_ms": _p50(row),
+                "p99_ms": _p99(row),
+                "throughput_per_s": _throughput(row),
+                "usd_per_million": row.usd_per_million,
+                "usd_per_hour": row.price.usd_per_hour if row.price else None,
+                "price": row.price.describe() if row.price else None,
+                "label": row.label,
+            }
 
         return {
             "workload": self.workload,
@@ -69,45 +91,38 @@ class SloChoice:
         }
 
 
-def choose(rows: Sequence[dict[str, Any]], slo_p99_ms: float) -> list[SloChoice]:
+def choose(rows: Sequence[CellRow], slo_p99_ms: float) -> list[SloChoice]:
     """One choice per workload, in the order workloads first appear in ``rows``."""
-    order: list[str] = []
-    groups: dict[str, list[dict[str, Any]]] = {}
+    groups: dict[str, list[CellRow]] = {}
     for row in rows:
-        name = f"{row['workload']}:{row['preset']}"
-        if name not in groups:
-            order.append(name)
-            groups[name] = []
-        groups[name].append(row)
+        groups.setdefault(f"{row.workload}:{row.preset}", []).append(row)
     choices = []
-    for name in order:
-        usable = [r for r in groups[name] if r["status"] == "ok" and r.get("correct") and r.get("p99_ms") is not None]
-        meeting = [r for r in usable if r["p99_ms"] <= slo_p99_ms]
-        fastest = max(meeting, key=lambda r: (r["throughput_per_s"], -r["p50_ms"]), default=None)
-        priced = [r for r in meeting if r.get("usd_per_million") is not None]
-        cheapest = min(priced, key=lambda r: (r["usd_per_million"], -r["throughput_per_s"]), default=None)
+    for name, group in groups.items():
+        usable = [r for r in group if r.ok and r.measurement is not None and r.measurement.correctness.passed]
+        meeting = [r for r in usable if _p99(r) <= slo_p99_ms]
+        fastest = max(meeting, key=lambda r: (_throughput(r), -_p50(r)), default=None)
+        priced = [r for r in meeting if r.usd_per_million is not None]
+        cheapest = min(priced, key=lambda r: (r.usd_per_million or 0.0, -_throughput(r)), default=None)
         notes = []
-        skipped = len(groups[name]) - len(usable)
+        skipped = len(group) - len(usable)
         if skipped:
             notes.append(f"{skipped} failed or incorrect cell(s) not considered")
         if not meeting:
-            best = min(usable, key=lambda r: r["p99_ms"], default=None)
+            best = min(usable, key=_p99, default=None)
             if best is not None:
                 notes.append(
-                    f"no cell meets p99 <= {slo_p99_ms:g} ms; the lowest p99 is {best['p99_ms']:.3g} ms "
-                    f"({cell_label(best)})"
+                    f"no cell meets p99 <= {slo_p99_ms:g} ms; the lowest p99 is {_p99(best):.3g} ms ({best.label})"
                 )
         elif not priced:
             notes.append("no cell that meets the target has a price; give one with --price-per-hour")
-        for label, pick in (("fastest", fastest), ("cheapest", cheapest)):
-            if pick is None:
+        for label, chosen in (("fastest", fastest), ("cheapest", cheapest)):
+            if chosen is None:
                 continue
-            if pick.get("samples", 0) < MIN_SAMPLES_FOR_P99:
-                notes.append(f"the {label} cell's p99 rests on only {pick.get('samples')} samples")
-            if pick.get("p99_hi_ms") is not None and pick["p99_hi_ms"] > slo_p99_ms:
-                notes.append(
-                    f"the {label} cell's p99 confidence interval reaches {row['p99_hi_ms']:.3g} ms, above the target"
-                )
+            if (chosen.samples or 0) < MIN_SAMPLES_FOR_P99:
+                notes.append(f"the {label} cell's p99 rests on only {chosen.samples} samples")
+            p99 = chosen.latency_ms("p99")
+            if p99 is not None and p99.high is not None and p99.high > slo_p99_ms:
+                notes.append(f"the {label} cell's p99 confidence interval reaches {p99.high:.3g} ms, above the target")
         choices.append(
             SloChoice(name, slo_p99_ms, len(usable), len(meeting), fastest, cheapest, tuple(dict.fromkeys(notes)))
         )

@@ -11,47 +11,40 @@ from __future__ import annotations
 import os
 import traceback
 from collections.abc import Callable
-from typing import Any
 
 from backends.base import BackendOptions
 from harness.measure.environment import utc_now
 from harness.measure.sampler import SamplingPolicy
 from harness.run.failures import describe_failure
-from harness.run.plan import CellConfig
-from harness.scenarios.latency import DRIFT, HIGH_DISPERSION, warnings_for
-from harness.scenarios.validity import MIN_SAMPLES_FOR_P99
+from harness.runfile.records import CellConfig, CellError, CellRecord
 
 #: Load above the core count, beyond this margin, means work other than ours competed for cores.
 BUSY_MARGIN = 0.5
 
-__all__ = [
-    "BUSY_MARGIN",
-    "DRIFT",
-    "HIGH_DISPERSION",
-    "MIN_SAMPLES_FOR_P99",
-    "busy_machine_warning",
-    "failed_cell",
-    "run_cell",
-    "warnings_for",
-]
+__all__ = ["BUSY_MARGIN", "busy_machine_warning", "failed_cell", "run_cell"]
 
 
 def failed_cell(
-    config: CellConfig, phase: str, exc: BaseException | str, started: str, kind: str = "ChildProcessError"
-) -> dict[str, Any]:
+    config: CellConfig,
+    phase: str,
+    exc: BaseException | str,
+    started: str,
+    trace: str | None = None,
+    kind: str = "ChildProcessError",
+) -> CellRecord:
     """A cell record for a failure, with a one-line message (``kind`` names a failure given as text)."""
     if isinstance(exc, BaseException):
         kind, message = describe_failure(exc, config.batch_size)
     else:
         message = exc
-    return {
-        "id": config.cell_id,
-        "config": config.to_dict(),
-        "status": "failed",
-        "error": {"type": kind, "message": message[:500], "phase": phase},
-        "started_utc": started,
-        "finished_utc": utc_now(),
-    }
+    return CellRecord(
+        id=config.cell_id,
+        config=config,
+        status="failed",
+        error=CellError(type=kind, message=message[:500], phase=phase, traceback=trace),
+        started_utc=started,
+        finished_utc=utc_now(),
+    )
 
 
 def busy_machine_warning(threads: int) -> str | None:
@@ -74,9 +67,7 @@ def busy_machine_warning(threads: int) -> str | None:
     return None
 
 
-def run_cell(
-    config: CellConfig, policy: SamplingPolicy, on_phase: Callable[[str], None] | None = None
-) -> dict[str, Any]:
+def run_cell(config: CellConfig, policy: SamplingPolicy, on_phase: Callable[[str], None] | None = None) -> CellRecord:
     """Measure one cell in this process; failures come back as a failed cell record.
 
     ``on_phase(name)`` is told each phase as it starts (``harness.run.limits`` times them).
@@ -90,7 +81,8 @@ def run_cell(
         import torch
 
         from backends.registry import require_backend
-        from harness.scenarios import CellContext, get_scenario
+        from harness.scenarios.base import CellContext
+        from harness.scenarios.registry import get_scenario
         from workloads.registry import resolve
 
         scenario = get_scenario(config.scenario, loadgen=config.params.loadgen)
@@ -109,20 +101,17 @@ def run_cell(
         params = sum(p.numel() for p in model.parameters())
 
         ctx = CellContext(config, policy, backend, options, workload, model, params, on_phase=on_phase)
-        result = scenario.run(ctx)
+        measurement = scenario.run(ctx)
+        record = CellRecord(
+            id=config.cell_id,
+            config=config,
+            status="ok",
+            measurement=measurement,
+            started_utc=started,
+            finished_utc=utc_now(),
+        )
         busy = busy_machine_warning(config.threads or torch.get_num_threads())
-        if busy and isinstance(result.get("warnings"), list):
-            result["warnings"].append(busy)
-        return {
-            "id": config.cell_id,
-            "config": config.to_dict(),
-            "status": "ok",
-            "error": None,
-            **result,
-            "started_utc": started,
-            "finished_utc": utc_now(),
-        }
+        return record.with_warning(busy) if busy else record
     except Exception as exc:  # a cell must fail alone, whatever it raised
-        record = failed_cell(config, ctx.phase if ctx is not None else phase, exc, started)
-        record["error"]["traceback"] = traceback.format_exc(limit=8)
-        return record
+        phase = ctx.phase if ctx is not None else phase
+        return failed_cell(config, phase, exc, started, traceback.format_exc(limit=8))

@@ -37,7 +37,7 @@ from harness.measure.sampler import SamplingPolicy
 from harness.run.cell import failed_cell, run_cell
 from harness.run.failures import describe_signal
 from harness.run.limits import PREPARE_PHASES, CellLimits
-from harness.run.plan import CellConfig
+from harness.runfile.records import CellConfig, CellRecord
 
 __all__ = ["run_cell_isolated"]
 
@@ -113,7 +113,7 @@ def run_cell_isolated(
     policy: SamplingPolicy,
     limits: CellLimits | None = None,
     clock: Any = time.monotonic,
-) -> dict[str, Any]:
+) -> CellRecord:
     """Measure ``config`` in a child process; a dead or over-limit child gives a failed cell."""
     limits = limits or CellLimits()
     started = utc_now()

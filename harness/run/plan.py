@@ -15,102 +15,19 @@ from typing import Any
 
 from harness.errors import ConfigError
 from harness.run.limits import PREPARE_LIMIT_S, SAMPLING_GRACE_S
+from harness.runfile.records import CellConfig, ScenarioParams
 
 __all__ = [
     "DEFAULT_SUITE",
-    "LOADGEN_SCENARIOS",
     "MAX_CONCURRENCY",
     "MAX_THREADS",
-    "SCENARIOS",
-    "CellConfig",
-    "ScenarioParams",
     "Suite",
     "load_suite_file",
 ]
 
-#: How load is applied; each has a module in ``harness.scenarios``.
-SCENARIOS: tuple[str, ...] = ("latency", "throughput", "generate", "server", "offline")
 #: Upper bounds on any machine; a local run is also held to the cores it may use (harness.run.matrix).
 MAX_THREADS = 1024
 MAX_CONCURRENCY = 1024
-#: Our scenarios that MLPerf LoadGen can run, mapped to LoadGen's names.
-LOADGEN_SCENARIOS: dict[str, str] = {"latency": "SingleStream", "server": "Server", "offline": "Offline"}
-
-
-@dataclass(frozen=True)
-class ScenarioParams:
-    """The knobs of the load scenarios; ``latency`` ignores them all.
-
-    Token counts are exact (generation ignores end-of-sequence). SLO targets are milliseconds:
-    ``slo_p99_ms`` on the end-to-end latency, ``slo_ttft_ms`` and ``slo_tpot_ms`` on the p99 time
-    to first token and time per output token of decoders. ``rate`` (requests/s) fixes the
-    ``server`` arrival rate; without it the server scenario searches for the capacity under the SLO.
-    """
-
-    prompt_tokens: int = 128
-    output_tokens: int = 128
-    rate: float | None = None
-    slo_p99_ms: float | None = None
-    slo_ttft_ms: float | None = None
-    slo_tpot_ms: float | None = None
-    concurrency: int = 1
-    loadgen: bool = False
-
-    def label(self, scenario: str) -> str:
-        """The part of a cell id that tells cells of one scenario apart."""
-        parts = [scenario]
-        if scenario in ("generate", "server", "offline"):
-            parts.append(f"p{self.prompt_tokens}o{self.output_tokens}")
-        if scenario == "server":
-            parts.append(f"r{self.rate:g}" if self.rate is not None else "capacity")
-            if self.concurrency != 1:
-                parts.append(f"c{self.concurrency}")
-        if self.loadgen:
-            parts.append("loadgen")
-        return "-".join(parts)
-
-
-@dataclass(frozen=True)
-class CellConfig:
-    """One point of the matrix: workload × preset × backend × options × batch × scenario."""
-
-    workload: str
-    preset: str
-    backend: str
-    dtype: str
-    mode: str
-    threads: int | None
-    batch_size: int
-    scenario: str = "latency"
-    device: str | None = None
-    params: ScenarioParams = field(default_factory=ScenarioParams)
-
-    @property
-    def cell_id(self) -> str:
-        threads = f"t{self.threads}" if self.threads else "tdefault"
-        device = f"@{self.device}" if self.device else ""
-        return "/".join(
-            (
-                self.workload,
-                self.preset,
-                f"{self.backend}{device}",
-                self.dtype,
-                self.mode,
-                threads,
-                f"bs{self.batch_size}",
-                self.scenario
-                if self.scenario == "latency" and not self.params.loadgen
-                else self.params.label(self.scenario),
-            )
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        """The run file's ``config``; a plain latency cell keeps the original keys only."""
-        data = asdict(self)
-        params = data.pop("params")
-        if self.scenario != "latency" or self.params != ScenarioParams():
-            data["scenario_params"] = params
-        return data
 
 
 @dataclass(frozen=True)
@@ -164,8 +81,6 @@ class Suite:
             raise ConfigError(f"target CI must be a fraction between 0 and 1, got {self.target_rel_ci!r}")
         if self.min_samples < 3:
             raise ConfigError(f"min samples must be 3 or more, got {self.min_samples!r}")
-        if self.scenario not in SCENARIOS:
-            raise ConfigError(f"unknown scenario {self.scenario!r}; available: {', '.join(SCENARIOS)}")
         if self.pricing:
             from harness.pricing.given import validate_pricing_table
 
@@ -173,6 +88,9 @@ class Suite:
         self._check_scenario_params()
 
     def _check_scenario_params(self) -> None:
+        """Checks common to every scenario here; each scenario's own in its ``SPEC.check``."""
+        from harness.scenarios.registry import spec
+
         for name in ("prompt_tokens", "output_tokens", "concurrency"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -183,25 +101,16 @@ class Suite:
             value = getattr(self, name)
             if value is not None and not _finite_positive(value):
                 raise ConfigError(f"{name.replace('_', '-')} must be a finite positive number, got {value!r}")
-        if self.loadgen and self.scenario not in LOADGEN_SCENARIOS:
+        scenario = spec(self.scenario)
+        if self.loadgen and scenario.loadgen is None:
+            from harness.scenarios.registry import scenario_specs
+
+            runs = {s.name: s.loadgen for s in scenario_specs().values() if s.loadgen}
             raise ConfigError(
-                f"LoadGen runs the scenarios {', '.join(LOADGEN_SCENARIOS)} "
-                f"(as {', '.join(LOADGEN_SCENARIOS.values())}), not {self.scenario!r}; "
-                "drop --loadgen or change --scenario"
+                f"LoadGen runs the scenarios {', '.join(runs)} (as {', '.join(runs.values())}), "
+                f"not {self.scenario!r}; drop --loadgen or change --scenario"
             )
-        slo_given = any(v is not None for v in (self.slo_p99, self.slo_ttft, self.slo_tpot))
-        if self.scenario == "server" and self.rate is None and not slo_given:
-            raise ConfigError(
-                "the server scenario needs --rate (requests/s) or an SLO to search capacity under "
-                "(--slo-p99 MS, or --slo-ttft/--slo-tpot MS for decoders)"
-            )
-        if self.scenario == "server" and self.loadgen and self.rate is None:
-            raise ConfigError("LoadGen's Server scenario runs at a fixed rate: give --rate (requests/s)")
-        if self.scenario == "server" and self.loadgen and not slo_given:
-            raise ConfigError(
-                "LoadGen's Server scenario judges a latency target: give --slo-p99 MS "
-                "(or --slo-ttft and --slo-tpot MS for decoders)"
-            )
+        scenario.check(self.scenario_params())
 
     def scenario_params(self) -> ScenarioParams:
         return ScenarioParams(

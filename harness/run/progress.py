@@ -3,45 +3,46 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
 
 from harness.run.runner import ProgressFn
+from harness.runfile.records import CellConfig, CellRecord
 
 __all__ = ["progress_detail", "progress_printer"]
 
 
-def progress_detail(record: dict[str, Any]) -> str:
+def progress_detail(record: CellRecord) -> str:
     """The figures worth a progress line for the record's scenario."""
-    lat, samp = record["latency_ns"], record["sampling"]
-    scenario = record["config"].get("scenario", "latency")
-    if "generation" in record:
-        gen = record["generation"]
-        tpot = gen["tpot_ns"]["p50"] / 1e6 if gen.get("tpot_ns") else float("nan")
+    measured = record.measurement
+    assert measured is not None
+    lat, samp = measured.latency_ns, measured.sampling
+    if measured.generation is not None:
+        gen, tokens = measured.generation, measured.generation.tokens
+        tpot = tokens.tpot_ns.p50 / 1e6 if tokens.tpot_ns else float("nan")
+        ttft = tokens.ttft_ns.p50 / 1e6 if tokens.ttft_ns else float("nan")
         return (
-            f"TTFT p50 {gen['ttft_ns']['p50'] / 1e6:.3f} ms, TPOT p50 {tpot:.3f} ms, "
-            f"{record['output_tokens_per_s']:.1f} output tok/s ({gen['requests']} requests)"
+            f"TTFT p50 {ttft:.3f} ms, TPOT p50 {tpot:.3f} ms, "
+            f"{gen.output_tokens_per_s:.1f} output tok/s ({gen.requests} requests)"
         )
-    if "server" in record:
-        srv = record["server"]
+    if measured.server is not None:
+        srv = measured.server
         head = (
-            f"capacity {srv['capacity_rps']:.2f} req/s"
-            if srv["capacity_rps"] is not None
-            else f"{srv['rate_rps']:g} req/s offered"
+            f"capacity {srv.capacity_rps:.2f} req/s"
+            if srv.capacity_rps is not None
+            else f"{srv.rate_rps or 0:g} req/s offered"
         )
-        good = f", goodput {srv['goodput_rps']:.2f} req/s" if srv.get("goodput_rps") is not None else ""
-        return f"{head}{good}, p99 {lat['p99'] / 1e6:.3f} ms ({len(srv['probes'])} probes)"
-    if "loadgen" in record:
-        return f"{record['throughput_per_s']:.1f} samples/s, LoadGen {record['loadgen']['verdict']}"
-    if scenario == "offline":
-        return f"{record['throughput_per_s']:.1f} samples/s ({record['offline']['samples']} samples)"
+        good = f", goodput {srv.goodput_rps:.2f} req/s" if srv.goodput_rps is not None else ""
+        return f"{head}{good}, p99 {lat.p99 / 1e6:.3f} ms ({len(srv.probes)} probes)"
+    if measured.loadgen is not None:
+        return f"{measured.throughput_per_s:.1f} samples/s, LoadGen {measured.loadgen.verdict}"
+    if measured.offline is not None:
+        return f"{measured.throughput_per_s:.1f} samples/s ({measured.offline.samples} samples)"
     return (
-        f"p50 {lat['p50'] / 1e6:.3f} ms, {record['throughput_per_s']:.1f} inf/s "
-        f"({samp['stop_reason']}, {lat['count']} samples)"
+        f"p50 {lat.p50 / 1e6:.3f} ms, {measured.throughput_per_s:.1f} inf/s ({samp.stop_reason}, {lat.count} samples)"
     )
 
 
 def progress_printer(quiet: bool) -> ProgressFn:
-    def show(index: int, total: int, config: Any, record: dict[str, Any] | None) -> None:
+    def show(index: int, total: int, config: CellConfig, record: CellRecord | None) -> None:
         if quiet:
             return
         label = (
@@ -52,10 +53,10 @@ def progress_printer(quiet: bool) -> ProgressFn:
             label += f" {config.params.label(config.scenario)}"
         if record is None:
             print(f"{label} ...", file=sys.stderr, flush=True)
-        elif record["status"] == "ok":
+        elif record.error is None:
             print(f"{label} ok: {progress_detail(record)}", file=sys.stderr, flush=True)
         else:
-            err = record["error"]
-            print(f"{label} FAILED in {err['phase']}: {err['message']}", file=sys.stderr, flush=True)
+            err = record.error
+            print(f"{label} FAILED in {err.phase}: {err.message}", file=sys.stderr, flush=True)
 
     return show

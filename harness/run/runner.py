@@ -1,9 +1,10 @@
 """Run a planned list of cells into one run file, reporting progress as it goes.
 
 However a run ends, its file is valid, holds every cell that finished, and says why it ended:
-``complete``; ``interrupted`` (a stop signal, see ``harness.run.signals``); ``disk_full`` (the
-disk filled: the run stops rather than measure what it cannot keep); ``timed_out`` (a cell in
-this process went past its limit and, being hung, could not be stopped, so the run ended).
+``complete``; ``interrupted`` with the signal as its reason (``harness.run.signals``);
+``aborted`` with the reason ``disk full: ...`` (the run stops rather than measure what it cannot
+keep) or ``timed out: ...`` (a cell in this process went past its limit and, being hung, could
+not be stopped, so the run ended).
 """
 
 from __future__ import annotations
@@ -11,22 +12,21 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Sequence
-from typing import Any
 
 from harness.errors import RunStoppedError
 from harness.measure.sampler import SamplingPolicy
 from harness.run.cell import failed_cell, run_cell
 from harness.run.isolation import run_cell_isolated
 from harness.run.limits import PREPARE_PHASES, CellLimits
-from harness.run.plan import CellConfig
 from harness.run.signals import signals_held
 from harness.run.watchdog import Watchdog
 from harness.runfile.atomic import is_disk_full
 from harness.runfile.files import RunWriter
+from harness.runfile.records import CellConfig, CellRecord
 
 __all__ = ["EXIT_HUNG", "HangFn", "ProgressFn", "exit_on_hang", "run_cells"]
 
-ProgressFn = Callable[[int, int, CellConfig, dict[str, Any] | None], None]
+ProgressFn = Callable[[int, int, CellConfig, CellRecord | None], None]
 #: Told, from the watchdog thread, that a cell in this process is hung; it must end the process.
 HangFn = Callable[[RunStoppedError], None]
 #: The exit status of a process ended by a hung cell: a cell failed.
@@ -44,10 +44,10 @@ def exit_on_hang(error: RunStoppedError) -> None:
 
 def _stopped_for_disk(writer: RunWriter, done: int, total: int, exc: OSError) -> RunStoppedError:
     with signals_held():
-        writer.finish("disk_full")
+        writer.finish("aborted", f"disk full: {exc.strerror} after {done} of {total} cells")
     return RunStoppedError(
         f"no space left on the disk holding {writer.path} ({exc.strerror}): stopped after {done} of {total} "
-        f"cells; {writer.saved_cells} finished cells kept in {writer.path} (status disk_full)",
+        f"cells; {writer.saved_cells} finished cells kept in {writer.path} (status aborted: disk full)",
         "disk_full",
         writer.path,
     )
@@ -89,7 +89,7 @@ class _InProcessLimits:
             self.phase,
             f"the cell {why}; a cell in this process cannot be stopped, so the run ended (use --isolate)",
             self.started,
-            "TimeoutError",
+            kind="TimeoutError",
         )
         done = self.writer.saved_cells
         try:
@@ -97,14 +97,14 @@ class _InProcessLimits:
         except OSError:
             pass  # finish() keeps what fits
         try:
-            self.writer.finish("timed_out")
+            self.writer.finish("aborted", f"timed out: cell {config.cell_id} {why}")
         except OSError:
             pass  # the last good file stays
         self.on_hang(
             RunStoppedError(
                 f"cell {config.cell_id} {why}; a hung cell cannot be stopped inside this process, so the run "
                 f"ended: rerun with --isolate to have it killed and the run go on; {done} finished cells kept "
-                f"in {self.writer.path} (status timed_out)",
+                f"in {self.writer.path} (status aborted: timed out)",
                 "timed_out",
                 self.writer.path,
             )
@@ -122,7 +122,7 @@ def run_cells(
     progress: ProgressFn | None = None,
     limits: CellLimits | None = None,
     on_hang: HangFn = exit_on_hang,
-) -> list[dict[str, Any]]:
+) -> list[CellRecord]:
     """Measure every cell in order and append each to the run file as soon as it is done.
 
     Every cell runs under ``limits`` (``harness.run.limits``): an isolated cell past its limit is
@@ -133,7 +133,7 @@ def run_cells(
     from harness.measure.environment import utc_now
 
     limits = limits or CellLimits()
-    done: list[dict[str, Any]] = []
+    done: list[CellRecord] = []
     in_process: _InProcessLimits | None = None
     try:
         for index, config in enumerate(cells, start=1):
@@ -164,9 +164,11 @@ def run_cells(
             if not is_disk_full(exc):
                 raise
             raise _stopped_for_disk(writer, len(cells), len(cells), exc) from None
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        import signal
+
         with signals_held():
-            writer.finish("interrupted")
+            writer.finish("interrupted", signal.Signals(getattr(exc, "signum", signal.SIGINT)).name)
         raise
     finally:
         if in_process is not None:

@@ -19,7 +19,10 @@ Two refinements, both because a probe is short:
 
 from __future__ import annotations
 
-import numpy as np
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
 
 from harness.errors import ConfigError
 
@@ -34,6 +37,8 @@ def poisson_schedule(rate_per_s: float, count: int, seed: int = DEFAULT_SEED) ->
         raise ConfigError(f"arrival rate must be positive, got {rate_per_s!r}")
     if count < 1:
         raise ConfigError(f"a schedule needs at least one request, got {count}")
+    import numpy as np
+
     sums = np.cumsum(np.random.default_rng(seed).standard_exponential(count + 1))
     times: np.ndarray = sums[:-1] / sums[-1] * (count / rate_per_s)
     return times

@@ -13,13 +13,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from harness.measure.correctness import tolerance_for
+from harness.runfile.records import Correctness, Measurement, SamplingRecord, WorkloadFacts
 
 if TYPE_CHECKING:
     import torch
 
     from backends.base import Backend, BackendOptions
     from harness.measure.sampler import SamplingPolicy
-    from harness.run.plan import CellConfig
+    from harness.runfile.records import CellConfig
     from workloads.base import Workload
 
 __all__ = ["CellContext", "Scenario", "correctness_record", "sampling_fields", "sampling_record", "workload_record"]
@@ -47,39 +48,41 @@ class CellContext:
 
 
 class Scenario(Protocol):
-    """Runs one cell's measurement; returns the record keys after ``error`` (see the schema)."""
+    """Runs one cell's measurement and returns what it measured."""
 
     name: str
 
-    def run(self, ctx: CellContext) -> dict[str, Any]: ...
+    def run(self, ctx: CellContext) -> Measurement: ...
 
 
 def workload_record(
     ctx: CellContext, flops_per_inference: float | None, tokens_per_sample: int | None = None
-) -> dict[str, Any]:
-    """The record's ``workload``; generation cells pass their prompt + output tokens per sample."""
+) -> WorkloadFacts:
+    """The record's workload facts; generation cells pass their prompt + output tokens per sample."""
     workload = ctx.workload
-    return {
-        "task": workload.task,
-        "description": workload.description,
-        "params": int(ctx.params),
-        "flops_per_inference": None if flops_per_inference is None else float(flops_per_inference),
-        "tokens_per_sample": int(workload.tokens_per_sample if tokens_per_sample is None else tokens_per_sample),
-    }
+    return WorkloadFacts(
+        task=workload.task,
+        description=workload.description,
+        params=int(ctx.params),
+        flops_per_inference=None if flops_per_inference is None else float(flops_per_inference),
+        tokens_per_sample=int(workload.tokens_per_sample if tokens_per_sample is None else tokens_per_sample),
+    )
 
 
-def correctness_record(
-    error: float, dtype: str, reference: str = "cpu eager fp32"
-) -> tuple[dict[str, Any], str | None]:
-    """The record's ``correctness`` and, when it failed, the warning that leads the warnings list."""
+#: A relative error this large stands for "no agreement at all" (JSON has no infinity).
+UNBOUNDED_ERROR = 1e300
+
+
+def correctness_record(error: float, dtype: str, reference: str = "cpu eager fp32") -> tuple[Correctness, str | None]:
+    """The record's correctness and, when it failed, the warning that leads the warnings list."""
     tolerance = tolerance_for(dtype)
     passed = error <= tolerance
-    record = {
-        "max_rel_error": error if error != float("inf") else 1e300,
-        "tolerance": tolerance,
-        "passed": passed,
-        "reference": reference,
-    }
+    record = Correctness(
+        max_rel_error=error if error == error and error != float("inf") else UNBOUNDED_ERROR,
+        tolerance=tolerance,
+        passed=passed,
+        reference=reference,
+    )
     warning = (
         None
         if passed
@@ -115,25 +118,28 @@ def sampling_fields(
     wall_s: float,
     rel_ci_half_width: float | None = None,
     timer: str = "host_clock",
-) -> dict[str, Any]:
-    """The run file's ``sampling`` section: what the sampler did, under which policy."""
-    return {
-        "warmup_count": warmup_count,
-        "warmup_s": warmup_s,
-        "elapsed_s": elapsed_s,
-        "stop_reason": stop_reason,
-        "rel_ci_half_width": rel_ci_half_width,
-        "target_rel_ci": policy.target_rel_ci,
-        "confidence": policy.confidence,
-        "max_time_s": policy.max_time_s,
-        "min_count": policy.min_count,
-        "max_count": policy.max_count,
-        "wall_s": wall_s,
-        "timer": timer,
-    }
+) -> SamplingRecord:
+    """The record's sampling part: what the sampler did, under which policy."""
+    finite = (
+        rel_ci_half_width is not None and rel_ci_half_width == rel_ci_half_width and rel_ci_half_width != float("inf")
+    )
+    return SamplingRecord(
+        warmup_count=warmup_count,
+        warmup_s=warmup_s,
+        elapsed_s=elapsed_s,
+        stop_reason=stop_reason,
+        rel_ci_half_width=rel_ci_half_width if finite else None,
+        target_rel_ci=policy.target_rel_ci,
+        confidence=policy.confidence,
+        max_time_s=policy.max_time_s,
+        min_count=policy.min_count,
+        max_count=policy.max_count,
+        wall_s=wall_s,
+        timer=timer,
+    )
 
 
-def sampling_record(sampling: SamplingOutcome, policy: SamplingPolicy, wall_s: float) -> dict[str, Any]:
+def sampling_record(sampling: SamplingOutcome, policy: SamplingPolicy, wall_s: float) -> SamplingRecord:
     """``sampling_fields`` from a sampler's result."""
     return sampling_fields(
         policy,

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from harness.errors import ConfigError
+from harness.runfile.records import Correctness
 from harness.scenarios.base import CellContext, correctness_record
 
 if TYPE_CHECKING:
@@ -98,7 +99,7 @@ class PreparedDecoder:
 class DecoderCheck:
     """The correctness of a prepared decoder against the fp32 CPU reference, and its cost."""
 
-    correctness: dict[str, Any]
+    correctness: Correctness
     warning: str | None
     token_agreement: float
     reference_tokens: int

@@ -19,14 +19,18 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
-from harness.measure.sampler import SamplingPolicy
+from harness.runfile.records import GenerationPart, Measurement
 from harness.scenarios.base import CellContext, sampling_record, workload_record
+from harness.scenarios.registry import ScenarioSpec
 from harness.scenarios.tokens import RequestTimeline, timeline_summaries
 from harness.scenarios.validity import validity
 
-__all__ = ["SCENARIO", "GenerateScenario", "RequestSampling", "sample_requests", "token_rates"]
+if TYPE_CHECKING:
+    from harness.measure.sampler import SamplingPolicy
+
+__all__ = ["SCENARIO", "GenerateScenario", "RequestSampling", "TokenRates", "sample_requests", "token_rates"]
 
 
 @dataclass(frozen=True)
@@ -75,25 +79,28 @@ def sample_requests(
     return RequestSampling(timelines, warmup_count, warmup_ns, clock() - start, reason, rel)
 
 
-def token_rates(
-    requests: int, batch_size: int, prompt_tokens: int, output_tokens: int, busy_ns: float
-) -> dict[str, float]:
+@dataclass(frozen=True)
+class TokenRates:
+    sequences_per_s: float
+    output_tokens_per_s: float
+    total_tokens_per_s: float
+
+
+def token_rates(requests: int, batch_size: int, prompt_tokens: int, output_tokens: int, busy_ns: float) -> TokenRates:
     """Sequences, output tokens and total (prompt + output) tokens per second over ``busy_ns``."""
     seconds = busy_ns / 1e9
     if seconds <= 0:
-        return {"sequences_per_s": 0.0, "output_tokens_per_s": 0.0, "total_tokens_per_s": 0.0}
+        return TokenRates(0.0, 0.0, 0.0)
     sequences = requests * batch_size
-    return {
-        "sequences_per_s": sequences / seconds,
-        "output_tokens_per_s": sequences * output_tokens / seconds,
-        "total_tokens_per_s": sequences * (prompt_tokens + output_tokens) / seconds,
-    }
+    return TokenRates(
+        sequences / seconds, sequences * output_tokens / seconds, sequences * (prompt_tokens + output_tokens) / seconds
+    )
 
 
 class GenerateScenario:
     name = "generate"
 
-    def run(self, ctx: CellContext) -> dict[str, Any]:
+    def run(self, ctx: CellContext) -> Measurement:
         from harness.scenarios.decoding import prepare_decoder, require_generation
 
         config, policy, backend = ctx.config, ctx.policy, ctx.backend
@@ -115,7 +122,7 @@ class GenerateScenario:
 
         ctx.phase = "statistics"
         timelines = sampling.timelines
-        summaries = timeline_summaries(timelines, policy.confidence)
+        tokens = timeline_summaries(timelines, policy.confidence)
         e2e = [t.e2e_ns for t in timelines]
         rates = token_rates(len(timelines), config.batch_size, params.prompt_tokens, params.output_tokens, sum(e2e))
         warnings = []
@@ -127,40 +134,63 @@ class GenerateScenario:
                 f"reached ±{policy.target_rel_ci:.1%} (reached ±{sampling.rel_ci_half_width:.1%})"
             )
         counts = {"requests (TTFT, TPOT, end-to-end)": len(timelines)}
-        if summaries["itl_ns"] is not None:
-            counts["ITL gaps"] = int(summaries["itl_ns"]["count"])
-        verdict = validity(counts, sampling.elapsed_ns / 1e9)
+        if tokens.itl_ns is not None:
+            counts["ITL gaps"] = tokens.itl_ns.count
         device = backend.device_info()
         device.update(prepared.prefill.details)
         flops_per_sequence = check.flops_per_request / config.batch_size
-        return {
-            "workload": workload_record(ctx, flops_per_sequence, params.prompt_tokens + params.output_tokens),
-            "device": device,
-            "compile_s": prepared.compile_s,
-            "peak_memory_bytes": peak,
-            "correctness": check.correctness,
-            "sampling": sampling_record(sampling, policy, time.perf_counter() - measured_at),
-            "latency_ns": summaries["e2e_ns"],
-            "throughput_per_s": rates["sequences_per_s"],
-            "tokens_per_s": rates["total_tokens_per_s"],
-            "flops_per_s": flops_per_sequence * rates["sequences_per_s"] or None,
-            "samples_ns": e2e,
-            "output_tokens_per_s": rates["output_tokens_per_s"],
-            "total_tokens_per_s": rates["total_tokens_per_s"],
-            "generation": {
-                "prompt_tokens": params.prompt_tokens,
-                "output_tokens": params.output_tokens,
-                "batch_size": config.batch_size,
-                "requests": len(timelines),
-                **summaries,
-                **rates,
-                "token_agreement": check.token_agreement,
-                "reference_tokens": check.reference_tokens,
-                "timelines_ns": [t.offsets_ns() for t in timelines],
-            },
-            "warnings": warnings,
-            "validity": verdict,
-        }
+        assert tokens.e2e_ns is not None  # at least one request ran
+        return Measurement(
+            workload=workload_record(ctx, flops_per_sequence, params.prompt_tokens + params.output_tokens),
+            device=device,
+            compile_s=prepared.compile_s,
+            peak_memory_bytes=peak,
+            correctness=check.correctness,
+            sampling=sampling_record(sampling, policy, time.perf_counter() - measured_at),
+            latency_ns=tokens.e2e_ns,
+            throughput_per_s=rates.sequences_per_s,
+            tokens_per_s=rates.total_tokens_per_s,
+            flops_per_s=flops_per_sequence * rates.sequences_per_s or None,
+            samples_ns=tuple(e2e),
+            output_tokens_per_s=rates.output_tokens_per_s,
+            total_tokens_per_s=rates.total_tokens_per_s,
+            generation=GenerationPart(
+                prompt_tokens=params.prompt_tokens,
+                output_tokens=params.output_tokens,
+                batch_size=config.batch_size,
+                requests=len(timelines),
+                tokens=tokens,
+                sequences_per_s=rates.sequences_per_s,
+                output_tokens_per_s=rates.output_tokens_per_s,
+                total_tokens_per_s=rates.total_tokens_per_s,
+                token_agreement=check.token_agreement,
+                reference_tokens=check.reference_tokens,
+            ),
+            warnings=tuple(warnings),
+            validity=validity(counts, sampling.elapsed_ns / 1e9),
+        )
 
 
 SCENARIO = GenerateScenario()
+
+SPEC = ScenarioSpec(
+    name="generate",
+    help="LLM generation in a closed loop for decoders (llama, gpt2): TTFT, TPOT, ITL, output and total tokens/s",
+    runner="harness.scenarios.generate:SCENARIO",
+    workloads="decoders",
+    params=("prompt_tokens", "output_tokens"),
+    part="generation",
+    columns=(
+        "prompt_tokens",
+        "output_tokens",
+        "ttft_p50_ms",
+        "ttft_p99_ms",
+        "tpot_p50_ms",
+        "itl_p99_ms",
+        "output_tokens_per_s",
+        "total_tokens_per_s",
+        "samples",
+        "usd_per_million_output_tokens",
+        "usd_per_million_total_tokens",
+    ),
+)

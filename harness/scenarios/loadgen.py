@@ -28,8 +28,9 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import ConfigError
-from harness.run.plan import LOADGEN_SCENARIOS
+from harness.runfile.records import LoadgenPart, Measurement
 from harness.scenarios.base import CellContext, sampling_fields, workload_record
+from harness.scenarios.registry import spec
 from harness.scenarios.sut import BatchRunner, build_runner
 from harness.scenarios.tokens import RequestTimeline, goodput, timeline_summaries
 from harness.scenarios.validity import validity
@@ -240,7 +241,7 @@ def _run(
 class LoadGenScenario:
     name = "loadgen"
 
-    def run(self, ctx: CellContext) -> dict[str, Any]:
+    def run(self, ctx: CellContext) -> Measurement:
         try:
             import mlperf_loadgen as lg
         except ImportError:
@@ -251,10 +252,10 @@ class LoadGenScenario:
 
         config, policy, backend = ctx.config, ctx.policy, ctx.backend
         params = config.params
-        scenario = LOADGEN_SCENARIOS[config.scenario]
+        scenario = spec(config.scenario).loadgen or config.scenario
         runner = build_runner(ctx)
         info = runner.details
-        decoder = bool(info["decoder"])
+        decoder = info.decoder
 
         ctx.phase = "measure"
         clock = time.perf_counter_ns
@@ -275,27 +276,13 @@ class LoadGenScenario:
         summary = summarize([t.e2e_ns for t in timelines], policy.confidence)
         fields = parsed["fields"]
         throughput = float(fields.get(_THROUGHPUT_KEYS[scenario], 0.0) or 0.0)
-        record_tokens = {}
-        loadgen: dict[str, Any] = {
-            "scenario": scenario,
-            "verdict": parsed["verdict"],
-            "valid": parsed["verdict"] == "VALID",
-            "criteria": parsed["criteria"],
-            "result": fields,
-            "settings": chosen,
-            "version": _version(),
-            "summary_text": text,
-            "wall_s": wall,
-        }
-        tokens_per_sample = int(info["tokens_per_sample"])
+        tokens_per_sample = info.tokens_per_sample
+        tokens = timeline_summaries(timelines, policy.confidence) if decoder else None
+        output_tps = total_tps = None
         if decoder:
-            loadgen.update(timeline_summaries(timelines, policy.confidence))
             token_rate = fields.get(_TOKEN_KEYS[scenario])
             output_tps = float(token_rate) if isinstance(token_rate, int | float) else throughput * params.output_tokens
-            record_tokens = {
-                "output_tokens_per_s": output_tps,
-                "total_tokens_per_s": throughput * (params.prompt_tokens + params.output_tokens),
-            }
+            total_tps = throughput * (params.prompt_tokens + params.output_tokens)
         goodput_rps = None
         if scenario == "Server":
             from harness.scenarios.server import slo_from_params
@@ -303,8 +290,20 @@ class LoadGenScenario:
             slo = slo_from_params(params.slo_p99_ms, params.slo_ttft_ms, params.slo_tpot_ms)
             span = max(t.token_ns[-1] for t in timelines) - min(t.due_ns for t in timelines)
             goodput_rps = goodput(timelines, slo, max(1, span))
-            loadgen["goodput_rps"] = goodput_rps
-        warnings = [info["warning"]] if info["warning"] else []
+        loadgen = LoadgenPart(
+            scenario=scenario,  # type: ignore[arg-type]  # a spec's LoadGen name
+            verdict=parsed["verdict"],
+            valid=parsed["verdict"] == "VALID",
+            criteria=parsed["criteria"],
+            result=fields,
+            settings=chosen,
+            version=_version(),
+            summary_text=text,
+            wall_s=wall,
+            goodput_rps=goodput_rps,
+            tokens=tokens,
+        )
+        warnings = [info.warning] if info.warning else []
         failed = [name for name, ok in parsed["criteria"].items() if not ok]
         reasons = (
             []
@@ -314,16 +313,16 @@ class LoadGenScenario:
         if reasons:
             warnings.append(reasons[0])
         device = backend.device_info()
-        device.update(info["device"])
-        flops = info["flops"]
+        device.update(info.device)
+        flops = info.flops
         counts = {"queries": len(timelines)}
-        return {
-            "workload": workload_record(ctx, flops, tokens_per_sample),
-            "device": device,
-            "compile_s": info["compile_s"],
-            "peak_memory_bytes": peak,
-            "correctness": info["correctness"],
-            "sampling": sampling_fields(
+        return Measurement(
+            workload=workload_record(ctx, flops, tokens_per_sample),
+            device=device,
+            compile_s=info.compile_s,
+            peak_memory_bytes=peak,
+            correctness=info.correctness,
+            sampling=sampling_fields(
                 policy,
                 warmup_count=2,
                 warmup_s=2 * per_batch_ns / 1e9,
@@ -331,17 +330,18 @@ class LoadGenScenario:
                 stop_reason="loadgen",
                 wall_s=wall,
             ),
-            "latency_ns": summary.to_dict(),
-            "throughput_per_s": throughput,
-            "tokens_per_s": throughput * tokens_per_sample if tokens_per_sample else None,
-            "flops_per_s": flops * throughput if flops else None,
-            "samples_ns": [t.e2e_ns for t in timelines],
-            **record_tokens,
-            **({"goodput_rps": goodput_rps} if goodput_rps is not None else {}),
-            "loadgen": loadgen,
-            "warnings": warnings,
-            "validity": validity(counts, wall, extra_reasons=reasons),
-        }
+            latency_ns=summary,
+            throughput_per_s=throughput,
+            tokens_per_s=throughput * tokens_per_sample if tokens_per_sample else None,
+            flops_per_s=flops * throughput if flops else None,
+            samples_ns=tuple(t.e2e_ns for t in timelines),
+            output_tokens_per_s=output_tps,
+            total_tokens_per_s=total_tps,
+            goodput_rps=goodput_rps,
+            loadgen=loadgen,
+            warnings=tuple(warnings),
+            validity=validity(counts, wall, extra_reasons=reasons),
+        )
 
 
 def _version() -> str | None:

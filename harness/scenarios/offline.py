@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any
 
+from harness.runfile.records import Measurement, OfflinePart
 from harness.scenarios.base import CellContext, sampling_fields, workload_record
-from harness.scenarios.sut import build_runner
+from harness.scenarios.registry import ScenarioSpec
 from harness.scenarios.validity import validity
 
 __all__ = ["SCENARIO", "OfflineScenario"]
@@ -27,11 +27,13 @@ __all__ = ["SCENARIO", "OfflineScenario"]
 class OfflineScenario:
     name = "offline"
 
-    def run(self, ctx: CellContext) -> dict[str, Any]:
+    def run(self, ctx: CellContext) -> Measurement:
         from harness.measure.stats import summarize
 
         config, policy, backend = ctx.config, ctx.policy, ctx.backend
         params = config.params
+        from harness.scenarios.sut import build_runner
+
         runner = build_runner(ctx)
         info = runner.details
         batch, library = runner.batch_size, runner.library_size
@@ -59,38 +61,33 @@ class OfflineScenario:
         summary = summarize(durations, policy.confidence)
         samples = batches * batch
         samples_per_s = samples / (wall_ns / 1e9)
-        tokens = int(info["tokens_per_sample"])
-        offline: dict[str, Any] = {
-            "samples": samples,
-            "batches": batches,
-            "batch_size": batch,
-            "library_size": library,
-            "wall_s": wall_ns / 1e9,
-            "samples_per_s": samples_per_s,
-        }
-        rates: dict[str, float] = {}
-        if info["decoder"]:
-            rates = {
-                "output_tokens_per_s": samples * params.output_tokens / (wall_ns / 1e9),
-                "total_tokens_per_s": samples * (params.prompt_tokens + params.output_tokens) / (wall_ns / 1e9),
-            }
-            offline.update(
-                rates,
-                prompt_tokens=params.prompt_tokens,
-                output_tokens=params.output_tokens,
-                token_agreement=info["token_agreement"],
-            )
-        warnings = [info["warning"]] if info["warning"] else []
+        tokens = info.tokens_per_sample
+        output_tps = total_tps = None
+        if info.decoder:
+            output_tps = samples * params.output_tokens / (wall_ns / 1e9)
+            total_tps = samples * (params.prompt_tokens + params.output_tokens) / (wall_ns / 1e9)
+        offline = OfflinePart(
+            samples=samples,
+            batches=batches,
+            batch_size=batch,
+            library_size=library,
+            wall_s=wall_ns / 1e9,
+            samples_per_s=samples_per_s,
+            prompt_tokens=params.prompt_tokens if info.decoder else None,
+            output_tokens=params.output_tokens if info.decoder else None,
+            token_agreement=info.token_agreement,
+        )
+        warnings = [info.warning] if info.warning else []
         device = backend.device_info()
-        device.update(info["device"])
-        flops = info["flops"]
-        return {
-            "workload": workload_record(ctx, flops, tokens),
-            "device": device,
-            "compile_s": info["compile_s"],
-            "peak_memory_bytes": peak,
-            "correctness": info["correctness"],
-            "sampling": sampling_fields(
+        device.update(info.device)
+        flops = info.flops
+        return Measurement(
+            workload=workload_record(ctx, flops, tokens),
+            device=device,
+            compile_s=info.compile_s,
+            peak_memory_bytes=peak,
+            correctness=info.correctness,
+            sampling=sampling_fields(
                 policy,
                 warmup_count=2,
                 warmup_s=(start - calibrated_at) / 1e9,
@@ -98,16 +95,34 @@ class OfflineScenario:
                 stop_reason="max_count" if batches == policy.max_count else "time_budget",
                 wall_s=wall_ns / 1e9,
             ),
-            "latency_ns": summary.to_dict(),
-            "throughput_per_s": samples_per_s,
-            "tokens_per_s": samples_per_s * tokens if tokens else None,
-            "flops_per_s": flops * samples_per_s if flops else None,
-            "samples_ns": durations,
-            **rates,
-            "offline": offline,
-            "warnings": warnings,
-            "validity": validity({"batches": batches}, wall_ns / 1e9),
-        }
+            latency_ns=summary,
+            throughput_per_s=samples_per_s,
+            tokens_per_s=samples_per_s * tokens if tokens else None,
+            flops_per_s=flops * samples_per_s if flops else None,
+            samples_ns=tuple(durations),
+            output_tokens_per_s=output_tps,
+            total_tokens_per_s=total_tps,
+            offline=offline,
+            warnings=tuple(warnings),
+            validity=validity({"batches": batches}, wall_ns / 1e9),
+        )
 
 
 SCENARIO = OfflineScenario()
+
+SPEC = ScenarioSpec(
+    name="offline",
+    help="one large query fed through the host, batch by batch: samples/s end to end",
+    runner="harness.scenarios.offline:SCENARIO",
+    params=("prompt_tokens", "output_tokens"),
+    part="offline",
+    columns=(
+        "samples_per_s",
+        "output_tokens_per_s",
+        "batch_p50_ms",
+        "batches",
+        "usd_per_million_offline",
+        "usd_per_million_output_tokens",
+    ),
+    loadgen="Offline",
+)

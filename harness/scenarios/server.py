@@ -22,19 +22,32 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.errors import ConfigError
+from harness.runfile.records import (
+    CapacitySearchRecord,
+    Measurement,
+    ServerPart,
+    ServerProbeRecord,
+    SloTargets,
+)
 from harness.scenarios.arrivals import DEFAULT_SEED, poisson_schedule
 from harness.scenarios.base import CellContext, sampling_fields, workload_record
 from harness.scenarios.capacity import CapacitySearch, find_capacity
 from harness.scenarios.load import Handler, LoadRun, run_open_loop
+from harness.scenarios.prepare import Prepared, prepare_checked
+from harness.scenarios.registry import ScenarioSpec
 from harness.scenarios.tokens import SLO, RequestTimeline, goodput, meets_slo, timeline_summaries
 from harness.scenarios.validity import validity
+
+if TYPE_CHECKING:
+    from harness.runfile.records import ScenarioParams
 
 __all__ = [
     "PROBES_PER_SEARCH",
     "SCENARIO",
+    "SPEC",
     "ServerProbe",
     "ServerScenario",
     "probe_at",
@@ -85,7 +98,7 @@ class ServerProbe:
     def goodput_rps(self) -> float | None:
         return None if self.slo.empty else goodput(self.run.timelines, self.slo, self.run.duration_ns)
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self) -> ServerProbeRecord:
         """The probe as the run file lists it (milliseconds for latencies)."""
         import numpy as np
 
@@ -94,18 +107,18 @@ class ServerProbe:
         def p99_ms(values: list[float]) -> float | None:
             return float(np.percentile(values, 99)) / 1e6 if values else None
 
-        return {
-            "rate_rps": self.rate,
-            "passed": self.passed,
-            "requests": len(timelines) + self.run.dropped,
-            "dropped": self.run.dropped,
-            "duration_s": self.run.duration_ns / 1e9,
-            "completed_rps": self.completed_rps,
-            "goodput_rps": self.goodput_rps,
-            "e2e_p99_ms": p99_ms([t.e2e_ns for t in timelines]),
-            "ttft_p99_ms": p99_ms([t.ttft_ns for t in timelines]),
-            "tpot_p99_ms": p99_ms([t.tpot_ns for t in timelines if t.tpot_ns is not None]),
-        }
+        return ServerProbeRecord(
+            rate_rps=self.rate,
+            passed=self.passed,
+            requests=len(timelines) + self.run.dropped,
+            dropped=self.run.dropped,
+            duration_s=self.run.duration_ns / 1e9,
+            completed_rps=self.completed_rps,
+            goodput_rps=self.goodput_rps,
+            e2e_p99_ms=p99_ms([t.e2e_ns for t in timelines]),
+            ttft_p99_ms=p99_ms([t.ttft_ns for t in timelines]),
+            tpot_p99_ms=p99_ms([t.tpot_ns for t in timelines if t.tpot_ns is not None]),
+        )
 
 
 def probe_at(
@@ -151,7 +164,7 @@ def search_capacity(
     )
 
 
-def _handlers(ctx: CellContext) -> tuple[list[Handler], dict[str, Any]]:
+def _handlers(ctx: CellContext) -> tuple[list[Handler], Prepared]:
     """One request handler per concurrency slot, and what the record needs from preparing them."""
     config, backend = ctx.config, ctx.backend
     params = config.params
@@ -164,18 +177,19 @@ def _handlers(ctx: CellContext) -> tuple[list[Handler], dict[str, Any]]:
         ctx.phase = "prepare"
         workers = [first] + [prepare_worker(ctx, config.batch_size, prompts) for _ in range(params.concurrency - 1)]
         handlers: list[Handler] = [partial(_generate, worker, synchronize=synchronize) for worker in workers]
-        info = {
-            "flops": check.flops_per_request / config.batch_size,
-            "correctness": check.correctness,
-            "warning": check.warning,
-            "details": first.prefill.details,
-            "compile_s": sum(w.compile_s for w in workers),
-            "decoder": True,
-        }
+        info = Prepared(
+            flops=check.flops_per_request / config.batch_size,
+            correctness=check.correctness,
+            warning=check.warning,
+            device=first.prefill.details,
+            compile_s=sum(w.compile_s for w in workers),
+            decoder=True,
+            tokens_per_sample=params.prompt_tokens + params.output_tokens,
+            token_agreement=check.token_agreement,
+        )
         return handlers, info
     if params.slo_ttft_ms is not None or params.slo_tpot_ms is not None:
         raise ConfigError(f"--slo-ttft and --slo-tpot apply to decoders; {config.workload!r} is not one: use --slo-p99")
-    from harness.scenarios.latency import prepare_checked
 
     checked = prepare_checked(ctx)
     prepared = checked.prepared
@@ -186,14 +200,15 @@ def _handlers(ctx: CellContext) -> tuple[list[Handler], dict[str, Any]]:
         synchronize()
         return [clock()]
 
-    info = {
-        "flops": checked.flops_per_inference,
-        "correctness": checked.correctness,
-        "warning": checked.warning,
-        "details": prepared.details,
-        "compile_s": prepared.compile_s,
-        "decoder": False,
-    }
+    info = Prepared(
+        flops=checked.flops_per_inference,
+        correctness=checked.correctness,
+        warning=checked.warning,
+        device=prepared.details,
+        compile_s=prepared.compile_s,
+        decoder=False,
+        tokens_per_sample=ctx.workload.tokens_per_sample,
+    )
     return [forward] * params.concurrency, info
 
 
@@ -205,7 +220,7 @@ def _generate(worker: Any, clock: Callable[[], int], synchronize: Callable[[], N
 class ServerScenario:
     name = "server"
 
-    def run(self, ctx: CellContext) -> dict[str, Any]:
+    def run(self, ctx: CellContext) -> Measurement:
         config, policy, backend = ctx.config, ctx.policy, ctx.backend
         params = config.params
         slo = slo_from_params(params.slo_p99_ms, params.slo_ttft_ms, params.slo_tpot_ms)
@@ -280,7 +295,7 @@ class ServerScenario:
         self,
         ctx: CellContext,
         slo: SLO,
-        info: dict[str, Any],
+        info: Prepared,
         unloaded: list[RequestTimeline],
         calibration_ns: int,
         service_ns: int,
@@ -291,13 +306,12 @@ class ServerScenario:
         elapsed: float,
         peak: int | None,
         warmup_count: int,
-    ) -> dict[str, Any]:
+    ) -> Measurement:
         from harness.measure.stats import summarize
 
         config, policy = ctx.config, ctx.policy
         params = config.params
-        decoder = bool(info["decoder"])
-        warnings: list[str] = [info["warning"]] if info["warning"] else []
+        warnings: list[str] = [info.warning] if info.warning else []
         shown = reported.run.timelines if reported is not None and reported.run.timelines else unloaded
         if reported is None:
             warnings.append(
@@ -321,56 +335,49 @@ class ServerScenario:
         capacity = search.capacity if search is not None else (0.0 if stop_reason == "nothing_passed" else None)
         goodput_rps = reported.goodput_rps if reported is not None else (0.0 if not slo.empty else None)
         counts = {"requests at the reported rate": len(shown) if reported is not None else 0}
-        server: dict[str, Any] = {
-            "mode": "fixed_rate" if params.rate is not None else "capacity_search",
-            "rate_rps": reported.rate if reported is not None else None,
-            "concurrency": params.concurrency,
-            "slo_ms": {"e2e_p99": params.slo_p99_ms, "ttft_p99": params.slo_ttft_ms, "tpot_p99": params.slo_tpot_ms},
-            "slo_met": None if slo.empty else (reported is not None and reported.passed),
-            "capacity_rps": capacity,
-            "goodput_rps": goodput_rps,
-            "completed_rps": completed,
-            "dropped": reported.run.dropped if reported is not None else 0,
-            "requests": len(shown) if reported is not None else 0,
-            "duration_s": duration_s,
-            "service_time_ns": service_ns,
-            "search": None
+        tokens = timeline_summaries(shown, policy.confidence) if info.decoder else None
+        if tokens is not None and tokens.itl_ns is not None:
+            counts["ITL gaps"] = tokens.itl_ns.count
+        server = ServerPart(
+            mode="fixed_rate" if params.rate is not None else "capacity_search",
+            rate_rps=reported.rate if reported is not None else None,
+            concurrency=params.concurrency,
+            slo_ms=SloTargets(params.slo_p99_ms, params.slo_ttft_ms, params.slo_tpot_ms),
+            slo_met=None if slo.empty else (reported is not None and reported.passed),
+            capacity_rps=capacity,
+            goodput_rps=goodput_rps,
+            completed_rps=completed,
+            dropped=reported.run.dropped if reported is not None else 0,
+            requests=len(shown) if reported is not None else 0,
+            duration_s=duration_s,
+            service_time_ns=service_ns,
+            search=None
             if search is None
-            else {
-                "converged": search.converged,
-                "stop_reason": search.stop_reason,
-                "lowest_failing_rps": search.lowest_failing,
-                "rel_tol": REL_TOL,
-            },
-            "probes": [p.summary() for p in probes],
-        }
-        tokens_per_sample = ctx.workload.tokens_per_sample
-        record: dict[str, Any] = {}
-        if decoder:
-            rates_busy = reported.run.duration_ns if reported is not None else 0
-            sequences_per_s = completed * config.batch_size
-            output_tps = sequences_per_s * params.output_tokens if rates_busy else 0.0
-            total_tps = sequences_per_s * (params.prompt_tokens + params.output_tokens) if rates_busy else 0.0
-            server.update(timeline_summaries(shown, policy.confidence))
-            server["timelines_ns"] = [t.offsets_ns() for t in shown]
-            server["output_tokens_per_s"] = output_tps
-            server["total_tokens_per_s"] = total_tps
-            record = {"output_tokens_per_s": output_tps, "total_tokens_per_s": total_tps}
-            tokens_per_sample = params.prompt_tokens + params.output_tokens
-            itl = server["itl_ns"]
-            if itl is not None:
-                counts["ITL gaps"] = int(itl["count"])
+            else CapacitySearchRecord(
+                converged=search.converged,
+                stop_reason=search.stop_reason,
+                lowest_failing_rps=search.lowest_failing,
+                rel_tol=REL_TOL,
+            ),
+            probes=tuple(p.summary() for p in probes),
+            tokens=tokens,
+        )
+        output_tps = total_tps = None
+        if info.decoder:
+            sequences_per_s = completed * config.batch_size if reported is not None else 0.0
+            output_tps = sequences_per_s * params.output_tokens
+            total_tps = sequences_per_s * (params.prompt_tokens + params.output_tokens)
         throughput = completed * config.batch_size
         device = ctx.backend.device_info()
-        device.update(info["details"])
-        flops = info["flops"]
-        return {
-            "workload": workload_record(ctx, flops, tokens_per_sample),
-            "device": device,
-            "compile_s": info["compile_s"],
-            "peak_memory_bytes": peak,
-            "correctness": info["correctness"],
-            "sampling": sampling_fields(
+        device.update(info.device)
+        flops, tokens_per_sample = info.flops, info.tokens_per_sample
+        return Measurement(
+            workload=workload_record(ctx, flops, tokens_per_sample),
+            device=device,
+            compile_s=info.compile_s,
+            peak_memory_bytes=peak,
+            correctness=info.correctness,
+            sampling=sampling_fields(
                 policy,
                 warmup_count=warmup_count + len(unloaded),
                 warmup_s=calibration_ns / 1e9,
@@ -378,18 +385,60 @@ class ServerScenario:
                 stop_reason=stop_reason,
                 wall_s=elapsed,
             ),
-            "latency_ns": summary.to_dict(),
-            "throughput_per_s": throughput,
-            "tokens_per_s": throughput * tokens_per_sample if tokens_per_sample else None,
-            "flops_per_s": flops * throughput if flops else None,
-            "samples_ns": latencies,
-            "capacity_rps": capacity,
-            "goodput_rps": goodput_rps,
-            **record,
-            "server": server,
-            "warnings": warnings,
-            "validity": validity(counts, duration_s if reported is not None else 0.0),
-        }
+            latency_ns=summary,
+            throughput_per_s=throughput,
+            tokens_per_s=throughput * tokens_per_sample if tokens_per_sample else None,
+            flops_per_s=flops * throughput if flops else None,
+            samples_ns=tuple(latencies),
+            capacity_rps=capacity,
+            goodput_rps=goodput_rps,
+            output_tokens_per_s=output_tps,
+            total_tokens_per_s=total_tps,
+            server=server,
+            warnings=tuple(warnings),
+            validity=validity(counts, duration_s if reported is not None else 0.0),
+        )
 
 
 SCENARIO = ServerScenario()
+
+
+def _check(params: ScenarioParams) -> None:
+    slo_given = any(v is not None for v in (params.slo_p99_ms, params.slo_ttft_ms, params.slo_tpot_ms))
+    if params.rate is None and not slo_given:
+        raise ConfigError(
+            "the server scenario needs --rate (requests/s) or an SLO to search capacity under "
+            "(--slo-p99 MS, or --slo-ttft/--slo-tpot MS for decoders)"
+        )
+    if params.loadgen and params.rate is None:
+        raise ConfigError("LoadGen's Server scenario runs at a fixed rate: give --rate (requests/s)")
+    if params.loadgen and not slo_given:
+        raise ConfigError(
+            "LoadGen's Server scenario judges a latency target: give --slo-p99 MS "
+            "(or --slo-ttft and --slo-tpot MS for decoders)"
+        )
+
+
+SPEC = ScenarioSpec(
+    name="server",
+    help="open-loop Poisson arrivals, latency from the scheduled arrival; at --rate, or searching the highest "
+    "rate that meets the SLO (the capacity)",
+    runner="harness.scenarios.server:SCENARIO",
+    params=("prompt_tokens", "output_tokens", "rate", "slo_p99_ms", "slo_ttft_ms", "slo_tpot_ms", "concurrency"),
+    part="server",
+    columns=(
+        "slo",
+        "capacity_rps",
+        "rate_rps",
+        "goodput_rps",
+        "e2e_p99_ms",
+        "ttft_p99_ms",
+        "tpot_p50_ms",
+        "output_tokens_per_s",
+        "samples",
+        "usd_per_million_at_capacity",
+        "usd_per_million_output_tokens",
+    ),
+    loadgen="Server",
+    check=_check,
+)

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from harness.scenarios.base import CellContext
+from harness.scenarios.prepare import Prepared
 
 if TYPE_CHECKING:
     from harness.scenarios.decoding import PreparedDecoder
@@ -77,11 +78,11 @@ class BatchRunner:
     library_size: int
     output_tokens: int
     run: Callable[[Sequence[int], Callable[[], int], Callable[[], None] | None], list[int]]
-    details: dict[str, Any]
+    details: Prepared
 
 
 def _forward_runner(ctx: CellContext) -> BatchRunner:
-    from harness.scenarios.latency import prepare_checked
+    from harness.scenarios.prepare import prepare_checked
 
     backend, batch = ctx.backend, ctx.config.batch_size
     checked = prepare_checked(ctx, staged=True)
@@ -100,15 +101,15 @@ def _forward_runner(ctx: CellContext) -> BatchRunner:
             on_first()
         return [clock()]
 
-    details = {
-        "flops": checked.flops_per_inference,
-        "correctness": checked.correctness,
-        "warning": checked.warning,
-        "device": checked.prepared.details,
-        "compile_s": checked.prepared.compile_s,
-        "decoder": False,
-        "tokens_per_sample": ctx.workload.tokens_per_sample,
-    }
+    details = Prepared(
+        flops=checked.flops_per_inference,
+        correctness=checked.correctness,
+        warning=checked.warning,
+        device=checked.prepared.details,
+        compile_s=checked.prepared.compile_s,
+        decoder=False,
+        tokens_per_sample=ctx.workload.tokens_per_sample,
+    )
     return BatchRunner(batch, size, 1, run, details)
 
 
@@ -129,16 +130,16 @@ def _decoder_runner(ctx: CellContext) -> BatchRunner:
         session.generated()
         return times
 
-    details = {
-        "flops": check.flops_per_request / batch,
-        "correctness": check.correctness,
-        "warning": check.warning,
-        "device": prepared.prefill.details,
-        "compile_s": prepared.compile_s,
-        "decoder": True,
-        "token_agreement": check.token_agreement,
-        "tokens_per_sample": params.prompt_tokens + params.output_tokens,
-    }
+    details = Prepared(
+        flops=check.flops_per_request / batch,
+        correctness=check.correctness,
+        warning=check.warning,
+        device=prepared.prefill.details,
+        compile_s=prepared.compile_s,
+        decoder=True,
+        token_agreement=check.token_agreement,
+        tokens_per_sample=params.prompt_tokens + params.output_tokens,
+    )
     return BatchRunner(batch, size, params.output_tokens, run, details)
 
 

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any
+from dataclasses import replace
 
+from harness.runfile.records import BlockInfo, Measurement
 from harness.scenarios.base import CellContext
-from harness.scenarios.latency import measured_record, prepare_checked
+from harness.scenarios.prepare import measured_record, prepare_checked
+from harness.scenarios.registry import ScenarioSpec
 
 __all__ = ["BLOCK_TARGET_S", "SCENARIO", "ThroughputScenario", "calls_per_block"]
 
@@ -36,7 +38,7 @@ def calls_per_block(per_call_s: float) -> int:
 class ThroughputScenario:
     name = "throughput"
 
-    def run(self, ctx: CellContext) -> dict[str, Any]:
+    def run(self, ctx: CellContext) -> Measurement:
         from harness.measure.sampler import Sampling, sample
 
         policy, backend = ctx.policy, ctx.backend
@@ -68,8 +70,24 @@ class ThroughputScenario:
         peak = backend.peak_memory_bytes()
 
         record = measured_record(ctx, checked, sampling, peak, measured_at, "blocks")
-        record["block"] = {"calls": calls, "target_s": BLOCK_TARGET_S}
-        return record
+        return replace(record, block=BlockInfo(calls=calls, target_s=BLOCK_TARGET_S))
 
 
 SCENARIO = ThroughputScenario()
+
+SPEC = ScenarioSpec(
+    name="throughput",
+    help="back-to-back calls at the cell's batch, synchronized once per block: the sustained rate",
+    runner="harness.scenarios.throughput:SCENARIO",
+    part="block",
+    columns=(
+        "p50_ms",
+        "p99_ms",
+        "throughput_per_s",
+        "gflops_per_s",
+        "usd_per_million",
+        "usd_per_million_tokens",
+        "samples",
+        "stop_reason",
+    ),
+)

@@ -19,7 +19,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
-from typing import Any
+
+from harness.runfile.records import TokenMetrics
 
 __all__ = ["SLO", "RequestTimeline", "goodput", "inter_token_latencies", "meets_slo", "timeline_summaries"]
 
@@ -134,9 +135,9 @@ def goodput(timelines: Sequence[RequestTimeline], slo: SLO, duration_ns: int) ->
 
 
 def timeline_summaries(
-    timelines: Sequence[RequestTimeline], confidence: float = 0.95
-) -> dict[str, dict[str, Any] | None]:
-    """Summaries (ns, with bootstrap CIs) of TTFT, TPOT, ITL and end-to-end over ``timelines``.
+    timelines: Sequence[RequestTimeline], confidence: float = 0.95, keep_timelines: bool = True
+) -> TokenMetrics:
+    """Summaries (ns) of TTFT, TPOT, ITL and end-to-end over ``timelines``, and the timelines.
 
     TPOT and ITL are None when no request produced two tokens.
     """
@@ -144,9 +145,10 @@ def timeline_summaries(
 
     tpots = [t.tpot_ns for t in timelines if t.tpot_ns is not None]
     itls = inter_token_latencies(timelines)
-    return {
-        "ttft_ns": summarize([t.ttft_ns for t in timelines], confidence).to_dict(),
-        "tpot_ns": summarize(tpots, confidence).to_dict() if tpots else None,
-        "itl_ns": summarize(itls, confidence).to_dict() if itls else None,
-        "e2e_ns": summarize([t.e2e_ns for t in timelines], confidence).to_dict(),
-    }
+    return TokenMetrics(
+        ttft_ns=summarize([t.ttft_ns for t in timelines], confidence) if timelines else None,
+        tpot_ns=summarize(tpots, confidence) if tpots else None,
+        itl_ns=summarize(itls, confidence) if itls else None,
+        e2e_ns=summarize([t.e2e_ns for t in timelines], confidence) if timelines else None,
+        timelines_ns=tuple(tuple(t.offsets_ns()) for t in timelines) if keep_timelines else (),
+    )

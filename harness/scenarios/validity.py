@@ -17,7 +17,8 @@ so a generation cell can be valid for its ITL and not for its TTFT; the verdict 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+
+from harness.runfile.records import Validity
 
 __all__ = ["MIN_DURATION_S", "MIN_SAMPLES_FOR_P99", "validity"]
 
@@ -34,7 +35,7 @@ def validity(
     min_samples: int = MIN_SAMPLES_FOR_P99,
     min_duration_s: float = MIN_DURATION_S,
     extra_reasons: list[str] | None = None,
-) -> dict[str, Any]:
+) -> Validity:
     """The verdict for a cell whose p99s rest on ``samples`` (metric -> count) over ``duration_s``."""
     reasons = []
     for metric, count in samples.items():
@@ -43,12 +44,12 @@ def validity(
     if duration_s < min_duration_s:
         reasons.append(f"measured for {duration_s:.3g} s; tail percentiles need at least {min_duration_s:g} s")
     reasons.extend(extra_reasons or [])
-    return {
-        "valid": not reasons,
-        "percentile": 99,
-        "min_samples": min_samples,
-        "min_duration_s": min_duration_s,
-        "samples": dict(samples),
-        "duration_s": duration_s,
-        "reasons": reasons,
-    }
+    return Validity(
+        valid=not reasons,
+        percentile=99,
+        min_samples=min_samples,
+        min_duration_s=min_duration_s,
+        samples=dict(samples),
+        duration_s=duration_s,
+        reasons=tuple(reasons),
+    )

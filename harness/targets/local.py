@@ -10,8 +10,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.run.plan import CellConfig, Suite
+from harness.pricing.catalog import Price
+from harness.run.plan import Suite
 from harness.run.runner import HangFn, ProgressFn
+from harness.runfile.records import CellConfig, CellRecord, RunRecord, TargetFacts
 from harness.targets.base import TargetOutcome
 
 __all__ = ["LocalRun", "LocalTarget", "run_suite"]
@@ -22,18 +24,18 @@ class LocalRun:
     """A finished (or interrupted) local run: its file, its data and the cell records."""
 
     path: Path
-    data: dict[str, Any]
-    records: list[dict[str, Any]] = field(default_factory=list)
+    run: RunRecord
+    records: list[CellRecord] = field(default_factory=list)
 
 
 def run_suite(
     suite: Suite,
     *,
     run_id: str | None = None,
-    target: dict[str, Any] | None = None,
+    target: TargetFacts | None = None,
     progress: ProgressFn | None = None,
     on_start: Any = None,
-    pricing: dict[str, Any] | None = None,
+    pricing: Price | None = None,
     on_hang: HangFn | None = None,
 ) -> LocalRun:
     """Validate ``suite`` against what is installed here and measure every cell into a run file.
@@ -65,7 +67,7 @@ def run_suite(
 
     limits = CellLimits(prepare_s=suite.prepare_limit, sampling_grace_s=suite.sampling_grace)
     records = run_cells(cells, policy, writer, isolate, progress, limits, on_hang or exit_on_hang)
-    return LocalRun(writer.path, writer.data, records)
+    return LocalRun(writer.path, writer.run, records)
 
 
 class LocalTarget:

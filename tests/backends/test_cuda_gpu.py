@@ -21,9 +21,9 @@ from harness.measure.sampler import SamplingPolicy, sample
 from harness.run.cell import run_cell
 from harness.run.isolation import run_cell_isolated
 from harness.run.limits import CellLimits
-from harness.run.plan import CellConfig
 from harness.run.runner import run_cells
 from harness.runfile.files import RunWriter, load_run
+from harness.runfile.records import CellConfig
 from workloads.registry import resolve
 
 _STATUS = CudaBackend().availability()

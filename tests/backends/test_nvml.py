@@ -8,6 +8,7 @@ import itertools
 import pytest
 
 from backends.nvml import ENERGY_SOURCE, Nvml, NvmlDevice, NvmlEnergyMeter, cuda_driver_version, energy_record
+from harness.runfile.records import GpuInventory
 from tests.backends.fake_nvml import FakeGpu, FakeNvmlModule
 
 
@@ -35,14 +36,14 @@ class Ticks:
 def test_energy_per_call_and_per_inference() -> None:
     # 250 000 mJ = 250 J over 2 s, in 1 000 calls of batch 8.
     record = energy_record(1_000_000, 1_250_000, window_ns=2_000_000_000, calls=1_000, batch_size=8)
-    assert record["joules"] == pytest.approx(250.0)
-    assert record["joules_per_call"] == pytest.approx(0.25)
-    assert record["joules_per_inference"] == pytest.approx(0.25 / 8)
-    assert record["average_power_w"] == pytest.approx(125.0)
-    assert record["window_s"] == pytest.approx(2.0)
-    assert record["calls"] == 1_000
-    assert record["reason"] is None
-    assert record["source"] == ENERGY_SOURCE
+    assert record.joules == pytest.approx(250.0)
+    assert record.joules_per_call == pytest.approx(0.25)
+    assert record.joules_per_inference == pytest.approx(0.25 / 8)
+    assert record.average_power_w == pytest.approx(125.0)
+    assert record.window_s == pytest.approx(2.0)
+    assert record.calls == 1_000
+    assert record.reason is None
+    assert record.source == ENERGY_SOURCE
 
 
 @pytest.mark.parametrize(
@@ -59,14 +60,14 @@ def test_unusable_readings_give_null_figures_with_a_reason(
     start: int | None, end: int | None, calls: int, reason: str
 ) -> None:
     record = energy_record(start, end, window_ns=1_000_000_000, calls=calls, batch_size=1)
-    assert record["joules"] is None and record["joules_per_inference"] is None
-    assert reason in record["reason"]
+    assert record.joules is None and record.joules_per_inference is None
+    assert reason in record.reason
 
 
 def test_a_reason_given_up_front_wins() -> None:
     record = energy_record(1, 2_000, 10**9, 5, 1, reason="no counter")
-    assert record["joules"] is None
-    assert record["reason"] == "no counter"
+    assert record.joules is None
+    assert record.reason == "no counter"
 
 
 def test_cuda_driver_version_is_decoded_as_documented() -> None:
@@ -86,7 +87,7 @@ def test_missing_package_is_a_reason_with_the_install_hint() -> None:
     assert not nvml.available
     assert "nvidia-ml-py" in nvml.reason and "siliconbench[cuda]" in nvml.reason
     assert nvml.device(0) == nvml.reason
-    assert nvml.inventory() == {"available": False, "reason": nvml.reason, "devices": []}
+    assert nvml.inventory() == GpuInventory(available=False, reason=nvml.reason)
     assert nvml.system_facts() == {"driver_version": None, "cuda_driver_version": None}
 
 
@@ -109,17 +110,17 @@ def test_real_pynvml_without_a_driver_reports_why() -> None:
     nvml = Nvml.load()
     assert not nvml.available
     assert nvml.reason.startswith("NVML cannot start")
-    assert nvml.inventory()["available"] is False
+    assert nvml.inventory().available is False
 
 
 def test_inventory_lists_every_gpu_with_its_facts() -> None:
     nvml, module = loaded(FakeGpu(), FakeGpu(uuid="GPU-second", name="NVIDIA A10G", capability=(8, 6)))
     assert module.init_count == 1
     inventory = nvml.inventory()
-    assert inventory["available"] is True
-    assert inventory["driver_version"] == "550.54.15"
-    assert inventory["cuda_driver_version"] == "12.4"
-    first, second = inventory["devices"]
+    assert inventory.available is True
+    assert inventory.driver_version == "550.54.15"
+    assert inventory.cuda_driver_version == "12.4"
+    first, second = inventory.devices
     assert first["nvml_index"] == 0 and second["nvml_index"] == 1
     assert first["name"] == "NVIDIA H100 80GB HBM3"
     assert first["compute_capability"] == "9.0" and second["compute_capability"] == "8.6"
@@ -162,10 +163,10 @@ def test_meter_reads_the_counter_around_the_window() -> None:
     meter = device.energy_meter(clock=Ticks(500_000_000))
     meter.start()
     record = meter.stop(calls=300, batch_size=4)
-    assert record["joules"] == pytest.approx(60.0)
-    assert record["joules_per_inference"] == pytest.approx(60.0 / 1200)
-    assert record["window_s"] == pytest.approx(0.5)
-    assert record["average_power_w"] == pytest.approx(120.0)
+    assert record.joules == pytest.approx(60.0)
+    assert record.joules_per_inference == pytest.approx(60.0 / 1200)
+    assert record.window_s == pytest.approx(0.5)
+    assert record.average_power_w == pytest.approx(120.0)
 
 
 def test_meter_on_a_gpu_without_the_counter_reports_not_supported() -> None:
@@ -175,8 +176,8 @@ def test_meter_on_a_gpu_without_the_counter_reports_not_supported() -> None:
     meter = device.energy_meter()
     meter.start()
     record = meter.stop(calls=10, batch_size=1)
-    assert record["joules"] is None
-    assert "Not Supported" in record["reason"]
+    assert record.joules is None
+    assert "Not Supported" in record.reason
 
 
 def test_meter_survives_a_counter_that_fails_mid_window() -> None:
@@ -193,12 +194,12 @@ def test_meter_survives_a_counter_that_fails_mid_window() -> None:
     meter = device.energy_meter()
     meter.start()
     record = meter.stop(calls=10, batch_size=1)
-    assert record["joules"] is None and "could not be read" in record["reason"]
+    assert record.joules is None and "could not be read" in record.reason
 
 
 def test_meter_without_nvml_gives_the_reason() -> None:
     meter = NvmlEnergyMeter(None, "nvidia-ml-py is not installed")
     meter.start()
     record = meter.stop(calls=3, batch_size=2)
-    assert record["reason"] == "nvidia-ml-py is not installed"
-    assert record["calls"] == 3
+    assert record.reason == "nvidia-ml-py is not installed"
+    assert record.calls == 3

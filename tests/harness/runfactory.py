@@ -7,14 +7,15 @@ would give it; only the samples are chosen by the test.
 from __future__ import annotations
 
 import copy
-import json
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from harness.measure.stats import summarize
-from harness.runfile.files import SCHEMA_NAME, SCHEMA_VERSION, validate
+from harness.runfile.codec import decode_run, encode_run
+from harness.runfile.records import CellRecord, RunRecord
 
 ENVIRONMENT: dict[str, Any] = {
     "host": "bench-host",
@@ -112,7 +113,7 @@ def make_cell(
             "min_count": 10,
             "max_count": 100000,
         },
-        "latency_ns": summary.to_dict(),
+        "latency_ns": {**asdict(summary), "ci": {k: list(v) for k, v in summary.ci.items()}},
         "throughput_per_s": throughput,
         "tokens_per_s": throughput * tokens_per_sample if tokens_per_sample else None,
         "flops_per_s": 2.0e6 * throughput,
@@ -140,10 +141,11 @@ def make_run(
     target: dict[str, Any] | None = None,
     pricing: dict[str, Any] | None = None,
     environment: dict[str, Any] | None = None,
-) -> dict[str, Any]:
+) -> RunRecord:
+    """A run record built the way a version-1 writer laid it out, read through the version-1 reader."""
     run: dict[str, Any] = {
-        "schema": SCHEMA_NAME,
-        "schema_version": SCHEMA_VERSION,
+        "schema": "siliconbench/run",
+        "schema_version": 1,
         "run_id": run_id,
         "status": "complete",
         "started_utc": started_utc,
@@ -155,11 +157,30 @@ def make_run(
     }
     if pricing is not None:
         run["pricing"] = pricing
-    validate(run, "synthetic run")
-    return run
+    return decode_run(run, "synthetic run")
 
 
-def write_run(run: dict[str, Any], folder: Path) -> Path:
-    path = folder / f"run-{run['run_id']}.json"
-    path.write_text(json.dumps(run))
+def write_run(run: RunRecord, folder: Path) -> Path:
+    path = folder / f"run-{run.run_id}.json"
+    path.write_text(encode_run(run))
     return path
+
+
+def round_trip(*cells: CellRecord) -> RunRecord:
+    """A run holding ``cells``, written to JSON and read back: what a report of them would see."""
+    from harness.measure.environment import collect_environment
+    from harness.runfile.codec import parse_run
+    from harness.runfile.records import TargetFacts
+
+    run = RunRecord(
+        run_id="r",
+        status="complete",
+        started_utc="2026-11-01T10:00:00Z",
+        finished_utc="2026-11-01T10:00:01Z",
+        target=TargetFacts(),
+        environment=collect_environment([]),
+        cells=cells,
+    )
+    again = parse_run(encode_run(run), "round trip")
+    assert again == run
+    return again

@@ -18,7 +18,7 @@ from tests.conftest import REPO_ROOT, cli_env
 BENCHMARKS = """
 def test_mlp(siliconbench):
     cell = siliconbench("mlp", preset="tiny", max_time=0.2, min_samples=5)
-    assert cell["status"] == "ok" and cell["latency_ns"]["p50"] > 0
+    assert cell.status == "ok" and cell.measurement.latency_ns.p50 > 0
     assert siliconbench.cells == [cell]
 
 
@@ -70,10 +70,10 @@ def test_a_benchmark_test_writes_a_run_file_that_the_reporter_reads(run_cli: Any
     (runfile,) = out.glob("run-*.json")
     assert f"run file: {runfile}" in done.stdout
     run = load_run(runfile)
-    assert run["status"] == "complete"
-    (cell,) = run["cells"]
-    assert cell["status"] == "ok" and cell["pytest_nodeid"] == "test_bench.py::test_mlp"
-    assert run["pricing"]["usd_per_hour"] == 0.5
+    assert run.status == "complete"
+    (cell,) = run.cells
+    assert cell.status == "ok" and cell.pytest_nodeid == "test_bench.py::test_mlp"
+    assert run.pricing is not None and run.pricing.usd_per_hour == 0.5
     report = run_cli("report", str(runfile), "--format", "json")
     assert report.returncode == 0, report.stderr
     (row,) = json.loads(report.stdout)

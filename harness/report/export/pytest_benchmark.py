@@ -9,9 +9,11 @@ cost inputs, correctness, warnings) go to each benchmark's ``extra_info``.
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 from harness.errors import ConfigError
+from harness.runfile.records import CellConfig, RunRecord
 
 __all__ = ["to_pytest_benchmark"]
 
@@ -33,33 +35,26 @@ def _stats(samples_ns: list[int], include_data: bool) -> dict[str, Any]:
     return out
 
 
-def _machine_info(run: dict[str, Any]) -> dict[str, Any]:
-    env = run.get("environment", {})
-    cpu = env.get("cpu", {})
-    target = run.get("target", {})
+def _machine_info(run: RunRecord) -> dict[str, Any]:
+    env, cpu = run.environment, run.environment.cpu
     return {
-        "node": env.get("host", ""),
-        "processor": cpu.get("model", ""),
-        "machine": cpu.get("arch", ""),
+        "node": env.host,
+        "processor": cpu.model,
+        "machine": cpu.arch,
         "python_compiler": "",
         "python_implementation": "CPython",
-        "python_implementation_version": env.get("python", ""),
-        "python_version": env.get("python", ""),
+        "python_implementation_version": env.python,
+        "python_version": env.python,
         "python_build": [],
         "release": "",
-        "system": str(env.get("os", "")).split("-")[0],
-        "cpu": {
-            "brand_raw": cpu.get("model", ""),
-            "arch": cpu.get("arch", ""),
-            "count": cpu.get("logical_cores"),
-            "flags": cpu.get("flags", []),
-        },
-        "siliconbench_target": target,
+        "system": env.os.split("-")[0],
+        "cpu": {"brand_raw": cpu.model, "arch": cpu.arch, "count": cpu.logical_cores, "flags": list(cpu.flags)},
+        "siliconbench_target": {k: v for k, v in asdict(run.target).items() if v is not None},
     }
 
 
-def _commit_info(run: dict[str, Any]) -> dict[str, Any]:
-    commit = run.get("environment", {}).get("git_commit") or ""
+def _commit_info(run: RunRecord) -> dict[str, Any]:
+    commit = run.environment.git_commit or ""
     return {
         "id": commit.removesuffix("+dirty") or None,
         "time": None,
@@ -70,57 +65,57 @@ def _commit_info(run: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _params(config: dict[str, Any]) -> dict[str, Any]:
+def _params(config: CellConfig) -> dict[str, Any]:
     keys = ("backend", "dtype", "mode", "threads", "batch_size", "scenario", "device")
-    return {k: config.get(k) for k in keys if config.get(k) is not None}
+    return {k: getattr(config, k) for k in keys if getattr(config, k) is not None}
 
 
-def to_pytest_benchmark(run: dict[str, Any], include_data: bool = False) -> dict[str, Any]:
+def to_pytest_benchmark(run: RunRecord, include_data: bool = False) -> dict[str, Any]:
     """The pytest-benchmark document for ``run`` (a loaded, validated run file)."""
     benchmarks = []
-    for cell in run["cells"]:
-        if cell["status"] != "ok" or not cell.get("samples_ns"):
+    for cell in run.cells:
+        measured = cell.measurement
+        if measured is None or not measured.samples_ns:
             continue
-        config = cell["config"]
+        config = cell.config
         params = _params(config)
         param = "-".join(str(v) for v in params.values())
-        name = f"{config['workload']}:{config['preset']}[{param}]"
-        sampling = cell.get("sampling", {})
+        sampling = measured.sampling
         benchmarks.append(
             {
-                "group": f"{config['workload']}:{config['preset']}",
-                "name": name,
-                "fullname": f"siliconbench/{cell['id']}",
+                "group": f"{config.workload}:{config.preset}",
+                "name": f"{config.workload}:{config.preset}[{param}]",
+                "fullname": f"siliconbench/{cell.id}",
                 "params": params,
                 "param": param,
                 "extra_info": {
-                    "siliconbench_run_id": run["run_id"],
-                    "cell_id": cell["id"],
-                    "throughput_per_s": cell.get("throughput_per_s"),
-                    "tokens_per_s": cell.get("tokens_per_s"),
-                    "flops_per_s": cell.get("flops_per_s"),
-                    "correctness_passed": (cell.get("correctness") or {}).get("passed"),
-                    "stop_reason": sampling.get("stop_reason"),
-                    "warnings": list(cell.get("warnings", [])),
+                    "siliconbench_run_id": run.run_id,
+                    "cell_id": cell.id,
+                    "throughput_per_s": measured.throughput_per_s,
+                    "tokens_per_s": measured.tokens_per_s,
+                    "flops_per_s": measured.flops_per_s,
+                    "correctness_passed": measured.correctness.passed,
+                    "stop_reason": sampling.stop_reason,
+                    "warnings": list(measured.warnings),
                 },
                 "options": {
                     "disable_gc": False,
                     "timer": "siliconbench sampler (perf_counter_ns + backend synchronize)",
-                    "min_rounds": sampling.get("min_count"),
-                    "max_time": sampling.get("max_time_s"),
+                    "min_rounds": sampling.min_count,
+                    "max_time": sampling.max_time_s,
                     "min_time": 0,
-                    "warmup": bool(sampling.get("warmup_count")),
+                    "warmup": bool(sampling.warmup_count),
                 },
-                "stats": _stats(cell["samples_ns"], include_data),
+                "stats": _stats(list(measured.samples_ns), include_data),
             }
         )
     return {
         "machine_info": _machine_info(run),
         "commit_info": _commit_info(run),
         "benchmarks": benchmarks,
-        "datetime": str(run.get("started_utc", "")).replace("Z", "+00:00"),
+        "datetime": run.started_utc.replace("Z", "+00:00"),
         "version": _pytest_benchmark_version(),
-        "siliconbench": {"run_id": run["run_id"], "schema_version": run.get("schema_version")},
+        "siliconbench": {"run_id": run.run_id, "schema_version": run.schema_version},
     }
 
 

@@ -19,9 +19,10 @@ from typing import Any
 
 from harness.errors import CloudError
 from harness.measure.environment import utc_now
-from harness.run.plan import DEFAULT_SUITE, CellConfig
+from harness.run.plan import DEFAULT_SUITE
 from harness.run.runner import ProgressFn
 from harness.runfile.files import RunWriter
+from harness.runfile.records import CellConfig, CellRecord, TargetFacts
 from harness.targets.aws.storage import ERROR, EXIT_REPORTED, HEARTBEAT, JOB, JOB_SCHEMA, RUN_FILE, RunStore
 
 __all__ = ["DEFAULT_HEARTBEAT_S", "Heartbeat", "run_agent"]
@@ -115,18 +116,24 @@ def run_agent(
             store.put_file(RUN_FILE, run_writer.path)
             beat.update(state="running", cells_total=len(cells), cells_done=0)
 
-        def on_cell(index: int, total: int, config: CellConfig, record: dict[str, Any] | None) -> None:
+        def on_cell(index: int, total: int, config: CellConfig, record: CellRecord | None) -> None:
             nonlocal failed
             if progress is not None:
                 progress(index, total, config, record)
             if record is None:
                 beat.update(current_cell=config.cell_id)
                 return
-            failed += record["status"] != "ok"
+            failed += record.status != "ok"
             store.put_file(RUN_FILE, writer[0].path)
             beat.update(cells_done=index, failed_cells=failed, current_cell=None)
 
-        result = run_suite(suite, run_id=job["run_id"], target=job.get("target"), progress=on_cell, on_start=on_start)
+        result = run_suite(
+            suite,
+            run_id=job["run_id"],
+            target=TargetFacts(**(job.get("target") or {})),
+            progress=on_cell,
+            on_start=on_start,
+        )
         store.put_file(RUN_FILE, result.path)
         beat.update(state="complete")
         return 0
@@ -152,7 +159,7 @@ def _report(
 ) -> int:
     """Upload what was measured, then the error; EXIT_REPORTED only if the error got through."""
     if writer:
-        if writer[0].data["status"] == "running":
+        if writer[0].run.status == "running":
             writer[0].finish("interrupted")
         _quietly(lambda: store.put_file(RUN_FILE, writer[0].path))
     try:

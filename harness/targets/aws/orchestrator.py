@@ -16,7 +16,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,9 @@ from harness import __version__
 from harness.errors import RunFileError, SiliconbenchError
 from harness.run.plan import Suite
 from harness.run.signals import STOP_SIGNALS, Interrupted
-from harness.runfile.files import atomic_write_json, new_run_id, validate
+from harness.runfile.codec import decode_run
+from harness.runfile.files import new_run_id, save_run
+from harness.runfile.records import TargetFacts
 from harness.targets.aws import storage
 from harness.targets.aws.iam import CreatedProfile, create_instance_profile, delete_instance_profile
 from harness.targets.aws.launch import (
@@ -349,24 +351,24 @@ class _Run:
             "run_id": f"{self.run_id}-{plan.instance_type}",
             "group_run_id": self.run_id,
             "suite": suite,
-            "target": self.target_facts(plan, plan.price, None),
+            "target": asdict(self.target_facts(plan, plan.price, None)),
             "heartbeat_s": self.timing.heartbeat_s,
         }
 
-    def target_facts(self, plan: InstancePlan, price: LaunchPrice, instance_id: str | None) -> dict[str, Any]:
-        return {
-            "kind": "aws",
-            "instance_type": plan.instance_type,
-            "region": self.region,
-            "purchase_option": price.purchase_option,
-            "price_per_hour": price.per_hour,
-            "price_source": price.source,
-            "price_as_of": price.as_of,
-            "instance_id": instance_id,
-            "ami_id": plan.ami.image_id if plan.ami else None,
-            "ami_parameter": plan.ami_parameter,
-            "group_run_id": self.run_id,
-        }
+    def target_facts(self, plan: InstancePlan, price: LaunchPrice, instance_id: str | None) -> TargetFacts:
+        return TargetFacts(
+            kind="aws",
+            instance_type=plan.instance_type,
+            region=self.region,
+            purchase_option=price.purchase_option,
+            price_per_hour=price.per_hour,
+            price_source=price.source,
+            price_as_of=price.as_of,
+            instance_id=instance_id,
+            ami_id=plan.ami.image_id if plan.ami else None,
+            ami_parameter=plan.ami_parameter,
+            group_run_id=self.run_id,
+        )
 
     def fetch(
         self,
@@ -384,23 +386,23 @@ class _Run:
             return None, 0
         if data is None:
             return None, 0
-        data["target"] = {**data.get("target", {}), **self.target_facts(plan, price, instance_id)}
-        if data.get("status") == "running":
-            data["status"] = "interrupted"
-        run_id = str(data.get("run_id") or f"{self.run_id}-{plan.instance_type}")
+        try:
+            run = decode_run(data, f"{plan.instance_type}'s run file")
+        except RunFileError as exc:
+            self.problems.append(str(exc))
+            return None, 0
+        run = replace(run, target=self.target_facts(plan, price, instance_id))
+        if run.status == "running":
+            run = replace(run, status="interrupted", status_reason="the instance stopped before the run finished")
         try:
             self.output.mkdir(parents=True, exist_ok=True)
-            path = self.output / f"run-{run_id}.json"
-            atomic_write_json(path, data)
+            path = self.output / f"run-{run.run_id}.json"
+            save_run(path, run)
         except OSError as exc:
             self.fetch_failed = True
             self.problems.append(f"{plan.instance_type}: could not write the run file to {self.output}: {exc.strerror}")
             return None, 0
-        try:
-            validate(data, str(path))
-        except RunFileError as exc:
-            self.problems.append(str(exc))
-        return path, len(data.get("cells", []))
+        return path, len(run.cells)
 
     def fetch_log(self, plan: InstancePlan, store: storage.RunStore) -> None:
         """Keep the bootstrap log of a failed instance next to the run files."""

@@ -24,8 +24,8 @@ from harness.measure.correctness import max_relative_error
 from harness.measure.environment import collect_environment
 from harness.measure.sampler import SamplingPolicy
 from harness.run.cell import run_cell
-from harness.run.plan import CellConfig
 from harness.runfile.files import RunWriter, load_run
+from harness.runfile.records import CellConfig
 from workloads.mlp import MLP
 
 REPO = Path(__file__).resolve().parents[3]
@@ -333,34 +333,34 @@ POLICY = SamplingPolicy(max_time_s=0.2, warmup_time_s=0.02, warmup_min_count=2, 
 
 def test_run_cell_end_to_end_and_the_run_file_validates(neuron_double: Any, tmp_path: Path) -> None:
     first = run_cell(_cell(), POLICY)
-    assert first["status"] == "ok", first["error"]
-    assert first["correctness"]["passed"] is True
-    device = first["device"]
+    assert first.status == "ok", first.error
+    assert first.measurement.correctness.passed is True
+    device = first.measurement.device
     assert device["cache_hit"] is False and device["trace_s"] > 0
     assert device["instance_type"] == "inf2.xlarge" and device["neuron_cores"] == 2
-    assert first["latency_ns"]["count"] >= 5
+    assert first.measurement.latency_ns.count >= 5
 
     second = run_cell(_cell(), POLICY)
-    assert second["status"] == "ok" and second["device"]["cache_hit"] is True
-    assert second["device"]["trace_s"] == 0.0
+    assert second.status == "ok" and second.measurement.device["cache_hit"] is True
+    assert second.measurement.device["trace_s"] == 0.0
 
     neuron_double.fail_compile = "compiler"
     failed = run_cell(_cell(batch_size=4), POLICY)
-    assert failed["status"] == "failed"
-    assert (failed["error"]["type"], failed["error"]["phase"]) == ("CellError", "prepare")
-    assert failed["error"]["message"].startswith("neuronx-cc could not compile the model")
+    assert failed.status == "failed"
+    assert (failed.error.type, failed.error.phase) == ("CellError", "prepare")
+    assert failed.error.message.startswith("neuronx-cc could not compile the model")
 
     writer = RunWriter(tmp_path / "results", collect_environment())
     for record in (first, second, failed):
         writer.add_cell(record)
     loaded = load_run(writer.finish())
-    assert [c["status"] for c in loaded["cells"]] == ["ok", "ok", "failed"]
+    assert [c.status for c in loaded.cells] == ["ok", "ok", "failed"]
 
 
 def test_validation_errors_surface_as_config_errors_in_a_cell(neuron_double: Any) -> None:
     record = run_cell(_cell(mode="compile"), POLICY)
-    assert record["status"] == "failed"
-    assert record["error"]["type"] == "ConfigError" and "not yet supported" in record["error"]["message"]
+    assert record.status == "failed"
+    assert record.error.type == "ConfigError" and "not yet supported" in record.error.message
     with pytest.raises(ConfigError):
         NeuronBackend().validate(BackendOptions(dtype="fp32", mode="trace", device="nc:0-1"))
 

@@ -15,7 +15,7 @@ import pytest
 from backends.neuron import NeuronBackend
 from harness.measure.sampler import SamplingPolicy
 from harness.run.cell import run_cell
-from harness.run.plan import CellConfig, ScenarioParams
+from harness.runfile.records import CellConfig, ScenarioParams
 from workloads.gpt2 import SHAPES as GPT2_SHAPES
 from workloads.llama import SHAPES as LLAMA_SHAPES
 
@@ -40,10 +40,10 @@ def _generate_cell(workload: str, mode: str = "trace") -> CellConfig:
 @pytest.mark.parametrize("workload", ["llama", "gpt2"])
 def test_generate_on_neuron_gives_the_cpu_reference_tokens(neuron_double: Any, workload: str) -> None:
     record = run_cell(_generate_cell(workload), POLICY)
-    assert record["status"] == "ok", record["error"]
-    assert record["correctness"]["passed"] is True
-    assert record["generation"]["token_agreement"] == 1.0
-    assert record["generation"]["reference_tokens"] == 6
+    assert record.status == "ok", record.error
+    assert record.measurement.correctness.passed is True
+    assert record.measurement.generation.token_agreement == 1.0
+    assert record.measurement.generation.reference_tokens == 6
     prefill, decode = neuron_double.trace_calls
     state = 2 + 2 * LAYERS[workload]  # sequence, position, a key and a value per layer
     expected = {1 + index: index for index in range(state)}
@@ -52,21 +52,21 @@ def test_generate_on_neuron_gives_the_cpu_reference_tokens(neuron_double: Any, w
     assert prefill.input_shapes[2:] == decode.input_shapes[2:]  # one static cache for both steps
 
     again = run_cell(_generate_cell(workload), POLICY)  # the cached artifacts keep their aliases
-    assert again["status"] == "ok" and again["device"]["cache_hit"] is True
-    assert again["generation"]["token_agreement"] == 1.0
+    assert again.status == "ok" and again.measurement.device["cache_hit"] is True
+    assert again.measurement.generation.token_agreement == 1.0
 
 
 def test_the_stateful_steps_would_lose_the_cache_on_neuron(neuron_double: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     """Why the functional steps exist: buffers written in place do not survive a traced call."""
     monkeypatch.setattr(NeuronBackend, "stateful_buffers", True)
     record = run_cell(_generate_cell("llama"), POLICY)
-    assert record["status"] == "ok", record["error"]
-    assert record["correctness"]["passed"] is True  # the prefill logits do not depend on the cache
-    assert record["generation"]["token_agreement"] < 0.5  # but no token ever reaches the session
+    assert record.status == "ok", record.error
+    assert record.measurement.correctness.passed is True  # the prefill logits do not depend on the cache
+    assert record.measurement.generation.token_agreement < 0.5  # but no token ever reaches the session
     assert all(not call.input_output_aliases for call in neuron_double.trace_calls)
 
 
 def test_generation_needs_one_neuroncore(neuron_double: Any) -> None:
     record = run_cell(_generate_cell("gpt2", mode="dataparallel"), POLICY)
-    assert record["status"] == "failed"
-    assert record["error"]["type"] == "CellError" and "one NeuronCore" in record["error"]["message"]
+    assert record.status == "failed"
+    assert record.error.type == "CellError" and "one NeuronCore" in record.error.message

@@ -14,7 +14,7 @@ from backends.neuron import NeuronBackend
 from harness.measure.sampler import SamplingPolicy
 from harness.run.isolation import run_cell_isolated
 from harness.run.limits import CellLimits
-from harness.run.plan import CellConfig
+from harness.runfile.records import CellConfig
 
 _STATUS = NeuronBackend().availability()
 
@@ -45,9 +45,9 @@ def test_tiny_mlp_compiles_runs_correctly_and_is_cached(
         device="nc:0-1" if mode == "dataparallel" else None,
     )
     first = run_cell_isolated(config, POLICY, CellLimits(prepare_s=1200))
-    assert first["status"] == "ok", first["error"]
-    assert first["correctness"]["passed"], first["correctness"]
-    assert first["device"]["cache_hit"] is False and first["device"]["neuron_cores"]
+    assert first.status == "ok", first.error
+    assert first.measurement.correctness.passed, first.measurement.correctness
+    assert first.measurement.device["cache_hit"] is False and first.measurement.device["neuron_cores"]
     second = run_cell_isolated(config, POLICY, CellLimits(prepare_s=600))
-    assert second["status"] == "ok", second["error"]
-    assert second["device"]["cache_hit"] is True and second["device"]["trace_s"] == 0.0
+    assert second.status == "ok", second.error
+    assert second.measurement.device["cache_hit"] is True and second.measurement.device["trace_s"] == 0.0

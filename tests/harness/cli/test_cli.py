@@ -50,10 +50,10 @@ def test_run_measures_writes_a_run_file_and_prints_the_table(run_cli: CliRunner,
     assert "p50 ms [95% CI]" in result.stdout
     assert "[4/4]" in result.stderr  # progress
     data = load_run(path)
-    assert data["status"] == "complete"
-    assert [c["config"]["batch_size"] for c in data["cells"]] == [1, 4, 1, 4]
-    assert all(c["status"] == "ok" for c in data["cells"])
-    assert data["environment"]["command"][-1] == str(tmp_path)
+    assert data.status == "complete"
+    assert [c.config.batch_size for c in data.cells] == [1, 4, 1, 4]
+    assert all(c.status == "ok" for c in data.cells)
+    assert data.environment.command[-1] == str(tmp_path)
 
     for fmt, marker in (("table", "p50 ms"), ("markdown", "| workload"), ("csv", "run_id,")):
         report = run_cli("report", str(path), "--format", fmt)
@@ -73,8 +73,8 @@ def test_a_suite_file_runs_with_command_line_overrides(run_cli: CliRunner, tmp_p
     result = run_cli("run", "--suite", str(suite), "--dtype", "bf16", "--output", str(tmp_path), "--quiet")
     assert result.returncode == 0, result.stderr
     (path,) = tmp_path.glob("run-*.json")
-    cells = load_run(path)["cells"]
-    assert [(c["config"]["dtype"], c["config"]["batch_size"]) for c in cells] == [("bf16", 2)]
+    cells = load_run(path).cells
+    assert [(c.config.dtype, c.config.batch_size) for c in cells] == [("bf16", 2)]
 
 
 @pytest.mark.slow
@@ -97,7 +97,7 @@ def test_a_failing_cell_is_recorded_and_the_run_goes_on(run_cli: CliRunner, tmp_
     assert result.returncode == 1
     assert "FAILED" in result.stdout and "deliberately broken" in result.stdout
     (path,) = tmp_path.glob("run-*.json")
-    statuses = [c["status"] for c in load_run(path)["cells"]]
+    statuses = [c.status for c in load_run(path).cells]
     assert statuses == ["failed", "ok"]
 
 

@@ -57,7 +57,7 @@ def test_report_writes_to_a_file_when_asked(run_cli: Any, tmp_path: Path) -> Non
 def test_report_rejects_bad_run_files_and_prices(run_cli: Any, tmp_path: Path) -> None:
     good = _runfile(tmp_path)
     other_version = tmp_path / "v7.json"
-    other_version.write_text(good.read_text().replace('"schema_version": 1', '"schema_version": 7'))
+    other_version.write_text(good.read_text().replace('"schema_version": 2', '"schema_version": 7'))
     _one_line_error(run_cli("report", str(other_version)), "has run-file schema version 7")
     truncated = tmp_path / "truncated.json"
     truncated.write_text(good.read_text()[:300])
@@ -66,7 +66,7 @@ def test_report_rejects_bad_run_files_and_prices(run_cli: Any, tmp_path: Path) -
     data = json.loads(good.read_text())
     data["pricing"] = {"usd_per_hour": 0.5, "source": "lab"}  # no as_of date
     broken_price.write_text(json.dumps(data))
-    _one_line_error(run_cli("report", str(broken_price)), "lacks 'as_of'")
+    _one_line_error(run_cli("report", str(broken_price)), "does not match run-file schema version 2 at pricing")
     bad_catalog = tmp_path / "prices.json"
     bad_catalog.write_text("{")
     aws = write_run(
@@ -147,5 +147,5 @@ def test_run_records_the_price_and_reports_cost(run_cli: Any, tmp_path: Path) ->
     assert done.returncode == 0, done.stderr
     (runfile,) = tmp_path.glob("run-*.json")
     run = load_run(runfile)
-    assert run["pricing"]["usd_per_hour"] == 0.5 and "--price-per-hour" in run["pricing"]["source"]
+    assert run.pricing is not None and run.pricing.usd_per_hour == 0.5 and "--price-per-hour" in run.pricing.source
     assert "$/M inf" in done.stdout and "$0.5/h (given on the command line" in done.stdout

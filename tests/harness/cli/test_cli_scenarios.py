@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 
 from harness.cli.main import main
+from harness.runfile.files import load_run
 
 
 def test_run_help_documents_every_scenario_option(run_cli) -> None:  # type: ignore[no-untyped-def]
@@ -85,13 +85,13 @@ def test_generate_end_to_end_and_report(run_cli, tmp_path: Path) -> None:  # typ
     assert "scenario: generate" in result.stdout and "TTFT p50 ms" in result.stdout and "out tok/s" in result.stdout
     assert "generate-p8o4 ok: TTFT p50" in result.stderr
     (path,) = tmp_path.glob("run-*.json")
-    cell = json.loads(path.read_text())["cells"][0]
-    assert cell["config"]["scenario"] == "generate" and cell["generation"]["output_tokens"] == 4
+    cell = load_run(path).cells[0]
+    assert cell.config.scenario == "generate" and cell.measurement.generation.output_tokens == 4
 
     report = run_cli("report", str(path), "--format", "csv")
     assert report.returncode == 0, report.stderr
     header, row = report.stdout.splitlines()[:2]
     columns = dict(zip(header.split(","), row.split(","), strict=False))
     assert columns["scenario"] == "generate"
-    assert float(columns["output_tokens_per_s"]) == pytest.approx(cell["output_tokens_per_s"])
-    assert float(columns["total_tokens_per_s"]) == pytest.approx(cell["total_tokens_per_s"])
+    assert float(columns["output_tokens_per_s"]) == pytest.approx(cell.measurement.output_tokens_per_s)
+    assert float(columns["total_tokens_per_s"]) == pytest.approx(cell.measurement.total_tokens_per_s)

@@ -72,11 +72,14 @@ def test_bootstrap_is_reproducible_for_a_seed() -> None:
     assert bootstrap_ci(samples, [50, 99], seed=7) == bootstrap_ci(samples, [50, 99], seed=7)
 
 
-def test_summary_round_trips_through_a_dict() -> None:
-    summary = summarize([1.0, 2.0, 3.0, 4.0, 5.0], resamples=100)
-    from harness.measure.stats import Summary
+def test_summary_round_trips_through_a_run_file() -> None:
+    from tests.harness.runfactory import make_cell, make_run
 
-    assert Summary.from_dict(summary.to_dict()) == summary
+    samples = [1_000, 2_000, 3_000, 4_000, 5_000] * 4
+    run = make_run([make_cell(samples)])
+    measured = run.cells[0].measurement
+    assert measured is not None
+    assert measured.latency_ns == summarize(samples, resamples=200)
 
 
 def test_empty_samples_are_rejected() -> None:

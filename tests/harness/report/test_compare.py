@@ -146,14 +146,14 @@ def test_compare_warns_when_the_environments_differ(run_cli: Any, tmp_path: Path
 def test_bad_inputs_exit_2_with_one_line(run_cli: Any, tmp_path: Path) -> None:
     good, _ = _files(tmp_path, 1.0)
     other_version = tmp_path / "v2.json"
-    other_version.write_text(Path(good).read_text().replace('"schema_version": 1', '"schema_version": 2'))
+    other_version.write_text(Path(good).read_text().replace('"schema_version": 2', '"schema_version": 99'))
     truncated = tmp_path / "truncated.json"
     truncated.write_text(Path(good).read_text()[:500])
     unmatched = write_run(
         make_run([make_cell([1000] * 20, workload="resnet50")], run_id="20261103T100000Z-other0"), tmp_path
     )
     cases = {
-        str(other_version): "schema version 2",
+        str(other_version): "schema version 99",
         str(truncated): "not valid JSON",
         str(tmp_path / "missing.json"): "does not exist",
         str(unmatched): "no cell of",

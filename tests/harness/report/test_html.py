@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from harness.report.tables import render
+from harness.report.formats import render
 from tests.harness.report.test_plots import sweep_run
 from tests.harness.runfactory import make_cell, make_failed_cell, make_run, write_run
 

@@ -9,8 +9,8 @@ import pytest
 
 from harness.pricing.catalog import Catalog
 from harness.report.cost import PriceResolver
+from harness.report.formats import cell_rows
 from harness.report.plots import make_plots, pareto_front
-from harness.report.tables import cell_rows
 from tests.harness.runfactory import lognormal_samples, make_cell, make_failed_cell, make_run
 
 matplotlib_image = pytest.importorskip("matplotlib.image")
@@ -76,7 +76,7 @@ def _image_size(png: bytes) -> tuple[int, int]:
 
 def test_every_figure_is_drawn_when_the_runs_support_it() -> None:
     runs = demo_runs()
-    plots, skipped = make_plots(runs, cell_rows(runs, PriceResolver(Catalog([], "2026-11-24"))), slo_p99_ms=20.0)
+    plots, skipped = make_plots(cell_rows(runs, PriceResolver(Catalog([], "2026-11-24"))), slo_p99_ms=20.0)
     sections = [(p.section, p.title) for p in plots]
     for workload in ("mlp:tiny", "bert-base:tiny"):
         assert ("Latency distribution per cell", workload) in sections
@@ -92,7 +92,7 @@ def test_every_figure_is_drawn_when_the_runs_support_it() -> None:
 
 def test_figures_that_would_be_empty_are_skipped_with_a_reason() -> None:
     run = make_run([make_cell(lognormal_samples(1e6, 200, 1))])
-    plots, skipped = make_plots([run], cell_rows([run]))
+    plots, skipped = make_plots(cell_rows([run]))
     assert [p.section for p in plots] == ["Latency distribution per cell"]
     assert any(s.startswith("Latency and throughput against batch size") for s in skipped)
     assert any("no cell has a price" in s for s in skipped)
@@ -101,4 +101,4 @@ def test_figures_that_would_be_empty_are_skipped_with_a_reason() -> None:
 
 def test_only_failed_cells_give_no_figures_and_no_errors() -> None:
     run = make_run([make_failed_cell()])
-    assert make_plots([run], cell_rows([run])) == ([], [])
+    assert make_plots(cell_rows([run])) == ([], [])

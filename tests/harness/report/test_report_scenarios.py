@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
 from harness.measure.sampler import SamplingPolicy
-from harness.report.tables import HEADERS, cell_rows, render
+from harness.report.formats import render
+from harness.report.rows import CellRow, cell_rows
 from harness.run.cell import run_cell
-from harness.run.plan import CellConfig, ScenarioParams
+from harness.runfile.records import CellConfig, CellRecord, Measurement, RunRecord, ScenarioParams
+from tests.harness.runfactory import round_trip
 
 SHORT = SamplingPolicy(max_time_s=0.2, warmup_time_s=0.01, warmup_min_count=1, min_count=3)
 
 
-def _cell(workload: str, scenario: str, **params: Any) -> dict[str, Any]:
+def _cell(workload: str, scenario: str, **params: Any) -> CellRecord:
     config = CellConfig(
         workload=workload,
         preset="tiny",
@@ -27,29 +30,39 @@ def _cell(workload: str, scenario: str, **params: Any) -> dict[str, Any]:
         params=ScenarioParams(**params),
     )
     record = run_cell(config, SHORT)
-    assert record["status"] == "ok", record["error"]
+    assert record.status == "ok", record.error
     return record
 
 
+def _measured(cell: CellRecord) -> Measurement:
+    assert cell.measurement is not None
+    return cell.measurement
+
+
 @pytest.fixture(scope="module")
-def mixed_run() -> dict[str, Any]:
+def mixed_run() -> RunRecord:
     cells = [
         _cell("mlp", "latency"),
         _cell("llama", "generate", prompt_tokens=8, output_tokens=3),
         _cell("mlp", "server", rate=100.0, slo_p99_ms=50.0),
         _cell("llama", "offline", prompt_tokens=8, output_tokens=3),
     ]
-    return {"run_id": "r1", "target": {"kind": "local"}, "cells": cells}
+    return round_trip(*cells)
 
 
-def test_latency_only_runs_print_as_before(mixed_run: dict[str, Any]) -> None:
-    run = {**mixed_run, "cells": mixed_run["cells"][:1]}
+LATENCY_HEADERS = (
+    "workload preset backend dtype mode thr batch p50 ms [95% CI] p99 ms [95% CI] inf/s GFLOP/s n stop notes"
+)
+
+
+def test_latency_only_runs_print_without_a_scenario_title(mixed_run: RunRecord) -> None:
+    run = replace(mixed_run, cells=mixed_run.cells[:1])
     text = render([run])
     assert "scenario:" not in text
-    assert text.splitlines()[0].split() == " ".join(HEADERS).split()
+    assert text.splitlines()[0].split() == LATENCY_HEADERS.split()
 
 
-def test_each_scenario_gets_its_titled_table(mixed_run: dict[str, Any]) -> None:
+def test_each_scenario_gets_its_titled_table(mixed_run: RunRecord) -> None:
     text = render([mixed_run])
     for title in ("scenario: latency", "scenario: generate", "scenario: server", "scenario: offline"):
         assert title in text
@@ -60,20 +73,31 @@ def test_each_scenario_gets_its_titled_table(mixed_run: dict[str, Any]) -> None:
     assert "not valid for p99: requests (TTFT, TPOT, end-to-end)" in text
 
 
-def test_rows_carry_the_figures_the_cost_report_needs(mixed_run: dict[str, Any]) -> None:
-    rows = {row["scenario"]: row for row in cell_rows([mixed_run])}
-    generate, server, offline = mixed_run["cells"][1], mixed_run["cells"][2], mixed_run["cells"][3]
-    assert rows["generate"]["output_tokens_per_s"] == generate["output_tokens_per_s"]
-    assert rows["generate"]["total_tokens_per_s"] == generate["total_tokens_per_s"]
-    assert rows["generate"]["ttft_p50_ms"] == pytest.approx(generate["generation"]["ttft_ns"]["p50"] / 1e6)
-    assert rows["server"]["goodput_rps"] == server["goodput_rps"] and rows["server"]["slo"] == "e2e≤50ms"
-    assert rows["server"]["capacity_rps"] is None and rows["server"]["rate_rps"] == 100.0
-    assert rows["offline"]["output_tokens_per_s"] == offline["output_tokens_per_s"]
-    assert rows["latency"].keys() >= {"p50_ms", "throughput_per_s", "scenario"}
-    assert "valid" not in rows["latency"]  # latency rows keep their columns
+def _rows(run: RunRecord) -> dict[str, CellRow]:
+    return {row.scenario: row for row in cell_rows([run])}
 
 
-def test_markdown_and_csv_render(mixed_run: dict[str, Any]) -> None:
+def test_rows_carry_the_figures_the_cost_report_needs(mixed_run: RunRecord) -> None:
+    from harness.report.columns import columns_for
+
+    rows = _rows(mixed_run)
+    generate, server = _measured(mixed_run.cells[1]), _measured(mixed_run.cells[2])
+
+    def value(scenario: str, key: str) -> object:
+        (column,) = [c for c in columns_for(scenario, [rows[scenario]]) if c.key == key]
+        return column.value(rows[scenario])
+
+    assert value("generate", "output_tokens_per_s") == generate.output_tokens_per_s
+    assert value("generate", "total_tokens_per_s") == generate.total_tokens_per_s
+    ttft = generate.token_metrics.ttft_ns if generate.token_metrics else None
+    assert ttft is not None
+    assert value("generate", "ttft_p50_ms").value == pytest.approx(ttft.p50 / 1e6)  # type: ignore[attr-defined]
+    assert value("server", "goodput_rps") == server.goodput_rps and value("server", "slo") == "e2e≤50ms"
+    assert value("server", "capacity_rps") is None and value("server", "rate_rps") == 100.0
+    assert value("offline", "output_tokens_per_s") == _measured(mixed_run.cells[3]).output_tokens_per_s
+
+
+def test_markdown_and_csv_render(mixed_run: RunRecord) -> None:
     markdown = render([mixed_run], "markdown")
     assert markdown.count("scenario: ") == 4 and "| workload" in markdown
     csv_text = render([mixed_run], "csv")
@@ -93,25 +117,29 @@ def test_failed_cells_of_a_scenario_are_listed_in_its_table() -> None:
         params=ScenarioParams(prompt_tokens=4, output_tokens=2),
     )
     failed = run_cell(config, SHORT)
-    assert failed["status"] == "failed"
-    text = render([{"run_id": "r2", "target": {"kind": "local"}, "cells": [failed]}])
+    assert failed.status == "failed"
+    text = render([round_trip(failed)])
     assert "scenario: generate" in text and "FAILED" in text and "needs a decoder workload" in text
 
 
-def test_load_scenarios_are_priced_per_token_and_at_capacity(mixed_run: dict[str, Any]) -> None:
+def test_load_scenarios_are_priced_per_token_and_at_capacity(mixed_run: RunRecord) -> None:
     from harness.pricing.catalog import Price
 
     price = Price("local", "local", "on-demand", 3.6, "test", "2026-11-24")
-    generate = dict(mixed_run["cells"][1])
-    server = {**mixed_run["cells"][2], "capacity_rps": 50.0}
-    run = {**mixed_run, "pricing": price.to_dict(), "cells": [generate, server]}
-    rows = {row["scenario"]: row for row in cell_rows([run])}
+    generate = mixed_run.cells[1]
+    server = mixed_run.cells[2]
+    assert server.measurement is not None
+    server = replace(server, measurement=replace(server.measurement, capacity_rps=50.0))
+    run = replace(mixed_run, pricing=price, cells=(generate, server))
+    rows = _rows(run)
+    measured = _measured(generate)
+    assert measured.output_tokens_per_s and measured.total_tokens_per_s
     # $3.60/h is $0.001/s: per million of a rate r/s that is 1000 / r dollars.
     gen = rows["generate"]
-    assert gen["usd_per_million_output_tokens"] == pytest.approx(1000 / generate["output_tokens_per_s"])
-    assert gen["usd_per_million_total_tokens"] == pytest.approx(1000 / generate["total_tokens_per_s"])
+    assert gen.usd_per_million_output_tokens == pytest.approx(1000 / measured.output_tokens_per_s)
+    assert gen.usd_per_million_total_tokens == pytest.approx(1000 / measured.total_tokens_per_s)
     srv = rows["server"]
-    assert srv["usd_per_million_at_capacity"] == pytest.approx(1000 / 50.0)  # batch 1
-    assert srv["usd_per_million"] == srv["usd_per_million_at_capacity"]
+    assert srv.usd_per_million_at_capacity == pytest.approx(1000 / 50.0)  # batch 1
+    assert srv.usd_per_million == srv.usd_per_million_at_capacity
     text = render([run])
     assert "$/M out tok" in text and "$/M inf @capacity" in text

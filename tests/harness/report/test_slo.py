@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from harness.pricing.catalog import Catalog
 from harness.report.cost import PriceResolver
+from harness.report.formats import cell_rows, render
 from harness.report.slo import choose
-from harness.report.tables import cell_rows, render
 from tests.harness.runfactory import make_cell, make_failed_cell, make_run
 
 EMPTY = Catalog([], "2026-11-24")
@@ -51,16 +51,16 @@ def test_fastest_is_the_most_throughput_and_cheapest_the_lowest_cost_within_the_
     (choice,) = choose(_rows(), slo_p99_ms=10.0)
     # Within 10 ms: cpu bs1 (250/s), cuda bs1 (1000/s), cuda bs16 (2666.7/s).
     assert choice.meeting == 3
-    assert choice.fastest is not None and choice.fastest["batch_size"] == 16
+    assert choice.fastest is not None and choice.fastest.batch_size == 16
     # Costs: cpu bs1 0.36/(3600*250)*1e6 = 0.4; cuda bs1 1.0; cuda bs16 0.375 -> the accelerator at bs16.
-    assert choice.cheapest is not None and choice.cheapest["batch_size"] == 16
-    assert choice.cheapest["usd_per_million"] == 3.6 / (3600 * (16 / 0.006)) * 1e6
+    assert choice.cheapest is not None and choice.cheapest.batch_size == 16
+    assert choice.cheapest.usd_per_million == 3.6 / (3600 * (16 / 0.006)) * 1e6
 
 
 def test_a_tighter_target_changes_the_answer() -> None:
     (choice,) = choose(_rows(), slo_p99_ms=5.0)
-    assert choice.fastest is not None and (choice.fastest["backend"], choice.fastest["batch_size"]) == ("cuda", 1)
-    assert choice.cheapest is not None and choice.cheapest["target"] == "c7i.2xlarge"  # 0.4 $/M beats 1.0 $/M
+    assert choice.fastest is not None and (choice.fastest.backend, choice.fastest.batch_size) == ("cuda", 1)
+    assert choice.cheapest is not None and choice.cheapest.target == "c7i.2xlarge"  # 0.4 $/M beats 1.0 $/M
 
 
 def test_failed_and_incorrect_cells_are_never_chosen() -> None:

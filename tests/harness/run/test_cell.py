@@ -6,72 +6,58 @@ import pytest
 
 from harness.measure.sampler import SamplingPolicy
 from harness.run.cell import run_cell
-from harness.run.plan import CellConfig
-from harness.runfile.files import validate
+from harness.runfile.records import CellConfig
+from tests.harness.runfactory import round_trip
 
 QUICK = SamplingPolicy(max_time_s=0.3, warmup_time_s=0.05, min_count=10)
-
-
-def _run_file_with(cell: dict) -> dict:  # type: ignore[type-arg]
-    from harness.measure.environment import collect_environment
-
-    return {
-        "schema": "siliconbench/run",
-        "schema_version": 1,
-        "run_id": "r",
-        "status": "complete",
-        "started_utc": "t",
-        "finished_utc": "t",
-        "target": {"kind": "local"},
-        "environment": collect_environment([]),
-        "cells": [cell],
-    }
 
 
 @pytest.mark.parametrize("dtype", ["fp32", "bf16"])
 def test_a_tiny_mlp_cell_is_measured_checked_and_schema_valid(dtype: str) -> None:
     record = run_cell(CellConfig("mlp", "tiny", "cpu", dtype, "eager", 1, 4), QUICK)
-    assert record["status"] == "ok", record.get("error")
-    validate(_run_file_with(record))
-    assert record["correctness"]["passed"]
-    assert record["workload"]["flops_per_inference"] == 1_310_720
-    assert record["workload"]["params"] == 656_896
-    assert record["latency_ns"]["count"] == len(record["samples_ns"]) >= 10
-    lat = record["latency_ns"]
-    assert lat["min"] <= lat["p50"] <= lat["p90"] <= lat["p99"] <= lat["max"]
-    assert record["throughput_per_s"] == pytest.approx(4 / (lat["p50"] / 1e9))
-    assert record["flops_per_s"] == pytest.approx(1_310_720 * record["throughput_per_s"])
-    assert record["device"]["threads"] == 1
+    assert record.status == "ok", record.error
+    round_trip(record)
+    measured = record.measurement
+    assert measured is not None
+    assert measured.correctness.passed
+    assert measured.workload.flops_per_inference == 1_310_720
+    assert measured.workload.params == 656_896
+    assert measured.latency_ns.count == len(measured.samples_ns) >= 10
+    lat = measured.latency_ns
+    assert lat.min <= lat.p50 <= lat.p90 <= lat.p99 <= lat.max
+    assert measured.throughput_per_s == pytest.approx(4 / (lat.p50 / 1e9))
+    assert measured.flops_per_s == pytest.approx(1_310_720 * measured.throughput_per_s)
+    assert measured.device["threads"] == 1
 
 
 def test_a_cell_that_fails_is_recorded_with_its_phase() -> None:
     record = run_cell(
         CellConfig("tests.workloads.plugin_fixtures:broken", "default", "cpu", "fp32", "eager", 1, 1), QUICK
     )
-    assert record["status"] == "failed"
-    assert record["error"]["phase"] == "reference"
-    assert "deliberately broken" in record["error"]["message"]
-    validate(_run_file_with(record))
+    assert record.status == "failed" and record.error is not None
+    assert record.error.phase == "reference"
+    assert "deliberately broken" in record.error.message
+    round_trip(record)
 
 
 def test_a_wrong_backend_output_is_flagged_by_the_correctness_check() -> None:
     record = run_cell(
         CellConfig("tests.workloads.plugin_fixtures:nondeterministic", "default", "cpu", "fp32", "eager", 1, 2), QUICK
     )
-    assert record["status"] == "ok"
-    assert not record["correctness"]["passed"]
-    assert record["warnings"][0].startswith("correctness: max relative error")
+    assert record.measurement is not None
+    assert not record.measurement.correctness.passed
+    assert record.measurement.warnings[0].startswith("correctness: max relative error")
 
 
 @pytest.mark.parametrize("workload", ["mlp", "resnet50", "bert-base"])
 @pytest.mark.parametrize("dtype", ["fp32", "bf16"])
 def test_every_builtin_tiny_preset_passes_its_correctness_check(workload: str, dtype: str) -> None:
     record = run_cell(CellConfig(workload, "tiny", "cpu", dtype, "eager", None, 2), QUICK)
-    assert record["status"] == "ok", record.get("error")
-    correctness = record["correctness"]
-    assert correctness["passed"], correctness
+    assert record.measurement is not None, record.error
+    correctness = record.measurement.correctness
+    assert correctness.passed, correctness
     # bf16 must really run in bf16: a zero error would mean the cast never happened.
-    assert (correctness["max_rel_error"] > 0) == (dtype == "bf16")
+    assert (correctness.max_rel_error > 0) == (dtype == "bf16")
 
 
 def test_a_busy_machine_is_flagged(monkeypatch: pytest.MonkeyPatch) -> None:

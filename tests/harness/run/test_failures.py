@@ -7,7 +7,7 @@ import torch
 
 from harness.run.cell import failed_cell
 from harness.run.failures import describe_failure, describe_signal
-from harness.run.plan import CellConfig
+from harness.runfile.records import CellConfig
 from tests.harness.fault_workloads import CUDA_OOM_MESSAGE
 
 
@@ -74,7 +74,7 @@ def test_signal_hints() -> None:
 def test_failed_cells_carry_the_rewritten_message() -> None:
     config = CellConfig("mlp", "tiny", "cuda", "fp16", "eager", None, 4096)
     record = failed_cell(config, "prepare", torch.cuda.OutOfMemoryError(CUDA_OOM_MESSAGE), "2025-01-01T00:00:00Z")
-    assert record["status"] == "failed"
-    assert record["error"]["type"] == "OutOfMemoryError"
-    assert record["error"]["phase"] == "prepare"
-    assert record["error"]["message"].endswith("try a smaller --batch-size than 4096")
+    assert record.status == "failed"
+    assert record.error.type == "OutOfMemoryError"
+    assert record.error.phase == "prepare"
+    assert record.error.message.endswith("try a smaller --batch-size than 4096")

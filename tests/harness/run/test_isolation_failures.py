@@ -10,9 +10,9 @@ import pytest
 from harness.measure.environment import collect_environment
 from harness.measure.sampler import SamplingPolicy
 from harness.run.cell import run_cell
-from harness.run.plan import CellConfig
 from harness.run.runner import run_cells
 from harness.runfile.files import RunWriter, load_run
+from harness.runfile.records import CellConfig
 
 FAULTS = "tests.harness.fault_workloads"
 POLICY = SamplingPolicy(max_time_s=0.2, warmup_time_s=0.02, min_count=5)
@@ -24,12 +24,10 @@ def cell(workload: str, preset: str = "default", batch_size: int = 2) -> CellCon
 
 def test_a_real_host_allocation_failure_fails_the_cell_with_the_fix() -> None:
     record = run_cell(cell(f"{FAULTS}:host_oom", batch_size=3), POLICY)
-    assert record["status"] == "failed"
-    assert record["error"]["phase"] == "reference"
-    assert record["error"]["type"] == "OutOfMemoryError"
-    assert record["error"]["message"] == (
-        "host out of memory; tried to allocate 1.00 EiB; try a smaller --batch-size than 3"
-    )
+    assert record.status == "failed"
+    assert record.error.phase == "reference"
+    assert record.error.type == "OutOfMemoryError"
+    assert record.error.message == ("host out of memory; tried to allocate 1.00 EiB; try a smaller --batch-size than 3")
 
 
 @pytest.mark.slow
@@ -39,20 +37,20 @@ def test_crashing_and_oom_cells_fail_alone_in_their_child_processes(tmp_path: Pa
     records = run_cells(cells, POLICY, writer, isolate=lambda _: True)
 
     crashed, oom, ok = records
-    assert crashed["status"] == "failed"
-    assert crashed["error"]["phase"] == "child"
-    assert crashed["error"]["message"] == (
+    assert crashed.status == "failed"
+    assert crashed.error.phase == "child"
+    assert crashed.error.message == (
         "the cell's child process was killed by SIGSEGV (a crash in native code: a driver, compiler or "
         "kernel fault) before reporting"
     )
-    assert oom["status"] == "failed"
-    assert oom["error"]["type"] == "OutOfMemoryError"
-    assert oom["error"]["message"] == (
+    assert oom.status == "failed"
+    assert oom.error.type == "OutOfMemoryError"
+    assert oom.error.message == (
         "CUDA out of memory; tried to allocate 20.00 GiB; GPU 0 has a total capacity of 79.10 GiB of which "
         "3.12 GiB is free; try a smaller --batch-size than 64"
     )
-    assert ok["status"] == "ok" and ok["sampling"]["timer"] == "host_clock"
+    assert ok.status == "ok" and ok.measurement.sampling.timer == "host_clock"
 
     saved = load_run(writer.path)  # validates against the schema
-    assert saved["status"] == "complete"
-    assert [c["status"] for c in saved["cells"]] == ["failed", "failed", "ok"]
+    assert saved.status == "complete"
+    assert [c.status for c in saved.cells] == ["failed", "failed", "ok"]

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from harness.errors import ConfigError
-from harness.run.plan import DEFAULT_SUITE, CellConfig, Suite, load_suite_file
+from harness.run.plan import DEFAULT_SUITE, Suite, load_suite_file
+from harness.runfile.records import CellConfig
 
 
 def test_the_default_suite_is_the_cpu_matrix_of_the_three_builtin_workloads() -> None:

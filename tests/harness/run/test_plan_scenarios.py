@@ -6,23 +6,35 @@ from pathlib import Path
 
 import pytest
 
-from harness.cli.main import SCENARIO_CHOICES
 from harness.errors import ConfigError
-from harness.run.plan import DEFAULT_SUITE, LOADGEN_SCENARIOS, SCENARIOS, ScenarioParams, Suite, load_suite_file
+from harness.run.plan import DEFAULT_SUITE, Suite, load_suite_file
+from harness.runfile.records import ScenarioParams
+from harness.scenarios.registry import scenario_names, scenario_specs
 
 PRESETS = {"mlp": "tiny", "llama": "tiny"}
 
 
-def test_scenarios_and_the_cli_choices_agree() -> None:
-    assert SCENARIOS == SCENARIO_CHOICES == ("latency", "throughput", "generate", "server", "offline")
-    assert set(LOADGEN_SCENARIOS) <= set(SCENARIOS)
+def test_every_scenario_registers_itself_and_the_cli_offers_it() -> None:
+    assert scenario_names() == ("latency", "throughput", "generate", "server", "offline")
+    loadgen = {s.name: s.loadgen for s in scenario_specs().values() if s.loadgen}
+    assert loadgen == {"latency": "SingleStream", "server": "Server", "offline": "Offline"}
+    from harness.cli.main import _build_parser
+
+    run = next(a for a in _build_parser()._subparsers._group_actions[0].choices["run"]._actions if a.dest == "scenario")  # type: ignore[union-attr]
+    assert tuple(run.choices or ()) == scenario_names()
+
+
+def test_every_declared_column_exists() -> None:
+    from harness.report.columns import BY_KEY
+
+    for scenario in scenario_specs().values():
+        assert set(scenario.columns) <= set(BY_KEY), scenario.name
 
 
 def test_defaults_are_a_plain_latency_suite() -> None:
     (cell,) = Suite(workloads=("mlp",), dtypes=("fp32",)).cells(PRESETS)
     assert cell.scenario == "latency" and cell.params == ScenarioParams()
     assert cell.cell_id == "mlp/tiny/cpu/fp32/eager/tdefault/bs1/latency"
-    assert "scenario_params" not in cell.to_dict()
 
 
 def test_scenario_parameters_reach_every_cell() -> None:
@@ -43,7 +55,7 @@ def test_scenario_parameters_reach_every_cell() -> None:
         assert cell.params == ScenarioParams(
             prompt_tokens=64, output_tokens=32, slo_ttft_ms=200.0, slo_tpot_ms=50.5, concurrency=2
         )
-        assert cell.to_dict()["scenario_params"]["slo_ttft_ms"] == 200.0
+        assert cell.params.slo_ttft_ms == 200.0
     assert cells[0].cell_id.endswith("/bs1/server-p64o32-capacity-c2")
     assert isinstance(cells[0].params.slo_ttft_ms, float)
 
@@ -65,7 +77,7 @@ def test_labels(scenario: str, params: dict[str, object], label: str) -> None:
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        ({"scenario": "batch"}, "unknown scenario 'batch'; available: latency, throughput, generate, server, offline"),
+        ({"scenario": "batch"}, "unknown scenario 'batch'; available: generate, latency, offline, server, throughput"),
         ({"scenario": "server"}, "needs --rate"),
         ({"scenario": "generate", "loadgen": True}, "not 'generate'"),
         ({"scenario": "server", "loadgen": True, "slo_p99": 5}, "fixed rate: give --rate"),

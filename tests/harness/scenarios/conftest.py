@@ -10,8 +10,8 @@ import pytest
 
 from harness.measure.environment import collect_environment
 from harness.measure.sampler import SamplingPolicy
-from harness.run.plan import CellConfig, ScenarioParams
 from harness.runfile.files import RunWriter, load_run
+from harness.runfile.records import CellConfig, CellRecord, Environment, ScenarioParams
 
 #: Enough to exercise every code path in well under a second per cell on a tiny model.
 SHORT = SamplingPolicy(max_time_s=0.3, warmup_time_s=0.01, warmup_min_count=1, min_count=3)
@@ -47,18 +47,19 @@ def short() -> SamplingPolicy:
 
 
 @pytest.fixture(scope="session")
-def environment() -> dict[str, Any]:
+def environment() -> Environment:
     return collect_environment()
 
 
 @pytest.fixture
-def through_run_file(tmp_path: Path, environment: dict[str, Any]) -> Callable[[dict[str, Any]], dict[str, Any]]:
-    """Write a cell record into a run file and read it back through the schema-validating reader."""
+def through_run_file(tmp_path: Path, environment: Environment) -> Callable[[CellRecord], CellRecord]:
+    """Write a cell record into a run file and read it back through the validating reader."""
 
-    def roundtrip(record: dict[str, Any]) -> dict[str, Any]:
+    def roundtrip(record: CellRecord) -> CellRecord:
         writer = RunWriter(tmp_path, environment)
         writer.add_cell(record)
-        cell: dict[str, Any] = load_run(writer.finish())["cells"][0]
+        cell = load_run(writer.finish()).cells[0]
+        assert cell == record
         return cell
 
     return roundtrip

@@ -40,26 +40,26 @@ LATENCY_KEYS = {
 
 def test_latency_cell_keeps_its_shape(tiny_cell: Any, short: SamplingPolicy, through_run_file: Roundtrip) -> None:
     record = run_cell(tiny_cell("mlp", "latency"), short)
-    assert record["status"] == "ok", record["error"]
-    assert set(record) == LATENCY_KEYS | {"validity"}
-    assert "scenario_params" not in record["config"]
-    assert record["id"] == "mlp/tiny/cpu/fp32/eager/t1/bs1/latency"
-    assert record["throughput_per_s"] == pytest.approx(1 / (record["latency_ns"]["p50"] / 1e9))
+    assert record.status == "ok", record.error
+    measured = record.measurement
+    assert measured is not None and measured.generation is None and measured.server is None
+    assert measured.host is None and measured.block is None
+    assert record.id == "mlp/tiny/cpu/fp32/eager/t1/bs1/latency"
+    assert record.measurement.throughput_per_s == pytest.approx(1 / (record.measurement.latency_ns.p50 / 1e9))
     through_run_file(record)
 
 
 def test_decoder_in_the_latency_scenario_is_a_prefill(tiny_cell: Any, short: SamplingPolicy) -> None:
     record = run_cell(tiny_cell("llama", "latency"), short)
-    assert record["status"] == "ok", record["error"]
-    assert record["workload"]["tokens_per_sample"] == 128 and record["tokens_per_s"] > 0
+    assert record.status == "ok", record.error
+    assert record.measurement.workload.tokens_per_sample == 128 and record.measurement.tokens_per_s > 0
 
 
 def test_throughput_cell(tiny_cell: Any, short: SamplingPolicy, through_run_file: Roundtrip) -> None:
     record = run_cell(tiny_cell("mlp", "throughput", batch_size=4), short)
-    assert record["status"] == "ok", record["error"]
-    assert record["block"]["calls"] >= 1
-    assert record["throughput_per_s"] == pytest.approx(4 / (record["latency_ns"]["p50"] / 1e9))
-    assert set(LATENCY_KEYS) <= set(record)
+    assert record.status == "ok", record.error
+    assert record.measurement.block.calls >= 1
+    assert record.measurement.throughput_per_s == pytest.approx(4 / (record.measurement.latency_ns.p50 / 1e9))
     through_run_file(record)
 
 
@@ -68,16 +68,16 @@ def test_offline_cell(
     workload: str, params: dict[str, int], tiny_cell: Any, short: SamplingPolicy, through_run_file: Roundtrip
 ) -> None:
     record = run_cell(tiny_cell(workload, "offline", batch_size=2, **params), short)
-    assert record["status"] == "ok", record["error"]
-    offline = record["offline"]
-    assert offline["samples"] == 2 * offline["batches"] >= 2 * short.min_count
-    assert offline["samples_per_s"] == pytest.approx(offline["samples"] / offline["wall_s"])
-    assert record["throughput_per_s"] == offline["samples_per_s"]
-    assert len(record["samples_ns"]) == offline["batches"]
-    assert sum(record["samples_ns"]) == pytest.approx(offline["wall_s"] * 1e9, rel=1e-6)
+    assert record.status == "ok", record.error
+    offline = record.measurement.offline
+    assert offline.samples == 2 * offline.batches >= 2 * short.min_count
+    assert offline.samples_per_s == pytest.approx(offline.samples / offline.wall_s)
+    assert record.measurement.throughput_per_s == offline.samples_per_s
+    assert len(record.measurement.samples_ns) == offline.batches
+    assert sum(record.measurement.samples_ns) == pytest.approx(offline.wall_s * 1e9, rel=1e-6)
     if workload == "llama":
-        assert record["output_tokens_per_s"] == pytest.approx(3 * offline["samples_per_s"])
-        assert offline["token_agreement"] == 1.0
+        assert record.measurement.output_tokens_per_s == pytest.approx(3 * offline.samples_per_s)
+        assert offline.token_agreement == 1.0
     through_run_file(record)
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from harness.measure.sampler import SamplingPolicy
 from harness.run.cell import run_cell
-from harness.scenarios.generate import sample_requests, token_rates
+from harness.scenarios.generate import TokenRates, sample_requests, token_rates
 from harness.scenarios.tokens import RequestTimeline
 
 MS = 1_000_000
@@ -55,8 +55,8 @@ def test_request_loop_stops_on_the_time_budget() -> None:
 def test_token_rates_by_hand() -> None:
     # 4 requests of batch 2, 10 prompt + 5 output tokens, 2 s busy: 8 sequences in 2 s.
     rates = token_rates(4, 2, 10, 5, 2e9)
-    assert rates == {"sequences_per_s": 4.0, "output_tokens_per_s": 20.0, "total_tokens_per_s": 60.0}
-    assert token_rates(1, 1, 1, 1, 0)["output_tokens_per_s"] == 0.0
+    assert rates == TokenRates(sequences_per_s=4.0, output_tokens_per_s=20.0, total_tokens_per_s=60.0)
+    assert token_rates(1, 1, 1, 1, 0).output_tokens_per_s == 0.0
 
 
 @pytest.mark.parametrize("workload", ["llama", "gpt2"])
@@ -64,49 +64,49 @@ def test_generate_cell_on_a_tiny_decoder(
     workload: str, tiny_cell: Any, short: SamplingPolicy, through_run_file: Callable[[dict[str, Any]], dict[str, Any]]
 ) -> None:
     record = run_cell(tiny_cell(workload, "generate", batch_size=2, prompt_tokens=8, output_tokens=5), short)
-    assert record["status"] == "ok", record["error"]
-    assert record["id"].endswith("/bs2/generate-p8o5")
-    assert record["correctness"]["passed"] and record["correctness"]["max_rel_error"] < 1e-5
-    gen = record["generation"]
-    assert gen["token_agreement"] == 1.0 and gen["reference_tokens"] == 5
-    timelines = [RequestTimeline(0, tuple(offsets)) for offsets in gen["timelines_ns"]]
-    assert gen["requests"] == len(timelines) >= short.min_count
+    assert record.status == "ok", record.error
+    assert record.id.endswith("/bs2/generate-p8o5")
+    assert record.measurement.correctness.passed and record.measurement.correctness.max_rel_error < 1e-5
+    gen = record.measurement.generation
+    assert gen.token_agreement == 1.0 and gen.reference_tokens == 5
+    timelines = [RequestTimeline(0, tuple(offsets)) for offsets in gen.tokens.timelines_ns]
+    assert gen.requests == len(timelines) >= short.min_count
     assert all(t.output_tokens == 5 for t in timelines)
     # Every figure follows from the raw timelines by the definitions.
-    assert gen["ttft_ns"]["count"] == len(timelines)
-    assert gen["ttft_ns"]["min"] == min(t.ttft_ns for t in timelines)
-    assert gen["tpot_ns"]["mean"] == pytest.approx(sum(t.tpot_ns or 0 for t in timelines) / len(timelines))
-    assert gen["itl_ns"]["count"] == 4 * len(timelines)
+    assert gen.tokens.ttft_ns.count == len(timelines)
+    assert gen.tokens.ttft_ns.min == min(t.ttft_ns for t in timelines)
+    assert gen.tokens.tpot_ns.mean == pytest.approx(sum(t.tpot_ns or 0 for t in timelines) / len(timelines))
+    assert gen.tokens.itl_ns.count == 4 * len(timelines)
     busy = sum(t.e2e_ns for t in timelines)
-    assert record["samples_ns"] == [t.e2e_ns for t in timelines]
-    assert record["output_tokens_per_s"] == pytest.approx(2 * 5 * len(timelines) / (busy / 1e9))
-    assert record["total_tokens_per_s"] == pytest.approx(2 * 13 * len(timelines) / (busy / 1e9))
-    assert record["throughput_per_s"] == pytest.approx(2 * len(timelines) / (busy / 1e9))
-    assert record["workload"]["tokens_per_sample"] == 13
-    assert record["workload"]["flops_per_inference"] > 0
-    assert record["validity"]["valid"] is False  # a 0.3 s run of a few requests: too short for p99
+    assert list(record.measurement.samples_ns) == [t.e2e_ns for t in timelines]
+    assert record.measurement.output_tokens_per_s == pytest.approx(2 * 5 * len(timelines) / (busy / 1e9))
+    assert record.measurement.total_tokens_per_s == pytest.approx(2 * 13 * len(timelines) / (busy / 1e9))
+    assert record.measurement.throughput_per_s == pytest.approx(2 * len(timelines) / (busy / 1e9))
+    assert record.measurement.workload.tokens_per_sample == 13
+    assert record.measurement.workload.flops_per_inference > 0
+    assert record.measurement.validity.valid is False  # a 0.3 s run of a few requests: too short for p99
     # Which rule fails depends on how many requests fit in 0.3 s here; each must match the counts.
-    reasons = record["validity"]["reasons"]
+    reasons = record.measurement.validity.reasons
     assert any("p99 needs" in reason for reason in reasons) == (len(timelines) < 100)
-    assert through_run_file(record)["generation"]["requests"] == gen["requests"]
+    assert through_run_file(record).measurement.generation.requests == gen.requests
 
 
 def test_one_output_token_has_no_tpot(
     tiny_cell: Any, short: SamplingPolicy, through_run_file: Callable[[dict[str, Any]], dict[str, Any]]
 ) -> None:
     record = run_cell(tiny_cell("gpt2", "generate", prompt_tokens=6, output_tokens=1), short)
-    assert record["status"] == "ok", record["error"]
-    assert record["generation"]["tpot_ns"] is None and record["generation"]["itl_ns"] is None
-    assert record["generation"]["ttft_ns"]["p50"] == record["latency_ns"]["p50"]
+    assert record.status == "ok", record.error
+    assert record.measurement.generation.tokens.tpot_ns is None and record.measurement.generation.tokens.itl_ns is None
+    assert record.measurement.generation.tokens.ttft_ns.p50 == record.measurement.latency_ns.p50
     through_run_file(record)
 
 
 def test_generate_needs_a_decoder(tiny_cell: Any, short: SamplingPolicy) -> None:
     record = run_cell(tiny_cell("mlp", "generate"), short)
-    assert record["status"] == "failed"
-    assert "needs a decoder workload" in record["error"]["message"]
+    assert record.status == "failed"
+    assert "needs a decoder workload" in record.error.message
 
 
 def test_too_many_tokens_fail_the_cell_with_the_limit(tiny_cell: Any, short: SamplingPolicy) -> None:
     record = run_cell(tiny_cell("gpt2", "generate", prompt_tokens=1000, output_tokens=100), short)
-    assert record["status"] == "failed" and "1024 positions" in record["error"]["message"]
+    assert record.status == "failed" and "1024 positions" in record.error.message

@@ -94,33 +94,33 @@ def test_loadgen_end_to_end_on_the_tiny_decoder(
 ) -> None:
     cell = tiny_cell("llama", scenario, prompt_tokens=8, output_tokens=4, loadgen=True, **extra)
     record = run_cell(cell, short)
-    assert record["status"] == "ok", record["error"]
-    assert record["id"].endswith("-loadgen")
-    result = record["loadgen"]
-    assert result["scenario"] == loadgen_name
-    assert result["verdict"] in ("VALID", "INVALID")
-    assert f"Result is : {result['verdict']}" in result["summary_text"]  # LoadGen's own words, kept
-    assert result["valid"] == (result["verdict"] == "VALID")
-    assert result["criteria"] and all(isinstance(v, bool) for v in result["criteria"].values())
-    assert result["settings"]["use_token_latencies"] is True
-    assert result["settings"]["min_duration_ms"] == 300
-    assert record["throughput_per_s"] > 0 and record["output_tokens_per_s"] > 0
-    assert result["ttft_ns"]["count"] == len(record["samples_ns"]) >= short.min_count
-    if result["verdict"] == "INVALID":
-        assert not record["validity"]["valid"]
-        assert any(r.startswith("LoadGen: INVALID") for r in record["validity"]["reasons"])
+    assert record.status == "ok", record.error
+    assert record.id.endswith("-loadgen")
+    result = record.measurement.loadgen
+    assert result.scenario == loadgen_name
+    assert result.verdict in ("VALID", "INVALID")
+    assert f"Result is : {result.verdict}" in result.summary_text  # LoadGen's own words, kept
+    assert result.valid == (result.verdict == "VALID")
+    assert result.criteria and all(isinstance(v, bool) for v in result.criteria.values())
+    assert result.settings["use_token_latencies"] is True
+    assert result.settings["min_duration_ms"] == 300
+    assert record.measurement.throughput_per_s > 0 and record.measurement.output_tokens_per_s > 0
+    assert result.tokens.ttft_ns.count == len(record.measurement.samples_ns) >= short.min_count
+    if result.verdict == "INVALID":
+        assert not record.measurement.validity.valid
+        assert any(r.startswith("LoadGen: INVALID") for r in record.measurement.validity.reasons)
     if scenario == "server":
-        assert record["goodput_rps"] > 0
+        assert record.measurement.goodput_rps > 0
     through_run_file(record)
 
 
 @pytest.mark.usefixtures("loadgen")
 def test_loadgen_single_stream_on_a_plain_model(tiny_cell: Any, short: SamplingPolicy) -> None:
     record = run_cell(tiny_cell("mlp", "latency", loadgen=True), short)
-    assert record["status"] == "ok", record["error"]
-    assert record["loadgen"]["scenario"] == "SingleStream"
-    assert "use_token_latencies" not in record["loadgen"]["settings"]
-    assert record["throughput_per_s"] == record["loadgen"]["result"]["QPS w/o loadgen overhead"]
+    assert record.status == "ok", record.error
+    assert record.measurement.loadgen.scenario == "SingleStream"
+    assert "use_token_latencies" not in record.measurement.loadgen.settings
+    assert record.measurement.throughput_per_s == record.measurement.loadgen.result["QPS w/o loadgen overhead"]
 
 
 @pytest.mark.usefixtures("loadgen")
@@ -128,4 +128,4 @@ def test_loadgen_server_for_a_decoder_needs_token_targets(tiny_cell: Any, short:
     record = run_cell(
         tiny_cell("llama", "server", prompt_tokens=8, output_tokens=2, loadgen=True, rate=10.0, slo_p99_ms=100.0), short
     )
-    assert record["status"] == "failed" and "--slo-ttft and --slo-tpot" in record["error"]["message"]
+    assert record.status == "failed" and "--slo-ttft and --slo-tpot" in record.error.message

@@ -74,12 +74,12 @@ def test_meets_slo_judges_the_p99_of_each_target() -> None:
 def test_summaries_of_timelines() -> None:
     timelines = [RequestTimeline(0, (4 * MS, 6 * MS, 8 * MS)), RequestTimeline(0, (6 * MS, 7 * MS, 8 * MS))]
     summaries = timeline_summaries(timelines)
-    assert summaries["ttft_ns"]["p50"] == pytest.approx(5 * MS)
-    assert summaries["e2e_ns"]["max"] == pytest.approx(8 * MS)
-    assert summaries["tpot_ns"]["count"] == 2 and summaries["tpot_ns"]["mean"] == pytest.approx(1.5 * MS)
-    assert summaries["itl_ns"]["count"] == 4
+    assert summaries.ttft_ns.p50 == pytest.approx(5 * MS)
+    assert summaries.e2e_ns.max == pytest.approx(8 * MS)
+    assert summaries.tpot_ns.count == 2 and summaries.tpot_ns.mean == pytest.approx(1.5 * MS)
+    assert summaries.itl_ns.count == 4
     single = timeline_summaries([RequestTimeline(0, (3,))] * 3)
-    assert single["tpot_ns"] is None and single["itl_ns"] is None
+    assert single.tpot_ns is None and single.itl_ns is None
 
 
 def test_meets_slo_at_another_percentile() -> None:

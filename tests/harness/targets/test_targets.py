@@ -8,6 +8,7 @@ import pytest
 
 from harness.run.plan import Suite
 from harness.runfile.files import load_run
+from harness.runfile.records import TargetFacts
 from harness.targets.aws.orchestrator import AwsTarget
 from harness.targets.aws.plan import AwsOptions
 from harness.targets.base import Target, TargetOutcome
@@ -34,7 +35,7 @@ def test_local_target_measures_into_one_run_file(tmp_path: Path) -> None:
     assert (outcome.label, outcome.status, outcome.cells_done) == ("local", "complete", 1)
     assert outcome.run_file is not None
     run = load_run(outcome.run_file)
-    assert run["target"] == {"kind": "local"} and run["status"] == "complete"
+    assert run.target == TargetFacts() and run.status == "complete"
 
 
 def test_outcome_status_is_checked() -> None:

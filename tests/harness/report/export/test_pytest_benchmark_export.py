@@ -37,15 +37,15 @@ def test_each_ok_cell_becomes_one_benchmark_with_its_samples_in_seconds() -> Non
         "mlp:tiny[cpu-fp32-eager-4-8-latency]",
     ]  # the failed cell is left out, as pytest-benchmark leaves out errored benchmarks
     first = document["benchmarks"][0]
-    samples_s = np.asarray(run["cells"][0]["samples_ns"]) / 1e9
+    samples_s = np.asarray(run.cells[0].measurement.samples_ns) / 1e9
     assert first["stats"]["rounds"] == 300 and first["stats"]["iterations"] == 1
     assert first["stats"]["median"] == pytest.approx(float(np.median(samples_s)))
     assert first["stats"]["min"] == pytest.approx(float(samples_s.min()))
     assert first["stats"]["data"] == pytest.approx(list(samples_s))
-    assert first["extra_info"]["cell_id"] == run["cells"][0]["id"]
-    assert first["extra_info"]["throughput_per_s"] == run["cells"][0]["throughput_per_s"]
-    assert document["commit_info"]["id"] == run["environment"]["git_commit"]
-    assert document["machine_info"]["processor"] == run["environment"]["cpu"]["model"]
+    assert first["extra_info"]["cell_id"] == run.cells[0].id
+    assert first["extra_info"]["throughput_per_s"] == run.cells[0].measurement.throughput_per_s
+    assert document["commit_info"]["id"] == run.environment.git_commit
+    assert document["machine_info"]["processor"] == run.environment.cpu.model
     assert "data" not in to_pytest_benchmark(run)["benchmarks"][0]["stats"]
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from harness.run.plan import Suite
-from harness.runfile.files import validate
+from harness.runfile.codec import decode_run
 from harness.targets.aws.agent import run_agent
 from harness.targets.aws.iam import instance_role_policy
 from harness.targets.aws.storage import ERROR, EXIT_REPORTED, HEARTBEAT, JOB, JOB_SCHEMA, RUN_FILE, RunStore
@@ -63,12 +63,12 @@ def test_runs_the_job_and_reports_through_s3(factory, store: RunStore, tmp_path:
     heartbeat = store.get_json(HEARTBEAT)
     assert heartbeat is not None
     assert (heartbeat["state"], heartbeat["cells_done"], heartbeat["cells_total"]) == ("complete", 2, 2)
-    run = store.get_json(RUN_FILE)
-    assert run is not None
-    validate(run)
-    assert run["run_id"] == "r1-c7i.xlarge" and run["status"] == "complete"
-    assert run["target"]["instance_type"] == "c7i.xlarge"
-    assert [c["config"]["batch_size"] for c in run["cells"]] == [1, 2]
+    data = store.get_json(RUN_FILE)
+    assert data is not None
+    run = decode_run(data, "uploaded run file")
+    assert run.run_id == "r1-c7i.xlarge" and run.status == "complete"
+    assert run.target.instance_type == "c7i.xlarge"
+    assert [c.config.batch_size for c in run.cells] == [1, 2]
     assert store.get_json(ERROR) is None
     # Uploaded once up front, after each cell, and at the end; nothing but reads and writes of objects.
     assert set(calls) == {"s3:GetObject", "s3:PutObject"}

@@ -87,18 +87,18 @@ def test_happy_path_two_instance_types(factory, public_amis, instance_profile, f
     for outcome, instance_type in zip(outcomes, ("inf2.xlarge", "c7i.xlarge"), strict=True):
         assert outcome.run_file is not None and outcome.run_file.parent == tmp_path / "results"
         run = load_run(outcome.run_file)
-        assert run["status"] == "complete"
-        assert [c["status"] for c in run["cells"]] == ["ok"]
-        t = run["target"]
-        assert t["kind"] == "aws" and t["instance_type"] == instance_type and t["region"] == REGION
-        assert t["purchase_option"] == "on-demand" and t["price_per_hour"] > 0
-        assert "aws.amazon.com/ec2/pricing/on-demand" in t["price_source"] and len(t["price_as_of"]) == 10
+        assert run.status == "complete"
+        assert [c.status for c in run.cells] == ["ok"]
+        t = run.target
+        assert t.kind == "aws" and t.instance_type == instance_type and t.region == REGION
+        assert t.purchase_option == "on-demand" and t.price_per_hour > 0
+        assert "aws.amazon.com/ec2/pricing/on-demand" in t.price_source and len(t.price_as_of) == 10
         price, note = PriceResolver().for_run(run)  # the reports price the run from what it carries
-        assert price is not None and (price.usd_per_hour, price.as_of) == (t["price_per_hour"], t["price_as_of"])
+        assert price is not None and (price.usd_per_hour, price.as_of) == (t.price_per_hour, t.price_as_of)
         assert note == "recorded in the run file's target"
         assert (
-            t["instance_id"].startswith("i-")
-            and t["ami_id"] == public_amis["neuron/x86_64" if instance_type.startswith("inf") else "cpu/x86_64"]
+            t.instance_id.startswith("i-")
+            and t.ami_id == public_amis["neuron/x86_64" if instance_type.startswith("inf") else "cpu/x86_64"]
         )
     states = [e.state for e in events if e.instance_type == "inf2.xlarge"]
     for expected in ("launching", "pending", "running", "complete"):
@@ -132,8 +132,8 @@ def test_two_types_where_one_fails_to_bootstrap_spot(factory, public_amis, insta
     assert "siliconbench bootstrap failed in install" in log.read_text()
     assert c7i.status == "complete", c7i.error
     run = load_run(c7i.run_file)
-    assert run["target"]["purchase_option"] == "spot"
-    assert "spot price history" in run["target"]["price_source"]
+    assert run.target.purchase_option == "spot"
+    assert "spot price history" in run.target.price_source
     assert_nothing_left_running(factory, target.run_id)
     assert "ec2:DescribeSpotPriceHistory" in calls
     assert_policy_allows(caller_policy(), calls)
@@ -224,8 +224,8 @@ def test_a_benchmark_that_crashes_keeps_the_cells_it_finished(
     assert outcome.status == "failed"
     assert "failed in agent: the siliconbench agent exited with code 137" in (outcome.error or "")
     run = load_run(outcome.run_file)
-    assert run["status"] == "interrupted"
-    assert [c["config"]["workload"] for c in run["cells"]] == ["mlp"]
+    assert run.status == "interrupted"
+    assert [c.config.workload for c in run.cells] == ["mlp"]
     assert_nothing_left_running(factory, target.run_id)
     [played] = fleet.played.values()
     assert played.pip_calls[0].endswith(f"/opt/{wheel.name}[aws]"), "the uploaded wheel is what gets installed"
@@ -257,7 +257,7 @@ def test_a_hung_instance_is_caught_by_its_silent_heartbeat(
     assert outcome.status == "failed"
     assert f"stopped reporting: no heartbeat for {FAST.stale_timeout_s:.0f} s" in (outcome.error or ""), outcome
     run = load_run(outcome.run_file)
-    assert run["status"] == "interrupted" and [c["status"] for c in run["cells"]] == ["ok"]
+    assert run.status == "interrupted" and [c.status for c in run.cells] == ["ok"]
     assert_nothing_left_running(factory, target.run_id)
 
 
@@ -283,7 +283,7 @@ def test_ctrl_c_while_waiting_terminates_and_keeps_the_partial_run(
     [outcome] = caught.value.outcomes
     assert outcome.status == "interrupted" and outcome.run_file, (outcome, target.teardown_problems, seen)
     run = load_run(outcome.run_file)
-    assert run["status"] == "interrupted" and [c["status"] for c in run["cells"]] == ["ok"]
+    assert run.status == "interrupted" and [c.status for c in run.cells] == ["ok"]
     assert_nothing_left_running(factory, target.run_id)
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler, "the handlers are restored"
 

@@ -1,0 +1,232 @@
+"""Report columns, each declared once: key, header, value and text.
+
+Each scenario names its columns in its ``SPEC`` (``harness.scenarios.registry``), after the
+cell's configuration. Every format (table, Markdown, CSV, JSON, HTML) renders from ``columns_for``:
+a column's ``value``
+is the raw figure (milliseconds, per second, USD; an ``Interval`` where it has one) that CSV and
+JSON write, its ``text`` what the tables print. Adding a column is one entry in ``COLUMNS``.
+A failed cell has no measurement: its measured columns are empty, and the first says FAILED.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from harness.report.rows import CellRow, Interval
+
+__all__ = ["COLUMNS", "Column", "Value", "columns_for", "fmt", "money"]
+
+Value = str | int | float | bool | Interval | None
+
+
+def fmt(value: float | None, digits: int = 3) -> str:
+    """A figure with three significant digits, thousands separated from 100 up."""
+    if value is None:
+        return "-"
+    if value == 0:
+        return "0"
+    if abs(value) >= 100:
+        return f"{value:,.0f}"
+    return f"{value:.{digits}g}"
+
+
+def money(value: float | None) -> str:
+    if value is None:
+        return "-"
+    if value >= 100:
+        return f"{value:,.0f}"
+    return f"{value:.3g}"
+
+
+def _text(value: Value) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, Interval):
+        if value.low is None or value.high is None:
+            return fmt(value.value)
+        return f"{fmt(value.value)} [{fmt(value.low)}, {fmt(value.high)}]"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return fmt(value)
+    return str(value)
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of a report.
+
+    ``measured``: read from the cell's measurement (empty on failed cells). ``optional``: shown
+    only when some row of the table has a value (prices, for instance). ``text`` overrides the
+    default rendering of ``value``.
+    """
+
+    key: str
+    header: str
+    value: Callable[[CellRow], Value]
+    measured: bool = True
+    optional: bool = False
+    text: Callable[[CellRow], str] | None = None
+    #: Shown only when the rows need it to be told apart (target, run).
+    when: Callable[[Sequence[CellRow]], bool] | None = None
+
+    def render(self, row: CellRow) -> str:
+        if self.measured and not row.ok:
+            return "-"
+        if self.text is not None:
+            return self.text(row)
+        return _text(self.value(row))
+
+
+def _several_targets(rows: Sequence[CellRow]) -> bool:
+    return len({r.target for r in rows}) > 1
+
+
+def _several_runs_per_target(rows: Sequence[CellRow]) -> bool:
+    runs: dict[str, set[str]] = {}
+    for row in rows:
+        runs.setdefault(row.target, set()).add(row.run_id)
+    return any(len(ids) > 1 for ids in runs.values())
+
+
+def _measured(name: str) -> Callable[[CellRow], Value]:
+    """The measurement's attribute ``name`` (None on failed cells)."""
+
+    def get(row: CellRow) -> Value:
+        value: Value = None if row.measurement is None else getattr(row.measurement, name)
+        return value
+
+    return get
+
+
+def _flops(row: CellRow) -> float | None:
+    measured = row.measurement
+    return None if measured is None or not measured.flops_per_s else measured.flops_per_s / 1e9
+
+
+def _slo(row: CellRow) -> str | None:
+    measured = row.measurement
+    return None if measured is None or measured.server is None else measured.server.slo_ms.describe()
+
+
+def _server(row: CellRow, name: str) -> float | None:
+    measured = row.measurement
+    if measured is None or measured.server is None:
+        return None
+    value = getattr(measured.server, name)
+    return None if value is None else float(value)
+
+
+def _offline(row: CellRow, name: str) -> float | None:
+    measured = row.measurement
+    if measured is None or measured.offline is None:
+        return None
+    return float(getattr(measured.offline, name))
+
+
+def _param(row: CellRow, name: str) -> int:
+    value: int = getattr(row.cell.config.params, name)
+    return value
+
+
+def _p(interval: Interval | None) -> float | None:
+    return None if interval is None else interval.value
+
+
+COLUMNS: tuple[Column, ...] = (
+    Column("target", "target", lambda r: r.target, measured=False, when=_several_targets),
+    Column("run_id", "run", lambda r: r.run_id, measured=False, when=_several_runs_per_target),
+    Column("workload", "workload", lambda r: r.workload, measured=False),
+    Column("preset", "preset", lambda r: r.preset, measured=False),
+    Column("backend", "backend", lambda r: r.backend, measured=False),
+    Column("dtype", "dtype", lambda r: r.dtype, measured=False),
+    Column("mode", "mode", lambda r: r.mode, measured=False),
+    Column("threads", "thr", lambda r: r.threads, measured=False),
+    Column("batch_size", "batch", lambda r: r.batch_size, measured=False),
+    # latency and throughput
+    Column("p50_ms", "p50 ms [95% CI]", lambda r: r.latency_ms("p50")),
+    Column("p99_ms", "p99 ms [95% CI]", lambda r: r.latency_ms("p99")),
+    Column("throughput_per_s", "inf/s", _measured("throughput_per_s")),
+    Column("gflops_per_s", "GFLOP/s", _flops),
+    Column("usd_per_million", "$/M inf", lambda r: r.usd_per_million, optional=True),
+    Column("usd_per_million_tokens", "$/M tok", lambda r: r.usd_per_million_tokens, optional=True),
+    # generate
+    Column("prompt_tokens", "prompt", lambda r: _param(r, "prompt_tokens")),
+    Column("output_tokens", "output", lambda r: _param(r, "output_tokens")),
+    Column("ttft_p50_ms", "TTFT p50 ms [95% CI]", lambda r: r.token_ms("ttft_ns", "p50")),
+    # server
+    Column("slo", "SLO", _slo),
+    Column("capacity_rps", "capacity req/s", lambda r: _server(r, "capacity_rps")),
+    Column("rate_rps", "rate req/s", lambda r: _server(r, "rate_rps")),
+    Column("goodput_rps", "goodput req/s", lambda r: _server(r, "goodput_rps")),
+    Column("e2e_p99_ms", "p99 ms", lambda r: _p(r.latency_ms("p99"))),
+    # decoder token tails (generate and server)
+    Column("ttft_p99_ms", "TTFT p99 ms", lambda r: _p(r.token_ms("ttft_ns", "p99"))),
+    Column("tpot_p50_ms", "TPOT p50 ms", lambda r: _p(r.token_ms("tpot_ns", "p50"))),
+    Column("itl_p99_ms", "ITL p99 ms", lambda r: _p(r.token_ms("itl_ns", "p99"))),
+    # offline
+    Column("samples_per_s", "samples/s", lambda r: _offline(r, "samples_per_s")),
+    # token rates
+    Column(
+        "output_tokens_per_s",
+        "out tok/s",
+        _measured("output_tokens_per_s"),
+    ),
+    Column(
+        "total_tokens_per_s",
+        "total tok/s",
+        _measured("total_tokens_per_s"),
+    ),
+    Column("batch_p50_ms", "batch p50 ms", lambda r: _p(r.latency_ms("p50"))),
+    Column("samples", "n", lambda r: r.samples),
+    Column("batches", "batches", lambda r: _offline(r, "batches")),
+    Column("stop_reason", "stop", lambda r: r.measurement.sampling.stop_reason if r.measurement else None),
+    # load-scenario costs
+    Column(
+        "usd_per_million_at_capacity",
+        "$/M inf @capacity",
+        lambda r: r.usd_per_million_at_capacity,
+        optional=True,
+    ),
+    Column("usd_per_million_offline", "$/M inf", lambda r: r.usd_per_million, optional=True),
+    Column(
+        "usd_per_million_output_tokens",
+        "$/M out tok",
+        lambda r: r.usd_per_million_output_tokens,
+        optional=True,
+    ),
+    Column(
+        "usd_per_million_total_tokens",
+        "$/M tok",
+        lambda r: r.usd_per_million_total_tokens,
+        optional=True,
+    ),
+)
+
+
+#: The cell's configuration: every table starts with these.
+IDENTITY = ("target", "run_id", "workload", "preset", "backend", "dtype", "mode", "threads", "batch_size")
+BY_KEY = {column.key: column for column in COLUMNS}
+
+
+def columns_for(scenario: str, rows: Sequence[CellRow]) -> list[Column]:
+    """The columns of one scenario's table: the configuration, then those its spec names, minus
+    optional columns no row has a value for and identity columns the rows do not need. A scenario
+    this release does not know (a run file from a newer one) gets the forward-pass columns."""
+    from harness.errors import UnknownNameError
+    from harness.scenarios.prepare import FORWARD_COLUMNS
+    from harness.scenarios.registry import spec
+
+    try:
+        named = spec(scenario).columns
+    except UnknownNameError:
+        named = FORWARD_COLUMNS
+    shown = []
+    for column in (BY_KEY[key] for key in (*IDENTITY, *named)):
+        if column.when is not None and not column.when(rows):
+            continue
+        if column.optional and all(column.value(r) is None for r in rows if r.ok):
+            continue
+        shown.append(column)
+    return shown

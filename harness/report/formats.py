@@ -1,0 +1,196 @@
+"""Render run files as reports: terminal (tabulate), Markdown, CSV, JSON and self-contained HTML.
+
+Reports only read run files; they never re-run anything, so a run from another machine reports
+exactly like a local one. Every format renders the same rows (``harness.report.rows``) through
+the same column declarations (``harness.report.columns``), one table per scenario.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from harness.errors import ConfigError
+from harness.report.columns import Column, Value, columns_for
+from harness.report.cost import PriceResolver
+from harness.report.rows import CellRow, Interval, cell_rows
+from harness.runfile.checks import dumps_json
+from harness.runfile.records import RunRecord
+
+__all__ = ["FORMATS", "ScenarioTable", "price_lines", "render", "scenario_tables"]
+
+FORMATS = ("table", "markdown", "csv", "json", "html")
+
+
+@dataclass(frozen=True)
+class ScenarioTable:
+    """The rows of one scenario and the columns they are shown with."""
+
+    scenario: str
+    rows: tuple[CellRow, ...]
+    columns: tuple[Column, ...]
+
+
+def scenario_tables(rows: Sequence[CellRow]) -> list[ScenarioTable]:
+    """Rows grouped by scenario, in the order scenarios first appear."""
+    scenarios = list(dict.fromkeys(r.scenario for r in rows))
+    tables = []
+    for scenario in scenarios:
+        mine = tuple(r for r in rows if r.scenario == scenario)
+        tables.append(ScenarioTable(scenario, mine, tuple(columns_for(scenario, mine))))
+    return tables
+
+
+def verdict_marks(row: CellRow) -> str:
+    """What follows the note numbers: WRONG for a failed correctness check, LoadGen's verdict."""
+    measured = row.measurement
+    if measured is None:
+        return ""
+    marks = "" if measured.correctness.passed else " WRONG"
+    if measured.loadgen is not None:
+        marks += f" LoadGen {measured.loadgen.verdict}"
+    return marks
+
+
+def text_cells(table: ScenarioTable, notes: list[str]) -> tuple[list[str], list[list[str]]]:
+    """Headers and rendered cells of one table; ``notes`` collects the numbered notes across tables."""
+    headers = [c.header for c in table.columns] + ["notes"]
+    body = []
+    for row in table.rows:
+        cells = [c.render(row) for c in table.columns]
+        if not row.ok:
+            first = next((i for i, c in enumerate(table.columns) if c.measured), None)
+            if first is not None:
+                cells[first] = "FAILED"
+        marks = []
+        for note in row.notes():
+            notes.append(note)
+            marks.append(f"[{len(notes)}]")
+        cells.append(" ".join(marks) + verdict_marks(row))
+        body.append(cells)
+    return headers, body
+
+
+def price_lines(rows: Sequence[CellRow]) -> list[str]:
+    """One line per run: its price with source and date, or why it has none."""
+    lines: dict[str, str] = {}
+    for row in rows:
+        if row.run_id in lines:
+            continue
+        where = f"{row.target} (run {row.run_id})"
+        if row.price is not None:
+            lines[row.run_id] = f"{where}: {row.price.describe()}; {row.price_note}"
+        else:
+            lines[row.run_id] = f"{where}: no price; {row.price_note or 'none recorded'}"
+    return list(lines.values())
+
+
+def _flat(key: str, value: Value) -> dict[str, Any]:
+    if isinstance(value, Interval):
+        return {key: value.value, f"{key}_lo": value.low, f"{key}_hi": value.high}
+    return {key: value}
+
+
+def machine_row(row: CellRow, columns: Sequence[Column]) -> dict[str, Any]:
+    """A row for CSV and JSON: identity, status, price, then each column's raw value."""
+    data: dict[str, Any] = {
+        "run_id": row.run_id,
+        "run_started_utc": row.run.started_utc,
+        "cell_id": row.cell.id,
+        "target": row.target,
+        "scenario": row.scenario,
+        "status": row.cell.status,
+        "error": row.error_text,
+        "usd_per_hour": row.price.usd_per_hour if row.price else None,
+        "price_source": row.price.source if row.price else None,
+        "price_as_of": row.price.as_of if row.price else None,
+        "price_note": row.price_note,
+    }
+    for column in columns:
+        data.update(_flat(column.key, column.value(row) if (row.ok or not column.measured) else None))
+    measured = row.measurement
+    data["correct"] = None if measured is None else measured.correctness.passed
+    data["valid"] = None if measured is None else measured.validity.valid
+    data["notes"] = row.notes()
+    return data
+
+
+def _markdown_or_table(tables: list[ScenarioTable], markdown: bool) -> tuple[str, list[str]]:
+    from tabulate import tabulate
+
+    notes: list[str] = []
+    parts = []
+    for table in tables:
+        headers, body = text_cells(table, notes)
+        text = str(tabulate(body, headers=headers, tablefmt="github" if markdown else "simple", disable_numparse=True))
+        parts.append(text if [t.scenario for t in tables] == ["latency"] else f"scenario: {table.scenario}\n{text}")
+    return "\n\n".join(parts), notes
+
+
+def _slo_text(rows: Sequence[CellRow], slo_p99_ms: float, markdown: bool) -> str:
+    from harness.report.slo import choose, describe_pick
+
+    lines = [f"{'### ' if markdown else ''}At p99 <= {slo_p99_ms:g} ms"]
+    if markdown:
+        lines.append("")
+    for choice in choose(rows, slo_p99_ms):
+        lines.append(
+            f"{'- **' if markdown else '- '}{choice.workload}{'**' if markdown else ''} "
+            f"({choice.meeting} of {choice.considered} cells meet it)"
+        )
+        lines.append(f"  - fastest: {describe_pick(choice.fastest)}")
+        lines.append(f"  - cheapest: {describe_pick(choice.cheapest)}")
+        lines.extend(f"  - note: {note}" for note in choice.notes)
+    return "\n".join(lines)
+
+
+def render(
+    runs: Sequence[RunRecord],
+    fmt: str = "table",
+    prices: PriceResolver | None = None,
+    slo_p99_ms: float | None = None,
+) -> str:
+    """The cells of ``runs`` in format ``fmt`` (one of FORMATS), priced by ``prices``, with the
+    fastest and cheapest cell per workload when a p99 target ``slo_p99_ms`` is given."""
+    if fmt not in FORMATS:
+        raise ConfigError(f"unknown report format {fmt!r}; use one of: {', '.join(FORMATS)}")
+    rows = cell_rows(runs, prices)
+    tables = scenario_tables(rows)
+    if fmt == "html":
+        from harness.report.html import render_html
+
+        return render_html(runs, rows, tables, slo_p99_ms=slo_p99_ms)
+    machine = [machine_row(row, table.columns) for table in tables for row in table.rows]
+    if fmt == "json":
+        if slo_p99_ms is None:
+            return dumps_json(machine, indent=1)
+        from harness.report.slo import choose
+
+        picks = [c.to_dict() for c in choose(rows, slo_p99_ms)]
+        return dumps_json({"cells": machine, "slo": picks}, indent=1)
+    if fmt == "csv":
+        buffer = io.StringIO()
+        fieldnames: list[str] = []
+        for data in machine:
+            fieldnames.extend(k for k in data if k not in fieldnames)
+        writer = csv.DictWriter(buffer, fieldnames=fieldnames, lineterminator="\n")
+        writer.writeheader()
+        for data in machine:
+            writer.writerow({k: "; ".join(v) if isinstance(v, list) else v for k, v in data.items()})
+        return buffer.getvalue()
+    markdown = fmt == "markdown"
+    text, notes = _markdown_or_table(tables, markdown)
+    if notes:
+        if markdown:
+            text += "\n\n" + "\n".join(f"{i}. {note}" for i, note in enumerate(notes, start=1))
+        else:
+            text += "\n\n" + "\n".join(f"[{i}] {note}" for i, note in enumerate(notes, start=1))
+    if any(r.price is not None for r in rows):
+        heading = "**Prices**\n\n" if markdown else "Prices:\n"
+        text += "\n\n" + heading + "\n".join(f"- {line}" for line in price_lines(rows))
+    if slo_p99_ms is not None:
+        text += "\n\n" + _slo_text(rows, slo_p99_ms, markdown)
+    return text

@@ -1,0 +1,202 @@
+"""One report row per cell: the cell's record, its run and its price, with the derived figures.
+
+Every report format, the SLO picks and the plots read cells through ``CellRow``, so a figure
+(a cost, a latency in milliseconds) is derived in one place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from harness.measure.stats import Summary
+from harness.pricing.catalog import Price
+from harness.report.cost import PriceResolver, usd_per_million
+from harness.runfile.records import CellRecord, Measurement, RunRecord, TokenMetrics
+
+__all__ = ["CellRow", "Interval", "cell_rows"]
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A figure with its confidence interval (ends None where no interval is given)."""
+
+    value: float
+    low: float | None = None
+    high: float | None = None
+
+
+def ms(ns: float | None) -> float | None:
+    return None if ns is None else ns / 1e6
+
+
+def _interval_ms(summary: Summary | None, key: str) -> Interval | None:
+    if summary is None:
+        return None
+    value = getattr(summary, key)
+    ci = summary.ci.get(key)
+    return Interval(value / 1e6, ci[0] / 1e6 if ci else None, ci[1] / 1e6 if ci else None)
+
+
+@dataclass(frozen=True)
+class CellRow:
+    """A cell as a report sees it."""
+
+    run: RunRecord
+    cell: CellRecord
+    price: Price | None
+    price_note: str
+
+    # --- identity -------------------------------------------------------------------------
+    @property
+    def run_id(self) -> str:
+        return self.run.run_id
+
+    @property
+    def target(self) -> str:
+        return self.run.target.label
+
+    @property
+    def scenario(self) -> str:
+        return self.cell.config.scenario
+
+    @property
+    def workload(self) -> str:
+        return self.cell.config.workload
+
+    @property
+    def preset(self) -> str:
+        return self.cell.config.preset
+
+    @property
+    def backend(self) -> str:
+        return self.cell.config.backend
+
+    @property
+    def dtype(self) -> str:
+        return self.cell.config.dtype
+
+    @property
+    def mode(self) -> str:
+        return self.cell.config.mode
+
+    @property
+    def batch_size(self) -> int:
+        return self.cell.config.batch_size
+
+    @property
+    def threads(self) -> int | None:
+        measured = self.measurement
+        if measured is not None:
+            threads = measured.device.get("threads")
+            if isinstance(threads, int) and not isinstance(threads, bool):
+                return threads
+        return self.cell.config.threads
+
+    @property
+    def status(self) -> str:
+        return self.cell.status
+
+    @property
+    def usd_per_hour(self) -> float | None:
+        return None if self.price is None else self.price.usd_per_hour
+
+    @property
+    def price_source(self) -> str | None:
+        return None if self.price is None else self.price.source
+
+    @property
+    def price_as_of(self) -> str | None:
+        return None if self.price is None else self.price.as_of
+
+    @property
+    def ok(self) -> bool:
+        return self.cell.status == "ok"
+
+    @property
+    def measurement(self) -> Measurement | None:
+        return self.cell.measurement
+
+    @property
+    def label(self) -> str:
+        """Where and how the cell ran, for SLO picks and plot legends."""
+        threads = f" t{self.threads}" if self.threads else ""
+        return f"{self.target} {self.backend} {self.dtype} {self.mode} bs{self.batch_size}{threads}"
+
+    @property
+    def error_text(self) -> str | None:
+        error = self.cell.error
+        return None if error is None else f"{error.phase}: {error.type}: {error.message}"
+
+    # --- figures --------------------------------------------------------------------------
+    @property
+    def tokens(self) -> TokenMetrics | None:
+        return None if self.measurement is None else self.measurement.token_metrics
+
+    def latency_ms(self, key: str) -> Interval | None:
+        """p50, p90, p99, mean ... of the cell's latency, in ms, with its interval when it has one."""
+        return None if self.measurement is None else _interval_ms(self.measurement.latency_ns, key)
+
+    def token_ms(self, metric: str, key: str) -> Interval | None:
+        """A decoder token metric (``ttft_ns``, ``tpot_ns``, ``itl_ns``) percentile, in ms."""
+        tokens = self.tokens
+        return None if tokens is None else _interval_ms(getattr(tokens, metric), key)
+
+    @property
+    def samples(self) -> int | None:
+        return None if self.measurement is None else self.measurement.latency_ns.count
+
+    def _per_million(self, per_second: float | None) -> float | None:
+        return None if self.price is None else usd_per_million(self.price.usd_per_hour, per_second)
+
+    @property
+    def usd_per_million(self) -> float | None:
+        """Per million inferences: at the searched capacity for server cells (what an SLO allows),
+        else at the measured throughput."""
+        measured = self.measurement
+        if measured is None:
+            return None
+        at_capacity = self.usd_per_million_at_capacity
+        return at_capacity if at_capacity is not None else self._per_million(measured.throughput_per_s)
+
+    @property
+    def usd_per_million_at_capacity(self) -> float | None:
+        measured = self.measurement
+        if measured is None or not measured.capacity_rps:
+            return None
+        return self._per_million(measured.capacity_rps * self.batch_size)
+
+    @property
+    def usd_per_million_tokens(self) -> float | None:
+        return None if self.measurement is None else self._per_million(self.measurement.tokens_per_s)
+
+    @property
+    def usd_per_million_output_tokens(self) -> float | None:
+        return None if self.measurement is None else self._per_million(self.measurement.output_tokens_per_s)
+
+    @property
+    def usd_per_million_total_tokens(self) -> float | None:
+        return None if self.measurement is None else self._per_million(self.measurement.total_tokens_per_s)
+
+    def notes(self) -> list[str]:
+        """What a reader must see beside the row: the failure, warnings and validity reasons."""
+        if not self.ok:
+            where = f"{self.workload}/{self.preset} {self.backend} {self.dtype} bs{self.batch_size}"
+            return [f"FAILED {where}: {self.error_text}"]
+        measured = self.measurement
+        assert measured is not None
+        notes = list(measured.warnings)
+        if self.scenario != "latency":
+            notes.extend(f"not valid for p99: {reason}" for reason in measured.validity.reasons)
+        return notes
+
+
+def cell_rows(runs: Iterable[RunRecord], prices: PriceResolver | None = None) -> list[CellRow]:
+    """One row per cell across all given runs, priced where ``prices`` (default: recorded prices,
+    then the bundled catalog) finds a price."""
+    resolver = prices or PriceResolver()
+    rows: list[CellRow] = []
+    for run in runs:
+        price, note = resolver.for_run(run)
+        rows.extend(CellRow(run, cell, price, note) for cell in run.cells)
+    return rows

@@ -1,0 +1,539 @@
+"""The run file as typed records: a run is a tree of frozen dataclasses.
+
+Scenarios build these records, reports read them, and only ``harness.runfile.codec`` turns them
+into JSON and back (like ``torch.utils.benchmark.Measurement``): no other module touches a run
+file's keys. Latencies are nanoseconds throughout, rates are per second.
+
+Record tree::
+
+    RunRecord
+    ├── TargetFacts, Environment (CpuFacts, GpuInventory, TorchFacts), Price
+    └── CellRecord ×N
+        ├── CellConfig (with ScenarioParams)        what was asked
+        ├── CellError | None                        why it failed
+        └── Measurement | None                      what was measured
+            ├── WorkloadFacts, Correctness, SamplingRecord, Summary, Validity
+            ├── Energy, HostTiming                  device timer and energy, when offered
+            └── BlockInfo | GenerationPart | ServerPart | OfflinePart | LoadgenPart
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal
+
+from annotated_types import Ge
+
+from harness.pricing.catalog import Price
+
+__all__ = [
+    "SCHEMA_NAME",
+    "SCHEMA_VERSION",
+    "BlockInfo",
+    "CapacitySearchRecord",
+    "CellConfig",
+    "CellError",
+    "CellRecord",
+    "CellStatus",
+    "Correctness",
+    "CpuFacts",
+    "DeviceFacts",
+    "Energy",
+    "Environment",
+    "GenerationPart",
+    "GpuInventory",
+    "HostTiming",
+    "LoadgenPart",
+    "Measurement",
+    "OfflinePart",
+    "RunRecord",
+    "RunStatus",
+    "SamplingRecord",
+    "ScenarioParams",
+    "ServerPart",
+    "ServerProbeRecord",
+    "SloTargets",
+    "Summary",
+    "TargetFacts",
+    "TokenMetrics",
+    "TorchFacts",
+    "Validity",
+    "WorkloadFacts",
+]
+
+SCHEMA_NAME = "siliconbench/run"
+SCHEMA_VERSION = 2
+
+#: Durations, counts, rates and energies: the reader refuses a negative one (JSON has no NaN/inf,
+#: and the codec refuses those too).
+NonNegative = Annotated[float, Ge(0)]
+Count = Annotated[int, Ge(0)]
+Nanoseconds = Annotated[int, Ge(0)]
+
+#: A fact a backend reports about its device: a JSON scalar, or a list or mapping of them (neuron-ls
+#: lists devices, NVML nests clocks). Each backend declares its own facts, so the shape stays open.
+Scalar = str | int | float | bool | None
+Fact = Scalar | list[Any] | dict[str, Any]
+DeviceFacts = dict[str, Fact]
+
+#: How a run ended. ``running`` is only ever seen in a file whose writer was killed.
+RunStatus = Literal["running", "complete", "interrupted", "aborted"]
+CellStatus = Literal["ok", "failed"]
+
+
+@dataclass(frozen=True)
+class ScenarioParams:
+    """The knobs of the load scenarios; ``latency`` ignores them all.
+
+    Token counts are exact (generation ignores end-of-sequence). SLO targets are milliseconds:
+    ``slo_p99_ms`` on the end-to-end latency, ``slo_ttft_ms`` and ``slo_tpot_ms`` on the p99 time
+    to first token and time per output token of decoders. ``rate`` (requests/s) fixes the
+    ``server`` arrival rate; without it the server scenario searches for the capacity under the SLO.
+    """
+
+    prompt_tokens: int = 128
+    output_tokens: int = 128
+    rate: float | None = None
+    slo_p99_ms: float | None = None
+    slo_ttft_ms: float | None = None
+    slo_tpot_ms: float | None = None
+    concurrency: int = 1
+    loadgen: bool = False
+
+    def label(self, scenario: str) -> str:
+        """The part of a cell id that tells cells of one scenario apart."""
+        parts = [scenario]
+        if scenario in ("generate", "server", "offline"):
+            parts.append(f"p{self.prompt_tokens}o{self.output_tokens}")
+        if scenario == "server":
+            parts.append(f"r{self.rate:g}" if self.rate is not None else "capacity")
+            if self.concurrency != 1:
+                parts.append(f"c{self.concurrency}")
+        if self.loadgen:
+            parts.append("loadgen")
+        return "-".join(parts)
+
+
+@dataclass(frozen=True)
+class CellConfig:
+    """One point of the matrix: workload × preset × backend × options × batch × scenario."""
+
+    workload: str
+    preset: str
+    backend: str
+    dtype: str
+    mode: str
+    threads: int | None
+    batch_size: int
+    scenario: str = "latency"
+    device: str | None = None
+    params: ScenarioParams = field(default_factory=ScenarioParams)
+
+    @property
+    def cell_id(self) -> str:
+        threads = f"t{self.threads}" if self.threads else "tdefault"
+        device = f"@{self.device}" if self.device else ""
+        return "/".join(
+            (
+                self.workload,
+                self.preset,
+                f"{self.backend}{device}",
+                self.dtype,
+                self.mode,
+                threads,
+                f"bs{self.batch_size}",
+                self.scenario
+                if self.scenario == "latency" and not self.params.loadgen
+                else self.params.label(self.scenario),
+            )
+        )
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Descriptive statistics of one sample, in the samples' unit (nanoseconds in run files)."""
+
+    count: Annotated[int, Ge(1)]
+    min: Annotated[float, Ge(0)]
+    mean: Annotated[float, Ge(0)]
+    std: Annotated[float, Ge(0)]
+    p50: Annotated[float, Ge(0)]
+    p90: Annotated[float, Ge(0)]
+    p95: Annotated[float, Ge(0)]
+    p99: Annotated[float, Ge(0)]
+    max: Annotated[float, Ge(0)]
+    iqr: Annotated[float, Ge(0)]
+    confidence: float
+    ci: dict[str, tuple[float, float]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class WorkloadFacts:
+    """What the workload is: its task, size and work per inference."""
+
+    task: str
+    description: str
+    params: int
+    flops_per_inference: float | None
+    tokens_per_sample: int
+
+
+@dataclass(frozen=True)
+class Correctness:
+    """The prepared model's output against the fp32 CPU reference."""
+
+    max_rel_error: float
+    tolerance: float
+    passed: bool
+    reference: str
+
+
+@dataclass(frozen=True)
+class SamplingRecord:
+    """What the sampler did, under which policy, and which rule stopped it."""
+
+    warmup_count: Count
+    warmup_s: NonNegative
+    elapsed_s: NonNegative
+    stop_reason: str
+    rel_ci_half_width: float | None
+    target_rel_ci: float
+    confidence: float
+    max_time_s: float
+    min_count: int
+    max_count: int
+    wall_s: float
+    timer: str = "host_clock"
+
+
+@dataclass(frozen=True)
+class Validity:
+    """Whether the cell's tail percentiles can be trusted, and the reasons when not."""
+
+    valid: bool
+    percentile: int
+    min_samples: int
+    min_duration_s: float
+    samples: dict[str, int]
+    duration_s: float
+    reasons: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Energy:
+    """Device energy over the measurement window; figures are None with a reason where unknown."""
+
+    source: str
+    joules: NonNegative | None
+    joules_per_call: NonNegative | None
+    joules_per_inference: NonNegative | None
+    average_power_w: NonNegative | None
+    window_s: NonNegative
+    calls: Count
+    reason: str | None
+
+
+@dataclass(frozen=True)
+class HostTiming:
+    """Host-clock timings of the same calls, kept when the primary samples come from a device timer."""
+
+    latency_ns: Summary
+    samples_ns: tuple[Nanoseconds, ...]
+
+
+@dataclass(frozen=True)
+class BlockInfo:
+    """Throughput: how many calls each timed block held."""
+
+    calls: int
+    target_s: float
+
+
+@dataclass(frozen=True)
+class TokenMetrics:
+    """Per-request token latencies of a decoder (ns), and each request's token timeline."""
+
+    ttft_ns: Summary | None
+    tpot_ns: Summary | None
+    itl_ns: Summary | None
+    e2e_ns: Summary | None
+    timelines_ns: tuple[tuple[Nanoseconds, ...], ...] = ()
+
+
+@dataclass(frozen=True)
+class GenerationPart:
+    """Generate: token counts, per-request metrics and token rates."""
+
+    prompt_tokens: int
+    output_tokens: int
+    batch_size: int
+    requests: int
+    tokens: TokenMetrics
+    sequences_per_s: float
+    output_tokens_per_s: float
+    total_tokens_per_s: float
+    token_agreement: float | None
+    reference_tokens: int
+
+
+@dataclass(frozen=True)
+class SloTargets:
+    """p99 targets in milliseconds: end to end, time to first token, time per output token."""
+
+    e2e_p99: float | None = None
+    ttft_p99: float | None = None
+    tpot_p99: float | None = None
+
+    @property
+    def empty(self) -> bool:
+        return self.e2e_p99 is None and self.ttft_p99 is None and self.tpot_p99 is None
+
+    def describe(self) -> str | None:
+        """'e2e≤50ms, ttft≤200ms', or None without targets."""
+        named = (("e2e", self.e2e_p99), ("ttft", self.ttft_p99), ("tpot", self.tpot_p99))
+        return ", ".join(f"{name}≤{value:g}ms" for name, value in named if value is not None) or None
+
+
+@dataclass(frozen=True)
+class ServerProbeRecord:
+    """One open-loop run at one offered rate (latencies in ms)."""
+
+    rate_rps: float
+    passed: bool
+    requests: int
+    dropped: int
+    duration_s: float
+    completed_rps: float
+    goodput_rps: float | None
+    e2e_p99_ms: float | None
+    ttft_p99_ms: float | None
+    tpot_p99_ms: float | None
+
+
+@dataclass(frozen=True)
+class CapacitySearchRecord:
+    """How the capacity search ended."""
+
+    converged: bool
+    stop_reason: str
+    lowest_failing_rps: float | None
+    rel_tol: float
+
+
+@dataclass(frozen=True)
+class ServerPart:
+    """Server: the offered rate, the SLO, the capacity search and its probes."""
+
+    mode: Literal["fixed_rate", "capacity_search"]
+    rate_rps: float | None
+    concurrency: int
+    slo_ms: SloTargets
+    slo_met: bool | None
+    capacity_rps: float | None
+    goodput_rps: float | None
+    completed_rps: float
+    dropped: int
+    requests: int
+    duration_s: float
+    service_time_ns: int
+    search: CapacitySearchRecord | None
+    probes: tuple[ServerProbeRecord, ...]
+    tokens: TokenMetrics | None = None
+
+
+@dataclass(frozen=True)
+class OfflinePart:
+    """Offline: one query of samples fed through the host, batch by batch."""
+
+    samples: int
+    batches: int
+    batch_size: int
+    library_size: int
+    wall_s: float
+    samples_per_s: float
+    prompt_tokens: int | None = None
+    output_tokens: int | None = None
+    token_agreement: float | None = None
+
+
+@dataclass(frozen=True)
+class LoadgenPart:
+    """A run under MLPerf LoadGen: its verdict, criteria, parsed result and settings."""
+
+    scenario: Literal["SingleStream", "Server", "Offline"]
+    verdict: Literal["VALID", "INVALID"]
+    valid: bool
+    criteria: dict[str, bool]
+    result: dict[str, Scalar]
+    settings: dict[str, Scalar]
+    version: str | None
+    summary_text: str
+    wall_s: float
+    goodput_rps: float | None = None
+    tokens: TokenMetrics | None = None
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """Everything an ``ok`` cell measured. ``latency_ns`` summarizes ``samples_ns``: per call for
+    latency and throughput, per request (end to end) for the load scenarios."""
+
+    workload: WorkloadFacts
+    device: DeviceFacts
+    compile_s: NonNegative | None
+    peak_memory_bytes: Count | None
+    correctness: Correctness
+    sampling: SamplingRecord
+    latency_ns: Summary
+    samples_ns: tuple[Nanoseconds, ...]
+    throughput_per_s: NonNegative
+    tokens_per_s: NonNegative | None
+    flops_per_s: NonNegative | None
+    warnings: tuple[str, ...]
+    validity: Validity
+    output_tokens_per_s: NonNegative | None = None
+    total_tokens_per_s: NonNegative | None = None
+    capacity_rps: NonNegative | None = None
+    goodput_rps: NonNegative | None = None
+    energy: Energy | None = None
+    host: HostTiming | None = None
+    block: BlockInfo | None = None
+    generation: GenerationPart | None = None
+    server: ServerPart | None = None
+    offline: OfflinePart | None = None
+    loadgen: LoadgenPart | None = None
+
+    @property
+    def token_metrics(self) -> TokenMetrics | None:
+        """The decoder token metrics of whichever scenario part has them."""
+        for part in (self.generation, self.server, self.loadgen):
+            if part is not None and part.tokens is not None:
+                return part.tokens
+        return None
+
+
+@dataclass(frozen=True)
+class CellError:
+    """Why a cell failed: the exception's type, a one-line message and the phase it failed in."""
+
+    type: str
+    message: str
+    phase: str
+    traceback: str | None = None
+
+
+@dataclass(frozen=True)
+class CellRecord:
+    """One cell of the matrix: its configuration and either a measurement or an error."""
+
+    id: str
+    config: CellConfig
+    status: CellStatus
+    started_utc: str
+    finished_utc: str
+    error: CellError | None = None
+    measurement: Measurement | None = None
+    #: The pytest test that measured the cell, for cells of the ``siliconbench`` pytest fixture.
+    pytest_nodeid: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.status == "ok") != (self.measurement is not None) or (self.status == "failed") != (
+            self.error is not None
+        ):
+            raise ValueError(f"cell {self.id!r}: an ok cell has a measurement and no error, a failed one the reverse")
+
+    def with_warning(self, warning: str) -> CellRecord:
+        """The same cell with one more warning (the runner adds what it saw around the cell)."""
+        from dataclasses import replace
+
+        if self.measurement is None:
+            return self
+        measured = replace(self.measurement, warnings=(*self.measurement.warnings, warning))
+        return replace(self, measurement=measured)
+
+
+@dataclass(frozen=True)
+class CpuFacts:
+    """The CPU a run ran on and the SIMD/matrix flags that matter to kernels."""
+
+    model: str
+    arch: str
+    logical_cores: int | None
+    physical_cores: int | None
+    usable_cores: int
+    flags: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class GpuInventory:
+    """The GPUs NVML saw in the harness process (no CUDA context needed)."""
+
+    available: bool
+    reason: str = ""
+    driver_version: str | None = None
+    cuda_driver_version: str | None = None
+    devices: tuple[DeviceFacts, ...] = ()
+
+
+@dataclass(frozen=True)
+class TorchFacts:
+    num_threads: int
+    num_interop_threads: int
+    cuda_build: str | None
+
+
+@dataclass(frozen=True)
+class Environment:
+    """Everything about the harness process's environment that a comparison needs."""
+
+    host: str
+    os: str
+    python: str
+    cpu: CpuFacts
+    packages: dict[str, str | None]
+    command: tuple[str, ...]
+    time_utc: str
+    user: str | None = None
+    gpus: GpuInventory | None = None
+    torch: TorchFacts | None = None
+    env_threads: dict[str, str] = field(default_factory=dict)
+    git_commit: str | None = None
+
+
+@dataclass(frozen=True)
+class TargetFacts:
+    """Where the run happened: ``local``, or an AWS instance with its price."""
+
+    kind: str = "local"
+    instance_type: str | None = None
+    region: str | None = None
+    purchase_option: str | None = None
+    price_per_hour: float | None = None
+    price_source: str | None = None
+    price_as_of: str | None = None
+    instance_id: str | None = None
+    ami_id: str | None = None
+    ami_parameter: str | None = None
+    group_run_id: str | None = None
+
+    @property
+    def label(self) -> str:
+        return self.instance_type or self.kind
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One invocation: the environment, the target and one record per cell."""
+
+    run_id: str
+    status: RunStatus
+    started_utc: str
+    finished_utc: str | None
+    target: TargetFacts
+    environment: Environment
+    cells: tuple[CellRecord, ...] = ()
+    suite: dict[str, object] = field(default_factory=dict)
+    pricing: Price | None = None
+    status_reason: str | None = None
+    schema: Literal["siliconbench/run"] = "siliconbench/run"
+    schema_version: Literal[2] = 2
