@@ -27,6 +27,8 @@ from typing import Any
 
 import pytest
 
+from harness.runfile.codec import encode_run
+from harness.runfile.records import RunRecord
 from tests.harness.runfactory import lognormal_samples, make_cell, make_failed_cell, make_run, write_run
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -77,10 +79,10 @@ def run_files(folder: Path) -> list[Path]:
     return sorted(folder.glob("run-*.json"))
 
 
-def load(path: Path) -> dict[str, Any]:
+def load(path: Path) -> RunRecord:
     from harness.runfile.files import load_run
 
-    return load_run(path)  # validates against the schema
+    return load_run(path)  # validates every field
 
 
 def wait_for(condition: Any, timeout: float, what: str) -> Any:
@@ -206,8 +208,8 @@ def test_a_stop_signal_ends_the_run_with_its_table_and_128_plus_n_and_leaves_no_
     one_line(stderr, f"interrupted by {sig.name}", "1 finished cells kept in")
     assert "mlp" in stdout and "tiny" in stdout  # the table of what was measured
     saved = load(run_files(out)[0])
-    assert saved["status"] == "interrupted"
-    assert [c["status"] for c in saved["cells"]] == ["ok"]
+    assert (saved.status, saved.status_reason) == ("interrupted", sig.name)
+    assert [c.status for c in saved.cells] == ["ok"]
     wait_for(lambda: not any(alive(pid) for pid in tree), 20, "the process tree to die")
 
 
@@ -225,8 +227,8 @@ def test_sigkill_of_the_launcher_takes_the_cell_its_children_and_the_resource_tr
     assert not survivors(), {pid: cmdline(pid) for pid in survivors()}
     assert not any(alive(pid) for pid in cell_pids)
     saved = load(run_files(out)[0])  # SIGKILL runs no clean-up: the last write stands, valid
-    assert saved["status"] == "running"
-    assert len(saved["cells"]) == 1
+    assert saved.status == "running"
+    assert len(saved.cells) == 1
 
 
 # -- hung cells -----------------------------------------------------------------------------------
@@ -258,21 +260,18 @@ def test_isolated_cells_past_their_limits_are_killed_and_the_run_goes_on(tmp_pat
     assert result.returncode == 1, result.stderr
     assert "Traceback" not in result.stderr and result.stderr.strip() == ""
     saved = load(run_files(tmp_path)[0])
-    assert saved["status"] == "complete"
-    sampling, build, ok = saved["cells"]
-    assert (sampling["status"], sampling["error"]["phase"], sampling["error"]["type"]) == (
-        "failed",
-        "measure",
-        "TimeoutError",
-    )
-    assert sampling["error"]["message"] == (
+    assert saved.status == "complete"
+    sampling, build, ok = saved.cells
+    assert sampling.error is not None and build.error is not None
+    assert (sampling.status, sampling.error.phase, sampling.error.type) == ("failed", "measure", "TimeoutError")
+    assert sampling.error.message == (
         "the cell exceeded its sampling limit of 2.33 s (budget 0.33 s + 2 s grace) in phase 'measure' "
         "(--sampling-grace); its process was killed"
     )
-    assert build["error"]["message"] == (
+    assert build.error.message == (
         "the cell exceeded its preparation limit of 10 s in phase 'build' (--prepare-limit); its process was killed"
     )
-    assert ok["status"] == "ok"
+    assert ok.status == "ok"
 
 
 @pytest.mark.slow
@@ -299,12 +298,15 @@ def test_a_hung_cell_in_this_process_saves_the_file_and_ends_the_run_naming_isol
         str(tmp_path),
     )
     assert result.returncode == 1
-    line = one_line(result.stderr, "hang_in_sampling", "exceeded its sampling limit", "--isolate", "status timed_out")
+    line = one_line(
+        result.stderr, "hang_in_sampling", "exceeded its sampling limit", "--isolate", "status aborted: timed out"
+    )
     assert "1 finished cells kept" in line
     saved = load(run_files(tmp_path)[0])
-    assert saved["status"] == "timed_out"
-    assert [c["status"] for c in saved["cells"]] == ["ok", "failed"]
-    assert saved["cells"][1]["error"]["type"] == "TimeoutError"
+    assert saved.status == "aborted"
+    assert (saved.status_reason or "").startswith("timed out: cell tests.harness.fault_workloads:hang_in_sampling")
+    assert [c.status for c in saved.cells] == ["ok", "failed"]
+    assert saved.cells[1].error is not None and saved.cells[1].error.type == "TimeoutError"
 
 
 # -- a disk that fills ----------------------------------------------------------------------------
@@ -364,11 +366,12 @@ def test_a_disk_that_fills_mid_run_stops_the_run_cleanly_keeping_every_finished_
     stdout, stderr = runner.communicate(timeout=180)
 
     assert runner.returncode == 3
-    one_line(stderr, "no space left on the disk holding", "status disk_full")
+    one_line(stderr, "no space left on the disk holding", "status aborted: disk full")
     (path,) = run_files(small_disk)
     saved = load(path)
-    assert saved["status"] == "disk_full"
-    assert len(saved["cells"]) == 2  # the one being written when the disk filled is kept too
+    assert saved.status == "aborted"
+    assert (saved.status_reason or "").startswith("disk full: No space left on device after 2 of 4 cells")
+    assert len(saved.cells) == 2  # the one being written when the disk filled is kept too
     assert sorted(p.name for p in small_disk.iterdir()) == sorted([path.name, "filler"])  # no partial files
     assert "mlp" in stdout
 
@@ -504,8 +507,19 @@ def test_aws_cleanup_against_a_silent_endpoint_ends_within_its_bounds(silent_por
 
 
 # -- hostile files --------------------------------------------------------------------------------
-def _valid_run(tmp_path: Path) -> dict[str, Any]:
+def _valid_run(tmp_path: Path) -> RunRecord:
     return make_run([make_cell(lognormal_samples(2e6, 400, seed=1)), make_failed_cell(batch_size=2)])
+
+
+def _m(run: dict[str, Any]) -> dict[str, Any]:
+    measurement: dict[str, Any] = run["cells"][0]["measurement"]
+    return measurement
+
+
+def _valid_run_json(tmp_path: Path) -> dict[str, Any]:
+    """The run as its file holds it (version 2), for tests that break one field."""
+    data: dict[str, Any] = json.loads(encode_run(_valid_run(tmp_path)))
+    return data
 
 
 BINARY = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xfe\xfd"
@@ -533,20 +547,42 @@ def test_a_binary_run_file_is_one_line_for_every_reader(tmp_path: Path, command:
 @pytest.mark.parametrize(
     ("edit", "fragments"),
     [
-        (lambda r: r["cells"][0]["latency_ns"].update(p50="fast"), ("cells/0/latency_ns/p50", "'fast' is not of type")),
-        (lambda r: r["cells"][0]["latency_ns"].update(p99=-5.0), ("cells/0/latency_ns/p99", "minimum")),
-        (lambda r: r["cells"][0]["latency_ns"].update(p50="NaN-marker"), ("NaN is not a JSON number",)),
-        (lambda r: r["cells"][0]["latency_ns"].update(p50="Inf-marker"), ("Infinity is not a JSON number",)),
-        (lambda r: r["cells"][0]["latency_ns"].update(p50="Big-marker"), ("field cells/0/latency_ns/p50", "infinite")),
-        (lambda r: r["cells"][0].update(samples_ns="many"), ("cells/0/samples_ns", "not of type 'array'")),
-        (lambda r: r.update(cells={"a": 1}), ("at cells", "not of type 'array'")),
+        (lambda r: _m(r)["latency_ns"].update(p50="fast"), ("at cells/0/measurement/latency_ns/p50", "valid number")),
+        (
+            lambda r: _m(r)["latency_ns"].update(p99=-5.0),
+            ("cells/0/measurement/latency_ns/p99", "greater than or equal to 0"),
+        ),
+        (
+            lambda r: _m(r)["latency_ns"].update(p50="NaN-marker"),
+            ("cells/0/measurement/latency_ns/p50", "finite number"),
+        ),
+        (
+            lambda r: _m(r)["latency_ns"].update(p50="Inf-marker"),
+            ("cells/0/measurement/latency_ns/p50", "finite number"),
+        ),
+        (
+            lambda r: _m(r)["latency_ns"].update(p50="Big-marker"),
+            ("cells/0/measurement/latency_ns/p50", "finite number"),
+        ),
+        (lambda r: _m(r).update(samples_ns="many"), ("at cells/0/measurement/samples_ns", "valid array")),
+        (lambda r: _m(r).update(samples_ns=[-1, 2]), ("at cells/0/measurement/samples_ns/0", "greater than or equal")),
+        (lambda r: r.update(cells={"a": 1}), ("at cells:", "valid array")),
     ],
-    ids=["string-latency", "negative-p99", "nan", "infinity", "overflow", "string-samples", "cells-object"],
+    ids=[
+        "string-latency",
+        "negative-p99",
+        "nan",
+        "infinity",
+        "overflow",
+        "string-samples",
+        "negative-sample",
+        "cells-object",
+    ],
 )
 def test_run_files_with_wrong_figures_are_refused_naming_the_field(
     tmp_path: Path, edit: Any, fragments: tuple[str, ...]
 ) -> None:
-    run = _valid_run(tmp_path)
+    run = _valid_run_json(tmp_path)
     edit(run)
     text = (
         json.dumps(run)
@@ -572,7 +608,7 @@ def test_deeply_nested_json_and_a_folder_are_one_line(tmp_path: Path) -> None:
     nested.write_text("[" * 200_000 + "]" * 200_000)
     folder = tmp_path / "folder.json"
     folder.mkdir()
-    for path, fragment in ((nested, "nests too deeply"), (folder, "is a folder")):
+    for path, fragment in ((nested, "nested too deeply"), (folder, "is a folder")):
         result = cli("report", str(path))
         assert result.returncode == 2
         one_line(result.stderr, fragment)
