@@ -137,27 +137,27 @@ def main(argv: list[str] | None = None) -> int:
     for dtype in dtypes:
         config = CellConfig("mlp", args.preset, "cuda", dtype, "eager", None, args.batch_size, device=args.device)
         cell = run_cell(config, policy)
-        if cell["status"] != "ok":
-            print(
-                f"{PROG}: mlp {dtype} cell failed in {cell['error']['phase']}: {cell['error']['message']}",
-                file=sys.stderr,
-            )
+        measured = cell.measurement
+        if measured is None:
+            error = cell.error
+            where = f"{error.phase}: {error.message}" if error else "?"
+            print(f"{PROG}: mlp {dtype} cell failed in {where}", file=sys.stderr)
             continue
-        device_facts = cell["device"]
+        device_facts = dict(measured.device)
         bare = _bare_matmul_tflops(widths, args.batch_size, dtype, device, policy)
-        mlp_tflops = cell["flops_per_s"] / 1e12
+        mlp_tflops = (measured.flops_per_s or 0.0) / 1e12
         throughput_rows.append(
             {
                 "dtype": dtype,
                 "batch_size": args.batch_size,
-                "mlp_flops_per_inference": cell["workload"]["flops_per_inference"],
-                "mlp_p50_ms": cell["latency_ns"]["p50"] / 1e6,
+                "mlp_flops_per_inference": measured.workload.flops_per_inference,
+                "mlp_p50_ms": measured.latency_ns.p50 / 1e6,
                 "mlp_tflops": mlp_tflops,
                 "matmul_p50_ms": bare["p50_ms"],
                 "matmul_tflops": bare["tflops"],
                 "mlp_over_matmul": mlp_tflops / bare["tflops"],
-                "energy_j_per_inference": (cell.get("energy") or {}).get("joules_per_inference"),
-                "correct": cell["correctness"]["passed"],
+                "energy_j_per_inference": measured.energy.joules_per_inference if measured.energy else None,
+                "correct": measured.correctness.passed,
             }
         )
 

@@ -64,8 +64,9 @@ def main() -> int:
         )
         print(f"{mode}: measuring {config.cell_id} ...", file=sys.stderr, flush=True)
         record = run_cell_isolated(config, policy, CellLimits(prepare_s=900.0))
-        if record["status"] != "ok":
-            print(f"{mode} failed in {record['error']['phase']}: {record['error']['message']}", file=sys.stderr)
+        if record.measurement is None or record.measurement.generation is None:
+            error = record.error
+            print(f"{mode} failed in {error.phase}: {error.message}" if error else f"{mode} failed", file=sys.stderr)
             return 1
         records[mode] = record
         if writer:
@@ -73,22 +74,27 @@ def main() -> int:
 
     print("| mode | output tok/s | total tok/s | TTFT p50 ms | TPOT p50 ms | requests | compile s | = fp32 tokens |")
     print("|---|---|---|---|---|---|---|---|")
+    generations = {mode: r.measurement.generation for mode, r in records.items() if r.measurement}
     for mode, record in records.items():
-        gen = record["generation"]
-        tpot = gen["tpot_ns"]["p50"] / 1e6 if gen["tpot_ns"] else float("nan")
-        agreement = f"{gen['token_agreement']:.0%} of {gen['reference_tokens']}"
+        gen, measured = generations[mode], record.measurement
+        assert gen is not None and measured is not None
+        tokens = gen.tokens
+        tpot = tokens.tpot_ns.p50 / 1e6 if tokens.tpot_ns else float("nan")
+        ttft = tokens.ttft_ns.p50 / 1e6 if tokens.ttft_ns else float("nan")
+        agreement = f"{gen.token_agreement or 0:.0%} of {gen.reference_tokens}"
         print(
-            f"| {mode} | {record['output_tokens_per_s']:,.0f} | {record['total_tokens_per_s']:,.0f} | "
-            f"{gen['ttft_ns']['p50'] / 1e6:.3f} | {tpot:.3f} | {gen['requests']} | {record['compile_s']:.1f} | "
-            f"{agreement} |"
+            f"| {mode} | {gen.output_tokens_per_s:,.0f} | {gen.total_tokens_per_s:,.0f} | "
+            f"{ttft:.3f} | {tpot:.3f} | {gen.requests} | {measured.compile_s or 0:.1f} | {agreement} |"
         )
-    speedup = records["compile"]["output_tokens_per_s"] / records["eager"]["output_tokens_per_s"]
+    eager, compiled = generations["eager"], generations["compile"]
+    assert eager is not None and compiled is not None
+    speedup = compiled.output_tokens_per_s / eager.output_tokens_per_s
     print(f"\ntorch.compile / eager output tokens/s: {speedup:.2f}x")
     if writer:
         writer.finish()
-        print(render([writer.data]))
+        print(render([writer.run]))
         print(f"run file: {writer.path}")
-    agree = all(r["generation"]["token_agreement"] == 1.0 for r in records.values())
+    agree = all(g is not None and g.token_agreement == 1.0 for g in generations.values())
     return 0 if agree else 1
 
 

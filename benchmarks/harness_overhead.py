@@ -88,13 +88,14 @@ def agreement(threads: int, repeats: int) -> None:
             CellConfig("mlp", "tiny", "cpu", "fp32", "eager", threads, 1),
             SamplingPolicy(max_time_s=2.0, warmup_time_s=0.2),
         )
-        ours = record["latency_ns"]["p50"]
+        assert record.measurement is not None, record.error
+        ours = record.measurement.latency_ns.p50
         timer = tub.Timer(stmt="call()", globals={"call": prepared.call}, num_threads=threads)
         theirs = timer.blocked_autorange(min_run_time=2.0).median * 1e9
         ratios.append(ours / theirs)
         print(
-            f"  siliconbench p50 {ours / 1e3:8.2f} µs ({record['sampling']['stop_reason']}, "
-            f"{record['latency_ns']['count']} samples)   blocked_autorange median {theirs / 1e3:8.2f} µs   "
+            f"  siliconbench p50 {ours / 1e3:8.2f} µs ({record.measurement.sampling.stop_reason}, "
+            f"{record.measurement.latency_ns.count} samples)   blocked_autorange median {theirs / 1e3:8.2f} µs   "
             f"ratio {ours / theirs:.3f}"
         )
     print(f"  median ratio siliconbench/torch.utils.benchmark over {repeats} repeats = {statistics.median(ratios):.3f}")
@@ -106,7 +107,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     cpu = cpu_facts()
-    print(f"machine: {cpu['model']}, {cpu['usable_cores']} usable cores, flags {' '.join(cpu['flags'])}")
+    print(f"machine: {cpu.model}, {cpu.usable_cores} usable cores, flags {' '.join(cpu.flags)}")
     print(f"python {sys.version.split()[0]}; command: {' '.join([Path(sys.executable).name, *sys.argv])}\n")
     overhead(args.repeats)
     agreement(args.threads, args.repeats)

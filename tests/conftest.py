@@ -44,3 +44,30 @@ def run_cli() -> CliRunner:
         )
 
     return run
+
+
+@pytest.fixture
+def run_main() -> CliRunner:
+    """Run ``siliconbench ARGS`` in this process (``main([...])``), for the many bad-input cases
+    whose answer comes before anything is measured; a few tests run the CLI as a subprocess."""
+
+    def run(
+        *args: str,
+        timeout: float = 240,
+        cwd: Path | None = None,
+        env: dict[str, str] | None = None,
+    ) -> subprocess.CompletedProcess[str]:
+        import contextlib
+        import io
+
+        from harness.cli.main import main
+
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main(list(args))
+            except SystemExit as exc:  # argparse's own exits (bad usage, --help)
+                code = exc.code if isinstance(exc.code, int) else 2
+        return subprocess.CompletedProcess(["siliconbench", *args], code, out.getvalue(), err.getvalue())
+
+    return run

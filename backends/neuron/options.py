@@ -82,10 +82,6 @@ class Placement:
     count: int | None = None
 
     @property
-    def explicit_range(self) -> bool:
-        return self.first is not None
-
-    @property
     def core_count(self) -> int | None:
         """How many NeuronCores the process will see, when the placement alone says so."""
         if self.first is not None and self.last is not None:

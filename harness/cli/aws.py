@@ -15,14 +15,24 @@ from pathlib import Path
 from typing import Any
 
 from harness.cli.argtypes import positive_float
+from harness.cli.exits import EXIT_CELL_FAILED, EXIT_OK
 from harness.errors import ConfigError
 
-__all__ = ["add_commands", "add_run_options", "cmd_agent", "cmd_aws", "dispatch_run"]
+__all__ = ["AWS_ONLY_FLAGS", "add_commands", "add_run_options", "aws_target", "cmd_agent", "cmd_aws", "print_plan"]
 
-EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
 
-_AWS_ONLY = ("instance_type", "region", "bucket", "instance_profile", "ami_parameter", "wheel")
-_AWS_FLAGS = ("spot", "create_instance_profile", "dry_run")
+#: Options of ``run`` that only mean something with ``--target aws``.
+AWS_ONLY_FLAGS = (
+    "instance_type",
+    "region",
+    "bucket",
+    "instance_profile",
+    "ami_parameter",
+    "wheel",
+    "spot",
+    "create_instance_profile",
+    "dry_run",
+)
 
 
 def add_run_options(run: argparse.ArgumentParser) -> None:
@@ -106,22 +116,6 @@ def add_commands(sub: Any, run_parser: argparse.ArgumentParser) -> None:
     agent.add_argument("--heartbeat-s", type=positive_float, default=None, help="seconds between heartbeats")
 
 
-def dispatch_run(args: argparse.Namespace, suite: Any) -> int | None:
-    """Handle ``run --target aws``; None means a plain local run for ``harness.cli.main`` to do."""
-    if getattr(args, "target", "local") != "aws":
-        given = [name for name in _AWS_ONLY if getattr(args, name, None)]
-        given += [name for name in _AWS_FLAGS if getattr(args, name, False)]
-        if given:
-            raise ConfigError(f"--{given[0].replace('_', '-')} only applies with --target aws")
-        return None
-    if getattr(args, "price_per_hour", None) is not None:
-        raise ConfigError(
-            "--price-per-hour is for local runs; aws runs are priced from the price catalog "
-            "(or EC2's spot prices with --spot)"
-        )
-    return run_on_aws(args, suite)
-
-
 def _suite_names_backends(path: str | None) -> bool:
     if not path:
         return False
@@ -149,7 +143,7 @@ def options_from_args(args: argparse.Namespace) -> Any:
     )
 
 
-def _print_plan(suite: Any, options: Any) -> int:
+def print_plan(suite: Any, options: Any) -> None:
     from harness.targets.aws.plan import plan_instances, render_plan
     from harness.targets.aws.session import ClientFactory
 
@@ -164,7 +158,22 @@ def _print_plan(suite: Any, options: Any) -> int:
     plans = plan_instances(suite, options, factory)
     region = factory.region if factory is not None else (options.region or "us-east-1")
     print(render_plan(plans, options, region, offline))
-    return EXIT_OK
+
+
+def aws_target(args: argparse.Namespace, suite: Any) -> Any:
+    """The ``AwsTarget`` of ``run --target aws``, or None after printing the plan for ``--dry-run``."""
+    from harness.targets.aws.orchestrator import AwsTarget
+
+    if getattr(args, "price_per_hour", None) is not None:
+        raise ConfigError(
+            "--price-per-hour is for local runs; aws runs are priced from the price catalog "
+            "(or EC2's spot prices with --spot)"
+        )
+    options = options_from_args(args)
+    if args.dry_run:
+        print_plan(suite, options)
+        return None
+    return AwsTarget(options, progress=_printer(args.quiet))
 
 
 def _printer(quiet: bool) -> Any:
@@ -182,56 +191,13 @@ def _printer(quiet: bool) -> Any:
     return show
 
 
-def run_on_aws(args: argparse.Namespace, suite: Any) -> int:
-    """``siliconbench run --target aws``: launch, follow, fetch, tear down, report."""
-    from harness.report.formats import render
-    from harness.runfile.files import load_run
-    from harness.targets.aws.orchestrator import AwsTarget, InterruptedRun
-
-    options = options_from_args(args)
-    if args.dry_run:
-        return _print_plan(suite, options)
-    target = AwsTarget(options, progress=_printer(args.quiet))
-    interrupted: InterruptedRun | None = None
-    try:
-        outcomes = target.run(suite)
-    except InterruptedRun as exc:
-        outcomes, interrupted = exc.outcomes, exc
-    runs = []
-    for outcome in outcomes:
-        if outcome.run_file is not None:
-            try:
-                runs.append(load_run(outcome.run_file))
-            except Exception as exc:
-                print(f"siliconbench: warning: {exc}", file=sys.stderr)
-    if runs and any(run.cells for run in runs):
-        print(render(runs, args.format))
-        print()
-    for outcome in outcomes:
-        where = f" -> {outcome.run_file}" if outcome.run_file else " (no run file)"
-        cells = f", {outcome.cells_done}/{outcome.cells_total} cells"
-        error = f": {outcome.error}" if outcome.error else ""
-        print(f"{outcome.label}: {outcome.status}{cells}{where}{error}")
-    for problem in target.teardown_problems:
-        print(f"siliconbench: teardown: {problem}", file=sys.stderr)
-    if interrupted is not None:
-        from harness.run.signals import exit_code
-
-        print("siliconbench: interrupted; every instance of the run was terminated", file=sys.stderr)
-        return exit_code(interrupted)
-    failed_cells = any(cell.status != "ok" for run in runs for cell in run.cells)
-    if failed_cells or any(o.status != "complete" for o in outcomes):
-        return EXIT_FAILED
-    return EXIT_OK
-
-
 def cmd_aws(args: argparse.Namespace) -> int:
     """``siliconbench aws plan|cleanup``."""
     if args.aws_command == "plan":
-        from harness.cli.main import _suite_from_args
+        from harness.cli.suite import suite_from_args
 
-        args.target, args.dry_run = "aws", True
-        return run_on_aws(args, _suite_from_args(args))
+        print_plan(suite_from_args(args), options_from_args(args))
+        return EXIT_OK
     from tabulate import tabulate
 
     from harness.targets.aws.cleanup import cleanup
@@ -251,7 +217,7 @@ def cmd_aws(args: argparse.Namespace) -> int:
         for f in findings
         if (args.all or f.expired) and f.action == "keep" and f.detail and "live instance" not in f.detail
     ]
-    return EXIT_FAILED if stuck else EXIT_OK
+    return EXIT_CELL_FAILED if stuck else EXIT_OK
 
 
 def cmd_agent(args: argparse.Namespace) -> int:

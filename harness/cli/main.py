@@ -1,27 +1,24 @@
 """The ``siliconbench`` command line: the only place that prints and chooses exit codes.
 
-Exit codes: 0 success, 1 a run finished but a cell failed (or a hung cell ended it), 2 bad input
-(one line, no traceback), 3 the environment or the cloud failed during a run (a full disk, an
-AWS call), 128+N ended by signal N: 130 SIGINT, 143 SIGTERM, 129 SIGHUP (the run file keeps every
-finished cell).
+A thin shell: it parses, builds the suite, picks a ``Target`` and hands over; exit codes are in
+``harness.cli.exits``.
 """
 
 from __future__ import annotations
 
 import argparse
-import math
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from harness.cli.argtypes import positive_float, positive_int
-from harness.cli.aws import add_commands, add_run_options, cmd_agent, cmd_aws, dispatch_run
+from harness.cli.argtypes import non_negative_float, positive_float, positive_int
+from harness.cli.aws import add_commands, add_run_options, cmd_agent, cmd_aws
+from harness.cli.exits import EXIT_CELL_FAILED, EXIT_ENVIRONMENT, EXIT_OK, EXIT_USAGE, exit_for_signal
 from harness.errors import CloudError, ConfigError, RunStoppedError, SiliconbenchError
 
 __all__ = ["main"]
-
-EXIT_OK, EXIT_CELL_FAILED, EXIT_USAGE, EXIT_ENVIRONMENT, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 
 class _Parser(argparse.ArgumentParser):
@@ -160,7 +157,7 @@ def _build_parser() -> _Parser:
     compare.add_argument("--format", default="table", choices=("table", "markdown", "json"))
     compare.add_argument(
         "--fail-if-slower",
-        type=_non_negative_float,
+        type=non_negative_float,
         metavar="PCT",
         help="exit 1 if any matched cell is significantly slower by more than PCT percent",
     )
@@ -237,109 +234,35 @@ def _add_scenario_options(run: argparse.ArgumentParser) -> None:
             group.add_argument(parameter.flag, dest=dest, type=kind, metavar=parameter.metavar, help=parameter.help)
 
 
-def _non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not math.isfinite(value) or not value >= 0:
-        raise argparse.ArgumentTypeError(f"must be a finite number, 0 or more, got {text}")
-    return value
-
-
-def _suite_from_args(args: argparse.Namespace) -> Any:
-    from harness.run.plan import DEFAULT_SUITE, load_suite_file
-
-    suite = load_suite_file(args.suite) if args.suite else DEFAULT_SUITE
-    return suite.with_overrides(
-        workloads=args.workload,
-        preset=args.preset,
-        backends=args.backend,
-        batch_sizes=args.batch_size,
-        dtypes=args.dtype,
-        modes=args.mode,
-        threads=args.threads,
-        device=args.device,
-        max_time=args.max_time,
-        min_samples=args.min_samples,
-        target_rel_ci=args.target_ci,
-        isolate=args.isolate,
-        output=args.output,
-        scenario=args.scenario,
-        prompt_tokens=args.prompt_tokens,
-        output_tokens=args.output_tokens,
-        rate=args.rate,
-        slo_p99=args.slo_p99,
-        slo_ttft=args.slo_ttft,
-        slo_tpot=args.slo_tpot,
-        concurrency=args.concurrency,
-        loadgen=args.loadgen,
-        prepare_limit=args.prepare_limit,
-        sampling_grace=args.sampling_grace,
-    )
-
-
 def _cmd_run(args: argparse.Namespace) -> int:
-    from harness.report.formats import render
-    from harness.run.progress import progress_printer
-    from harness.runfile.files import RunWriter
-    from harness.targets.local import run_suite
+    """Build the suite, pick the target, run it there, report what came back."""
+    from harness.cli.outcomes import finish_run
+    from harness.cli.suite import suite_from_args
+    from harness.cli.targets import choose_target
+    from harness.errors import RunStoppedError
+    from harness.targets.base import TargetInterrupted, TargetOutcome
 
-    suite = _suite_from_args(args)
-    remote = dispatch_run(args, suite)
-    if remote is not None:
-        return remote
-    price = _run_price(args, suite)
-    started: list[RunWriter] = []
-
-    def announce(writer: RunWriter, cells: list[Any]) -> None:
-        started.append(writer)
-        if not args.quiet:
-            print(f"siliconbench: {len(cells)} cells -> {writer.path}", file=sys.stderr, flush=True)
-
-    def hung(error: RunStoppedError) -> None:
-        # Called from the watchdog thread: the main thread is stuck in the cell, so end here.
-        import os
-
-        print(f"siliconbench: error: {error}", file=sys.stderr, flush=True)
-        os._exit(EXIT_CELL_FAILED)
-
+    suite = suite_from_args(args)
+    target = choose_target(args, suite)
+    if target is None:  # --dry-run: the plan was printed
+        return EXIT_OK
     try:
-        result = run_suite(
-            suite,
-            progress=progress_printer(args.quiet),
-            on_start=announce,
-            pricing=price,
-            on_hang=hung,
-        )
-    except KeyboardInterrupt as exc:
-        if not started:
-            raise
-        from harness.run.signals import exit_code, signals_held
-
-        with signals_held():
-            writer = started[0]
-            print(render([writer.run], args.format))
-            name = signal_name(exc)
-            print(
-                f"\nsiliconbench: interrupted by {name}: {writer.saved_cells} finished cells kept in {writer.path}",
-                file=sys.stderr,
-            )
-        return exit_code(exc)
-    except RunStoppedError:
-        if started and started[0].run.cells:
-            print(render([started[0].run], args.format))
+        outcomes = target.run(suite)
+    except RunStoppedError as exc:
+        if exc.path is not None:  # the table of what was kept, then main() prints the one line
+            finish_run([TargetOutcome("local", "failed", Path(str(exc.path)))], args.format)
         raise
-    print(render([result.run], args.format))
-    print(f"\nrun file: {result.path}")
-    return EXIT_CELL_FAILED if any(r.status != "ok" for r in result.records) else EXIT_OK
-
-
-def signal_name(exc: BaseException) -> str:
-    """SIGINT, SIGTERM or SIGHUP, for the last line of an interrupted run."""
-    import signal
-
-    return signal.Signals(getattr(exc, "signum", signal.SIGINT)).name
+    except TargetInterrupted as exc:
+        return finish_run(
+            exc.outcomes,
+            args.format,
+            interrupted_by=exc.signum,
+            problems=getattr(target, "teardown_problems", ()),
+            per_place_lines=target.kind != "local",
+        )
+    return finish_run(
+        outcomes, args.format, problems=getattr(target, "teardown_problems", ()), per_place_lines=target.kind != "local"
+    )
 
 
 def _cmd_list(_: argparse.Namespace) -> int:
@@ -378,18 +301,6 @@ def _cmd_list(_: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _run_price(args: argparse.Namespace, suite: Any) -> Any:
-    """The machine's price from --price-per-hour or the suite's [pricing] table (checked before measuring)."""
-    from harness.pricing.catalog import load_catalog
-    from harness.pricing.given import price_from_cli, price_from_table
-
-    if args.price_per_hour is not None:
-        return price_from_cli(args.price_per_hour)
-    if suite.pricing:
-        return price_from_table(suite.pricing, load_catalog)
-    return None
-
-
 def _emit(text: str, output: str | None, what: str) -> None:
     """Print ``text``, or write it to ``output`` and say where on stderr."""
     from harness.errors import OutputError
@@ -405,9 +316,7 @@ def _emit(text: str, output: str | None, what: str) -> None:
             path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(path, text if text.endswith("\n") else text + "\n")
     except OSError as exc:
-        raise OutputError(
-            f"cannot write {what} to {output!r}: {exc.strerror}; nothing was written; choose another --output"
-        ) from None
+        raise OutputError(f"cannot write {what} to {output!r}: {exc.strerror}; choose another --output") from None
     print(f"siliconbench: {what} written to {output}", file=sys.stderr)
 
 
@@ -494,7 +403,6 @@ def _cmd_pricing(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-
     from harness.report.export.pytest_benchmark import to_pytest_benchmark
     from harness.runfile.checks import dumps_json
     from harness.runfile.files import load_run
@@ -519,10 +427,10 @@ COMMANDS = {
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _build_parser()
     args = parser.parse_args(argv)
-    from harness.run.signals import exit_code, signals_interrupt
+    from harness.run.signals import signals_interrupt
 
     try:
-        with signals_interrupt():
+        with signals_interrupt():  # SIGINT, SIGTERM and SIGHUP all end a command the same way
             return COMMANDS[args.command](args)
     except (RunStoppedError, CloudError) as exc:
         print(f"siliconbench: error: {exc}", file=sys.stderr)
@@ -533,8 +441,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"siliconbench: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt as exc:
-        print(f"siliconbench: interrupted by {signal_name(exc)}", file=sys.stderr)
-        return exit_code(exc)
+        signum = getattr(exc, "signum", signal.SIGINT)
+        print(f"siliconbench: interrupted by {signal.Signals(signum).name}", file=sys.stderr)
+        return exit_for_signal(signum)
 
 
 if __name__ == "__main__":

@@ -35,7 +35,7 @@ from harness.scenarios.sut import BatchRunner, build_runner
 from harness.scenarios.tokens import RequestTimeline, goodput, timeline_summaries
 from harness.scenarios.validity import validity
 
-__all__ = ["SCENARIO", "LoadGenScenario", "parse_summary", "throughput_key"]
+__all__ = ["SCENARIO", "LoadGenScenario", "parse_summary"]
 
 _LINE = re.compile(r"^\s*([^:]+?)\s*:\s*(.*?)\s*$")
 
@@ -50,10 +50,6 @@ _TOKEN_KEYS = {
     "Server": "Completed tokens per second",
     "Offline": "Tokens per second",
 }
-
-
-def throughput_key(scenario: str) -> str:
-    return _THROUGHPUT_KEYS[scenario]
 
 
 def _number(text: str) -> float | int | str:

@@ -8,7 +8,7 @@ from typing import Protocol, runtime_checkable
 
 from harness.run.plan import Suite
 
-__all__ = ["OUTCOME_STATUSES", "Target", "TargetOutcome"]
+__all__ = ["OUTCOME_STATUSES", "Target", "TargetInterrupted", "TargetOutcome"]
 
 #: ``complete``: every cell ran (some may have failed alone); ``interrupted``: stopped early by the
 #: user or a signal; ``failed``: the place itself failed (no capacity, bootstrap, lost instance).
@@ -40,3 +40,16 @@ class Target(Protocol):
     def run(self, suite: Suite) -> list[TargetOutcome]:
         """Run ``suite`` and return one outcome per place (a local run has one)."""
         ...
+
+
+class TargetInterrupted(KeyboardInterrupt):
+    """A signal ended the run after the target cleaned up; carries what each place produced.
+
+    A ``KeyboardInterrupt``, so code that only knows Ctrl-C still stops; ``signum`` says which
+    signal it was (the exit code is 128 + signum).
+    """
+
+    def __init__(self, outcomes: list[TargetOutcome], signum: int = 2) -> None:
+        super().__init__("interrupted")
+        self.outcomes = outcomes
+        self.signum = signum

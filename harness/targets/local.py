@@ -6,6 +6,7 @@ that measures it on a laptop; only where the run file goes afterwards differs.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,8 +14,9 @@ from typing import Any
 from harness.pricing.catalog import Price
 from harness.run.plan import Suite
 from harness.run.runner import HangFn, ProgressFn
+from harness.runfile.files import RunWriter
 from harness.runfile.records import CellConfig, CellRecord, RunRecord, TargetFacts
-from harness.targets.base import TargetOutcome
+from harness.targets.base import TargetInterrupted, TargetOutcome
 
 __all__ = ["LocalRun", "LocalTarget", "run_suite"]
 
@@ -49,7 +51,6 @@ def run_suite(
     from harness.run.limits import CellLimits
     from harness.run.matrix import validate_matrix
     from harness.run.runner import exit_on_hang, run_cells
-    from harness.runfile.files import RunWriter
 
     presets, backends = validate_matrix(suite)
     policy = SamplingPolicy.for_budget(suite.max_time, min_count=suite.min_samples, target_rel_ci=suite.target_rel_ci)
@@ -71,21 +72,42 @@ def run_suite(
 
 
 class LocalTarget:
-    """Runs the suite here; one outcome, pointing at the run file."""
+    """Runs the suite here, into one run file; one outcome pointing at it."""
 
     kind = "local"
 
-    def __init__(self, progress: ProgressFn | None = None) -> None:
+    def __init__(
+        self,
+        progress: ProgressFn | None = None,
+        announce: Callable[[Path, int], None] | None = None,
+        pricing: Price | None = None,
+        on_hang: HangFn | None = None,
+    ) -> None:
+        """``announce(path, cells)`` is told where the run file is before the first cell runs;
+        ``on_hang`` is told when a cell in this process hangs (it must end the process)."""
         self._progress = progress
+        self._announce = announce
+        self._pricing = pricing
+        self._on_hang = on_hang
 
     def run(self, suite: Suite) -> list[TargetOutcome]:
-        result = run_suite(suite, progress=self._progress)
-        return [
-            TargetOutcome(
-                label="local",
-                status="complete",
-                run_file=result.path,
-                cells_done=len(result.records),
-                cells_total=len(result.records),
+        started: list[RunWriter] = []
+
+        def on_start(writer: RunWriter, cells: list[CellConfig]) -> None:
+            started.append(writer)
+            if self._announce is not None:
+                self._announce(writer.path, len(cells))
+
+        try:
+            result = run_suite(
+                suite, progress=self._progress, on_start=on_start, pricing=self._pricing, on_hang=self._on_hang
             )
-        ]
+        except KeyboardInterrupt as exc:
+            if not started:
+                raise
+            writer = started[0]
+            done = len(writer.cells)
+            outcome = TargetOutcome("local", "interrupted", writer.path, cells_done=done, cells_total=done)
+            raise TargetInterrupted([outcome], getattr(exc, "signum", 2)) from None
+        done = len(result.records)
+        return [TargetOutcome("local", "complete", result.path, cells_done=done, cells_total=done)]

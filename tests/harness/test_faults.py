@@ -205,7 +205,7 @@ def test_a_stop_signal_ends_the_run_with_its_table_and_128_plus_n_and_leaves_no_
     stdout, stderr = launcher.communicate(timeout=60)
 
     assert launcher.returncode == 128 + sig
-    one_line(stderr, f"interrupted by {sig.name}", "1 finished cells kept in")
+    one_line(stderr, f"interrupted by {sig.name}", "1 finished cells kept")
     assert "mlp" in stdout and "tiny" in stdout  # the table of what was measured
     saved = load(run_files(out)[0])
     assert (saved.status, saved.status_reason) == ("interrupted", sig.name)

@@ -47,7 +47,7 @@ from harness.targets.aws.session import ClientFactory, aws_call
 from harness.targets.aws.tags import TAG_INSTANCE_TYPE, run_tags
 from harness.targets.aws.userdata import Bootstrap, render_user_data
 from harness.targets.aws.watch import Event, InstanceWatch, ProgressCallback, Timing
-from harness.targets.base import TargetOutcome
+from harness.targets.base import TargetInterrupted, TargetOutcome
 
 __all__ = ["AwsTarget", "Event", "InterruptedRun", "ProgressCallback", "Timing"]
 
@@ -479,14 +479,8 @@ class _Run:
                 attempt(f"deleting bucket {bucket}", lambda: storage.delete_bucket(self.factory.client("s3"), bucket))
 
 
-class InterruptedRun(KeyboardInterrupt):
+class InterruptedRun(TargetInterrupted):
     """Ctrl-C or SIGTERM ended the run after teardown; carries what each instance produced."""
-
-    def __init__(self, outcomes: list[TargetOutcome], signum: int = signal.SIGINT) -> None:
-        super().__init__("interrupted")
-        self.outcomes = outcomes
-        #: The stop signal that ended the run (the CLI exits with 128 + it).
-        self.signum = int(signum)
 
 
 def _raise_interrupt(signum: int, frame: Any) -> None:

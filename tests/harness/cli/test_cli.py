@@ -78,8 +78,8 @@ def test_a_suite_file_runs_with_command_line_overrides(run_cli: CliRunner, tmp_p
 
 
 @pytest.mark.slow
-def test_a_failing_cell_is_recorded_and_the_run_goes_on(run_cli: CliRunner, tmp_path: Path) -> None:
-    result = run_cli(
+def test_a_failing_cell_is_recorded_and_the_run_goes_on(run_main: CliRunner, tmp_path: Path) -> None:
+    result = run_main(
         "run",
         "--workload",
         "tests.workloads.plugin_fixtures:broken",
@@ -150,29 +150,29 @@ def test_help_does_not_import_torch(run_cli: CliRunner) -> None:
         (["frobnicate"], "invalid choice: 'frobnicate'"),
     ],
 )
-def test_bad_input_gets_one_line_and_exit_code_2(run_cli: CliRunner, args: list[str], expected: str) -> None:
-    _one_line_error(run_cli(*args), expected)
+def test_bad_input_gets_one_line_and_exit_code_2(run_main: CliRunner, args: list[str], expected: str) -> None:
+    _one_line_error(run_main(*args), expected)
 
 
-def test_bad_suite_files_get_one_line(run_cli: CliRunner, tmp_path: Path) -> None:
+def test_bad_suite_files_get_one_line(run_main: CliRunner, tmp_path: Path) -> None:
     malformed = tmp_path / "malformed.toml"
     malformed.write_text("workloads = [\n")
-    _one_line_error(run_cli("run", "--suite", str(malformed)), "is not valid TOML")
+    _one_line_error(run_main("run", "--suite", str(malformed)), "is not valid TOML")
     unknown = tmp_path / "unknown.toml"
     unknown.write_text("workload = 'mlp'\n")
-    _one_line_error(run_cli("run", "--suite", str(unknown)), "unknown key 'workload' in suite file")
+    _one_line_error(run_main("run", "--suite", str(unknown)), "unknown key 'workload' in suite file")
 
 
-def test_an_unwritable_output_path_gets_one_line(run_cli: CliRunner, tmp_path: Path) -> None:
+def test_an_unwritable_output_path_gets_one_line(run_main: CliRunner, tmp_path: Path) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("x")
     _one_line_error(
-        run_cli("run", "--workload", "mlp", "--preset", "tiny", "--output", str(blocker / "sub")),
+        run_main("run", "--workload", "mlp", "--preset", "tiny", "--output", str(blocker / "sub")),
         "cannot create output folder",
     )
 
 
-def test_a_truncated_run_file_gets_one_line(run_cli: CliRunner, tmp_path: Path) -> None:
+def test_a_truncated_run_file_gets_one_line(run_main: CliRunner, tmp_path: Path) -> None:
     path = tmp_path / "run.json"
     path.write_text('{"schema": "siliconbench/run", "schema_version": 1, "cells": [')
-    _one_line_error(run_cli("report", str(path)), "is not valid JSON")
+    _one_line_error(run_main("report", str(path)), "is not valid JSON")

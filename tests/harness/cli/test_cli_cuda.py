@@ -27,9 +27,9 @@ def test_list_shows_cuda_unavailable_with_the_reason(run_cli: CliRunner) -> None
     assert ("CPU-only build" in row) or ("no NVIDIA GPU is visible" in row)
 
 
-def test_a_cuda_run_fails_in_one_line_with_exit_2_and_writes_nothing(run_cli: CliRunner, tmp_path: Path) -> None:
+def test_a_cuda_run_fails_in_one_line_with_exit_2_and_writes_nothing(run_main: CliRunner, tmp_path: Path) -> None:
     out = tmp_path / "results"
-    result = run_cli("run", "--backend", "cuda", "--workload", "mlp", "--preset", "tiny", "--output", str(out))
+    result = run_main("run", "--backend", "cuda", "--workload", "mlp", "--preset", "tiny", "--output", str(out))
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr

@@ -54,19 +54,19 @@ def test_report_writes_to_a_file_when_asked(run_cli: Any, tmp_path: Path) -> Non
     assert "| workload" in target.read_text()
 
 
-def test_report_rejects_bad_run_files_and_prices(run_cli: Any, tmp_path: Path) -> None:
+def test_report_rejects_bad_run_files_and_prices(run_main: Any, tmp_path: Path) -> None:
     good = _runfile(tmp_path)
     other_version = tmp_path / "v7.json"
     other_version.write_text(good.read_text().replace('"schema_version": 2', '"schema_version": 7'))
-    _one_line_error(run_cli("report", str(other_version)), "has run-file schema version 7")
+    _one_line_error(run_main("report", str(other_version)), "has run-file schema version 7")
     truncated = tmp_path / "truncated.json"
     truncated.write_text(good.read_text()[:300])
-    _one_line_error(run_cli("report", str(truncated)), "is not valid JSON (truncated or not a run file)")
+    _one_line_error(run_main("report", str(truncated)), "is not valid JSON (truncated or not a run file)")
     broken_price = tmp_path / "broken-price.json"
     data = json.loads(good.read_text())
     data["pricing"] = {"usd_per_hour": 0.5, "source": "lab"}  # no as_of date
     broken_price.write_text(json.dumps(data))
-    _one_line_error(run_cli("report", str(broken_price)), "does not match run-file schema version 2 at pricing")
+    _one_line_error(run_main("report", str(broken_price)), "does not match run-file schema version 2 at pricing")
     bad_catalog = tmp_path / "prices.json"
     bad_catalog.write_text("{")
     aws = write_run(
@@ -77,29 +77,29 @@ def test_report_rejects_bad_run_files_and_prices(run_cli: Any, tmp_path: Path) -
         ),
         tmp_path,
     )
-    _one_line_error(run_cli("report", str(aws), "--prices", str(bad_catalog)), "is not valid JSON")
-    assert run_cli("report", str(good), "--price-per-hour", "0").returncode == 2
-    assert run_cli("report", str(good), "--slo-p99", "-3").returncode == 2
+    _one_line_error(run_main("report", str(aws), "--prices", str(bad_catalog)), "is not valid JSON")
+    assert run_main("report", str(good), "--price-per-hour", "0").returncode == 2
+    assert run_main("report", str(good), "--slo-p99", "-3").returncode == 2
 
 
-def test_an_aws_run_is_costed_from_the_bundled_catalog(run_cli: Any, tmp_path: Path) -> None:
+def test_an_aws_run_is_costed_from_the_bundled_catalog(run_main: Any, tmp_path: Path) -> None:
     aws = write_run(
         make_run(
             [make_cell([2_000_000] * 50)], target={"kind": "aws", "instance_type": "c7i.xlarge", "region": "us-west-2"}
         ),
         tmp_path,
     )
-    done = run_cli("report", str(aws), "--format", "json")
+    done = run_main("report", str(aws), "--format", "json")
     (row,) = json.loads(done.stdout)
     assert row["usd_per_hour"] == 0.1785
     assert row["usd_per_million"] == pytest.approx(0.1785 / (3600 * 500) * 1e6)
 
 
-def test_a_suite_with_a_bad_or_unknown_price_fails_before_measuring(run_cli: Any, tmp_path: Path) -> None:
+def test_a_suite_with_a_bad_or_unknown_price_fails_before_measuring(run_main: Any, tmp_path: Path) -> None:
     bad = tmp_path / "bad.toml"
     bad.write_text('workloads = ["mlp"]\npreset = "tiny"\noutput = "out"\n[pricing]\nusd_per_hour = -2\n')
     _one_line_error(
-        run_cli("run", "--suite", str(bad), cwd=tmp_path), "'usd_per_hour' must be a finite positive number"
+        run_main("run", "--suite", str(bad), cwd=tmp_path), "'usd_per_hour' must be a finite positive number"
     )
     unknown = tmp_path / "unknown.toml"
     unknown.write_text(
@@ -107,7 +107,7 @@ def test_a_suite_with_a_bad_or_unknown_price_fails_before_measuring(run_cli: Any
         '[pricing]\ninstance_type = "c7i.3xlarge"\nregion = "us-east-1"\n'
     )
     _one_line_error(
-        run_cli("run", "--suite", str(unknown), cwd=tmp_path), "no on-demand price for c7i.3xlarge in us-east-1"
+        run_main("run", "--suite", str(unknown), cwd=tmp_path), "no on-demand price for c7i.3xlarge in us-east-1"
     )
     assert not (tmp_path / "out").exists()  # nothing was started
 

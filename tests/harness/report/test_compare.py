@@ -143,7 +143,7 @@ def test_compare_warns_when_the_environments_differ(run_cli: Any, tmp_path: Path
     assert "warning: CPU model differs" in done.stdout
 
 
-def test_bad_inputs_exit_2_with_one_line(run_cli: Any, tmp_path: Path) -> None:
+def test_bad_inputs_exit_2_with_one_line(run_main: Any, tmp_path: Path) -> None:
     good, _ = _files(tmp_path, 1.0)
     other_version = tmp_path / "v2.json"
     other_version.write_text(Path(good).read_text().replace('"schema_version": 2', '"schema_version": 99'))
@@ -159,8 +159,8 @@ def test_bad_inputs_exit_2_with_one_line(run_cli: Any, tmp_path: Path) -> None:
         str(unmatched): "no cell of",
     }
     for new, expected in cases.items():
-        done = run_cli("compare", good, new, "--fail-if-slower", "5")
+        done = run_main("compare", good, new, "--fail-if-slower", "5")
         assert done.returncode == 2, (new, done.stderr)
         assert done.stderr.count("\n") == 1 and done.stderr.startswith("siliconbench: error:"), done.stderr
         assert expected in done.stderr
-    assert run_cli("compare", good, good, "--fail-if-slower", "-1").returncode == 2
+    assert run_main("compare", good, good, "--fail-if-slower", "-1").returncode == 2

@@ -158,6 +158,12 @@ def test_version_1_files_are_read_and_written_back_as_valid_version_2(path: Path
     assert load_run(again) == run
 
 
+@pytest.mark.parametrize("path", V1_FIXTURES, ids=lambda p: p.stem)
+def test_version_1_fixtures_are_what_the_version_1_schema_describes(path: Path) -> None:
+    schema = json.loads((SCHEMA_PATH.parent / "run-v1.schema.json").read_text())
+    jsonschema.Draft202012Validator(schema).validate(json.loads(path.read_text()))
+
+
 def test_a_version_1_decoder_cell_keeps_its_token_metrics() -> None:
     run = load_run(FIXTURES / "run-v1-generate.json")
     measured = run.cells[0].measurement
