@@ -316,7 +316,9 @@ def _emit(text: str, output: str | None, what: str) -> None:
             path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(path, text if text.endswith("\n") else text + "\n")
     except OSError as exc:
-        raise OutputError(f"cannot write {what} to {output!r}: {exc.strerror}; choose another --output") from None
+        raise OutputError(
+            f"cannot write {what} to {output!r}: {exc.strerror}; nothing was written; choose another --output"
+        ) from None
     print(f"siliconbench: {what} written to {output}", file=sys.stderr)
 
 

@@ -216,7 +216,8 @@ def _build(base: Suite, values: dict[str, Any], source: str) -> Suite:
     except ConfigError as exc:
         if source == "command line" or str(exc).startswith(source):
             raise
-        raise type(exc)(f"{source}: {exc}") from None
+        exc.args = (f"{source}: {exc}",)  # name the file, keep the error's type
+        raise exc from None
 
 
 def load_suite_file(path: str | Path, base: Suite = DEFAULT_SUITE) -> Suite:
