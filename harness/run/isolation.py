@@ -132,7 +132,7 @@ def run_cell_isolated(
                 _kill_group(child)
                 message = limits.describe(phase, policy, config.scenario, config.params.loadgen)
                 return failed_cell(
-                    config, phase, f"the cell {message}; its process was killed", started, "TimeoutError"
+                    config, phase, f"the cell {message}; its process was killed", started, kind="TimeoutError"
                 )
             gone = False
             if reader.poll(min(0.2, max(0.0, deadline - now))):
