@@ -101,12 +101,14 @@ class PreparedModel:
 class Backend(Protocol):
     """What every backend provides; registered under the ``siliconbench.backends`` entry points.
 
-    Optional, read with ``getattr``: ``stateful_buffers`` (default True) says whether a prepared
-    model keeps in-place updates of its buffers from one call to the next. A backend whose compiler
-    bakes buffers in as constants (Neuron's ``trace``) sets it False, and decoders then hand it
-    functional steps: state passed as inputs and returned as outputs, with the module attribute
-    ``output_input_aliases`` ({output index: input index}) naming which output replaces which
-    input after each call, for the backend to keep on the device.
+    Optional, read with ``getattr``: ``keeps_buffer_updates(options)`` (else the attribute
+    ``stateful_buffers``, default True) says whether a model prepared with those options keeps
+    in-place updates of its buffers from one call to the next. Where it does not (Neuron's
+    ``trace`` compiles buffers into the binary as constants), decoders hand the backend their
+    ``parameter_steps()`` instead: a decode step whose state is held as parameters, which it lists
+    with ``state_aliases()`` ({parameter: output index}) for the backend to keep on the device and
+    takes back with ``bind_state(tensors)`` once compiled; and a prefill whose ``after_call(outputs)``
+    the backend calls after each call, to reset that state for the next request.
     """
 
     name: str

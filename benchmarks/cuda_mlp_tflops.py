@@ -157,6 +157,7 @@ def main(argv: list[str] | None = None) -> int:
                 "matmul_tflops": bare["tflops"],
                 "mlp_over_matmul": mlp_tflops / bare["tflops"],
                 "energy_j_per_inference": measured.energy.joules_per_inference if measured.energy else None,
+                "energy_reason": measured.energy.reason if measured.energy else "no energy meter",
                 "correct": measured.correctness.passed,
             }
         )

@@ -28,9 +28,11 @@ class GenerationSession(Protocol):
     each ``decode()`` feeds back the last token and writes the next. Both return the logits
     (batch, vocabulary) of the position they just processed.
 
-    Optionally, ``functional_steps()`` returns (prefill, decode, inputs): the same steps with the
-    state passed in and returned (see ``workloads.decoder.FunctionalStep``), for backends whose
-    compiled models do not keep buffer updates between calls (``stateful_buffers = False``).
+    Optionally, ``parameter_steps()`` returns (prefill, decode, prefill_inputs, decode_inputs) for
+    backends whose compiled models do not keep buffer updates between calls (Neuron's ``trace``):
+    the decode step holds its state as parameters that the backend aliases, and the prefill
+    computes the whole initial state from the prompt and resets the decode step's state to it
+    (see ``workloads.decoder.ParameterDecode`` and ``PromptPrefill``).
     """
 
     @property

@@ -11,6 +11,10 @@ static shapes and no Python-side state, so that one code path runs eagerly, unde
   specialize (and recompile) on it.
 - Greedy argmax happens inside the step and the token is written into a sequence buffer, so no
   host round trip is needed between tokens.
+- For ``torch_neuronx.trace``, which keeps no in-place buffer update and aliases state only on
+  parameters, ``Session.parameter_steps`` gives the same arithmetic (``FunctionalStep``) as a
+  decode step holding its state as parameters (``ParameterDecode``) and a prefill that computes
+  the whole state from the prompt and resets the decode step's state to it (``PromptPrefill``).
 
 Two styles share the code: ``llama`` (RMSNorm, rotary embeddings with Llama 3 frequency scaling,
 grouped-query attention, SwiGLU, no biases) and ``gpt2`` (LayerNorm, learned positions,
@@ -40,7 +44,9 @@ __all__ = [
     "FunctionalStep",
     "GenerationState",
     "KVCache",
+    "ParameterDecode",
     "PrefillStep",
+    "PromptPrefill",
     "RopeScaling",
     "Session",
     "build_causal_lm",
@@ -432,16 +438,14 @@ class DecodeStep(nn.Module):
 
 
 class FunctionalStep(nn.Module):
-    """The prefill (``prompt_tokens`` set) or decode step with all state passed in and returned.
+    """The prefill (``prompt_tokens`` set) or decode step as a pure function of the state.
 
     ``forward(sequence, position, k0, v0, k1, v1, ...)`` returns ``(logits, sequence', position',
-    k0', v0', ...)`` and writes nothing in place. It is for backends that cannot keep module
-    buffers updated between calls: ``torch_neuronx.trace`` inlines buffers into the compiled graph
-    as constants, so the stateful steps would start from the same empty cache on every call.
-    Shapes stay fixed (the whole static cache goes in and out, the position is a 0-dim tensor), and
-    ``output_input_aliases`` says which output replaces which input after each call, so the
-    backend can keep that state on the device (``input_output_aliases`` of ``torch_neuronx.trace``).
-    The arithmetic is that of ``PrefillStep`` and ``DecodeStep``.
+    k0', v0', ...)`` and writes nothing in place: the arithmetic of ``PrefillStep`` and
+    ``DecodeStep`` with the state in the outputs, so that a compiler which does not keep in-place
+    writes (``torch_neuronx.trace``) can be told which output is the new value of which state
+    tensor. Shapes stay fixed: the whole static cache goes in and out, the position is a 0-dim
+    tensor. ``PromptPrefill`` and ``ParameterDecode`` wrap it for the Neuron backend.
     """
 
     lm: CausalLM
@@ -450,12 +454,10 @@ class FunctionalStep(nn.Module):
         super().__init__()
         self.lm = lm
         self.prompt_tokens = prompt_tokens
-        #: output index -> input index: sequence, position and each cache tensor come back replaced.
-        self.output_input_aliases = {1 + index: index for index in range(2 + 2 * lm.shape.layers)}
 
     def extra_repr(self) -> str:
-        # In the repr, so the prefill and decode steps (same weights, same inputs) differ in a
-        # backend's artifact-cache key, which hashes the repr.
+        # In the repr, so the prefill and decode steps (same weights) differ in a backend's
+        # artifact-cache key, which hashes the repr.
         return "decode" if self.prompt_tokens is None else f"prefill of {self.prompt_tokens} tokens"
 
     def forward(self, sequence: torch.Tensor, position: torch.Tensor, *cache: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -475,6 +477,109 @@ class FunctionalStep(nn.Module):
         return (logits, new_sequence, next_position, *(tensor for pair in updated for tensor in pair))
 
 
+def _state_layout(lm: CausalLM, batch_size: int, total_tokens: int) -> list[tuple[tuple[int, ...], torch.dtype]]:
+    """Shape and dtype of each state tensor, in order: sequence, position, then a key and a value per layer."""
+    shape = lm.shape
+    dtype = next(lm.parameters()).dtype
+    cache = (batch_size, shape.kv_heads, total_tokens, shape.head_dim)
+    return [((batch_size, total_tokens), torch.int64), ((), torch.int64)] + [(cache, dtype)] * (2 * shape.layers)
+
+
+class ParameterDecode(nn.Module):
+    """The decode step with its state held as *parameters* of the module, for ``torch_neuronx.trace``.
+
+    ``forward()`` takes nothing and returns ``(logits, sequence', position', k0', v0', ...)``;
+    ``state_aliases()`` maps each state parameter to the output that holds its next value. That is
+    the form ``trace``'s ``input_output_aliases`` takes: its keys are matched against the module's
+    ``named_parameters()``, and the traced module keeps those tensors as its own parameters, on the
+    device, replaced by the aliased outputs after every call (see ``backends.neuron.backend``).
+
+    Once a backend has compiled the step, the state lives in the compiled module, not here:
+    ``bind_state`` records those tensors, ``reset_state`` overwrites them (the start of every
+    request), and ``live_state`` reads them.
+    """
+
+    lm: CausalLM
+
+    def __init__(self, lm: CausalLM, batch_size: int, total_tokens: int) -> None:
+        super().__init__()
+        self.step = FunctionalStep(lm, None)
+        device = next(lm.parameters()).device
+        self.state = nn.ParameterList(
+            nn.Parameter(torch.zeros(size, dtype=dtype, device=device), requires_grad=False)
+            for size, dtype in _state_layout(lm, batch_size, total_tokens)
+        )
+        self._bound: list[torch.Tensor] | None = None
+
+    def forward(self) -> tuple[torch.Tensor, ...]:
+        result: tuple[torch.Tensor, ...] = self.step(*self.state)
+        return result
+
+    def state_aliases(self) -> dict[torch.Tensor, int]:
+        """{state parameter: index of the output that replaces it}; output 0 is the logits."""
+        return {parameter: 1 + index for index, parameter in enumerate(self.state)}
+
+    def bind_state(self, tensors: Sequence[torch.Tensor]) -> None:
+        """Take the compiled module's state tensors (in ``state_aliases`` order) as the live state."""
+        tensors = list(tensors)
+        expected = [(tuple(p.shape), p.dtype) for p in self.state]
+        found = [(tuple(t.shape), t.dtype) for t in tensors]
+        if found != expected:
+            raise ValueError(
+                f"the compiled decode step holds {len(found)} state tensors that do not match its "
+                f"{len(expected)} state parameters (sequence, position, key and value per layer)"
+            )
+        self._bound = tensors
+
+    def live_state(self) -> list[torch.Tensor]:
+        """Where the state is now: the compiled module's tensors once bound, else this module's parameters."""
+        return self._bound if self._bound is not None else list(self.state)
+
+    def reset_state(self, values: Sequence[torch.Tensor]) -> None:
+        """Overwrite the whole live state (the T5 tutorial's ``state.copy_(tensor)`` before generating)."""
+        with torch.no_grad():
+            for live, value in zip(self.live_state(), values, strict=True):
+                live.copy_(value)
+
+
+class PromptPrefill(nn.Module):
+    """The prefill that starts a request for ``ParameterDecode``: prompt in, whole initial state out.
+
+    ``forward(prompt)`` returns ``(logits, sequence, position, k0, v0, ...)`` computed from the
+    prompt alone (a zero cache), so nothing from an earlier request can leak in; ``after_call``
+    then resets the decode step's state to those outputs. This is the T5 tutorial's pattern for
+    ``torch_neuronx.trace``: a stateless graph computes the initial cache, which is copied into the
+    parameters of the stateful decoder before generation starts.
+    """
+
+    lm: CausalLM
+
+    def __init__(self, lm: CausalLM, prompt_tokens: int, total_tokens: int, decode: ParameterDecode) -> None:
+        super().__init__()
+        self.step = FunctionalStep(lm, prompt_tokens)
+        self.total_tokens = total_tokens
+        self.__dict__["_decode"] = decode  # not a submodule: its state must not become this step's parameters
+
+    def forward(self, prompt: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        lm = self.step.lm
+        batch = prompt.shape[0]
+        dtype = next(lm.parameters()).dtype
+        tail = torch.zeros(batch, self.total_tokens - prompt.shape[1], dtype=prompt.dtype, device=prompt.device)
+        sequence = torch.cat((prompt, tail), dim=1)
+        position = torch.zeros((), dtype=torch.int64, device=prompt.device)
+        cache = [
+            torch.zeros(size, dtype=dtype, device=prompt.device)
+            for size, _ in _state_layout(lm, batch, self.total_tokens)[2:]
+        ]
+        result: tuple[torch.Tensor, ...] = self.step(sequence, position, *cache)
+        return result
+
+    def after_call(self, outputs: Sequence[torch.Tensor]) -> None:
+        """Hand the state this prefill computed to the decode step: the explicit reset of every request."""
+        decode: ParameterDecode = self.__dict__["_decode"]
+        decode.reset_state(list(outputs)[1:])
+
+
 class Session:
     """A ``workloads.base.GenerationSession`` over a ``CausalLM``: one cache, one batch."""
 
@@ -492,19 +597,25 @@ class Session:
         self.prompt_tokens, self.output_tokens = prompt_tokens, output_tokens
         self.prefill = PrefillStep(lm, cache, state, prompt_tokens)
         self.decode = DecodeStep(lm, cache, state)
-        self._functional = (FunctionalStep(lm, prompt_tokens), FunctionalStep(lm, None))
+        self._lm, self._total = lm, total
+        self._parameter_steps: tuple[PromptPrefill, ParameterDecode, torch.Tensor] | None = None
 
-    def functional_steps(self) -> tuple[nn.Module, nn.Module, tuple[torch.Tensor, ...]]:
-        """Prefill and decode as ``FunctionalStep``s, and the tensors to bind as their inputs.
+    def parameter_steps(self) -> tuple[nn.Module, nn.Module, tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]:
+        """Prefill and decode for a backend that keeps the state in its compiled decode step (Neuron).
 
-        The inputs are this session's own buffers (sequence, position, cache), so ``load_prompts``
-        and ``generated`` work the same whichever pair of steps runs.
+        Returns ``(prefill, decode, prefill_inputs, decode_inputs)``: a ``PromptPrefill`` bound to
+        this session's prompt tensor, and a ``ParameterDecode`` that takes no inputs. Built on first
+        use (the decode step holds a second static cache), after which ``load_prompts`` also fills
+        the prompt tensor and ``generated`` reads the decode step's live state.
         """
-        state, cache = self.prefill.state, self.prefill.cache
-        tensors = [state.sequence, state.position]
-        for index in range(cache.layers):
-            tensors.extend(cache.layer(index))
-        return self._functional[0], self._functional[1], tuple(tensors)
+        if self._parameter_steps is None:
+            batch = self.prefill.state.sequence.shape[0]
+            decode = ParameterDecode(self._lm, batch, self._total)
+            prefill = PromptPrefill(self._lm, self.prompt_tokens, self._total, decode)
+            prompt = self.prefill.state.sequence[:, : self.prompt_tokens].clone()
+            self._parameter_steps = (prefill, decode, prompt)
+        prefill, decode, prompt = self._parameter_steps
+        return prefill, decode, (prompt,), ()
 
     def load_prompts(self, prompts: torch.Tensor) -> None:
         sequence: torch.Tensor = self.prefill.state.sequence
@@ -512,9 +623,13 @@ class Session:
             expected = (sequence.shape[0], self.prompt_tokens)
             raise ValueError(f"prompts of shape {tuple(prompts.shape)}; this session takes {expected}")
         sequence[:, : self.prompt_tokens].copy_(prompts)
+        if self._parameter_steps is not None:
+            self._parameter_steps[2].copy_(prompts)
 
     def generated(self) -> torch.Tensor:
         sequence: torch.Tensor = self.prefill.state.sequence
+        if self._parameter_steps is not None:
+            sequence = self._parameter_steps[1].live_state()[0]
         p = self.prompt_tokens
         return sequence[:, p : p + self.output_tokens].to("cpu")
 

@@ -1,31 +1,44 @@
-"""The neuron backend: AWS Inferentia2 / Trainium1 through ``torch_neuronx.trace``.
+"""The neuron backend: AWS Inferentia2 / Trainium through torch-neuronx.
 
-``trace`` compiles the model with neuronx-cc for one fixed set of input shapes and runs it on one
-NeuronCore; ``dataparallel`` compiles it for the per-core share of the batch and replicates it on
-every visible NeuronCore with ``torch_neuronx.DataParallel`` (throughput). Compiled artifacts are
-cached on disk per input shape (``backends.neuron.cache``), so only the first run of a shape pays
-the compile, which is reported as ``trace_s`` apart from the measured latencies.
+Three modes. ``trace`` compiles the model with ``torch_neuronx.trace`` (neuronx-cc) for one fixed
+set of input shapes and runs it on one NeuronCore; ``dataparallel`` compiles it for the per-core
+share of the batch and replicates it on every visible NeuronCore with ``torch_neuronx.DataParallel``
+(throughput). Both run on NeuronCore-v2 (inf2, trn1) only: the trace API page says "Currently this
+only supports NeuronCore-v2 type instances" (see ``options.TRACE_NEURONCORE_VERSIONS``). ``compile``
+is the PyTorch-native path of Trn2/Trn3, ``torch.compile(backend="neuron")`` (``backends.neuron.native``).
+``options.mode_refusal`` refuses a mode on the wrong silicon in one line before anything compiles.
 
+Traced artifacts are cached on disk per input shape (``backends.neuron.cache``), so only the first
+run of a shape pays the compile, which is reported as ``trace_s`` apart from the measured latencies.
 A traced Neuron model takes CPU tensors and returns CPU tensors: every timed call includes the
 host-to-device copy of the inputs and the copy back of the outputs, as a served model would.
 
-``trace`` compiles a model's weights and buffers into the NEFF as constants, so a buffer updated
-in place (a decoder's KV cache) starts from its traced value on every call. The backend therefore
-declares ``stateful_buffers = False``, and the decoder scenarios hand it functional steps whose
-state (sequence, position, cache) is bound as inputs and returned as outputs; a step's
-``output_input_aliases`` become ``trace``'s ``input_output_aliases`` ({input tensor: output
-index}), which marks those inputs as state kept on the device and replaced after each call.
-
-The PyTorch-native path of Trn2/Trn3 (``torch.compile(backend="neuron")``) is a separate mode to
-add later: ``options.parse_config`` reserves the ``compile`` mode and rejects it clearly for now,
-and ``_compile_model`` is the one place that would choose between the two compile paths.
+State (a decoder's KV cache) under ``trace``. ``trace`` compiles the weights and buffers into the
+NEFF as constants (``inline_weights_to_neff=True``), so a buffer updated in place starts from its
+traced value on every call. State is instead declared through ``input_output_aliases``, which
+"Marks input tensors as state tensors which are device tensors" (trace API page) and is keyed on
+the module's *parameters*: the T5 tutorial builds it from the decoder's ``ParameterList``
+(``aliases[decoder.past_key_values_sa[i]] = i + num_outputs_from_trace``) and public torch-neuronx
+source matches the keys against ``func.named_parameters()`` and keeps them in the traced module as
+``states``, passed to the NEFF after the forward inputs. So a step that keeps state (a
+``workloads.decoder.ParameterDecode``) lists its state parameters with ``state_aliases()``, the
+backend traces with those aliases, moves the traced module's state to its NeuronCore with
+``torch_neuronx.move_trace_to_device`` (the T5 tutorial does so after loading; without it the state
+would cross from the host on every call), and hands the traced module's ``parameters()`` -- the
+states, in alias order, as the T5 tutorial's ``zip(self.decoder.parameters(), past_key_values)``
+relies on -- back to the step with ``bind_state``. A prefill step's ``after_call(outputs)`` runs
+after each of its calls and resets that state for the next request (the T5 tutorial's
+``state.copy_(tensor)``). ``inline_weights_to_neff`` stays ``True`` and is passed explicitly: the
+tutorial, the documentation's one example of aliased state, traces with that default, and only
+NxD's bucketing and SPMD tracing require ``False``. Keying the aliases on forward inputs, as this
+backend once did, is not what ``trace`` accepts: the source raises KeyError for such a key.
 
 ``torch_neuronx`` is imported only inside ``prepare``, after the NeuronCore placement variables
 are set, because the runtime reads them once; this is why neuron cells run in a child process.
 
 torch-neuronx is not on PyPI (only a placeholder that raises on import), so the unit tests drive
-this backend through a test double that follows the torch-neuronx documentation
-(``tests/backends/neuron/double``); the ``neuron``-marked tests run it on real Inf2/Trn1 hardware.
+this backend through test doubles that follow the Neuron documentation and public source
+(``tests/backends/neuron/double``); the ``neuron``-marked tests run it on real hardware.
 """
 
 from __future__ import annotations
@@ -37,7 +50,7 @@ import shutil
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
@@ -46,17 +59,22 @@ from backends.neuron.cache import ArtifactCache, cache_key, model_fingerprint
 from backends.neuron.facts import Runner, device_facts
 from backends.neuron.failures import compile_failure, runtime_failure
 from backends.neuron.options import (
+    COMPILE_MODE,
+    COMPILE_NEURONCORE_VERSIONS,
     DTYPES,
     ENV_NUM_CORES,
     ENV_VISIBLE_CORES,
+    MODE_ALIASES,
     MODES,
     NeuronConfig,
     Placement,
+    mode_refusal,
+    neuroncore_version,
     parse_config,
     resolve_placement,
 )
 from backends.torch_common import tensors_to_host
-from harness.errors import CellError
+from harness.errors import CellError, ConfigError
 
 if TYPE_CHECKING:
     import torch
@@ -101,13 +119,35 @@ def _is_placeholder(spec: Any) -> bool:
         return False
 
 
-def _output_input_aliases(model: Any) -> dict[int, int]:
-    """A step's ``output_input_aliases`` (output index -> input index): state it returns to be fed back.
+def _state_aliases(model: Any) -> dict[Any, int]:
+    """A step's ``state_aliases()``: {state parameter: output index}, trace's ``input_output_aliases``.
 
-    ``workloads.decoder.FunctionalStep`` declares it; most models have none.
+    ``workloads.decoder.ParameterDecode`` declares it; most models have none.
     """
-    aliases = getattr(model, "output_input_aliases", None)
-    return {int(o): int(i) for o, i in aliases.items()} if isinstance(aliases, dict) else {}
+    declared = getattr(model, "state_aliases", None)
+    aliases = declared() if callable(declared) else {}
+    return dict(aliases) if isinstance(aliases, dict) else {}
+
+
+def _state_names(model: Any, aliases: dict[Any, int]) -> list[tuple[str, int]]:
+    """(parameter name, output index) of each state parameter, for the artifact-cache key."""
+    names = {id(parameter): name for name, parameter in model.named_parameters()}
+    return sorted((names.get(id(key), "?"), int(out)) for key, out in aliases.items())
+
+
+def _carries_state(model: Any) -> bool:
+    """A step whose state lives across calls (aliased), or that resets such state after each call."""
+    return bool(_state_aliases(model)) or callable(getattr(model, "after_call", None))
+
+
+def _nothing_to_wait_for() -> None:
+    """A traced Neuron call returns once its outputs are on the host."""
+
+
+def native_synchronize() -> None:
+    from backends.neuron import native
+
+    native.synchronize()
 
 
 def _package_version(name: str) -> str | None:
@@ -118,14 +158,14 @@ def _package_version(name: str) -> str | None:
 
 
 class NeuronBackend:
-    """torch-neuronx on Inf2/Trn1; each cell in its own child process by default."""
+    """torch-neuronx on Inf2/Trn1 (trace) and TorchNeuron on Trn2/Trn3 (compile); each cell in its own process."""
 
     name = "neuron"
     dtypes: tuple[str, ...] = DTYPES
     modes: tuple[str, ...] = MODES
     isolate_by_default = True
     #: ``trace`` inlines buffers into the NEFF as constants (``inline_weights_to_neff=True``), so an
-    #: in-place buffer update never reaches the next call: decoders run their functional steps here.
+    #: in-place buffer update never reaches the next call; see ``keeps_buffer_updates``.
     stateful_buffers = False
 
     def __init__(
@@ -134,6 +174,8 @@ class NeuronBackend:
         self._device_glob = device_glob
         self._cache = cache
         self._neuron_ls = neuron_ls
+        self._synchronize: Callable[[], None] = _nothing_to_wait_for
+        self._facts: dict[str, Any] | None = None
 
     # -- availability and options ---------------------------------------------------------------
 
@@ -162,6 +204,30 @@ class NeuronBackend:
 
     def validate(self, options: BackendOptions) -> None:
         parse_config(options)
+
+    def keeps_buffer_updates(self, options: BackendOptions) -> bool:
+        """Only ``compile`` keeps in-place buffer updates (TorchNeuron keeps tensors on the device, as
+        CUDA does); under ``trace`` decoders hold their state as aliased parameters instead."""
+        try:
+            return self._config(options, self._instance_facts()).mode == COMPILE_MODE
+        except ConfigError:
+            return False
+
+    def _instance_facts(self) -> dict[str, Any]:
+        """neuron-ls facts, asked once per backend object (the instance type does not change)."""
+        if self._facts is None:
+            self._facts = device_facts(self._neuron_ls) if self._neuron_ls else device_facts()
+        return self._facts
+
+    @staticmethod
+    def _config(options: BackendOptions, facts: dict[str, Any]) -> NeuronConfig:
+        """The cell's config; the default mode (``eager``) is this silicon's own path: ``trace`` on
+        NeuronCore-v2, ``compile`` on Trn2/Trn3, where trace does not run."""
+        config = parse_config(options)
+        version = neuroncore_version(facts.get("instance_type"))
+        if options.mode in MODE_ALIASES and version is not None and version >= min(COMPILE_NEURONCORE_VERSIONS):
+            config = parse_config(replace(options, mode=COMPILE_MODE))
+        return config
 
     # -- preparation ----------------------------------------------------------------------------
 
@@ -206,7 +272,7 @@ class NeuronBackend:
             )
         if placement.count is not None and total is not None and placement.count > total:
             raise CellError(f"asked for {placement.count} NeuronCores but neuron-ls reports {total}; ask for fewer")
-        if config.mode == "trace":
+        if config.mode in ("trace", COMPILE_MODE):
             return 1
         cores = placement.core_count or total
         if cores is None:
@@ -219,7 +285,7 @@ class NeuronBackend:
     @staticmethod
     def _example_inputs(inputs: tuple[torch.Tensor, ...], config: NeuronConfig, cores: int) -> tuple[torch.Tensor, ...]:
         """The inputs to compile for: the whole batch, or in dataparallel one core's share of it."""
-        if config.mode == "trace":
+        if config.mode != "dataparallel":
             return inputs
         sizes = {t.shape[0] if t.dim() else None for t in inputs}
         if len(sizes) != 1 or None in sizes:
@@ -257,15 +323,15 @@ class NeuronBackend:
         The compiler's work directory is kept only when compilation fails, for its log.
         """
         workdir = cache.workdir(key)
-        aliases = {example[i]: o for o, i in _output_input_aliases(model).items()}
         started = time.perf_counter()
         try:
             traced = torch_neuronx.trace(
                 model,
                 example,
-                input_output_aliases=aliases,
+                input_output_aliases=_state_aliases(model),
                 compiler_workdir=str(workdir),
                 compiler_args=list(config.compiler_args),
+                inline_weights_to_neff=True,
             )
         except Exception as exc:  # every compiler failure becomes a one-line cell error
             raise compile_failure(exc, workdir, config.dtype) from exc
@@ -282,8 +348,10 @@ class NeuronBackend:
         versions: dict[str, str | None],
     ) -> dict[str, Any]:
         """Everything that changes the compiled binary (see ``backends.neuron.cache``)."""
+        aliases = _state_aliases(model)
+        state_names = _state_names(model, aliases)
         components: dict[str, Any] = {
-            "model": model_fingerprint(model),
+            "model": model_fingerprint(model, state={name for name, _ in state_names}),
             "inputs": [[list(t.shape), str(t.dtype)] for t in example],
             "mode": config.mode,
             "compiler_args": list(config.compiler_args),
@@ -291,9 +359,8 @@ class NeuronBackend:
             "target": instance.split(".")[0] if isinstance(instance, str) else None,
             "versions": versions,
         }
-        aliases = _output_input_aliases(model)
         if aliases:  # only then, so the keys of models without state stay what they were
-            components["output_input_aliases"] = sorted(aliases.items())
+            components["state_aliases"] = state_names
         return components
 
     def _load_or_compile(
@@ -330,12 +397,35 @@ class NeuronBackend:
         return module, details
 
     @staticmethod
+    def _hold_state(torch_neuronx: Any, module: Any, model: Any) -> None:
+        """Put a stateful traced module's state on its NeuronCore and tell the step where it lives.
+
+        The process sees one NeuronCore in trace mode (placement), so that core is index 0. The
+        traced module's ``parameters()`` are its states in alias order (T5 tutorial).
+        """
+        if not _state_aliases(model):
+            return
+        try:
+            torch_neuronx.move_trace_to_device(module, 0)
+            model.bind_state(list(module.parameters()))
+        except Exception as exc:  # known runtime failures get their own message
+            failure = runtime_failure(exc, "moving the decoder state onto the NeuronCore")
+            if failure is None:
+                raise CellError(f"cannot hold the decoder state on the NeuronCore: {exc}") from exc
+            raise failure from exc
+
+    @staticmethod
     def _bind(
-        torch_neuronx: Any, module: Any, inputs: tuple[torch.Tensor, ...], config: NeuronConfig, cores: int
+        torch_neuronx: Any, module: Any, inputs: tuple[torch.Tensor, ...], config: NeuronConfig, cores: int, model: Any
     ) -> Callable[[], Any]:
-        """Replicate across cores if asked, bind the inputs, and run once (loading onto the device)."""
+        """Replicate across cores if asked, bind the inputs, and run once (loading onto the device).
+
+        A step's ``after_call`` (a prefill resetting the decode state) runs inside each call: it is
+        part of the work a request needs.
+        """
         import torch
 
+        after = getattr(model, "after_call", None)
         try:
             if config.mode == "dataparallel":
                 # Dynamic batching off: the batch must split exactly into the compiled per-core
@@ -344,9 +434,19 @@ class NeuronBackend:
                     module, device_ids=list(range(cores)), dim=0, set_dynamic_batching=False
                 )
 
-            def call() -> Any:
-                with torch.no_grad():
-                    return module(*inputs)
+            if callable(after):
+
+                def call() -> Any:
+                    with torch.no_grad():
+                        outputs = module(*inputs)
+                        after(outputs)
+                    return outputs
+
+            else:
+
+                def call() -> Any:
+                    with torch.no_grad():
+                        return module(*inputs)
 
             call()
         except Exception as exc:  # known runtime failures get their own message
@@ -355,6 +455,32 @@ class NeuronBackend:
                 raise
             raise failure from exc
         return call
+
+    def _refuse_on_this_silicon(self, config: NeuronConfig, facts: dict[str, Any]) -> None:
+        reason = mode_refusal(config.mode, facts.get("instance_type"))
+        if reason is not None:
+            raise CellError(reason)
+
+    @staticmethod
+    def _prepare_native(
+        model: torch.nn.Module, inputs: tuple[torch.Tensor, ...], options: BackendOptions
+    ) -> tuple[PreparedModel, dict[str, Any]]:
+        """``torch.compile(backend="neuron")`` (``backends.neuron.native``); failures as one-line cell errors."""
+        from backends.neuron import native
+
+        if _state_aliases(model):
+            raise CellError(
+                "a step with aliased state is for trace; under compile decoders keep their cache in buffers"
+            )
+
+        try:
+            return native.prepare_native(model, inputs, options)
+        except Exception as exc:  # compile and device failures become one-line cell errors
+            failure = runtime_failure(exc, "compiling with torch.compile(backend='neuron') and running once")
+            if failure is not None:
+                raise failure from exc
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise CellError(f"torch.compile(backend='neuron') failed: {first[:200]}") from exc
 
     def prepare(
         self, model: torch.nn.Module, inputs: tuple[torch.Tensor, ...], options: BackendOptions
@@ -365,24 +491,18 @@ class NeuronBackend:
         hit) and ``details["load_s"]`` the load onto the device with the first call.
         """
         started = time.perf_counter()
-        config = parse_config(options)
+        facts = self._instance_facts()
+        config = self._config(options, facts)
         placement = resolve_placement(config.placement, config.mode, RUNTIME.user_env())
-        facts = device_facts(self._neuron_ls) if self._neuron_ls else device_facts()
+        self._refuse_on_this_silicon(config, facts)
         cores = self._cores_for(config, placement, facts)  # checked before the runtime can start
         self._apply_placement(placement)
-        torch_neuronx = self._import_torch_neuronx()
         model = model.eval()
-        if _output_input_aliases(model) and config.mode != "trace":
+        if _carries_state(model) and config.mode == "dataparallel":
             raise CellError(
                 "a model that carries state across calls (a decoder's KV cache) runs on one NeuronCore; "
                 "use --mode trace (or eager)"
             )
-        example = self._example_inputs(tuple(inputs), config, cores)
-        versions = self._versions(torch_neuronx)
-        components = self._key_components(model, example, config, facts.get("instance_type"), versions)
-        module, cached = self._load_or_compile(torch_neuronx, model, example, config, components)
-        loading = time.perf_counter()
-        call = self._bind(torch_neuronx, module, tuple(inputs), config, cores)
         details: dict[str, Any] = {
             "neuron_mode": config.mode,
             "placement": placement.describe(),
@@ -390,11 +510,31 @@ class NeuronBackend:
             "compiler_args": list(config.compiler_args),
             "auto_cast": config.auto_cast,
             "auto_cast_type": config.auto_cast_type,
-            "torch_neuronx_version": versions["torch_neuronx"],
-            "neuronx_cc_version": versions["neuronx_cc"],
-            **cached,
-            "load_s": time.perf_counter() - loading,
         }
+        if config.mode == COMPILE_MODE:
+            native_prepared, compiled = self._prepare_native(model, tuple(inputs), options)
+            details.update(compiled)
+            native_prepared.details = details
+            native_prepared.compile_s = time.perf_counter() - started
+            self._synchronize = native_synchronize
+            return native_prepared
+        self._synchronize = _nothing_to_wait_for
+        torch_neuronx = self._import_torch_neuronx()
+        example = self._example_inputs(tuple(inputs), config, cores)
+        versions = self._versions(torch_neuronx)
+        components = self._key_components(model, example, config, facts.get("instance_type"), versions)
+        module, cached = self._load_or_compile(torch_neuronx, model, example, config, components)
+        loading = time.perf_counter()
+        self._hold_state(torch_neuronx, module, model)
+        call = self._bind(torch_neuronx, module, tuple(inputs), config, cores, model)
+        details.update(
+            {
+                "torch_neuronx_version": versions["torch_neuronx"],
+                "neuronx_cc_version": versions["neuronx_cc"],
+                **cached,
+                "load_s": time.perf_counter() - loading,
+            }
+        )
         if config.mode == "dataparallel":
             details["per_core_batch"] = int(example[0].shape[0])
         return PreparedModel(call=call, compile_s=time.perf_counter() - started, details=details)
@@ -402,7 +542,9 @@ class NeuronBackend:
     # -- measurement hooks ----------------------------------------------------------------------
 
     def synchronize(self) -> None:
-        """Nothing to wait for: a traced Neuron call returns only once its outputs are on the host."""
+        """Under trace nothing to wait for: a traced Neuron call returns only once its outputs are on
+        the host. Under compile the queued device work (TorchNeuron runs asynchronously)."""
+        self._synchronize()
 
     def to_host(self, output: Any) -> Any:
         return tensors_to_host(output)

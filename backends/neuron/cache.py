@@ -22,7 +22,7 @@ import os
 import shutil
 import tempfile
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -76,8 +76,12 @@ def _class_sources(model: torch.nn.Module) -> list[str]:
     return [f"{name}\n{source}" for name, source in sorted(seen.items())]
 
 
-def model_fingerprint(model: torch.nn.Module) -> str:
-    """SHA-256 of the model's structure, class sources and every parameter and buffer."""
+def model_fingerprint(model: torch.nn.Module, state: Collection[str] = ()) -> str:
+    """SHA-256 of the model's structure, class sources and every parameter and buffer.
+
+    Tensors named in ``state`` (a decoder's aliased state) count by name, dtype and shape only:
+    their values change with every request and are not compiled into the binary.
+    """
     import torch
 
     digest = hashlib.sha256()
@@ -87,7 +91,7 @@ def model_fingerprint(model: torch.nn.Module) -> str:
     for name, tensor in sorted(model.state_dict(keep_vars=False).items()):
         data = tensor.detach().to("cpu").contiguous()
         digest.update(f"{name}|{data.dtype}|{tuple(data.shape)}".encode())
-        if data.numel():
+        if data.numel() and name not in state:
             digest.update(data.reshape(-1).view(torch.uint8).numpy())  # the buffer itself, no copy
     return digest.hexdigest()
 

@@ -10,10 +10,14 @@ list with one object per Neuron device::
       "neuron_processes": [{"pid": 113985, "command": "...", "neuron_runtime_version": "2.0.0"}]}]
 
 Older releases omit ``cpu_affinity``, ``numa_node``, ``neuroncore_ids`` and
-``logical_neuroncore_config``; some add ``instance_type`` per device. Neuron 2.34 replaces
-``--json-output`` with ``--output-format json``, whose top level is an object with fields shared by
-all devices: that shape is read best-effort (a list of device objects found under any key, an
-``instance_type`` at the top or under ``instance``) since no sample of it was available to us.
+``logical_neuroncore_config``. The documented JSON carries no instance type: the guide shows it
+only in the header of the text output (``instance-type: trn2n.48xlarge``, then ``instance-id``).
+So the instance type comes from the JSON if a release ever adds it, else from the EC2 DMI product
+name, else from that text header (one more, plain, ``neuron-ls`` call). The backend needs it to
+refuse a mode on the wrong NeuronCore generation (``options.mode_refusal``).
+``--output-format json`` is tried when ``--json-output`` fails; it is not in the 2.32 guide, so the
+object it might print is read best-effort (a list of device objects under any key, an
+``instance_type`` at the top or under ``instance``).
 A missing tool or unreadable output never fails a cell: the facts become null with the reason.
 """
 
@@ -28,7 +32,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["NEURON_LS_PATHS", "device_facts", "parse_neuron_ls", "run_neuron_ls"]
+__all__ = ["NEURON_LS_PATHS", "device_facts", "instance_type_from_header", "parse_neuron_ls", "run_neuron_ls"]
 
 #: Where the Neuron packages install the tool when it is not on PATH.
 NEURON_LS_PATHS: tuple[str, ...] = ("/opt/aws/neuron/bin/neuron-ls",)
@@ -37,6 +41,8 @@ DRIVER_VERSION_FILE = Path("/sys/module/neuron/version")
 #: On EC2 Nitro instances the DMI product name is the instance type (e.g. ``inf2.xlarge``).
 DMI_PRODUCT_NAME = Path("/sys/devices/virtual/dmi/id/product_name")
 _INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9-]+$")
+#: The text output's header line (Neuron LS User Guide): ``instance-type: trn2n.48xlarge``.
+_HEADER_INSTANCE_TYPE = re.compile(r"^\s*instance-type:\s*(\S+)\s*$", re.MULTILINE)
 _TIMEOUT_S = 30.0
 _ARGUMENTS: tuple[tuple[str, ...], ...] = (("--json-output",), ("--output-format", "json"))
 
@@ -70,6 +76,24 @@ def run_neuron_ls(runner: Runner = _run) -> tuple[str | None, str]:
         detail = (done.stderr or done.stdout).strip().splitlines()
         reason = f"neuron-ls {' '.join(arguments)} exited {done.returncode}" + (f": {detail[0]}" if detail else "")
     return None, reason
+
+
+def instance_type_from_header(text: str) -> str | None:
+    """The instance type in the header of ``neuron-ls``'s text output, if it names one."""
+    match = _HEADER_INSTANCE_TYPE.search(text)
+    found = match.group(1) if match else None
+    return found if found and _INSTANCE_TYPE.match(found) else None
+
+
+def _instance_type_from_text(runner: Runner) -> str | None:
+    exe = _find_neuron_ls()
+    if exe is None:
+        return None
+    try:
+        done = runner([exe])
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return instance_type_from_header(done.stdout) if done.returncode == 0 else None
 
 
 def _device_list(data: Any) -> tuple[list[dict[str, Any]], dict[str, Any]]:
@@ -190,6 +214,8 @@ def device_facts(runner: Runner = _run) -> dict[str, Any]:
         product = _read_line(DMI_PRODUCT_NAME)
         if product and _INSTANCE_TYPE.match(product):
             facts["instance_type"] = product
+    if facts["instance_type"] is None and text is not None:
+        facts["instance_type"] = _instance_type_from_text(runner)
     facts["driver_version"] = _read_line(DRIVER_VERSION_FILE)
     facts["facts_error"] = reason or None
     return facts

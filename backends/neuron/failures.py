@@ -68,8 +68,14 @@ def _most_telling(lines: list[str]) -> str:
 
 
 def compile_failure(exc: BaseException, workdir: Path | None, dtype: str) -> CellError:
-    """A CellError for a failed ``torch_neuronx.trace``: unsupported operator, memory, or compiler error."""
+    """A CellError for a failed ``torch_neuronx.trace``: rejected arguments, unsupported operator,
+    memory, or compiler error."""
     raised = _first_line(exc)
+    if isinstance(exc, KeyError | AssertionError | TypeError | ValueError):
+        # Raised by trace's Python front end (arguments, aliases), before neuronx-cc runs.
+        return CellError(
+            f"torch_neuronx.trace rejected the model before compiling ({type(exc).__name__}: {raised[:240]})"
+        )
     log_lines = compiler_log_errors(workdir)
     unsupported = next((line for line in [raised, *log_lines] if _UNSUPPORTED.search(line)), None)
     where = f"; compiler log in {workdir}" if workdir is not None else ""

@@ -3,15 +3,21 @@
 Everything here is pure: it parses and validates ``BackendOptions`` into a ``NeuronConfig`` without
 touching a device, so the CLI can reject a bad matrix before anything is measured.
 
-Precision. neuronx-cc casts FP32 matrix multiplications to BF16 *by default* (``--auto-cast
-matmult``), so an "fp32" cell must pass ``--auto-cast none`` explicitly, or it would silently time
-BF16 arithmetic. For ``bf16`` and ``fp16`` we choose ``--auto-cast all`` with the matching
-``--auto-cast-type``: every FP32 operation runs in the reduced type, which is what the cpu and cuda
-backends mean by those dtypes (the whole model cast), so a cross-silicon comparison compares like
-with like. The Neuron default (``matmult``: matrix products only) is one ``extra`` option away.
-Reference: the neuronx-cc CLI reference (``--auto-cast``: none | matmult | all, default matmult;
-``--auto-cast-type``: bf16 | fp16 | tf32 | fp8_e4m3, default bf16) and "Mixed Precision and
-Performance-accuracy Tuning (neuronx-cc)" in the AWS Neuron documentation.
+Precision. The ``trace`` modes always pass the precision flags explicitly, so a cell records what
+was compiled whatever the compiler's default: ``--auto-cast none`` for fp32, and for ``bf16`` and
+``fp16`` ``--auto-cast all`` with the matching ``--auto-cast-type`` (every FP32 operation in the
+reduced type, which is what the cpu and cuda backends mean by those dtypes: the whole model cast),
+so a cross-silicon comparison compares like with like. The default changed in Neuron 2.27: "The
+``--auto-cast`` flag now defaults to ``none`` (previously ``matmul``)" (release-notes/prev/2.27.0/
+compiler.rst); before that an fp32 cell without the flag would have timed BF16 matrix products.
+``matmult`` (matrix products only) is one ``extra`` option away. Reference: the neuronx-cc CLI
+reference (``--auto-cast``: none | matmult | all; ``--auto-cast-type``: bf16 | fp16 | tf32 |
+fp8_e4m3, default bf16). The ``compile`` mode (TorchNeuron) casts the model itself, as the cpu and
+cuda backends do, and takes no neuronx-cc flags.
+
+Silicon. ``trace`` and ``dataparallel`` (torch-neuronx over PyTorch/XLA) run on NeuronCore-v2
+(inf2, trn1) only; ``compile`` (TorchNeuron, ``torch.compile(backend="neuron")``) on Trn2 and Trn3.
+``mode_refusal`` says so in one line before anything is compiled; see its constants for sources.
 
 Placement. The Neuron runtime reads ``NEURON_RT_VISIBLE_CORES`` (one index or an inclusive range
 such as ``1-3``) or ``NEURON_RT_NUM_CORES`` (a count) once, when it starts, so they must be set
@@ -37,6 +43,8 @@ __all__ = [
     "NeuronConfig",
     "Placement",
     "compiler_args_for",
+    "mode_refusal",
+    "neuroncore_version",
     "parse_config",
     "parse_placement",
     "placement_from_env",
@@ -45,13 +53,32 @@ __all__ = [
 
 DTYPES: tuple[str, ...] = ("fp32", "bf16", "fp16")
 #: ``trace``: one compiled model on one NeuronCore (latency). ``dataparallel``: the batch split
-#: across every visible NeuronCore with ``torch_neuronx.DataParallel`` (throughput).
-MODES: tuple[str, ...] = ("trace", "dataparallel")
-#: ``eager`` is the suite's default mode; Neuron has no eager execution, so it runs as ``trace``
-#: and a matrix mixing cpu and neuron cells needs no per-backend modes.
+#: across every visible NeuronCore with ``torch_neuronx.DataParallel`` (throughput). ``compile``:
+#: the PyTorch-native Neuron backend of Trn2/Trn3 (TorchNeuron, ``torch.compile(backend="neuron")``)
+#: on one NeuronCore.
+MODES: tuple[str, ...] = ("trace", "dataparallel", "compile")
+#: ``eager`` is the suite's default mode, so a matrix mixing cpu and neuron cells needs no
+#: per-backend modes: it runs as ``trace`` here, and the backend runs it as ``compile`` once it
+#: knows the instance is a Trn2/Trn3, where trace does not run (``NeuronBackend._config``).
 MODE_ALIASES: dict[str, str] = {"eager": "trace"}
-#: The PyTorch-native Neuron path of Trn2/Trn3 (``torch.compile(backend="neuron")``): the seam.
 COMPILE_MODE = "compile"
+#: The modes that compile with ``torch_neuronx.trace``.
+TRACE_MODES: tuple[str, ...] = ("trace", "dataparallel")
+#: Where ``torch_neuronx.trace`` runs. The trace API page of the current documentation
+#: (aws-neuron-sdk frameworks/torch/torch-neuronx/api-reference-guide/inference/api-torch-neuronx-trace.rst,
+#: Neuron 2.32 tree, date-modified 2026-03-13) warns in its own text: "Currently this only supports
+#: |NeuronCore-v2| type instances (e.g. |trn1|, inf2)". The rendered header ("This document is
+#: relevant for: Inf2, Trn1, Trn2") is not the page's: the docs build stamps it on every page under
+#: the folder (_ext/neuron_tag.py: ``if 'torch/torch-neuronx' in cur_file: return ['Inf2', 'Trn1',
+#: 'Trn2']``). The page-specific warning wins, and public torch-neuronx source compiles with
+#: ``--target trn1``. So trace is refused beyond NeuronCore-v2, in ``mode_refusal``.
+TRACE_NEURONCORE_VERSIONS: tuple[int, ...] = (2,)
+#: Where TorchNeuron runs: "native PyTorch backend for AWS Trainium", "The initial release requires
+#: compilation on Trainium2 or Trainium3 (Trn2 or Trn3) instances" (frameworks/torch/pytorch-native-overview.rst).
+COMPILE_NEURONCORE_VERSIONS: tuple[int, ...] = (3, 4)
+#: Instance family prefix -> NeuronCore version (about-neuron/arch/neuron-hardware: inf2 and trn1
+#: have NeuronCore-v2, trn2 NeuronCore-v3, trn3 NeuronCore-v4).
+_NEURONCORE_BY_FAMILY: tuple[tuple[str, int], ...] = (("inf1", 1), ("inf2", 2), ("trn1", 2), ("trn2", 3), ("trn3", 4))
 
 AUTO_CAST_MODES: tuple[str, ...] = ("none", "matmult", "all")
 AUTO_CAST_TYPES: tuple[str, ...] = ("bf16", "fp16", "tf32", "fp8_e4m3")
@@ -138,9 +165,9 @@ def parse_placement(device: str | None, mode: str) -> Placement:
             raise ConfigError(f"neuron device {device!r} asks for no NeuronCores; give a count of 1 or more")
         placement = Placement(count=count)
     cores = placement.core_count or 0
-    if mode == "trace" and cores > 1:
+    if mode in ("trace", COMPILE_MODE) and cores > 1:
         raise ConfigError(
-            f"mode trace runs one compiled model on one NeuronCore, but device {device!r} gives {cores}; "
+            f"mode {mode} runs one compiled model on one NeuronCore, but device {device!r} gives {cores}; "
             "use nc:N for one core, or --mode dataparallel to use several"
         )
     return placement
@@ -174,7 +201,31 @@ def resolve_placement(placement: Placement, mode: str, env: Mapping[str, str]) -
     inherited = placement_from_env(env)
     if inherited != Placement():
         return inherited
-    return Placement(count=1) if mode == "trace" else Placement()
+    return Placement(count=1) if mode in ("trace", COMPILE_MODE) else Placement()
+
+
+def neuroncore_version(instance_type: str | None) -> int | None:
+    """The NeuronCore generation of an instance type (``trn2.48xlarge`` -> 3), None if not a Neuron type."""
+    family = (instance_type or "").split(".")[0]
+    return next((version for prefix, version in _NEURONCORE_BY_FAMILY if family.startswith(prefix)), None)
+
+
+def mode_refusal(mode: str, instance_type: str | None) -> str | None:
+    """Why ``mode`` cannot run on ``instance_type`` (one line), or None; an unknown type is not refused."""
+    version = neuroncore_version(instance_type)
+    if version is None:
+        return None
+    if mode in TRACE_MODES and version not in TRACE_NEURONCORE_VERSIONS:
+        return (
+            f"torch_neuronx.trace supports NeuronCore-v2 (inf2, trn1) only and {instance_type} has "
+            f"NeuronCore-v{version} (trace API page); use --mode compile (torch.compile, TorchNeuron) on trn2/trn3"
+        )
+    if mode == COMPILE_MODE and version not in COMPILE_NEURONCORE_VERSIONS:
+        return (
+            f'mode compile (TorchNeuron, torch.compile(backend="neuron")) runs on Trn2/Trn3, and {instance_type} has '
+            f"NeuronCore-v{version}; use --mode trace or dataparallel there"
+        )
+    return None
 
 
 def compiler_args_for(auto_cast: str, auto_cast_type: str | None, extra: tuple[str, ...] = ()) -> tuple[str, ...]:
@@ -186,21 +237,23 @@ def compiler_args_for(auto_cast: str, auto_cast_type: str | None, extra: tuple[s
 
 
 def _resolve_mode(mode: str) -> str:
-    if mode == COMPILE_MODE:
-        raise ConfigError(
-            "neuron mode 'compile' (torch.compile(backend=\"neuron\"), the PyTorch-native path of Trn2/Trn3) "
-            f"is not yet supported; use one of: {', '.join(MODES)}"
-        )
     resolved = MODE_ALIASES.get(mode, mode)
     if resolved not in MODES:
         raise ConfigError(f"backend 'neuron' does not support mode {mode!r}; use one of: {', '.join(MODES)}")
     return resolved
 
 
-def _parse_extra(extra: Mapping[str, str], dtype: str) -> tuple[str, str | None, tuple[str, ...]]:
+def _parse_extra(extra: Mapping[str, str], dtype: str, mode: str) -> tuple[str, str | None, tuple[str, ...]]:
     unknown = sorted(set(extra) - set(EXTRA_KEYS))
     if unknown:
         raise ConfigError(f"unknown neuron option {unknown[0]!r}; allowed: {', '.join(EXTRA_KEYS)}")
+    if mode == COMPILE_MODE:
+        if extra:
+            raise ConfigError(
+                f"neuron option {sorted(extra)[0]!r} sets neuronx-cc flags of the trace modes; mode compile "
+                "takes none (its precision is --dtype, applied to the model)"
+            )
+        return "none", None, ()
     auto_cast, cast_type = _DTYPE_CAST[dtype]
     if "auto_cast" in extra:
         auto_cast = extra["auto_cast"]
@@ -230,12 +283,12 @@ def parse_config(options: BackendOptions) -> NeuronConfig:
     mode = _resolve_mode(options.mode)
     if options.threads is not None and options.threads < 1:
         raise ConfigError(f"--threads must be 1 or more, got {options.threads}")
-    auto_cast, cast_type, passthrough = _parse_extra(options.extra, options.dtype)
+    auto_cast, cast_type, passthrough = _parse_extra(options.extra, options.dtype, mode)
     return NeuronConfig(
         mode=mode,
         dtype=options.dtype,
         auto_cast=auto_cast,
         auto_cast_type=cast_type,
-        compiler_args=compiler_args_for(auto_cast, cast_type, passthrough),
+        compiler_args=() if mode == COMPILE_MODE else compiler_args_for(auto_cast, cast_type, passthrough),
         placement=parse_placement(options.device, mode),
     )

@@ -4,8 +4,8 @@ A decoder is checked and prepared once per cell: the fp32 CPU session gives the 
 (prefill logits, the first greedy tokens, FLOPs per prefill and per decode step); then the
 backend prepares the same session's ``prefill`` and ``decode`` modules like any model, and the
 prepared session must reproduce the reference logits within the dtype's tolerance. A backend that
-cannot keep buffers updated in place between calls (``stateful_buffers = False``, Neuron) prepares
-the session's functional steps instead, with its sequence, position and cache bound as inputs.
+cannot keep buffers updated in place between calls (Neuron's ``trace``) prepares the session's
+parameter steps instead: the decode step holds the state as parameters, the prefill resets it.
 
 One request of ``output_tokens`` tokens is one prefill and ``output_tokens - 1`` decode steps,
 each followed by the backend's synchronize and a clock reading: the token timeline.
@@ -106,29 +106,39 @@ class DecoderCheck:
     flops_per_request: float
 
 
-def _steps(ctx: CellContext, session: GenerationSession) -> tuple[Any, Any, tuple[torch.Tensor, ...]]:
-    """The prefill and decode modules the backend can run, and the inputs to bind to them.
+def _keeps_buffer_updates(ctx: CellContext) -> bool:
+    """Whether the backend, with this cell's options, keeps in-place buffer updates between calls."""
+    per_options = getattr(ctx.backend, "keeps_buffer_updates", None)
+    if callable(per_options):
+        return bool(per_options(ctx.options))
+    return bool(getattr(ctx.backend, "stateful_buffers", True))
 
-    A backend whose compiled models do not keep in-place buffer updates between calls (it sets
-    ``stateful_buffers = False``: Neuron's ``trace`` inlines buffers as constants) gets the
-    session's functional steps, which take and return the sequence, position and cache.
+
+def _steps(
+    ctx: CellContext, session: GenerationSession
+) -> tuple[Any, Any, tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]:
+    """The prefill and decode modules the backend can run, and the inputs to bind to each.
+
+    A backend whose compiled models do not keep in-place buffer updates between calls (Neuron's
+    ``trace`` compiles buffers in as constants) gets the session's parameter steps: a decode step
+    holding its state as parameters for the backend to alias, and a prefill that resets that state.
     """
-    if getattr(ctx.backend, "stateful_buffers", True):
-        return session.prefill, session.decode, ()
-    functional = getattr(session, "functional_steps", None)
-    if functional is None:
+    if _keeps_buffer_updates(ctx):
+        return session.prefill, session.decode, (), ()
+    steps = getattr(session, "parameter_steps", None)
+    if steps is None:
         raise ConfigError(
             f"backend {ctx.backend.name!r} cannot keep a KV cache in module buffers, and {ctx.config.workload!r}'s "
-            "generation session offers no functional_steps(); run it on a backend such as cpu or cuda"
+            "generation session offers no parameter_steps(); run it on a backend such as cpu or cuda"
         )
-    prefill, decode, inputs = functional()
-    return prefill, decode, tuple(inputs)
+    prefill, decode, prefill_inputs, decode_inputs = steps()
+    return prefill, decode, tuple(prefill_inputs), tuple(decode_inputs)
 
 
 def _prepare_steps(ctx: CellContext, session: GenerationSession, output_tokens: int) -> PreparedDecoder:
-    prefill_step, decode_step, inputs = _steps(ctx, session)
-    prefill = ctx.backend.prepare(prefill_step, inputs, ctx.options)
-    decode = ctx.backend.prepare(decode_step, inputs, ctx.options) if output_tokens > 1 else None
+    prefill_step, decode_step, prefill_inputs, decode_inputs = _steps(ctx, session)
+    prefill = ctx.backend.prepare(prefill_step, prefill_inputs, ctx.options)
+    decode = ctx.backend.prepare(decode_step, decode_inputs, ctx.options) if output_tokens > 1 else None
     return PreparedDecoder(session, prefill, decode, output_tokens)
 
 

@@ -19,11 +19,9 @@ from harness.measure.correctness import max_relative_error, tolerance_for
 from harness.measure.environment import collect_environment
 from harness.measure.sampler import SamplingPolicy, sample
 from harness.run.cell import run_cell
-from harness.run.isolation import run_cell_isolated
-from harness.run.limits import CellLimits
 from harness.run.runner import run_cells
 from harness.runfile.files import RunWriter, load_run
-from harness.runfile.records import CellConfig
+from harness.runfile.records import CellConfig, CellError, CellRecord, Measurement
 from workloads.registry import resolve
 
 _STATUS = CudaBackend().availability()
@@ -83,7 +81,7 @@ def test_events_time_queued_device_work() -> None:
     """``_sleep`` spins the GPU for a number of cycles; the host returns at once."""
     timer = CudaEventTimer()
     timer.start()
-    torch.cuda._sleep(100_000_000)  # 10^8 cycles: over 40 ms at any SM clock below 2.5 GHz
+    torch.cuda._sleep(100_000_000)  # type: ignore[no-untyped-call]  # 10^8 cycles: over 40 ms below 2.5 GHz
     timer.stop()
     torch.cuda.synchronize()
     assert timer.elapsed_ns() >= 40_000_000
@@ -99,6 +97,21 @@ def test_the_sampler_with_events_keeps_both_clocks() -> None:
     assert result.host_samples_ns is not None
     assert len(result.host_samples_ns) == len(result.samples_ns) >= POLICY.min_count
     assert all(s > 0 for s in result.samples_ns)
+
+
+def test_events_sit_inside_the_host_clock_interval() -> None:
+    """The host interval runs from before the launch to after the synchronize, so it contains the
+    device's; the start event is enqueued just before the host clock is read (a few µs early).
+    Medians, so a preempted call cannot fail it; noise only ever lengthens the host side."""
+    model, inputs = tiny_mlp(256)
+    backend = CudaBackend()
+    prepared = backend.prepare(model, inputs, BackendOptions(dtype="fp32"))
+    assert prepared.device_timer is not None
+    result = sample(prepared.call, POLICY, backend.synchronize, device_timer=prepared.device_timer)
+    assert result.host_samples_ns is not None
+    events = sorted(result.samples_ns)[len(result.samples_ns) // 2]
+    host = sorted(result.host_samples_ns)[len(result.host_samples_ns) // 2]
+    assert 0 < events <= host + 5_000
 
 
 def test_graphs_are_captured_once_per_shape_and_replay_new_inputs() -> None:
@@ -121,10 +134,22 @@ def test_graphs_are_captured_once_per_shape_and_replay_new_inputs() -> None:
     assert len(graphs) == 2
 
 
+def _measured(record: CellRecord) -> Measurement:
+    assert record.status == "ok", record.error
+    assert record.measurement is not None
+    return record.measurement
+
+
+def _error(record: CellRecord) -> CellError:
+    assert record.status == "failed"
+    assert record.error is not None
+    return record.error
+
+
 def test_a_full_cell_records_device_facts_events_energy_and_memory(tmp_path: Path) -> None:
     record = run_cell(CellConfig("mlp", "tiny", "cuda", "bf16", "cudagraph", None, 32, device="cuda:0"), POLICY)
-    assert record["status"] == "ok", record.get("error")
-    device: dict[str, Any] = record["device"]
+    measured = _measured(record)
+    device: dict[str, Any] = dict(measured.device)
     props = torch.cuda.get_device_properties(0)
     assert device["gpu_name"] == props.name
     assert device["compute_capability"] == f"{props.major}.{props.minor}"
@@ -135,29 +160,36 @@ def test_a_full_cell_records_device_facts_events_energy_and_memory(tmp_path: Pat
         assert device["driver_version"]
         assert device["cuda_driver_version"]
         assert set(device["clocks_mhz"]) == {"sm", "memory", "max_sm", "max_memory"}
-    assert record["sampling"]["timer"] == "cuda_events"
-    assert len(record["host_samples_ns"]) == len(record["samples_ns"])
-    assert record["peak_memory_bytes"] > 0
-    energy = record["energy"]
-    assert energy["calls"] == record["sampling"]["warmup_count"] + record["latency_ns"]["count"]
-    assert (energy["joules_per_inference"] is None) == (energy["reason"] is not None)
+    assert measured.sampling.timer == "cuda_events"
+    assert measured.host is not None
+    assert len(measured.host.samples_ns) == len(measured.samples_ns)
+    assert measured.peak_memory_bytes is not None and measured.peak_memory_bytes > 0
+    energy = measured.energy
+    assert energy is not None
+    assert energy.calls == measured.sampling.warmup_count + measured.latency_ns.count
+    assert (energy.joules_per_inference is None) == (energy.reason is not None)
 
     writer = RunWriter(tmp_path, collect_environment([]))
     writer.add_cell(record)
     saved = load_run(writer.finish())
-    gpus = saved["environment"]["gpus"]
-    if gpus["available"]:
-        assert props.name in [d["name"] for d in gpus["devices"]]
+    assert saved.cells == (record,)
+    gpus = saved.environment.gpus
+    if gpus is not None and gpus.available:
+        assert props.name in [d["name"] for d in gpus.devices]
 
 
-def test_out_of_memory_fails_the_cell_in_its_child_with_the_fix() -> None:
-    config = CellConfig(f"{FAULTS}:cuda_hog", "default", "cuda", "fp32", "eager", None, 2)
-    record = run_cell_isolated(config, POLICY, CellLimits(prepare_s=300))
-    assert record["status"] == "failed"
-    assert record["error"]["type"] == "OutOfMemoryError"
-    message = record["error"]["message"]
-    assert message.startswith("CUDA out of memory; tried to allocate 32.00 TiB; GPU ")
-    assert message.endswith("try a smaller --batch-size than 2")
+def test_out_of_memory_fails_its_cell_with_the_fix_and_the_run_goes_on(tmp_path: Path) -> None:
+    cells = [
+        CellConfig(f"{FAULTS}:cuda_hog", "default", "cuda", "fp32", "eager", None, 2),
+        CellConfig("mlp", "tiny", "cuda", "bf16", "eager", None, 2),
+    ]
+    writer = RunWriter(tmp_path, collect_environment([]))
+    hog, ok = run_cells(cells, POLICY, writer, isolate=lambda _: True)
+    error = _error(hog)
+    assert error.type == "OutOfMemoryError"
+    assert error.message.startswith("CUDA out of memory; tried to allocate 32.00 TiB; GPU ")
+    assert error.message.endswith("try a smaller --batch-size than 2")
+    _measured(ok)
 
 
 def test_a_device_fault_fails_its_cell_and_the_run_goes_on(tmp_path: Path) -> None:
@@ -167,6 +199,5 @@ def test_a_device_fault_fails_its_cell_and_the_run_goes_on(tmp_path: Path) -> No
     ]
     writer = RunWriter(tmp_path, collect_environment([]))
     faulted, ok = run_cells(cells, POLICY, writer, isolate=lambda _: True)
-    assert faulted["status"] == "failed"
-    assert faulted["error"]["message"].startswith("CUDA device fault: ")
-    assert ok["status"] == "ok", ok.get("error")
+    assert _error(faulted).message.startswith("CUDA device fault: ")
+    _measured(ok)

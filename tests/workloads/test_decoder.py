@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from workloads.base import GenerationSession, Workload
-from workloads.decoder import CausalLM, Session, greedy_uncached
+from workloads.decoder import CausalLM, ParameterDecode, Session, greedy_uncached
 from workloads.gpt2 import GPT2
 from workloads.llama import LLAMA
 from workloads.registry import resolve
@@ -114,32 +114,55 @@ def test_every_cached_step_matches_the_uncached_logits(family: object) -> None:
 
 
 @pytest.mark.parametrize("family", TINY)
-def test_functional_steps_give_the_stateful_logits_and_write_nothing_in_place(family: object) -> None:
-    """The steps a Neuron trace runs: the same arithmetic, the state in the outputs, not the buffers."""
+def test_parameter_steps_give_the_stateful_logits_with_the_state_as_parameters(family: object) -> None:
+    """The steps a Neuron trace runs: the same arithmetic, the decode state held as aliased
+    parameters, the prefill computing the whole state from the prompt and resetting the decode's."""
     workload = family("tiny")  # type: ignore[operator]
     assert workload.generation is not None
     model = _model(workload)
     prompts = workload.generation.make_prompts(2, 7)
-    stateful, functional = Session(model, 2, 7, 5), Session(model, 2, 7, 5)
+    stateful, steps = Session(model, 2, 7, 5), Session(model, 2, 7, 5)
     stateful.load_prompts(prompts)
-    functional.load_prompts(prompts)
-    prefill, decode, inputs = functional.functional_steps()
-    assert inputs[0] is functional.prefill.state.sequence and inputs[1] is functional.prefill.state.position
+    steps.load_prompts(prompts)
+    prefill, decode, prefill_inputs, decode_inputs = steps.parameter_steps()
+    assert isinstance(decode, ParameterDecode) and decode_inputs == ()
+    assert torch.equal(prefill_inputs[0], prompts)
+    aliases = decode.state_aliases()
+    assert list(aliases) == list(decode.parameters())[-len(aliases) :]  # keys are the module's parameters
+    assert sorted(aliases.values()) == list(range(1, 1 + len(aliases)))
     with torch.inference_mode():
-        for index, step in enumerate([prefill] + [decode] * 4):
-            expected = stateful.prefill() if index == 0 else stateful.decode()
-            before = [tensor.clone() for tensor in inputs]
-            outputs = step(*inputs)
-            assert all(torch.equal(a, b) for a, b in zip(before, inputs, strict=True))  # nothing in place
+        outputs = prefill(*prefill_inputs)
+        assert torch.equal(outputs[0], stateful.prefill())
+        prefill.after_call(outputs)  # the reset: the decode state becomes the prefill's outputs
+        for _ in range(4):
+            expected = stateful.decode()
+            outputs = decode()
             assert torch.equal(outputs[0], expected)
-            assert len(outputs) == 1 + len(inputs)
-            for out, index_in in step.output_input_aliases.items():
-                assert outputs[out].shape == inputs[index_in].shape
-                assert outputs[out].dtype == inputs[index_in].dtype
-                inputs[index_in].copy_(outputs[out])  # what the backend's aliasing does
-    assert torch.equal(functional.generated(), stateful.generated())
-    assert torch.equal(functional.prefill.state.position, stateful.prefill.state.position)
+            for state, out in aliases.items():
+                assert outputs[out].shape == state.shape and outputs[out].dtype == state.dtype
+                state.copy_(outputs[out])  # what trace's aliasing does with each state parameter
+    assert torch.equal(steps.generated(), stateful.generated())
+    new_prompts = workload.generation.make_prompts(2, 7).flip(0)
+    steps.load_prompts(new_prompts)  # the next request's prompt reaches the bound prefill input
+    assert torch.equal(prefill_inputs[0], new_prompts)
     assert repr(prefill) != repr(decode)  # distinct artifact-cache keys for the two steps
+
+
+def test_bound_state_is_where_the_session_resets_and_reads() -> None:
+    model = _model(GPT2("tiny"))
+    session = Session(model, 1, 3, 2)
+    session.load_prompts(torch.tensor([[1, 2, 3]]))
+    prefill, decode, inputs, _ = session.parameter_steps()
+    assert isinstance(decode, ParameterDecode)
+    elsewhere = [tensor.detach().clone() for tensor in decode.state]
+    decode.bind_state(elsewhere)
+    with torch.inference_mode():
+        prefill.after_call(prefill(*inputs))
+    assert torch.equal(decode.live_state()[0][:, :3], torch.tensor([[1, 2, 3]]))
+    assert torch.equal(decode.state[0], torch.zeros_like(decode.state[0]))  # its own parameters untouched
+    assert session.generated().shape == (1, 2)
+    with pytest.raises(ValueError, match="do not match"):
+        decode.bind_state(elsewhere[:-1])
 
 
 def test_session_rejects_what_does_not_fit() -> None:

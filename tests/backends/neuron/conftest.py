@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from backends.neuron import backend as neuron_backend
+from backends.neuron import facts as neuron_facts
 from backends.neuron.cache import CACHE_ENV
 
 DOUBLE_DIR = Path(__file__).resolve().parent / "double"
@@ -52,6 +53,8 @@ def neuron_double(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fake_device: 
     monkeypatch.setenv("PATH", f"{DOUBLE_DIR}{os.pathsep}{os.environ.get('PATH', '')}")
     monkeypatch.setenv("NEURON_DOUBLE_CORES", "2")
     monkeypatch.setenv("NEURON_DOUBLE_INSTANCE", "inf2.xlarge")
+    # The instance type comes from neuron-ls's text header, as on an instance without DMI access.
+    monkeypatch.setattr(neuron_facts, "DMI_PRODUCT_NAME", tmp_path / "no-dmi")
     monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
     _forget_torch_neuronx()
     try:
@@ -59,3 +62,26 @@ def neuron_double(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fake_device: 
     finally:
         _forget_torch_neuronx()
         neuron_double_runtime.reset()
+
+
+@pytest.fixture
+def trn2(neuron_double: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The same doubles, for a trn2.48xlarge: 16 Trainium2 devices of four NeuronCores."""
+    import neuron_double_runtime
+
+    state = neuron_double_runtime.reset(total_cores=64)
+    monkeypatch.setenv("NEURON_DOUBLE_CORES", "64")
+    monkeypatch.setenv("NEURON_DOUBLE_INSTANCE", "trn2.48xlarge")
+    return state
+
+
+@pytest.fixture
+def torchneuron(trn2: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The TorchNeuron double on a trn2: ``torch.compile(backend="neuron")`` recorded, run on the CPU."""
+    import torchneuron_double
+
+    from backends.neuron import native
+
+    monkeypatch.setattr(native, "DEVICE_TYPE", "cpu")
+    monkeypatch.setattr(native, "synchronize", torchneuron_double.synchronize)
+    return torchneuron_double.reset()

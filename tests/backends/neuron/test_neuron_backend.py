@@ -56,7 +56,7 @@ def test_registered_and_isolated_by_default() -> None:
     backend = get_backend("neuron")
     assert isinstance(backend, NeuronBackend)
     assert backend.isolate_by_default is True
-    assert (backend.dtypes, backend.modes) == (("fp32", "bf16", "fp16"), ("trace", "dataparallel"))
+    assert (backend.dtypes, backend.modes) == (("fp32", "bf16", "fp16"), ("trace", "dataparallel", "compile"))
 
 
 def test_importing_the_backend_imports_neither_torch_nor_torch_neuronx() -> None:
@@ -132,7 +132,8 @@ def test_trace_fp32_compiles_once_with_explicit_flags_and_matches(neuron_double:
     assert details["trace_s"] > 0 and prepared.compile_s >= details["trace_s"]
     assert details["neuron_mode"] == "trace" and details["neuron_cores_used"] == 1
     assert details["compiler_args"] == ["--auto-cast", "none"]
-    assert details["torch_neuronx_version"] == "2.9.0.2.10.0+double"
+    assert details["torch_neuronx_version"] == "2.9.0.2.15.0+double"
+    assert call.inline_weights_to_neff is True and call.state_aliases == {} and not call.positional
     assert Path(details["artifact"]).exists()
 
 
@@ -358,9 +359,9 @@ def test_run_cell_end_to_end_and_the_run_file_validates(neuron_double: Any, tmp_
 
 
 def test_validation_errors_surface_as_config_errors_in_a_cell(neuron_double: Any) -> None:
-    record = run_cell(_cell(mode="compile"), POLICY)
+    record = run_cell(_cell(mode="trace", device="nc:0-1"), POLICY)
     assert record.status == "failed"
-    assert record.error.type == "ConfigError" and "not yet supported" in record.error.message
+    assert record.error.type == "ConfigError" and "one NeuronCore" in record.error.message
     with pytest.raises(ConfigError):
         NeuronBackend().validate(BackendOptions(dtype="fp32", mode="trace", device="nc:0-1"))
 
@@ -369,6 +370,58 @@ def test_cli_lists_neuron_as_unavailable_with_its_reason(run_cli: Any) -> None:
     done = run_cli("list")
     assert done.returncode == 0, done.stderr
     row = next(line for line in done.stdout.splitlines() if line.startswith("neuron "))
-    assert " no " in row and "fp32, bf16, fp16" in row and "trace, dataparallel" in row
+    assert " no " in row and "fp32, bf16, fp16" in row and "trace, dataparallel, compile" in row
     if not list(Path("/dev").glob("neuron*")):
         assert "no Neuron device (/dev/neuron* absent); run on an inf2/trn1/trn2 instance" in row
+
+
+# -- NeuronCore generations: trace on v2, compile (TorchNeuron) on Trn2/Trn3 ------------------------
+
+
+def test_neuron_ls_json_has_no_instance_type_and_the_header_gives_it(neuron_double: Any) -> None:
+    """Neuron LS User Guide: the JSON has no instance type; the text output's header does."""
+    out = subprocess.run(["neuron-ls", "--json-output"], capture_output=True, text=True, check=True).stdout
+    assert all("instance_type" not in device for device in __import__("json").loads(out))
+    assert NeuronBackend().device_info()["instance_type"] == "inf2.xlarge"
+
+
+def test_trace_is_refused_on_trn2_before_anything_compiles(trn2: Any) -> None:
+    with pytest.raises(CellError, match=r"NeuronCore-v2 \(inf2, trn1\) only and trn2.48xlarge has NeuronCore-v3"):
+        _prepare()
+    assert trn2.trace_calls == [] and trn2.runtime_env is None  # nothing traced, the runtime never started
+
+
+def test_the_double_refuses_trace_on_trn2_too(trn2: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Were the backend's check wrong, the trace itself fails there (trace API page, NeuronCore-v2 only)."""
+    monkeypatch.setattr(NeuronBackend, "_refuse_on_this_silicon", lambda self, config, facts: None)
+    with pytest.raises(CellError, match="NeuronCore-v2 instances"):
+        _prepare()
+
+
+def test_compile_mode_is_refused_on_inf2(neuron_double: Any) -> None:
+    with pytest.raises(CellError, match="runs on Trn2/Trn3"):
+        _prepare(mode="compile")
+
+
+def test_compile_mode_uses_torch_compile_with_the_neuron_backend(torchneuron: Any) -> None:
+    backend = NeuronBackend()
+    model, inputs = _workload(2)
+    with torch.no_grad():
+        reference = model(*inputs)
+    prepared = backend.prepare(model, inputs, BackendOptions(dtype="fp32", mode="compile"))
+    assert max_relative_error(reference, prepared.call()) <= 1e-6
+    assert torchneuron.graphs and torchneuron.synchronize_calls >= 1  # compiled, and waited for
+    details = prepared.details
+    assert details["neuron_mode"] == "compile" and details["neuron_cores_used"] == 1
+    assert details["compiler_args"] == [] and details["trace_s"] > 0
+    assert os.environ["NEURON_RT_NUM_CORES"] == "1"  # one NeuronCore, set before anything ran
+    before = torchneuron.synchronize_calls
+    backend.synchronize()
+    assert torchneuron.synchronize_calls == before + 1  # timed calls are waited for: execution is asynchronous
+
+
+def test_compile_mode_keeps_buffer_updates_and_trace_does_not(neuron_double: Any) -> None:
+    backend = NeuronBackend()
+    assert backend.keeps_buffer_updates(BackendOptions(dtype="fp32", mode="compile")) is True
+    assert backend.keeps_buffer_updates(BackendOptions(dtype="fp32", mode="trace")) is False
+    assert backend.keeps_buffer_updates(BackendOptions(dtype="fp32", mode="eager")) is False

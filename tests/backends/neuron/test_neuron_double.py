@@ -1,8 +1,9 @@
 """The torch-neuronx double keeps the documented contract the backend's tests rely on.
 
 If the double drifted from the documentation, the backend's tests would prove nothing, so its
-own behaviour is pinned here: argument checks, work directory, precision flags, fixed shapes,
-TorchScript save/load, runtime placement and DataParallel scattering.
+own behaviour is pinned here: argument checks, positional options, NeuronCore-v2 only, work
+directory, precision flags and their default, fixed shapes, TorchScript save/load, state keyed on
+parameters, runtime placement and DataParallel scattering.
 """
 
 from __future__ import annotations
@@ -37,12 +38,38 @@ def _no_grad() -> Any:
         yield
 
 
-def test_trace_checks_example_inputs_and_keyword_use(neuron_double: Any) -> None:
-    neuronx = _neuronx()
+def test_trace_checks_example_inputs(neuron_double: Any) -> None:
     with pytest.raises(TypeError, match="Tensor or a tuple of Tensors"):
-        neuronx.trace(_model(), [1, 2])
-    with pytest.raises(TypeError, match="keyword arguments"):
-        neuronx.trace(_model(), torch.randn(2, 8), "/tmp/workdir")
+        _neuronx().trace(_model(), [1, 2])
+
+
+def test_positional_options_warn_and_are_read_as_keywords(neuron_double: Any, tmp_path: Path) -> None:
+    """Trace API page: "a warning will be raised, but torch_neuronx.trace() will attempt to infer the
+    keyword arguments"; public source reads them as (states, aliases, workdir, args, options)."""
+    neuronx = _neuronx()
+    with pytest.warns(DeprecationWarning, match="positional arguments after `func` and `example_inputs`"):
+        traced = neuronx.trace(_model(), torch.randn(2, 8), None, None, str(tmp_path / "wd"), "--auto-cast all")
+    assert traced(torch.randn(2, 8)).shape == (2, 4)
+    call = neuron_double.trace_calls[-1]
+    assert call.positional and call.auto_cast == "all" and call.workdir == str(tmp_path / "wd")
+    with pytest.warns(DeprecationWarning), pytest.raises(RuntimeError, match="8 positional arguments"):
+        neuronx.trace(_model(), torch.randn(2, 8), None, None, None, None, None, None)
+
+
+def test_trace_refuses_neuroncore_v3_targets(neuron_double: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Trace API page: "Currently this only supports NeuronCore-v2 type instances (e.g. trn1, inf2)"."""
+    neuronx = _neuronx()
+    with pytest.raises(RuntimeError, match=r"NeuronCore-v2 instances .* not trn2"):
+        neuronx.trace(_model(), torch.randn(2, 8), compiler_args="--target trn2", cpu_backend=True)
+    neuronx.trace(_model(), torch.randn(2, 8), compiler_args="--target trn1", cpu_backend=True)
+    monkeypatch.setenv("NEURON_DOUBLE_INSTANCE", "trn3.48xlarge")
+    with pytest.raises(RuntimeError, match="not trn3"):
+        neuronx.trace(_model(), torch.randn(2, 8))
+
+
+def test_weight_separation_is_not_modelled(neuron_double: Any) -> None:
+    with pytest.raises(NotImplementedError, match="inline_weights_to_neff=False"):
+        _neuronx().trace(_model(), torch.randn(2, 8), inline_weights_to_neff=False)
 
 
 def test_trace_returns_a_scriptmodule_with_real_outputs_and_uses_the_workdir(
@@ -62,13 +89,12 @@ def test_default_and_explicit_auto_cast_follow_the_compiler_reference(neuron_dou
     neuronx = _neuronx()
     model, x = _model(), torch.randn(4, 8)
     ref = model(x)
-    default = neuronx.trace(model, x)  # neuronx-cc's default: --auto-cast matmult --auto-cast-type bf16
-    assert (neuron_double.trace_calls[-1].auto_cast, neuron_double.trace_calls[-1].auto_cast_type) == (
-        "matmult",
-        "bf16",
-    )
+    default = neuronx.trace(model, x)  # since Neuron 2.27 "The --auto-cast flag now defaults to none"
+    assert (neuron_double.trace_calls[-1].auto_cast, neuron_double.trace_calls[-1].auto_cast_type) == ("none", "bf16")
     assert default(x).dtype == torch.float32
-    assert 1e-6 < _error(default(x), ref) < 6e-2
+    assert _error(default(x), ref) < 1e-6
+    matmult = neuronx.trace(model, x, compiler_args="--auto-cast matmult")
+    assert 1e-6 < _error(matmult(x), ref) < 6e-2
     fp16_all = neuronx.trace(
         model, x, compiler_args=["--auto-cast", "none", "--auto-cast=all", "--auto-cast-type", "fp16"]
     )
@@ -156,8 +182,21 @@ class _Counter(torch.nn.Module):
         return self.total.clone()
 
 
-class _FunctionalCounter(torch.nn.Module):
-    """The same step with the total passed in and returned (output 1 is the new value of input 1)."""
+class _StateCounter(torch.nn.Module):
+    """The running total as a parameter, returned as output 1: state as trace's aliases expect it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scale = torch.nn.Parameter(torch.full((3,), 2.0), requires_grad=False)
+        self.total = torch.nn.Parameter(torch.zeros(3), requires_grad=False)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        new = self.total + x
+        return new * self.scale, new
+
+
+class _InputCounter(torch.nn.Module):
+    """The same step with the total passed in as a forward input: not something trace can alias."""
 
     def forward(self, x: torch.Tensor, total: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         new = total + x
@@ -173,38 +212,55 @@ def test_inlined_buffers_do_not_keep_in_place_updates(neuron_double: Any) -> Non
     assert torch.equal(traced(x), torch.ones(3))  # the weights were compiled in: later changes unseen
 
 
-def test_aliased_inputs_carry_state_across_calls_and_through_save_and_load(neuron_double: Any) -> None:
+def test_aliased_parameters_are_state_the_traced_module_keeps(neuron_double: Any) -> None:
+    """Public source: the alias keys become the traced module's ``states`` parameters; the T5
+    tutorial resets them through ``parameters()``, and moves them with ``move_trace_to_device``."""
     neuronx = _neuronx()
-    x, total = torch.ones(3), torch.zeros(3)
-    traced = neuronx.trace(
-        _FunctionalCounter(), (x, total), input_output_aliases={total: 1}, compiler_args="--auto-cast none"
-    )
-    assert neuron_double.trace_calls[-1].input_output_aliases == {1: 1}
-    assert torch.equal(total, torch.zeros(3))  # tracing does not write into the example inputs
-    doubled, new = traced(x, total)
-    assert torch.equal(new, torch.ones(3)) and torch.equal(total, torch.ones(3))
-    traced(x, total)
-    assert torch.equal(total, torch.full((3,), 2.0))
+    model, x = _StateCounter(), torch.ones(3)
+    traced = neuronx.trace(model, x, input_output_aliases={model.total: 1}, compiler_args="--auto-cast none")
+    assert neuron_double.trace_calls[-1].state_aliases == {"total": 1}
+    (state,) = traced.parameters()  # the state alone: the other weights are inlined constants
+    assert torch.equal(state, torch.zeros(3))  # tracing leaves the state as it was
     buffer = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.jit.save(traced, buffer)
+        torch.jit.save(traced, buffer)  # saved as traced: the state on the host
         buffer.seek(0)
         loaded = torch.jit.load(buffer)
-    doubled, _ = loaded(x, total)
-    assert torch.equal(total, torch.full((3,), 3.0)) and torch.equal(doubled, torch.full((3,), 6.0))
+    neuronx.move_trace_to_device(traced, 0)
+    (state,) = traced.parameters()
+    assert state.data_ptr() != model.total.data_ptr()  # on the device, no longer the caller's tensor
+    doubled, new = traced(x)
+    assert torch.equal(new, torch.ones(3)) and torch.equal(doubled, torch.full((3,), 2.0))
+    traced(x)
+    (state,) = traced.parameters()
+    assert torch.equal(state, torch.full((3,), 2.0)) and torch.equal(model.total, torch.zeros(3))
+    assert neuron_double.host_state_calls == 0
+    (loaded_state,) = loaded.parameters()
+    loaded_state.copy_(torch.full((3,), 10.0))  # the T5 tutorial's reset: state.copy_(tensor)
+    doubled, new = loaded(x)
+    assert torch.equal(new, torch.full((3,), 11.0)) and torch.equal(doubled, torch.full((3,), 22.0))
+    assert neuron_double.host_state_calls == 1  # the loaded copy's state was never moved
 
 
-def test_a_mismatched_or_foreign_alias_is_rejected(neuron_double: Any) -> None:
+def test_state_keyed_on_anything_but_a_parameter_is_rejected(neuron_double: Any) -> None:
+    """Public source: keys are matched against ``func.named_parameters()`` and then looked up."""
     neuronx = _neuronx()
     x, total = torch.ones(3), torch.zeros(3)
-    with pytest.raises(ValueError, match=r"\(\[3\], torch.float64\) cannot alias input 1"):
-        # float64 + float32 gives a float64 total, which cannot replace the float32 input
-        neuronx.trace(_FunctionalCounter(), (x.double(), total), input_output_aliases={total: 1})
-    with pytest.raises(ValueError, match=r"\[2, 3\].* cannot alias input 1 \(\[3\].*shape and dtype must match"):
-        # a batch of two broadcasts the total to (2, 3), which cannot replace the (3,) input
-        neuronx.trace(_FunctionalCounter(), (torch.ones(2, 3), total), input_output_aliases={total: 1})
+    with pytest.raises(KeyError, match=r"not among func\.named_parameters"):
+        neuronx.trace(_InputCounter(), (x, total), input_output_aliases={total: 1})  # a forward input
+    with pytest.raises(KeyError, match=r"not among func\.named_parameters"):
+        neuronx.trace(_StateCounter(), x, input_output_aliases={torch.zeros(3): 1})  # equal values, other tensor
+    with pytest.raises(AssertionError, match=r"expected to be of type torch\.nn\.Module"):
+        neuronx.trace(lambda t: (t, t), x, input_output_aliases={total: 1})
+
+
+def test_a_mismatched_alias_is_rejected(neuron_double: Any) -> None:
+    neuronx = _neuronx()
+    model = _StateCounter()
+    with pytest.raises(ValueError, match=r"\(\[3\], torch.float64\) cannot alias its state"):
+        neuronx.trace(model, torch.ones(3).double(), input_output_aliases={model.total: 1})
+    with pytest.raises(ValueError, match=r"\[2, 3\].* cannot alias its state \(\[3\].*shape and dtype must match"):
+        neuronx.trace(model, torch.ones(2, 3), input_output_aliases={model.total: 1})
     with pytest.raises(ValueError, match="output 2 does not exist"):
-        neuronx.trace(_FunctionalCounter(), (x, total), input_output_aliases={total: 2})
-    with pytest.raises(ValueError, match="example_inputs"):
-        neuronx.trace(_FunctionalCounter(), (x, total), input_output_aliases={torch.zeros(3): 1})
+        neuronx.trace(model, torch.ones(3), input_output_aliases={model.total: 2})

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from backends.neuron import facts
-from backends.neuron.facts import device_facts, parse_neuron_ls, run_neuron_ls
+from backends.neuron.facts import device_facts, instance_type_from_header, parse_neuron_ls, run_neuron_ls
 
 #: Two devices of the trn2 example in the "Neuron LS User Guide" (``neuron-ls -j``), verbatim fields.
 TRN2_SAMPLE = """[
@@ -154,11 +154,45 @@ def test_instance_type_and_driver_from_sysfs_when_neuron_ls_lacks_them(
     assert device_facts(lambda command: _completed(command, 0, out=OLDER_SAMPLE))["instance_type"] is None
 
 
-def test_runs_the_real_command_through_the_neuron_ls_double(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_runs_the_real_command_through_the_neuron_ls_double(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     double = Path(__file__).resolve().parent / "double"
     monkeypatch.setenv("PATH", f"{double}{os.pathsep}{os.environ.get('PATH', '')}")
+    monkeypatch.setattr(facts, "DMI_PRODUCT_NAME", tmp_path / "absent")
     monkeypatch.setenv("NEURON_DOUBLE_CORES", "4")
     monkeypatch.setenv("NEURON_DOUBLE_INSTANCE", "inf2.24xlarge")
     found = device_facts()
     assert found["facts_error"] is None
     assert (found["instance_type"], found["neuron_devices"], found["neuron_cores"]) == ("inf2.24xlarge", 2, 4)
+
+
+#: The header of the guide's text output on a trn2 (``neuron-ls``, no options), verbatim.
+TRN2_HEADER = """instance-type: trn2n.48xlarge
+instance-id: i-aabbccdd123456789
+logical-neuroncore-config: 2
++--------+--------+----------+--------+---------------+--------------+---------------+------+
+"""
+
+
+def test_the_documented_json_has_no_instance_type_the_text_header_does() -> None:
+    assert parse_neuron_ls(TRN2_SAMPLE)["instance_type"] is None
+    assert instance_type_from_header(TRN2_HEADER) == "trn2n.48xlarge"
+    assert instance_type_from_header("+----+\n| 0 |\n") is None
+
+
+def test_instance_type_from_dmi_first_then_the_text_header(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(facts.shutil, "which", lambda name: "/usr/bin/neuron-ls")
+    monkeypatch.setattr(facts, "DMI_PRODUCT_NAME", tmp_path / "absent")
+    seen: list[list[str]] = []
+
+    def runner(command: Sequence[str]) -> subprocess.CompletedProcess[str]:
+        seen.append(list(command))
+        return _completed(command, 0, out=TRN2_HEADER if len(command) == 1 else TRN2_SAMPLE)
+
+    assert device_facts(runner)["instance_type"] == "trn2n.48xlarge"
+    assert seen == [["/usr/bin/neuron-ls", "--json-output"], ["/usr/bin/neuron-ls"]]
+    product = tmp_path / "product_name"
+    product.write_text("trn2.48xlarge\n")
+    monkeypatch.setattr(facts, "DMI_PRODUCT_NAME", product)
+    seen.clear()
+    assert device_facts(runner)["instance_type"] == "trn2.48xlarge"
+    assert seen == [["/usr/bin/neuron-ls", "--json-output"]]  # no second call when DMI tells

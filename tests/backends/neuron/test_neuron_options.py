@@ -9,6 +9,8 @@ from backends.neuron import NeuronBackend
 from backends.neuron.options import (
     Placement,
     compiler_args_for,
+    mode_refusal,
+    neuroncore_version,
     parse_config,
     parse_placement,
     placement_from_env,
@@ -78,15 +80,53 @@ def test_compiler_args_for_has_no_cast_type_without_casting() -> None:
 
 
 @pytest.mark.parametrize(
-    ("mode", "resolved"), [("trace", "trace"), ("eager", "trace"), ("dataparallel", "dataparallel")]
+    ("mode", "resolved"),
+    [("trace", "trace"), ("eager", "trace"), ("dataparallel", "dataparallel"), ("compile", "compile")],
 )
 def test_modes(mode: str, resolved: str) -> None:
     assert parse_config(BackendOptions(dtype="fp32", mode=mode)).mode == resolved
 
 
-def test_compile_mode_is_the_reserved_seam() -> None:
-    with pytest.raises(ConfigError, match=r"mode 'compile' .*torch\.compile\(backend=\"neuron\"\).* not yet supported"):
-        NeuronBackend().validate(BackendOptions(dtype="fp32", mode="compile"))
+def test_compile_mode_takes_no_compiler_flags_and_one_core() -> None:
+    config = parse_config(BackendOptions(dtype="bf16", mode="compile"))
+    assert (config.compiler_args, config.auto_cast, config.auto_cast_type) == ((), "none", None)
+    assert resolve_placement(config.placement, "compile", {}) == Placement(count=1)
+    with pytest.raises(ConfigError, match="mode compile takes none"):
+        NeuronBackend().validate(BackendOptions(dtype="bf16", mode="compile", extra={"auto_cast": "all"}))
+    with pytest.raises(ConfigError, match="mode compile runs one compiled model on one NeuronCore"):
+        NeuronBackend().validate(BackendOptions(dtype="fp32", mode="compile", device="nc:0-1"))
+
+
+@pytest.mark.parametrize(
+    ("instance", "version"),
+    [
+        ("inf2.xlarge", 2),
+        ("trn1.32xlarge", 2),
+        ("trn1n.32xlarge", 2),
+        ("trn2.48xlarge", 3),
+        ("trn2u.48xlarge", 3),
+        ("trn3.48xlarge", 4),
+        ("inf1.xlarge", 1),
+        ("c7i.large", None),
+        (None, None),
+    ],
+)
+def test_neuroncore_version_by_instance_family(instance: str | None, version: int | None) -> None:
+    assert neuroncore_version(instance) == version
+
+
+def test_trace_is_refused_beyond_neuroncore_v2_and_compile_below_v3() -> None:
+    """The trace API page: "Currently this only supports NeuronCore-v2 type instances (e.g. trn1, inf2)";
+    TorchNeuron: "requires compilation on Trainium2 or Trainium3 (Trn2 or Trn3) instances"."""
+    for mode in ("trace", "dataparallel"):
+        assert mode_refusal(mode, "inf2.xlarge") is None and mode_refusal(mode, "trn1.2xlarge") is None
+        reason = mode_refusal(mode, "trn2.48xlarge")
+        assert reason is not None and "NeuronCore-v2 (inf2, trn1) only" in reason and "--mode compile" in reason
+        assert mode_refusal(mode, "trn3.48xlarge") is not None
+    assert mode_refusal("compile", "trn2.48xlarge") is None and mode_refusal("compile", "trn3.48xlarge") is None
+    reason = mode_refusal("compile", "inf2.xlarge")
+    assert reason is not None and "Trn2/Trn3" in reason and "--mode trace" in reason
+    assert mode_refusal("trace", None) is None  # an unknown instance is not refused
 
 
 @pytest.mark.parametrize(

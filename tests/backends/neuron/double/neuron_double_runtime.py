@@ -52,7 +52,8 @@ class TraceCall:
     workdir: str
     tag: str
     inline_weights_to_neff: bool
-    input_output_aliases: dict[int, int] = field(default_factory=dict)  # output index -> input position
+    state_aliases: dict[str, int] = field(default_factory=dict)  # state parameter name -> output index
+    positional: bool = False  # options were passed positionally (deprecated, a warning)
 
 
 @dataclass
@@ -79,6 +80,9 @@ class DoubleState:
     placements: dict[str, int] = field(default_factory=dict)
     dataparallel_calls: list[dict[str, Any]] = field(default_factory=list)
     tracing: bool = False
+    stateful_tags: set[str] = field(default_factory=set)  # traced graphs that keep state
+    moved: dict[str, int] = field(default_factory=dict)  # graph tag -> core its state was moved to
+    host_state_calls: int = 0  # calls of a stateful graph whose state was never moved to the device
     current_core: int | None = None
     next_core: int = 0
 
@@ -144,12 +148,24 @@ def _core_for(tag: str) -> int:
 
 @torch.library.custom_op("neuron_double::execute", mutates_args=())
 def execute(x: torch.Tensor, tag: str, index: int, expected: list[int]) -> torch.Tensor:
-    """Stand-in for ``neuron::forward``: place, check the compiled shape, record, pass the input on."""
-    if not STATE.tracing:
-        if list(x.shape) != list(expected):
-            raise RuntimeError(
-                f"input {index} has shape {list(x.shape)} but the Neuron model was compiled for {list(expected)}"
-            )
-        if index == 0:
-            STATE.executions.append(Execution(tag, _core_for(tag), tuple(x.shape)))
+    """Stand-in for ``neuron::forward``'s input check: each input must have its compiled shape."""
+    if not STATE.tracing and list(x.shape) != list(expected):
+        raise RuntimeError(
+            f"input {index} has shape {list(x.shape)} but the Neuron model was compiled for {list(expected)}"
+        )
     return x.clone()
+
+
+@torch.library.custom_op("neuron_double::run", mutates_args=("marker",))
+def run(marker: torch.Tensor, state_moved: torch.Tensor, tag: str) -> None:
+    """Stand-in for ``neuron::forward``'s execution: place the model and record the call.
+
+    ``marker`` is the traced graph's ``neuron_input_shape`` buffer (the shape of input 0), so that
+    graphs without inputs (state is all they need) are recorded too. It is declared as mutated (it
+    is not) only so that tracing keeps this call, which has no output to be used. ``state_moved``
+    is the graph's flag that ``move_trace_to_device`` sets.
+    """
+    if not STATE.tracing:
+        STATE.executions.append(Execution(tag, _core_for(tag), tuple(int(v) for v in marker.tolist())))
+        if tag in STATE.stateful_tags and not bool(state_moved):
+            STATE.host_state_calls += 1
