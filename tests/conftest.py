@@ -71,3 +71,9 @@ def run_main() -> CliRunner:
         return subprocess.CompletedProcess(["siliconbench", *args], code, out.getvalue(), err.getvalue())
 
     return run
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _peak_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Measured matmul peaks go to a cache of this session, never the user's ~/.cache."""
+    os.environ["SILICONBENCH_CACHE"] = str(tmp_path_factory.mktemp("siliconbench-cache"))

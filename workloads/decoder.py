@@ -18,9 +18,11 @@ static shapes and no Python-side state, so that one code path runs eagerly, unde
 
 Two styles share the code: ``llama`` (RMSNorm, rotary embeddings with Llama 3 frequency scaling,
 grouped-query attention, SwiGLU, no biases) and ``gpt2`` (LayerNorm, learned positions,
-multi-head attention and a GELU MLP, with biases). Attention is written as two matrix products
-(not ``scaled_dot_product_attention``) so that ``FlopCounterMode`` counts it on every device, as
-for ``bert-base``.
+multi-head attention and a GELU MLP, with biases). Attention runs through
+``scaled_dot_product_attention``, as users run it; ``harness.measure.flops`` registers the FLOP
+formula of its CPU kernel so the count is the same as for two explicit products (the ``matmul``
+form, kept for the tests to compare against). On devices without a fused kernel (XLA, so Neuron)
+torch lowers it to those same products.
 """
 
 from __future__ import annotations
@@ -89,8 +91,14 @@ class DecoderShape:
     norm_eps: float = 1e-5
     rope_theta: float = 500_000.0
     rope_scaling: RopeScaling | None = None
+    #: ``sdpa``: ``scaled_dot_product_attention``, what users run (transformers' default) and what
+    #: is measured; ``matmul``: the same arithmetic as two explicit products, kept as the reference
+    #: the tests hold the SDPA path (its outputs and its FLOP count) against.
+    attention: Literal["sdpa", "matmul"] = "sdpa"
 
     def __post_init__(self) -> None:
+        if self.attention not in ("sdpa", "matmul"):
+            raise ValueError(f"attention must be 'sdpa' or 'matmul', got {self.attention!r}")
         if self.hidden % self.heads or self.heads % self.kv_heads:
             raise ValueError(f"hidden {self.hidden}, heads {self.heads} and kv_heads {self.kv_heads} do not divide")
 
@@ -221,10 +229,14 @@ class Attention(nn.Module):
             values = values[:, :, None].expand(batch, shape.kv_heads, groups, length, shape.head_dim)
             keys = keys.reshape(batch, shape.heads, length, shape.head_dim)
             values = values.reshape(batch, shape.heads, length, shape.head_dim)
-        scores = torch.matmul(q, keys.transpose(2, 3)) / math.sqrt(shape.head_dim)
-        scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
-        probs = torch.softmax(scores, dim=-1, dtype=torch.float32).to(q.dtype)
-        context = torch.matmul(probs, values).transpose(1, 2).reshape(batch, tokens, shape.hidden)
+        if shape.attention == "sdpa":
+            attended = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask)
+        else:
+            scores = torch.matmul(q, keys.transpose(2, 3)) / math.sqrt(shape.head_dim)
+            scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
+            probs = torch.softmax(scores, dim=-1, dtype=torch.float32).to(q.dtype)
+            attended = torch.matmul(probs, values)
+        context = attended.transpose(1, 2).reshape(batch, tokens, shape.hidden)
         out: torch.Tensor = self.o_proj(context)
         return out
 

@@ -74,7 +74,12 @@ def _build_parser() -> _Parser:
         help="device for accelerator backends: cuda:N, or NeuronCores as nc:N, nc:A-B or a count",
     )
     run.add_argument("--max-time", type=positive_float, metavar="SECONDS", help="sampling budget per cell (default 4)")
-    run.add_argument("--min-samples", type=positive_int, metavar="N", help="never fewer timed calls (default 10)")
+    run.add_argument(
+        "--min-samples",
+        type=positive_int,
+        metavar="N",
+        help="never fewer timed calls (default 36, the fewest that back a p90 interval)",
+    )
     run.add_argument(
         "--target-ci",
         type=positive_float,
@@ -92,6 +97,20 @@ def _build_parser() -> _Parser:
         type=positive_float,
         metavar="SECONDS",
         help="a cell's sampling may run this long beyond its budget before it is stopped (default 30)",
+    )
+    run.add_argument(
+        "--processes",
+        type=positive_int,
+        metavar="N",
+        help="measure each cell in N fresh processes, interleaved across cells, and report the spread "
+        "between them with an interval that includes it (latency and throughput; default 1)",
+    )
+    run.add_argument(
+        "--tail",
+        type=positive_float,
+        metavar="PCT",
+        help="also sample until the PCT-th percentile's 95%% CI half-width is within 5%% (e.g. 99: at least "
+        "368 calls, so give a --max-time that fits them); a p99 SLO implies --tail 99",
     )
     isolation = run.add_mutually_exclusive_group()
     isolation.add_argument(

@@ -25,6 +25,7 @@ def suite_from_args(args: argparse.Namespace) -> Suite:
         max_time=args.max_time,
         min_samples=args.min_samples,
         target_rel_ci=args.target_ci,
+        tail=args.tail,
         isolate=args.isolate,
         output=args.output,
         scenario=args.scenario,
@@ -38,4 +39,5 @@ def suite_from_args(args: argparse.Namespace) -> Suite:
         loadgen=args.loadgen,
         prepare_limit=getattr(args, "prepare_limit", None),
         sampling_grace=getattr(args, "sampling_grace", None),
+        processes=args.processes,
     )

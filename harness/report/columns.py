@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from harness.report import uncertainty as u
 from harness.report.rows import CellRow, Interval
 
 __all__ = ["COLUMNS", "Column", "Value", "columns_for", "fmt", "money"]
@@ -43,9 +44,12 @@ def _text(value: Value) -> str:
     if value is None:
         return "-"
     if isinstance(value, Interval):
-        if value.low is None or value.high is None:
-            return fmt(value.value)
-        return f"{fmt(value.value)} [{fmt(value.low)}, {fmt(value.high)}]"
+        if value.low is not None and value.high is not None:
+            return f"{fmt(value.value)} [{fmt(value.low)}, {fmt(value.high)}]"
+        if value.bound is not None and value.bound_confidence is not None:
+            # No interval is backed: the bound that is, never the estimate with a tight-looking range.
+            return f"≤ {fmt(value.bound)} ({value.bound_confidence:.0%})"
+        return fmt(value.value)
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, float):
@@ -134,6 +138,45 @@ def _p(interval: Interval | None) -> float | None:
     return None if interval is None else interval.value
 
 
+def _money_text(get: Callable[[CellRow], Interval | None]) -> Callable[[CellRow], str]:
+    """A cost with its interval where one is backed: "1.23 [1.1, 1.4]"."""
+
+    def text(row: CellRow) -> str:
+        value = get(row)
+        if value is None:
+            return "-"
+        if value.low is None or value.high is None:
+            return money(value.value)
+        return f"{money(value.value)} [{money(value.low)}, {money(value.high)}]"
+
+    return text
+
+
+def _percent(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.0%}" if value >= 0.01 else f"{value * 100:.2g}%"
+
+
+def _spread_text(row: CellRow) -> str:
+    """Between-process spread: "±4.1% (5)", half the range of the process medians over their mean."""
+    spread = u.process_spread(row)
+    measured = row.measurement
+    if spread is None or measured is None or measured.processes is None:
+        return "-"
+    return f"±{spread / 2:.1%} ({len(measured.processes.medians_ns)})"
+
+
+def _capacity_text(row: CellRow) -> str:
+    """The capacity and the rates around it: passed at the first, failed at the second."""
+    bracket = u.capacity(row)
+    if bracket is None:
+        return "-"
+    if bracket.high is None:
+        return fmt(bracket.value)
+    return f"{fmt(bracket.value)} [{fmt(bracket.value)}, {fmt(bracket.high)})"
+
+
 COLUMNS: tuple[Column, ...] = (
     Column("target", "target", lambda r: r.target, measured=False, when=_several_targets),
     Column("run_id", "run", lambda r: r.run_id, measured=False, when=_several_runs_per_target),
@@ -145,26 +188,55 @@ COLUMNS: tuple[Column, ...] = (
     Column("threads", "thr", lambda r: r.threads, measured=False),
     Column("batch_size", "batch", lambda r: r.batch_size, measured=False),
     # latency and throughput
-    Column("p50_ms", "p50 ms [95% CI]", lambda r: r.latency_ms("p50")),
+    Column("p50_ms", "p50 ms [95% CI]", u.p50_ms),
+    Column("p90_ms", "p90 ms [95% CI]", lambda r: r.latency_ms("p90")),
     Column("p99_ms", "p99 ms [95% CI]", lambda r: r.latency_ms("p99")),
-    Column("throughput_per_s", "inf/s", _measured("throughput_per_s")),
+    # The interval travels to CSV and JSON (throughput_per_s_lo/_hi); the table shows the figure.
+    Column("throughput_per_s", "inf/s", u.throughput, text=lambda r: fmt(_p(u.throughput(r)))),
     Column("gflops_per_s", "GFLOP/s", _flops),
-    Column("usd_per_million", "$/M inf", lambda r: r.usd_per_million, optional=True),
-    Column("usd_per_million_tokens", "$/M tok", lambda r: r.usd_per_million_tokens, optional=True),
+    Column(
+        "fraction_of_peak",
+        "% peak",
+        u.fraction_of_peak,
+        optional=True,
+        text=lambda r: _percent(u.fraction_of_peak(r)),
+    ),
+    Column("process_spread", "between procs", u.process_spread, optional=True, text=_spread_text),
+    Column(
+        "usd_per_million",
+        "$/M inf",
+        u.usd_per_million,
+        optional=True,
+        text=_money_text(u.usd_per_million),
+    ),
+    Column(
+        "usd_per_million_tokens",
+        "$/M tok",
+        u.usd_per_million_tokens,
+        optional=True,
+        text=_money_text(u.usd_per_million_tokens),
+    ),
     # generate
     Column("prompt_tokens", "prompt", lambda r: _param(r, "prompt_tokens")),
     Column("output_tokens", "output", lambda r: _param(r, "output_tokens")),
     Column("ttft_p50_ms", "TTFT p50 ms [95% CI]", lambda r: r.token_ms("ttft_ns", "p50")),
     # server
     Column("slo", "SLO", _slo),
-    Column("capacity_rps", "capacity req/s", lambda r: _server(r, "capacity_rps")),
+    Column("capacity_rps", "capacity req/s", u.capacity, text=_capacity_text),
+    Column(
+        "capacity_p99_met",
+        "p99 met",
+        u.p99_met,
+        optional=True,
+        text=lambda r: "-" if u.p99_met(r) is None else f"{u.p99_met(r):.0%} conf.",
+    ),
     Column("rate_rps", "rate req/s", lambda r: _server(r, "rate_rps")),
     Column("goodput_rps", "goodput req/s", lambda r: _server(r, "goodput_rps")),
-    Column("e2e_p99_ms", "p99 ms", lambda r: _p(r.latency_ms("p99"))),
+    Column("e2e_p99_ms", "p99 ms", lambda r: r.latency_ms("p99")),
     # decoder token tails (generate and server)
-    Column("ttft_p99_ms", "TTFT p99 ms", lambda r: _p(r.token_ms("ttft_ns", "p99"))),
+    Column("ttft_p99_ms", "TTFT p99 ms", lambda r: r.token_ms("ttft_ns", "p99")),
     Column("tpot_p50_ms", "TPOT p50 ms", lambda r: _p(r.token_ms("tpot_ns", "p50"))),
-    Column("itl_p99_ms", "ITL p99 ms", lambda r: _p(r.token_ms("itl_ns", "p99"))),
+    Column("itl_p99_ms", "ITL p99 ms", lambda r: r.token_ms("itl_ns", "p99")),
     # offline
     Column("samples_per_s", "samples/s", lambda r: _offline(r, "samples_per_s")),
     # token rates
@@ -186,8 +258,9 @@ COLUMNS: tuple[Column, ...] = (
     Column(
         "usd_per_million_at_capacity",
         "$/M inf @capacity",
-        lambda r: r.usd_per_million_at_capacity,
+        u.usd_per_million_at_capacity,
         optional=True,
+        text=_money_text(u.usd_per_million_at_capacity),
     ),
     Column("usd_per_million_offline", "$/M inf", lambda r: r.usd_per_million, optional=True),
     Column(

@@ -20,7 +20,7 @@ from harness.report.rows import CellRow, Interval, cell_rows
 from harness.runfile.checks import dumps_json
 from harness.runfile.records import RunRecord
 
-__all__ = ["FORMATS", "ScenarioTable", "price_lines", "render", "scenario_tables"]
+__all__ = ["FORMATS", "ScenarioTable", "price_lines", "render", "scenario_tables", "withheld_lines"]
 
 FORMATS = ("table", "markdown", "csv", "json", "html")
 
@@ -90,8 +90,34 @@ def price_lines(rows: Sequence[CellRow]) -> list[str]:
 
 def _flat(key: str, value: Value) -> dict[str, Any]:
     if isinstance(value, Interval):
-        return {key: value.value, f"{key}_lo": value.low, f"{key}_hi": value.high}
+        return {
+            key: value.value,
+            f"{key}_lo": value.low,
+            f"{key}_hi": value.high,
+            f"{key}_bound": value.bound,
+            f"{key}_bound_confidence": value.bound_confidence,
+        }
     return {key: value}
+
+
+def withheld_lines(tables: Sequence[ScenarioTable]) -> list[str]:
+    """One line per figure whose interval some cells cannot back: how many, and how to get it."""
+    counts: dict[str, list[int]] = {}
+    for table in tables:
+        for column in table.columns:
+            for row in table.rows:
+                value = column.value(row) if row.ok else None
+                if isinstance(value, Interval) and value.bound is not None and value.needs is not None:
+                    name = column.header.split(" ms")[0]
+                    counts.setdefault(name, []).append(value.needs)
+    lines = []
+    for name, needs in counts.items():
+        how = "; --tail 99 (or a p99 SLO) samples for it" if name.endswith("p99") else ""
+        lines.append(
+            f"{name}: no 95% interval in {len(needs)} cell(s) (fewer than the {max(needs)} samples one needs); "
+            f"shown instead is the upper bound their samples back, '≤ x (c%)', at its own confidence c{how}"
+        )
+    return lines
 
 
 def machine_row(row: CellRow, columns: Sequence[Column]) -> dict[str, Any]:
@@ -132,6 +158,7 @@ def _markdown_or_table(tables: list[ScenarioTable], markdown: bool) -> tuple[str
 
 def _slo_text(rows: Sequence[CellRow], slo_p99_ms: float, markdown: bool) -> str:
     from harness.report.slo import choose, describe_pick
+    from harness.report.verdict import cross_run_verdicts
 
     lines = [f"{'### ' if markdown else ''}At p99 <= {slo_p99_ms:g} ms"]
     if markdown:
@@ -144,6 +171,13 @@ def _slo_text(rows: Sequence[CellRow], slo_p99_ms: float, markdown: bool) -> str
         lines.append(f"  - fastest: {describe_pick(choice.fastest)}")
         lines.append(f"  - cheapest: {describe_pick(choice.cheapest)}")
         lines.extend(f"  - note: {note}" for note in choice.notes)
+    verdicts = cross_run_verdicts(rows, slo_p99_ms) if len({r.run_id for r in rows}) > 1 else []
+    if verdicts:
+        lines.append("")
+        lines.append(f"{'#### ' if markdown else ''}Across runs (the cheapest pick of each run, by cost per million)")
+        if markdown:
+            lines.append("")
+        lines.extend(f"- {v.workload}: {v.sentence()}" for v in verdicts)
     return "\n".join(lines)
 
 
@@ -168,9 +202,12 @@ def render(
         if slo_p99_ms is None:
             return dumps_json(machine, indent=1)
         from harness.report.slo import choose
+        from harness.report.verdict import cross_run_verdicts
 
         picks = [c.to_dict() for c in choose(rows, slo_p99_ms)]
-        return dumps_json({"cells": machine, "slo": picks}, indent=1)
+        several = len({r.run_id for r in rows}) > 1
+        verdicts = [v.to_dict() for v in cross_run_verdicts(rows, slo_p99_ms)] if several else []
+        return dumps_json({"cells": machine, "slo": picks, "verdicts": verdicts}, indent=1)
     if fmt == "csv":
         buffer = io.StringIO()
         fieldnames: list[str] = []
@@ -188,6 +225,10 @@ def render(
             text += "\n\n" + "\n".join(f"{i}. {note}" for i, note in enumerate(notes, start=1))
         else:
             text += "\n\n" + "\n".join(f"[{i}] {note}" for i, note in enumerate(notes, start=1))
+    withheld = withheld_lines(tables)
+    if withheld:
+        heading = "**Intervals withheld**\n\n" if markdown else "Intervals withheld:\n"
+        text += "\n\n" + heading + "\n".join(f"- {line}" for line in withheld)
     if any(r.price is not None for r in rows):
         heading = "**Prices**\n\n" if markdown else "Prices:\n"
         text += "\n\n" + heading + "\n".join(f"- {line}" for line in price_lines(rows))

@@ -72,7 +72,21 @@ def _answer(rows: Sequence[CellRow], slo_p99_ms: float) -> str:
         "Cheapest: the lowest USD per million inferences among those with a price. "
         "Failed and incorrect cells are never chosen.</p>"
         + _table(["workload", "cells meeting", "fastest", "cheapest", "notes"], table)
+        + _verdicts(rows, slo_p99_ms)
     )
+
+
+def _verdicts(rows: Sequence[CellRow], slo_p99_ms: float) -> str:
+    """Across runs: how sure the cheapest pick is, and the break-even price of the others."""
+    from harness.report.verdict import cross_run_verdicts
+
+    if len({r.run_id for r in rows}) < 2:
+        return ""
+    verdicts = cross_run_verdicts(rows, slo_p99_ms)
+    if not verdicts:
+        return ""
+    items = "".join(f"<li>{escape(v.workload)}: {escape(v.sentence())}</li>" for v in verdicts)
+    return f"<h3>Across runs</h3><ul>{items}</ul>"
 
 
 def _environment(runs: Sequence[RunRecord]) -> str:
@@ -111,7 +125,7 @@ def render_html(
     title: str = "siliconbench report",
 ) -> str:
     """The whole report as one HTML document: one results table per scenario, from the column spec."""
-    from harness.report.formats import price_lines, text_cells
+    from harness.report.formats import price_lines, text_cells, withheld_lines
     from harness.report.plots import make_plots
 
     workloads = sorted({f"{r.workload}:{r.preset}" for r in rows})
@@ -141,6 +155,13 @@ def render_html(
         )
     if notes:
         parts.append('<ol class="notes">' + "".join(f"<li>{escape(n)}</li>" for n in notes) + "</ol>")
+    withheld = withheld_lines(tables)
+    if withheld:
+        parts.append(
+            '<h3 id="withheld">Intervals withheld</h3><ul>'
+            + "".join(f"<li>{escape(w)}</li>" for w in withheld)
+            + "</ul>"
+        )
     parts.append(
         '<h2 id="prices">Prices</h2><ul>'
         + "".join(f"<li>{escape(line)}</li>" for line in price_lines(rows))

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from harness.measure.stats import Summary
+from harness.measure.stats import Summary, min_samples
 from harness.pricing.catalog import Price
 from harness.report.cost import PriceResolver, usd_per_million
 from harness.runfile.records import CellRecord, Measurement, RunRecord, TokenMetrics
@@ -19,23 +19,54 @@ __all__ = ["CellRow", "Interval", "cell_rows"]
 
 @dataclass(frozen=True)
 class Interval:
-    """A figure with its confidence interval (ends None where no interval is given)."""
+    """A figure with its confidence interval (ends None where no interval is backed).
+
+    Where the sample is too small for a two-sided interval, ``bound`` is the upper bound that it
+    does back, at its own ``bound_confidence`` (the largest sample holds the p99 with 1 − 0.99ⁿ),
+    and ``needs`` the samples a two-sided interval needs.
+    """
 
     value: float
     low: float | None = None
     high: float | None = None
+    bound: float | None = None
+    bound_confidence: float | None = None
+    needs: int | None = None
 
 
 def ms(ns: float | None) -> float | None:
     return None if ns is None else ns / 1e6
 
 
+def _quantile(key: str) -> float | None:
+    """0.99 for "p99"; None for statistics that are not percentiles."""
+    if key.startswith("p") and key[1:].replace(".", "", 1).isdigit():
+        return float(key[1:]) / 100
+    return None
+
+
 def _interval_ms(summary: Summary | None, key: str) -> Interval | None:
     if summary is None:
         return None
-    value = getattr(summary, key)
+    value = getattr(summary, key) / 1e6
+    interval = summary.intervals.get(key)
+    if interval is not None:
+        if interval.backed and interval.low is not None and interval.high is not None:
+            return Interval(value, interval.low / 1e6, interval.high / 1e6)
+        if interval.low is None and interval.high is not None:
+            return Interval(
+                value, bound=interval.high / 1e6, bound_confidence=interval.confidence, needs=interval.needs
+            )
+        return Interval(value, needs=interval.needs)
+    # Run files from before issue 10 carry bootstrap intervals only: keep a percentile's where its
+    # sample count backs the order-statistic interval, and withhold it below (methodology.md).
     ci = summary.ci.get(key)
-    return Interval(value / 1e6, ci[0] / 1e6 if ci else None, ci[1] / 1e6 if ci else None)
+    q = _quantile(key)
+    if ci is not None and q is not None:
+        needs = min_samples(q, summary.confidence)
+        if summary.count < needs:
+            return Interval(value, needs=needs)
+    return Interval(value, ci[0] / 1e6 if ci else None, ci[1] / 1e6 if ci else None)
 
 
 @dataclass(frozen=True)

@@ -119,7 +119,10 @@ def choose(rows: Sequence[CellRow], slo_p99_ms: float) -> list[SloChoice]:
             if chosen is None:
                 continue
             if (chosen.samples or 0) < MIN_SAMPLES_FOR_P99:
-                notes.append(f"the {label} cell's p99 rests on only {chosen.samples} samples")
+                notes.append(
+                    f"the {label} cell's p99 rests on only {chosen.samples} samples "
+                    f"(an interval needs {MIN_SAMPLES_FOR_P99}): rerun it with --tail 99"
+                )
             p99 = chosen.latency_ms("p99")
             if p99 is not None and p99.high is not None and p99.high > slo_p99_ms:
                 notes.append(f"the {label} cell's p99 confidence interval reaches {p99.high:.3g} ms, above the target")

@@ -44,8 +44,12 @@ class Suite:
     device: str | None = None
     scenario: str = "latency"
     max_time: float = 4.0
-    min_samples: int = 10
+    #: 36: the fewest samples for a two-sided 95% interval of the p90 (``stats.min_samples``), so the
+    #: default suite backs its median and p90 even on cells the time budget stops early.
+    min_samples: int = 36
     target_rel_ci: float = 0.01
+    #: A tail percentile the stopping rule also waits for (None: the median alone; see tail_percentile).
+    tail: float | None = None
     isolate: bool | None = None
     output: str = "results"
     pricing: dict[str, Any] = field(default_factory=dict)
@@ -59,6 +63,7 @@ class Suite:
     loadgen: bool = False
     prepare_limit: float = PREPARE_LIMIT_S
     sampling_grace: float = SAMPLING_GRACE_S
+    processes: int = 1
 
     def __post_init__(self) -> None:
         for name in ("workloads", "backends", "batch_sizes", "dtypes", "modes"):
@@ -81,6 +86,8 @@ class Suite:
             raise ConfigError(f"target CI must be a fraction between 0 and 1, got {self.target_rel_ci!r}")
         if self.min_samples < 3:
             raise ConfigError(f"min samples must be 3 or more, got {self.min_samples!r}")
+        if self.tail is not None and not 50 < self.tail < 100:
+            raise ConfigError(f"tail must be a percentile between 50 and 100 (e.g. 99), got {self.tail!r}")
         if self.pricing:
             from harness.pricing.given import validate_pricing_table
 
@@ -101,6 +108,16 @@ class Suite:
             value = getattr(self, name)
             if value is not None and not _finite_positive(value):
                 raise ConfigError(f"{name.replace('_', '-')} must be a finite positive number, got {value!r}")
+        if isinstance(self.processes, bool) or not isinstance(self.processes, int) or self.processes < 1:
+            raise ConfigError(f"processes must be a whole number of 1 or more, got {self.processes!r}")
+        if self.processes > 1:
+            if self.scenario not in ("latency", "throughput") or self.loadgen:
+                raise ConfigError(
+                    f"--processes pools per-call samples across processes: scenarios latency and throughput "
+                    f"(without --loadgen), not {self.scenario!r}{' with --loadgen' if self.loadgen else ''}"
+                )
+            if self.isolate is False:
+                raise ConfigError("--processes measures each cell in fresh processes; drop --no-isolate")
         scenario = spec(self.scenario)
         if self.loadgen and scenario.loadgen is None:
             from harness.scenarios.registry import scenario_specs
@@ -111,6 +128,14 @@ class Suite:
                 f"not {self.scenario!r}; drop --loadgen or change --scenario"
             )
         scenario.check(self.scenario_params())
+
+    def tail_percentile(self) -> float | None:
+        """The percentile sampling must back: ``tail``, else 99 when a p99 SLO is set, else None."""
+        if self.tail is not None:
+            return self.tail
+        if any(v is not None for v in (self.slo_p99, self.slo_ttft, self.slo_tpot)):
+            return 99.0
+        return None
 
     def scenario_params(self) -> ScenarioParams:
         return ScenarioParams(
@@ -175,6 +200,7 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "max_time": (int, float),
     "min_samples": (int,),
     "target_rel_ci": (float,),
+    "tail": (int, float),
     "isolate": (bool,),
     "output": (str,),
     "pricing": (dict,),
@@ -188,8 +214,9 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "loadgen": (bool,),
     "prepare_limit": (int, float),
     "sampling_grace": (int, float),
+    "processes": (int,),
 }
-_FLOAT_KEYS = {"max_time", "rate", "slo_p99", "slo_ttft", "slo_tpot", "prepare_limit", "sampling_grace"}
+_FLOAT_KEYS = {"max_time", "tail", "rate", "slo_p99", "slo_ttft", "slo_tpot", "prepare_limit", "sampling_grace"}
 
 
 def _build(base: Suite, values: dict[str, Any], source: str) -> Suite:

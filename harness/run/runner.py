@@ -122,8 +122,12 @@ def run_cells(
     progress: ProgressFn | None = None,
     limits: CellLimits | None = None,
     on_hang: HangFn = exit_on_hang,
+    processes: int = 1,
 ) -> list[CellRecord]:
     """Measure every cell in order and append each to the run file as soon as it is done.
+
+    With ``processes`` > 1, each cell is measured in that many fresh processes, interleaved
+    across cells (see ``harness.run.repeats``), and written once all its processes are done.
 
     Every cell runs under ``limits`` (``harness.run.limits``): an isolated cell past its limit is
     killed and fails alone; a cell in this process past its limit ends the run through
@@ -133,6 +137,8 @@ def run_cells(
     from harness.measure.environment import utc_now
 
     limits = limits or CellLimits()
+    if processes > 1:
+        return _run_repeated(cells, policy, writer, progress, processes, limits)
     done: list[CellRecord] = []
     in_process: _InProcessLimits | None = None
     try:
@@ -173,4 +179,55 @@ def run_cells(
     finally:
         if in_process is not None:
             in_process.close()
+    return done
+
+
+def _run_repeated(
+    cells: Sequence[CellConfig],
+    policy: SamplingPolicy,
+    writer: RunWriter,
+    progress: ProgressFn | None,
+    processes: int,
+    limits: CellLimits,
+) -> list[CellRecord]:
+    """ABAB over fresh child processes; an interrupt keeps every cell with at least one process."""
+    from harness.run.repeats import merge_processes, schedule
+
+    records: list[list[CellRecord]] = [[] for _ in cells]
+    total = len(cells) * processes
+
+    def write_merged() -> list[CellRecord]:
+        merged = [merge_processes(found, processes) for found in records if found]
+        for number, record in enumerate(merged, start=1):
+            try:
+                writer.add_cell(record)
+            except OSError as exc:
+                if not is_disk_full(exc):
+                    raise
+                raise _stopped_for_disk(writer, number, len(merged), exc) from None
+        return merged
+
+    try:
+        for step, (_, index) in enumerate(schedule(len(cells), processes), start=1):
+            config = cells[index]
+            if progress:
+                progress(step, total, config, None)
+            record = run_cell_isolated(config, policy, limits)
+            records[index].append(record)
+            if progress:
+                progress(step, total, config, record)
+    except KeyboardInterrupt as exc:
+        import signal
+
+        with signals_held():
+            write_merged()
+            writer.finish("interrupted", signal.Signals(getattr(exc, "signum", signal.SIGINT)).name)
+        raise
+    done = write_merged()
+    try:
+        writer.finish("complete")
+    except OSError as exc:
+        if not is_disk_full(exc):
+            raise
+        raise _stopped_for_disk(writer, len(done), len(done), exc) from None
     return done

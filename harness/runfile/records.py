@@ -19,11 +19,13 @@ Record tree::
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
 from annotated_types import Ge
 
+from harness.measure.peak import Peak
 from harness.pricing.catalog import Price
 
 __all__ = [
@@ -43,9 +45,12 @@ __all__ = [
     "GenerationPart",
     "GpuInventory",
     "HostTiming",
+    "Interval",
     "LoadgenPart",
     "Measurement",
     "OfflinePart",
+    "Peak",
+    "ProcessesPart",
     "RunRecord",
     "RunStatus",
     "SamplingRecord",
@@ -150,8 +155,45 @@ class CellConfig:
 
 
 @dataclass(frozen=True)
+class Interval:
+    """A statistic's estimate and what the sample backs about it.
+
+    ``low``/``high`` are None where no end is backed. A full interval has both at ``confidence``
+    (>= the nominal). When the sample is too small for one, the interval is a one-sided bound
+    (``high`` only) whose ``confidence`` is its own, lower figure, or nothing at all, and ``note``
+    says why and how many samples a two-sided interval needs (``needs``).
+    """
+
+    estimate: float
+    low: float | None
+    high: float | None
+    confidence: float
+    nominal: float
+    method: str  # "order statistics", "student t", or "withheld"
+    needs: int | None = None
+    note: str | None = None
+
+    @property
+    def backed(self) -> bool:
+        """True when this is a two-sided interval at (at least) the nominal confidence."""
+        return self.low is not None and self.high is not None and self.confidence >= self.nominal - 1e-12
+
+    @property
+    def relative_half_width(self) -> float:
+        """Half the width relative to the estimate; inf unless ``backed``."""
+        if not self.backed or self.estimate <= 0 or self.low is None or self.high is None:
+            return math.inf
+        return (self.high - self.low) / 2.0 / self.estimate
+
+
+@dataclass(frozen=True)
 class Summary:
-    """Descriptive statistics of one sample, in the samples' unit (nanoseconds in run files)."""
+    """Descriptive statistics of one sample, in the samples' unit (nanoseconds in run files).
+
+    ``ci`` holds only the intervals the sample backs (two-sided at ``confidence``); ``intervals``
+    holds every statistic's interval or bound (``harness.measure.stats``), with a note where one is
+    withheld. Run files from before issue 10 have no ``intervals``, and bootstrap intervals in ``ci``.
+    """
 
     count: Annotated[int, Ge(1)]
     min: Annotated[float, Ge(0)]
@@ -165,6 +207,12 @@ class Summary:
     iqr: Annotated[float, Ge(0)]
     confidence: float
     ci: dict[str, tuple[float, float]] = field(default_factory=dict)
+    intervals: dict[str, Interval] = field(default_factory=dict)
+
+    @property
+    def notes(self) -> list[str]:
+        """Why each withheld interval is withheld, for a report's notes."""
+        return [iv.note for iv in self.intervals.values() if iv.note]
 
 
 @dataclass(frozen=True)
@@ -204,6 +252,10 @@ class SamplingRecord:
     max_count: int
     wall_s: float
     timer: str = "host_clock"
+    #: The percentiles the stopping rule watched ("p50", and a tail such as "p99" when asked for)
+    #: with their target relative half-widths, and the half-widths reached (None: no interval yet).
+    targets: dict[str, float] = field(default_factory=dict)
+    reached: dict[str, float | None] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -374,6 +426,30 @@ class LoadgenPart:
 
 
 @dataclass(frozen=True)
+class ProcessesPart:
+    """``--processes N``: each fresh process's median and the between-process interval (ns).
+
+    The measurement's samples are the processes' pooled; ``low_ns``/``high_ns`` is Student's t
+    interval of the mean of the process medians (None with one process), which the reports and
+    ``compare`` use in place of one process's interval (``harness.measure.between``).
+    """
+
+    medians_ns: tuple[float, ...]
+    counts: tuple[int, ...]
+    mean_ns: float
+    std_ns: float
+    low_ns: float | None
+    high_ns: float | None
+    confidence: float
+    rel_spread: float
+    planned: int
+    failed: int
+    stop_reasons: tuple[str, ...]
+    started_utc: tuple[str, ...]
+    method: str = "student t on the process medians"
+
+
+@dataclass(frozen=True)
 class Measurement:
     """Everything an ``ok`` cell measured. ``latency_ns`` summarizes ``samples_ns``: per call for
     latency and throughput, per request (end to end) for the load scenarios."""
@@ -402,6 +478,7 @@ class Measurement:
     server: ServerPart | None = None
     offline: OfflinePart | None = None
     loadgen: LoadgenPart | None = None
+    processes: ProcessesPart | None = None
 
     @property
     def token_metrics(self) -> TokenMetrics | None:
@@ -498,6 +575,8 @@ class Environment:
     torch: TorchFacts | None = None
     env_threads: dict[str, str] = field(default_factory=dict)
     git_commit: str | None = None
+    #: Dense matmul peaks measured for this run's cells (``harness.measure.peak``), by ``peak_key``.
+    matmul_peaks: dict[str, Peak] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,8 @@ it goes, so a failure is recorded with the phase it happened in.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -105,6 +106,8 @@ class SamplingOutcome(Protocol):
     @property
     def rel_ci_half_width(self) -> float: ...
     @property
+    def reached(self) -> Mapping[str, float] | None: ...
+    @property
     def timer(self) -> str: ...
 
 
@@ -118,6 +121,7 @@ def sampling_fields(
     wall_s: float,
     rel_ci_half_width: float | None = None,
     timer: str = "host_clock",
+    reached: Mapping[str, float] | None = None,
 ) -> SamplingRecord:
     """The record's sampling part: what the sampler did, under which policy."""
     finite = (
@@ -129,6 +133,8 @@ def sampling_fields(
         elapsed_s=elapsed_s,
         stop_reason=stop_reason,
         rel_ci_half_width=rel_ci_half_width if finite else None,
+        targets=dict(policy.targets),
+        reached={k: (v if math.isfinite(v) else None) for k, v in (reached or {}).items()},
         target_rel_ci=policy.target_rel_ci,
         confidence=policy.confidence,
         max_time_s=policy.max_time_s,
@@ -150,4 +156,5 @@ def sampling_record(sampling: SamplingOutcome, policy: SamplingPolicy, wall_s: f
         wall_s=wall_s,
         rel_ci_half_width=sampling.rel_ci_half_width,
         timer=sampling.timer,
+        reached=sampling.reached,
     )

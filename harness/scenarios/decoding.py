@@ -145,9 +145,9 @@ def _prepare_steps(ctx: CellContext, session: GenerationSession, output_tokens: 
 def prepare_decoder(ctx: CellContext, batch_size: int, prompts: torch.Tensor) -> tuple[PreparedDecoder, DecoderCheck]:
     """Reference, prepare and check a decoder session for ``prompts`` (batch_size, prompt_tokens)."""
     import torch
-    from torch.utils.flop_counter import FlopCounterMode
 
     from harness.measure.correctness import max_relative_error
+    from harness.measure.flops import flop_counter
 
     spec = require_generation(ctx)
     params = ctx.config.params
@@ -158,13 +158,13 @@ def prepare_decoder(ctx: CellContext, batch_size: int, prompts: torch.Tensor) ->
     session = spec.new_session(ctx.model, batch_size, params.prompt_tokens, output_tokens)
     session.load_prompts(prompts)
     with torch.inference_mode():
-        with FlopCounterMode(display=False) as counter:
+        with flop_counter() as counter:
             reference_logits = session.prefill().float().cpu()
         prefill_flops = counter.get_total_flops()
         decode_flops = 0
         for step in range(reference_tokens - 1):
             if step == 0:
-                with FlopCounterMode(display=False) as counter:
+                with flop_counter() as counter:
                     session.decode()
                 decode_flops = counter.get_total_flops()
             else:

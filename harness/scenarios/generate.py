@@ -26,6 +26,7 @@ from harness.scenarios.base import CellContext, sampling_record, workload_record
 from harness.scenarios.registry import ScenarioSpec
 from harness.scenarios.tokens import RequestTimeline, timeline_summaries
 from harness.scenarios.validity import validity
+from harness.scenarios.warnings import stop_warning
 
 if TYPE_CHECKING:
     from harness.measure.sampler import SamplingPolicy
@@ -44,13 +45,18 @@ class RequestSampling:
     stop_reason: str
     rel_ci_half_width: float
     timer: str = "host_clock"
+    reached: dict[str, float] | None = None
 
 
 def sample_requests(
     request: Callable[[], RequestTimeline], policy: SamplingPolicy, clock: Callable[[], int] = time.perf_counter_ns
 ) -> RequestSampling:
-    """Warm up (at least one request), then repeat ``request`` under the sampler's stopping rule."""
-    from harness.measure.stats import relative_half_width
+    """Warm up (at least one request), then repeat ``request`` under the sampler's stopping rule.
+
+    The rule watches the end-to-end latency's median, and its tail percentile when the policy has
+    one (``--tail``, or a TTFT/TPOT SLO): every per-request metric then has as many samples.
+    """
+    from harness.measure.sampler import Convergence
 
     warmup_start = clock()
     warmup_count = 0
@@ -61,13 +67,14 @@ def sample_requests(
     start = clock()
     deadline = start + int(policy.max_time_s * 1e9)
     timelines: list[RequestTimeline] = []
-    rel = float("inf")
+    e2e: list[int] = []
+    check = Convergence(policy)
     while True:
         timelines.append(request())
+        e2e.append(timelines[-1].e2e_ns)
         count = len(timelines)
         if count >= policy.min_count:
-            rel = relative_half_width([t.e2e_ns for t in timelines], policy.confidence)
-            if rel <= policy.target_rel_ci:
+            if check.met(check.widths(e2e)):
                 reason = "converged"
                 break
         if count >= policy.max_count:
@@ -76,7 +83,9 @@ def sample_requests(
         if count >= policy.min_count and clock() >= deadline:
             reason = "time_budget"
             break
-    return RequestSampling(timelines, warmup_count, warmup_ns, clock() - start, reason, rel)
+    elapsed = clock() - start
+    widths = check.widths(e2e)
+    return RequestSampling(timelines, warmup_count, warmup_ns, elapsed, reason, widths["p50"], reached=widths)
 
 
 @dataclass(frozen=True)
@@ -128,11 +137,9 @@ class GenerateScenario:
         warnings = []
         if check.warning:
             warnings.append(check.warning)
-        if sampling.stop_reason != "converged":
-            warnings.append(
-                f"stopped by {sampling.stop_reason.replace('_', ' ')} before the median end-to-end latency's CI "
-                f"reached ±{policy.target_rel_ci:.1%} (reached ±{sampling.rel_ci_half_width:.1%})"
-            )
+        stopped = stop_warning(sampling.stop_reason, sampling.reached, policy, "end-to-end latency")
+        if stopped:
+            warnings.append(stopped)
         counts = {"requests (TTFT, TPOT, end-to-end)": len(timelines)}
         if tokens.itl_ns is not None:
             counts["ITL gaps"] = tokens.itl_ns.count

@@ -25,9 +25,12 @@ __all__ = ["FORWARD_COLUMNS", "CheckedForward", "Prepared", "measured_record", "
 #: Report columns of the forward-pass scenarios measured per call (latency, throughput).
 FORWARD_COLUMNS = (
     "p50_ms",
+    "p90_ms",
     "p99_ms",
     "throughput_per_s",
     "gflops_per_s",
+    "fraction_of_peak",
+    "process_spread",
     "usd_per_million",
     "usd_per_million_tokens",
     "samples",
@@ -52,16 +55,16 @@ def prepare_checked(ctx: CellContext, staged: bool = False) -> CheckedForward:
     With ``staged``, the backend prepares a ``sut.StagedModel`` whose inputs can be refilled.
     """
     import torch
-    from torch.utils.flop_counter import FlopCounterMode
 
     from backends.torch_common import tensors_to_host
     from harness.measure.correctness import max_relative_error
+    from harness.measure.flops import flop_counter
 
     config, backend = ctx.config, ctx.backend
     inputs = ctx.workload.make_inputs(config.batch_size)
 
     ctx.phase = "reference"
-    with torch.inference_mode(), FlopCounterMode(display=False) as counter:
+    with torch.inference_mode(), flop_counter() as counter:
         reference = tensors_to_host(ctx.model(*inputs))
     flops_per_inference = counter.get_total_flops() / config.batch_size
 

@@ -245,10 +245,12 @@ class ServerScenario:
             grace = max(float(schedule[-1]), 20 * service_ns / 1e9)
             return run_open_loop(schedule, handlers, deadline_s=float(schedule[-1]) + grace)
 
+        # A p99 SLO (the policy's tail) is judged on at least the requests its p99 interval needs.
+        min_requests = min(policy.max_count, max(policy.min_count, policy.tail_min_count or 0))
         measured_at = time.perf_counter()
         search: CapacitySearch[ServerProbe] | None = None
         if params.rate is not None:
-            fixed = probe_at(params.rate, run_load, slo, policy.max_time_s, policy.min_count, policy.max_count)
+            fixed = probe_at(params.rate, run_load, slo, policy.max_time_s, min_requests, policy.max_count)
             reported: ServerProbe | None = fixed
             probes = [fixed]
             stop_reason = "fixed_rate"
@@ -264,7 +266,7 @@ class ServerScenario:
                 slo,
                 start,
                 policy.max_time_s / PROBES_PER_SEARCH,
-                policy.min_count,
+                min_requests,
                 policy.max_count,
                 out_of_time=lambda: time.perf_counter() > give_up,
             )
@@ -429,6 +431,7 @@ SPEC = ScenarioSpec(
     columns=(
         "slo",
         "capacity_rps",
+        "capacity_p99_met",
         "rate_rps",
         "goodput_rps",
         "e2e_p99_ms",

@@ -82,9 +82,12 @@ SPEC = ScenarioSpec(
     part="block",
     columns=(
         "p50_ms",
+        "p90_ms",
         "p99_ms",
         "throughput_per_s",
         "gflops_per_s",
+        "fraction_of_peak",
+        "process_spread",
         "usd_per_million",
         "usd_per_million_tokens",
         "samples",

@@ -2,10 +2,11 @@
 
 Two rules, both about the highest percentile a cell reports (the p99):
 
-- **Enough samples.** Below 100 samples the p99 is an interpolation between the largest values,
-  i.e. little more than the maximum: at least 1/(1 − 0.99) = 100 samples are needed for even one
-  sample to lie beyond it. (MLPerf's early-stopping rule asks for far more, 662 queries, to bound
-  its p99 at 99% confidence; LoadGen cells carry LoadGen's own verdict as well.)
+- **Enough samples.** A p99 is backed when its distribution-free two-sided 95% interval exists:
+  both 0.99ⁿ and 0.01ⁿ at most 2.5%, so n >= 368 (Conover 1999, §3.2; ``stats.min_samples``).
+  Below that the p99 is little more than the maximum, and no interval can say how far the true
+  p99 lies beyond it. (MLPerf's early-stopping rule asks for 662 queries to bound its p99 at 99%
+  confidence; LoadGen cells carry LoadGen's own verdict as well.)
 - **A minimum duration.** A measurement shorter than a second samples too few periods of the
   host's background activity (timer ticks, frequency changes, other processes) to say anything
   about the tail, and an open-loop run shorter than that has not let its queue reach a steady state.
@@ -18,12 +19,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from harness.measure.stats import min_samples as _min_samples
 from harness.runfile.records import Validity
 
 __all__ = ["MIN_DURATION_S", "MIN_SAMPLES_FOR_P99", "validity"]
 
-#: Below this many samples the p99 is little more than the maximum.
-MIN_SAMPLES_FOR_P99 = 100
+#: Fewest samples for a two-sided 95% order-statistic interval of the p99 (368).
+MIN_SAMPLES_FOR_P99 = _min_samples(0.99, 0.95)
 #: Shortest measurement, in seconds, whose tail percentiles we call valid.
 MIN_DURATION_S = 1.0
 
@@ -40,7 +42,7 @@ def validity(
     reasons = []
     for metric, count in samples.items():
         if count < min_samples:
-            reasons.append(f"{metric}: {count} samples; a p99 needs at least {min_samples}")
+            reasons.append(f"{metric}: {count} samples; a p99 interval needs at least {min_samples}")
     if duration_s < min_duration_s:
         reasons.append(f"measured for {duration_s:.3g} s; tail percentiles need at least {min_duration_s:g} s")
     reasons.extend(extra_reasons or [])

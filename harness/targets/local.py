@@ -7,7 +7,7 @@ that measures it on a laptop; only where the run file goes afterwards differs.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -47,16 +47,26 @@ def run_suite(
     ``on_hang`` is told when a cell in this process hangs past its limit (``harness.run.runner``).
     """
     from harness.measure.environment import collect_environment
+    from harness.measure.peak import run_peaks
     from harness.measure.sampler import SamplingPolicy
     from harness.run.limits import CellLimits
     from harness.run.matrix import validate_matrix
     from harness.run.runner import exit_on_hang, run_cells
 
     presets, backends = validate_matrix(suite)
-    policy = SamplingPolicy.for_budget(suite.max_time, min_count=suite.min_samples, target_rel_ci=suite.target_rel_ci)
+    policy = SamplingPolicy.for_budget(
+        suite.max_time,
+        min_count=suite.min_samples,
+        target_rel_ci=suite.target_rel_ci,
+        tail_percentile=suite.tail_percentile(),
+    )
     cells = suite.cells(presets)
+    environment = collect_environment()
+    # Once per run (cached per machine and versions): the denominator of every cell's % of peak.
+    peaks = run_peaks(environment, [(c.backend, c.device, c.dtype, c.threads) for c in cells])
+    environment = replace(environment, matmul_peaks=peaks)
     writer = RunWriter(
-        Path(suite.output), collect_environment(), target=target, suite=suite.to_dict(), run_id=run_id, pricing=pricing
+        Path(suite.output), environment, target=target, suite=suite.to_dict(), run_id=run_id, pricing=pricing
     )
     if on_start is not None:
         on_start(writer, cells)
@@ -67,7 +77,9 @@ def run_suite(
         return bool(suite.isolate)
 
     limits = CellLimits(prepare_s=suite.prepare_limit, sampling_grace_s=suite.sampling_grace)
-    records = run_cells(cells, policy, writer, isolate, progress, limits, on_hang or exit_on_hang)
+    records = run_cells(
+        cells, policy, writer, isolate, progress, limits, on_hang or exit_on_hang, processes=suite.processes
+    )
     return LocalRun(writer.path, writer.run, records)
 
 

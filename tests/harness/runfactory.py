@@ -77,7 +77,7 @@ def make_cell(
         "scenario": "latency",
         "device": None,
     }
-    summary = summarize(samples_ns, resamples=200)
+    summary = summarize(samples_ns)
     throughput = batch_size / (summary.p50 / 1e9)
     threads_part = f"t{threads}" if threads else "tdefault"
     return {

@@ -7,9 +7,9 @@ import sys
 
 import pytest
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
 from harness.errors import UnknownNameError
+from harness.measure.flops import flop_counter
 from workloads.base import Workload
 from workloads.bert import BERT_BASE
 
@@ -87,7 +87,7 @@ def test_tiny_is_deterministic_across_builds() -> None:
 def test_tiny_flops_match_analytic() -> None:
     workload = BERT_BASE("tiny")
     model = workload.build_model()
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+    with torch.no_grad(), flop_counter() as counter:
         model(*workload.make_inputs(1))
     assert counter.get_total_flops() == pytest.approx(_analytic_flops(2, 128, 512), rel=0.01)
 
@@ -103,7 +103,7 @@ def test_published_flops_at_batch_1() -> None:
     # Real tensors: transformers' mask code calls .item(), which meta tensors cannot do.
     workload = BERT_BASE()
     model = workload.build_model()
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+    with torch.no_grad(), flop_counter() as counter:
         output = model(*workload.make_inputs(1))
     assert output.shape == (1, SEQUENCE, 768)
     assert counter.get_total_flops() == pytest.approx(_analytic_flops(12, 768, 3072), rel=0.01)

@@ -7,7 +7,8 @@ import time
 import pytest
 
 from harness.errors import ConfigError
-from harness.measure.sampler import SamplingPolicy, sample
+from harness.measure.sampler import Convergence, SamplingPolicy, does_nothing, sample
+from harness.measure.stats import quantile_interval
 
 
 class FakeClock:
@@ -103,8 +104,88 @@ def test_a_real_callable_is_timed_with_the_real_clock() -> None:
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"max_time_s": 0}, {"min_count": 2}, {"min_count": 10, "max_count": 5}, {"target_rel_ci": 0}, {"confidence": 1.0}],
+    [
+        {"max_time_s": 0},
+        {"min_count": 2},
+        {"min_count": 10, "max_count": 5},
+        {"target_rel_ci": 0},
+        {"confidence": 1.0},
+        {"tail_percentile": 100},
+        {"tail_percentile": 40},
+        {"tail_target_rel_ci": 0},
+    ],
 )
 def test_invalid_policies_are_config_errors(kwargs: dict[str, float]) -> None:
     with pytest.raises(ConfigError):
         SamplingPolicy(**kwargs)  # type: ignore[arg-type]
+
+
+def _lognormal_costs(seed: int) -> list[int]:
+    import numpy as np
+
+    return [int(x) for x in np.random.default_rng(seed).lognormal(13.8, 0.05, 200_000)]  # ~1 ms, σ = 0.05
+
+
+def test_without_a_tail_target_sampling_stops_once_the_median_is_known() -> None:
+    clock, costs = FakeClock(), iter(_lognormal_costs(0))
+    result = sample(
+        lambda: clock.advance(next(costs)),
+        SamplingPolicy(max_time_s=5.0, warmup_time_s=0.0, warmup_min_count=1, target_rel_ci=0.01),
+        clock=clock,
+    )
+    assert result.stop_reason == "converged"
+    assert len(result.samples_ns) < 368  # too few for a p99 interval: the report withholds it
+    assert result.reached is not None and set(result.reached) == {"p50"}
+    assert quantile_interval(result.samples_ns, 0.99).note is not None
+
+
+def test_a_tail_target_keeps_sampling_until_the_p99_interval_is_narrow() -> None:
+    clock, costs = FakeClock(), iter(_lognormal_costs(0))
+    policy = SamplingPolicy(
+        max_time_s=60.0, warmup_time_s=0.0, warmup_min_count=1, tail_percentile=99, tail_target_rel_ci=0.03
+    )
+    result = sample(lambda: clock.advance(next(costs)), policy, clock=clock)
+    assert result.stop_reason == "converged"
+    assert result.reached is not None and result.reached["p99"] <= 0.03 and result.reached["p50"] <= 0.01
+    assert len(result.samples_ns) >= policy.tail_min_count == 368
+    interval = quantile_interval(result.samples_ns, 0.99)
+    assert interval.backed and interval.relative_half_width == pytest.approx(result.reached["p99"])
+
+
+def test_a_tail_target_is_bounded_by_the_time_budget_and_says_so() -> None:
+    clock, costs = FakeClock(), iter(_lognormal_costs(1))
+    policy = SamplingPolicy(max_time_s=0.2, warmup_time_s=0.0, warmup_min_count=1, tail_percentile=99)
+    result = sample(lambda: clock.advance(next(costs)), policy, clock=clock)
+    assert result.stop_reason == "time_budget"  # ~200 calls fit: the p99 interval cannot exist yet
+    assert result.reached is not None and result.reached["p99"] == float("inf")
+    assert result.reached["p50"] < 0.02
+
+
+def test_the_stopping_check_agrees_with_the_summary_intervals_as_samples_grow() -> None:
+    import numpy as np
+
+    values = [int(x) for x in np.random.default_rng(2).lognormal(10.0, 0.3, 3000)]
+    check = Convergence(SamplingPolicy(tail_percentile=95))
+    for n in (10, 80, 500, 3000):
+        widths = check.widths(values[:n])
+        for name, q in (("p50", 0.5), ("p95", 0.95)):
+            assert widths[name] == pytest.approx(quantile_interval(values[:n], q).relative_half_width)
+
+
+class _Backend:
+    def synchronize(self) -> None:
+        """Nothing to wait for."""
+
+    def busy(self) -> None:
+        self.flag = True
+
+
+def test_an_empty_synchronize_is_recognised_and_one_with_effects_is_not() -> None:
+    from backends.cpu import CpuBackend
+
+    assert does_nothing(CpuBackend().synchronize)
+    assert does_nothing(_Backend().synchronize)
+    assert does_nothing(lambda: None)
+    assert not does_nothing(_Backend().busy)
+    assert not does_nothing(time.perf_counter_ns)  # a builtin: no bytecode to inspect
+    assert not does_nothing(lambda: time.sleep(0))

@@ -51,7 +51,8 @@ def mixed_run() -> RunRecord:
 
 
 LATENCY_HEADERS = (
-    "workload preset backend dtype mode thr batch p50 ms [95% CI] p99 ms [95% CI] inf/s GFLOP/s n stop notes"
+    "workload preset backend dtype mode thr batch p50 ms [95% CI] p90 ms [95% CI] p99 ms [95% CI] "
+    "inf/s GFLOP/s n stop notes"
 )
 
 

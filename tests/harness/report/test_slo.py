@@ -94,3 +94,21 @@ def test_few_samples_are_flagged_next_to_the_choice() -> None:
     rows = cell_rows([make_run([_constant(2.0, n=20)])], PriceResolver(EMPTY))
     (choice,) = choose(rows, 5.0)
     assert any("only 20 samples" in n for n in choice.notes)
+
+
+def test_a_pick_whose_p99_interval_reaches_past_the_target_is_flagged_with_its_own_bound() -> None:
+    # 400 samples back a p99 interval; the pick's upper end lies above the target, the other row's does not.
+    import numpy as np
+
+    from harness.report.slo import MIN_SAMPLES_FOR_P99
+
+    spread = [int(x) for x in np.random.default_rng(0).lognormal(np.log(4.5e6), 0.04, 400)]
+    slow = _constant(9.0, n=400, batch_size=4)
+    rows = cell_rows([make_run([make_cell(spread), slow])], PriceResolver(EMPTY))
+    (choice,) = choose(rows, 5.0)
+    assert MIN_SAMPLES_FOR_P99 == 368
+    assert choice.fastest is not None
+    p99 = choice.fastest.latency_ms("p99")
+    assert p99 is not None and p99.high is not None and p99.value <= 5.0 < p99.high
+    (note,) = [n for n in choice.notes if "reaches" in n]
+    assert note == f"the fastest cell's p99 confidence interval reaches {p99.high:.3g} ms, above the target"

@@ -11,6 +11,7 @@ from harness.measure.sampler import SamplingPolicy
 from harness.run.cell import run_cell
 from harness.scenarios.generate import TokenRates, sample_requests, token_rates
 from harness.scenarios.tokens import RequestTimeline
+from harness.scenarios.validity import MIN_SAMPLES_FOR_P99
 
 MS = 1_000_000
 
@@ -87,7 +88,7 @@ def test_generate_cell_on_a_tiny_decoder(
     assert record.measurement.validity.valid is False  # a 0.3 s run of a few requests: too short for p99
     # Which rule fails depends on how many requests fit in 0.3 s here; each must match the counts.
     reasons = record.measurement.validity.reasons
-    assert any("p99 needs" in reason for reason in reasons) == (len(timelines) < 100)
+    assert any("p99 interval needs" in reason for reason in reasons) == (len(timelines) < MIN_SAMPLES_FOR_P99)
     assert through_run_file(record).measurement.generation.requests == gen.requests
 
 
@@ -110,3 +111,27 @@ def test_generate_needs_a_decoder(tiny_cell: Any, short: SamplingPolicy) -> None
 def test_too_many_tokens_fail_the_cell_with_the_limit(tiny_cell: Any, short: SamplingPolicy) -> None:
     record = run_cell(tiny_cell("gpt2", "generate", prompt_tokens=1000, output_tokens=100), short)
     assert record.status == "failed" and "1024 positions" in record.error.message
+
+
+def test_a_tail_target_keeps_requests_coming_until_the_p99_interval_exists() -> None:
+    import numpy as np
+
+    now = [0]
+    ttfts = iter(int(x) for x in np.random.default_rng(0).lognormal(np.log(5 * MS), 0.03, 100_000))
+
+    def request() -> RequestTimeline:
+        due = now[0]
+        now[0] += next(ttfts)
+        first = now[0]
+        now[0] += 2 * MS
+        return RequestTimeline(due, (first, now[0]))
+
+    def clock() -> int:
+        return now[0]
+
+    plain = SamplingPolicy(max_time_s=60.0, warmup_time_s=0.0, min_count=10)
+    assert len(sample_requests(request, plain, clock).timelines) < MIN_SAMPLES_FOR_P99
+    tail = SamplingPolicy(max_time_s=60.0, warmup_time_s=0.0, min_count=10, tail_percentile=99)
+    sampling = sample_requests(request, tail, clock)
+    assert sampling.stop_reason == "converged"
+    assert len(sampling.timelines) >= MIN_SAMPLES_FOR_P99

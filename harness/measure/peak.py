@@ -1,0 +1,263 @@
+"""The machine's dense matmul peak per dtype: what "% of peak" divides by.
+
+A vendor's datasheet peak is not what this machine, at this thread count, with this torch, can
+reach; a measured one is, and it is the honest denominator for "how much of the silicon does
+this model use". So each run measures ``torch.mm`` of square matrices once per (device, dtype,
+threads) and keeps the best of a few sizes (the largest that fit the time budget are the most
+efficient; small ones show launch and packing overhead instead of arithmetic). The figure is
+cached per machine and versions (CPU model and flags or GPU name, torch version, threads) under
+``$SILICONBENCH_CACHE`` or ``~/.cache/siliconbench``, because it does not change between runs of
+one setup and costs a second or two per dtype to measure.
+
+FLOPs are 2·n³ per product (one multiply and one add per multiply-add), as the FLOP counter
+counts model work, so the fraction compares like with like. The median of each size's timed
+calls is used, not the minimum: the peak a model could sustain, not a lucky call.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from harness.runfile.records import Environment
+
+__all__ = [
+    "PEAK_DTYPES",
+    "Peak",
+    "cache_path",
+    "fraction_of_peak",
+    "machine_key",
+    "measure_matmul_peak",
+    "peak_for",
+    "peak_key",
+    "run_peaks",
+]
+
+#: The dtypes a matmul peak can be measured for, as torch dtype names; tf32 is float32 with
+#: TF32 tensor cores allowed (CUDA only).
+PEAK_DTYPES: dict[str, str] = {"fp32": "float32", "tf32": "float32", "bf16": "bfloat16", "fp16": "float16"}
+#: Square sizes tried, smallest first; a size is skipped once the budget is spent.
+SIZES: tuple[int, ...] = (256, 512, 1024, 2048, 4096)
+#: Timed calls per size (after one warmup call).
+CALLS_PER_SIZE = 5
+
+
+@dataclass(frozen=True)
+class Peak:
+    """A measured dense matmul peak: FLOP/s, at which size, and how it was obtained."""
+
+    dtype: str
+    device: str
+    threads: int | None
+    flops_per_s: float
+    size: int
+    measured_utc: str
+    key: str
+    cached: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Peak:
+        return cls(**data)
+
+
+def cache_path() -> Path:
+    """The peak cache file: ``$SILICONBENCH_CACHE/peak.json`` or ``~/.cache/siliconbench/peak.json``."""
+    root = os.environ.get("SILICONBENCH_CACHE")
+    base = Path(root) if root else Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "siliconbench"
+    return base / "peak.json"
+
+
+def machine_key(environment: Environment, device: str, dtype: str, threads: int | None) -> str:
+    """What a peak depends on: the silicon, torch's version, the dtype and the thread count.
+
+    Built from the run's recorded environment (``collect_environment``), so looking a peak up
+    needs neither torch nor a CUDA context in the harness process.
+    """
+    torch_version = environment.packages.get("torch")
+    if device.startswith("cuda"):
+        index = int(device.partition(":")[2] or 0)
+        gpus = environment.gpus.devices if environment.gpus is not None else ()
+        name = gpus[index].get("name") if index < len(gpus) else None
+        silicon = f"{name or 'unknown GPU'} #{index}"
+    else:
+        cpu = environment.cpu
+        silicon = f"{cpu.model} {cpu.arch} {'+'.join(cpu.flags)} cores={cpu.usable_cores}"
+    default_threads = environment.torch.num_threads if environment.torch is not None else None
+    return f"{silicon} | torch {torch_version} | {device} {dtype} threads={threads or default_threads}"
+
+
+def measure_matmul_peak(
+    dtype: str,
+    device: str = "cpu",
+    threads: int | None = None,
+    budget_s: float = 2.0,
+    clock: Callable[[], int] = time.perf_counter_ns,
+) -> tuple[float, int]:
+    """(best FLOP/s, its size) of square ``torch.mm`` on ``device`` in ``dtype``, within about ``budget_s``."""
+    import torch
+
+    if dtype not in PEAK_DTYPES:
+        raise ValueError(f"no matmul peak for dtype {dtype!r}; known: {', '.join(PEAK_DTYPES)}")
+    torch_dtype = getattr(torch, PEAK_DTYPES[dtype])
+    cuda = device.startswith("cuda")
+
+    def synchronize() -> None:
+        if cuda:
+            torch.cuda.synchronize(device)
+
+    previous_threads = torch.get_num_threads()
+    previous_tf32 = torch.backends.cuda.matmul.allow_tf32 if cuda else False
+    if threads is not None:
+        torch.set_num_threads(threads)
+    if cuda:
+        torch.backends.cuda.matmul.allow_tf32 = dtype == "tf32"
+    best, best_size = 0.0, 0
+    deadline = clock() + int(budget_s * 1e9)
+    try:
+        generator = torch.Generator().manual_seed(0)
+        with torch.inference_mode():
+            for size in SIZES:
+                a = torch.randn(size, size, generator=generator).to(device=device, dtype=torch_dtype)
+                b = torch.randn(size, size, generator=generator).to(device=device, dtype=torch_dtype)
+                started = clock()
+                torch.mm(a, b)
+                synchronize()
+                first_ns = clock() - started
+                if size != SIZES[0] and clock() + first_ns * CALLS_PER_SIZE > deadline:
+                    break
+                times = []
+                for _ in range(CALLS_PER_SIZE):
+                    started = clock()
+                    torch.mm(a, b)
+                    synchronize()
+                    times.append(clock() - started)
+                median_ns = sorted(times)[len(times) // 2]
+                rate = 2.0 * size**3 / (median_ns / 1e9) if median_ns > 0 else 0.0
+                if rate > best:
+                    best, best_size = rate, size
+                if clock() > deadline:
+                    break
+    finally:
+        torch.set_num_threads(previous_threads)
+        if cuda:
+            torch.backends.cuda.matmul.allow_tf32 = previous_tf32
+    return best, best_size
+
+
+def _read_cache(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _write_cache(path: Path, data: dict[str, Any]) -> None:
+    """Atomically; a cache that cannot be written only costs a re-measurement next time."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as handle:
+            json.dump(data, handle, indent=1, sort_keys=True)
+        os.replace(handle.name, path)
+    except OSError:
+        pass
+
+
+def peak_for(
+    dtype: str,
+    device: str = "cpu",
+    threads: int | None = None,
+    *,
+    path: Path | None = None,
+    measure: Callable[[str, str, int | None], tuple[float, int]] | None = None,
+    key: str,
+) -> Peak | None:
+    """The cached peak under ``key`` (see ``machine_key``), measuring (and caching) it on a miss.
+
+    None for a dtype or device a matmul peak cannot be measured on (neuron, int8).
+    """
+    from harness.measure.environment import utc_now
+
+    if dtype not in PEAK_DTYPES or not (device == "cpu" or device.startswith("cuda")):
+        return None
+    if dtype == "tf32" and not device.startswith("cuda"):
+        return None
+    path = path or cache_path()
+    cache = _read_cache(path)
+    found = cache.get(key)
+    if isinstance(found, dict):
+        try:
+            return Peak(**{**found, "cached": True})
+        except TypeError:
+            pass  # an older cache layout: measure again
+    flops, size = (measure or measure_matmul_peak)(dtype, device, threads)
+    if not flops > 0:
+        return None
+    peak = Peak(dtype, device, threads, flops, size, utc_now(), key)
+    cache[key] = peak.to_dict()
+    _write_cache(path, cache)
+    return peak
+
+
+def peak_key(backend: str, device: str | None, dtype: str, threads: int | None) -> str:
+    """How a run file's ``environment.matmul_peaks`` names the peak a cell is measured against."""
+    return f"{backend}/{device or '-'}/{dtype}/t{threads or 'default'}"
+
+
+def _measure_in_child(dtype: str, device: str, threads: int | None) -> tuple[float, int]:
+    """Measure in a spawned child, so the harness process never holds a CUDA context."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(1, mp_context=mp.get_context("spawn")) as pool:
+        return pool.submit(measure_matmul_peak, dtype, device, threads).result(timeout=300)
+
+
+def run_peaks(
+    environment: Environment,
+    wanted: Iterable[tuple[str, str | None, str, int | None]],
+    *,
+    path: Path | None = None,
+) -> dict[str, Peak]:
+    """The peaks a run's cells need (``environment.matmul_peaks``), keyed by ``peak_key``.
+
+    ``wanted`` holds (backend, device, dtype, threads) per cell. CPU peaks are measured in this
+    process (the CPU cells run here by default), CUDA ones in a child; other backends have none.
+    A peak that cannot be measured is left out: the report then shows no fraction for its cells.
+    """
+    peaks: dict[str, Peak] = {}
+    measure: Callable[[str, str, int | None], tuple[float, int]]
+    for backend, device, dtype, threads in dict.fromkeys(wanted):
+        if backend == "cpu":
+            where, measure = "cpu", measure_matmul_peak
+        elif backend == "cuda":
+            where, measure = device or "cuda:0", _measure_in_child
+        else:
+            continue
+        name = peak_key(backend, device, dtype, threads)
+        try:
+            peak = peak_for(
+                dtype, where, threads, path=path, measure=measure, key=machine_key(environment, where, dtype, threads)
+            )
+        except Exception:  # a peak is context, never a reason to fail the run
+            peak = None
+        if peak is not None:
+            peaks[name] = peak
+    return peaks
+
+
+def fraction_of_peak(flops_per_s: float | None, peak: Peak | None) -> float | None:
+    """Achieved FLOP/s as a fraction of the measured peak (None when either is unknown)."""
+    if flops_per_s is None or peak is None or not peak.flops_per_s > 0:
+        return None
+    return flops_per_s / peak.flops_per_s
