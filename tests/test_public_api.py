@@ -15,6 +15,7 @@ EXPECTED = {
         "CloudError",
         "ConfigError",
         "OutputError",
+        "PreflightError",
         "PricingError",
         "RunFileError",
         "RunStoppedError",

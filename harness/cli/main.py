@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from harness.cli.argtypes import non_negative_float, positive_float, positive_int
-from harness.cli.aws import add_commands, add_run_options, cmd_agent, cmd_aws
+from harness.cli.aws import add_commands, add_run_options, cmd_agent, cmd_aws, print_preflight_problems
 from harness.cli.exits import EXIT_CELL_FAILED, EXIT_ENVIRONMENT, EXIT_OK, EXIT_USAGE, exit_for_signal
-from harness.errors import CloudError, ConfigError, RunStoppedError, SiliconbenchError
+from harness.errors import CloudError, ConfigError, PreflightError, RunStoppedError, SiliconbenchError
 
 __all__ = ["main"]
 
@@ -453,6 +453,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with signals_interrupt():  # SIGINT, SIGTERM and SIGHUP all end a command the same way
             return COMMANDS[args.command](args)
+    except PreflightError as exc:  # one line per problem, each naming its fix
+        return print_preflight_problems(exc)
     except (RunStoppedError, CloudError) as exc:
         print(f"siliconbench: error: {exc}", file=sys.stderr)
         if isinstance(exc, RunStoppedError) and exc.status == "timed_out":
