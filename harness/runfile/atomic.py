@@ -6,17 +6,17 @@ the target, so a reader sees the old file or the new one, never half of one; whe
 
 A run file is rewritten after every cell, and a full disk would leave no room to write the last
 version, the one whose status says why the run ended. ``Reserve`` keeps that room: a file of
-``reserve_bytes`` set aside beside the run file, grown as the run file grows and given back just
-before the final write. Growing it is also how a filling disk is noticed before anything is lost.
+``reserve_bytes`` set aside beside the run file (unnamed, so nothing is left behind), grown as
+the run file grows and given back just before the final write. Growing it is also how a filling disk is noticed before anything is lost.
 """
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
 import tempfile
 from pathlib import Path
+from typing import IO
 
 __all__ = ["DISK_FULL_ERRNOS", "Reserve", "atomic_write_text", "is_disk_full", "reserve_bytes"]
 
@@ -51,25 +51,30 @@ def reserve_bytes(text_bytes: int) -> int:
 
 
 class Reserve:
-    """Disk space set aside beside ``path`` (a hidden file) for the last write of that file."""
+    """Disk space set aside beside ``path`` for the last write of that file.
+
+    The space is an unnamed file (``tempfile.TemporaryFile``: ``O_TMPFILE``, or a file unlinked
+    at once), held open: closing it gives the space back, and so does the kernel when the process
+    dies, even by SIGKILL, so a killed run leaves no reserve behind.
+    """
 
     def __init__(self, path: Path) -> None:
-        self.path = path.parent / f".{path.name}.reserve"
+        self.folder = path.parent
         self.size = 0
+        self._file: IO[bytes] | None = None
 
     def ensure(self, size: int) -> None:
         """Hold at least ``size`` bytes; raises OSError (see ``is_disk_full``) when there is no room."""
         if size <= self.size:
             return
-        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600)
-        try:
-            os.posix_fallocate(fd, 0, size)
-        finally:
-            os.close(fd)
+        if self._file is None:
+            self._file = tempfile.TemporaryFile(dir=self.folder)
+        os.posix_fallocate(self._file.fileno(), 0, size)
         self.size = size
 
     def release(self) -> None:
         """Give the space back (before the final write)."""
-        with contextlib.suppress(FileNotFoundError):
-            self.path.unlink()
+        if self._file is not None:
+            self._file.close()
+            self._file = None
         self.size = 0
