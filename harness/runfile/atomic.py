@@ -7,7 +7,8 @@ the target, so a reader sees the old file or the new one, never half of one; whe
 A run file is rewritten after every cell, and a full disk would leave no room to write the last
 version, the one whose status says why the run ended. ``Reserve`` keeps that room: a file of
 ``reserve_bytes`` set aside beside the run file (unnamed, so nothing is left behind), grown as
-the run file grows and given back just before the final write. Growing it is also how a filling disk is noticed before anything is lost.
+the run file grows and given back just before the final write. Growing it is also how a filling
+disk is noticed before anything is lost.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ from __future__ import annotations
 import errno
 import os
 import tempfile
+import weakref
 from pathlib import Path
-from typing import IO
+from typing import Any
 
 __all__ = ["DISK_FULL_ERRNOS", "Reserve", "atomic_write_text", "is_disk_full", "reserve_bytes"]
 
@@ -53,28 +55,32 @@ def reserve_bytes(text_bytes: int) -> int:
 class Reserve:
     """Disk space set aside beside ``path`` for the last write of that file.
 
-    The space is an unnamed file (``tempfile.TemporaryFile``: ``O_TMPFILE``, or a file unlinked
-    at once), held open: closing it gives the space back, and so does the kernel when the process
-    dies, even by SIGKILL, so a killed run leaves no reserve behind.
+    The space is an unnamed file (created and unlinked at once), held open by descriptor: closing
+    it gives the space back, and so does the kernel when the process dies, even by SIGKILL, so a
+    killed run leaves no reserve behind.
     """
 
     def __init__(self, path: Path) -> None:
         self.folder = path.parent
         self.size = 0
-        self._file: IO[bytes] | None = None
+        self._fd: int | None = None
+        self._closer: weakref.finalize[Any, Any] | None = None
 
     def ensure(self, size: int) -> None:
         """Hold at least ``size`` bytes; raises OSError (see ``is_disk_full``) when there is no room."""
         if size <= self.size:
             return
-        if self._file is None:
-            self._file = tempfile.TemporaryFile(dir=self.folder)
-        os.posix_fallocate(self._file.fileno(), 0, size)
+        if self._fd is None:
+            fd, name = tempfile.mkstemp(prefix=".siliconbench-reserve-", dir=self.folder)
+            os.unlink(name)
+            self._fd = fd
+            self._closer = weakref.finalize(self, os.close, fd)  # a writer dropped unfinished
+        os.posix_fallocate(self._fd, 0, size)
         self.size = size
 
     def release(self) -> None:
         """Give the space back (before the final write)."""
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+        if self._closer is not None:
+            self._closer()  # closes the descriptor once
+        self._fd, self._closer = None, None
         self.size = 0
