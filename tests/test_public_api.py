@@ -18,6 +18,7 @@ EXPECTED = {
         "PreflightError",
         "PricingError",
         "RunFileError",
+        "RunStoppedError",
         "SiliconbenchError",
         "UnknownNameError",
     },
