@@ -8,6 +8,8 @@ message and an exit code (2 for everything the user can fix)::
     │   ├── UnknownNameError           a workload, preset or backend that is not installed
     │   ├── BackendUnavailableError    a backend that is installed but cannot run here
     │   ├── OutputError                an output path that cannot be written
+    │   ├── PreflightError             an AWS account or region not ready for a run (quota, subnet,
+    │   │                              permissions): one line per problem, each naming its fix
     │   └── PricingError               a price that is missing, malformed or cannot be fetched
     ├── RunFileError                   a run file that is missing, truncated or of another schema
     ├── CellError                      one cell failed; the run records it and goes on
@@ -25,6 +27,7 @@ __all__ = [
     "CloudError",
     "ConfigError",
     "OutputError",
+    "PreflightError",
     "PricingError",
     "RunFileError",
     "SiliconbenchError",
@@ -59,6 +62,14 @@ class BackendUnavailableError(ConfigError):
 
 class OutputError(ConfigError):
     """The output folder or file cannot be created or written."""
+
+
+class PreflightError(ConfigError):
+    """Checks before an AWS run found problems the user must fix; nothing was created."""
+
+    def __init__(self, problems: Iterable[str]) -> None:
+        self.problems = list(problems)
+        super().__init__("; ".join(self.problems))
 
 
 class PricingError(ConfigError):

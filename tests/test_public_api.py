@@ -29,6 +29,7 @@ EXPECTED = {
         "CloudError",
         "ConfigError",
         "OutputError",
+        "PreflightError",
         "PricingError",
         "RunFileError",
         "SiliconbenchError",

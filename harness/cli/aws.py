@@ -1,4 +1,4 @@
-"""Command-line glue for the aws target: options on ``run``, ``siliconbench aws plan|cleanup`` and the
+"""Command-line glue for the aws target: options on ``run``, ``siliconbench aws plan|preflight|cleanup`` and the
 hidden on-instance ``siliconbench agent``. Like ``harness.cli.main``, this is the only aws module that
 prints; everything it calls raises typed errors instead.
 
@@ -15,10 +15,19 @@ from pathlib import Path
 from typing import Any
 
 from harness.cli.argtypes import positive_float
-from harness.cli.exits import EXIT_CELL_FAILED, EXIT_OK
-from harness.errors import ConfigError
+from harness.cli.exits import EXIT_CELL_FAILED, EXIT_OK, EXIT_USAGE
+from harness.errors import ConfigError, PreflightError
 
-__all__ = ["AWS_ONLY_FLAGS", "add_commands", "add_run_options", "aws_target", "cmd_agent", "cmd_aws", "print_plan"]
+__all__ = [
+    "AWS_ONLY_FLAGS",
+    "add_commands",
+    "add_run_options",
+    "aws_target",
+    "cmd_agent",
+    "cmd_aws",
+    "print_plan",
+    "print_preflight_problems",
+]
 
 
 #: Options of ``run`` that only mean something with ``--target aws``.
@@ -29,6 +38,7 @@ AWS_ONLY_FLAGS = (
     "instance_profile",
     "ami_parameter",
     "wheel",
+    "subnet_id",
     "spot",
     "create_instance_profile",
     "dry_run",
@@ -69,13 +79,19 @@ def add_run_options(run: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--ami-parameter",
         action="append",
-        metavar="KIND=NAME",
-        help="SSM parameter naming the AMI for neuron, gpu or cpu instances (AWS renames them)",
+        metavar="LINE=NAME",
+        help="SSM parameter naming the AMI for neuron-trace (inf2, trn1), neuron-native (trn2, trn3), "
+        "neuron (both), gpu or cpu instances (AWS renames them)",
     )
     group.add_argument(
         "--wheel",
         metavar="FILE.whl",
-        help="install this siliconbench wheel on the instances instead of the same version from PyPI",
+        help="ship this siliconbench wheel instead of one built from the running siliconbench",
+    )
+    group.add_argument(
+        "--subnet-id",
+        metavar="SUBNET",
+        help="launch into this subnet (default: the default VPC's); it must reach S3 (NAT or gateway endpoint)",
     )
     group.add_argument(
         "--dry-run", action="store_true", help="with --target aws: print the plan and its cost, create nothing"
@@ -83,7 +99,7 @@ def add_run_options(run: argparse.ArgumentParser) -> None:
 
 
 def add_commands(sub: Any, run_parser: argparse.ArgumentParser) -> None:
-    """``siliconbench aws plan|cleanup`` and the hidden ``siliconbench agent``."""
+    """``siliconbench aws plan|preflight|cleanup`` and the hidden ``siliconbench agent``."""
     aws = sub.add_parser(
         "aws",
         help="plan AWS runs and clean up what they left behind",
@@ -97,6 +113,15 @@ def add_commands(sub: Any, run_parser: argparse.ArgumentParser) -> None:
         help="print what 'run --target aws' would launch and its estimated cost",
         description="A dry run of 'siliconbench run --target aws' with the same options: "
         "instances, AMIs, cells and estimated cost. Creates nothing.",
+    )
+    aws_sub.add_parser(
+        "preflight",
+        parents=[run_parser],
+        conflict_handler="resolve",
+        help="check in seconds that 'run --target aws' with these options can launch",
+        description="Check credentials and region, AMI parameters, instance type offerings, vCPU quotas, "
+        "the subnet, the bucket and your permissions, as 'run --target aws' does first. Creates nothing; "
+        "each problem is one line naming its fix, and the exit status is 2 if there is any.",
     )
     # No set_defaults here: the actions are shared with 'run', and set_defaults would change its defaults.
     clean = aws_sub.add_parser(
@@ -114,6 +139,8 @@ def add_commands(sub: Any, run_parser: argparse.ArgumentParser) -> None:
     agent.add_argument("--region")
     agent.add_argument("--workdir", default="results", help="where the run file is written on the instance")
     agent.add_argument("--heartbeat-s", type=positive_float, default=None, help="seconds between heartbeats")
+    agent.add_argument("--bootstrap-log", help="upload this log before reporting the end")
+    agent.add_argument("--upload", metavar="NAME=FILE", help="only upload FILE as NAME into the prefix, then exit")
 
 
 def _suite_names_backends(path: str | None) -> bool:
@@ -139,6 +166,7 @@ def options_from_args(args: argparse.Namespace) -> Any:
         max_hours=float(args.max_hours),
         ami_parameters=parse_parameter_overrides(args.ami_parameter),
         wheel=Path(args.wheel) if args.wheel else None,
+        subnet_id=args.subnet_id or None,  # an unset CI variable gives ""
         auto_backends=args.backend is None and not _suite_names_backends(args.suite),
     )
 
@@ -192,12 +220,14 @@ def _printer(quiet: bool) -> Any:
 
 
 def cmd_aws(args: argparse.Namespace) -> int:
-    """``siliconbench aws plan|cleanup``."""
+    """``siliconbench aws plan|preflight|cleanup``."""
     if args.aws_command == "plan":
         from harness.cli.suite import suite_from_args
 
         print_plan(suite_from_args(args), options_from_args(args))
         return EXIT_OK
+    if args.aws_command == "preflight":
+        return _preflight(args)
     from tabulate import tabulate
 
     from harness.targets.aws.cleanup import cleanup
@@ -220,6 +250,32 @@ def cmd_aws(args: argparse.Namespace) -> int:
     return EXIT_CELL_FAILED if stuck else EXIT_OK
 
 
+def print_preflight_problems(exc: PreflightError) -> int:
+    for problem in exc.problems:
+        print(f"siliconbench: preflight: {problem}", file=sys.stderr)
+    print("siliconbench: preflight failed; nothing was created", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def _preflight(args: argparse.Namespace) -> int:
+    """``siliconbench aws preflight``: the checks ``run --target aws`` does first, and nothing else."""
+    from harness.targets.aws.preflight import require_ready
+    from harness.targets.aws.session import ClientFactory
+
+    args.target = "aws"
+    options = options_from_args(args)
+    options.require_instance_profile()
+    try:
+        report = require_ready(ClientFactory(options.region), options)
+    except PreflightError as exc:
+        return print_preflight_problems(exc)
+    for line in report.passed:
+        print(f"ok: {line}")
+    for line in report.notes:
+        print(f"note: {line}")
+    return EXIT_OK
+
+
 def cmd_agent(args: argparse.Namespace) -> int:
     """``siliconbench agent``: run the job in S3 on this machine (the instance side)."""
     from harness.run.progress import progress_printer
@@ -229,4 +285,13 @@ def cmd_agent(args: argparse.Namespace) -> int:
 
     factory = ClientFactory(args.region)
     store = RunStore(factory.client("s3"), args.bucket, args.prefix)
-    return run_agent(store, Path(args.workdir), heartbeat_s=args.heartbeat_s, progress=progress_printer(False))
+    if args.upload:
+        name, sep, path = args.upload.partition("=")
+        if not sep or not name or "/" in name:
+            raise ConfigError(f"--upload {args.upload!r} must look like NAME=FILE")
+        store.put_file(name, Path(path))
+        return EXIT_OK
+    log = Path(args.bootstrap_log) if args.bootstrap_log else None
+    return run_agent(
+        store, Path(args.workdir), heartbeat_s=args.heartbeat_s, progress=progress_printer(False), bootstrap_log=log
+    )

@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from harness.cli.argtypes import non_negative_float, positive_float, positive_int
-from harness.cli.aws import add_commands, add_run_options, cmd_agent, cmd_aws
+from harness.cli.aws import add_commands, add_run_options, cmd_agent, cmd_aws, print_preflight_problems
 from harness.cli.exits import EXIT_CELL_FAILED, EXIT_OK, EXIT_USAGE, exit_for_signal
-from harness.errors import ConfigError, SiliconbenchError
+from harness.errors import ConfigError, PreflightError, SiliconbenchError
 
 __all__ = ["main"]
 
@@ -476,6 +476,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return COMMANDS[args.command](args)
+    except PreflightError as exc:  # one line per problem, each naming its fix
+        return print_preflight_problems(exc)
     except SiliconbenchError as exc:
         print(f"siliconbench: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -5,6 +5,10 @@ code as a laptop run), uploads the run file after every cell, and keeps ``heartb
 from a background thread, so the launcher can tell a long compile from a dead process. On failure it
 uploads what it has, writes ``error.json`` and exits with ``EXIT_REPORTED``; SIGTERM (a spot
 interruption, the watchdog's shutdown) ends the run as ``interrupted`` the same way.
+
+Before it reports the end (``complete`` in the heartbeat, or ``error.json``), it uploads the
+bootstrap log: the launcher terminates the instance as soon as it sees either, so this is the last
+moment the log can still be sent, and it comes home on success as well as on failure.
 """
 
 from __future__ import annotations
@@ -23,9 +27,18 @@ from harness.run.plan import DEFAULT_SUITE
 from harness.run.runner import ProgressFn
 from harness.runfile.files import RunWriter
 from harness.runfile.records import CellConfig, CellRecord, TargetFacts
-from harness.targets.aws.storage import ERROR, EXIT_REPORTED, HEARTBEAT, JOB, JOB_SCHEMA, RUN_FILE, RunStore
+from harness.targets.aws.storage import (
+    BOOTSTRAP_LOG,
+    ERROR,
+    EXIT_REPORTED,
+    HEARTBEAT,
+    JOB,
+    JOB_SCHEMA,
+    RUN_FILE,
+    RunStore,
+)
 
-__all__ = ["DEFAULT_HEARTBEAT_S", "Heartbeat", "run_agent"]
+__all__ = ["DEFAULT_HEARTBEAT_S", "Heartbeat", "run_agent", "send_log"]
 
 DEFAULT_HEARTBEAT_S = 30.0
 
@@ -90,6 +103,7 @@ def run_agent(
     *,
     heartbeat_s: float | None = None,
     progress: ProgressFn | None = None,
+    bootstrap_log: Path | None = None,
 ) -> int:
     """Run the job in ``store`` and report through it; returns the process exit code."""
     from harness.targets.local import run_suite
@@ -135,12 +149,15 @@ def run_agent(
             on_start=on_start,
         )
         store.put_file(RUN_FILE, result.path)
+        send_log(store, bootstrap_log)
         beat.update(state="complete")
         return 0
     except KeyboardInterrupt as exc:
+        send_log(store, bootstrap_log)
         return _report(store, beat, writer, "interrupted", "Interrupted", f"the agent was stopped ({exc or 'Ctrl-C'})")
     except Exception as exc:
         message = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        send_log(store, bootstrap_log)
         return _report(store, beat, writer, "failed", type(exc).__name__, message, traceback.format_exc(limit=8))
     finally:
         beat.stop()
@@ -170,6 +187,15 @@ def _report(
         return 1
     beat.update(state=state, message=message[:500])
     return EXIT_REPORTED
+
+
+def send_log(store: RunStore, path: Path | None) -> None:
+    """Upload the bootstrap log as it is now; a log that cannot be sent does not fail the run."""
+    if path is not None and path.is_file():
+        try:
+            store.put_file(BOOTSTRAP_LOG, path)
+        except CloudError:
+            pass
 
 
 def _quietly(action: Callable[[], None]) -> None:

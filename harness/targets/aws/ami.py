@@ -1,14 +1,30 @@
 """Which kind of machine an instance type is, and which AMI it boots, read from SSM public parameters.
 
 AWS publishes the id of the newest image of each AMI line as a public SSM parameter, and renames
-those lines now and then (a new Ubuntu, a new PyTorch), so the parameter per kind and architecture
-is configurable (``--ami-parameter KIND=NAME``); the defaults below were checked in November 2026:
+those lines now and then (a new Ubuntu, a new PyTorch), so the parameter per AMI line and
+architecture is configurable (``--ami-parameter LINE=NAME``). The lines and their defaults, from the
+Neuron SDK documentation (github.com/aws-neuron/aws-neuron-sdk) and the DLAMI release notes:
 
-- neuron (inf2, trn1, trn2): Deep Learning AMI Neuron, multi-framework, Ubuntu 24.04; PyTorch
-  lives in ``/opt/aws_neuronx_venv_pytorch_<major>_<minor>`` (the DLAMI guide's SSM table).
-- gpu (g*, p*): Deep Learning OSS Nvidia Driver AMI GPU PyTorch, Ubuntu 24.04; PyTorch lives in
+- ``neuron-trace`` (inf2, trn1, trn1n; NeuronCore-v2): ``torch_neuronx.trace`` lives in the PyTorch
+  2.9 Torch NeuronX environments, and PyTorch 2.9 is the last PyTorch/XLA release
+  (release-notes/components/pytorch.rst, 2.28/2.29: "PyTorch 2.9 is the last version using
+  PyTorch/XLA"). From Neuron 2.32 the DLAMIs no longer carry them ("the PyTorch 2.9 single-framework
+  DLAMI ... and the PyTorch 2.9 Torch NeuronX/NxD Core and NxD Inference virtual environments are
+  no longer published. If you require these DLAMIs, please use a DLAMI associated with a previous
+  Neuron SDK release (2.31.0 or earlier)": release-notes/components/dlamis.rst, 2.32.0 callout).
+  So these boot the last "Deep Learning AMI Neuron PyTorch 2.9 (Ubuntu 24.04)", whose parameter
+  prefix is ``/aws/service/neuron/dlami/pytorch-2.9/ubuntu-24.04`` (deploy/environments/dlami.rst,
+  "SSM Parameter Prefix", as of 2.31); a retired line's ``latest`` keeps naming its last image, as
+  the 2.30 notes show for ``/aws/service/neuron/dlami/base/ubuntu-22.04/latest/image_id``.
+- ``neuron-native`` (trn2, trn3): PyTorch-native Neuron (TorchNeuron, ``torch.compile(backend=
+  "neuron")``; frameworks/torch/pytorch-native-overview.rst) in the current multi-framework DLAMI,
+  ``/aws/service/neuron/dlami/multi-framework/ubuntu-24.04`` (deploy/environments/dlami.rst).
+- ``gpu`` (g*, p*): Deep Learning OSS Nvidia Driver AMI GPU PyTorch, Ubuntu 24.04; PyTorch lives in
   ``/opt/pytorch`` (the DLAMI release notes' ``python_location``).
-- cpu (everything else): Amazon Linux 2023; no PyTorch, the bootstrap installs the CPU wheel.
+- ``cpu`` (everything else): Amazon Linux 2023; no PyTorch, the bootstrap installs the CPU wheel.
+
+The bootstrap finds the environment inside the image by what it can do, not by its folder's name
+(``userdata.PROBES``), because those names change with every framework version.
 """
 
 from __future__ import annotations
@@ -22,21 +38,28 @@ from harness.errors import CloudError, ConfigError
 from harness.targets.aws.session import aws_call, error_code
 
 __all__ = [
+    "AMI_LINES",
     "DEFAULT_BACKENDS",
     "DEFAULT_PARAMETERS",
     "KINDS",
     "AmiChoice",
+    "ami_line",
     "architecture_guess",
+    "environment_probe",
     "instance_kind",
     "parse_parameter_overrides",
     "resolve_ami",
+    "root_volume_floor",
     "validate_instance_type",
 ]
 
 KINDS = ("neuron", "gpu", "cpu")
+#: The AMI lines: a kind, except that Neuron splits by NeuronCore generation (see the module docstring).
+AMI_LINES = ("neuron-trace", "neuron-native", "gpu", "cpu")
 
 DEFAULT_PARAMETERS: dict[tuple[str, str], str] = {
-    ("neuron", "x86_64"): "/aws/service/neuron/dlami/multi-framework/ubuntu-24.04/latest/image_id",
+    ("neuron-trace", "x86_64"): "/aws/service/neuron/dlami/pytorch-2.9/ubuntu-24.04/latest/image_id",
+    ("neuron-native", "x86_64"): "/aws/service/neuron/dlami/multi-framework/ubuntu-24.04/latest/image_id",
     (
         "gpu",
         "x86_64",
@@ -51,6 +74,14 @@ DEFAULT_PARAMETERS: dict[tuple[str, str], str] = {
 
 #: The backend a kind runs when the suite names none for the aws target.
 DEFAULT_BACKENDS: dict[str, tuple[str, ...]] = {"neuron": ("neuron",), "gpu": ("cuda",), "cpu": ("cpu",)}
+
+#: NeuronCore-v2 families; later Trainium generations (trn2, trn3, ...) run PyTorch-native Neuron.
+_NEURON_TRACE_FAMILIES = frozenset({"inf2", "trn1", "trn1n"})
+#: Root volume floor in GiB: "When launching a Trn1/Trn2/Trn3 instance, you must adjust your primary
+#: EBS volume size to a minimum of 512GB" (frameworks/torch/torch-neuronx/setup/note-setup-general.rst;
+#: setup/multiframework-dlami.rst: "minimum 512 GB for Trn instances"). The guide names no size for
+#: Inf2; 150 GiB leaves room for the DLAMI, compiled models and the artifact cache.
+_ROOT_FLOOR_GB = {"trn": 512, "inf": 150, "gpu": 100, "cpu": 30}
 
 _TYPE_PATTERN = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9-]+$")
 _NEURON_FAMILIES = re.compile(r"^(inf[2-9]|trn\d+n?)$")
@@ -82,6 +113,28 @@ def instance_kind(instance_type: str) -> str:
     return "cpu"
 
 
+def ami_line(instance_type: str) -> str:
+    """``neuron-trace``, ``neuron-native``, ``gpu`` or ``cpu``: which AMI line the type boots."""
+    kind = instance_kind(instance_type)
+    if kind != "neuron":
+        return kind
+    return "neuron-trace" if instance_type.split(".", 1)[0] in _NEURON_TRACE_FAMILIES else "neuron-native"
+
+
+def environment_probe(instance_type: str) -> str:
+    """The check that finds the PyTorch environment inside the AMI (``userdata.PROBES``)."""
+    line = ami_line(instance_type)
+    return {"neuron-trace": "trace", "neuron-native": "native"}.get(line, "torch")
+
+
+def root_volume_floor(instance_type: str) -> int:
+    """The smallest root volume, in GiB, the instance type is launched with."""
+    kind = instance_kind(instance_type)
+    if kind == "neuron":
+        return _ROOT_FLOOR_GB["trn" if instance_type.startswith("trn") else "inf"]
+    return _ROOT_FLOOR_GB[kind]
+
+
 def architecture_guess(instance_type: str) -> str:
     """Graviton families carry a ``g`` after the generation digit (c7g, m7gd, g5g); the rest are x86.
 
@@ -93,25 +146,33 @@ def architecture_guess(instance_type: str) -> str:
 
 
 def parse_parameter_overrides(values: list[str] | None) -> dict[str, str]:
-    """``KIND=NAME`` or ``KIND/ARCH=NAME`` pairs from the command line."""
+    """``LINE=NAME`` or ``LINE/ARCH=NAME`` pairs from the command line; ``neuron`` means both Neuron lines."""
     overrides: dict[str, str] = {}
+    allowed = (*AMI_LINES, "neuron")
     for value in values or []:
         key, sep, name = value.partition("=")
-        kind = key.split("/", 1)[0]
-        if not sep or not name.startswith("/") or kind not in KINDS:
+        line = key.split("/", 1)[0]
+        if not sep or not name.startswith("/") or line not in allowed:
             raise ConfigError(
-                f"--ami-parameter {value!r} must look like KIND=/ssm/parameter/name or KIND/ARCH=NAME "
-                f"with KIND one of {', '.join(KINDS)}"
+                f"--ami-parameter {value!r} must look like LINE=/ssm/parameter/name or LINE/ARCH=NAME "
+                f"with LINE one of {', '.join(allowed)}"
             )
         overrides[key] = name
     return overrides
 
 
-def parameter_name(kind: str, arch: str, overrides: Mapping[str, str]) -> str:
-    name = overrides.get(f"{kind}/{arch}") or overrides.get(kind) or DEFAULT_PARAMETERS.get((kind, arch))
+def parameter_name(line: str, arch: str, overrides: Mapping[str, str]) -> str:
+    kind = line.split("-", 1)[0]
+    name = (
+        overrides.get(f"{line}/{arch}")
+        or overrides.get(line)
+        or overrides.get(f"{kind}/{arch}")
+        or overrides.get(kind)
+        or DEFAULT_PARAMETERS.get((line, arch))
+    )
     if not name:
         raise ConfigError(
-            f"no default AMI parameter for {kind} instances on {arch}; give one with --ami-parameter {kind}/{arch}=NAME"
+            f"no default AMI parameter for {line} instances on {arch}; give one with --ami-parameter {line}/{arch}=NAME"
         )
     return name
 
@@ -127,9 +188,10 @@ class AmiChoice:
     name: str
 
 
-def resolve_ami(ssm: Any, ec2: Any, kind: str, arch: str, overrides: Mapping[str, str], region: str) -> AmiChoice:
+def resolve_ami(ssm: Any, ec2: Any, line: str, arch: str, overrides: Mapping[str, str], region: str) -> AmiChoice:
     """Read the AMI id from its SSM parameter and the root device from the image itself."""
-    name = parameter_name(kind, arch, overrides)
+    name = parameter_name(line, arch, overrides)
+    kind = line
     try:
         value = aws_call(f"reading SSM parameter {name}", ssm.get_parameter, Name=name)["Parameter"]["Value"]
     except CloudError as exc:

@@ -2,8 +2,9 @@
 
 Every instance is launched hardened the same way: IMDSv2 required (no token-less metadata reads),
 an encrypted root volume deleted with the instance, a security group with no inbound rules (nothing
-listens; the instance only reaches out to S3 and the package index), power-off meaning terminate,
-an instance profile for its S3 folder, and the run's tags on the instance, its volume and the group.
+listens; the instance only reaches out to S3, and on the CPU image to PyTorch's index), power-off
+meaning terminate, an instance profile for its S3 folder, and the run's tags on the instance, its
+volume and the group.
 """
 
 from __future__ import annotations
@@ -15,14 +16,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness.errors import CloudError
-from harness.targets.aws.ami import AmiChoice
+from harness.targets.aws.ami import AmiChoice, root_volume_floor
 from harness.targets.aws.session import aws_call, error_code
 from harness.targets.aws.tags import TAG_MANAGED, TAG_RUN_ID, tag_list
 
 __all__ = [
     "ACCOUNT_LIMIT_CODES",
     "CAPACITY_CODES",
-    "MIN_ROOT_GB",
     "LaunchSpec",
     "Subnet",
     "create_security_group",
@@ -30,6 +30,7 @@ __all__ = [
     "delete_security_group",
     "describe_instance",
     "find_run_instances",
+    "given_subnet",
     "launch_instance",
     "terminate_instances",
     "wait_terminated",
@@ -39,8 +40,6 @@ __all__ = [
 CAPACITY_CODES = frozenset({"InsufficientInstanceCapacity", "Unsupported", "InsufficientCapacity"})
 #: Errors that no other zone will fix: a quota to raise.
 ACCOUNT_LIMIT_CODES = frozenset({"InstanceLimitExceeded", "VcpuLimitExceeded", "MaxSpotInstanceCountExceeded"})
-#: Root volume floor per kind, in GiB: the DLAMIs need room for compiled models and caches.
-MIN_ROOT_GB = {"neuron": 150, "gpu": 100, "cpu": 30}
 LIVE_STATES = ["pending", "running", "stopping", "stopped", "shutting-down"]
 
 
@@ -66,7 +65,7 @@ class LaunchSpec:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def root_volume_gb(self) -> int:
-        return max(self.ami.root_volume_gb, MIN_ROOT_GB.get(self.kind, 30))
+        return max(self.ami.root_volume_gb, root_volume_floor(self.instance_type))
 
 
 def default_subnets(ec2: Any) -> tuple[str, list[Subnet]]:
@@ -75,7 +74,10 @@ def default_subnets(ec2: Any) -> tuple[str, list[Subnet]]:
         "Vpcs"
     ]
     if not vpcs:
-        raise CloudError("this region has no default VPC; siliconbench launches into the default VPC's subnets")
+        raise CloudError(
+            "this region has no default VPC: give --subnet-id SUBNET (a subnet whose instances reach S3, "
+            "through a NAT gateway or an S3 gateway endpoint)"
+        )
     vpc_id = vpcs[0]["VpcId"]
     subnets = aws_call(
         "finding the default subnets",
@@ -83,9 +85,26 @@ def default_subnets(ec2: Any) -> tuple[str, list[Subnet]]:
         Filters=[{"Name": "vpc-id", "Values": [vpc_id]}, {"Name": "default-for-az", "Values": ["true"]}],
     )["Subnets"]
     if not subnets:
-        raise CloudError(f"default VPC {vpc_id} has no default subnets to launch into")
+        raise CloudError(f"default VPC {vpc_id} has no default subnets to launch into: give --subnet-id SUBNET")
     found = sorted((Subnet(s["SubnetId"], s["AvailabilityZone"]) for s in subnets), key=lambda s: s.availability_zone)
     return vpc_id, found
+
+
+def given_subnet(ec2: Any, subnet_id: str) -> tuple[str, list[Subnet]]:
+    """The VPC and zone of the subnet the user named with --subnet-id."""
+    from botocore.exceptions import ClientError
+
+    try:
+        found = ec2.describe_subnets(SubnetIds=[subnet_id])["Subnets"]
+    except ClientError as exc:
+        if error_code(exc) == "InvalidSubnetID.NotFound":
+            found = []
+        else:
+            raise CloudError(f"describing subnet {subnet_id} failed: {error_code(exc)}") from exc
+    if not found:
+        raise CloudError(f"subnet {subnet_id} does not exist in this region: check --subnet-id and --region")
+    subnet = found[0]
+    return subnet["VpcId"], [Subnet(subnet["SubnetId"], subnet["AvailabilityZone"])]
 
 
 def create_security_group(ec2: Any, vpc_id: str, run_id: str, tags: dict[str, str]) -> str:

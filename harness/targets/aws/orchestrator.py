@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import signal
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -28,6 +29,7 @@ from harness.runfile.codec import decode_run
 from harness.runfile.files import new_run_id, save_run
 from harness.runfile.records import TargetFacts
 from harness.targets.aws import storage
+from harness.targets.aws.ami import environment_probe
 from harness.targets.aws.iam import CreatedProfile, create_instance_profile, delete_instance_profile
 from harness.targets.aws.launch import (
     LaunchSpec,
@@ -36,15 +38,18 @@ from harness.targets.aws.launch import (
     default_subnets,
     delete_security_group,
     find_run_instances,
+    given_subnet,
     launch_instance,
     terminate_instances,
     wait_terminated,
 )
 from harness.targets.aws.plan import AwsOptions, InstancePlan, plan_instances
+from harness.targets.aws.preflight import require_ready
 from harness.targets.aws.prices import LaunchPrice, price_for
 from harness.targets.aws.session import ClientFactory, aws_call
+from harness.targets.aws.ship import BUNDLE, Shipment, build_shipment
 from harness.targets.aws.tags import TAG_INSTANCE_TYPE, run_tags
-from harness.targets.aws.userdata import Bootstrap, render_user_data
+from harness.targets.aws.userdata import Bootstrap, PresignedUrls, render_user_data
 from harness.targets.aws.watch import Event, InstanceWatch, ProgressCallback, Timing
 from harness.targets.base import TargetInterrupted, TargetOutcome
 
@@ -118,24 +123,36 @@ class AwsTarget:
         self.teardown_problems: list[str] = []
 
     def run(self, suite: Suite) -> list[TargetOutcome]:
-        """Plan (nothing created yet), then launch and follow every instance; teardown always runs."""
+        """Preflight and plan (nothing created yet), then launch and follow every instance; teardown
+        always runs."""
         self.options.require_instance_profile()
         factory = self._factory or ClientFactory(self.options.region)
+        ready = require_ready(factory, self.options)
         plans = plan_instances(suite, self.options, factory)
         identity = aws_call("reading the caller identity", factory.client("sts").get_caller_identity)
-        run = _Run(self, factory, plans, owner=str(identity.get("Arn", "unknown")), output=Path(suite.output))
-        self.run_id = run.run_id
-        try:
-            return run.execute()
-        finally:
-            self.teardown_problems = run.problems
+        with tempfile.TemporaryDirectory(prefix="siliconbench-ship-") as scratch:
+            shipment = build_shipment(Path(scratch), self.options.wheel)
+            owner = str(identity.get("Arn", "unknown"))
+            run = _Run(self, factory, plans, owner=owner, output=Path(suite.output), ship=shipment)
+            run.zones = dict(ready.zones)
+            self.run_id = run.run_id
+            try:
+                return run.execute()
+            finally:
+                self.teardown_problems = run.problems
 
 
 class _Run:
     """One invocation's state: the shared resources, the worker threads and their outcomes."""
 
     def __init__(
-        self, target: AwsTarget, factory: ClientFactory, plans: list[InstancePlan], owner: str, output: Path
+        self,
+        target: AwsTarget,
+        factory: ClientFactory,
+        plans: list[InstancePlan],
+        owner: str,
+        output: Path,
+        ship: Shipment,
     ) -> None:
         self.t = target
         self.options = target.options
@@ -156,7 +173,9 @@ class _Run:
         self.fetch_failed = False
         self.problems: list[str] = []
         self.subnets: list[Subnet] = []
-        self.wheel_key: str | None = None
+        self.ship = ship
+        #: Zones each instance type is offered in, from preflight; launches try only those subnets.
+        self.zones: dict[str, tuple[str, ...]] = {}
 
     # -- events -------------------------------------------------------------------------------
     def emit(self, instance_type: str, state: str, detail: str = "", instance_id: str | None = None) -> None:
@@ -234,12 +253,30 @@ class _Run:
             self.resources.profile_name = created.name
         else:
             self.resources.profile_name = self.options.instance_profile
-        vpc_id, self.subnets = default_subnets(ec2)
+        if self.options.subnet_id:
+            vpc_id, self.subnets = given_subnet(ec2, self.options.subnet_id)
+        else:
+            vpc_id, self.subnets = default_subnets(ec2)
         self.resources.security_group = create_security_group(ec2, vpc_id, self.run_id, self.tags)
-        if self.options.wheel is not None:
-            self.wheel_key = f"{storage.run_prefix(self.run_id)}/dist/{self.options.wheel.name}"
-            store = storage.RunStore(s3, self.resources.bucket, storage.run_prefix(self.run_id))
-            store.put_file(f"dist/{self.options.wheel.name}", self.options.wheel)
+        self.run_store().put_file(BUNDLE, self.ship.bundle)
+
+    def run_store(self) -> storage.RunStore:
+        assert self.resources.bucket is not None
+        return storage.RunStore(self.factory.client("s3"), self.resources.bucket, storage.run_prefix(self.run_id))
+
+    def presigned(self, store: storage.RunStore) -> PresignedUrls:
+        """URLs for the bootstrap's first minutes, before boto3 is installed on the instance.
+
+        They last as long as bootstrapping may (presigned URLs made with temporary credentials end
+        sooner, with the session; the bootstrap uses them only until siliconbench is installed).
+        """
+        expires = int(self.timing.running_timeout_s + self.timing.bootstrap_timeout_s + 600)
+        return PresignedUrls(
+            bundle=self.run_store().presign(BUNDLE, "get", expires),
+            heartbeat=store.presign(storage.HEARTBEAT, "put", expires),
+            error=store.presign(storage.ERROR, "put", expires),
+            log=store.presign(storage.BOOTSTRAP_LOG, "put", expires),
+        )
 
     # -- one instance -------------------------------------------------------------------------
     def check_cancel(self) -> None:
@@ -273,7 +310,8 @@ class _Run:
                     kind=plan.kind,
                     run_id=self.run_id,
                     instance_type=it,
-                    wheel_key=self.wheel_key,
+                    urls=self.presigned(store),
+                    probe=environment_probe(it),
                     watchdog_minutes=math.ceil(self.options.max_hours * 60) + WATCHDOG_MARGIN_MIN,
                 )
             )
@@ -290,10 +328,12 @@ class _Run:
                 spot=self.options.spot,
             )
             self.emit(it, "launching", f"{plan.ami.image_id}, {price.purchase_option}")
+            offered = self.zones.get(it)
+            subnets = [s for s in self.subnets if offered is None or s.availability_zone in offered]
             instance = launch_instance(
                 ec2,
                 spec,
-                self.subnets,
+                subnets,
                 profile_wait_s=self.timing.profile_wait_s,
                 retry_s=self.timing.profile_retry_s,
                 sleep=self.t._sleep,
@@ -331,8 +371,7 @@ class _Run:
                 except SiliconbenchError as exc:
                     self.problems.append(str(exc))
             run_file, cells = self.fetch(plan, store, instance_id, price)
-            if status != "complete":
-                self.fetch_log(plan, store)
+            self.fetch_log(plan, store)
             done = int((heartbeat or {}).get("cells_done", cells))
             self.outcomes[it] = TargetOutcome(it, status, run_file, error, cells_done=done, cells_total=plan.cells)
             self.emit(it, status, error or (str(run_file) if run_file else ""), instance_id)
@@ -402,7 +441,7 @@ class _Run:
         return path, len(run.cells)
 
     def fetch_log(self, plan: InstancePlan, store: storage.RunStore) -> None:
-        """Keep the bootstrap log of a failed instance next to the run files."""
+        """Keep the instance's bootstrap log next to the run files, whether it succeeded or not."""
         try:
             body = store.get_bytes(storage.BOOTSTRAP_LOG)
             if body is not None:
@@ -469,6 +508,9 @@ class _Run:
         if created is not None:
             self.problems.extend(delete_instance_profile(self.factory.client("iam"), created))
         bucket = self.resources.bucket
+        if bucket and not self.resources.bucket_created:
+            # A bucket the user gave keeps the run's small files, not the bundle of wheels.
+            attempt(f"deleting the bundle from bucket {bucket}", lambda: self.run_store().delete(BUNDLE))
         if bucket and self.resources.bucket_created:
             if self.fetch_failed:
                 self.problems.append(f"kept bucket {bucket}: a run file could not be brought home")

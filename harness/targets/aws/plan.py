@@ -7,6 +7,7 @@ SSM parameter fails in one line before a single resource exists.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +18,9 @@ from harness.run.plan import Suite
 from harness.targets.aws.ami import (
     DEFAULT_BACKENDS,
     AmiChoice,
+    ami_line,
     architecture_guess,
+    environment_probe,
     instance_kind,
     parameter_name,
     resolve_ami,
@@ -25,6 +28,7 @@ from harness.targets.aws.ami import (
 )
 from harness.targets.aws.prices import LaunchPrice, price_for
 from harness.targets.aws.session import ClientFactory, aws_call, error_code
+from harness.targets.aws.ship import TORCH_CPU_INDEX
 
 __all__ = [
     "BOOT_S",
@@ -60,6 +64,7 @@ class AwsOptions:
     ami_parameters: Mapping[str, str] = field(default_factory=dict)
     wheel: Path | None = None
     auto_backends: bool = False
+    subnet_id: str | None = None
 
     def __post_init__(self) -> None:
         if not self.instance_types:
@@ -74,6 +79,10 @@ class AwsOptions:
             raise ConfigError(f"--max-hours must be in (0, {MAX_HOURS_LIMIT:g}], got {self.max_hours:g}")
         if self.instance_profile and self.create_instance_profile:
             raise ConfigError("give --instance-profile NAME or --create-instance-profile, not both")
+        if self.subnet_id is not None and not re.fullmatch(r"subnet-[0-9a-f]{8,17}", self.subnet_id):
+            raise ConfigError(
+                f"--subnet-id {self.subnet_id!r} is not a subnet id; expected e.g. subnet-0123456789abcdef0"
+            )
         if self.wheel is not None and not (self.wheel.is_file() and self.wheel.suffix == ".whl"):
             raise ConfigError(
                 f"--wheel {str(self.wheel)!r} is not a wheel file (build one with: pip wheel --no-deps .)"
@@ -95,6 +104,7 @@ class InstancePlan:
     kind: str
     arch: str
     suite: Suite
+    line: str
     cells: int
     ami_parameter: str
     ami: AmiChoice | None
@@ -163,14 +173,14 @@ def plan_instances(suite: Suite, options: AwsOptions, factory: ClientFactory | N
     )
     plans: list[InstancePlan] = []
     for instance_type in options.instance_types:
-        kind = instance_kind(instance_type)
+        kind, line = instance_kind(instance_type), ami_line(instance_type)
         arch = archs[instance_type]
         instance_suite = suite.with_overrides(backends=DEFAULT_BACKENDS[kind]) if options.auto_backends else suite
         presets = remote_presets(instance_suite, check_backends=not options.auto_backends)
         cells = len(instance_suite.cells(presets))
-        parameter = parameter_name(kind, arch, options.ami_parameters)
+        parameter = parameter_name(line, arch, options.ami_parameters)
         ami = (
-            resolve_ami(factory.client("ssm"), factory.client("ec2"), kind, arch, options.ami_parameters, region)
+            resolve_ami(factory.client("ssm"), factory.client("ec2"), line, arch, options.ami_parameters, region)
             if factory is not None
             else None
         )
@@ -182,6 +192,7 @@ def plan_instances(suite: Suite, options: AwsOptions, factory: ClientFactory | N
                 kind=kind,
                 arch=arch,
                 suite=instance_suite,
+                line=line,
                 cells=cells,
                 ami_parameter=parameter,
                 ami=ami,
@@ -248,6 +259,28 @@ def render_plan(plans: list[InstancePlan], options: AwsOptions, region: str, off
         f"  {p.instance_type}: {p.ami_parameter}" + (f" -> {p.ami.image_id} ({p.ami.name})" if p.ami else "")
         for p in plans
     ]
+    lines.append("environment each instance installs into (found by what it contains):")
+    probes = {
+        "trace": "a Python whose torch_neuronx has trace (Torch NeuronX, NeuronCore-v2)",
+        "native": "a Python with TorchNeuron's torch.compile backend 'neuron' (PyTorch-native Neuron)",
+        "torch": "the image's PyTorch (/opt/pytorch first)",
+    }
+    cpu = "a new venv of Python 3.11+ (Amazon Linux 2023 has no PyTorch)"
+    lines += [
+        f"  {p.instance_type}: {cpu if p.kind == 'cpu' else probes[environment_probe(p.instance_type)]}" for p in plans
+    ]
+    source = f"--wheel {options.wheel}" if options.wheel else "a wheel of this siliconbench"
+    lines.append(
+        f"code: {source} and its pure-Python dependencies are uploaded with the run and installed with "
+        "pip --no-index (no package index is used"
+        + (
+            f"; except on {', '.join(p.instance_type for p in plans if p.kind == 'cpu')}: Amazon Linux 2023 "
+            f"has no PyTorch, so torch and the compiled packages (numpy, tokenizers, ...) come from "
+            f"{TORCH_CPU_INDEX} and PyPI, the one index access)"
+            if any(p.kind == "cpu" for p in plans)
+            else ")"
+        )
+    )
     lines.append("prices:")
     lines += [f"  {p.instance_type}: {p.price.source}" for p in plans]
     lines.append(

@@ -6,7 +6,10 @@ Each instance of a run owns the folder ``siliconbench/<run-id>/<instance-type>/`
 - ``heartbeat.json`` rewritten by the instance: state, cells done/total, a sequence number
 - ``run.json``       the run file, uploaded after every cell and at the end
 - ``error.json``     written by the instance when bootstrap or the agent fails: phase and message
-- ``bootstrap.log``  the bootstrap script's output, uploaded when it ends or fails
+- ``bootstrap.log``  the bootstrap script's output, uploaded by the agent before it reports the end,
+                     and by the script when it fails
+
+and the run's folder ``siliconbench/<run-id>/`` holds ``bundle.tar.gz``, the code every instance installs.
 
 S3 puts are atomic, so a reader sees an old object or the new one, never a torn one.
 """
@@ -72,6 +75,18 @@ class RunStore:
     def uri(self, name: str = "") -> str:
         return f"s3://{self.bucket}/{self.key(name) if name else self.prefix + '/'}"
 
+    def presign(self, name: str, method: str, expires_s: int) -> str:
+        """A URL that reads (``get``) or writes (``put``) the object without AWS credentials or tools."""
+        operation = {"get": "get_object", "put": "put_object"}[method]
+        url: str = aws_call(
+            f"presigning {method.upper()} {self.uri(name)}",
+            self.s3.generate_presigned_url,
+            ClientMethod=operation,
+            Params={"Bucket": self.bucket, "Key": self.key(name)},
+            ExpiresIn=min(int(expires_s), 7 * 24 * 3600),  # SigV4 allows at most seven days
+        )
+        return url
+
     def put_bytes(self, name: str, body: bytes, content_type: str = "application/octet-stream") -> None:
         aws_call(
             f"writing {self.uri(name)}",
@@ -89,6 +104,9 @@ class RunStore:
         self.put_bytes(
             name, path.read_bytes(), "application/json" if path.suffix == ".json" else "application/octet-stream"
         )
+
+    def delete(self, name: str) -> None:
+        aws_call(f"deleting {self.uri(name)}", self.s3.delete_object, Bucket=self.bucket, Key=self.key(name))
 
     def get_bytes(self, name: str) -> bytes | None:
         """The object's bytes, or None when it does not exist (yet)."""

@@ -1,14 +1,23 @@
 """The bootstrap script an instance runs at first boot (EC2 user data, run as root by cloud-init).
 
-It arms the shutdown watchdog before anything else, finds the AMI's own PyTorch environment, installs
-exactly this siliconbench version into it without letting pip replace torch (the environment's torch,
-Neuron and CUDA packages are pinned through a constraints file, and the torch version is checked
-again afterwards), then hands over to ``siliconbench agent``. Any failure uploads ``error.json`` and
-the log, then powers off, which terminates the instance (shutdown behaviour ``terminate``).
+It arms the shutdown watchdog before anything else, fetches the run's bundle (siliconbench's wheel
+and its pure-Python dependencies, see ``ship``) through a presigned URL, finds the AMI's own
+PyTorch environment by what it contains, installs the bundle into it with ``--no-index`` without
+letting pip replace torch (the environment's torch, Neuron and CUDA packages are pinned through a
+constraints file, and the torch version is checked again afterwards), then hands over to
+``siliconbench agent``. Any failure uploads the log and ``error.json``, then powers off, which
+terminates the instance (shutdown behaviour ``terminate``).
 
-``SILICONBENCH_PYTHON``, ``SILICONBENCH_HOME``, ``SILICONBENCH_LOG`` and ``SILICONBENCH_OPT`` override
-the interpreter, the work folder, the log path and where the AMI's environments live (``/opt``): for
-custom AMIs, and for tests that play the instance locally.
+No AWS CLI is used: neither the Neuron DLAMI's documentation nor Amazon Linux 2023's promises one.
+Until siliconbench (and so boto3) is installed, objects move through presigned URLs with ``curl``,
+or the image's ``python3`` where curl is missing; from then on through ``siliconbench agent
+--upload``, which uses boto3 and the instance role (presigned URLs made with temporary credentials
+end with those credentials' session, which a long run outlives).
+
+``SILICONBENCH_PYTHON``, ``SILICONBENCH_HOME``, ``SILICONBENCH_LOG``, ``SILICONBENCH_OPT`` and
+``SILICONBENCH_TORCH_SOURCE`` override the interpreter, the work folder, the log path, where the
+AMI's environments live (``/opt``) and the pip arguments that say where the CPU image's PyTorch
+comes from: for custom AMIs, and for tests that play the instance locally.
 """
 
 from __future__ import annotations
@@ -17,9 +26,10 @@ import shlex
 from dataclasses import dataclass
 
 from harness import __version__
+from harness.targets.aws.ship import TORCH_CPU_INDEX
 from harness.targets.aws.storage import EXIT_REPORTED
 
-__all__ = ["PINNED_PACKAGES", "Bootstrap", "render_user_data", "requirement"]
+__all__ = ["PINNED_PACKAGES", "PROBES", "Bootstrap", "PresignedUrls", "render_user_data"]
 
 #: Packages that come with the AMI and must keep their versions (regex alternatives for pip freeze).
 PINNED_PACKAGES = (
@@ -34,13 +44,37 @@ PINNED_PACKAGES = (
     "triton",
 )
 
+#: What the environment must be able to do, by the kind of machine; each is run with a candidate
+#: interpreter and exits 0 when that interpreter is the one.
+#: - ``trace`` (inf2, trn1; NeuronCore-v2): ``torch_neuronx.trace`` exists (the PyTorch 2.9 Torch
+#:   NeuronX environments, deploy/environments/dlami.rst up to Neuron 2.31).
+#: - ``native`` (trn2, trn3): TorchNeuron has registered the ``neuron`` torch.compile backend; it
+#:   autoloads with ``import torch`` through PyTorch's out-of-tree backend entry points
+#:   (frameworks/torch/pytorch-native-overview.rst, "Do I need to import torch_neuronx").
+#: - ``torch`` (GPU DLAMI, the CPU image's own venv): PyTorch imports.
+PROBES = {
+    "trace": "import sys, torch_neuronx; sys.exit(0 if callable(getattr(torch_neuronx, 'trace', None)) else 1)",
+    "native": (
+        "import sys, torch\n"
+        "try:\n import torch_neuronx\nexcept ImportError:\n pass\n"
+        "from torch._dynamo import list_backends\n"
+        "sys.exit(0 if 'neuron' in list_backends(exclude_tags=()) else 1)"
+    ),
+    "torch": "import torch",
+}
+
 #: User data is limited to 16 KB before base64.
 MAX_USER_DATA = 16 * 1024
 
 
-def requirement(version: str = __version__) -> str:
-    """The pip requirement for this exact siliconbench, with the aws extra the agent needs."""
-    return f"siliconbench[aws]=={version}"
+@dataclass(frozen=True)
+class PresignedUrls:
+    """What the script can reach before boto3 exists: the bundle to fetch, three objects to write."""
+
+    bundle: str
+    heartbeat: str
+    error: str
+    log: str
 
 
 @dataclass(frozen=True)
@@ -54,8 +88,9 @@ class Bootstrap:
     run_id: str
     instance_type: str
     watchdog_minutes: int
+    urls: PresignedUrls
+    probe: str = "torch"
     version: str = __version__
-    wheel_key: str | None = None
 
 
 _TEMPLATE = r"""#!/bin/bash
@@ -68,13 +103,19 @@ BUCKET=@BUCKET@
 PREFIX=@PREFIX@
 REGION=@REGION@
 KIND=@KIND_Q@
-SPEC=@SPEC@
-WHEEL_KEY=@WHEEL_KEY@
+PROBE=@PROBE@
 WATCHDOG_MINUTES=@WATCHDOG@
+BUNDLE_URL=@BUNDLE_URL@
+HEARTBEAT_URL=@HEARTBEAT_URL@
+ERROR_URL=@ERROR_URL@
+LOG_URL=@LOG_URL@
 HOME_DIR="${SILICONBENCH_HOME:-/opt/siliconbench}"
 LOG="${SILICONBENCH_LOG:-/var/log/siliconbench-bootstrap.log}"
 OPT="${SILICONBENCH_OPT:-/opt}"
-export AWS_DEFAULT_REGION="$REGION" HOME="${HOME:-/root}" PIP_DISABLE_PIP_VERSION_CHECK=1
+TORCH_SOURCE="${SILICONBENCH_TORCH_SOURCE:---index-url @TORCH_INDEX@ --extra-index-url https://pypi.org/simple}"
+export AWS_DEFAULT_REGION="$REGION" HOME="${HOME:-/root}" PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1
+PY=""
+READY=""
 
 mkdir -p "$HOME_DIR"
 exec >>"$LOG" 2>&1
@@ -86,77 +127,123 @@ shutdown -h "+$WATCHDOG_MINUTES" "siliconbench watchdog: run limit reached" \
 
 now() { date -u +%Y-%m-%dT%H:%M:%SZ; }
 clean() { printf '%s' "$1" | tr -d '"\\' | tr '\n\r\t' '   ' | cut -c1-400; }
-put() { aws s3 cp --only-show-errors "$1" "s3://$BUCKET/$PREFIX/$2"; }
+# Presigned URLs: curl where it exists, else the image's python3 (both are on every image we boot).
+http() {  # http get URL FILE | http put FILE URL
+  if command -v curl >/dev/null 2>&1; then
+    if [ "$1" = get ]; then curl -fsS --retry 3 -o "$3" "$2"; else curl -fsS --retry 3 -X PUT -T "$2" "$3"; fi
+  else
+    python3 -c 'import sys, urllib.request as u
+m, a, b = sys.argv[1:]
+if m == "get":
+    open(b, "wb").write(u.urlopen(a, timeout=60).read())
+else:
+    u.urlopen(u.Request(b, data=open(a, "rb").read(), method="PUT"), timeout=60).close()' "$@"
+  fi
+}
+put() {  # put FILE NAME URL: boto3 through the agent once installed, the presigned URL before
+  if [ -n "$READY" ]; then
+    "$PY" -m harness agent --bucket "$BUCKET" --prefix "$PREFIX" --region "$REGION" --upload "$2=$1"
+  else
+    http put "$1" "$3"
+  fi
+}
 heartbeat() {
   printf '{"state": "%s", "phase": "bootstrap", "message": "%s", "time_utc": "%s", "seq": %d}\n' \
     "$1" "$(clean "$2")" "$(now)" "$SECONDS" > "$HOME_DIR/heartbeat.json"
-  put "$HOME_DIR/heartbeat.json" heartbeat.json
+  put "$HOME_DIR/heartbeat.json" heartbeat.json "$HEARTBEAT_URL"
 }
 finish() {
-  put "$LOG" bootstrap.log || true
+  put "$LOG" bootstrap.log "$LOG_URL" || true
   shutdown -h now "siliconbench: finished" || true
 }
 fail() {
   echo "siliconbench bootstrap failed in $1: $2"
-  put "$LOG" bootstrap.log || true   # before error.json: the launcher terminates as soon as it sees that
+  put "$LOG" bootstrap.log "$LOG_URL" || true   # before error.json: the launcher terminates as soon as it sees that
   printf '{"phase": "%s", "type": "BootstrapError", "message": "%s", "time_utc": "%s"}\n' \
     "$1" "$(clean "$2")" "$(now)" > "$HOME_DIR/error.json"
-  put "$HOME_DIR/error.json" error.json || true
+  put "$HOME_DIR/error.json" error.json "$ERROR_URL" || true
   heartbeat failed "$2" || true
   shutdown -h now "siliconbench: failed" || true
   exit 1
 }
 
-heartbeat bootstrapping "finding the PyTorch environment" || echo "warning: cannot write the heartbeat"
+heartbeat bootstrapping "fetching the siliconbench bundle" || echo "warning: cannot write the heartbeat"
 
-# 2. The interpreter that already has the AMI's PyTorch; it is used as it is, never replaced.
-find_python() {
-  if [ -n "${SILICONBENCH_PYTHON:-}" ]; then echo "$SILICONBENCH_PYTHON"; return 0; fi
-  case "$KIND" in
-    neuron)
-      local venv
-      venv=$(ls -d "$OPT"/aws_neuronx_venv_pytorch_* 2>/dev/null \
-               | grep -E '_pytorch_[0-9]+_[0-9]+$' | sort -V | tail -n 1)
-      if [ -n "$venv" ] && [ -x "$venv/bin/python" ]; then echo "$venv/bin/python"; return 0; fi ;;
-    gpu)
-      if [ -x "$OPT/pytorch/bin/python" ]; then echo "$OPT/pytorch/bin/python"; return 0; fi ;;
-    cpu)
-      local base
-      base=$(command -v python3.12 || command -v python3.11 || true)
-      if [ -z "$base" ]; then
-        dnf install -y -q python3.11 python3.11-pip >&2 || return 1
-        base=$(command -v python3.11 || true)
-      fi
-      [ -n "$base" ] || return 1
-      "$base" -m venv "$HOME_DIR/venv" >&2 || return 1
-      "$HOME_DIR/venv/bin/python" -m pip install --quiet torch \
-        --index-url https://download.pytorch.org/whl/cpu >&2 || return 1
-      echo "$HOME_DIR/venv/bin/python"; return 0 ;;
-  esac
+# 2. The code this run ships: siliconbench's wheel and its pure-Python dependencies.
+BUNDLE="$HOME_DIR/bundle"
+mkdir -p "$BUNDLE"
+http get "$BUNDLE_URL" "$HOME_DIR/bundle.tar.gz" || fail download "cannot fetch the bundle from s3://$BUCKET/$PREFIX"
+tar -xzf "$HOME_DIR/bundle.tar.gz" -C "$BUNDLE" || fail download "the bundle is not a readable tar.gz"
+
+# 3. The interpreter that already has the AMI's PyTorch, found by what it can do; used as it is.
+LOOKED=""
+find_python() {  # sets PY, and LOOKED to the environments it tried
+  if [ -n "${SILICONBENCH_PYTHON:-}" ]; then PY="$SILICONBENCH_PYTHON"; return 0; fi
+  local candidate
+  if [ "$KIND" = cpu ]; then
+    local base
+    base=$(command -v python3.12 || command -v python3.11 || true)
+    if [ -z "$base" ]; then  # Amazon Linux 2023's python3 is 3.9; 3.11 is in its own repositories
+      dnf install -y -q python3.11 python3.11-pip || return 1
+      base=$(command -v python3.11 || true)
+    fi
+    [ -n "$base" ] || return 1
+    "$base" -m venv "$HOME_DIR/venv" || return 1
+    PY="$HOME_DIR/venv/bin/python"; return 0
+  fi
+  for candidate in "$OPT"/pytorch/bin/python "$OPT"/*/bin/python; do
+    [ -x "$candidate" ] || continue
+    case " $LOOKED " in *" ${candidate%/bin/python} "*) continue ;; esac
+    LOOKED="$LOOKED ${candidate%/bin/python}"
+    if timeout 600 "$candidate" -c "$PROBE" >/dev/null 2>&1; then PY="$candidate"; return 0; fi
+  done
   return 1
 }
-PY=$(find_python) || fail environment "no PyTorch environment found for $KIND instances in the AMI's usual places"
-torch_version() { "$PY" -c 'from importlib.metadata import version; print(version("torch"))'; }
-TORCH_BEFORE=$(torch_version) || fail environment "$PY has no torch installed"
-echo "python: $PY (torch $TORCH_BEFORE)"
+heartbeat bootstrapping "finding the PyTorch environment" || true
+find_python || fail environment \
+  "no Python environment in $OPT passes the $KIND check (looked at:${LOOKED:- nothing there})"
+echo "python: $PY (looked at:${LOOKED:- nothing else})"
 
-# 3. This exact siliconbench; the environment's torch, Neuron and CUDA packages pinned as they are.
+# 4. The CPU image has no PyTorch: the one index access, PyTorch's CPU wheels and the compiled
+#    packages siliconbench needs (their pure dependencies from the bundle where it has them).
+#    Everything else comes from the bundle, with no index.
+MANIFEST_PY='import json, sys; print(" ".join(json.load(open(sys.argv[1]))[sys.argv[2]]))'
+COMPILED=$("$PY" -c "$MANIFEST_PY" "$BUNDLE/manifest.json" compiled) || fail install "the bundle has no manifest"
+WHEEL=$("$PY" -c 'import json, sys; print(json.load(open(sys.argv[1]))["wheel"])' "$BUNDLE/manifest.json")
+if [ "$KIND" = cpu ]; then
+  heartbeat bootstrapping "installing PyTorch (CPU)" || true
+  # shellcheck disable=SC2086
+  "$PY" -m pip install --quiet --find-links "$BUNDLE/wheels" $TORCH_SOURCE $COMPILED \
+    || fail install "pip install $COMPILED failed (see bootstrap.log)"
+fi
+MISSING=$("$PY" -c 'import sys
+from importlib.metadata import version
+missing = []
+for name in sys.argv[1:]:
+    try:
+        version(name)
+    except Exception:
+        missing.append(name)
+print(" ".join(missing))' $COMPILED)
+[ -z "$MISSING" ] || fail environment "$PY lacks compiled packages siliconbench needs and cannot be shipped: $MISSING"
+TORCH_BEFORE=$("$PY" -c 'from importlib.metadata import version; print(version("torch"))') \
+  || fail environment "$PY has no torch installed"
+echo "torch $TORCH_BEFORE"
+
+# 5. This exact siliconbench, from the bundle only; the environment's own packages pinned as they are.
 heartbeat bootstrapping "installing siliconbench @VERSION@" || true
 "$PY" -m pip freeze 2>/dev/null | grep -iE '^(@PINNED@)==' > "$HOME_DIR/constraints.txt"
-if [ -n "$WHEEL_KEY" ]; then
-  aws s3 cp --only-show-errors "s3://$BUCKET/$WHEEL_KEY" "$HOME_DIR/" \
-    || fail install "cannot download the wheel s3://$BUCKET/$WHEEL_KEY"
-  SPEC="$HOME_DIR/${WHEEL_KEY##*/}[aws]"
-fi
-"$PY" -m pip install --quiet -c "$HOME_DIR/constraints.txt" "$SPEC" \
-  || fail install "pip install $SPEC failed (see bootstrap.log)"
-TORCH_AFTER=$(torch_version)
+"$PY" -m pip install --quiet --no-index --find-links "$BUNDLE/wheels" -c "$HOME_DIR/constraints.txt" \
+  "$BUNDLE/wheels/$WHEEL[aws]" || fail install "pip install --no-index $WHEEL[aws] failed (see bootstrap.log)"
+TORCH_AFTER=$("$PY" -c 'from importlib.metadata import version; print(version("torch"))')
 [ "$TORCH_AFTER" = "$TORCH_BEFORE" ] \
   || fail install "installing siliconbench changed torch from $TORCH_BEFORE to $TORCH_AFTER"
+READY=1
 
-# 4. The agent heartbeats, runs the suite and uploads the run file after every cell.
+# 6. The agent heartbeats, runs the suite, uploads the run file after every cell and this log at the end.
 heartbeat bootstrapping "starting the agent" || true
-"$PY" -m harness agent --bucket "$BUCKET" --prefix "$PREFIX" --region "$REGION" --workdir "$HOME_DIR/results"
+"$PY" -m harness agent --bucket "$BUCKET" --prefix "$PREFIX" --region "$REGION" --workdir "$HOME_DIR/results" \
+  --bootstrap-log "$LOG"
 code=$?
 if [ "$code" -ne 0 ] && [ "$code" -ne @EXIT_REPORTED@ ]; then
   fail agent "the siliconbench agent exited with code $code"
@@ -169,6 +256,8 @@ def render_user_data(spec: Bootstrap) -> str:
     """The bootstrap script for one instance."""
     if spec.watchdog_minutes < 1:
         raise ValueError(f"the watchdog needs at least one minute, got {spec.watchdog_minutes}")
+    if spec.probe not in PROBES:
+        raise ValueError(f"unknown environment probe {spec.probe!r}; known: {', '.join(PROBES)}")
     values = {
         "@VERSION@": spec.version,
         "@RUN_ID@": spec.run_id,
@@ -178,9 +267,13 @@ def render_user_data(spec: Bootstrap) -> str:
         "@PREFIX@": shlex.quote(spec.prefix.strip("/")),
         "@REGION@": shlex.quote(spec.region),
         "@KIND_Q@": shlex.quote(spec.kind),
-        "@SPEC@": shlex.quote(requirement(spec.version)),
-        "@WHEEL_KEY@": shlex.quote(spec.wheel_key or ""),
+        "@PROBE@": shlex.quote(PROBES[spec.probe]),
         "@WATCHDOG@": str(int(spec.watchdog_minutes)),
+        "@BUNDLE_URL@": shlex.quote(spec.urls.bundle),
+        "@HEARTBEAT_URL@": shlex.quote(spec.urls.heartbeat),
+        "@ERROR_URL@": shlex.quote(spec.urls.error),
+        "@LOG_URL@": shlex.quote(spec.urls.log),
+        "@TORCH_INDEX@": TORCH_CPU_INDEX,
         "@PINNED@": "|".join(PINNED_PACKAGES),
         "@EXIT_REPORTED@": str(EXIT_REPORTED),
     }

@@ -32,8 +32,24 @@ def moto_endpoint() -> Iterator[str]:
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def wheel_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One cache of repacked wheels for the session: each run ships a bundle, built once here."""
+    return tmp_path_factory.mktemp("wheel-cache")
+
+
+@pytest.fixture(scope="session")
+def siliconbench_wheel(wheel_cache: Path) -> Path:
+    """A real wheel of this checkout, as ``--wheel`` would be given one."""
+    from harness.targets.aws import ship
+
+    root = ship._source_root()
+    assert root is not None, "the tests run from a source tree"
+    return ship._build_from_source(root, wheel_cache)
+
+
 @pytest.fixture
-def aws_env(moto_endpoint: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+def aws_env(moto_endpoint: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, wheel_cache: Path) -> dict[str, str]:
     """Fake credentials, no user AWS config, a clean moto; returns the environment for subprocesses."""
     request = urllib.request.Request(f"{moto_endpoint}/moto-api/reset", method="POST")
     urllib.request.urlopen(request, timeout=10).close()
@@ -49,6 +65,7 @@ def aws_env(moto_endpoint: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
+    monkeypatch.setenv("SILICONBENCH_WHEEL_CACHE", str(wheel_cache))
     return env
 
 

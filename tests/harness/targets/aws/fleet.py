@@ -1,10 +1,12 @@
 """Test doubles for what moto cannot do: boot an instance and run its user data.
 
 ``FakeFleet`` watches moto for running instances that siliconbench launched and plays each one:
-it reads the instance's real user data back from EC2 and runs that script with bash, with three
-stand-ins on PATH: ``aws`` (``aws s3 cp`` against moto's S3), ``shutdown`` (records its arguments)
-and the AMI's ``python`` (pip is recorded and not run, so nothing is installed; everything else,
-including ``python -m harness agent``, runs this checkout's real code). When moto reports an
+it reads the instance's real user data back from EC2 and runs that script with bash, with two
+stand-ins on PATH: ``shutdown`` (records its arguments) and the AMI's ``python`` (pip install is
+recorded and not run, so nothing is installed; everything else, including ``python -m harness
+agent``, runs this checkout's real code). There is no ``aws`` command: the script reaches S3 through
+presigned URLs with the real ``curl``, then through the agent. test_aws_instance.py plays whole AMIs,
+pip included, with no network. When moto reports an
 instance terminated, its processes are killed, as termination would.
 """
 
@@ -24,33 +26,6 @@ from typing import Any
 REPO_ROOT = Path(__file__).resolve().parents[4]
 ACCOUNT_ID = "123456789012"
 REGION = "us-east-1"
-
-_FAKE_AWS = r'''#!@PYTHON@
-"""Stand-in for the AWS CLI: only 'aws s3 cp SRC DST', against the S3 at $AWS_ENDPOINT_URL."""
-import os, sys, urllib.request
-args = [a for a in sys.argv[1:] if not a.startswith("--")]
-if args[:2] != ["s3", "cp"] or len(args) != 4:
-    sys.exit(f"fake aws: unsupported command {sys.argv[1:]}")
-src, dst = args[2], args[3]
-endpoint = os.environ["AWS_ENDPOINT_URL"]
-# moto routes by the credential scope and refuses anonymous overwrites; it does not check signatures.
-headers = {"Authorization": "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/s3/aws4_request, "
-                            "SignedHeaders=host, Signature=0"}
-def url(uri):
-    return f"{endpoint}/{uri[len('s3://'):]}"
-if dst.startswith("s3://"):
-    with open(src, "rb") as handle:
-        body = handle.read()
-    request = urllib.request.Request(url(dst), data=body, method="PUT",
-                                     headers={**headers, "Content-Type": "application/octet-stream"})
-    urllib.request.urlopen(request, timeout=10).close()
-else:
-    with urllib.request.urlopen(urllib.request.Request(url(src), headers=headers), timeout=10) as response:
-        body = response.read()
-    target = os.path.join(dst, src.rsplit("/", 1)[-1]) if dst.endswith("/") else dst
-    with open(target, "wb") as handle:
-        handle.write(body)
-'''
 
 _FAKE_SHUTDOWN = """#!/bin/bash
 echo "$*" >> "$FAKE_SHUTDOWN_LOG"
@@ -136,7 +111,7 @@ class FakeFleet:
         self._thread = threading.Thread(target=self._watch, name="fake-fleet", daemon=True)
         self.bin = self.root / "bin"
         self.bin.mkdir(parents=True, exist_ok=True)
-        for name, text in (("aws", _FAKE_AWS), ("shutdown", _FAKE_SHUTDOWN), ("python", _FAKE_PYTHON)):
+        for name, text in (("shutdown", _FAKE_SHUTDOWN), ("python", _FAKE_PYTHON)):
             path = self.bin / name
             path.write_text(text.replace("@PYTHON@", sys.executable))
             path.chmod(0o755)

@@ -98,3 +98,32 @@ def test_a_foreign_job_file_is_refused(store: RunStore, tmp_path: Path) -> None:
     assert run_agent(store, tmp_path / "work") == EXIT_REPORTED
     error = store.get_json(ERROR)
     assert error is not None and "is not a siliconbench job" in error["message"]
+
+
+@pytest.mark.parametrize("job_ok", [True, False])
+def test_the_bootstrap_log_is_sent_before_the_end_is_reported(
+    factory, store: RunStore, tmp_path: Path, job_ok: bool
+) -> None:  # type: ignore[no-untyped-def]
+    """The launcher terminates the instance as soon as it sees ``complete`` or ``error.json``: the log
+    must already be in S3 by then, on success as on failure."""
+    from harness.targets.aws.storage import BOOTSTRAP_LOG
+
+    log = tmp_path / "bootstrap.log"
+    log.write_text("siliconbench bootstrap starting\n")
+    store.put_json(JOB, job(tiny()) if job_ok else {**job(tiny()), "schema": "something/else"})
+    order: list[str] = []
+
+    def note(params: dict[str, Any], **_: Any) -> None:
+        key = params.get("Key", "")
+        body = params.get("Body", b"")
+        if key.endswith(HEARTBEAT) and b'"complete"' in body:
+            order.append("complete")
+        elif key.endswith((ERROR, BOOTSTRAP_LOG)):
+            order.append(key.rsplit("/", 1)[1])
+
+    factory.client("s3").meta.events.register("provide-client-params.s3.PutObject", note)
+    code = run_agent(store, tmp_path / "work", bootstrap_log=log)
+
+    assert code == (0 if job_ok else EXIT_REPORTED)
+    assert store.get_bytes(BOOTSTRAP_LOG) == b"siliconbench bootstrap starting\n"
+    assert order == (["bootstrap.log", "complete"] if job_ok else ["bootstrap.log", "error.json"]), order

@@ -83,7 +83,14 @@ def test_each_kind_resolves_from_its_public_parameter(factory, public_amis, kind
 
 
 def test_default_parameters_are_the_documented_public_ones() -> None:
-    assert DEFAULT_PARAMETERS[("neuron", "x86_64")].startswith("/aws/service/neuron/dlami/multi-framework/")
+    """deploy/environments/dlami.rst, "SSM Parameter Prefix": the PyTorch 2.9 DLAMI (last published with
+    Neuron 2.31) for NeuronCore-v2, the current multi-framework DLAMI for trn2/trn3."""
+    assert DEFAULT_PARAMETERS[("neuron-trace", "x86_64")] == (
+        "/aws/service/neuron/dlami/pytorch-2.9/ubuntu-24.04/latest/image_id"
+    )
+    assert DEFAULT_PARAMETERS[("neuron-native", "x86_64")] == (
+        "/aws/service/neuron/dlami/multi-framework/ubuntu-24.04/latest/image_id"
+    )
     assert DEFAULT_PARAMETERS[("gpu", "x86_64")].startswith(
         "/aws/service/deeplearning/ami/x86_64/oss-nvidia-driver-gpu-pytorch-"
     )
@@ -96,21 +103,50 @@ def test_parameter_names_are_configurable(factory, public_amis) -> None:  # type
     ssm = factory.client("ssm")
     ssm.put_parameter(Name="/my-team/neuron-ami", Value=public_amis["cpu/arm64"], Type="String")
     overrides = parse_parameter_overrides(["neuron=/my-team/neuron-ami"])
-    ami = resolve_ami(ssm, factory.client("ec2"), "neuron", "x86_64", overrides, REGION)
-    assert (ami.parameter, ami.image_id) == ("/my-team/neuron-ami", public_amis["cpu/arm64"])
+    for line in ("neuron-trace", "neuron-native"):  # 'neuron' names both Neuron lines
+        ami = resolve_ami(ssm, factory.client("ec2"), line, "x86_64", overrides, REGION)
+        assert (ami.parameter, ami.image_id) == ("/my-team/neuron-ami", public_amis["cpu/arm64"])
+    only_v2 = parse_parameter_overrides(["neuron-trace=/my-team/inf2-ami"])
+    assert (
+        resolve_ami(ssm, factory.client("ec2"), "neuron-native", "x86_64", only_v2, REGION).parameter
+        == (DEFAULT_PARAMETERS[("neuron-native", "x86_64")])
+    )
     arch_specific = parse_parameter_overrides(["gpu/arm64=/my-team/gpu-arm"])
     assert arch_specific == {"gpu/arm64": "/my-team/gpu-arm"}
 
 
 def test_a_missing_parameter_is_one_line_saying_how_to_fix_it(factory) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(ConfigError) as caught:
-        resolve_ami(factory.client("ssm"), factory.client("ec2"), "neuron", "x86_64", {}, REGION)
+        resolve_ami(factory.client("ssm"), factory.client("ec2"), "neuron-trace", "x86_64", {}, REGION)
     message = str(caught.value)
-    assert DEFAULT_PARAMETERS[("neuron", "x86_64")] in message and "--ami-parameter neuron=NAME" in message
+    assert DEFAULT_PARAMETERS[("neuron-trace", "x86_64")] in message and "--ami-parameter neuron-trace=NAME" in message
     assert "\n" not in message
 
 
 @pytest.mark.parametrize("value", ["neuron", "tpu=/x", "neuron=relative/name", "=/x"])
 def test_bad_parameter_overrides_are_rejected(value: str) -> None:
-    with pytest.raises(ConfigError, match="KIND=/ssm/parameter/name"):
+    with pytest.raises(ConfigError, match="LINE=/ssm/parameter/name"):
         parse_parameter_overrides([value])
+
+
+@pytest.mark.parametrize(
+    ("instance_type", "line", "probe", "floor_gb"),
+    [
+        ("inf2.xlarge", "neuron-trace", "trace", 150),
+        ("trn1.2xlarge", "neuron-trace", "trace", 512),
+        ("trn1n.32xlarge", "neuron-trace", "trace", 512),
+        ("trn2.48xlarge", "neuron-native", "native", 512),
+        ("trn3.48xlarge", "neuron-native", "native", 512),
+        ("g5.xlarge", "gpu", "torch", 100),
+        ("c7i.xlarge", "cpu", "torch", 30),
+    ],
+)
+def test_ami_line_environment_and_root_volume_by_family(
+    instance_type: str, line: str, probe: str, floor_gb: int
+) -> None:
+    """NeuronCore-v2 (inf2, trn1) keeps torch_neuronx.trace; trn2/trn3 run PyTorch-native Neuron.
+    Trn volumes: "a minimum of 512GB" (frameworks/torch/torch-neuronx/setup/note-setup-general.rst)."""
+    from harness.targets.aws.ami import ami_line, environment_probe, root_volume_floor
+
+    assert (ami_line(instance_type), environment_probe(instance_type)) == (line, probe)
+    assert root_volume_floor(instance_type) == floor_gb

@@ -69,7 +69,7 @@ def test_without_boto3_the_aws_target_says_how_to_install_it(run_cli: CliRunner,
         (["--spot"], "--spot only applies with --target aws"),
         (["--instance-type", "c7i.xlarge"], "--instance-type only applies with --target aws"),
         (["--target", "aws", "--instance-type", "inf1.xlarge"], "retired torch-neuron"),
-        (["--target", "aws", "--instance-type", "c7i.xlarge", "--ami-parameter", "gpu"], "KIND=/ssm/parameter/name"),
+        (["--target", "aws", "--instance-type", "c7i.xlarge", "--ami-parameter", "gpu"], "LINE=/ssm/parameter/name"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(args: list[str], fragment: str, capsys: pytest.CaptureFixture[str]) -> None:

@@ -53,7 +53,7 @@ def _spec(ami: AmiChoice, group: str, profile: str, **changes: Any) -> LaunchSpe
 def ami(factory, public_amis) -> AmiChoice:  # type: ignore[no-untyped-def]
     from harness.targets.aws.ami import resolve_ami
 
-    return resolve_ami(factory.client("ssm"), factory.client("ec2"), "neuron", "x86_64", {}, REGION)
+    return resolve_ami(factory.client("ssm"), factory.client("ec2"), "neuron-trace", "x86_64", {}, REGION)
 
 
 def test_instances_launch_hardened_and_tagged(factory, ami, instance_profile) -> None:  # type: ignore[no-untyped-def]

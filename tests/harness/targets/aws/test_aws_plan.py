@@ -29,7 +29,7 @@ def test_plan_resolves_amis_and_prices_and_creates_nothing(factory, public_amis)
     inf2, c7g = plan_instances(SUITE, options, factory)
 
     assert (inf2.kind, inf2.arch, c7g.kind, c7g.arch) == ("neuron", "x86_64", "cpu", "arm64")
-    assert inf2.ami is not None and inf2.ami.image_id == public_amis["neuron/x86_64"]
+    assert inf2.ami is not None and inf2.ami.image_id == public_amis["neuron-trace/x86_64"]
     assert c7g.ami is not None and c7g.ami.image_id == public_amis["cpu/arm64"]
     assert inf2.cells == c7g.cells == 2
     catalog_price = load_catalog().lookup("inf2.xlarge", REGION, "on-demand")
@@ -42,7 +42,7 @@ def test_plan_resolves_amis_and_prices_and_creates_nothing(factory, public_amis)
     text = render_plan([inf2, c7g], options, REGION)
     total = (inf2.estimated_cost or 0) + (c7g.estimated_cost or 0)
     assert "nothing has been created" in text and f"estimated total: ${total:,.2f}" in text
-    assert public_amis["neuron/x86_64"] in text and inf2.ami_parameter in text
+    assert public_amis["neuron-trace/x86_64"] in text and inf2.ami_parameter in text
     assert nothing_created(factory)
 
 
@@ -120,5 +120,17 @@ def test_plan_command_prints_the_plan_and_creates_nothing(
     )
     assert result.returncode == 0, result.stderr
     assert "2 instance(s) in us-east-1; nothing has been created" in result.stdout
-    assert public_amis["neuron/x86_64"] in result.stdout and "estimated total: $" in result.stdout
+    assert public_amis["neuron-trace/x86_64"] in result.stdout and "estimated total: $" in result.stdout
     assert nothing_created(factory)
+    # It says what the instances install and the one index access that remains (the CPU image's PyTorch).
+    code = next(line for line in result.stdout.splitlines() if line.startswith("code: "))
+    assert "installed with pip --no-index" in code and "except on c7i.xlarge" in code
+    assert "https://download.pytorch.org/whl/cpu" in code
+    assert "inf2.xlarge: a Python whose torch_neuronx has trace" in result.stdout
+
+
+def test_plan_without_a_cpu_instance_uses_no_index(factory, public_amis) -> None:  # type: ignore[no-untyped-def]
+    options = AwsOptions(instance_types=("inf2.xlarge", "g5.xlarge"), region=REGION)
+    text = render_plan(plan_instances(SUITE, options, factory), options, REGION)
+    code = next(line for line in text.splitlines() if line.startswith("code: "))
+    assert code.endswith("(no package index is used)"), code

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import threading
 import time
@@ -98,19 +99,28 @@ def test_happy_path_two_instance_types(factory, public_amis, instance_profile, f
         assert note == "recorded in the run file's target"
         assert (
             t.instance_id.startswith("i-")
-            and t.ami_id == public_amis["neuron/x86_64" if instance_type.startswith("inf") else "cpu/x86_64"]
+            and t.ami_id == public_amis["neuron-trace/x86_64" if instance_type.startswith("inf") else "cpu/x86_64"]
         )
     states = [e.state for e in events if e.instance_type == "inf2.xlarge"]
     for expected in ("launching", "pending", "running", "complete"):
         assert expected in states, states
     assert any(e.detail.startswith("cells 1/1") for e in events)
-    # The instances ran their real bootstrap: the watchdog armed first, then pip with torch pinned.
+    # The instances ran their real bootstrap: the watchdog armed first, then the shipped bundle
+    # installed with no index and torch pinned; only the CPU image asked an index, for PyTorch.
     assert len(fleet.played) == 2
     for played in fleet.played.values():
         assert played.shutdown_calls[0].startswith("-h +70 "), played.shutdown_calls
-        assert (
-            len(played.pip_calls) == 1 and "-c " in played.pip_calls[0] and "siliconbench[aws]==" in played.pip_calls[0]
-        )
+        *first, install = played.pip_calls
+        assert "--no-index" in install.split() and "-c" in install.split(), install
+        assert install.endswith("/opt/bundle/wheels/siliconbench-0.1.0-py3-none-any.whl[aws]"), install
+        if played.instance_type == "c7i.xlarge":
+            [torch] = first
+            assert "--index-url https://download.pytorch.org/whl/cpu" in torch and " torch " in f"{torch} "
+        else:
+            assert first == []
+        # The bootstrap log comes home on success too, next to the run file.
+        log = tmp_path / "results" / f"bootstrap-{target.run_id}-{played.instance_type}.log"
+        assert "siliconbench bootstrap starting" in log.read_text()
     # The bucket was made for the run and is gone with it.
     assert not [b for b in factory.client("s3").list_buckets()["Buckets"] if b["Name"].startswith("siliconbench-")]
     assert_policy_allows(caller_policy(), calls)
@@ -127,7 +137,9 @@ def test_two_types_where_one_fails_to_bootstrap_spot(factory, public_amis, insta
     calls = list(calls)
 
     assert inf2.status == "failed" and inf2.run_file is None
-    assert "failed in install: pip install siliconbench[aws]==" in (inf2.error or "")
+    assert "failed in install: pip install --no-index siliconbench-0.1.0-py3-none-any.whl[aws] failed" in (
+        inf2.error or ""
+    )
     log = tmp_path / "results" / f"bootstrap-{target.run_id}-inf2.xlarge.log"
     assert "siliconbench bootstrap failed in install" in log.read_text()
     assert c7i.status == "complete", c7i.error
@@ -175,8 +187,9 @@ def test_capacity_error_at_launch_creates_nothing_that_stays(factory, public_ami
     calls = list(calls)
 
     assert outcome.status == "failed" and outcome.run_file is None
+    # moto offers trn1.2xlarge in us-east-1c and -f only: preflight's offerings keep the launch there.
     assert outcome.error is not None and outcome.error.startswith(
-        "no capacity for trn1.2xlarge in us-east-1a, us-east-1b"
+        "no capacity for trn1.2xlarge in us-east-1c, us-east-1f"
     )
     assert "InsufficientInstanceCapacity" in outcome.error
     assert run_instances_of(factory.client("ec2"), target.run_id or "") == []
@@ -208,14 +221,16 @@ def test_an_instance_that_never_reports_is_terminated(factory, public_amis, inst
 
 
 def test_a_benchmark_that_crashes_keeps_the_cells_it_finished(
+    siliconbench_wheel,
     factory,
     public_amis,
     instance_profile,
     fleet,  # type: ignore[no-untyped-def]
     tmp_path,
 ) -> None:
-    wheel = tmp_path / "siliconbench-0.1.0-py3-none-any.whl"
-    wheel.write_bytes(b"PK\x05\x06" + bytes(18))
+    wheel = tmp_path / "given" / siliconbench_wheel.name
+    wheel.parent.mkdir()
+    shutil.copy(siliconbench_wheel, wheel)
     options = AwsOptions(instance_types=("inf2.xlarge",), region=REGION, instance_profile=instance_profile, wheel=wheel)
     target = AwsTarget(options, factory=factory, timing=FAST)
     suite = tiny_suite(tmp_path / "results", "mlp", "tests.harness.targets.aws.crashing:killed")
@@ -228,7 +243,8 @@ def test_a_benchmark_that_crashes_keeps_the_cells_it_finished(
     assert [c.config.workload for c in run.cells] == ["mlp"]
     assert_nothing_left_running(factory, target.run_id)
     [played] = fleet.played.values()
-    assert played.pip_calls[0].endswith(f"/opt/{wheel.name}[aws]"), "the uploaded wheel is what gets installed"
+    [install] = played.pip_calls
+    assert "--no-index" in install.split() and install.endswith(f"/opt/bundle/wheels/{wheel.name}[aws]"), install
 
 
 def test_a_hung_instance_is_caught_by_its_silent_heartbeat(

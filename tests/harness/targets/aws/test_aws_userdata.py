@@ -1,19 +1,25 @@
-"""The bootstrap script: valid bash, the watchdog first, the AMI's own PyTorch found and kept.
+"""The bootstrap script: valid bash, the watchdog first, no AWS CLI, the bundle installed with no
+index, and the AMI's own PyTorch environment found by what it contains.
 
-Its full runs (install, agent, failure reports) are exercised by the fleet in test_aws_run.py; here
-its parts are run on their own with bash.
+Its full runs are exercised by the fleet in test_aws_run.py and, on laid-out AMI roots with no
+network at all, by test_aws_instance.py; here its parts are run on their own with bash.
 """
 
 from __future__ import annotations
 
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from harness import __version__
-from harness.targets.aws.userdata import MAX_USER_DATA, Bootstrap, render_user_data, requirement
+from harness.targets.aws.userdata import MAX_USER_DATA, PROBES, Bootstrap, PresignedUrls, render_user_data
+
+#: A presigned URL as long as one made with temporary credentials (the session token is most of it).
+LONG_URL = (
+    "https://siliconbench-run.s3.us-east-1.amazonaws.com/siliconbench/r1/x?" + "X-Amz-Security-Token=" + "A" * 1100
+)
 
 
 def render(**changes: object) -> str:
@@ -25,6 +31,8 @@ def render(**changes: object) -> str:
         run_id="r1",
         instance_type="inf2.xlarge",
         watchdog_minutes=130,
+        urls=PresignedUrls(bundle=LONG_URL, heartbeat=LONG_URL, error=LONG_URL, log=LONG_URL),
+        probe="trace",
     )
     values.update(changes)
     return render_user_data(Bootstrap(**values))  # type: ignore[arg-type]
@@ -35,24 +43,34 @@ def test_renders_valid_bash_under_the_user_data_limit(tmp_path: Path) -> None:
     script.write_text(render())
     subprocess.run(["bash", "-n", str(script)], check=True, timeout=30)
     assert script.read_text().startswith("#!/bin/bash\n")
-    assert len(script.read_bytes()) < MAX_USER_DATA
+    assert len(script.read_bytes()) < MAX_USER_DATA, "four session-token URLs still fit in EC2's 16 KB"
 
 
 def test_watchdog_is_armed_before_anything_can_fail() -> None:
     text = render()
     watchdog = text.index('shutdown -h "+$WATCHDOG_MINUTES"')
-    assert watchdog < text.index("find_python()") < text.index("-m pip install")
+    assert watchdog < text.index('http get "$BUNDLE_URL"') < text.index("find_python ||") < text.index("-m pip install")
     assert "WATCHDOG_MINUTES=130\n" in text
 
 
-def test_installs_this_exact_version_with_the_environment_pinned() -> None:
+def test_no_aws_cli_anywhere() -> None:
+    """Neither the Neuron DLAMI's documentation nor Amazon Linux 2023's promises the AWS CLI."""
+    commands = [line.strip() for line in render().splitlines() if not line.strip().startswith("#")]
+    assert not [line for line in commands if re.match(r"^(\S+=\S+\s+)*aws\s", line) or " aws s3 " in line]
+
+
+def test_installs_the_shipped_bundle_with_no_index_and_the_environment_pinned() -> None:
     text = render()
-    assert f"SPEC='siliconbench[aws]=={__version__}'" in text
-    assert requirement("9.9.9") == "siliconbench[aws]==9.9.9"
-    assert '-m pip install --quiet -c "$HOME_DIR/constraints.txt" "$SPEC"' in text
+    assert '-m pip install --quiet --no-index --find-links "$BUNDLE/wheels" -c "$HOME_DIR/constraints.txt"' in text
+    assert '"$BUNDLE/wheels/$WHEEL[aws]"' in text
     freeze = re.search(r"grep -iE '\^\((.*)\)==' ", text)
     assert freeze is not None and {"torch", "torch-neuronx", "neuronx-cc", "numpy"} <= set(freeze.group(1).split("|"))
     assert 'fail install "installing siliconbench changed torch from' in text
+    installs = [line for line in text.splitlines() if "-m pip install" in line and not line.startswith("#")]
+    assert len(installs) == 2 and "$TORCH_SOURCE" in installs[0], "only the CPU image's PyTorch uses an index"
+    assert text.index('if [ "$KIND" = cpu ]; then\n  heartbeat bootstrapping "installing PyTorch') < text.index(
+        "$TORCH_SOURCE $COMPILED"
+    )
 
 
 def test_values_are_shell_quoted() -> None:
@@ -60,55 +78,66 @@ def test_values_are_shell_quoted() -> None:
     assert "PREFIX='siliconbench/r1/it'\"'\"'s $(reboot)'" in text
 
 
-def test_a_wheel_replaces_the_pypi_requirement() -> None:
-    text = render(wheel_key="siliconbench/r1/dist/siliconbench-0.1.0-py3-none-any.whl")
-    assert "WHEEL_KEY=siliconbench/r1/dist/siliconbench-0.1.0-py3-none-any.whl" in text
-    assert 'SPEC="$HOME_DIR/${WHEEL_KEY##*/}[aws]"' in text
-
-
-def test_watchdog_needs_a_minute() -> None:
+def test_watchdog_needs_a_minute_and_the_probe_must_be_known() -> None:
     with pytest.raises(ValueError, match="at least one minute"):
         render(watchdog_minutes=0)
+    with pytest.raises(ValueError, match="unknown environment probe"):
+        render(probe="folder-name")
 
 
-def _find_python(tmp_path: Path, kind: str, venvs: list[str]) -> subprocess.CompletedProcess[str]:
-    """Run the script's own find_python against a fake /opt holding ``venvs``."""
-    text = render(kind=kind)
-    function = re.search(r"^find_python\(\) \{\n.*?^\}\n", text, re.S | re.M)
+def _environment(opt: Path, name: str, module: str | None) -> None:
+    """An environment folder whose python sees ``module`` as ``torch_neuronx`` (or nothing)."""
+    site = opt / name / "site"
+    site.mkdir(parents=True)
+    if module is not None:
+        (site / "torch_neuronx.py").write_text(module)
+    python = opt / name / "bin" / "python"
+    python.parent.mkdir()
+    python.write_text(f'#!/bin/sh\nPYTHONPATH="{site}" exec {sys.executable} -S "$@"\n')
+    python.chmod(0o755)
+
+
+def _find_python(tmp_path: Path, kind: str, probe: str) -> subprocess.CompletedProcess[str]:
+    """Run the script's own find_python against the fake /opt under ``tmp_path``."""
+    function = re.search(r"^find_python\(\) \{.*?^\}\n", render(kind=kind, probe=probe), re.S | re.M)
     assert function is not None
-    opt = tmp_path / "opt"
-    for venv in venvs:
-        python = opt / venv / "bin" / "python"
-        python.parent.mkdir(parents=True)
-        python.write_text("#!/bin/sh\n")
-        python.chmod(0o755)
-    program = f"KIND={kind}\nOPT={opt}\nHOME_DIR={tmp_path}/home\n{function.group(0)}find_python\n"
+    program = (
+        f"KIND={kind}\nOPT={tmp_path / 'opt'}\nHOME_DIR={tmp_path}/home\nLOOKED=''\nPROBE=\"$1\"\n"
+        f'{function.group(0)}find_python; echo "rc=$? PY=${{PY:-}} LOOKED=$LOOKED"\n'
+    )
     return subprocess.run(
-        ["bash", "-c", program], capture_output=True, text=True, timeout=30, env={"PATH": "/usr/bin:/bin"}
+        ["bash", "-c", program, "bash", PROBES[probe]],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": "/usr/bin:/bin"},
     )
 
 
-def test_neuron_uses_the_newest_plain_pytorch_venv(tmp_path: Path) -> None:
-    found = _find_python(
-        tmp_path,
-        "neuron",
-        [
-            "aws_neuronx_venv_pytorch_2_8",
-            "aws_neuronx_venv_pytorch_2_10",
-            "aws_neuronx_venv_pytorch_2_9",
-            "aws_neuronx_venv_pytorch_2_10_nxd_inference",
-            "aws_neuronx_venv_jax_0_6",
-        ],
-    )
-    assert found.returncode == 0, found.stderr
-    assert found.stdout.strip() == str(tmp_path / "opt" / "aws_neuronx_venv_pytorch_2_10" / "bin" / "python")
+def test_neuron_environment_is_found_by_what_it_contains_not_by_its_name(tmp_path: Path) -> None:
+    opt = tmp_path / "opt"
+    _environment(opt, "aws_neuronx_venv_jax_0_10", None)
+    _environment(opt, "aws_neuronx_venv_pytorch_2_9", "# torch_neuronx without trace: a native build\n")
+    _environment(opt, "zz_custom_env", "def trace(func, example_inputs):\n    return func\n")
+    found = _find_python(tmp_path, "neuron", "trace")
+    assert found.stdout.strip().startswith(f"rc=0 PY={opt}/zz_custom_env/bin/python"), found
 
 
-def test_gpu_uses_the_dlami_pytorch_environment(tmp_path: Path) -> None:
-    found = _find_python(tmp_path, "gpu", ["pytorch"])
-    assert found.stdout.strip() == str(tmp_path / "opt" / "pytorch" / "bin" / "python")
+def test_no_environment_says_which_folders_were_looked_at(tmp_path: Path) -> None:
+    opt = tmp_path / "opt"
+    _environment(opt, "aws_neuronx_venv_jax_0_10", None)
+    _environment(opt, "aws_neuronx_venv_pytorch_inference_vllm_0_24_0_1_1_0", "# no trace here\n")
+    found = _find_python(tmp_path, "neuron", "trace")
+    assert found.stdout.strip() == (
+        f"rc=1 PY= LOOKED= {opt}/aws_neuronx_venv_jax_0_10 {opt}/aws_neuronx_venv_pytorch_inference_vllm_0_24_0_1_1_0"
+    ), found
+    text = render()
+    assert 'passes the $KIND check (looked at:${LOOKED:- nothing there})"' in text
 
 
-def test_no_environment_is_a_failure_not_a_guess(tmp_path: Path) -> None:
-    assert _find_python(tmp_path, "neuron", ["aws_neuronx_venv_jax_0_6"]).returncode != 0
-    assert _find_python(tmp_path, "gpu", []).returncode != 0
+def test_gpu_tries_the_dlami_pytorch_environment_first(tmp_path: Path) -> None:
+    opt = tmp_path / "opt"
+    _environment(opt, "pytorch", None)
+    _environment(opt, "another", None)
+    found = _find_python(tmp_path, "gpu", "trace")  # any probe: what matters is the order tried
+    assert found.stdout.split(" LOOKED=")[1].split() == [f"{opt}/pytorch", f"{opt}/another"], found

@@ -76,3 +76,12 @@ def test_every_option_the_workflow_passes_exists(workflow: dict) -> None:  # typ
     used -= {"--quiet", "--no-deps", "--wheel-dir"}  # pip's own
     assert used, "the bench job passes no options?"
     assert used <= known, sorted(used - known)
+
+
+def test_runs_preflight_first_and_names_its_subnet(workflow: dict) -> None:  # type: ignore[type-arg]
+    script = " ".join(step.get("run", "") for step in workflow["jobs"]["bench"]["steps"])
+    assert script.index("siliconbench aws preflight") < script.index("siliconbench run --target aws")
+    assert '--subnet-id "$SUBNET_ID"' in script
+    step = next(s for s in workflow["jobs"]["bench"]["steps"] if "siliconbench run" in s.get("run", ""))
+    assert step["env"]["SUBNET_ID"] == "${{ vars.SILICONBENCH_SUBNET_ID }}"
+    assert "--wheel" not in script, "the run ships the code it runs"

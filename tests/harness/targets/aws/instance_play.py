@@ -1,0 +1,168 @@
+"""Play one instance for real, inside a network namespace with no route out (``unshare -n``).
+
+Run as ``unshare -n python -m tests.harness.targets.aws.instance_play SPEC.json``. It brings up the
+namespace's loopback, starts moto on it (the only thing reachable), does what the launcher does
+for one instance (bucket, job, the shipped bundle, presigned URLs, the rendered user data), then
+runs that user data with bash against the AMI root laid out by ``amis.lay_out``, as root, with the
+environment cloud-init gives it plus the ``SILICONBENCH_*`` overrides that point it at the root.
+It writes what S3 holds afterwards to SPEC's ``result`` path.
+
+pip's default index is replaced by a trap on the namespace's loopback (``PIP_INDEX_URL``) that
+records every request and answers 404: without a network, pip treats an unreachable index as a
+warning and goes on with what else it has, so only the trap can show that an index was tried.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, ClassVar
+
+REGION = "us-east-1"
+
+
+class _Trap(BaseHTTPRequestHandler):
+    seen: ClassVar[list[str]] = []
+
+    def do_GET(self) -> None:
+        _Trap.seen.append(self.path)
+        self.send_error(404)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def main(spec_path: str) -> int:
+    spec: dict[str, Any] = json.loads(Path(spec_path).read_text())
+    subprocess.run(["ip", "link", "set", "lo", "up"], check=True, timeout=30)
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    credentials = {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
+    os.environ.update(credentials)
+    trap = ThreadingHTTPServer(("127.0.0.1", 0), _Trap)
+    threading.Thread(target=trap.serve_forever, daemon=True).start()
+    index = f"http://127.0.0.1:{trap.server_address[1]}/simple/"
+    try:
+        result = play(spec, endpoint, {**credentials, "PIP_INDEX_URL": index})
+        result["index_requests"] = list(_Trap.seen)
+    finally:
+        trap.shutdown()
+        server.stop()
+    Path(spec["result"]).write_text(json.dumps(result, indent=1))
+    return 0
+
+
+def play(spec: dict[str, Any], endpoint: str, credentials: dict[str, str]) -> dict[str, Any]:
+    from harness import __version__
+    from harness.run.plan import Suite
+    from harness.targets.aws import storage
+    from harness.targets.aws.session import ClientFactory
+    from harness.targets.aws.ship import BUNDLE, build_shipment
+    from harness.targets.aws.userdata import Bootstrap, PresignedUrls, render_user_data
+
+    root = Path(spec["root"])
+    factory = ClientFactory(REGION, endpoint_url=endpoint, max_attempts=1)
+    s3 = factory.client("s3")
+    bucket, run_id = "siliconbench-played", "played-run"
+    s3.create_bucket(Bucket=bucket)
+    run_store = storage.RunStore(s3, bucket, storage.run_prefix(run_id))
+    store = storage.RunStore(s3, bucket, storage.instance_prefix(run_id, spec["instance_type"]))
+    suite = Suite(workloads=("mlp",), preset="tiny", backends=("cpu",), dtypes=("fp32",), max_time=0.05, min_samples=3)
+    job_suite = suite.to_dict()
+    job_suite.pop("output", None)
+    store.put_json(
+        storage.JOB,
+        {
+            "schema": storage.JOB_SCHEMA,
+            "version": 1,
+            "siliconbench": __version__,
+            "run_id": f"{run_id}-{spec['instance_type']}",
+            "group_run_id": run_id,
+            "suite": job_suite,
+            "target": {"kind": "aws", "instance_type": spec["instance_type"], "region": REGION},
+            "heartbeat_s": 1.0,
+        },
+    )
+    shipment = build_shipment(Path(spec["scratch"]))
+    run_store.put_file(BUNDLE, shipment.bundle)
+    urls = PresignedUrls(
+        bundle=run_store.presign(BUNDLE, "get", 3600),
+        heartbeat=store.presign(storage.HEARTBEAT, "put", 3600),
+        error=store.presign(storage.ERROR, "put", 3600),
+        log=store.presign(storage.BOOTSTRAP_LOG, "put", 3600),
+    )
+    script = render_user_data(
+        Bootstrap(
+            bucket=bucket,
+            prefix=store.prefix,
+            region=REGION,
+            kind=spec["kind"],
+            run_id=run_id,
+            instance_type=spec["instance_type"],
+            watchdog_minutes=70,
+            urls=urls,
+            probe=spec["probe"],
+        )
+    )
+    for old, new in spec.get("mutate", {}).items():
+        assert old in script, old
+        script = script.replace(old, new)
+    (root / "root").mkdir(exist_ok=True)
+    user_data = root / "var" / "lib" / "cloud" / "user-data.sh"
+    user_data.parent.mkdir(parents=True, exist_ok=True)
+    user_data.write_text(script)
+    # What cloud-init runs user data with, plus the overrides that point the script at this root.
+    # No PIP_* settings of this machine leak in: the images configure no pip index or find-links.
+    env = {
+        "PATH": f"{root / 'usr' / 'bin'}",
+        "HOME": str(root / "root"),
+        "LANG": "C.UTF-8",
+        "PIP_CONFIG_FILE": os.devnull,
+        "PYTHONNOUSERSITE": "1",
+        "SILICONBENCH_OPT": str(root / "opt"),
+        "SILICONBENCH_HOME": str(root / "opt" / "siliconbench"),
+        "SILICONBENCH_LOG": str(root / "var" / "log" / "siliconbench-bootstrap.log"),
+        "OMP_NUM_THREADS": "1",
+        **credentials,  # the instance role (as IMDS hands it to botocore), and the index trap
+        **spec.get("env", {}),
+    }
+    started = time.monotonic()
+    completed = subprocess.run(["bash", str(user_data)], env=env, cwd=root, timeout=spec.get("timeout_s", 500))
+    elapsed = time.monotonic() - started
+
+    def text(name: str) -> str | None:
+        body = store.get_bytes(name)
+        return None if body is None else body.decode(errors="replace")
+
+    return {
+        "returncode": completed.returncode,
+        "elapsed_s": elapsed,
+        "run": store.get_json(storage.RUN_FILE),
+        "error": store.get_json(storage.ERROR),
+        "heartbeat": store.get_json(storage.HEARTBEAT),
+        "bootstrap_log_s3": text(storage.BOOTSTRAP_LOG),
+        "local_log": (root / "var" / "log" / "siliconbench-bootstrap.log").read_text(errors="replace"),
+        "compiled": list(shipment.compiled),
+        "dependencies": list(shipment.dependencies),
+    }
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1]))
