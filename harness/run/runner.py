@@ -35,11 +35,15 @@ def run_cells(
     if processes > 1:
         return _run_repeated(cells, policy, writer, progress, processes)
 
-    from harness.scenarios.engine_cell import EnginePool
-
     done: list[CellRecord] = []
     # Engines live for the whole run (a concurrency sweep pays one cold start) and are always stopped.
-    engines = EnginePool()
+    # Imported only for a run with engine cells: the engine client needs aiohttp, which an
+    # in-process run (on an AWS instance, say) need not have.
+    engines = None
+    if any(config.params.engine is not None for config in cells):
+        from harness.scenarios.engine_cell import EnginePool
+
+        engines = EnginePool()
     try:
         for index, config in enumerate(cells, start=1):
             if progress:
@@ -55,11 +59,13 @@ def run_cells(
             if progress:
                 progress(index, len(cells), config, record)
     except KeyboardInterrupt:
-        engines.close()
+        if engines is not None:
+            engines.close()
         writer.finish("interrupted")
         raise
     finally:
-        engines.close()
+        if engines is not None:
+            engines.close()
     writer.finish("complete")
     return done
 
