@@ -5,12 +5,15 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+#: The real vLLM CPU engine's fixtures, for the tests marked ``engine`` anywhere in the tree.
+pytest_plugins = ["tests.vllm_cpu"]
 
 CliRunner = Callable[..., subprocess.CompletedProcess[str]]
 
@@ -44,6 +47,35 @@ def run_cli() -> CliRunner:
         )
 
     return run
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--run-engine",
+        action="store_true",
+        help="also run the tests marked 'engine' against the real vLLM CPU engine (scripts/vllm-cpu.sh sets it up)",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Deselect the real-engine tests unless ``--run-engine``: they are CI's engine stage, not the
+    default suite. Deselected, not skipped: once asked for, an engine that cannot be set up fails."""
+    if config.getoption("--run-engine"):
+        return
+    kept = [item for item in items if item.get_closest_marker("engine") is None]
+    if len(kept) != len(items):
+        config.hook.pytest_deselected(items=[item for item in items if item.get_closest_marker("engine")])
+        items[:] = kept
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """With ``--run-engine``, an engine test that skips has failed: the stage must prove the engine."""
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    if report.skipped and item.get_closest_marker("engine") and item.config.getoption("--run-engine"):
+        report.outcome = "failed"
+        report.longrepr = f"engine test skipped, which the engine stage does not allow: {report.longrepr}"
 
 
 @pytest.fixture

@@ -9,6 +9,20 @@ import pytest
 EXPECTED = {
     "workloads": {"Workload", "WorkloadFactory", "WorkloadFamily"},
     "backends": {"Availability", "Backend", "BackendOptions", "DeviceTimer", "EnergyMeter", "PreparedModel"},
+    "backends.engine": {
+        "ChatMessage",
+        "ClientTimeouts",
+        "Endpoint",
+        "EngineBackend",
+        "EngineRequest",
+        "FailureKind",
+        "RequestFailure",
+        "RequestOutcome",
+        "RequestStream",
+        "TokenEvent",
+        "Usage",
+        "build_outcome",
+    },
     "harness.errors": {
         "BackendUnavailableError",
         "CellError",

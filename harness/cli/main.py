@@ -124,6 +124,7 @@ def _build_parser() -> _Parser:
         help="run every cell in this process (default for cpu)",
     )
     _add_scenario_options(run)
+    _add_engine_options(run)
     run.add_argument("--output", metavar="DIR", help="folder for the run file (default results/)")
     run.add_argument("--suite", metavar="FILE.toml", help="suite file naming the matrix; options above override it")
     run.add_argument("--format", choices=("table", "markdown"), default="table", help="final table format")
@@ -233,6 +234,47 @@ def _build_parser() -> _Parser:
     return parser
 
 
+def _add_engine_options(run: argparse.ArgumentParser) -> None:
+    """Serving engines: which one (started or attached), the model it serves, the request set."""
+    engines = run.add_argument_group(
+        "serving engines",
+        "Measure an LLM served by an engine behind an OpenAI-compatible API, request by request (generate: "
+        "closed-loop users, --concurrency 1 --concurrency 4 ...; server: Poisson arrivals, capacity under the "
+        "SLO). --engine starts the engine for the run (and always stops it); --endpoint attaches to a running "
+        "server. The model's tokenizer builds prompts of exact token counts; its weights are the greedy-token "
+        "correctness reference.",
+    )
+    engines.add_argument("--engine", metavar="NAME", help="start this engine for the run: vllm")
+    engines.add_argument("--endpoint", metavar="URL", help="attach to a running server, e.g. http://127.0.0.1:8000")
+    engines.add_argument("--model", metavar="DIR|HUB_ID", help="the model the engine serves")
+    engines.add_argument(
+        "--engine-silicon", choices=("cpu", "cuda", "neuron"), help="what a started engine runs on (default cpu)"
+    )
+    engines.add_argument("--engine-python", metavar="PATH", help="the python of the engine's own environment")
+    engines.add_argument(
+        "--max-model-len", type=positive_int, metavar="N", help="a started engine's context length (default 512)"
+    )
+    engines.add_argument(
+        "--prompt-dist",
+        metavar="SPEC",
+        help="prompt lengths in tokens: N, uniform:LOW:HIGH or normal:MEAN:STD (default: --prompt-tokens)",
+    )
+    engines.add_argument(
+        "--output-dist",
+        metavar="SPEC",
+        help="output lengths (max_tokens, EOS ignored): as --prompt-dist, or 'reference' with --prompts",
+    )
+    engines.add_argument(
+        "--prompts",
+        metavar="FILE.jsonl",
+        help='the user\'s prompts: ShareGPT conversations, chat messages or {"prompt": ...} lines',
+    )
+    engines.add_argument("--api", choices=("completions", "chat"), help="the engine's API (chat needs --prompts)")
+    engines.add_argument(
+        "--requests", type=positive_int, metavar="N", help="distinct requests in the request set (default 64)"
+    )
+
+
 def _add_scenario_options(run: argparse.ArgumentParser) -> None:
     """--scenario and the scenario parameters, as the scenarios declare them."""
     from harness.scenarios.registry import PARAMETERS, scenario_specs
@@ -250,7 +292,10 @@ def _add_scenario_options(run: argparse.ArgumentParser) -> None:
             group.add_argument(parameter.flag, dest=dest, action="store_const", const=True, help=parameter.help)
         else:
             kind = positive_int if parameter.kind == "int" else positive_float
-            group.add_argument(parameter.flag, dest=dest, type=kind, metavar=parameter.metavar, help=parameter.help)
+            action = "append" if parameter.repeatable else "store"
+            group.add_argument(
+                parameter.flag, dest=dest, type=kind, action=action, metavar=parameter.metavar, help=parameter.help
+            )
 
 
 def _cmd_run(args: argparse.Namespace) -> int:

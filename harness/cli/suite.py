@@ -6,7 +6,22 @@ import argparse
 
 from harness.run.plan import Suite
 
-__all__ = ["suite_from_args"]
+__all__ = ["ENGINE_FLAGS", "suite_from_args"]
+
+#: The serving-engine options of ``run`` (``harness.cli.main._add_engine_options``), as suite keys.
+ENGINE_FLAGS = (
+    "engine",
+    "endpoint",
+    "model",
+    "engine_silicon",
+    "engine_python",
+    "max_model_len",
+    "prompt_dist",
+    "output_dist",
+    "prompts",
+    "api",
+    "requests",
+)
 
 
 def suite_from_args(args: argparse.Namespace) -> Suite:
@@ -40,4 +55,6 @@ def suite_from_args(args: argparse.Namespace) -> Suite:
         prepare_limit=getattr(args, "prepare_limit", None),
         sampling_grace=getattr(args, "sampling_grace", None),
         processes=args.processes,
+        # Serving engines; commands without these flags (``aws plan``) leave them unset.
+        **{name: getattr(args, name, None) for name in ENGINE_FLAGS},
     )

@@ -134,6 +134,17 @@ def _param(row: CellRow, name: str) -> int:
     return value
 
 
+def _tokens(row: CellRow, name: str) -> int:
+    """Prompt or output tokens per request: what was measured (an engine cell's mean, as the server
+    counted it), else what was asked."""
+    generation = row.measurement.generation if row.measurement is not None else None
+    return int(getattr(generation, name)) if generation is not None else _param(row, name)
+
+
+def _sweeps_concurrency(rows: Sequence[CellRow]) -> bool:
+    return any(r.cell.config.params.concurrency != 1 for r in rows)
+
+
 def _p(interval: Interval | None) -> float | None:
     return None if interval is None else interval.value
 
@@ -217,8 +228,9 @@ COLUMNS: tuple[Column, ...] = (
         text=_money_text(u.usd_per_million_tokens),
     ),
     # generate
-    Column("prompt_tokens", "prompt", lambda r: _param(r, "prompt_tokens")),
-    Column("output_tokens", "output", lambda r: _param(r, "output_tokens")),
+    Column("prompt_tokens", "prompt", lambda r: _tokens(r, "prompt_tokens")),
+    Column("output_tokens", "output", lambda r: _tokens(r, "output_tokens")),
+    Column("concurrency", "users", lambda r: _param(r, "concurrency"), measured=False, when=_sweeps_concurrency),
     Column("ttft_p50_ms", "TTFT p50 ms [95% CI]", lambda r: r.token_ms("ttft_ns", "p50")),
     # server
     Column("slo", "SLO", _slo),
@@ -261,6 +273,24 @@ COLUMNS: tuple[Column, ...] = (
         u.usd_per_million_at_capacity,
         optional=True,
         text=_money_text(u.usd_per_million_at_capacity),
+    ),
+    Column(
+        "usd_per_million_output_tokens_at_capacity",
+        "$/M out tok @capacity",
+        lambda r: r.usd_per_million_output_tokens_at_capacity,
+        optional=True,
+    ),
+    Column(
+        "usd_per_million_total_tokens_at_capacity",
+        "$/M tok @capacity",
+        lambda r: r.usd_per_million_total_tokens_at_capacity,
+        optional=True,
+    ),
+    Column(
+        "usd_per_million_output_tokens_measured",
+        "$/M out tok measured",
+        lambda r: r.usd_per_million_output_tokens,
+        optional=True,
     ),
     Column("usd_per_million_offline", "$/M inf", lambda r: r.usd_per_million, optional=True),
     Column(

@@ -3,7 +3,10 @@
     cost per million = price per hour / (3600 s/h × throughput per s) × 10⁶
 
 Throughput is the cell's measured one (batch size / median latency), so the figure is what one
-instance costs per million requests served back to back at that batch size. A run's price comes,
+instance costs per million requests served back to back at that batch size. A server cell whose
+capacity was searched is priced at that capacity instead, tokens included: its tokens per request,
+measured at the capacity's probe, times the capacity in requests per second
+(``tokens_per_s_at_capacity``), which is the rate one instance sustains within the SLO. A run's price comes,
 in order, from the run file's ``pricing`` block, its ``target`` (the AWS helper writes
 ``price_per_hour`` there), the catalog entry for the target's instance type, and last the
 ``--price-per-hour`` the user gives to the report. Nothing else: a report never invents a price.
@@ -20,7 +23,7 @@ from harness.pricing.catalog import Catalog, Price, load_catalog
 if TYPE_CHECKING:
     from harness.runfile.records import RunRecord
 
-__all__ = ["SECONDS_PER_HOUR", "PriceResolver", "usd_per_million"]
+__all__ = ["SECONDS_PER_HOUR", "PriceResolver", "tokens_per_s_at_capacity", "usd_per_million"]
 
 SECONDS_PER_HOUR = 3600.0
 
@@ -30,6 +33,19 @@ def usd_per_million(usd_per_hour: float, per_second: float | None) -> float | No
     if per_second is None or not per_second > 0:
         return None
     return usd_per_hour / (SECONDS_PER_HOUR * per_second) * 1e6
+
+
+def tokens_per_s_at_capacity(
+    capacity_rps: float | None, completed_rps: float | None, tokens_per_s: float | None
+) -> float | None:
+    """Tokens per second at the capacity: ``tokens_per_s / completed_rps`` (tokens per request at
+    the capacity's probe, whatever the request set's lengths) times ``capacity_rps``.
+
+    None without a capacity, a completed rate or a token rate: a figure that cannot be backed.
+    """
+    if not capacity_rps or not completed_rps or tokens_per_s is None:
+        return None
+    return capacity_rps * tokens_per_s / completed_rps
 
 
 def _run_date(run: RunRecord) -> str:

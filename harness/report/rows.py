@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from harness.measure.stats import Summary, min_samples
 from harness.pricing.catalog import Price
-from harness.report.cost import PriceResolver, usd_per_million
+from harness.report.cost import PriceResolver, tokens_per_s_at_capacity, usd_per_million
 from harness.runfile.records import CellRecord, Measurement, RunRecord, TokenMetrics
 
 __all__ = ["CellRow", "Interval", "cell_rows"]
@@ -196,6 +196,23 @@ class CellRow:
         if measured is None or not measured.capacity_rps:
             return None
         return self._per_million(measured.capacity_rps * self.batch_size)
+
+    def _tokens_at_capacity(self, kind: str) -> float | None:
+        """Output or total tokens/s at the searched capacity (``cost.tokens_per_s_at_capacity``)."""
+        measured = self.measurement
+        if measured is None or measured.server is None:
+            return None
+        rate = measured.output_tokens_per_s if kind == "output" else measured.total_tokens_per_s
+        return tokens_per_s_at_capacity(measured.capacity_rps, measured.server.completed_rps, rate)
+
+    @property
+    def usd_per_million_output_tokens_at_capacity(self) -> float | None:
+        """Per million output tokens when the instance serves at the capacity found under the SLO."""
+        return self._per_million(self._tokens_at_capacity("output"))
+
+    @property
+    def usd_per_million_total_tokens_at_capacity(self) -> float | None:
+        return self._per_million(self._tokens_at_capacity("total"))
 
     @property
     def usd_per_million_tokens(self) -> float | None:

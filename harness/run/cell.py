@@ -11,12 +11,16 @@ from __future__ import annotations
 import os
 import traceback
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from backends.base import BackendOptions
 from harness.measure.environment import utc_now
 from harness.measure.sampler import SamplingPolicy
 from harness.run.failures import describe_failure
 from harness.runfile.records import CellConfig, CellError, CellRecord
+
+if TYPE_CHECKING:
+    from harness.scenarios.engine_cell import EnginePool
 
 #: Load above the core count, beyond this margin, means work other than ours competed for cores.
 BUSY_MARGIN = 0.5
@@ -67,11 +71,20 @@ def busy_machine_warning(threads: int) -> str | None:
     return None
 
 
-def run_cell(config: CellConfig, policy: SamplingPolicy, on_phase: Callable[[str], None] | None = None) -> CellRecord:
+def run_cell(
+    config: CellConfig,
+    policy: SamplingPolicy,
+    on_phase: Callable[[str], None] | None = None,
+    engines: EnginePool | None = None,
+) -> CellRecord:
     """Measure one cell in this process; failures come back as a failed cell record.
 
-    ``on_phase(name)`` is told each phase as it starts (``harness.run.limits`` times them).
+    ``on_phase(name)`` is told each phase as it starts (``harness.run.limits`` times them). An
+    engine cell takes its engine from ``engines`` (the run's pool; one of its own, closed with the
+    cell, when None).
     """
+    if config.params.engine is not None:
+        return _run_engine_cell(config, policy, engines)
     started = utc_now()
     phase = "setup"
     ctx = None
@@ -115,3 +128,32 @@ def run_cell(config: CellConfig, policy: SamplingPolicy, on_phase: Callable[[str
     except Exception as exc:  # a cell must fail alone, whatever it raised
         phase = ctx.phase if ctx is not None else phase
         return failed_cell(config, phase, exc, started, traceback.format_exc(limit=8))
+
+
+def _run_engine_cell(config: CellConfig, policy: SamplingPolicy, engines: EnginePool | None) -> CellRecord:
+    """An engine cell: no model here, the engine serves it (``harness.scenarios.engine_cell``)."""
+    from harness.scenarios.engine_cell import EngineCell, EnginePool
+
+    started = utc_now()
+    cell = None
+    own = None
+    if engines is None:
+        engines = own = EnginePool()
+    try:
+        cell = EngineCell(config, policy, engines)
+        record = CellRecord(
+            id=config.cell_id,
+            config=config,
+            status="ok",
+            measurement=cell.run(),
+            started_utc=started,
+            finished_utc=utc_now(),
+        )
+        busy = busy_machine_warning(1)
+        return record.with_warning(busy) if busy else record
+    except Exception as exc:  # a cell must fail alone, whatever it raised
+        phase = cell.phase if cell is not None else "setup"
+        return failed_cell(config, phase, exc, started, traceback.format_exc(limit=8))
+    finally:
+        if own is not None:
+            own.close()

@@ -75,10 +75,16 @@ def validate_options(backend: Any, suite: Suite) -> None:
 
 
 def validate_matrix(suite: Suite) -> tuple[dict[str, str], dict[str, Any]]:
-    """Resolve every name and option before measuring; returns default presets and backends."""
+    """Resolve every name and option before measuring; returns default presets and backends.
+
+    Engine cells name no in-process workload or backend: the engine serves the model (their
+    parameters were checked when the suite was built), so there is nothing here to resolve.
+    """
     from backends.registry import require_backend
 
     check_threads(suite)
+    if suite.engine_params() is not None:
+        return {}, {}
     presets = resolve_presets(suite)
     if suite.loadgen:
         import importlib.util

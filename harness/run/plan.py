@@ -11,9 +11,10 @@ import math
 import tomllib
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from harness.errors import ConfigError
+from harness.run.engine_params import EngineParams
 from harness.run.limits import PREPARE_LIMIT_S, SAMPLING_GRACE_S
 from harness.runfile.records import CellConfig, ScenarioParams
 
@@ -28,6 +29,10 @@ __all__ = [
 #: Upper bounds on any machine; a local run is also held to the cores it may use (harness.run.matrix).
 MAX_THREADS = 1024
 MAX_CONCURRENCY = 1024
+
+
+#: The scenarios an engine cell can run.
+ENGINE_SCENARIOS = ("generate", "server")
 
 
 @dataclass(frozen=True)
@@ -59,11 +64,23 @@ class Suite:
     slo_p99: float | None = None
     slo_ttft: float | None = None
     slo_tpot: float | None = None
-    concurrency: int = 1
+    concurrency: tuple[int, ...] = (1,)
     loadgen: bool = False
     prepare_limit: float = PREPARE_LIMIT_S
     sampling_grace: float = SAMPLING_GRACE_S
     processes: int = 1
+    # Serving engines (``EngineParams``): start one (engine) or attach (endpoint), and the request set.
+    engine: str | None = None
+    endpoint: str | None = None
+    model: str | None = None
+    engine_silicon: str = "cpu"
+    engine_python: str | None = None
+    max_model_len: int = 512
+    prompts: str | None = None
+    prompt_dist: str | None = None
+    output_dist: str | None = None
+    api: str = "completions"
+    requests: int = 64
 
     def __post_init__(self) -> None:
         for name in ("workloads", "backends", "batch_sizes", "dtypes", "modes"):
@@ -98,12 +115,22 @@ class Suite:
         """Checks common to every scenario here; each scenario's own in its ``SPEC.check``."""
         from harness.scenarios.registry import spec
 
-        for name in ("prompt_tokens", "output_tokens", "concurrency"):
+        for name in ("prompt_tokens", "output_tokens"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{name.replace('_', '-')} must be a whole number of 1 or more, got {value!r}")
-        if self.concurrency > MAX_CONCURRENCY:
-            raise ConfigError(f"concurrency must be at most {MAX_CONCURRENCY}, got {self.concurrency!r}")
+        if not self.concurrency:
+            raise ConfigError("suite key 'concurrency' is empty; give at least one value")
+        for users in self.concurrency:
+            if isinstance(users, bool) or not isinstance(users, int) or users < 1:
+                raise ConfigError(f"concurrency must be a whole number of 1 or more, got {users!r}")
+            if users > MAX_CONCURRENCY:
+                raise ConfigError(f"concurrency must be at most {MAX_CONCURRENCY}, got {users!r}")
+        for name in ("max_model_len", "requests"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{name.replace('_', '-')} must be a whole number of 1 or more, got {value!r}")
+        self._check_engine()
         for name in ("rate", "slo_p99", "slo_ttft", "slo_tpot"):
             value = getattr(self, name)
             if value is not None and not _finite_positive(value):
@@ -129,6 +156,70 @@ class Suite:
             )
         scenario.check(self.scenario_params())
 
+    def _check_engine(self) -> None:
+        """Engine options only with an engine; an engine cell is a generate or server cell."""
+        if self.engine is None and self.endpoint is None:
+            given = [k for k in ("prompts", "prompt_dist", "output_dist", "model") if getattr(self, k) is not None]
+            if given:
+                raise ConfigError(
+                    f"--{given[0].replace('_', '-')} applies to serving engines: give --engine NAME (start one) "
+                    "or --endpoint URL (attach to one)"
+                )
+            return
+        if self.scenario not in ENGINE_SCENARIOS:
+            raise ConfigError(f"engine cells run the generate and server scenarios, not --scenario {self.scenario}")
+        if self.loadgen:
+            raise ConfigError("--loadgen drives in-process backends; engine cells run without it")
+        if self.processes > 1:
+            raise ConfigError(
+                "engine cells are measured in this process against one engine for the run; "
+                "--processes repeats in-process backends"
+            )
+        if self.scenario == "server" and self.concurrency != (1,):
+            raise ConfigError(
+                "an engine's server cells are an open loop (every arrival is sent, whatever is in flight); "
+                "--concurrency sweeps the users of --scenario generate"
+            )
+        self.engine_params()  # the engine and the request set, checked once, here
+
+    def engine_params(self) -> EngineParams | None:
+        """The engine part of every cell, or None for in-process cells.
+
+        A started engine runs the suite's dtype when one was asked for (``--dtype``, one only),
+        else its silicon's default.
+        """
+        if self.engine is None and self.endpoint is None:
+            return None
+        from backends.engine.serving import EngineSpec
+
+        if not self.model:
+            raise ConfigError("engine cells need --model: the model folder or hub id the engine serves")
+        if self.api not in ("chat", "completions"):
+            raise ConfigError(f"--api must be completions or chat, got {self.api!r}")
+        dtype = None
+        if self.dtypes != DEFAULT_DTYPES:
+            if len(self.dtypes) != 1:
+                raise ConfigError(f"an engine runs one dtype per run; got {', '.join(self.dtypes)}")
+            dtype = self.dtypes[0]
+        spec = EngineSpec(
+            model=self.model,
+            engine=self.engine,
+            endpoint=self.endpoint,
+            silicon=self.engine_silicon,
+            python=self.engine_python,
+            dtype=dtype,
+            max_model_len=self.max_model_len,
+        )
+        api: Literal["completions", "chat"] = "chat" if self.api == "chat" else "completions"
+        return EngineParams(
+            spec=spec,
+            prompts=self.prompts,
+            prompt_tokens=self.prompt_dist or str(self.prompt_tokens),
+            output_tokens=self.output_dist or str(self.output_tokens),
+            api=api,
+            requests=self.requests,
+        )
+
     def tail_percentile(self) -> float | None:
         """The percentile sampling must back: ``tail``, else 99 when a p99 SLO is set, else None."""
         if self.tail is not None:
@@ -145,8 +236,9 @@ class Suite:
             slo_p99_ms=self.slo_p99,
             slo_ttft_ms=self.slo_ttft,
             slo_tpot_ms=self.slo_tpot,
-            concurrency=self.concurrency,
+            concurrency=self.concurrency[0],
             loadgen=self.loadgen,
+            engine=self.engine_params(),
         )
 
     def with_overrides(self, **overrides: Any) -> Suite:
@@ -155,8 +247,30 @@ class Suite:
         return _build(self, changes, "command line")
 
     def cells(self, default_presets: dict[str, str]) -> list[CellConfig]:
-        """The matrix, in a stable order: workload-major so one model's cells run together."""
+        """The matrix, in a stable order: workload-major so one model's cells run together.
+
+        ``concurrency`` is a dimension of its own: a sweep over 1, 2, 4, … is one cell per value.
+        Engine cells are one per concurrency: the engine is the backend, the model it serves the
+        workload and the request set the preset.
+        """
         params = self.scenario_params()
+        engine = params.engine
+        if engine is not None:
+            spec = engine.spec
+            return [
+                CellConfig(
+                    workload=spec.model,
+                    preset=engine.describe(),
+                    backend=f"{spec.engine}-{spec.silicon}" if spec.engine is not None else "endpoint",
+                    dtype=spec.dtype or "engine-default",
+                    mode="engine",
+                    threads=None,
+                    batch_size=1,
+                    scenario=self.scenario,
+                    params=replace(params, concurrency=users),
+                )
+                for users in self.concurrency
+            ]
         return [
             CellConfig(
                 workload=w,
@@ -168,10 +282,10 @@ class Suite:
                 batch_size=bs,
                 scenario=self.scenario,
                 device=self.device,
-                params=params,
+                params=replace(params, concurrency=c),
             )
-            for w, b, d, m, bs in itertools.product(
-                self.workloads, self.backends, self.dtypes, self.modes, self.batch_sizes
+            for w, b, d, m, bs, c in itertools.product(
+                self.workloads, self.backends, self.dtypes, self.modes, self.batch_sizes, self.concurrency
             )
         ]
 
@@ -184,8 +298,9 @@ def _finite_positive(value: object) -> bool:
 
 
 DEFAULT_SUITE = Suite()
+DEFAULT_DTYPES = DEFAULT_SUITE.dtypes
 
-_TUPLE_KEYS = {"workloads", "backends", "batch_sizes", "dtypes", "modes"}
+_TUPLE_KEYS = {"workloads", "backends", "batch_sizes", "dtypes", "modes", "concurrency"}
 _ALLOWED_KEYS = tuple(f.name for f in fields(Suite))
 _TYPES: dict[str, tuple[type, ...]] = {
     "workloads": (str,),
@@ -215,6 +330,17 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "prepare_limit": (int, float),
     "sampling_grace": (int, float),
     "processes": (int,),
+    "engine": (str,),
+    "endpoint": (str,),
+    "model": (str,),
+    "engine_silicon": (str,),
+    "engine_python": (str,),
+    "max_model_len": (int,),
+    "prompts": (str,),
+    "prompt_dist": (str,),
+    "output_dist": (str,),
+    "api": (str,),
+    "requests": (int,),
 }
 _FLOAT_KEYS = {"max_time", "tail", "rate", "slo_p99", "slo_ttft", "slo_tpot", "prepare_limit", "sampling_grace"}
 

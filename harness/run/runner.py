@@ -141,11 +141,21 @@ def run_cells(
         return _run_repeated(cells, policy, writer, progress, processes, limits)
     done: list[CellRecord] = []
     in_process: _InProcessLimits | None = None
+    # Engines live for the whole run (a concurrency sweep pays one cold start) and are always stopped.
+    # Imported only for a run with engine cells: the engine client needs aiohttp, which an
+    # in-process run (on an AWS instance, say) need not have.
+    engines = None
+    if any(config.params.engine is not None for config in cells):
+        from harness.scenarios.engine_cell import EnginePool
+
+        engines = EnginePool()
     try:
         for index, config in enumerate(cells, start=1):
             if progress:
                 progress(index, len(cells), config, None)
-            if isolate(config):
+            if config.params.engine is not None:
+                record = run_cell(config, policy, engines=engines)
+            elif isolate(config):
                 record = run_cell_isolated(config, policy, limits)
             else:
                 if in_process is None:
@@ -179,6 +189,8 @@ def run_cells(
     finally:
         if in_process is not None:
             in_process.close()
+        if engines is not None:
+            engines.close()
     return done
 
 

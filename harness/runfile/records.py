@@ -25,8 +25,11 @@ from typing import Annotated, Any, Literal
 
 from annotated_types import Ge
 
+from backends.engine.launcher import EngineRecord
+from backends.engine.metrics import EngineMetrics
 from harness.measure.peak import Peak
 from harness.pricing.catalog import Price
+from harness.run.engine_params import EngineParams
 
 __all__ = [
     "SCHEMA_NAME",
@@ -41,6 +44,10 @@ __all__ = [
     "CpuFacts",
     "DeviceFacts",
     "Energy",
+    "EngineAgreement",
+    "EngineLoadRecord",
+    "EnginePart",
+    "EngineRequestRecord",
     "Environment",
     "GenerationPart",
     "GpuInventory",
@@ -51,6 +58,7 @@ __all__ = [
     "OfflinePart",
     "Peak",
     "ProcessesPart",
+    "RequestSetFacts",
     "RunRecord",
     "RunStatus",
     "SamplingRecord",
@@ -104,10 +112,18 @@ class ScenarioParams:
     slo_tpot_ms: float | None = None
     concurrency: int = 1
     loadgen: bool = False
+    #: Set on cells measured on a serving engine (``--engine``/``--endpoint``), None in-process.
+    engine: EngineParams | None = None
 
     def label(self, scenario: str) -> str:
         """The part of a cell id that tells cells of one scenario apart."""
         parts = [scenario]
+        if self.engine is not None:
+            parts.append(self.engine.describe())
+            if scenario == "server":
+                parts.append(f"r{self.rate:g}" if self.rate is not None else "capacity")
+            parts.append(f"c{self.concurrency}")
+            return "-".join(parts)
         if scenario in ("generate", "server", "offline"):
             parts.append(f"p{self.prompt_tokens}o{self.output_tokens}")
         if scenario == "server":
@@ -426,6 +442,132 @@ class LoadgenPart:
 
 
 @dataclass(frozen=True)
+class EngineRequestRecord:
+    """One request to an engine: when it was due and sent, when each output event was read, and
+    what the server said. ``scheduled_ns`` counts from the load's time zero; ``sent_ns``,
+    ``token_ns`` and ``end_ns`` count from the request's own scheduled time (so they are latencies).
+    Token counts are the server's (``usage``), None when it never reported them."""
+
+    id: str
+    api: Literal["completions", "chat"]
+    scheduled_ns: int
+    sent_ns: int
+    token_ns: tuple[int, ...]
+    end_ns: int
+    input_tokens: int | None
+    output_tokens: int | None
+    expected_input_tokens: int | None
+    max_tokens: int | None
+    finish_reason: str | None
+    failure: str | None = None
+    failure_detail: str | None = None
+    http_status: int | None = None
+
+    @property
+    def ttft_ns(self) -> int | None:
+        return self.token_ns[0] if self.token_ns else None
+
+    @property
+    def tpot_ns(self) -> float | None:
+        """(last event - first event) / (server's output tokens - 1); None below two tokens."""
+        if self.output_tokens is None or self.output_tokens < 2 or not self.token_ns:
+            return None
+        return (self.token_ns[-1] - self.token_ns[0]) / (self.output_tokens - 1)
+
+
+@dataclass(frozen=True)
+class EngineLoadRecord:
+    """One load on an engine (a closed loop, or one open-loop probe) and its figures.
+
+    ``failures`` counts failed requests by reason; latency summaries are over the successful
+    requests. ``output_short`` counts requests the server ended before ``max_tokens``,
+    ``input_mismatched`` those whose server prompt count differs from the request set's."""
+
+    kind: Literal["open_loop", "closed_loop"]
+    rate_rps: float | None
+    concurrency: int | None
+    requests: Count
+    ok: Count
+    failed: Count
+    failures: dict[str, int]
+    duration_s: NonNegative
+    completed_rps: NonNegative
+    input_tokens: Count
+    output_tokens: Count
+    output_tokens_per_s: NonNegative
+    total_tokens_per_s: NonNegative
+    goodput_rps: NonNegative | None
+    slo_met: bool | None
+    ttft_ns: Summary | None
+    tpot_ns: Summary | None
+    itl_ns: Summary | None
+    e2e_ns: Summary | None
+    output_short: Count
+    input_mismatched: Count
+    request_records: tuple[EngineRequestRecord, ...] = ()
+
+
+@dataclass(frozen=True)
+class RequestSetFacts:
+    """Where an engine cell's requests came from: synthetic lengths or the user's file."""
+
+    source: str
+    requests: int
+    input_tokens: str
+    output_tokens: str
+    seed: int
+    api: Literal["completions", "chat"]
+
+
+@dataclass(frozen=True)
+class EngineAgreement:
+    """The engine's greedy tokens against the fp32 reference (``harness.scenarios.engine_check``).
+
+    ``agreement`` is the share of positions where both chose the same token; ``first_divergence``
+    where each sequence first parted (None: never). ``unchecked`` says why the engine's tokens
+    could not be compared at all (an engine that sends no token ids); ``agreement`` is then 0."""
+
+    prompts: int
+    tokens_per_prompt: int
+    agreement: float
+    first_divergence: tuple[int | None, ...]
+    threshold: float
+    reference: str = "transformers cpu fp32 greedy"
+    unchecked: str | None = None
+
+    @property
+    def passed(self) -> bool:
+        return self.unchecked is None and self.agreement >= self.threshold
+
+    @property
+    def warning(self) -> str | None:
+        if self.passed:
+            return None
+        if self.unchecked is not None:
+            return f"engine correctness not checked: {self.unchecked}"
+        return (
+            f"engine tokens agree with the {self.reference} reference at {self.agreement:.0%} of positions "
+            f"(threshold {self.threshold:.0%}); first divergences at {list(self.first_divergence)}"
+        )
+
+
+@dataclass(frozen=True)
+class EnginePart:
+    """A cell on a serving engine: which engine, its token check, and every request of its loads.
+
+    ``load`` is the load the cell's figures come from (the closed loop, the fixed-rate run, or the
+    capacity search's best probe); ``probes`` every open-loop probe of a search, in order.
+    ``metrics`` is the engine's ``/metrics`` sampled during the loads (None where it has none)."""
+
+    engine: EngineRecord
+    request_set: RequestSetFacts
+    agreement: EngineAgreement
+    load: EngineLoadRecord
+    probes: tuple[EngineLoadRecord, ...] = ()
+    metrics: EngineMetrics | None = None
+
+
+@dataclass(frozen=True)
 class ProcessesPart:
     """``--processes N``: each fresh process's median and the between-process interval (ns).
 
@@ -478,6 +620,7 @@ class Measurement:
     server: ServerPart | None = None
     offline: OfflinePart | None = None
     loadgen: LoadgenPart | None = None
+    engine: EnginePart | None = None
     processes: ProcessesPart | None = None
 
     @property

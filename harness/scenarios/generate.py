@@ -188,6 +188,7 @@ SPEC = ScenarioSpec(
     params=("prompt_tokens", "output_tokens"),
     part="generation",
     columns=(
+        "concurrency",
         "prompt_tokens",
         "output_tokens",
         "ttft_p50_ms",

@@ -49,6 +49,8 @@ class ScenarioParameter:
     kind: Literal["int", "float", "flag"]
     metavar: str
     help: str
+    #: Given several times, each value is a cell of its own (a sweep); the suite keeps a tuple.
+    repeatable: bool = False
 
 
 #: The parameters scenarios share (``harness.run.plan.ScenarioParams``), in the CLI's order.
@@ -79,7 +81,15 @@ PARAMETERS: tuple[ScenarioParameter, ...] = (
     ScenarioParameter(
         "slo_tpot_ms", "--slo-tpot", "float", "MS", "server, decoders: target p99 time per output token in milliseconds"
     ),
-    ScenarioParameter("concurrency", "--concurrency", "int", "N", "server: requests served at once (default 1)"),
+    ScenarioParameter(
+        "concurrency",
+        "--concurrency",
+        "int",
+        "N",
+        "server: requests served at once; an engine's generate: closed-loop users (repeatable, one cell each: "
+        "1, 2, 4, ...; default 1)",
+        repeatable=True,
+    ),
     ScenarioParameter(
         "loadgen",
         "--loadgen",

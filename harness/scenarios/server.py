@@ -429,6 +429,7 @@ SPEC = ScenarioSpec(
     params=("prompt_tokens", "output_tokens", "rate", "slo_p99_ms", "slo_ttft_ms", "slo_tpot_ms", "concurrency"),
     part="server",
     columns=(
+        "concurrency",
         "slo",
         "capacity_rps",
         "capacity_p99_met",
@@ -440,7 +441,9 @@ SPEC = ScenarioSpec(
         "output_tokens_per_s",
         "samples",
         "usd_per_million_at_capacity",
-        "usd_per_million_output_tokens",
+        "usd_per_million_output_tokens_at_capacity",
+        "usd_per_million_total_tokens_at_capacity",
+        "usd_per_million_output_tokens_measured",
     ),
     loadgen="Server",
     check=_check,

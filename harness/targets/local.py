@@ -72,6 +72,8 @@ def run_suite(
         on_start(writer, cells)
 
     def isolate(config: CellConfig) -> bool:
+        if config.params.engine is not None:
+            return False  # the engine is a process of its own already
         if suite.isolate is None:
             return bool(backends[config.backend].isolate_by_default)
         return bool(suite.isolate)

@@ -117,3 +117,13 @@ def test_failed_cells_have_no_cost() -> None:
     price = Price(None, None, None, 1.0, "x", "2026-10-01").to_dict()
     (row,) = cell_rows([make_run([make_failed_cell()], pricing=price)])
     assert row.status == "failed" and row.usd_per_million is None
+
+
+def test_tokens_at_capacity_scale_the_measured_tokens_per_request() -> None:
+    from harness.report.cost import tokens_per_s_at_capacity
+
+    # 2 req/s completed at 100 tokens/s is 50 tokens a request; at 8 req/s that is 400 tokens/s.
+    assert tokens_per_s_at_capacity(8.0, 2.0, 100.0) == pytest.approx(400.0)
+    assert tokens_per_s_at_capacity(None, 2.0, 100.0) is None
+    assert tokens_per_s_at_capacity(8.0, 0.0, 100.0) is None
+    assert tokens_per_s_at_capacity(8.0, 2.0, None) is None

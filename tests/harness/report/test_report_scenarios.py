@@ -144,3 +144,46 @@ def test_load_scenarios_are_priced_per_token_and_at_capacity(mixed_run: RunRecor
     assert srv.usd_per_million == srv.usd_per_million_at_capacity
     text = render([run])
     assert "$/M out tok" in text and "$/M inf @capacity" in text
+
+
+def test_a_concurrency_sweep_shows_its_users_and_measured_token_counts(mixed_run: RunRecord) -> None:
+    from harness.report.columns import columns_for
+
+    (generate,) = [c for c in mixed_run.cells if c.config.scenario == "generate"]
+    swept = replace(generate, config=replace(generate.config, params=replace(generate.config.params, concurrency=4)))
+    # What the cell measured wins over what it asked (an engine's mean prompt, as the server counted).
+    measured = _measured(generate)
+    assert measured.generation is not None
+    counted = replace(measured, generation=replace(measured.generation, prompt_tokens=9))
+    swept = replace(swept, measurement=counted)
+    rows = cell_rows([replace(mixed_run, cells=(generate, swept))])
+    names = [column.key for column in columns_for("generate", rows)]
+    assert "concurrency" in names
+    users = next(c for c in columns_for("generate", rows) if c.key == "concurrency")
+    prompt = next(c for c in columns_for("generate", rows) if c.key == "prompt_tokens")
+    assert [users.value(r) for r in rows] == [1, 4]
+    assert [prompt.value(r) for r in rows] == [8, 9]
+    # Without a sweep there is nothing to tell apart: no users column.
+    alone = cell_rows([replace(mixed_run, cells=(generate,))])
+    assert "concurrency" not in [column.key for column in columns_for("generate", alone)]
+
+
+def test_a_decoder_server_cell_prices_its_tokens_at_the_capacity_not_the_measured_rate() -> None:
+    from harness.pricing.catalog import Price
+
+    price = Price("local", "local", "on-demand", 3.6, "test", "2026-11-24")
+    cell = _cell("llama", "server", rate=4.0, slo_ttft_ms=1000.0, prompt_tokens=8, output_tokens=3)
+    measured = _measured(cell)
+    assert measured.server is not None
+    completed = measured.server.completed_rps
+    assert completed > 0 and measured.output_tokens_per_s == pytest.approx(completed * 3)
+    # The measured run completed `completed` req/s with 3 output (11 total) tokens each; the
+    # search found 10 req/s: tokens are priced at 30 (110) per second, not at the measured rate.
+    cell = replace(cell, measurement=replace(measured, capacity_rps=10.0))
+    run = replace(round_trip(cell), pricing=price)
+    (row,) = cell_rows([run])
+    assert row.usd_per_million_output_tokens_at_capacity == pytest.approx(1000 / 30)
+    assert row.usd_per_million_total_tokens_at_capacity == pytest.approx(1000 / 110)
+    assert row.usd_per_million_output_tokens == pytest.approx(1000 / (completed * 3))
+    text = render([run])
+    assert "$/M out tok @capacity" in text and "$/M tok @capacity" in text and "$/M out tok measured" in text

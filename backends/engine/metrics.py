@@ -1,0 +1,220 @@
+"""The engine's own view of a run: its Prometheus ``/metrics`` sampled while the load runs.
+
+The client sees latencies; the engine says *why*: requests queued behind a full batch
+(``num_requests_waiting``), a KV cache running full (``kv_cache_usage_perc``, a fraction despite
+the name) and sequences evicted to make room (``num_preemptions``, a counter). A capacity found
+under an SLO means more beside these: a queue that grows at the top rate, or preemptions, say
+the engine, not the client, was the limit.
+
+The text is parsed with ``prometheus_client``'s own parser, not by hand. Names are vLLM's (v1
+engine, 0.32 here); the older ``gpu_cache_usage_perc`` is read where ``kv_cache_usage_perc`` is
+absent. Values are summed over the ``engine`` label (data-parallel engines), except the cache
+usage, where the fullest engine is the one that binds. A sample that fails (the server is busy,
+or gone) is counted, not fatal: the client's measurements do not depend on it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+
+__all__ = [
+    "DEFAULT_INTERVAL_S",
+    "EngineMetrics",
+    "MetricsSample",
+    "MetricsSampler",
+    "parse_metrics",
+]
+
+#: Often enough to see a queue build within a probe of a few seconds; cheap for the engine
+#: (one ~70 kB text per sample) and for a 2-core machine.
+DEFAULT_INTERVAL_S = 0.5
+#: A run longer than this many samples keeps sampling at twice the interval, then four times, ...
+MAX_SAMPLES = 4096
+
+#: Our name -> the vLLM metric families that carry it, newest first.
+_GAUGES: dict[str, tuple[str, ...]] = {
+    "running": ("vllm:num_requests_running",),
+    "waiting": ("vllm:num_requests_waiting",),
+    "kv_cache_usage": ("vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc"),
+}
+#: A counter's samples carry ``_total`` whatever its family is called.
+_PREEMPTIONS = ("vllm:num_preemptions_total",)
+
+
+@dataclass(frozen=True)
+class MetricsSample:
+    """One reading of ``/metrics``: seconds since the sampler started, and the engine's figures."""
+
+    t_s: float
+    running: float | None
+    waiting: float | None
+    kv_cache_usage: float | None
+    preemptions_total: float | None
+
+
+def parse_metrics(text: str, t_s: float = 0.0) -> MetricsSample:
+    """The figures of one ``/metrics`` text; a metric the engine does not export is None."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    values: dict[str, list[float]] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            # A counter's ``_created`` sample is a timestamp, not a count.
+            if sample.name.endswith("_created"):
+                continue
+            values.setdefault(sample.name, []).append(float(sample.value))
+
+    def first(names: tuple[str, ...], combine: Callable[[list[float]], float]) -> float | None:
+        for name in names:
+            if name in values:
+                return combine(values[name])
+        return None
+
+    return MetricsSample(
+        t_s=t_s,
+        running=first(_GAUGES["running"], sum),
+        waiting=first(_GAUGES["waiting"], sum),
+        kv_cache_usage=first(_GAUGES["kv_cache_usage"], max),
+        preemptions_total=first(_PREEMPTIONS, sum),
+    )
+
+
+@dataclass(frozen=True)
+class EngineMetrics:
+    """The samples of one run and their summary, as the run file keeps them."""
+
+    url: str
+    interval_s: float
+    samples: tuple[MetricsSample, ...]
+    failed_samples: int = 0
+    started_utc: str | None = None
+
+    def _values(self, name: str) -> list[float]:
+        return [v for s in self.samples if (v := getattr(s, name)) is not None]
+
+    @property
+    def peak_waiting(self) -> float | None:
+        values = self._values("waiting")
+        return max(values) if values else None
+
+    @property
+    def mean_waiting(self) -> float | None:
+        values = self._values("waiting")
+        return sum(values) / len(values) if values else None
+
+    @property
+    def peak_running(self) -> float | None:
+        values = self._values("running")
+        return max(values) if values else None
+
+    @property
+    def peak_kv_cache_usage(self) -> float | None:
+        values = self._values("kv_cache_usage")
+        return max(values) if values else None
+
+    @property
+    def preemptions(self) -> float | None:
+        """Preemptions during the run: the counter's rise from the first sample to the last."""
+        values = self._values("preemptions_total")
+        return values[-1] - values[0] if len(values) >= 2 else None
+
+    def summary(self) -> dict[str, float | int | None]:
+        """The figures a reader looks at first (the samples stay in the run file)."""
+        return {
+            "samples": len(self.samples),
+            "failed_samples": self.failed_samples,
+            "peak_running": self.peak_running,
+            "peak_waiting": self.peak_waiting,
+            "mean_waiting": self.mean_waiting,
+            "peak_kv_cache_usage": self.peak_kv_cache_usage,
+            "preemptions": self.preemptions,
+        }
+
+
+def _fetch(url: str, timeout_s: float) -> str:
+    with urllib.request.urlopen(url, timeout=timeout_s) as response:
+        return bytes(response.read()).decode("utf-8", errors="replace")
+
+
+class MetricsSampler:
+    """Samples ``{url}/metrics`` on a background thread between ``start()`` and ``stop()``.
+
+    A context manager: ``with MetricsSampler(url) as sampler: ...; sampler.result()``. The
+    thread only waits on the network and parses between requests, so it takes little from the
+    client's event loop; ``fetch`` and ``clock`` are injectable for tests.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        interval_s: float = DEFAULT_INTERVAL_S,
+        *,
+        fetch: Callable[[str, float], str] = _fetch,
+        clock: Callable[[], float] = time.monotonic,
+        max_samples: int = MAX_SAMPLES,
+    ) -> None:
+        if interval_s <= 0:
+            raise ValueError(f"interval_s must be positive, got {interval_s}")
+        self.url = url.rstrip("/")
+        self.interval_s = interval_s
+        self._fetch = fetch
+        self._clock = clock
+        self._max_samples = max_samples
+        self._samples: list[MetricsSample] = []
+        self._failed = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._t0 = 0.0
+        self._started_utc: str | None = None
+
+    def sample_once(self) -> None:
+        t = self._clock() - self._t0
+        try:
+            text = self._fetch(f"{self.url}/metrics", max(1.0, self.interval_s * 4))
+            sample = parse_metrics(text, t)
+        except (urllib.error.URLError, OSError, ValueError):
+            self._failed += 1
+            return
+        if len(self._samples) >= self._max_samples:
+            # Keep the whole run at half the resolution rather than only its start.
+            self._samples = self._samples[::2]
+            self.interval_s *= 2
+        self._samples.append(sample)
+
+    def _run(self) -> None:
+        while True:
+            self.sample_once()
+            if self._stop.wait(self.interval_s):
+                return
+
+    def start(self) -> MetricsSampler:
+        from datetime import UTC, datetime
+
+        self._t0 = self._clock()
+        self._started_utc = datetime.now(UTC).isoformat(timespec="seconds")
+        self._thread = threading.Thread(target=self._run, name="engine-metrics", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> EngineMetrics:
+        """Stop sampling, take one last sample (the run's end state) and return the result."""
+        if self._thread is not None:
+            self._stop.set()
+            self._thread.join()
+            self._thread = None
+            self.sample_once()
+        return self.result()
+
+    def result(self) -> EngineMetrics:
+        return EngineMetrics(self.url, self.interval_s, tuple(self._samples), self._failed, self._started_utc)
+
+    def __enter__(self) -> MetricsSampler:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

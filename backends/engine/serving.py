@@ -1,0 +1,135 @@
+"""From what the user asked (``--engine vllm`` or ``--endpoint URL``) to a server to measure.
+
+``open_engine(spec)`` is the one entry the scenarios use: it starts the engine (``launcher``) or
+attaches to the given URL, and yields a ``ServingEngine`` with the client's ``Endpoint`` and the
+``EngineRecord`` for the run file. Leaving the block stops a started engine, whichever way the
+cell ends.
+
+The engine's Python is its own environment, apart from siliconbench's (vLLM pins its own
+packages; on AWS the DLAMI's vLLM environment is used as it is). It is, in order: the spec's
+``python``, ``$SILICONBENCH_VLLM_PYTHON``, for the CPU the venv ``scripts/vllm-cpu.sh`` builds
+(``.venv-vllm/``), for Neuron the DLAMI's NxD Inference venv, and last this interpreter.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from backends.engine.launcher import (
+    DEFAULT_READY_TIMEOUT_S,
+    ENGINES,
+    NEURON_VLLM_PYTHON,
+    SILICON,
+    EngineProcess,
+    EngineRecord,
+    attach,
+    launch,
+    vllm_command,
+)
+from backends.engine.protocol import Endpoint
+from harness.errors import ConfigError
+
+__all__ = ["VLLM_PYTHON_ENV", "EngineSpec", "ServingEngine", "engine_dtype", "engine_python", "open_engine"]
+
+VLLM_PYTHON_ENV = "SILICONBENCH_VLLM_PYTHON"
+#: Where ``scripts/vllm-cpu.sh`` puts vLLM's CPU build, relative to the repository root.
+CPU_VENV = Path(__file__).resolve().parents[2] / ".venv-vllm"
+
+
+@dataclass(frozen=True)
+class EngineSpec:
+    """The engine part of a cell: start ``engine`` on ``silicon``, or attach to ``endpoint``."""
+
+    model: str
+    engine: str | None = None
+    endpoint: str | None = None
+    silicon: str = "cpu"
+    python: str | None = None
+    dtype: str | None = None
+    max_model_len: int = 512
+    max_num_seqs: int | None = None
+    tensor_parallel_size: int | None = None
+    ready_timeout_s: float = DEFAULT_READY_TIMEOUT_S
+    extra_args: tuple[str, ...] = ()
+    extra_env: tuple[tuple[str, str], ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        if (self.engine is None) == (self.endpoint is None):
+            raise ConfigError("give exactly one of --engine NAME (start it) and --endpoint URL (attach to it)")
+        if self.engine is not None and self.engine not in ENGINES:
+            raise ConfigError(f"unknown engine {self.engine!r}; available: {', '.join(ENGINES)}")
+        if self.silicon not in SILICON:
+            raise ConfigError(f"unknown engine silicon {self.silicon!r}; available: {', '.join(SILICON)}")
+
+
+#: siliconbench's dtype names -> vLLM's ``--dtype`` values.
+_DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
+
+
+def engine_dtype(dtype: str | None) -> str | None:
+    """vLLM's ``--dtype`` for a cell's dtype (``fp32`` -> ``float32``); None keeps the silicon's default."""
+    if dtype is None:
+        return None
+    if dtype in _DTYPES.values():
+        return dtype
+    if dtype not in _DTYPES:
+        raise ConfigError(f"an engine cannot run dtype {dtype!r}; available: {', '.join(_DTYPES)}")
+    return _DTYPES[dtype]
+
+
+def engine_python(silicon: str, python: str | None = None) -> str:
+    """The interpreter of the engine's environment (see the module docstring for the order)."""
+    candidate = python or os.environ.get(VLLM_PYTHON_ENV)
+    if candidate is None:
+        if silicon == "cpu" and (CPU_VENV / "bin" / "python").exists():
+            candidate = str(CPU_VENV / "bin" / "python")
+        elif silicon == "neuron":
+            candidate = NEURON_VLLM_PYTHON
+        else:
+            candidate = sys.executable
+    if not os.access(candidate, os.X_OK):
+        hint = "run scripts/vllm-cpu.sh, or " if silicon == "cpu" else ""
+        raise ConfigError(f"the engine's python {candidate!r} is not an executable; {hint}set ${VLLM_PYTHON_ENV}")
+    return candidate
+
+
+@dataclass
+class ServingEngine:
+    """A server to measure: the client's endpoint, and the engine's record (process when started)."""
+
+    endpoint: Endpoint
+    engine: EngineRecord
+    process: EngineProcess | None = None
+
+    def record(self) -> EngineRecord:
+        """The engine's record now; after the block it also says how the engine stopped."""
+        return self.process.record() if self.process is not None else self.engine
+
+
+@contextlib.contextmanager
+def open_engine(spec: EngineSpec, log_dir: str | Path | None = None) -> Iterator[ServingEngine]:
+    """Start or attach to the engine of ``spec``; yields it ready to serve, stops what it started."""
+    if spec.endpoint is not None:
+        record = attach(spec.endpoint)
+        yield ServingEngine(Endpoint(f"{record.url}/v1", record.model or spec.model), record)
+        return
+    command = vllm_command(
+        spec.silicon,
+        spec.model,
+        python=engine_python(spec.silicon, spec.python),
+        dtype=engine_dtype(spec.dtype),
+        max_model_len=spec.max_model_len,
+        max_num_seqs=spec.max_num_seqs,
+        tensor_parallel_size=spec.tensor_parallel_size,
+        extra_args=spec.extra_args,
+        extra_env=dict(spec.extra_env),
+    )
+    with launch(command, ready_timeout_s=spec.ready_timeout_s, log_dir=log_dir) as process:
+        record = process.record()
+        serving = ServingEngine(Endpoint(f"{command.url}/v1", record.model or spec.model), record, process)
+        yield serving

@@ -1,0 +1,390 @@
+"""Cells on a serving engine: ``generate`` and ``server`` through the engine's streaming API.
+
+An engine cell builds no model in this process. Its configuration names the engine to start or the
+server to attach to (``EngineParams.spec``) and the model it serves, whose tokenizer builds the
+request set and whose weights are the correctness reference. The flow is the in-process one:
+
+1. the request set: exact prompt lengths with the model's tokenizer, or the user's file;
+2. correctness before any timing: the engine's greedy token ids against transformers in fp32
+   (``engine_check``); an engine that sends no token ids is measured with its correctness
+   unchecked and a warning saying why;
+3. measure, with the engine's ``/metrics`` sampled alongside: ``generate`` is a closed loop of
+   ``concurrency`` users under the sampler's rule; ``server`` is open-loop Poisson arrivals at
+   ``--rate``, or a capacity search under the SLO;
+4. the record: the usual measurement (end-to-end latency, token metrics, tokens/s, capacity and
+   goodput, so reports and costs treat an engine like any backend) and the ``engine`` part: the
+   engine's record, the token check, and every request with its event times and server counts.
+
+``EnginePool`` keeps one engine per ``EngineSpec`` for a whole run, so a concurrency sweep pays the
+engine's cold start once; it stops every engine it started when the run ends, and remembers an
+engine that failed to start so the next cells fail at once with the same line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from backends.engine.serving import EngineSpec, ServingEngine, open_engine
+from harness.errors import ConfigError
+from harness.measure.sampler import SamplingPolicy
+from harness.run.engine_params import EngineParams, request_set
+from harness.runfile.records import (
+    CapacitySearchRecord,
+    CellConfig,
+    Correctness,
+    EngineAgreement,
+    EnginePart,
+    GenerationPart,
+    Measurement,
+    RequestSetFacts,
+    SamplingRecord,
+    ServerPart,
+    ServerProbeRecord,
+    SloTargets,
+    TokenMetrics,
+    WorkloadFacts,
+)
+from harness.scenarios.base import sampling_fields
+from harness.scenarios.engine import (
+    REL_TOL,
+    EngineProbe,
+    EngineTarget,
+    measure_closed_loop,
+    measure_unloaded,
+    probe_rate,
+    search_capacity,
+)
+from harness.scenarios.engine_check import check_engine, threshold_for
+from harness.scenarios.engine_load import EngineLoadRun
+from harness.scenarios.engine_records import load_record
+from harness.scenarios.tokens import SLO
+from harness.scenarios.validity import validity
+
+__all__ = ["EngineCell", "EnginePool"]
+
+#: No new probe starts after this many times the cell's time budget (as in-process ``server``).
+SEARCH_BUDGET_FACTOR = 10
+#: A probe's stragglers are cancelled this many unloaded end-to-end times after its last arrival.
+GRACE_FACTOR = 20
+
+
+class EnginePool:
+    """The engines of one run, opened on first use and stopped when the pool closes."""
+
+    def __init__(self, log_dir: str | None = None) -> None:
+        self._stack = contextlib.ExitStack()
+        self._open: dict[EngineSpec, ServingEngine] = {}
+        self._failed: dict[EngineSpec, BaseException] = {}
+        self._log_dir = log_dir
+
+    def get(self, spec: EngineSpec) -> ServingEngine:
+        """The engine of ``spec``, started (or attached to) now if it is not yet."""
+        if spec in self._failed:
+            raise self._failed[spec]
+        if spec not in self._open:
+            try:
+                self._open[spec] = self._stack.enter_context(open_engine(spec, self._log_dir))
+            except Exception as exc:
+                self._failed[spec] = exc
+                raise
+        return self._open[spec]
+
+    def close(self) -> None:
+        self._stack.close()
+        self._open.clear()
+
+    def __enter__(self) -> EnginePool:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class EngineCell:
+    """One engine cell being measured; ``phase`` says where it is, for a failure's record."""
+
+    def __init__(self, config: CellConfig, policy: SamplingPolicy, pool: EnginePool) -> None:
+        engine = config.params.engine
+        if engine is None:
+            raise ConfigError(f"cell {config.cell_id} is not an engine cell")
+        if config.scenario not in ("generate", "server"):
+            raise ConfigError(f"engine cells run the generate and server scenarios, not {config.scenario!r}")
+        self.config = config
+        self.policy = policy
+        self.params: EngineParams = engine
+        self.pool = pool
+        self.phase = "setup"
+
+    def run(self) -> Measurement:
+        self.phase = "engine"
+        serving = self.pool.get(self.params.spec)
+        self.phase = "build"
+        target = EngineTarget(serving.endpoint, request_set(self.params))
+        self._check_lengths(target)
+        self.phase = "correctness"
+        agreement = check_engine(target, self.params.model, threshold=threshold_for(self.params.spec.dtype))
+        self.phase = "measure"
+        from backends.engine.metrics import MetricsSampler
+
+        with MetricsSampler(serving.engine.url) as sampler:
+            if self.config.scenario == "generate":
+                loads = self._generate(target)
+            else:
+                loads = self._server(target)
+        self.phase = "statistics"
+        return self._measurement(serving, target, agreement, loads, sampler.result())
+
+    def _check_lengths(self, target: EngineTarget) -> None:
+        limit = self.params.spec.max_model_len
+        for request in target.requests.requests:
+            if request.input_tokens is not None and request.input_tokens + request.max_tokens > limit:
+                raise ConfigError(
+                    f"request {request.request_id} needs {request.input_tokens} + {request.max_tokens} tokens, "
+                    f"more than the engine's max model length {limit}: raise --max-model-len or shorten the set"
+                )
+
+    def _generate(self, target: EngineTarget) -> _Loads:
+        started = time.perf_counter()
+        result = measure_closed_loop(target, self.config.params.concurrency, self.policy)
+        sampling = sampling_fields(
+            self.policy,
+            warmup_count=len(result.warmup.outcomes),
+            warmup_s=result.warmup.duration_ns / 1e9,
+            elapsed_s=result.run.duration_ns / 1e9,
+            stop_reason=result.stop_reason,
+            wall_s=time.perf_counter() - started,
+            rel_ci_half_width=result.rel_ci_half_width,
+        )
+        warnings = []
+        if result.stop_reason != "converged":
+            warnings.append(
+                f"stopped by {result.stop_reason.replace('_', ' ')} before the median end-to-end latency's CI "
+                f"reached ±{self.policy.target_rel_ci:.1%}"
+            )
+        return _Loads(result.run, sampling, warnings)
+
+    def _server(self, target: EngineTarget) -> _Loads:
+        from harness.scenarios.server import slo_from_params
+
+        policy, params = self.policy, self.config.params
+        slo = slo_from_params(params.slo_p99_ms, params.slo_ttft_ms, params.slo_tpot_ms)
+        started = time.perf_counter()
+        unloaded = measure_unloaded(target)
+        if not unloaded.ok:
+            reasons = ", ".join(f"{n} {kind}" for kind, n in unloaded.failures().items())
+            raise ConfigError(f"the engine failed every request sent one at a time ({reasons})")
+        e2e = sorted(unloaded.e2e_ns())
+        service_s = e2e[len(e2e) // 2] / 1e9
+        search = None
+        if params.rate is not None:
+            count = max(policy.min_count, min(policy.max_count, round(params.rate * policy.max_time_s)))
+            fixed = probe_rate(target, params.rate, slo, count, grace_s=GRACE_FACTOR * service_s)
+            reported: EngineProbe | None = fixed
+            probes = [fixed]
+            stop_reason = "fixed_rate"
+        else:
+            give_up = time.perf_counter() + SEARCH_BUDGET_FACTOR * policy.max_time_s
+            search = search_capacity(target, slo, policy, service_s, out_of_time=lambda: time.perf_counter() > give_up)
+            best = search.best()
+            reported = best.result if best is not None else None
+            probes = [p.result for p in search.probes]
+            stop_reason = search.stop_reason
+        shown = reported.run if reported is not None else unloaded
+        sampling = sampling_fields(
+            policy,
+            warmup_count=len(unloaded.outcomes),
+            warmup_s=unloaded.duration_ns / 1e9,
+            elapsed_s=sum(p.run.duration_ns for p in probes) / 1e9,
+            stop_reason=stop_reason,
+            wall_s=time.perf_counter() - started,
+        )
+        warnings = []
+        if reported is None:
+            warnings.append("no probed rate met the SLO")
+        elif search is not None and not search.converged:
+            warnings.append(
+                f"capacity search stopped by {search.stop_reason.replace('_', ' ')} before the bracket "
+                f"narrowed to {REL_TOL:.0%}"
+            )
+        if params.rate is not None and not slo.empty and reported is not None and not reported.passed:
+            warnings.append(f"the SLO was not met at {params.rate:g} requests/s")
+        goodput = None if slo.empty else (shown.goodput_rps(slo) if reported is not None else 0.0)
+        server = ServerPart(
+            mode="fixed_rate" if params.rate is not None else "capacity_search",
+            rate_rps=reported.rate if reported is not None else None,
+            concurrency=params.concurrency,
+            slo_ms=SloTargets(params.slo_p99_ms, params.slo_ttft_ms, params.slo_tpot_ms),
+            slo_met=None if slo.empty else (reported is not None and reported.passed),
+            capacity_rps=search.capacity if search is not None else None,
+            goodput_rps=goodput,
+            completed_rps=shown.completed_rps if reported is not None else 0.0,
+            dropped=shown.failed if reported is not None else 0,
+            requests=len(shown.outcomes) if reported is not None else 0,
+            duration_s=shown.duration_ns / 1e9,
+            service_time_ns=round(service_s * 1e9),
+            search=None
+            if search is None
+            else CapacitySearchRecord(search.converged, search.stop_reason, search.lowest_failing, REL_TOL),
+            probes=tuple(_probe_record(p) for p in probes),
+            tokens=_token_metrics(shown, policy.confidence),
+        )
+        return _Loads(shown, sampling, warnings, server=server, probes=probes, slo=slo)
+
+    def _measurement(
+        self,
+        serving: ServingEngine,
+        target: EngineTarget,
+        agreement: EngineAgreement,
+        loads: _Loads,
+        metrics: Any,
+    ) -> Measurement:
+        from harness.measure.stats import summarize
+        from workloads.request_sets import length_report
+
+        params, policy, run = self.params, self.policy, loads.run
+        e2e = [round(v) for v in run.e2e_ns()]
+        if not e2e:
+            reasons = ", ".join(f"{n} {kind}" for kind, n in sorted(run.failures().items()))
+            raise ConfigError(f"every measured request failed ({reasons})")
+        warnings: list[str] = [agreement.warning] if agreement.warning else []
+        if run.failed:
+            reasons = ", ".join(f"{n} {kind.replace('_', ' ')}" for kind, n in sorted(run.failures().items()))
+            warnings.append(f"{run.failed} of {len(run.outcomes)} requests failed: {reasons}")
+        lengths = length_report(run.outcomes).warning
+        if lengths:
+            warnings.append(lengths)
+        warnings.extend(loads.warnings)
+        tokens = _token_metrics(run, policy.confidence)
+        counts = {"requests (TTFT, TPOT, end-to-end)": len(e2e)}
+        if tokens.itl_ns is not None:
+            counts["ITL gaps"] = tokens.itl_ns.count
+        ok = max(1, len(run.ok))
+        generation = None
+        if self.config.scenario == "generate":
+            generation = GenerationPart(
+                prompt_tokens=round(run.input_tokens / ok),
+                output_tokens=round(run.output_tokens / ok),
+                batch_size=1,
+                requests=len(run.outcomes),
+                tokens=tokens,
+                sequences_per_s=run.completed_rps,
+                output_tokens_per_s=run.output_tokens_per_s,
+                total_tokens_per_s=run.total_tokens_per_s,
+                token_agreement=None if agreement.unchecked else agreement.agreement,
+                reference_tokens=agreement.tokens_per_prompt,
+            )
+        record = serving.record()
+        requests = target.requests
+        return Measurement(
+            workload=WorkloadFacts(
+                task="text-generation",
+                description=f"{params.model} on {record.engine} ({record.mode}), requests {params.describe()}",
+                params=0,
+                flops_per_inference=None,
+                tokens_per_sample=round((run.input_tokens + run.output_tokens) / ok),
+            ),
+            device={
+                "engine": record.engine,
+                "engine_mode": record.mode,
+                "engine_version": record.version,
+                "silicon": record.silicon,
+                "url": record.url,
+                "model": serving.endpoint.model,
+            },
+            compile_s=record.cold_start_s,
+            peak_memory_bytes=None,
+            correctness=Correctness(
+                max_rel_error=1.0 - agreement.agreement,
+                tolerance=1.0 - agreement.threshold,
+                passed=agreement.passed,
+                reference="engine greedy token ids vs transformers cpu fp32 (error: share of positions that differ)",
+            ),
+            sampling=loads.sampling,
+            latency_ns=summarize(e2e, policy.confidence),
+            samples_ns=tuple(e2e),
+            throughput_per_s=run.completed_rps,
+            tokens_per_s=run.total_tokens_per_s,
+            flops_per_s=None,
+            output_tokens_per_s=run.output_tokens_per_s,
+            total_tokens_per_s=run.total_tokens_per_s,
+            capacity_rps=loads.server.capacity_rps if loads.server is not None else None,
+            goodput_rps=loads.server.goodput_rps if loads.server is not None else None,
+            generation=generation,
+            server=loads.server,
+            engine=EnginePart(
+                engine=record,
+                request_set=RequestSetFacts(
+                    source=requests.source,
+                    requests=len(requests),
+                    input_tokens=requests.input_tokens,
+                    output_tokens=requests.output_tokens,
+                    seed=requests.seed,
+                    api=params.api,
+                ),
+                agreement=agreement,
+                load=load_record(run, loads.slo, policy.confidence),
+                probes=tuple(load_record(p.run, loads.slo, policy.confidence) for p in loads.probes),
+                metrics=metrics,
+            ),
+            warnings=tuple(warnings),
+            validity=validity(counts, run.duration_ns / 1e9),
+        )
+
+
+class _Loads:
+    """What a scenario's measuring phase hands to the record."""
+
+    def __init__(
+        self,
+        run: EngineLoadRun,
+        sampling: SamplingRecord,
+        warnings: list[str],
+        *,
+        server: ServerPart | None = None,
+        probes: Sequence[EngineProbe] = (),
+        slo: SLO | None = None,
+    ) -> None:
+        self.run = run
+        self.sampling = sampling
+        self.warnings = warnings
+        self.server = server
+        self.probes = probes
+        self.slo = slo
+
+
+def _token_metrics(run: EngineLoadRun, confidence: float) -> TokenMetrics:
+    from harness.measure.stats import summarize
+
+    ttft, tpot, itl, e2e = run.ttft_ns(), run.tpot_ns(), run.itl_ns(), run.e2e_ns()
+    return TokenMetrics(
+        ttft_ns=summarize(ttft, confidence) if ttft else None,
+        tpot_ns=summarize(tpot, confidence) if tpot else None,
+        itl_ns=summarize(itl, confidence) if itl else None,
+        e2e_ns=summarize(e2e, confidence) if e2e else None,
+        timelines_ns=tuple(tuple(e.t_ns - o.scheduled_ns for e in o.events) for o in run.ok if o.events),
+    )
+
+
+def _probe_record(probe: EngineProbe) -> ServerProbeRecord:
+    import numpy as np
+
+    run = probe.run
+
+    def p99_ms(values: list[float]) -> float | None:
+        return float(np.percentile(values, 99)) / 1e6 if values else None
+
+    return ServerProbeRecord(
+        rate_rps=probe.rate,
+        passed=probe.passed,
+        requests=len(run.outcomes),
+        dropped=run.failed,
+        duration_s=run.duration_ns / 1e9,
+        completed_rps=run.completed_rps,
+        goodput_rps=None if probe.slo.empty else run.goodput_rps(probe.slo),
+        e2e_p99_ms=p99_ms(run.e2e_ns()),
+        ttft_p99_ms=p99_ms(run.ttft_ns()),
+        tpot_p99_ms=p99_ms(run.tpot_ns()),
+    )

@@ -1,0 +1,395 @@
+"""Request sets for serving engines: what each request asks, with its input length known exactly.
+
+An engine workload is a model (a local folder, or a hub id loaded the ordinary way) plus a request
+set. Two kinds:
+
+- **synthetic**: prompts of an exact number of input tokens, counted with the model's own tokenizer
+  the way the server counts them (``tokenizer(text)``, special tokens included), with lengths fixed
+  or drawn from a stated distribution (``TokenCounts``);
+- **the user's prompts**: a JSONL (or JSON array) file of ShareGPT-style conversations
+  (``{"conversations": [{"from": "human", "value": ...}, ...]}``), OpenAI-style chats
+  (``{"messages": [{"role": ..., "content": ...}]}``) or plain ``{"prompt": ...}`` lines. A
+  conversation's request is its turns up to and including the first user turn.
+
+Output length is forced: ``max_tokens`` with ``ignore_eos``, fixed or drawn like the inputs (or, for
+ShareGPT, the length of the reference reply). The counts the server achieved come back in each
+request's outcome (``usage``), and ``length_report`` compares them with what was asked.
+Everything is seeded, so a request set is the same on every machine and at every rate.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from backends.engine.records import ChatMessage, EngineRequest, RequestOutcome
+from harness.errors import ConfigError
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+__all__ = [
+    "LengthReport",
+    "RequestSet",
+    "TokenCounts",
+    "exact_prompt",
+    "length_report",
+    "load_prompt_file",
+    "load_tokenizer",
+    "synthetic_requests",
+]
+
+#: Attempts at re-tokenizing a prompt to its exact length before a fresh random draw.
+_FIT_ROUNDS = 8
+#: Fresh draws before giving up on a length.
+_DRAWS = 20
+_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "system": "system"}
+
+
+@dataclass(frozen=True)
+class TokenCounts:
+    """A token count: ``fixed`` (``low``), ``uniform`` on [low, high], or ``normal`` (mean ``low``,
+    standard deviation ``high``, rounded and clipped to at least 1).
+
+    Written on the command line as ``128``, ``uniform:64:256`` or ``normal:128:32``.
+    """
+
+    kind: Literal["fixed", "uniform", "normal"]
+    low: float
+    high: float = 0.0
+
+    @classmethod
+    def parse(cls, text: str) -> TokenCounts:
+        """``N``, ``uniform:LOW:HIGH`` or ``normal:MEAN:STD``; a ``ConfigError`` names the forms."""
+        forms = "give N, uniform:LOW:HIGH or normal:MEAN:STD"
+        parts = text.strip().split(":")
+        try:
+            if len(parts) == 1:
+                counts = cls("fixed", int(parts[0]))
+            elif len(parts) == 3 and parts[0] in ("uniform", "normal"):
+                kind: Literal["uniform", "normal"] = "uniform" if parts[0] == "uniform" else "normal"
+                counts = cls(kind, float(parts[1]), float(parts[2]))
+            else:
+                raise ConfigError(f"token count {text!r}: {forms}")
+        except ValueError:
+            raise ConfigError(f"token count {text!r}: {forms}") from None
+        counts.check(text)
+        return counts
+
+    def check(self, text: str = "") -> None:
+        where = f"token count {text or self.describe()!r}"
+        if self.kind == "fixed" and (self.low < 1 or self.low != int(self.low)):
+            raise ConfigError(f"{where}: must be a whole number >= 1")
+        if self.kind == "uniform" and not 1 <= self.low <= self.high:
+            raise ConfigError(f"{where}: needs 1 <= LOW <= HIGH")
+        if self.kind == "normal" and not (self.low >= 1 and self.high >= 0):
+            raise ConfigError(f"{where}: needs MEAN >= 1 and STD >= 0")
+
+    def draw(self, rng: random.Random, count: int) -> list[int]:
+        """``count`` values, each at least 1."""
+        if self.kind == "fixed":
+            return [int(self.low)] * count
+        if self.kind == "uniform":
+            return [rng.randint(math.ceil(self.low), math.floor(self.high)) for _ in range(count)]
+        return [max(1, round(rng.gauss(self.low, self.high))) for _ in range(count)]
+
+    def describe(self) -> str:
+        if self.kind == "fixed":
+            return str(int(self.low))
+        return f"{self.kind}:{self.low:g}:{self.high:g}"
+
+
+@dataclass(frozen=True)
+class RequestSet:
+    """The requests of an engine workload, and where they came from (for the run file)."""
+
+    requests: tuple[EngineRequest, ...]
+    source: str
+    input_tokens: str
+    output_tokens: str
+    seed: int
+
+    def __len__(self) -> int:
+        return len(self.requests)
+
+    def cycle(self, prefix: str = "") -> Callable[[], EngineRequest]:
+        """A function giving the set's requests in order, round and round, each with a fresh id.
+
+        Load generators need more requests than a file may hold; a repeated prompt keeps its
+        length, and the id (``prefix`` + a running number) keeps outcomes apart.
+        """
+        if not self.requests:
+            raise ConfigError(f"request set {self.source!r} is empty")
+        counter = iter(range(1 << 62))
+
+        def next_request() -> EngineRequest:
+            n = next(counter)
+            base = self.requests[n % len(self.requests)]
+            return _with_id(base, f"{prefix}{n}")
+
+        return next_request
+
+
+def load_tokenizer(model: str) -> PreTrainedTokenizerBase:
+    """The model's tokenizer, from a local folder or a hub id (``AutoTokenizer``, the ordinary way)."""
+    from transformers import AutoTokenizer
+
+    try:
+        tokenizer: PreTrainedTokenizerBase = AutoTokenizer.from_pretrained(model)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot load the tokenizer of model {model!r}: {' '.join(str(exc).split())[:300]}") from None
+    return tokenizer
+
+
+def _special_count(tokenizer: PreTrainedTokenizerBase) -> int:
+    return len(tokenizer("")["input_ids"])
+
+
+def _candidate_ids(tokenizer: PreTrainedTokenizerBase) -> list[int]:
+    special = set(tokenizer.all_special_ids)
+    return [i for i in range(len(tokenizer)) if i not in special]
+
+
+def exact_prompt(
+    tokenizer: PreTrainedTokenizerBase, tokens: int, rng: random.Random, candidates: Sequence[int] | None = None
+) -> str:
+    """Text that ``tokenizer`` encodes to exactly ``tokens`` ids, special tokens included.
+
+    Random ids are decoded, re-encoded, and trimmed or topped up until the text is stable at the
+    length: decoding and re-encoding is not an identity for BPE (merges across the joins), so the
+    check is on the final text, the same text the server will tokenize.
+    """
+    specials = _special_count(tokenizer)
+    body = tokens - specials
+    if body < 1:
+        raise ConfigError(f"a prompt of {tokens} tokens leaves no room for text after {specials} special tokens")
+    pool = list(candidates) if candidates is not None else _candidate_ids(tokenizer)
+    for _ in range(_DRAWS):
+        ids = [rng.choice(pool) for _ in range(body)]
+        for _ in range(_FIT_ROUNDS):
+            text = tokenizer.decode(ids, skip_special_tokens=True)
+            if len(tokenizer(text)["input_ids"]) == tokens:
+                return str(text)
+            ids = list(tokenizer(text, add_special_tokens=False)["input_ids"])
+            ids = ids[:body] if len(ids) > body else ids + [rng.choice(pool) for _ in range(body - len(ids))]
+    raise ConfigError(f"could not build a prompt of exactly {tokens} tokens with this tokenizer")
+
+
+def synthetic_requests(
+    tokenizer: PreTrainedTokenizerBase,
+    count: int,
+    input_tokens: TokenCounts,
+    output_tokens: TokenCounts,
+    *,
+    seed: int = 0,
+    as_token_ids: bool = False,
+    return_token_ids: bool = False,
+) -> RequestSet:
+    """``count`` completions requests with prompts of exactly the drawn number of tokens.
+
+    ``as_token_ids`` sends the prompt as the ids themselves (the completions API takes them), so
+    the server does no tokenizing at all; the count is then exact by construction.
+    """
+    if count < 1:
+        raise ConfigError(f"a request set needs at least one request, got {count}")
+    rng = random.Random(seed)
+    inputs = input_tokens.draw(rng, count)
+    outputs = output_tokens.draw(rng, count)
+    pool = _candidate_ids(tokenizer)
+    requests = []
+    for i, (n_in, n_out) in enumerate(zip(inputs, outputs, strict=True)):
+        prompt: str | tuple[int, ...]
+        if as_token_ids:
+            prompt = tuple(rng.choice(pool) for _ in range(n_in))
+        else:
+            prompt = exact_prompt(tokenizer, n_in, rng, pool)
+        requests.append(
+            EngineRequest(
+                f"s{i}",
+                max_tokens=n_out,
+                prompt=prompt,
+                input_tokens=n_in,
+                ignore_eos=True,
+                seed=seed,
+                return_token_ids=return_token_ids,
+            )
+        )
+    return RequestSet(tuple(requests), "synthetic", input_tokens.describe(), output_tokens.describe(), seed)
+
+
+def load_prompt_file(
+    path: str | Path,
+    tokenizer: PreTrainedTokenizerBase | None,
+    *,
+    output_tokens: TokenCounts | None,
+    api: Literal["chat", "completions"] = "chat",
+    limit: int | None = None,
+    seed: int = 0,
+    return_token_ids: bool = False,
+) -> RequestSet:
+    """The user's prompts as requests, in file order (``limit`` caps how many).
+
+    ``output_tokens`` None takes each ShareGPT conversation's reference reply length (tokenized
+    with ``tokenizer``) as its ``max_tokens``, as vLLM's serving benchmark does; lines without a
+    reply then need ``output_tokens``. Input counts are computed where the tokenizer can say what
+    the server will see (completions; chat with the model's chat template) and otherwise left to
+    the server's usage.
+    """
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read the prompt file {str(file)!r}: {exc.strerror}") from None
+    records = _parse_records(text, file)
+    rng = random.Random(seed)
+    requests: list[EngineRequest] = []
+    for number, record in records:
+        if limit is not None and len(requests) >= limit:
+            break
+        messages, reply = _conversation(record, file, number)
+        if output_tokens is not None:
+            max_tokens = output_tokens.draw(rng, 1)[0]
+        elif reply is not None and tokenizer is not None:
+            max_tokens = max(1, len(tokenizer(reply, add_special_tokens=False)["input_ids"]))
+        else:
+            raise ConfigError(
+                f"{file}:{number}: no reference reply to take the output length from; give --output-tokens"
+            )
+        rid = f"p{len(requests)}"
+        if api == "completions":
+            prompt = "\n".join(m.content for m in messages)
+            n_in = None if tokenizer is None else len(tokenizer(prompt)["input_ids"])
+            request = EngineRequest(
+                rid,
+                max_tokens=max_tokens,
+                prompt=prompt,
+                input_tokens=n_in,
+                seed=seed,
+                return_token_ids=return_token_ids,
+            )
+        else:
+            request = EngineRequest(
+                rid,
+                max_tokens=max_tokens,
+                messages=messages,
+                input_tokens=_chat_tokens(tokenizer, messages),
+                seed=seed,
+                return_token_ids=return_token_ids,
+            )
+        requests.append(request)
+    if not requests:
+        raise ConfigError(f"the prompt file {str(file)!r} holds no prompts")
+    out = output_tokens.describe() if output_tokens is not None else "reference reply"
+    return RequestSet(tuple(requests), str(file), "from file", out, seed)
+
+
+@dataclass(frozen=True)
+class LengthReport:
+    """Asked against achieved lengths over a run's successful requests (server's counts)."""
+
+    requests: int
+    output_short: int
+    input_mismatched: int
+    asked_output_tokens: int
+    achieved_output_tokens: int
+
+    @property
+    def warning(self) -> str | None:
+        parts = []
+        if self.output_short:
+            parts.append(f"{self.output_short} of {self.requests} requests stopped before max_tokens")
+        if self.input_mismatched:
+            parts.append(
+                f"{self.input_mismatched} of {self.requests} requests had a prompt count (the server's) "
+                "unlike the request set's"
+            )
+        return "; ".join(parts) or None
+
+
+def length_report(outcomes: Iterable[RequestOutcome]) -> LengthReport:
+    """How many requests got fewer output tokens than asked, or another input count than built."""
+    requests = short = mismatched = asked = achieved = 0
+    for outcome in outcomes:
+        if not outcome.ok or outcome.output_tokens is None:
+            continue
+        requests += 1
+        achieved += outcome.output_tokens
+        if outcome.max_tokens is not None:
+            asked += outcome.max_tokens
+            short += outcome.output_tokens < outcome.max_tokens
+        expected = outcome.expected_input_tokens
+        mismatched += expected is not None and outcome.input_tokens != expected
+    return LengthReport(requests, short, mismatched, asked, achieved)
+
+
+def _with_id(request: EngineRequest, request_id: str) -> EngineRequest:
+    from dataclasses import replace
+
+    return replace(request, request_id=request_id)
+
+
+def _chat_tokens(tokenizer: PreTrainedTokenizerBase | None, messages: Sequence[ChatMessage]) -> int | None:
+    if tokenizer is None or not getattr(tokenizer, "chat_template", None):
+        return None
+    encoded: Any = tokenizer.apply_chat_template(
+        [{"role": m.role, "content": m.content} for m in messages], tokenize=True, add_generation_prompt=True
+    )
+    # transformers 5 returns a BatchEncoding here, 4.x a plain list of ids.
+    ids = encoded["input_ids"] if hasattr(encoded, "keys") else encoded
+    return len(ids)
+
+
+def _parse_records(text: str, file: Path) -> list[tuple[int, Any]]:
+    stripped = text.lstrip()
+    if stripped.startswith("["):
+        try:
+            array = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{file}: not valid JSON: {exc.msg} at line {exc.lineno}") from None
+        return list(enumerate(array, start=1))
+    records = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            records.append((number, json.loads(line)))
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{file}:{number}: not a JSON line: {exc.msg}") from None
+    return records
+
+
+def _conversation(record: Any, file: Path, number: int) -> tuple[tuple[ChatMessage, ...], str | None]:
+    """The turns up to the first user turn, and the reply that followed it (if any)."""
+    where = f"{file}:{number}"
+    if not isinstance(record, dict):
+        raise ConfigError(f"{where}: expected a JSON object, got {type(record).__name__}")
+    if isinstance(record.get("prompt"), str):
+        return (ChatMessage("user", record["prompt"]),), None
+    turns = record.get("conversations", record.get("messages"))
+    if not isinstance(turns, list):
+        raise ConfigError(f"{where}: needs 'conversations' (ShareGPT), 'messages' or 'prompt'")
+    messages: list[ChatMessage] = []
+    for index, turn in enumerate(turns):
+        if not isinstance(turn, dict):
+            raise ConfigError(f"{where}: turn {index} is not an object")
+        speaker = turn.get("from", turn.get("role"))
+        content = turn.get("value", turn.get("content"))
+        role = _ROLES.get(str(speaker))
+        if role is None or not isinstance(content, str):
+            raise ConfigError(f"{where}: turn {index} needs from/role in {sorted(_ROLES)} and a text value/content")
+        messages.append(ChatMessage(role, content))
+        if role == "user":
+            following = turns[index + 1] if index + 1 < len(turns) else None
+            reply = None
+            if isinstance(following, dict) and _ROLES.get(str(following.get("from", following.get("role")))) == (
+                "assistant"
+            ):
+                value = following.get("value", following.get("content"))
+                reply = value if isinstance(value, str) else None
+            return tuple(messages), reply
+    raise ConfigError(f"{where}: the conversation has no user turn")
