@@ -29,6 +29,7 @@ from harness.measure.environment import collect_environment
 from harness.measure.sampler import SamplingPolicy
 from harness.report.formats import render
 from harness.run.isolation import run_cell_isolated
+from harness.run.limits import CellLimits
 from harness.runfile.files import RunWriter
 from harness.runfile.records import CellConfig, ScenarioParams
 
@@ -62,7 +63,7 @@ def main() -> int:
             params=params,
         )
         print(f"{mode}: measuring {config.cell_id} ...", file=sys.stderr, flush=True)
-        record = run_cell_isolated(config, policy, timeout_s=900.0)
+        record = run_cell_isolated(config, policy, CellLimits(prepare_s=900.0))
         if record.measurement is None or record.measurement.generation is None:
             error = record.error
             print(f"{mode} failed in {error.phase}: {error.message}" if error else f"{mode} failed", file=sys.stderr)

@@ -13,6 +13,8 @@ message and an exit code (2 for everything the user can fix)::
     │   └── PricingError               a price that is missing, malformed or cannot be fetched
     ├── RunFileError                   a run file that is missing, truncated or of another schema
     ├── CellError                      one cell failed; the run records it and goes on
+    ├── RunStoppedError                a run had to stop early (a full disk, a hung cell without
+    │                                  isolation); its run file keeps every finished cell and says why
     └── CloudError                     a cloud call failed or a remote run went wrong (capacity,
                                        bootstrap, an instance that stopped reporting)
 """
@@ -30,6 +32,7 @@ __all__ = [
     "PreflightError",
     "PricingError",
     "RunFileError",
+    "RunStoppedError",
     "SiliconbenchError",
     "UnknownNameError",
 ]
@@ -78,6 +81,16 @@ class PricingError(ConfigError):
 
 class RunFileError(SiliconbenchError):
     """A run file that cannot be read as this version's schema."""
+
+
+class RunStoppedError(SiliconbenchError):
+    """A run that could not go on; ``status`` says why (``disk_full``, ``timed_out``: the run
+    file says ``aborted`` with that reason) and ``path`` is that file."""
+
+    def __init__(self, message: str, status: str, path: object = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.path = path
 
 
 class CellError(SiliconbenchError):

@@ -99,7 +99,6 @@ class SiliconbenchSession:
         from harness.measure.sampler import SamplingPolicy
         from harness.run.cell import run_cell
         from harness.run.isolation import run_cell_isolated
-        from harness.run.runner import ISOLATED_GRACE_S
         from harness.runfile.records import CellConfig
         from workloads.registry import presets_of
 
@@ -122,7 +121,7 @@ class SiliconbenchSession:
         except SiliconbenchError as exc:
             pytest.fail(f"siliconbench: {exc}", pytrace=False)
         if isolated:
-            record = run_cell_isolated(config, policy, policy.max_time_s * 3 + ISOLATED_GRACE_S)
+            record = run_cell_isolated(config, policy)
         else:
             record = run_cell(config, policy)
         record = replace(record, pytest_nodeid=nodeid)

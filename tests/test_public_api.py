@@ -32,6 +32,7 @@ EXPECTED = {
         "PreflightError",
         "PricingError",
         "RunFileError",
+        "RunStoppedError",
         "SiliconbenchError",
         "UnknownNameError",
     },

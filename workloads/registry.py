@@ -6,11 +6,21 @@ Entries are imported only when asked for, so ``siliconbench --help`` never impor
 
 from __future__ import annotations
 
+import inspect
+from typing import overload
+
 from harness.errors import ConfigError, UnknownNameError
 from harness.plugins import discover, import_target
 from workloads.base import Workload, WorkloadFactory, WorkloadFamily
 
-__all__ = ["BUILTIN_WORKLOADS", "ENTRY_POINT_GROUP", "available_workloads", "load_factory", "resolve"]
+__all__ = [
+    "BUILTIN_WORKLOADS",
+    "ENTRY_POINT_GROUP",
+    "available_workloads",
+    "check_factory",
+    "load_factory",
+    "resolve",
+]
 
 ENTRY_POINT_GROUP = "siliconbench.workloads"
 
@@ -44,19 +54,49 @@ def load_factory(name: str) -> WorkloadFactory:
     return factory
 
 
+@overload
+def check_factory(name: str, factory: WorkloadFactory, preset: str | None) -> Workload: ...
+@overload
+def check_factory(name: str, factory: WorkloadFactory, preset: str | None, call: bool) -> Workload | None: ...
+def check_factory(name: str, factory: WorkloadFactory, preset: str | None, call: bool = True) -> Workload | None:
+    """Call a user's factory as a cell will, refusing with one line anything that is not a
+    workload factory: a signature that takes no preset, an exception, or a result that is not a
+    ``Workload``. With ``call=False`` only the signature is checked (and None returned)."""
+    args = () if preset is None else (preset,)
+    try:
+        inspect.signature(factory).bind(*args)
+    except TypeError:
+        raise ConfigError(
+            f"workload {name!r} must take one optional preset argument, like def {name.rpartition(':')[2]}"
+            "(preset: str | None = None) -> Workload"
+        ) from None
+    except ValueError:
+        pass  # no signature to inspect (a builtin): the call below decides
+    if not call:
+        return None
+    try:
+        workload = factory(*args)
+    except ConfigError:
+        raise
+    except Exception as exc:
+        first = (str(exc).strip().splitlines() or [""])[0]
+        raise ConfigError(
+            f"workload {name!r} raised {type(exc).__name__} when called with preset {preset!r}: {first}"
+        ) from None
+    if not isinstance(workload, Workload):
+        raise ConfigError(
+            f"workload {name!r} returned {type(workload).__name__}, not a workloads.Workload "
+            "(a factory returns Workload(name, preset, build_model, make_inputs, ...))"
+        )
+    return workload
+
+
 def resolve(name: str, preset: str | None) -> Workload:
     """Build the ``Workload`` for ``name`` at ``preset`` (None: the workload's default)."""
     factory = load_factory(name)
     if isinstance(factory, WorkloadFamily):
-        workload = factory(preset)
-    else:
-        try:
-            workload = factory(preset) if preset is not None else factory()
-        except TypeError as exc:
-            raise ConfigError(f"workload {name!r} must accept an optional preset argument: {exc}") from None
-    if not isinstance(workload, Workload):
-        raise ConfigError(f"workload {name!r} returned {type(workload).__name__}, not workloads.Workload")
-    return workload
+        return factory(preset)
+    return check_factory(name, factory, preset)
 
 
 def presets_of(name: str) -> tuple[str, str | None]:

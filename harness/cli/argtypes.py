@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 
 __all__ = ["non_negative_float", "positive_float", "positive_int"]
 
@@ -22,6 +23,8 @@ def positive_float(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be positive, got {text}")
     return value

@@ -7,6 +7,7 @@ A thin shell: it parses, builds the suite, picks a ``Target`` and hands over; ex
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,8 +15,8 @@ from typing import Any, NoReturn
 
 from harness.cli.argtypes import non_negative_float, positive_float, positive_int
 from harness.cli.aws import add_commands, add_run_options, cmd_agent, cmd_aws, print_preflight_problems
-from harness.cli.exits import EXIT_CELL_FAILED, EXIT_OK, EXIT_USAGE, exit_for_signal
-from harness.errors import ConfigError, PreflightError, SiliconbenchError
+from harness.cli.exits import EXIT_CELL_FAILED, EXIT_ENVIRONMENT, EXIT_OK, EXIT_USAGE, exit_for_signal
+from harness.errors import CloudError, ConfigError, PreflightError, RunStoppedError, SiliconbenchError
 
 __all__ = ["main"]
 
@@ -84,6 +85,18 @@ def _build_parser() -> _Parser:
         type=positive_float,
         metavar="FRACTION",
         help="stop when the median's 95%% CI half-width is below this fraction (default 0.01)",
+    )
+    run.add_argument(
+        "--prepare-limit",
+        type=positive_float,
+        metavar="SECONDS",
+        help="wall-clock limit of a cell's preparation: build, compile, trace, engine start (default 1800)",
+    )
+    run.add_argument(
+        "--sampling-grace",
+        type=positive_float,
+        metavar="SECONDS",
+        help="a cell's sampling may run this long beyond its budget before it is stopped (default 30)",
     )
     run.add_argument(
         "--processes",
@@ -290,7 +303,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from harness.cli.outcomes import finish_run
     from harness.cli.suite import suite_from_args
     from harness.cli.targets import choose_target
-    from harness.targets.base import TargetInterrupted
+    from harness.errors import RunStoppedError
+    from harness.targets.base import TargetInterrupted, TargetOutcome
 
     suite = suite_from_args(args)
     target = choose_target(args, suite)
@@ -298,6 +312,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
         return EXIT_OK
     try:
         outcomes = target.run(suite)
+    except RunStoppedError as exc:
+        if exc.path is not None:  # the table of what was kept, then main() prints the one line
+            finish_run([TargetOutcome("local", "failed", Path(str(exc.path)))], args.format)
+        raise
     except TargetInterrupted as exc:
         return finish_run(
             exc.outcomes,
@@ -354,13 +372,17 @@ def _emit(text: str, output: str | None, what: str) -> None:
     if output is None:
         print(text)
         return
+    from harness.runfile.atomic import atomic_write_text
+
     path = Path(output)
     try:
         if path.parent != Path():
             path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text if text.endswith("\n") else text + "\n")
+        atomic_write_text(path, text if text.endswith("\n") else text + "\n")
     except OSError as exc:
-        raise OutputError(f"cannot write {what} to {output!r}: {exc.strerror}; choose another --output") from None
+        raise OutputError(
+            f"cannot write {what} to {output!r}: {exc.strerror}; nothing was written; choose another --output"
+        ) from None
     print(f"siliconbench: {what} written to {output}", file=sys.stderr)
 
 
@@ -424,15 +446,13 @@ def _cmd_pricing(args: argparse.Namespace) -> int:
             "name both --instance-type and --region to add one"
         )
 
-    def pricing_client() -> Any:
-        import boto3
+    from harness.targets.aws.session import ClientFactory  # bounded calls: timeouts and retries
 
-        return boto3.client("pricing", region_name="us-east-1")  # the Price List API's home region
+    def pricing_client() -> Any:
+        return ClientFactory("us-east-1").client("pricing")  # the Price List API's home region
 
     def ec2_client(region: str) -> Any:
-        import boto3
-
-        return boto3.client("ec2", region_name=region)
+        return ClientFactory(region).client("ec2")
 
     result = refresh_prices(pairs, options, pricing_client, ec2_client)
     for line in result.missing:
@@ -449,13 +469,12 @@ def _cmd_pricing(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    import json
-
     from harness.report.export.pytest_benchmark import to_pytest_benchmark
+    from harness.runfile.checks import dumps_json
     from harness.runfile.files import load_run
 
     document = to_pytest_benchmark(load_run(args.runfile), include_data=args.include_data)
-    _emit(json.dumps(document, indent=1), args.output, "pytest-benchmark JSON")
+    _emit(dumps_json(document, indent=1), args.output, "pytest-benchmark JSON")
     return EXIT_OK
 
 
@@ -474,16 +493,25 @@ COMMANDS = {
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _build_parser()
     args = parser.parse_args(argv)
+    from harness.run.signals import signals_interrupt
+
     try:
-        return COMMANDS[args.command](args)
+        with signals_interrupt():  # SIGINT, SIGTERM and SIGHUP all end a command the same way
+            return COMMANDS[args.command](args)
     except PreflightError as exc:  # one line per problem, each naming its fix
         return print_preflight_problems(exc)
+    except (RunStoppedError, CloudError) as exc:
+        print(f"siliconbench: error: {exc}", file=sys.stderr)
+        if isinstance(exc, RunStoppedError) and exc.status == "timed_out":
+            return EXIT_CELL_FAILED
+        return EXIT_ENVIRONMENT
     except SiliconbenchError as exc:
         print(f"siliconbench: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("siliconbench: interrupted", file=sys.stderr)
-        return exit_for_signal()
+    except KeyboardInterrupt as exc:
+        signum = getattr(exc, "signum", signal.SIGINT)
+        print(f"siliconbench: interrupted by {signal.Signals(signum).name}", file=sys.stderr)
+        return exit_for_signal(signum)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ Local and AWS runs both end here, so a run on an instance reports exactly like o
 
 from __future__ import annotations
 
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -62,7 +63,8 @@ def finish_run(
         print(f"siliconbench: teardown: {problem}", file=sys.stderr)
     if interrupted_by is not None:
         kept = sum(len(run.cells) for run in runs)
-        print(f"siliconbench: interrupted; {kept} finished cells kept", file=sys.stderr)
+        name = signal.Signals(interrupted_by).name
+        print(f"siliconbench: interrupted by {name}; {kept} finished cells kept", file=sys.stderr)
         return exit_for_signal(interrupted_by)
     if any(o.status == "failed" for o in outcomes):
         return EXIT_ENVIRONMENT

@@ -52,6 +52,8 @@ def suite_from_args(args: argparse.Namespace) -> Suite:
         slo_tpot=args.slo_tpot,
         concurrency=args.concurrency,
         loadgen=args.loadgen,
+        prepare_limit=getattr(args, "prepare_limit", None),
+        sampling_grace=getattr(args, "sampling_grace", None),
         processes=args.processes,
         # Serving engines; commands without these flags (``aws plan``) leave them unset.
         **{name: getattr(args, name, None) for name in ENGINE_FLAGS},

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
-from harness.errors import ConfigError
+from harness.cli.exits import EXIT_CELL_FAILED
+from harness.errors import ConfigError, RunStoppedError
 from harness.pricing.catalog import Price
 from harness.run.plan import Suite
 from harness.targets.base import Target
@@ -45,4 +47,9 @@ def choose_target(args: argparse.Namespace, suite: Suite) -> Target | None:
         if not args.quiet:
             print(f"siliconbench: {cells} cells -> {path}", file=sys.stderr, flush=True)
 
-    return LocalTarget(progress_printer(args.quiet), announce, pricing=_run_price(args, suite))
+    def hung(error: RunStoppedError) -> None:
+        # Told from the watchdog thread: the main thread is stuck in the hung cell, so end here.
+        print(f"siliconbench: error: {error}", file=sys.stderr, flush=True)
+        os._exit(EXIT_CELL_FAILED)
+
+    return LocalTarget(progress_printer(args.quiet), announce, pricing=_run_price(args, suite), on_hang=hung)

@@ -14,6 +14,7 @@ Catalog file format (``schema: siliconbench/prices``, version 1)::
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 from collections.abc import Iterable, Iterator
@@ -75,10 +76,17 @@ class Price:
 
     def __post_init__(self) -> None:
         value = self.usd_per_hour
-        if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0 or value != value:
-            raise PricingError(f"a price must be a positive number of USD per hour, got {value!r}")
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < math.inf:
+            raise PricingError(f"'usd_per_hour' must be a finite positive number of USD per hour, got {value!r}")
+        for name in ("instance_type", "region"):
+            if getattr(self, name) is not None and not isinstance(getattr(self, name), str):
+                raise PricingError(f"{name!r} must be a string, got {getattr(self, name)!r}")
         if not isinstance(self.source, str) or not self.source.strip():
-            raise PricingError("a price needs its source (a URL or who gave it)")
+            raise PricingError("'source' must name where the price comes from (a URL or who gave it)")
+        if not isinstance(self.confirmed, bool):
+            raise PricingError(f"'confirmed' must be true or false, got {self.confirmed!r}")
+        if not isinstance(self.note, str):
+            raise PricingError(f"'note' must be a string, got {self.note!r}")
         _check_date(self.as_of, "a price's as_of date")
         if self.purchase_option is not None and self.purchase_option not in PURCHASE_OPTIONS:
             raise PricingError(
@@ -117,8 +125,8 @@ class Price:
                 usd_per_hour=data["usd_per_hour"],
                 source=data["source"],
                 as_of=data["as_of"],
-                confirmed=bool(data.get("confirmed", True)),
-                note=str(data.get("note", "")),
+                confirmed=data.get("confirmed", True),
+                note=data.get("note", ""),
             )
         except PricingError as exc:
             raise PricingError(f"{where}: {exc}") from None
@@ -223,16 +231,29 @@ def load_catalog(path: str | Path | None = None) -> Catalog:
     file = Path(chosen) if chosen else SNAPSHOT_PATH
     origin = "bundled price snapshot" if chosen is None else f"price catalog {str(file)!r}"
     try:
-        text = file.read_text()
+        raw = file.read_bytes()
     except FileNotFoundError:
         raise PricingError(f"{origin} does not exist; pass an existing file to --prices") from None
     except OSError as exc:
         raise PricingError(f"cannot read {origin}: {exc.strerror}") from None
     try:
-        data = json.loads(text)
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise PricingError(
+            f"{origin} is not UTF-8 text (byte {exc.start}: {exc.reason}); is it a price catalog?"
+        ) from None
+    try:
+        data = json.loads(text, parse_constant=_reject_constant)
     except json.JSONDecodeError as exc:
         raise PricingError(f"{origin} is not valid JSON (truncated?): {exc.msg} at line {exc.lineno}") from None
+    except ValueError as exc:
+        raise PricingError(f"{origin} is not valid JSON: {exc}") from None
     return Catalog.from_dict(data, origin)
+
+
+def _reject_constant(name: str) -> Any:
+    """JSON has no NaN or Infinity; Python's reader accepts them unless told not to."""
+    raise ValueError(f"{name} is not a JSON number")
 
 
 def save_catalog(catalog: Catalog, path: str | Path) -> Path:

@@ -19,6 +19,7 @@ Both are checked when the suite is loaded, so a typo fails before anything is me
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -50,8 +51,8 @@ def validate_pricing_table(table: Mapping[str, Any], where: str = "suite [pricin
             raise PricingError(f"{where}: {key!r} must be a non-empty string, got {table[key]!r}")
     if "usd_per_hour" in table:
         value = table["usd_per_hour"]
-        if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-            raise PricingError(f"{where}: 'usd_per_hour' must be a positive number, got {value!r}")
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < math.inf:
+            raise PricingError(f"{where}: 'usd_per_hour' must be a finite positive number, got {value!r}")
     elif "instance_type" not in table:
         raise PricingError(f"{where} needs 'usd_per_hour', or 'instance_type' and 'region' to look the price up")
     elif "region" not in table:

@@ -31,7 +31,6 @@ Statistics, and why:
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -42,6 +41,7 @@ import numpy as np
 from harness.errors import ConfigError
 from harness.measure.between import process_ratio
 from harness.measure.stats import min_samples
+from harness.runfile.checks import dumps_json
 from harness.runfile.records import CellConfig, RunRecord
 
 __all__ = [
@@ -315,7 +315,7 @@ def render_comparison(comparison: Comparison, fmt: str = "table", fail_if_slower
                 "fail_if_slower_pct": fail_if_slower_pct,
                 "failing": [c.cell_id for c in regressions(comparison, fail_if_slower_pct)],
             }
-        return json.dumps(data, indent=1)
+        return dumps_json(data, indent=1)
     if fmt not in ("table", "markdown"):
         raise ConfigError(f"unknown compare format {fmt!r}; use one of: table, markdown, json")
     from tabulate import tabulate

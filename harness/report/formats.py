@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +17,7 @@ from harness.errors import ConfigError
 from harness.report.columns import Column, Value, columns_for
 from harness.report.cost import PriceResolver
 from harness.report.rows import CellRow, Interval, cell_rows
+from harness.runfile.checks import dumps_json
 from harness.runfile.records import RunRecord
 
 __all__ = ["FORMATS", "ScenarioTable", "price_lines", "render", "scenario_tables", "withheld_lines"]
@@ -200,14 +200,14 @@ def render(
     machine = [machine_row(row, table.columns) for table in tables for row in table.rows]
     if fmt == "json":
         if slo_p99_ms is None:
-            return json.dumps(machine, indent=1, allow_nan=False)
+            return dumps_json(machine, indent=1)
         from harness.report.slo import choose
         from harness.report.verdict import cross_run_verdicts
 
         picks = [c.to_dict() for c in choose(rows, slo_p99_ms)]
         several = len({r.run_id for r in rows}) > 1
         verdicts = [v.to_dict() for v in cross_run_verdicts(rows, slo_p99_ms)] if several else []
-        return json.dumps({"cells": machine, "slo": picks, "verdicts": verdicts}, indent=1, allow_nan=False)
+        return dumps_json({"cells": machine, "slo": picks, "verdicts": verdicts}, indent=1)
     if fmt == "csv":
         buffer = io.StringIO()
         fieldnames: list[str] = []

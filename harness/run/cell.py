@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import traceback
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from backends.base import BackendOptions
@@ -28,13 +29,18 @@ __all__ = ["BUSY_MARGIN", "busy_machine_warning", "failed_cell", "run_cell"]
 
 
 def failed_cell(
-    config: CellConfig, phase: str, exc: BaseException | str, started: str, trace: str | None = None
+    config: CellConfig,
+    phase: str,
+    exc: BaseException | str,
+    started: str,
+    trace: str | None = None,
+    kind: str = "ChildProcessError",
 ) -> CellRecord:
-    """A cell record for a failure, with a one-line message."""
+    """A cell record for a failure, with a one-line message (``kind`` names a failure given as text)."""
     if isinstance(exc, BaseException):
         kind, message = describe_failure(exc, config.batch_size)
     else:
-        kind, message = "ChildProcessError", exc
+        message = exc
     return CellRecord(
         id=config.cell_id,
         config=config,
@@ -65,17 +71,25 @@ def busy_machine_warning(threads: int) -> str | None:
     return None
 
 
-def run_cell(config: CellConfig, policy: SamplingPolicy, engines: EnginePool | None = None) -> CellRecord:
+def run_cell(
+    config: CellConfig,
+    policy: SamplingPolicy,
+    on_phase: Callable[[str], None] | None = None,
+    engines: EnginePool | None = None,
+) -> CellRecord:
     """Measure one cell in this process; failures come back as a failed cell record.
 
-    An engine cell takes its engine from ``engines`` (the run's pool; one of its own, closed with
-    the cell, when None).
+    ``on_phase(name)`` is told each phase as it starts (``harness.run.limits`` times them). An
+    engine cell takes its engine from ``engines`` (the run's pool; one of its own, closed with the
+    cell, when None).
     """
     if config.params.engine is not None:
         return _run_engine_cell(config, policy, engines)
     started = utc_now()
     phase = "setup"
     ctx = None
+    if on_phase is not None:
+        on_phase(phase)
     try:
         import torch
 
@@ -92,12 +106,14 @@ def run_cell(config: CellConfig, policy: SamplingPolicy, engines: EnginePool | N
             torch.set_num_threads(config.threads)
 
         phase = "build"
+        if on_phase is not None:
+            on_phase(phase)
         workload = resolve(config.workload, config.preset)
         torch.manual_seed(0)
         model = workload.build_model().eval()
         params = sum(p.numel() for p in model.parameters())
 
-        ctx = CellContext(config, policy, backend, options, workload, model, params)
+        ctx = CellContext(config, policy, backend, options, workload, model, params, on_phase=on_phase)
         measurement = scenario.run(ctx)
         record = CellRecord(
             id=config.cell_id,

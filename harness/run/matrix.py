@@ -6,12 +6,14 @@ preset, option and scenario fit is resolved up front and reported as one ``Confi
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from harness.errors import ConfigError
 from harness.run.plan import Suite
+from workloads.registry import check_factory
 
-__all__ = ["resolve_presets", "validate_matrix", "validate_options"]
+__all__ = ["check_threads", "resolve_presets", "usable_cores", "validate_matrix", "validate_options"]
 
 
 def resolve_presets(suite: Suite, check_fit: bool = True) -> dict[str, str]:
@@ -33,8 +35,34 @@ def resolve_presets(suite: Suite, check_fit: bool = True) -> dict[str, str]:
             if check_fit:
                 check_scenario_fits(suite, name, factory(preset))
         else:
-            presets[name] = suite.preset or "default"
+            preset = suite.preset or "default"
+            presets[name] = preset
+            # The user's own factory: called now, as each cell will call it, so one that is not a
+            # workload factory fails here in one line rather than in every cell. Planning for
+            # another machine (``check_fit=False``) checks its signature only: the factory is
+            # called where the cells run, which may have what this machine lacks.
+            workload = check_factory(name, factory, preset, call=check_fit)
+            if workload is not None:
+                check_scenario_fits(suite, name, workload)
     return presets
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity mask, which containers narrow)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def check_threads(suite: Suite) -> None:
+    """``--threads`` within the cores this machine lets us use: more threads than cores only
+    time-slice one another."""
+    cores = usable_cores()
+    if suite.threads is not None and suite.threads > cores:
+        raise ConfigError(
+            f"--threads {suite.threads} is more than the {cores} cores this process may use here; give at most {cores}"
+        )
 
 
 def validate_options(backend: Any, suite: Suite) -> None:
@@ -54,6 +82,7 @@ def validate_matrix(suite: Suite) -> tuple[dict[str, str], dict[str, Any]]:
     """
     from backends.registry import require_backend
 
+    check_threads(suite)
     if suite.engine_params() is not None:
         return {}, {}
     presets = resolve_presets(suite)

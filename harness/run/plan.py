@@ -7,6 +7,7 @@ the last; it is validated once here, before anything is measured, so a typo cost
 from __future__ import annotations
 
 import itertools
+import math
 import tomllib
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
@@ -14,13 +15,20 @@ from typing import Any, Literal
 
 from harness.errors import ConfigError
 from harness.run.engine_params import EngineParams
+from harness.run.limits import PREPARE_LIMIT_S, SAMPLING_GRACE_S
 from harness.runfile.records import CellConfig, ScenarioParams
 
 __all__ = [
     "DEFAULT_SUITE",
+    "MAX_CONCURRENCY",
+    "MAX_THREADS",
     "Suite",
     "load_suite_file",
 ]
+
+#: Upper bounds on any machine; a local run is also held to the cores it may use (harness.run.matrix).
+MAX_THREADS = 1024
+MAX_CONCURRENCY = 1024
 
 
 #: The scenarios an engine cell can run.
@@ -58,6 +66,8 @@ class Suite:
     slo_tpot: float | None = None
     concurrency: tuple[int, ...] = (1,)
     loadgen: bool = False
+    prepare_limit: float = PREPARE_LIMIT_S
+    sampling_grace: float = SAMPLING_GRACE_S
     processes: int = 1
     # Serving engines (``EngineParams``): start one (engine) or attach (endpoint), and the request set.
     engine: str | None = None
@@ -79,10 +89,18 @@ class Suite:
         for size in self.batch_sizes:
             if isinstance(size, bool) or not isinstance(size, int) or size < 1:
                 raise ConfigError(f"batch size must be a whole number of 1 or more, got {size!r}")
-        if self.threads is not None and (isinstance(self.threads, bool) or self.threads < 1):
-            raise ConfigError(f"threads must be 1 or more, got {self.threads!r}")
-        if self.max_time <= 0:
-            raise ConfigError(f"max time must be a positive number of seconds, got {self.max_time!r}")
+        if self.threads is not None and (isinstance(self.threads, bool) or not 1 <= self.threads <= MAX_THREADS):
+            raise ConfigError(f"threads must be from 1 to {MAX_THREADS}, got {self.threads!r}")
+        for name, flag in (
+            ("max_time", "max time"),
+            ("prepare_limit", "prepare limit"),
+            ("sampling_grace", "sampling grace"),
+        ):
+            value = getattr(self, name)
+            if not _finite_positive(value):
+                raise ConfigError(f"{flag} must be a finite positive number of seconds, got {value!r}")
+        if not _finite_positive(self.target_rel_ci) or not self.target_rel_ci < 1:
+            raise ConfigError(f"target CI must be a fraction between 0 and 1, got {self.target_rel_ci!r}")
         if self.min_samples < 3:
             raise ConfigError(f"min samples must be 3 or more, got {self.min_samples!r}")
         if self.tail is not None and not 50 < self.tail < 100:
@@ -106,6 +124,8 @@ class Suite:
         for users in self.concurrency:
             if isinstance(users, bool) or not isinstance(users, int) or users < 1:
                 raise ConfigError(f"concurrency must be a whole number of 1 or more, got {users!r}")
+            if users > MAX_CONCURRENCY:
+                raise ConfigError(f"concurrency must be at most {MAX_CONCURRENCY}, got {users!r}")
         for name in ("max_model_len", "requests"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -113,8 +133,8 @@ class Suite:
         self._check_engine()
         for name in ("rate", "slo_p99", "slo_ttft", "slo_tpot"):
             value = getattr(self, name)
-            if value is not None and not value > 0:
-                raise ConfigError(f"{name.replace('_', '-')} must be a positive number, got {value!r}")
+            if value is not None and not _finite_positive(value):
+                raise ConfigError(f"{name.replace('_', '-')} must be a finite positive number, got {value!r}")
         if isinstance(self.processes, bool) or not isinstance(self.processes, int) or self.processes < 1:
             raise ConfigError(f"processes must be a whole number of 1 or more, got {self.processes!r}")
         if self.processes > 1:
@@ -273,6 +293,10 @@ class Suite:
         return asdict(self)
 
 
+def _finite_positive(value: object) -> bool:
+    return not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value) and value > 0
+
+
 DEFAULT_SUITE = Suite()
 DEFAULT_DTYPES = DEFAULT_SUITE.dtypes
 
@@ -303,6 +327,8 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "slo_tpot": (int, float),
     "concurrency": (int,),
     "loadgen": (bool,),
+    "prepare_limit": (int, float),
+    "sampling_grace": (int, float),
     "processes": (int,),
     "engine": (str,),
     "endpoint": (str,),
@@ -316,7 +342,7 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "api": (str,),
     "requests": (int,),
 }
-_FLOAT_KEYS = {"max_time", "tail", "rate", "slo_p99", "slo_ttft", "slo_tpot"}
+_FLOAT_KEYS = {"max_time", "tail", "rate", "slo_p99", "slo_ttft", "slo_tpot", "prepare_limit", "sampling_grace"}
 
 
 def _build(base: Suite, values: dict[str, Any], source: str) -> Suite:
@@ -338,7 +364,13 @@ def _build(base: Suite, values: dict[str, Any], source: str) -> Suite:
                     f"{source}: {key!r} must be {' or '.join(t.__name__ for t in expected)}, got {value!r}"
                 )
             clean[key] = float(value) if key in _FLOAT_KEYS else value  # type: ignore[arg-type]
-    return replace(base, **clean)
+    try:
+        return replace(base, **clean)
+    except ConfigError as exc:
+        if source == "command line" or str(exc).startswith(source):
+            raise
+        exc.args = (f"{source}: {exc}",)  # name the file, keep the error's type
+        raise exc from None
 
 
 def load_suite_file(path: str | Path, base: Suite = DEFAULT_SUITE) -> Suite:
@@ -353,6 +385,10 @@ def load_suite_file(path: str | Path, base: Suite = DEFAULT_SUITE) -> Suite:
         raise ConfigError(f"cannot read suite file {str(path)!r}: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"suite file {str(path)!r} is not valid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"suite file {str(path)!r} is not UTF-8 text (byte {exc.start}: {exc.reason}); is it a TOML suite file?"
+        ) from None
     if "suite" in data and isinstance(data["suite"], dict):
         nested = data.pop("suite")
         data = {**nested, **data}

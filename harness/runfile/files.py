@@ -2,12 +2,12 @@
 
 The writer rewrites the whole file atomically (temporary file, fsync, rename) after every cell,
 so a run killed at any moment leaves a valid file holding every cell finished before the kill.
+A disk that fills cannot take the last write away: the writer keeps room for it
+(``harness.runfile.atomic.Reserve``), so the file can always say why the run ended.
 """
 
 from __future__ import annotations
 
-import os
-import tempfile
 import uuid
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -16,6 +16,7 @@ from pathlib import Path
 from harness.errors import OutputError, RunFileError
 from harness.measure.environment import utc_now
 from harness.pricing.catalog import Price
+from harness.runfile.atomic import Reserve, atomic_write_text, is_disk_full, reserve_bytes
 from harness.runfile.codec import encode_run, parse_run
 from harness.runfile.records import CellRecord, Environment, RunRecord, RunStatus, TargetFacts
 
@@ -26,20 +27,6 @@ def new_run_id(now: datetime | None = None) -> str:
     """Sortable and unique: UTC timestamp plus a short random suffix."""
     stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
     return f"{stamp}-{uuid.uuid4().hex[:6]}"
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` so that readers see the old file or the new one, never a torn one."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def save_run(path: Path, run: RunRecord) -> None:
@@ -67,6 +54,9 @@ class RunWriter:
                 f"cannot create output folder {str(output_dir)!r}: {exc.strerror}; choose another with --output"
             ) from None
         self.path = output_dir / f"run-{self.run_id}.json"
+        self._reserve = Reserve(self.path)
+        #: How many cells the file on disk holds (a write that failed holds fewer than ``cells``).
+        self.saved_cells = 0
         self.run = RunRecord(
             run_id=self.run_id,
             status="running",
@@ -80,6 +70,8 @@ class RunWriter:
         try:
             self._flush()
         except OSError as exc:
+            self._reserve.release()
+            self.path.unlink(missing_ok=True)
             raise OutputError(
                 f"cannot write to output folder {str(output_dir)!r}: {exc.strerror}; choose another with --output"
             ) from None
@@ -89,15 +81,30 @@ class RunWriter:
         return self.run.cells
 
     def _flush(self) -> None:
-        save_run(self.path, self.run)
+        """Write the file, then grow the reserve for its final write; a full disk raises OSError."""
+        text = encode_run(self.run)
+        atomic_write_text(self.path, text)
+        self.saved_cells = len(self.run.cells)
+        self._reserve.ensure(reserve_bytes(len(text.encode())))
 
     def add_cell(self, cell: CellRecord) -> None:
+        """Append a cell and save; an OSError (``is_disk_full``) leaves the cell in ``cells`` only."""
         self.run = replace(self.run, cells=(*self.run.cells, cell))
         self._flush()
 
     def finish(self, status: RunStatus = "complete", reason: str | None = None) -> Path:
+        """The final write, into the reserved room; cells that never reached the disk are dropped
+        only if even that room is too small."""
         self.run = replace(self.run, status=status, finished_utc=utc_now(), status_reason=reason)
-        self._flush()
+        self._reserve.release()
+        try:
+            save_run(self.path, self.run)
+        except OSError as exc:
+            if not is_disk_full(exc) or self.saved_cells == len(self.run.cells):
+                raise
+            self.run = replace(self.run, cells=self.run.cells[: self.saved_cells])
+            save_run(self.path, self.run)
+        self.saved_cells = len(self.run.cells)
         return self.path
 
 

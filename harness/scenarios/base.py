@@ -9,9 +9,9 @@ it goes, so a failure is recorded with the phase it happened in.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
 
 from harness.measure.correctness import tolerance_for
 from harness.runfile.records import Correctness, Measurement, SamplingRecord, WorkloadFacts
@@ -39,6 +39,13 @@ class CellContext:
     model: torch.nn.Module
     params: int
     phase: str = "build"
+    #: Told every phase as it starts, so the cell's time limits can be enforced from outside it.
+    on_phase: Callable[[str], None] | None = field(default=None, repr=False, compare=False)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        object.__setattr__(self, name, value)
+        if name == "phase" and getattr(self, "on_phase", None) is not None:
+            self.on_phase(value)  # type: ignore[misc]
 
 
 class Scenario(Protocol):

@@ -13,7 +13,7 @@ from typing import Any
 
 from harness.pricing.catalog import Price
 from harness.run.plan import Suite
-from harness.run.runner import ProgressFn
+from harness.run.runner import HangFn, ProgressFn
 from harness.runfile.files import RunWriter
 from harness.runfile.records import CellConfig, CellRecord, RunRecord, TargetFacts
 from harness.targets.base import TargetInterrupted, TargetOutcome
@@ -38,17 +38,20 @@ def run_suite(
     progress: ProgressFn | None = None,
     on_start: Any = None,
     pricing: Price | None = None,
+    on_hang: HangFn | None = None,
 ) -> LocalRun:
     """Validate ``suite`` against what is installed here and measure every cell into a run file.
 
     ``on_start(writer, cells)`` is called once the run file exists and before the first cell, so a
-    caller can publish the empty file. A Ctrl-C marks the file ``interrupted`` and re-raises.
+    caller can publish the empty file. A stop signal marks the file ``interrupted`` and re-raises;
+    ``on_hang`` is told when a cell in this process hangs past its limit (``harness.run.runner``).
     """
     from harness.measure.environment import collect_environment
     from harness.measure.peak import run_peaks
     from harness.measure.sampler import SamplingPolicy
+    from harness.run.limits import CellLimits
     from harness.run.matrix import validate_matrix
-    from harness.run.runner import run_cells
+    from harness.run.runner import exit_on_hang, run_cells
 
     presets, backends = validate_matrix(suite)
     policy = SamplingPolicy.for_budget(
@@ -75,7 +78,10 @@ def run_suite(
             return bool(backends[config.backend].isolate_by_default)
         return bool(suite.isolate)
 
-    records = run_cells(cells, policy, writer, isolate, progress, processes=suite.processes)
+    limits = CellLimits(prepare_s=suite.prepare_limit, sampling_grace_s=suite.sampling_grace)
+    records = run_cells(
+        cells, policy, writer, isolate, progress, limits, on_hang or exit_on_hang, processes=suite.processes
+    )
     return LocalRun(writer.path, writer.run, records)
 
 
@@ -89,11 +95,14 @@ class LocalTarget:
         progress: ProgressFn | None = None,
         announce: Callable[[Path, int], None] | None = None,
         pricing: Price | None = None,
+        on_hang: HangFn | None = None,
     ) -> None:
-        """``announce(path, cells)`` is told where the run file is before the first cell runs."""
+        """``announce(path, cells)`` is told where the run file is before the first cell runs;
+        ``on_hang`` is told when a cell in this process hangs (it must end the process)."""
         self._progress = progress
         self._announce = announce
         self._pricing = pricing
+        self._on_hang = on_hang
 
     def run(self, suite: Suite) -> list[TargetOutcome]:
         started: list[RunWriter] = []
@@ -104,7 +113,9 @@ class LocalTarget:
                 self._announce(writer.path, len(cells))
 
         try:
-            result = run_suite(suite, progress=self._progress, on_start=on_start, pricing=self._pricing)
+            result = run_suite(
+                suite, progress=self._progress, on_start=on_start, pricing=self._pricing, on_hang=self._on_hang
+            )
         except KeyboardInterrupt as exc:
             if not started:
                 raise

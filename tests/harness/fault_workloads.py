@@ -86,3 +86,72 @@ def cuda_hog(preset: str | None = None) -> Workload:
 def cuda_assert(preset: str | None = None) -> Workload:
     """Runs on the CPU, faults on any GPU."""
     return Workload("cuda-assert", preset or "default", _AssertsOnTheGpu, _inputs)
+
+
+def _libc_sleep_forever() -> None:
+    """Block in a C call (libc ``pause``) as a hung driver or collective does: no Python code
+    runs in this thread again, so no in-process alarm or flag could end it."""
+    import ctypes
+
+    ctypes.CDLL(None).pause()
+
+
+class _HangsAfter(nn.Module):
+    """Answers ``calls`` forwards, then hangs in C on the next (inside the sampling phase)."""
+
+    def __init__(self, calls: int) -> None:
+        super().__init__()
+        self.calls = calls
+        self.linear = nn.Linear(4, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls -= 1
+        if self.calls < 0:
+            _libc_sleep_forever()
+        return self.linear(x)
+
+
+def _hang_in_build() -> nn.Module:
+    _libc_sleep_forever()
+    raise AssertionError("unreachable: pause() returned")
+
+
+def hang_in_build(preset: str | None = None) -> Workload:
+    """A model whose construction never returns (a compile or engine start that hangs)."""
+    return Workload("hang-in-build", preset or "default", _hang_in_build, _inputs)
+
+
+def hang_in_sampling(preset: str | None = None) -> Workload:
+    """A model that passes the reference and correctness check, then hangs while being timed."""
+    return Workload("hang-in-sampling", preset or "default", lambda: _HangsAfter(calls=8), _inputs)
+
+
+def spawns_grandchild(preset: str | None = None) -> Workload:
+    """A model whose construction starts a long-lived helper process (as compiler workers and
+    engines do), writes its pid to $SILICONBENCH_TEST_PIDFILE, and then hangs."""
+    import subprocess
+    import sys
+
+    def build() -> nn.Module:
+        helper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(3600)"])
+        with open(os.environ["SILICONBENCH_TEST_PIDFILE"], "a") as handle:
+            handle.write(f"{os.getpid()} {helper.pid}\n")
+        _libc_sleep_forever()
+        raise AssertionError("unreachable")
+
+    return Workload("spawns-grandchild", preset or "default", build, _inputs)
+
+
+def no_preset() -> Workload:
+    """Not a workload factory: takes no preset argument."""
+    return Workload("no-preset", "default", _segfault, _inputs)
+
+
+def returns_a_string(preset: str | None = None) -> str:
+    """Not a workload factory: returns something else."""
+    return "not a workload"
+
+
+def raises(preset: str | None = None) -> Workload:
+    """Not a working factory: raises."""
+    raise RuntimeError("the user's factory is broken\nsecond line")

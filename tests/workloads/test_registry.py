@@ -38,7 +38,7 @@ def test_an_unknown_preset_lists_the_presets() -> None:
         ("no_such_module_xyz:f", "cannot import module 'no_such_module_xyz'"),
         ("tests.workloads.plugin_fixtures:absent", "has no attribute 'absent'"),
         ("tests.workloads.plugin_fixtures:NOT_CALLABLE", "is not callable"),
-        ("tests.workloads.plugin_fixtures:not_a_workload", "returned int, not workloads.Workload"),
+        ("tests.workloads.plugin_fixtures:not_a_workload", "returned int, not a workloads.Workload"),
         (":f", "must look like 'package.module:callable'"),
     ],
 )

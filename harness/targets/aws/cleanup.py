@@ -4,6 +4,9 @@ The tags are the only state: a laptop that crashed mid-run, a CI job that was ca
 instance whose watchdog failed, all leave resources that carry ``siliconbench:managed=true`` and an
 ``expires-at``, and nothing else is needed to judge them. Instances go first; security groups,
 instance profiles and buckets only once nothing live holds them.
+
+Every listing is fetched page by page inside the error handling (``session.paginate``), so no
+credentials, an unreachable endpoint or one that never answers ends in one line, not a traceback.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from typing import Any
 from harness.errors import SiliconbenchError
 from harness.targets.aws.iam import IAM_PATH, CreatedProfile, delete_instance_profile
 from harness.targets.aws.launch import delete_security_group, find_run_instances, terminate_instances, wait_terminated
-from harness.targets.aws.session import ClientFactory, aws_call, error_code
+from harness.targets.aws.session import ClientFactory, aws_call, aws_errors, error_code, paginate
 from harness.targets.aws.storage import delete_bucket
 from harness.targets.aws.tags import TAG_EXPIRES, TAG_MANAGED, TAG_OWNER, TAG_RUN_ID, is_expired, tag_dict
 
@@ -65,15 +68,22 @@ def find_managed(factory: ClientFactory, now: datetime) -> list[Finding]:
                 now,
             )
         )
-    groups = aws_call(
-        "listing security groups",
-        ec2.describe_security_groups,
-        Filters=[{"Name": f"tag:{TAG_MANAGED}", "Values": ["true"]}],
-    )["SecurityGroups"]
+    groups = [
+        group
+        for page in paginate(
+            "listing security groups",
+            ec2,
+            "describe_security_groups",
+            Filters=[{"Name": f"tag:{TAG_MANAGED}", "Values": ["true"]}],
+        )
+        for group in page["SecurityGroups"]
+    ]
     for group in groups:
         found.append(_finding("security-group", group["GroupId"], tag_dict(group.get("Tags")), "exists", now))
-    profiles = aws_call("listing instance profiles", iam.list_instance_profiles, PathPrefix=IAM_PATH)[
-        "InstanceProfiles"
+    profiles = [
+        profile
+        for page in paginate("listing instance profiles", iam, "list_instance_profiles", PathPrefix=IAM_PATH)
+        for profile in page["InstanceProfiles"]
     ]
     for profile in profiles:
         described = aws_call(
@@ -128,8 +138,10 @@ def cleanup(
         mark(f, f"{verb}terminate")
     still_live: list[str] = []
     if instances and not dry_run:
-        terminate_instances(ec2, [f.resource_id for f in instances])
-        still_live = wait_terminated(ec2, [f.resource_id for f in instances], wait_s, poll_s, clock, sleep)
+        ids = [f.resource_id for f in instances]
+        with aws_errors(f"terminating {', '.join(ids)}"):
+            terminate_instances(ec2, ids)
+            still_live = wait_terminated(ec2, ids, wait_s, poll_s, clock, sleep)
     kept_runs = {f.run_id for f in findings if f.kind == "instance" and f not in instances}
     kept_runs |= {f.run_id for f in instances if f.resource_id in still_live}
     for f in due:
@@ -142,7 +154,8 @@ def cleanup(
             mark(f, "would delete")
             continue
         try:
-            _delete(factory, f, wait_s, poll_s, clock, sleep)
+            with aws_errors(f"deleting {f.kind} {f.resource_id}"):
+                _delete(factory, f, wait_s, poll_s, clock, sleep)
             mark(f, "delete")
         except SiliconbenchError as exc:
             mark(f, "keep", str(exc))
@@ -161,7 +174,9 @@ def _delete(
         delete_security_group(factory.client("ec2"), f.resource_id, wait_s, poll_s, clock, sleep)
     elif f.kind == "instance-profile":
         iam: Any = factory.client("iam")
-        roles = iam.get_instance_profile(InstanceProfileName=f.resource_id)["InstanceProfile"].get("Roles", [])
+        roles = aws_call(
+            f"reading instance profile {f.resource_id}", iam.get_instance_profile, InstanceProfileName=f.resource_id
+        )["InstanceProfile"].get("Roles", [])
         role = roles[0]["RoleName"] if roles else f.resource_id
         problems = delete_instance_profile(iam, CreatedProfile(name=f.resource_id, role_name=role))
         if problems:

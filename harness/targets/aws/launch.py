@@ -17,7 +17,7 @@ from typing import Any
 
 from harness.errors import CloudError
 from harness.targets.aws.ami import AmiChoice, root_volume_floor
-from harness.targets.aws.session import aws_call, error_code
+from harness.targets.aws.session import aws_call, error_code, paginate
 from harness.targets.aws.tags import TAG_MANAGED, TAG_RUN_ID, tag_list
 
 __all__ = [
@@ -238,8 +238,7 @@ def find_run_instances(
     if run_id:
         filters.append({"Name": f"tag:{TAG_RUN_ID}", "Values": [run_id]})
     found: list[dict[str, Any]] = []
-    paginator = ec2.get_paginator("describe_instances")
-    for page in aws_call("listing siliconbench instances", paginator.paginate, Filters=filters):
+    for page in paginate("listing siliconbench instances", ec2, "describe_instances", Filters=filters):
         for reservation in page["Reservations"]:
             found.extend(reservation["Instances"])
     return found

@@ -25,6 +25,7 @@ from typing import Any
 from harness import __version__
 from harness.errors import RunFileError, SiliconbenchError
 from harness.run.plan import Suite
+from harness.run.signals import STOP_SIGNALS, Interrupted
 from harness.runfile.codec import decode_run
 from harness.runfile.files import new_run_id, save_run
 from harness.runfile.records import TargetFacts
@@ -186,8 +187,9 @@ class _Run:
     def execute(self) -> list[TargetOutcome]:
         workers: list[_Worker] = []
         in_main = threading.current_thread() is threading.main_thread()
-        previous = signal.signal(signal.SIGTERM, _raise_interrupt) if in_main else None
+        previous = {sig: signal.signal(sig, _raise_interrupt) for sig in STOP_SIGNALS} if in_main else None
         interrupted = False
+        signum = int(signal.SIGINT)
         try:
             self.setup()
             for plan in self.plans:
@@ -204,8 +206,9 @@ class _Run:
                 # Event.wait, not Thread.join: a Ctrl-C inside join can leave the thread looking finished.
                 while not worker.done.wait(timeout=0.2):
                     pass
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
             interrupted = True
+            signum = int(getattr(exc, "signum", signal.SIGINT))
         finally:
             # Nothing may interrupt the teardown: later signals are noted, not raised.
             held = _hold_signals() if in_main else None
@@ -215,8 +218,8 @@ class _Run:
             finally:
                 if held is not None:
                     _restore_signals(held)
-                if previous is not None:
-                    signal.signal(signal.SIGTERM, previous)
+                for sig, handler in (previous or {}).items():
+                    signal.signal(sig, handler)
         results = []
         for plan in self.plans:
             outcome = self.outcomes.get(plan.instance_type)
@@ -227,7 +230,7 @@ class _Run:
                 )
             results.append(outcome)
         if interrupted:
-            raise InterruptedRun(results)
+            raise InterruptedRun(results, signum)
         return results
 
     def setup(self) -> None:
@@ -523,7 +526,7 @@ class InterruptedRun(TargetInterrupted):
 
 
 def _raise_interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+    raise Interrupted(signum)
 
 
 def _note_signal(signum: int, frame: Any) -> None:
@@ -532,7 +535,7 @@ def _note_signal(signum: int, frame: Any) -> None:
 
 def _hold_signals() -> dict[int, Any]:
     held: dict[int, Any] = {}
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in STOP_SIGNALS:
         held[sig] = signal.signal(sig, _note_signal)
     return held
 

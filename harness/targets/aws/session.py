@@ -4,17 +4,46 @@ Everything that talks to AWS gets its clients from a ``ClientFactory``, so tests
 same code at a local moto server by giving ``endpoint_url`` (botocore also honours the standard
 ``AWS_ENDPOINT_URL`` variable, which is how a CLI subprocess under test is redirected). boto3 is
 imported here and only here, lazily, so ``siliconbench --help`` and local runs never pay for it.
+
+Every call is bounded: ``CONNECT_TIMEOUT_S`` to open a connection, ``READ_TIMEOUT_S`` for each
+read of a response, and at most ``MAX_ATTEMPTS`` attempts, the first included (botocore's
+``standard`` retry mode, exponential backoff capped at 20 s). botocore's defaults (its
+``config.py``, 1.44) are 60 s to connect and 60 s per read, and ``retries: max_attempts`` counts
+retries after the first request, so the old ``max_attempts: 5`` meant six attempts: an endpoint
+that accepts connections and never answers held a command for about six minutes. With these, a
+call gives up within about
+``MAX_ATTEMPTS × (CONNECT_TIMEOUT_S + READ_TIMEOUT_S)`` plus the backoff. Listings go through
+``paginate``, which fetches every page inside the same error handling as a single call.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 from harness import __version__
 from harness.errors import CloudError, ConfigError
 
-__all__ = ["ClientFactory", "aws_call", "error_code", "require_boto3"]
+__all__ = [
+    "CONNECT_TIMEOUT_S",
+    "MAX_ATTEMPTS",
+    "READ_TIMEOUT_S",
+    "ClientFactory",
+    "aws_call",
+    "aws_errors",
+    "error_code",
+    "paginate",
+    "require_boto3",
+]
+
+#: Seconds to open a connection to an AWS endpoint.
+CONNECT_TIMEOUT_S = 5.0
+#: Seconds to wait for each read of a response (AWS answers API calls in well under a second).
+READ_TIMEOUT_S = 20.0
+#: Attempts per call, the first included.
+MAX_ATTEMPTS = 3
 
 INSTALL_HINT = "the aws target needs boto3: pip install 'siliconbench[aws]'"
 
@@ -50,10 +79,24 @@ def aws_call(what: str, fn: Any, /, **kwargs: Any) -> Any:
 
     Missing credentials become a ConfigError, since the user fixes those, not the cloud.
     """
+    with aws_errors(what):
+        return fn(**kwargs)
+
+
+def paginate(what: str, client: Any, operation: str, /, **kwargs: Any) -> list[dict[str, Any]]:
+    """Every page of a paginated ``operation``, each fetched inside ``aws_call``'s error handling
+    (a paginator fetches lazily, as it is iterated, so wrapping only ``paginate()`` catches nothing)."""
+    with aws_errors(what):
+        return list(client.get_paginator(operation).paginate(**kwargs))
+
+
+@contextlib.contextmanager
+def aws_errors(what: str) -> Iterator[None]:
+    """Within the block, botocore failures become one-line errors naming ``what``."""
     from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
 
     try:
-        return fn(**kwargs)
+        yield
     except NoCredentialsError:
         raise ConfigError(
             "no AWS credentials found; configure them (aws configure, AWS_PROFILE, or an assumed role)"
@@ -75,8 +118,10 @@ class ClientFactory:
         region: str | None = None,
         *,
         endpoint_url: str | None = None,
-        max_attempts: int = 5,
+        max_attempts: int = MAX_ATTEMPTS,
         session: Any = None,
+        connect_timeout_s: float = CONNECT_TIMEOUT_S,
+        read_timeout_s: float = READ_TIMEOUT_S,
     ) -> None:
         boto3 = require_boto3()
         from botocore.config import Config
@@ -89,7 +134,11 @@ class ClientFactory:
         self.endpoint_url = endpoint_url
         self._config = Config(
             region_name=self.region,
-            retries={"mode": "standard", "max_attempts": max_attempts},
+            # total_max_attempts counts the first request; max_attempts would count retries only
+            # (botocore/config.py, Config's ``retries`` docstring), one more than meant here.
+            retries={"mode": "standard", "total_max_attempts": max_attempts},
+            connect_timeout=connect_timeout_s,
+            read_timeout=read_timeout_s,
             user_agent_extra=f"siliconbench/{__version__}",
         )
         self._clients: dict[str, Any] = {}

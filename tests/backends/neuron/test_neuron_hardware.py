@@ -18,6 +18,7 @@ from backends.neuron.facts import device_facts
 from backends.neuron.options import neuroncore_version
 from harness.measure.sampler import SamplingPolicy
 from harness.run.isolation import run_cell_isolated
+from harness.run.limits import CellLimits
 from harness.runfile.records import CellConfig, ScenarioParams
 
 _STATUS = NeuronBackend().availability()
@@ -53,11 +54,11 @@ def test_tiny_mlp_compiles_runs_correctly_and_is_cached(
         batch_size=batch,
         device="nc:0-1" if mode == "dataparallel" else None,
     )
-    first = run_cell_isolated(config, POLICY, timeout_s=1200)
+    first = run_cell_isolated(config, POLICY, CellLimits(prepare_s=1200))
     assert first.status == "ok", first.error
     assert first.measurement.correctness.passed, first.measurement.correctness
     assert first.measurement.device["cache_hit"] is False and first.measurement.device["neuron_cores"]
-    second = run_cell_isolated(config, POLICY, timeout_s=600)
+    second = run_cell_isolated(config, POLICY, CellLimits(prepare_s=600))
     assert second.status == "ok", second.error
     assert second.measurement.device["cache_hit"] is True and second.measurement.device["trace_s"] == 0.0
 
@@ -67,7 +68,7 @@ def test_tiny_mlp_in_compile_mode(tmp_path: Path) -> None:
     config = CellConfig(
         workload="mlp", preset="tiny", backend="neuron", dtype="fp32", mode="compile", threads=None, batch_size=2
     )
-    record = run_cell_isolated(config, POLICY, timeout_s=1200)
+    record = run_cell_isolated(config, POLICY, CellLimits(prepare_s=1200))
     assert record.status == "ok", record.error
     assert record.measurement.correctness.passed, record.measurement.correctness
 
@@ -88,7 +89,7 @@ def test_tiny_decoders_generate_the_reference_tokens(
         scenario="generate",
         params=ScenarioParams(prompt_tokens=8, output_tokens=6),
     )
-    record = run_cell_isolated(config, POLICY, timeout_s=1800)
+    record = run_cell_isolated(config, POLICY, CellLimits(prepare_s=1800))
     assert record.status == "ok", record.error
     assert record.measurement.correctness.passed, record.measurement.correctness
     assert record.measurement.generation.token_agreement == 1.0

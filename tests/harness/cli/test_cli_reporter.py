@@ -98,7 +98,9 @@ def test_an_aws_run_is_costed_from_the_bundled_catalog(run_main: Any, tmp_path: 
 def test_a_suite_with_a_bad_or_unknown_price_fails_before_measuring(run_main: Any, tmp_path: Path) -> None:
     bad = tmp_path / "bad.toml"
     bad.write_text('workloads = ["mlp"]\npreset = "tiny"\noutput = "out"\n[pricing]\nusd_per_hour = -2\n')
-    _one_line_error(run_main("run", "--suite", str(bad), cwd=tmp_path), "'usd_per_hour' must be a positive number")
+    _one_line_error(
+        run_main("run", "--suite", str(bad), cwd=tmp_path), "'usd_per_hour' must be a finite positive number"
+    )
     unknown = tmp_path / "unknown.toml"
     unknown.write_text(
         'workloads = ["mlp"]\npreset = "tiny"\noutput = "out"\n'

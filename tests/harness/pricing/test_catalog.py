@@ -66,7 +66,7 @@ def test_a_missing_price_is_a_one_line_error_that_says_what_exists_and_how_to_fi
     [
         ({"usd_per_hour": 0}, "positive number"),
         ({"usd_per_hour": True}, "positive number"),
-        ({"source": " "}, "needs its source"),
+        ({"source": " "}, "must name where the price comes from"),
         ({"as_of": "24/11/2026"}, "date like"),
         ({"as_of": "2026-02-30"}, "not a real date"),
         ({"purchase_option": "reserved"}, "unknown purchase option"),

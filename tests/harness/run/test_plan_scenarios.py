@@ -83,7 +83,7 @@ def test_labels(scenario: str, params: dict[str, object], label: str) -> None:
         ({"scenario": "server", "loadgen": True, "slo_p99": 5}, "fixed rate: give --rate"),
         ({"scenario": "server", "loadgen": True, "rate": 5}, "judges a latency target"),
         ({"prompt_tokens": 0}, "prompt-tokens must be a whole number of 1 or more"),
-        ({"rate": -1.0}, "rate must be a positive number"),
+        ({"rate": -1.0}, "rate must be a finite positive number"),
         ({"concurrency": 0}, "concurrency must be"),
     ],
 )
