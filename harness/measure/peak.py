@@ -181,6 +181,7 @@ def peak_for(
     path: Path | None = None,
     measure: Callable[[str, str, int | None], tuple[float, int]] | None = None,
     key: str,
+    busy: Callable[[], bool] | None = None,
 ) -> Peak | None:
     """The cached peak under ``key`` (see ``machine_key``), measuring (and caching) it on a miss.
 
@@ -204,9 +205,19 @@ def peak_for(
     if not flops > 0:
         return None
     peak = Peak(dtype, device, threads, flops, size, utc_now(), key)
-    cache[key] = peak.to_dict()
-    _write_cache(path, cache)
+    if not (busy or machine_busy)():
+        # A peak measured while other work held the cores is far too low (33 against 152 GFLOP/s
+        # fp32 here) and would make every later cell look above its peak: use it, never keep it.
+        cache[key] = peak.to_dict()
+        _write_cache(path, cache)
     return peak
+
+
+def machine_busy() -> bool:
+    """Whether other work competes for the cores now (the cells' own busy-machine rule)."""
+    from harness.run.cell import busy_machine_warning
+
+    return busy_machine_warning(1) is not None
 
 
 def peak_key(backend: str, device: str | None, dtype: str, threads: int | None) -> str:

@@ -210,7 +210,7 @@ COLUMNS: tuple[Column, ...] = (
         "% peak",
         u.fraction_of_peak,
         optional=True,
-        text=lambda r: _percent(u.fraction_of_peak(r)),
+        text=lambda r: "> peak?" if u.peak_exceeded(r) else _percent(u.fraction_of_peak(r)),
     ),
     Column("process_spread", "between procs", u.process_spread, optional=True, text=_spread_text),
     Column(

@@ -23,6 +23,7 @@ __all__ = [
     "median_interval",
     "p50_ms",
     "p99_met",
+    "peak_exceeded",
     "process_spread",
     "throughput",
     "usd_per_million",
@@ -144,7 +145,10 @@ def usd_per_million_at_capacity(row: CellRow) -> Interval | None:
 
 
 def fraction_of_peak(row: CellRow) -> float | None:
-    """Achieved FLOP/s over the run's measured matmul peak for the cell's backend, dtype, threads."""
+    """Achieved FLOP/s over the run's measured matmul peak for the cell's backend, dtype, threads.
+
+    Above 1 the "peak" was no ceiling (measured while the machine was busy, say): the report
+    says so (``peak_note``) instead of printing a fraction over 100%."""
     measured = row.measurement
     if measured is None or not measured.flops_per_s:
         return None
@@ -153,7 +157,18 @@ def fraction_of_peak(row: CellRow) -> float | None:
     peak = peaks.get(peak_key(config.backend, config.device, config.dtype, config.threads))
     if peak is None or not peak.flops_per_s > 0:
         return None
-    return measured.flops_per_s / peak.flops_per_s
+    fraction = measured.flops_per_s / peak.flops_per_s
+    return None if fraction > 1.0 else fraction
+
+
+def peak_exceeded(row: CellRow) -> bool:
+    """Whether the cell ran faster than the run's measured matmul peak (so the peak is wrong)."""
+    measured = row.measurement
+    if measured is None or not measured.flops_per_s:
+        return False
+    config = row.cell.config
+    peak = row.run.environment.matmul_peaks.get(peak_key(config.backend, config.device, config.dtype, config.threads))
+    return peak is not None and peak.flops_per_s > 0 and measured.flops_per_s > peak.flops_per_s
 
 
 def process_spread(row: CellRow) -> float | None:

@@ -27,22 +27,31 @@ def test_peak_is_measured_once_then_read_from_the_cache(tmp_path: Path) -> None:
         return 1.5e11, 1024
 
     path = tmp_path / "peak.json"
-    first = peak_for("fp32", "cpu", 2, path=path, measure=measure, key="box|torch 9|fp32 t2")
-    again = peak_for("fp32", "cpu", 2, path=path, measure=measure, key="box|torch 9|fp32 t2")
+    first = peak_for("fp32", "cpu", 2, path=path, measure=measure, key="box|torch 9|fp32 t2", busy=lambda: False)
+    again = peak_for("fp32", "cpu", 2, path=path, measure=measure, key="box|torch 9|fp32 t2", busy=lambda: False)
     assert first is not None and again is not None
     assert calls == [("fp32", "cpu", 2)]
     assert (first.cached, again.cached) == (False, True)
     assert again.flops_per_s == 1.5e11 and again.size == 1024
     # Another key (new torch, other threads) is another measurement.
-    peak_for("fp32", "cpu", 2, path=path, measure=measure, key="box|torch 10|fp32 t2")
+    peak_for("fp32", "cpu", 2, path=path, measure=measure, key="box|torch 10|fp32 t2", busy=lambda: False)
     assert len(calls) == 2
     assert set(json.loads(path.read_text())) == {"box|torch 9|fp32 t2", "box|torch 10|fp32 t2"}
+
+
+def test_a_peak_measured_on_a_busy_machine_is_used_but_never_cached(tmp_path: Path) -> None:
+    path = tmp_path / "peak.json"
+    busy = peak_for("fp32", "cpu", 2, path=path, measure=lambda *_: (3.3e10, 512), key="k", busy=lambda: True)
+    assert busy is not None and busy.flops_per_s == 3.3e10
+    assert not path.exists()  # the next run measures again
+    quiet = peak_for("fp32", "cpu", 2, path=path, measure=lambda *_: (1.5e11, 512), key="k", busy=lambda: False)
+    assert quiet is not None and json.loads(path.read_text())["k"]["flops_per_s"] == 1.5e11
 
 
 def test_a_broken_cache_is_measured_again(tmp_path: Path) -> None:
     path = tmp_path / "peak.json"
     path.write_text("{not json")
-    peak = peak_for("bf16", "cpu", None, path=path, measure=lambda *_: (2e10, 512), key="k")
+    peak = peak_for("bf16", "cpu", None, path=path, measure=lambda *_: (2e10, 512), key="k", busy=lambda: False)
     assert peak is not None and not peak.cached
     assert Peak.from_dict(json.loads(path.read_text())["k"]) == peak
 

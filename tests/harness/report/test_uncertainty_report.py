@@ -78,6 +78,18 @@ def test_fraction_of_peak_from_the_runs_measured_peak() -> None:
     assert "% peak" not in render([run], "table")
 
 
+def test_a_cell_faster_than_its_peak_shows_no_fraction_over_100_percent() -> None:
+    """A peak measured on a busy machine is no ceiling: the report says so instead of '664%'."""
+    run = make_run([make_cell([1_000_000] * 20)])  # 2 GFLOP/s achieved
+    low = Peak("fp32", "cpu", None, 1e9, 1024, "2026-11-29T00:00:00Z", "k")
+    with_low = replace(
+        run, environment=replace(run.environment, matmul_peaks={peak_key("cpu", None, "fp32", None): low})
+    )
+    (row,) = cell_rows([with_low])
+    assert u.fraction_of_peak(row) is None and u.peak_exceeded(row)
+    assert "200%" not in render([with_low], "table")
+
+
 def test_processes_widen_the_p50_throughput_and_cost_intervals() -> None:
     rng = np.random.default_rng(3)
     per_process = [rng.lognormal(np.log(1e6 * f), 0.05, 200) for f in (1.0, 1.08, 0.95, 1.1, 0.97)]
