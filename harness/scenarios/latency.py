@@ -11,7 +11,7 @@ from dataclasses import replace
 
 from harness.runfile.records import HostTiming, Measurement
 from harness.scenarios.base import CellContext
-from harness.scenarios.prepare import measured_record, prepare_checked
+from harness.scenarios.prepare import FORWARD_COLUMNS, measured_record, prepare_checked
 from harness.scenarios.registry import ScenarioSpec
 
 __all__ = ["SCENARIO", "SPEC", "LatencyScenario"]
@@ -53,18 +53,6 @@ SPEC = ScenarioSpec(
     name="latency",
     help="one request at a time, the device synchronized after each: latency percentiles (the default)",
     runner="harness.scenarios.latency:SCENARIO",
-    columns=(
-        "p50_ms",
-        "p90_ms",
-        "p99_ms",
-        "throughput_per_s",
-        "gflops_per_s",
-        "fraction_of_peak",
-        "process_spread",
-        "usd_per_million",
-        "usd_per_million_tokens",
-        "samples",
-        "stop_reason",
-    ),
+    columns=FORWARD_COLUMNS,
     loadgen="SingleStream",
 )

@@ -18,7 +18,7 @@ from dataclasses import replace
 
 from harness.runfile.records import BlockInfo, Measurement
 from harness.scenarios.base import CellContext
-from harness.scenarios.prepare import measured_record, prepare_checked
+from harness.scenarios.prepare import FORWARD_COLUMNS, measured_record, prepare_checked
 from harness.scenarios.registry import ScenarioSpec
 
 __all__ = ["BLOCK_TARGET_S", "SCENARIO", "ThroughputScenario", "calls_per_block"]
@@ -80,17 +80,5 @@ SPEC = ScenarioSpec(
     help="back-to-back calls at the cell's batch, synchronized once per block: the sustained rate",
     runner="harness.scenarios.throughput:SCENARIO",
     part="block",
-    columns=(
-        "p50_ms",
-        "p90_ms",
-        "p99_ms",
-        "throughput_per_s",
-        "gflops_per_s",
-        "fraction_of_peak",
-        "process_spread",
-        "usd_per_million",
-        "usd_per_million_tokens",
-        "samples",
-        "stop_reason",
-    ),
+    columns=FORWARD_COLUMNS,
 )
