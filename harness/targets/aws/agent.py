@@ -106,7 +106,7 @@ def run_agent(
     bootstrap_log: Path | None = None,
 ) -> int:
     """Run the job in ``store`` and report through it; returns the process exit code."""
-    from harness.targets.local import run_suite
+    from harness.run.suite import run_suite
 
     beat = Heartbeat(store, heartbeat_s or DEFAULT_HEARTBEAT_S)
     writer: list[RunWriter] = []

@@ -43,7 +43,7 @@ def test_a_suite_file_can_ask_for_the_tail(tmp_path: Path) -> None:
 
 def test_the_local_target_gives_the_sampler_the_tail(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     import harness.run.runner as runner
-    from harness.targets.local import run_suite
+    from harness.run.suite import run_suite
 
     seen: list[SamplingPolicy] = []
 
