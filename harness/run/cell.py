@@ -20,7 +20,7 @@ from harness.run.failures import describe_failure
 from harness.runfile.records import CellConfig, CellError, CellRecord
 
 if TYPE_CHECKING:
-    from harness.scenarios.engine_cell import EnginePool
+    from backends.engine.pool import EnginePool
 
 #: Load above the core count, beyond this margin, means work other than ours competed for cores.
 BUSY_MARGIN = 0.5
@@ -132,7 +132,8 @@ def run_cell(
 
 def _run_engine_cell(config: CellConfig, policy: SamplingPolicy, engines: EnginePool | None) -> CellRecord:
     """An engine cell: no model here, the engine serves it (``harness.scenarios.engine_cell``)."""
-    from harness.scenarios.engine_cell import EngineCell, EnginePool
+    from backends.engine.pool import EnginePool
+    from harness.scenarios.engine_cell import EngineCell
 
     started = utc_now()
     cell = None

@@ -2,9 +2,9 @@
 
 ``EngineParams`` is part of a cell's configuration (it lands in the run file), checked once when it
 is built: ``spec`` says which engine to start or which server to attach to and the model it serves
-(``backends.engine.serving.EngineSpec``); the rest says which requests to send. ``request_set``
-turns it into those requests: synthetic prompts of exact token counts built with the model's
-tokenizer, or the user's prompt file.
+(``backends.engine.serving.EngineSpec``); the rest says which requests to send. The engine
+scenario (``harness.scenarios.engine_cell.request_set``) turns it into those requests: synthetic
+prompts of exact token counts built with the model's tokenizer, or the user's prompt file.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from typing import Literal
 
 from backends.engine.serving import EngineSpec
 from harness.errors import ConfigError
-from workloads.request_sets import RequestSet, TokenCounts
+from workloads.request_sets import TokenCounts
 
-__all__ = ["DEFAULT_REQUESTS", "EngineParams", "request_set"]
+__all__ = ["DEFAULT_REQUESTS", "EngineParams"]
 
 #: Distinct requests in a synthetic set; loads cycle through them with fresh ids.
 DEFAULT_REQUESTS = 64
@@ -64,22 +64,3 @@ class EngineParams:
         """A short label of the request set, for cell ids and tables."""
         source = "file" if self.prompts is not None else f"in{self.prompt_tokens}"
         return f"{source}-out{self.output_tokens}"
-
-
-def request_set(params: EngineParams) -> RequestSet:
-    """The requests of a cell: synthetic from the model's tokenizer, or the user's file."""
-    from workloads.request_sets import load_prompt_file, load_tokenizer, synthetic_requests
-
-    tokenizer = load_tokenizer(params.model)
-    if params.prompts is not None:
-        output = None if params.output_tokens == "reference" else TokenCounts.parse(params.output_tokens)
-        return load_prompt_file(
-            params.prompts, tokenizer, output_tokens=output, api=params.api, limit=params.requests, seed=params.seed
-        )
-    return synthetic_requests(
-        tokenizer,
-        params.requests,
-        TokenCounts.parse(params.prompt_tokens),
-        TokenCounts.parse(params.output_tokens),
-        seed=params.seed,
-    )

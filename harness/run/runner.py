@@ -146,7 +146,7 @@ def run_cells(
     # in-process run (on an AWS instance, say) need not have.
     engines = None
     if any(config.params.engine is not None for config in cells):
-        from harness.scenarios.engine_cell import EnginePool
+        from backends.engine.pool import EnginePool
 
         engines = EnginePool()
     try:

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
+from backends.engine import pool as engine_pool
+from backends.engine.pool import EnginePool
 from backends.engine.serving import EngineSpec
 from harness.errors import CellError
-from harness.scenarios import engine_cell
-from harness.scenarios.engine_cell import EnginePool
 
 SPEC = EngineSpec("m", engine="vllm")
 OTHER = EngineSpec("m", engine="vllm", max_model_len=1024)
@@ -29,7 +29,7 @@ def test_one_engine_per_spec_stopped_when_the_pool_closes(monkeypatch: pytest.Mo
         finally:
             events.append(f"stop {spec.max_model_len}")
 
-    monkeypatch.setattr(engine_cell, "open_engine", fake_open)
+    monkeypatch.setattr(engine_pool, "open_engine", fake_open)
     with EnginePool() as pool:
         assert pool.get(SPEC) == "engine 512"
         assert pool.get(SPEC) == "engine 512"  # the sweep's next cell: the same engine
@@ -47,7 +47,7 @@ def test_a_failed_start_fails_the_next_cells_without_a_second_wait(monkeypatch: 
         raise CellError("engine vllm did not become ready within 600 s")
         yield "unreachable"
 
-    monkeypatch.setattr(engine_cell, "open_engine", never_ready)
+    monkeypatch.setattr(engine_pool, "open_engine", never_ready)
     pool = EnginePool()
     for _ in range(3):
         with pytest.raises(CellError, match="did not become ready"):
