@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import harness.run.runner as runner
+import harness.run.strategies as strategies
 from harness.errors import ConfigError
 from harness.measure.environment import collect_environment
 from harness.measure.sampler import SamplingPolicy
@@ -94,7 +95,7 @@ def test_runner_interleaves_fresh_processes(tmp_path: Path, monkeypatch: pytest.
         record = _process_record(1e6 * config.batch_size, len(calls), batch_size=config.batch_size)
         return replace(record, config=config, id=config.cell_id)
 
-    monkeypatch.setattr(runner, "run_cell_isolated", fake_isolated)
+    monkeypatch.setattr(strategies, "run_cell_isolated", fake_isolated)
     cells = [CellConfig("mlp", "tiny", "cpu", "fp32", "eager", 1, bs) for bs in (1, 2)]
     writer = RunWriter(tmp_path, collect_environment())
     seen: list[tuple[int, int, bool]] = []
