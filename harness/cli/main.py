@@ -11,7 +11,7 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import NoReturn
 
 from harness.cli.argtypes import non_negative_float, positive_float, positive_int
 from harness.cli.aws import add_commands, add_run_options, cmd_agent, cmd_aws, print_preflight_problems
@@ -432,29 +432,11 @@ def _cmd_pricing(args: argparse.Namespace) -> int:
         print(render_prices(catalog, selected, args.format))
         return EXIT_OK
     from harness.pricing.given import today_utc
-    from harness.pricing.refresh import refresh_prices
+    from harness.pricing.refresh import DEFAULT_PURCHASE_OPTIONS, pairs_to_refresh
+    from harness.targets.aws.price_list import refresh_from_aws
 
-    if args.instance_type and args.region:
-        pairs = {(t, r) for t in args.instance_type for r in args.region}
-    else:  # the catalog's own (instance type, region) pairs, narrowed by what was named
-        wanted = catalog.select(args.instance_type or (), args.region or ())
-        pairs = {(p.instance_type, p.region) for p in wanted if p.instance_type and p.region}
-    options = args.purchase_option or ["on-demand", "spot"]
-    if not pairs:
-        raise ConfigError(
-            "nothing to refresh: the catalog has no such instance type or region; "
-            "name both --instance-type and --region to add one"
-        )
-
-    from harness.targets.aws.session import ClientFactory  # bounded calls: timeouts and retries
-
-    def pricing_client() -> Any:
-        return ClientFactory("us-east-1").client("pricing")  # the Price List API's home region
-
-    def ec2_client(region: str) -> Any:
-        return ClientFactory(region).client("ec2")
-
-    result = refresh_prices(pairs, options, pricing_client, ec2_client)
+    pairs = pairs_to_refresh(catalog, args.instance_type or (), args.region or ())
+    result = refresh_from_aws(pairs, args.purchase_option or DEFAULT_PURCHASE_OPTIONS)
     for line in result.missing:
         print(f"siliconbench: warning: kept the old price (if any): {line}", file=sys.stderr)
     if not result.prices:
