@@ -20,7 +20,6 @@ Everything is seeded, so a request set is the same on every machine and at every
 from __future__ import annotations
 
 import json
-import math
 import random
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from backends.engine.records import ChatMessage, EngineRequest, RequestOutcome
 from harness.errors import ConfigError
+from harness.runfile.engine import EngineParams, TokenCounts
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -36,11 +36,11 @@ if TYPE_CHECKING:
 __all__ = [
     "LengthReport",
     "RequestSet",
-    "TokenCounts",
     "exact_prompt",
     "length_report",
     "load_prompt_file",
     "load_tokenizer",
+    "request_set",
     "synthetic_requests",
 ]
 
@@ -49,59 +49,6 @@ _FIT_ROUNDS = 8
 #: Fresh draws before giving up on a length.
 _DRAWS = 20
 _ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "system": "system"}
-
-
-@dataclass(frozen=True)
-class TokenCounts:
-    """A token count: ``fixed`` (``low``), ``uniform`` on [low, high], or ``normal`` (mean ``low``,
-    standard deviation ``high``, rounded and clipped to at least 1).
-
-    Written on the command line as ``128``, ``uniform:64:256`` or ``normal:128:32``.
-    """
-
-    kind: Literal["fixed", "uniform", "normal"]
-    low: float
-    high: float = 0.0
-
-    @classmethod
-    def parse(cls, text: str) -> TokenCounts:
-        """``N``, ``uniform:LOW:HIGH`` or ``normal:MEAN:STD``; a ``ConfigError`` names the forms."""
-        forms = "give N, uniform:LOW:HIGH or normal:MEAN:STD"
-        parts = text.strip().split(":")
-        try:
-            if len(parts) == 1:
-                counts = cls("fixed", int(parts[0]))
-            elif len(parts) == 3 and parts[0] in ("uniform", "normal"):
-                kind: Literal["uniform", "normal"] = "uniform" if parts[0] == "uniform" else "normal"
-                counts = cls(kind, float(parts[1]), float(parts[2]))
-            else:
-                raise ConfigError(f"token count {text!r}: {forms}")
-        except ValueError:
-            raise ConfigError(f"token count {text!r}: {forms}") from None
-        counts.check(text)
-        return counts
-
-    def check(self, text: str = "") -> None:
-        where = f"token count {text or self.describe()!r}"
-        if self.kind == "fixed" and (self.low < 1 or self.low != int(self.low)):
-            raise ConfigError(f"{where}: must be a whole number >= 1")
-        if self.kind == "uniform" and not 1 <= self.low <= self.high:
-            raise ConfigError(f"{where}: needs 1 <= LOW <= HIGH")
-        if self.kind == "normal" and not (self.low >= 1 and self.high >= 0):
-            raise ConfigError(f"{where}: needs MEAN >= 1 and STD >= 0")
-
-    def draw(self, rng: random.Random, count: int) -> list[int]:
-        """``count`` values, each at least 1."""
-        if self.kind == "fixed":
-            return [int(self.low)] * count
-        if self.kind == "uniform":
-            return [rng.randint(math.ceil(self.low), math.floor(self.high)) for _ in range(count)]
-        return [max(1, round(rng.gauss(self.low, self.high))) for _ in range(count)]
-
-    def describe(self) -> str:
-        if self.kind == "fixed":
-            return str(int(self.low))
-        return f"{self.kind}:{self.low:g}:{self.high:g}"
 
 
 @dataclass(frozen=True)
@@ -393,3 +340,20 @@ def _conversation(record: Any, file: Path, number: int) -> tuple[tuple[ChatMessa
                 reply = value if isinstance(value, str) else None
             return tuple(messages), reply
     raise ConfigError(f"{where}: the conversation has no user turn")
+
+
+def request_set(params: EngineParams) -> RequestSet:
+    """The requests of an engine cell (``EngineParams``): synthetic from the model's tokenizer, or the user's file."""
+    tokenizer = load_tokenizer(params.model)
+    if params.prompts is not None:
+        output = None if params.output_tokens == "reference" else TokenCounts.parse(params.output_tokens)
+        return load_prompt_file(
+            params.prompts, tokenizer, output_tokens=output, api=params.api, limit=params.requests, seed=params.seed
+        )
+    return synthetic_requests(
+        tokenizer,
+        params.requests,
+        TokenCounts.parse(params.prompt_tokens),
+        TokenCounts.parse(params.output_tokens),
+        seed=params.seed,
+    )

@@ -21,16 +21,16 @@ import os
 import tempfile
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from harness.runfile.records import Peak
 
 if TYPE_CHECKING:
     from harness.runfile.records import Environment
 
 __all__ = [
     "PEAK_DTYPES",
-    "Peak",
     "cache_path",
     "fraction_of_peak",
     "machine_key",
@@ -47,27 +47,6 @@ PEAK_DTYPES: dict[str, str] = {"fp32": "float32", "tf32": "float32", "bf16": "bf
 SIZES: tuple[int, ...] = (256, 512, 1024, 2048, 4096)
 #: Timed calls per size (after one warmup call).
 CALLS_PER_SIZE = 5
-
-
-@dataclass(frozen=True)
-class Peak:
-    """A measured dense matmul peak: FLOP/s, at which size, and how it was obtained."""
-
-    dtype: str
-    device: str
-    threads: int | None
-    flops_per_s: float
-    size: int
-    measured_utc: str
-    key: str
-    cached: bool = False
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Peak:
-        return cls(**data)
 
 
 def cache_path() -> Path:

@@ -20,16 +20,13 @@ Record tree::
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Annotated, Any, Literal
 
 from annotated_types import Ge
 
-from backends.engine.launcher import EngineRecord
-from backends.engine.metrics import EngineMetrics
-from harness.measure.peak import Peak
-from harness.pricing.catalog import Price
-from harness.run.engine_params import EngineParams
+from harness.runfile.engine import EngineMetrics, EngineParams, EngineRecord
+from harness.runfile.price import Price
 
 __all__ = [
     "SCHEMA_NAME",
@@ -700,6 +697,27 @@ class TorchFacts:
     num_threads: int
     num_interop_threads: int
     cuda_build: str | None
+
+
+@dataclass(frozen=True)
+class Peak:
+    """A measured dense matmul peak: FLOP/s, at which size, and how it was obtained."""
+
+    dtype: str
+    device: str
+    threads: int | None
+    flops_per_s: float
+    size: int
+    measured_utc: str
+    key: str
+    cached: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Peak:
+        return cls(**data)
 
 
 @dataclass(frozen=True)

@@ -12,14 +12,8 @@ import pytest
 from backends.engine import ChatMessage, EngineRequest, RequestFailure, TokenEvent, Usage, build_outcome
 from backends.engine.records import FailureKind
 from harness.errors import ConfigError
-from workloads.request_sets import (
-    TokenCounts,
-    exact_prompt,
-    length_report,
-    load_prompt_file,
-    load_tokenizer,
-    synthetic_requests,
-)
+from harness.runfile.engine import TokenCounts
+from workloads.request_sets import exact_prompt, length_report, load_prompt_file, load_tokenizer, synthetic_requests
 
 TEMPLATE = "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}assistant:"
 

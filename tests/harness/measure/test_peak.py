@@ -9,7 +9,6 @@ import pytest
 
 from harness.measure.peak import (
     SIZES,
-    Peak,
     cache_path,
     fraction_of_peak,
     machine_key,
@@ -17,6 +16,7 @@ from harness.measure.peak import (
     peak_for,
     run_peaks,
 )
+from harness.runfile.records import Peak
 
 
 def test_peak_is_measured_once_then_read_from_the_cache(tmp_path: Path) -> None:

@@ -77,9 +77,9 @@ def _tokenizer(folder: Path) -> None:
 
 
 def _engine() -> None:
-    from backends.engine.launcher import EngineRecord
-    from backends.engine.metrics import EngineMetrics, parse_metrics
+    from backends.engine.metrics import parse_metrics
     from backends.engine.scripted import Script, ScriptedServer
+    from harness.runfile.engine import EngineMetrics, EngineRecord
     from harness.runfile.files import load_run, save_run
 
     with tempfile.TemporaryDirectory() as model, ScriptedServer.in_thread(Script(ttft_s=0.005, itl_s=0.002)) as srv:
