@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness.runfile.records import Peak
+from harness.runfile.records import Peak, peak_key
 
 if TYPE_CHECKING:
     from harness.runfile.records import Environment
@@ -36,7 +36,6 @@ __all__ = [
     "machine_key",
     "measure_matmul_peak",
     "peak_for",
-    "peak_key",
     "run_peaks",
 ]
 
@@ -166,7 +165,7 @@ def peak_for(
 
     None for a dtype or device a matmul peak cannot be measured on (neuron, int8).
     """
-    from harness.measure.environment import utc_now
+    from harness.runfile.records import utc_now
 
     if dtype not in PEAK_DTYPES or not (device == "cpu" or device.startswith("cuda")):
         return None
@@ -194,14 +193,9 @@ def peak_for(
 
 def machine_busy() -> bool:
     """Whether other work competes for the cores now (the cells' own busy-machine rule)."""
-    from harness.run.cell import busy_machine_warning
+    from harness.measure.busy import busy_machine_warning
 
     return busy_machine_warning(1) is not None
-
-
-def peak_key(backend: str, device: str | None, dtype: str, threads: int | None) -> str:
-    """How a run file's ``environment.matmul_peaks`` names the peak a cell is measured against."""
-    return f"{backend}/{device or '-'}/{dtype}/t{threads or 'default'}"
 
 
 def _measure_in_child(dtype: str, device: str, threads: int | None) -> tuple[float, int]:

@@ -165,7 +165,7 @@ def _reject_constant(name: str) -> Any:
 
 def save_catalog(catalog: Catalog, path: str | Path) -> Path:
     """Write the catalog as JSON (atomically, so a reader never sees half a file)."""
-    from harness.runfile.files import atomic_write_text
+    from harness.runfile.atomic import atomic_write_text
 
     file = Path(path)
     try:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from annotated_types import Ge
@@ -69,10 +70,18 @@ __all__ = [
     "TorchFacts",
     "Validity",
     "WorkloadFacts",
+    "peak_key",
+    "utc_now",
 ]
 
 SCHEMA_NAME = "siliconbench/run"
 SCHEMA_VERSION = 2
+
+
+def utc_now() -> str:
+    """The current UTC time in ISO 8601 with a Z suffix: how every ``*_utc`` field of a run file is written."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
 
 #: Durations, counts, rates and energies: the reader refuses a negative one (JSON has no NaN/inf,
 #: and the codec refuses those too).
@@ -718,6 +727,11 @@ class Peak:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Peak:
         return cls(**data)
+
+
+def peak_key(backend: str, device: str | None, dtype: str, threads: int | None) -> str:
+    """How a run file's ``environment.matmul_peaks`` names the peak a cell is measured against."""
+    return f"{backend}/{device or '-'}/{dtype}/t{threads or 'default'}"
 
 
 @dataclass(frozen=True)

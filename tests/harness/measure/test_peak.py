@@ -95,7 +95,7 @@ def test_machine_key_names_silicon_torch_dtype_and_threads() -> None:
 
 def test_run_peaks_names_each_needed_peak_once(tmp_path: Path) -> None:
     from harness.measure.environment import collect_environment
-    from harness.measure.peak import peak_key
+    from harness.runfile.records import peak_key
 
     wanted = [("cpu", None, "fp32", 1), ("cpu", None, "fp32", 1), ("neuron", None, "bf16", None)]
     peaks = run_peaks(collect_environment(), wanted, path=tmp_path / "peak.json")

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 from harness.measure.between import spread_of
-from harness.measure.peak import peak_key
 from harness.measure.stats import median_ci
 from harness.report import uncertainty as u
 from harness.report.formats import render
@@ -22,6 +21,7 @@ from harness.runfile.records import (
     RunRecord,
     ServerPart,
     SloTargets,
+    peak_key,
 )
 from tests.harness.runfactory import lognormal_samples, make_cell, make_run
 
