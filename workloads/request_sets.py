@@ -13,7 +13,8 @@ set. Two kinds:
 
 Output length is forced: ``max_tokens`` with ``ignore_eos``, fixed or drawn like the inputs (or, for
 ShareGPT, the length of the reference reply). The counts the server achieved come back in each
-request's outcome (``usage``), and ``length_report`` compares them with what was asked.
+request's outcome (``usage``), and ``harness.scenarios.engine_records.length_report`` compares
+them with what was asked.
 Everything is seeded, so a request set is the same on every machine and at every rate.
 """
 
@@ -21,23 +22,20 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from backends.engine.records import ChatMessage, EngineRequest, RequestOutcome
 from harness.errors import ConfigError
-from harness.runfile.engine import EngineParams, TokenCounts
+from harness.runfile.engine import ChatMessage, EngineParams, EngineRequest, TokenCounts
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
 __all__ = [
-    "LengthReport",
     "RequestSet",
     "exact_prompt",
-    "length_report",
     "load_prompt_file",
     "load_tokenizer",
     "request_set",
@@ -233,45 +231,6 @@ def load_prompt_file(
         raise ConfigError(f"the prompt file {str(file)!r} holds no prompts")
     out = output_tokens.describe() if output_tokens is not None else "reference reply"
     return RequestSet(tuple(requests), str(file), "from file", out, seed)
-
-
-@dataclass(frozen=True)
-class LengthReport:
-    """Asked against achieved lengths over a run's successful requests (server's counts)."""
-
-    requests: int
-    output_short: int
-    input_mismatched: int
-    asked_output_tokens: int
-    achieved_output_tokens: int
-
-    @property
-    def warning(self) -> str | None:
-        parts = []
-        if self.output_short:
-            parts.append(f"{self.output_short} of {self.requests} requests stopped before max_tokens")
-        if self.input_mismatched:
-            parts.append(
-                f"{self.input_mismatched} of {self.requests} requests had a prompt count (the server's) "
-                "unlike the request set's"
-            )
-        return "; ".join(parts) or None
-
-
-def length_report(outcomes: Iterable[RequestOutcome]) -> LengthReport:
-    """How many requests got fewer output tokens than asked, or another input count than built."""
-    requests = short = mismatched = asked = achieved = 0
-    for outcome in outcomes:
-        if not outcome.ok or outcome.output_tokens is None:
-            continue
-        requests += 1
-        achieved += outcome.output_tokens
-        if outcome.max_tokens is not None:
-            asked += outcome.max_tokens
-            short += outcome.output_tokens < outcome.max_tokens
-        expected = outcome.expected_input_tokens
-        mismatched += expected is not None and outcome.input_tokens != expected
-    return LengthReport(requests, short, mismatched, asked, achieved)
 
 
 def _with_id(request: EngineRequest, request_id: str) -> EngineRequest:

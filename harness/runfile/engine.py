@@ -2,7 +2,8 @@
 
 These are records, so they live here and their producers import them: ``backends.engine`` fills
 ``EngineRecord`` (launcher) and ``EngineMetrics`` (metrics sampler), ``harness.run`` builds
-``EngineParams`` from the command line or a suite file. A change to a producer cannot change the
+``EngineParams`` from the command line or a suite file, ``workloads.request_sets`` the
+``EngineRequest``s the client (``backends.engine.client``) sends. A change to a producer cannot change the
 run file's shape by accident (``tests/harness/runfile/test_frozen_v2.py`` pins it). The checks in
 ``__post_init__`` are the records' own: a run file that breaks them is refused when read.
 """
@@ -22,9 +23,12 @@ __all__ = [
     "DEFAULT_REQUESTS",
     "ENGINES",
     "SILICON",
+    "Api",
+    "ChatMessage",
     "EngineMetrics",
     "EngineParams",
     "EngineRecord",
+    "EngineRequest",
     "EngineSpec",
     "MetricsSample",
     "TokenCounts",
@@ -162,6 +166,54 @@ class EngineParams:
         """A short label of the request set, for cell ids and tables."""
         source = "file" if self.prompts is not None else f"in{self.prompt_tokens}"
         return f"{source}-out{self.output_tokens}"
+
+
+#: The OpenAI-compatible API a request goes to.
+Api = Literal["completions", "chat"]
+
+
+@dataclass(frozen=True)
+class ChatMessage:
+    """One turn of a chat conversation, as the chat completions API takes it."""
+
+    role: str
+    content: str
+
+
+@dataclass(frozen=True)
+class EngineRequest:
+    """One request to an OpenAI-compatible engine.
+
+    Exactly one of ``prompt`` (text, or token ids for the completions API) and ``messages`` (chat)
+    is set; which one decides the API. ``max_tokens`` with ``ignore_eos`` forces the output length
+    where the engine allows it (vLLM does). Greedy decoding (``temperature`` 0) is the default so
+    the engine's tokens can be compared with the in-process reference. ``input_tokens`` is what the
+    workload built the prompt to be, kept beside the server's own count to check one against the
+    other. ``return_token_ids`` asks the engine for the ids of the tokens it streams (a vLLM
+    extension) for the correctness check.
+    """
+
+    request_id: str
+    max_tokens: int
+    prompt: str | tuple[int, ...] | None = None
+    messages: tuple[ChatMessage, ...] | None = None
+    ignore_eos: bool = True
+    temperature: float = 0.0
+    top_p: float = 1.0
+    seed: int | None = None
+    input_tokens: int | None = None
+    return_token_ids: bool = False
+
+    def __post_init__(self) -> None:
+        if (self.prompt is None) == (self.messages is None):
+            raise ValueError(f"request {self.request_id!r}: set exactly one of prompt and messages")
+        if self.max_tokens < 1:
+            raise ValueError(f"request {self.request_id!r}: max_tokens must be >= 1, got {self.max_tokens}")
+
+    @property
+    def api(self) -> Api:
+        """Which endpoint serves this request: ``completions`` for a prompt, ``chat`` for messages."""
+        return "chat" if self.messages is not None else "completions"
 
 
 @dataclass(frozen=True)

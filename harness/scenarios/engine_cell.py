@@ -243,7 +243,7 @@ class EngineCell:
         metrics: Any,
     ) -> Measurement:
         from harness.measure.stats import summarize
-        from workloads.request_sets import length_report
+        from harness.scenarios.engine_records import length_report
 
         params, policy, run = self.params, self.policy, loads.run
         e2e = [round(v) for v in run.e2e_ns()]
