@@ -11,16 +11,8 @@ open loops, capacity search, the correctness check) is a scenario's job: ``harne
 """
 
 from backends.engine.protocol import ClientTimeouts, Endpoint, EngineBackend, RequestStream
-from backends.engine.records import (
-    ChatMessage,
-    EngineRequest,
-    FailureKind,
-    RequestFailure,
-    RequestOutcome,
-    TokenEvent,
-    Usage,
-    build_outcome,
-)
+from backends.engine.records import FailureKind, RequestFailure, RequestOutcome, TokenEvent, Usage, build_outcome
+from harness.runfile.engine import ChatMessage, EngineRequest
 
 __all__ = [
     "ChatMessage",

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import contextlib
 
-from backends.engine.serving import EngineSpec, ServingEngine, open_engine
+from backends.engine.serving import ServingEngine, open_engine
+from harness.runfile.engine import EngineSpec
 
 __all__ = ["EnginePool"]
 

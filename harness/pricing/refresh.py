@@ -21,7 +21,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from harness.errors import ConfigError, PricingError
-from harness.pricing.catalog import Catalog, Price
+from harness.pricing.catalog import Catalog
+from harness.runfile.price import Price
 
 __all__ = [
     "DEFAULT_PURCHASE_OPTIONS",

@@ -94,7 +94,7 @@ class InProcess:
         self.watchdog = Watchdog(self._expire)
 
     def measure(self, config: CellConfig) -> CellRecord:
-        from harness.measure.environment import utc_now
+        from harness.runfile.records import utc_now
 
         self.config, self.phase, self.sampling, self.started = config, "setup", False, utc_now()
         self.watchdog.arm(self.limits.prepare_s)

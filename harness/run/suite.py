@@ -13,10 +13,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from harness.pricing.catalog import Price
 from harness.run.plan import Suite
 from harness.run.runner import HangFn, ProgressFn
 from harness.runfile.files import RunWriter
+from harness.runfile.price import Price
 from harness.runfile.records import CellConfig, CellRecord, RunRecord, TargetFacts
 
 __all__ = ["LocalRun", "StartFn", "run_suite"]

@@ -29,7 +29,7 @@ from backends.engine.pool import EnginePool
 from backends.engine.serving import ServingEngine
 from harness.errors import ConfigError
 from harness.measure.sampler import SamplingPolicy
-from harness.run.engine_params import EngineParams
+from harness.runfile.engine import EngineParams
 from harness.runfile.records import (
     CapacitySearchRecord,
     CellConfig,
@@ -61,33 +61,14 @@ from harness.scenarios.engine_load import EngineLoadRun
 from harness.scenarios.engine_records import load_record
 from harness.scenarios.tokens import SLO
 from harness.scenarios.validity import validity
-from workloads.request_sets import RequestSet, TokenCounts
+from workloads.request_sets import request_set
 
-__all__ = ["EngineCell", "request_set"]
+__all__ = ["EngineCell"]
 
 #: No new probe starts after this many times the cell's time budget (as in-process ``server``).
 SEARCH_BUDGET_FACTOR = 10
 #: A probe's stragglers are cancelled this many unloaded end-to-end times after its last arrival.
 GRACE_FACTOR = 20
-
-
-def request_set(params: EngineParams) -> RequestSet:
-    """The requests of a cell: synthetic from the model's tokenizer, or the user's file."""
-    from workloads.request_sets import load_prompt_file, load_tokenizer, synthetic_requests
-
-    tokenizer = load_tokenizer(params.model)
-    if params.prompts is not None:
-        output = None if params.output_tokens == "reference" else TokenCounts.parse(params.output_tokens)
-        return load_prompt_file(
-            params.prompts, tokenizer, output_tokens=output, api=params.api, limit=params.requests, seed=params.seed
-        )
-    return synthetic_requests(
-        tokenizer,
-        params.requests,
-        TokenCounts.parse(params.prompt_tokens),
-        TokenCounts.parse(params.output_tokens),
-        seed=params.seed,
-    )
 
 
 class EngineCell:
@@ -229,7 +210,7 @@ class EngineCell:
         metrics: Any,
     ) -> Measurement:
         from harness.measure.stats import summarize
-        from workloads.request_sets import length_report
+        from harness.scenarios.engine_records import length_report
 
         params, policy, run = self.params, self.policy, loads.run
         e2e = [round(v) for v in run.e2e_ns()]

@@ -10,11 +10,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from harness.pricing.catalog import Price
 from harness.run.plan import Suite
 from harness.run.runner import HangFn, ProgressFn
 from harness.run.suite import run_suite
 from harness.runfile.files import RunWriter
+from harness.runfile.price import Price
 from harness.runfile.records import CellConfig
 from harness.targets.base import TargetInterrupted, TargetOutcome
 

@@ -11,8 +11,8 @@ import pytest
 
 from backends.engine import pool as engine_pool
 from backends.engine.pool import EnginePool
-from backends.engine.serving import EngineSpec
 from harness.errors import CellError
+from harness.runfile.engine import EngineSpec
 
 SPEC = EngineSpec("m", engine="vllm")
 OTHER = EngineSpec("m", engine="vllm", max_model_len=1024)
