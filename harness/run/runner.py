@@ -3,9 +3,9 @@
 Three small pieces, each of one job:
 
 - a **strategy** measures one cell (``harness.run.strategies``: in this process, isolated, on an
-  engine);
+  engine, or ``ByConfig``: whichever the cell's configuration asks for);
 - an **order** says which cell is measured when and when its record is final: ``OneByOne`` (each
-  cell once, final at once, by the strategy its config asks for) or ``RepeatedProcesses``
+  cell once, final at once) or ``RepeatedProcesses``
   (``--processes N``: ABAB over fresh processes, final once merged, ``harness.run.repeats``);
 - the **sink** (``harness.run.sink``) writes each final record or stops the run, and ends it:
   ``complete``, ``interrupted`` with the signal, ``aborted`` on a full disk or a hung cell.
@@ -15,7 +15,6 @@ However a run ends, its file is valid, holds every cell that finished, and says 
 
 from __future__ import annotations
 
-import contextlib
 import os
 from collections.abc import Callable, Iterator, Sequence
 
@@ -23,7 +22,7 @@ from harness.errors import RunStoppedError
 from harness.measure.sampler import SamplingPolicy
 from harness.run.limits import CellLimits
 from harness.run.sink import RunSink
-from harness.run.strategies import HangFn, InProcess, Isolated, OnEngine, Strategy
+from harness.run.strategies import ByConfig, HangFn, Isolated, Strategy
 from harness.runfile.files import RunWriter
 from harness.runfile.records import CellConfig, CellRecord
 
@@ -44,15 +43,10 @@ def exit_on_hang(error: RunStoppedError) -> None:
 
 
 class OneByOne:
-    """Each cell once, in order, by the strategy its configuration asks for; final as soon as measured."""
+    """Each cell once, in order; its record final as soon as measured."""
 
-    def __init__(
-        self,
-        cells: Sequence[CellConfig],
-        choose: Callable[[CellConfig], Strategy],
-        progress: ProgressFn | None,
-    ) -> None:
-        self.cells, self.choose, self.progress = cells, choose, progress
+    def __init__(self, cells: Sequence[CellConfig], strategy: Strategy, progress: ProgressFn | None) -> None:
+        self.cells, self.strategy, self.progress = cells, strategy, progress
 
     def records(self) -> Iterator[CellRecord]:
         """Each cell's record; progress hears of it once the sink has written it."""
@@ -60,7 +54,7 @@ class OneByOne:
         for index, config in enumerate(self.cells, start=1):
             if self.progress:
                 self.progress(index, total, config, None)
-            record = self.choose(config).measure(config)
+            record = self.strategy.measure(config)
             yield record
             if self.progress:
                 self.progress(index, total, config, record)
@@ -76,9 +70,9 @@ class RepeatedProcesses:
     """
 
     def __init__(
-        self, cells: Sequence[CellConfig], measure: Strategy, processes: int, progress: ProgressFn | None
+        self, cells: Sequence[CellConfig], strategy: Strategy, processes: int, progress: ProgressFn | None
     ) -> None:
-        self.cells, self.measure, self.processes, self.progress = cells, measure, processes, progress
+        self.cells, self.strategy, self.processes, self.progress = cells, strategy, processes, progress
         self._found: list[list[CellRecord]] = [[] for _ in cells]
         self._merged: list[CellRecord] | None = None
         self._handed = 0
@@ -91,7 +85,7 @@ class RepeatedProcesses:
             config = self.cells[index]
             if self.progress:
                 self.progress(step, total, config, None)
-            record = self.measure.measure(config)
+            record = self.strategy.measure(config)
             self._found[index].append(record)
             if self.progress:
                 self.progress(step, total, config, record)
@@ -132,40 +126,15 @@ def run_cells(
     """
     limits = limits or CellLimits()
     sink = RunSink(writer, len(cells))
-    with contextlib.ExitStack() as stack:
-        isolated = Isolated(policy, limits)
-        order: OneByOne | RepeatedProcesses
-        if processes > 1:
-            order = RepeatedProcesses(cells, isolated, processes, progress)
-        else:
-            order = OneByOne(cells, _chooser(policy, limits, sink, on_hang, isolate, isolated, stack), progress)
+    order: OneByOne | RepeatedProcesses
+    strategy: Strategy
+    if processes > 1:
+        strategy = Isolated(policy, limits)
+        order = RepeatedProcesses(cells, strategy, processes, progress)
+    else:
+        strategy = ByConfig(policy, limits, sink, on_hang, isolate)
+        order = OneByOne(cells, strategy, progress)
+    try:
         return sink.drain(order.records(), order.leftovers)
-
-
-def _chooser(
-    policy: SamplingPolicy,
-    limits: CellLimits,
-    sink: RunSink,
-    on_hang: HangFn,
-    isolate: Callable[[CellConfig], bool],
-    isolated: Isolated,
-    stack: contextlib.ExitStack,
-) -> Callable[[CellConfig], Strategy]:
-    """Engine cells on the run's engines, isolated cells in children, the rest here; each
-    strategy made on first use and closed (``stack``) when the run ends."""
-    made: dict[str, Strategy] = {}
-
-    def strategy(name: str, make: Callable[[], Strategy]) -> Strategy:
-        if name not in made:
-            made[name] = make()
-            stack.callback(made[name].close)
-        return made[name]
-
-    def choose(config: CellConfig) -> Strategy:
-        if config.params.engine is not None:
-            return strategy("engine", lambda: OnEngine(policy))
-        if isolate(config):
-            return isolated
-        return strategy("in-process", lambda: InProcess(policy, limits, sink, on_hang))
-
-    return choose
+    finally:
+        strategy.close()

@@ -12,6 +12,8 @@ is closed when the run ends. None of them writes the run file: the runner hands 
 - ``OnEngine``: the cell's load goes to a serving engine from the run's
   ``backends.engine.pool.EnginePool`` (one cold start per engine for the whole run), stopped
   when the strategy closes.
+- ``ByConfig``: the one a run of single processes uses: an engine cell on the engines, a cell
+  ``isolate`` says so in a child, the rest here; each made on first use.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from harness.runfile.records import CellConfig, CellRecord
 if TYPE_CHECKING:
     from backends.engine.pool import EnginePool
 
-__all__ = ["HangFn", "InProcess", "Isolated", "OnEngine", "Strategy"]
+__all__ = ["ByConfig", "HangFn", "InProcess", "Isolated", "OnEngine", "Strategy"]
 
 #: Told, from the watchdog thread, that a cell in this process is hung; it must end the process.
 HangFn = Callable[[RunStoppedError], None]
@@ -135,3 +137,36 @@ class InProcess:
 
     def close(self) -> None:
         self.watchdog.close()
+
+
+class ByConfig:
+    """Each cell by the strategy its configuration asks for; every strategy made on first use."""
+
+    def __init__(
+        self,
+        policy: SamplingPolicy,
+        limits: CellLimits,
+        sink: RunSink,
+        on_hang: HangFn,
+        isolate: Callable[[CellConfig], bool],
+    ) -> None:
+        self.policy, self.limits, self.sink, self.on_hang, self.isolate = policy, limits, sink, on_hang, isolate
+        self._made: dict[str, Strategy] = {}
+
+    def measure(self, config: CellConfig) -> CellRecord:
+        return self._for(config).measure(config)
+
+    def _for(self, config: CellConfig) -> Strategy:
+        if config.params.engine is not None:
+            return self._made.setdefault("engine", OnEngine(self.policy))
+        if self.isolate(config):
+            return self._made.setdefault("isolated", Isolated(self.policy, self.limits))
+        if "in-process" not in self._made:  # its watchdog thread starts with it: make it only when needed
+            self._made["in-process"] = InProcess(self.policy, self.limits, self.sink, self.on_hang)
+        return self._made["in-process"]
+
+    def close(self) -> None:
+        """Close the in-process watchdog, then the engines (the order a run ends in)."""
+        for name in ("in-process", "isolated", "engine"):
+            if name in self._made:
+                self._made[name].close()
