@@ -18,6 +18,7 @@ from harness.measure.environment import utc_now
 from harness.measure.sampler import SamplingPolicy
 from harness.run.failures import describe_failure
 from harness.runfile.records import CellConfig, CellError, CellRecord
+from harness.scenarios.registry import cell_id
 
 if TYPE_CHECKING:
     from harness.scenarios.engine_cell import EnginePool
@@ -42,7 +43,7 @@ def failed_cell(
     else:
         message = exc
     return CellRecord(
-        id=config.cell_id,
+        id=cell_id(config),
         config=config,
         status="failed",
         error=CellError(type=kind, message=message[:500], phase=phase, traceback=trace),
@@ -116,7 +117,7 @@ def run_cell(
         ctx = CellContext(config, policy, backend, options, workload, model, params, on_phase=on_phase)
         measurement = scenario.run(ctx)
         record = CellRecord(
-            id=config.cell_id,
+            id=cell_id(config),
             config=config,
             status="ok",
             measurement=measurement,
@@ -142,7 +143,7 @@ def _run_engine_cell(config: CellConfig, policy: SamplingPolicy, engines: Engine
     try:
         cell = EngineCell(config, policy, engines)
         record = CellRecord(
-            id=config.cell_id,
+            id=cell_id(config),
             config=config,
             status="ok",
             measurement=cell.run(),
