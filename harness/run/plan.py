@@ -32,7 +32,7 @@ from harness.run.config import (
     StoppingRule,
     describe_type,
 )
-from harness.run.engine_params import EngineParams
+from harness.runfile.engine import EngineParams
 from harness.runfile.records import CellConfig, ScenarioParams
 
 __all__ = [
@@ -193,7 +193,7 @@ class Suite:
         engine = self.engine
         if not engine.used:
             return None
-        from backends.engine.serving import EngineSpec
+        from harness.runfile.engine import EngineSpec
 
         if not engine.model:
             raise ConfigError("engine cells need --model: the model folder or hub id the engine serves")
