@@ -7,8 +7,9 @@ name, the CLI option is built from the ``Option`` (``harness.cli.options``), the
 is the annotation (pydantic checks it, strictly: ``"8"`` is not an int, ``true`` not a number), so
 a new knob is one annotated field in its section and its flag and key follow.
 
-Suite files are flat (``max_time = 2``) as they always were; keys are unique across sections,
-so each flat key names one field of one section (``FIELDS``).
+Suite files are flat (``max_time = 2``) as they always were, or grouped in their sections'
+tables (``[stopping]``); keys are unique across sections, so each flat key names one field of
+one section (``FIELDS``). The run file's ``suite`` stays flat, as schema v2 has it.
 """
 
 from __future__ import annotations

@@ -375,7 +375,8 @@ def _build(base: Suite, values: dict[str, Any], source: str) -> Suite:
 
 
 def load_suite_file(path: str | Path, base: Suite = DEFAULT_SUITE) -> Suite:
-    """Read a TOML suite file over ``base``; keys may sit at the top level or under [suite]."""
+    """Read a TOML suite file over ``base``; keys may sit at the top level, under [suite], or in
+    their section's table ([matrix], [stopping], [execution], [load], [engine])."""
     path = Path(path)
     try:
         with path.open("rb") as handle:
@@ -393,4 +394,27 @@ def load_suite_file(path: str | Path, base: Suite = DEFAULT_SUITE) -> Suite:
     if "suite" in data and isinstance(data["suite"], dict):
         nested = data.pop("suite")
         data = {**nested, **data}
-    return _build(base, data, f"suite file {str(path)!r}")
+    source = f"suite file {str(path)!r}"
+    return _build(base, _flattened(data, source), source)
+
+
+def _flattened(data: dict[str, Any], source: str) -> dict[str, Any]:
+    """Section tables (``[stopping]``, ``[engine]``, ...) as the flat keys they hold.
+
+    ``[pricing]`` stays what it always was, the ``pricing`` key's own table; ``engine = "vllm"``
+    is the engine key, ``[engine]`` the engine section.
+    """
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        if key in SECTIONS and key != "pricing" and isinstance(value, dict):
+            for inner, item in value.items():
+                ref = FIELDS.get(inner)
+                if ref is not None and ref.section != key:
+                    raise ConfigError(f"{source}: key {inner!r} belongs in [{ref.section}], not [{key}]")
+                if ref is None:
+                    allowed = ", ".join(k for k, r in FIELDS.items() if r.section == key)
+                    raise ConfigError(f"unknown key {inner!r} in [{key}] of {source}; allowed keys: {allowed}")
+                flat[inner] = item
+        else:
+            flat[key] = value
+    return flat

@@ -110,3 +110,21 @@ def test_a_new_field_is_a_flag_and_a_suite_key_with_no_other_edit(
     path.write_text("settle = 'soon'\n")
     with pytest.raises(ConfigError, match="'settle' must be int or float, got 'soon'"):
         load_suite_file(path, Suite())
+
+
+def test_a_suite_file_may_group_keys_by_section(tmp_path: Path) -> None:
+    path = tmp_path / "suite.toml"
+    with pytest.raises(ConfigError, match=r"key 'max_time' belongs in \[stopping\], not \[matrix\]"):
+        path.write_text("[matrix]\nmax_time = 2\n")
+        load_suite_file(path)
+    path.write_text(
+        '[load]\nscenario = "generate"\n[stopping]\nmax_time = 2\n[engine]\nmodel = "m"\nendpoint = "http://x:9"\n'
+    )
+    suite = load_suite_file(path)
+    assert suite.stopping.max_time == 2.0 and suite.engine.model == "m"
+    flat = tmp_path / "flat.toml"
+    flat.write_text('scenario = "generate"\nmax_time = 2\nmodel = "m"\nendpoint = "http://x:9"\n')
+    assert load_suite_file(flat) == suite
+    path.write_text("[stopping]\nmax_tme = 2\n")
+    with pytest.raises(ConfigError, match=r"unknown key 'max_tme' in \[stopping\] .*allowed keys: max_time"):
+        load_suite_file(path)
