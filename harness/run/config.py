@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from harness.errors import ConfigError
 from harness.run.limits import PREPARE_LIMIT_S, SAMPLING_GRACE_S
+from harness.scenarios.specs import DEFAULT_SCENARIO
 
 __all__ = [
     "FIELDS",
@@ -230,7 +231,9 @@ class LoadConfig(Section):
 
     group: ClassVar[tuple[str, str] | None] = ("scenarios", "How load is applied.")
 
-    scenario: Annotated[str, Option("--scenario", "load scenario (default latency)", choices="scenarios")] = "latency"
+    scenario: Annotated[str, Option("--scenario", "load scenario (default latency)", choices="scenarios")] = (
+        DEFAULT_SCENARIO
+    )
     prompt_tokens: Annotated[
         int, Option("--prompt-tokens", "decoders: exact prompt length in tokens (default 128)", "N")
     ] = 128
