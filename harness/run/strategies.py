@@ -30,6 +30,7 @@ from harness.run.limits import PREPARE_PHASES, CellLimits
 from harness.run.sink import RunSink
 from harness.run.watchdog import Watchdog
 from harness.runfile.records import CellConfig, CellRecord
+from harness.scenarios.registry import cell_id
 
 if TYPE_CHECKING:
     from backends.engine.pool import EnginePool
@@ -127,7 +128,7 @@ class InProcess:
         path = self.sink.writer.path
         self.on_hang(
             RunStoppedError(
-                f"cell {config.cell_id} {why}; a hung cell cannot be stopped inside this process, so the run "
+                f"cell {cell_id(config)} {why}; a hung cell cannot be stopped inside this process, so the run "
                 f"ended: rerun with --isolate to have it killed and the run go on; {done} finished cells kept "
                 f"in {path} (status aborted: timed out)",
                 "timed_out",
