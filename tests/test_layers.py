@@ -68,9 +68,7 @@ STATISTICS = ("harness.measure.stats", "harness.measure.between")
 PENDING: dict[tuple[str, str], str] = {
     # FORWARD_COLUMNS, the scenario registry's labels and MIN_SAMPLES_FOR_P99 move to the scenario
     # specs module: branch i17-config.
-    ("harness.report.columns", "harness.scenarios.prepare"): "i17-config",
     ("harness.report.columns", "harness.scenarios.registry"): "i17-config",
-    ("harness.report.slo", "harness.scenarios.validity"): "i17-config",
 }
 
 Graph = Mapping[str, frozenset[str]]

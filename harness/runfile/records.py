@@ -124,11 +124,10 @@ class ScenarioParams:
 
 @dataclass(frozen=True)
 class CellConfig:
-    """One point of the matrix: workload × preset × backend × options × batch × scenario.
+    """One point of the matrix: workload × preset × backend × options × batch × scenario."""
 
-    Its id (``harness.scenarios.registry.cell_id``) ends in its scenario's label, which the
-    scenario's spec declares: the record does not know any scenario by name.
-    """
+    # Its id (harness.scenarios.registry.cell_id) ends in its scenario's label, which the
+    # scenario's spec declares: the record does not know any scenario by name.
 
     workload: str
     preset: str

@@ -13,6 +13,7 @@ from harness.measure.environment import collect_environment
 from harness.measure.sampler import SamplingPolicy
 from harness.runfile.files import RunWriter, load_run
 from harness.runfile.records import CellConfig, CellRecord
+from harness.scenarios.registry import cell_id
 from tests.harness.runfactory import make_cell, make_run
 
 CELLS = [CellConfig("mlp", "tiny", "cpu", "fp32", "eager", 1, bs) for bs in (1, 2)]
@@ -20,7 +21,7 @@ CELLS = [CellConfig("mlp", "tiny", "cpu", "fp32", "eager", 1, bs) for bs in (1, 
 
 def _record(config: CellConfig, seed: int) -> CellRecord:
     cell = make_run([make_cell([1000 + seed, 1100 + seed, 1200 + seed], batch_size=config.batch_size)]).cells[0]
-    return replace(cell, config=config, id=config.cell_id)
+    return replace(cell, config=config, id=cell_id(config))
 
 
 def test_an_interrupt_keeps_every_cell_with_a_process_measured(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
