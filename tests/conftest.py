@@ -12,8 +12,9 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
-#: The real vLLM CPU engine's fixtures, for the tests marked ``engine`` anywhere in the tree.
-pytest_plugins = ["tests.vllm_cpu"]
+#: The real vLLM CPU engine's fixtures, for the tests marked ``engine`` anywhere in the tree; pytester for
+#: the tests that run a documented pytest session (tests/test_readme.py).
+pytest_plugins = ["tests.vllm_cpu", "pytester"]
 
 CliRunner = Callable[..., subprocess.CompletedProcess[str]]
 
