@@ -10,15 +10,8 @@ from pathlib import Path
 import pytest
 
 from harness.runfile.files import load_run
+from tests.cli import one_line_error
 from tests.conftest import REPO_ROOT, CliRunner, cli_env
-
-
-def _one_line_error(result, expected: str) -> None:  # type: ignore[no-untyped-def]
-    assert result.returncode == 2, result.stderr
-    assert "Traceback" not in result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert expected in lines[0], lines[0]
 
 
 @pytest.mark.slow
@@ -151,22 +144,22 @@ def test_help_does_not_import_torch(run_cli: CliRunner) -> None:
     ],
 )
 def test_bad_input_gets_one_line_and_exit_code_2(run_main: CliRunner, args: list[str], expected: str) -> None:
-    _one_line_error(run_main(*args), expected)
+    one_line_error(run_main(*args), expected)
 
 
 def test_bad_suite_files_get_one_line(run_main: CliRunner, tmp_path: Path) -> None:
     malformed = tmp_path / "malformed.toml"
     malformed.write_text("workloads = [\n")
-    _one_line_error(run_main("run", "--suite", str(malformed)), "is not valid TOML")
+    one_line_error(run_main("run", "--suite", str(malformed)), "is not valid TOML")
     unknown = tmp_path / "unknown.toml"
     unknown.write_text("workload = 'mlp'\n")
-    _one_line_error(run_main("run", "--suite", str(unknown)), "unknown key 'workload' in suite file")
+    one_line_error(run_main("run", "--suite", str(unknown)), "unknown key 'workload' in suite file")
 
 
 def test_an_unwritable_output_path_gets_one_line(run_main: CliRunner, tmp_path: Path) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("x")
-    _one_line_error(
+    one_line_error(
         run_main("run", "--workload", "mlp", "--preset", "tiny", "--output", str(blocker / "sub")),
         "cannot create output folder",
     )
@@ -175,4 +168,4 @@ def test_an_unwritable_output_path_gets_one_line(run_main: CliRunner, tmp_path: 
 def test_a_truncated_run_file_gets_one_line(run_main: CliRunner, tmp_path: Path) -> None:
     path = tmp_path / "run.json"
     path.write_text('{"schema": "siliconbench/run", "schema_version": 1, "cells": [')
-    _one_line_error(run_main("report", str(path)), "is not valid JSON")
+    one_line_error(run_main("report", str(path)), "is not valid JSON")
