@@ -7,12 +7,12 @@ one run file that every siliconbench report, comparison and export reads.
         print(cell.measurement.latency_ns.p50 / 1e6, "ms")
 
 The fixture measures one cell per call with the same code as ``siliconbench run`` (correctness
-check, warmup, adaptive sampling, order-statistic intervals) and returns the cell's record, a
-frozen ``CellRecord`` read by attribute; a cell that fails fails the test with the cell's one-line
-error, so a test that gets a record gets a measurement (``tests/test_readme.py`` runs this
-example). Registered through the ``pytest11`` entry point, and cheap to load: nothing heavy is
-imported until a test asks for the fixture, and no run file is written by a session that
-measures nothing.
+check, warmup, adaptive sampling, distribution-free order-statistic intervals) and returns the
+cell record (``CellRecord``, frozen dataclasses: read it by attribute); a cell that fails fails
+the test with the cell's one-line error, so a test that gets a record gets a measurement
+(``tests/test_readme.py`` runs this example). Registered through the ``pytest11`` entry point,
+and cheap to load: nothing heavy is imported until a test asks for the fixture, and no run file
+is written by a session that measures nothing.
 """
 
 from __future__ import annotations

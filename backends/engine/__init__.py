@@ -6,16 +6,8 @@ streaming HTTP client that implements it (imported on use: it needs ``aiohttp``)
 """
 
 from backends.engine.protocol import ClientTimeouts, Endpoint, EngineBackend, RequestStream
-from backends.engine.records import (
-    ChatMessage,
-    EngineRequest,
-    FailureKind,
-    RequestFailure,
-    RequestOutcome,
-    TokenEvent,
-    Usage,
-    build_outcome,
-)
+from backends.engine.records import FailureKind, RequestFailure, RequestOutcome, TokenEvent, Usage, build_outcome
+from harness.runfile.engine import ChatMessage, EngineRequest
 
 __all__ = [
     "ChatMessage",

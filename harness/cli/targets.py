@@ -10,8 +10,8 @@ from typing import Any
 
 from harness.cli.exits import EXIT_CELL_FAILED
 from harness.errors import ConfigError, RunStoppedError
-from harness.pricing.catalog import Price
 from harness.run.plan import Suite
+from harness.runfile.price import Price
 from harness.targets.base import Target
 
 __all__ = ["choose_target"]

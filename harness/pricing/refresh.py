@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from harness.errors import PricingError
-from harness.pricing.catalog import Price
+from harness.runfile.price import Price
 
 __all__ = [
     "ON_DEMAND_FILTERS",

@@ -18,7 +18,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from harness.errors import PricingError
-from harness.pricing.catalog import Catalog, Price, load_catalog
+from harness.pricing.catalog import Catalog, load_catalog
+from harness.runfile.price import Price
 
 if TYPE_CHECKING:
     from harness.runfile.records import RunRecord

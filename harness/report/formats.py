@@ -17,7 +17,7 @@ from harness.errors import ConfigError
 from harness.report.columns import Column, Value, columns_for
 from harness.report.cost import PriceResolver
 from harness.report.rows import CellRow, Interval, cell_rows
-from harness.runfile.checks import dumps_json
+from harness.runfile.json_writer import dumps_json
 from harness.runfile.records import RunRecord
 
 __all__ = ["FORMATS", "ScenarioTable", "price_lines", "render", "scenario_tables", "withheld_lines"]

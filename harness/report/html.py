@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from html import escape
 from typing import TYPE_CHECKING
 
-from harness.measure.environment import utc_now
+from harness.runfile.records import utc_now
 
 if TYPE_CHECKING:
     from harness.report.formats import ScenarioTable

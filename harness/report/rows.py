@@ -10,8 +10,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from harness.measure.stats import Summary, min_samples
-from harness.pricing.catalog import Price
 from harness.report.cost import PriceResolver, tokens_per_s_at_capacity, usd_per_million
+from harness.runfile.price import Price
 from harness.runfile.records import CellRecord, Measurement, RunRecord, TokenMetrics
 
 __all__ = ["CellRow", "Interval", "cell_rows"]

@@ -10,12 +10,11 @@ measured matmul peak. The reasoning lives in ``harness.report.verdict``,
 
 from __future__ import annotations
 
-from harness.measure.peak import peak_key
 from harness.measure.stats import Interval as StatInterval
 from harness.report.cost import usd_per_million as per_million
 from harness.report.rows import CellRow, Interval
 from harness.report.verdict import capacity_estimate, cost_interval, throughput_interval
-from harness.runfile.records import Measurement
+from harness.runfile.records import Measurement, peak_key
 
 __all__ = [
     "capacity",

@@ -8,24 +8,21 @@ options, threads, workload, model) lives here; what is measured and how lives in
 
 from __future__ import annotations
 
-import os
 import traceback
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from backends.base import BackendOptions
-from harness.measure.environment import utc_now
+from harness.measure.busy import busy_machine_warning
 from harness.measure.sampler import SamplingPolicy
 from harness.run.failures import describe_failure
-from harness.runfile.records import CellConfig, CellError, CellRecord
+from harness.runfile.records import CellConfig, CellError, CellRecord, utc_now
 
 if TYPE_CHECKING:
     from harness.scenarios.engine_cell import EnginePool
 
-#: Load above the core count, beyond this margin, means work other than ours competed for cores.
-BUSY_MARGIN = 0.5
 
-__all__ = ["BUSY_MARGIN", "busy_machine_warning", "failed_cell", "run_cell"]
+__all__ = ["failed_cell", "run_cell"]
 
 
 def failed_cell(
@@ -49,26 +46,6 @@ def failed_cell(
         started_utc=started,
         finished_utc=utc_now(),
     )
-
-
-def busy_machine_warning(threads: int) -> str | None:
-    """A warning when other work competed for the cores during the cell, else None.
-
-    Intra-op thread pools spin at barriers: when another process holds a core that one of our
-    threads needs, a parallel region waits for a scheduler time slice, and latency can grow a
-    hundredfold. The one-minute load average, taken at the end of the cell, is a cheap witness.
-    """
-    try:
-        load = os.getloadavg()[0]
-        cores = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return None
-    if load > cores + BUSY_MARGIN:
-        return (
-            f"busy machine: load average {load:.1f} on {cores} cores while this cell used {threads} "
-            "thread(s); other work may have inflated the latencies"
-        )
-    return None
 
 
 def run_cell(

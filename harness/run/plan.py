@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from harness.errors import ConfigError
-from harness.run.engine_params import EngineParams
 from harness.run.limits import PREPARE_LIMIT_S, SAMPLING_GRACE_S
+from harness.runfile.engine import EngineParams
 from harness.runfile.records import CellConfig, ScenarioParams
 
 __all__ = [
@@ -190,7 +190,7 @@ class Suite:
         """
         if self.engine is None and self.endpoint is None:
             return None
-        from backends.engine.serving import EngineSpec
+        from harness.runfile.engine import EngineSpec
 
         if not self.model:
             raise ConfigError("engine cells need --model: the model folder or hub id the engine serves")

@@ -134,7 +134,7 @@ def run_cells(
     ``on_hang``. A stop signal marks the file ``interrupted`` and re-raises; a full disk marks it
     ``disk_full`` and raises ``RunStoppedError``.
     """
-    from harness.measure.environment import utc_now
+    from harness.runfile.records import utc_now
 
     limits = limits or CellLimits()
     if processes > 1:

@@ -20,16 +20,14 @@ Record tree::
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from annotated_types import Ge
 
-from backends.engine.launcher import EngineRecord
-from backends.engine.metrics import EngineMetrics
-from harness.measure.peak import Peak
-from harness.pricing.catalog import Price
-from harness.run.engine_params import EngineParams
+from harness.runfile.engine import EngineMetrics, EngineParams, EngineRecord
+from harness.runfile.price import Price
 
 __all__ = [
     "SCHEMA_NAME",
@@ -72,10 +70,18 @@ __all__ = [
     "TorchFacts",
     "Validity",
     "WorkloadFacts",
+    "peak_key",
+    "utc_now",
 ]
 
 SCHEMA_NAME = "siliconbench/run"
 SCHEMA_VERSION = 2
+
+
+def utc_now() -> str:
+    """The current UTC time in ISO 8601 with a Z suffix: how every ``*_utc`` field of a run file is written."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
 
 #: Durations, counts, rates and energies: the reader refuses a negative one (JSON has no NaN/inf,
 #: and the codec refuses those too).
@@ -700,6 +706,32 @@ class TorchFacts:
     num_threads: int
     num_interop_threads: int
     cuda_build: str | None
+
+
+@dataclass(frozen=True)
+class Peak:
+    """A measured dense matmul peak: FLOP/s, at which size, and how it was obtained."""
+
+    dtype: str
+    device: str
+    threads: int | None
+    flops_per_s: float
+    size: int
+    measured_utc: str
+    key: str
+    cached: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Peak:
+        return cls(**data)
+
+
+def peak_key(backend: str, device: str | None, dtype: str, threads: int | None) -> str:
+    """How a run file's ``environment.matmul_peaks`` names the peak a cell is measured against."""
+    return f"{backend}/{device or '-'}/{dtype}/t{threads or 'default'}"
 
 
 @dataclass(frozen=True)

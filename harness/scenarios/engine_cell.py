@@ -27,10 +27,10 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from backends.engine.serving import EngineSpec, ServingEngine, open_engine
+from backends.engine.serving import ServingEngine, open_engine
 from harness.errors import ConfigError
 from harness.measure.sampler import SamplingPolicy
-from harness.run.engine_params import EngineParams, request_set
+from harness.runfile.engine import EngineParams, EngineSpec
 from harness.runfile.records import (
     CapacitySearchRecord,
     CellConfig,
@@ -62,6 +62,7 @@ from harness.scenarios.engine_load import EngineLoadRun
 from harness.scenarios.engine_records import load_record
 from harness.scenarios.tokens import SLO
 from harness.scenarios.validity import validity
+from workloads.request_sets import request_set
 
 __all__ = ["EngineCell", "EnginePool"]
 
@@ -242,7 +243,7 @@ class EngineCell:
         metrics: Any,
     ) -> Measurement:
         from harness.measure.stats import summarize
-        from workloads.request_sets import length_report
+        from harness.scenarios.engine_records import length_report
 
         params, policy, run = self.params, self.policy, loads.run
         e2e = [round(v) for v in run.e2e_ns()]

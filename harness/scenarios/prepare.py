@@ -52,7 +52,7 @@ class CheckedForward:
 def prepare_checked(ctx: CellContext, staged: bool = False) -> CheckedForward:
     """Reference, prepare and check a plain forward pass at the cell's batch.
 
-    With ``staged``, the backend prepares a ``sut.StagedModel`` whose inputs can be refilled.
+    With ``staged``, the backend prepares a ``staged.StagedModel`` whose inputs can be refilled.
     """
     import torch
 
@@ -72,7 +72,7 @@ def prepare_checked(ctx: CellContext, staged: bool = False) -> CheckedForward:
     backend.reset_peak_memory()
     wrapper = None
     if staged:
-        from harness.scenarios.sut import StagedModel
+        from harness.scenarios.staged import StagedModel
 
         wrapper = StagedModel(ctx.model, inputs)
         prepared = backend.prepare(wrapper, (), ctx.options)

@@ -11,10 +11,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from harness.pricing.catalog import Price
 from harness.run.plan import Suite
 from harness.run.runner import HangFn, ProgressFn
 from harness.runfile.files import RunWriter
+from harness.runfile.price import Price
 from harness.runfile.records import CellConfig, CellRecord, RunRecord, TargetFacts
 from harness.targets.base import TargetInterrupted, TargetOutcome
 

@@ -22,11 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import CloudError
-from harness.measure.environment import utc_now
 from harness.run.plan import DEFAULT_SUITE
 from harness.run.runner import ProgressFn
 from harness.runfile.files import RunWriter
-from harness.runfile.records import CellConfig, CellRecord, TargetFacts
+from harness.runfile.records import CellConfig, CellRecord, TargetFacts, utc_now
 from harness.targets.aws.storage import (
     BOOTSTRAP_LOG,
     ERROR,

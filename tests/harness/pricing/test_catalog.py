@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 
 from harness.errors import ConfigError, PricingError
-from harness.pricing.catalog import PRICES_ENV, SNAPSHOT_PATH, Catalog, Price, load_catalog, save_catalog
+from harness.pricing.catalog import PRICES_ENV, SNAPSHOT_PATH, Catalog, load_catalog, save_catalog
 from harness.pricing.given import price_from_cli, price_from_table, validate_pricing_table
 from harness.run.plan import DEFAULT_SUITE, load_suite_file
+from harness.runfile.price import Price
 
 FAMILIES = ("inf1", "inf2", "trn1", "g5", "g6", "g6e", "p4d", "p5", "c7i", "c7g", "m7i")
 

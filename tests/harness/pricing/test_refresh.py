@@ -298,7 +298,8 @@ def test_pricing_refresh_command_rewrites_spot_prices_and_keeps_the_rest(
 
 
 def test_refresh_without_names_refreshes_the_catalogs_own_pairs(run_cli: Any, moto_url: str, tmp_path: Path) -> None:
-    from harness.pricing.catalog import Catalog, Price, save_catalog
+    from harness.pricing.catalog import Catalog, save_catalog
+    from harness.runfile.price import Price
 
     small = save_catalog(
         Catalog(

@@ -5,11 +5,12 @@ from __future__ import annotations
 import pytest
 
 from harness.errors import RunFileError
-from harness.pricing.catalog import Catalog, Price
+from harness.pricing.catalog import Catalog
 from harness.pricing.given import price_from_cli
 from harness.report.cost import PriceResolver, usd_per_million
 from harness.report.formats import render
 from harness.report.rows import cell_rows
+from harness.runfile.price import Price
 from tests.harness.runfactory import make_cell, make_failed_cell, make_run
 
 

@@ -124,7 +124,7 @@ def test_failed_cells_of_a_scenario_are_listed_in_its_table() -> None:
 
 
 def test_load_scenarios_are_priced_per_token_and_at_capacity(mixed_run: RunRecord) -> None:
-    from harness.pricing.catalog import Price
+    from harness.runfile.price import Price
 
     price = Price("local", "local", "on-demand", 3.6, "test", "2026-11-24")
     generate = mixed_run.cells[1]
@@ -169,7 +169,7 @@ def test_a_concurrency_sweep_shows_its_users_and_measured_token_counts(mixed_run
 
 
 def test_a_decoder_server_cell_prices_its_tokens_at_the_capacity_not_the_measured_rate() -> None:
-    from harness.pricing.catalog import Price
+    from harness.runfile.price import Price
 
     price = Price("local", "local", "on-demand", 3.6, "test", "2026-11-24")
     cell = _cell("llama", "server", rate=4.0, slo_ttft_ms=1000.0, prompt_tokens=8, output_tokens=3)

@@ -9,18 +9,19 @@ import numpy as np
 import pytest
 
 from harness.measure.between import spread_of
-from harness.measure.peak import Peak, peak_key
 from harness.measure.stats import median_ci
-from harness.pricing.catalog import Price
 from harness.report import uncertainty as u
 from harness.report.formats import render
 from harness.report.rows import cell_rows
+from harness.runfile.price import Price
 from harness.runfile.records import (
     CapacitySearchRecord,
+    Peak,
     ProcessesPart,
     RunRecord,
     ServerPart,
     SloTargets,
+    peak_key,
 )
 from tests.harness.runfactory import lognormal_samples, make_cell, make_run
 

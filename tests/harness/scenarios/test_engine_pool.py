@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from backends.engine.serving import EngineSpec
 from harness.errors import CellError
+from harness.runfile.engine import EngineSpec
 from harness.scenarios import engine_cell
 from harness.scenarios.engine_cell import EnginePool
 

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from backends.engine.serving import EngineSpec
 from harness.errors import ConfigError
-from harness.run.engine_params import EngineParams
+from harness.runfile.engine import EngineParams, EngineSpec
 
 ATTACHED = EngineSpec("m", endpoint="http://127.0.0.1:8000")
 
