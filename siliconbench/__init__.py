@@ -26,10 +26,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from harness import __version__
-from harness.pricing.catalog import Price
 from harness.run.plan import Suite
 from harness.run.plan import load_suite_file as load_suite
+from harness.runfile.engine import EngineMetrics, EngineParams, EngineRecord, EngineSpec, MetricsSample
 from harness.runfile.files import load_run
+from harness.runfile.price import Price
 from harness.runfile.records import (
     SCHEMA_NAME,
     SCHEMA_VERSION,
@@ -93,8 +94,12 @@ __all__ = [
     "Energy",
     "EngineAgreement",
     "EngineLoadRecord",
+    "EngineMetrics",
+    "EngineParams",
     "EnginePart",
+    "EngineRecord",
     "EngineRequestRecord",
+    "EngineSpec",
     "Environment",
     "GenerationPart",
     "GpuInventory",
@@ -103,6 +108,7 @@ __all__ = [
     "LoadgenPart",
     "LocalRun",
     "Measurement",
+    "MetricsSample",
     "OfflinePart",
     "Peak",
     "Price",
