@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 
 from harness.runfile.records import CellRecord
+from harness.scenarios.registry import cell_id
 
 __all__ = ["SiliconbenchFixture", "SiliconbenchSession"]
 
@@ -132,7 +133,7 @@ class SiliconbenchSession:
         self.records.append(record)
         if record.error is not None:
             error = record.error
-            pytest.fail(f"siliconbench cell {config.cell_id} failed in {error.phase}: {error.message}", pytrace=False)
+            pytest.fail(f"siliconbench cell {cell_id(config)} failed in {error.phase}: {error.message}", pytrace=False)
         return record
 
     def finish(self, interrupted: bool) -> Path | None:

@@ -24,8 +24,8 @@ def _run_price(args: argparse.Namespace, suite: Suite) -> Price | None:
 
     if args.price_per_hour is not None:
         return price_from_cli(args.price_per_hour)
-    if suite.pricing:
-        return price_from_table(suite.pricing, load_catalog)
+    if suite.pricing.pricing:
+        return price_from_table(suite.pricing.pricing, load_catalog)
     return None
 
 

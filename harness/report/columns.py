@@ -318,8 +318,8 @@ def columns_for(scenario: str, rows: Sequence[CellRow]) -> list[Column]:
     optional columns no row has a value for and identity columns the rows do not need. A scenario
     this release does not know (a run file from a newer one) gets the forward-pass columns."""
     from harness.errors import UnknownNameError
-    from harness.scenarios.prepare import FORWARD_COLUMNS
     from harness.scenarios.registry import spec
+    from harness.scenarios.specs import FORWARD_COLUMNS
 
     try:
         named = spec(scenario).columns

@@ -14,7 +14,7 @@ from typing import Any
 
 from harness.report.columns import fmt, money
 from harness.report.rows import CellRow
-from harness.scenarios.validity import MIN_SAMPLES_FOR_P99
+from harness.scenarios.specs import MIN_SAMPLES_FOR_P99
 
 __all__ = ["SloChoice", "choose", "describe_pick"]
 

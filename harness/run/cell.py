@@ -17,6 +17,7 @@ from harness.measure.busy import busy_machine_warning
 from harness.measure.sampler import SamplingPolicy
 from harness.run.failures import describe_failure
 from harness.runfile.records import CellConfig, CellError, CellRecord, utc_now
+from harness.scenarios.registry import cell_id
 
 if TYPE_CHECKING:
     from harness.scenarios.engine_cell import EnginePool
@@ -39,7 +40,7 @@ def failed_cell(
     else:
         message = exc
     return CellRecord(
-        id=config.cell_id,
+        id=cell_id(config),
         config=config,
         status="failed",
         error=CellError(type=kind, message=message[:500], phase=phase, traceback=trace),
@@ -93,7 +94,7 @@ def run_cell(
         ctx = CellContext(config, policy, backend, options, workload, model, params, on_phase=on_phase)
         measurement = scenario.run(ctx)
         record = CellRecord(
-            id=config.cell_id,
+            id=cell_id(config),
             config=config,
             status="ok",
             measurement=measurement,
@@ -119,7 +120,7 @@ def _run_engine_cell(config: CellConfig, policy: SamplingPolicy, engines: Engine
     try:
         cell = EngineCell(config, policy, engines)
         record = CellRecord(
-            id=config.cell_id,
+            id=cell_id(config),
             config=config,
             status="ok",
             measurement=cell.run(),

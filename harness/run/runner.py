@@ -23,6 +23,7 @@ from harness.run.watchdog import Watchdog
 from harness.runfile.atomic import is_disk_full
 from harness.runfile.files import RunWriter
 from harness.runfile.records import CellConfig, CellRecord
+from harness.scenarios.registry import cell_id
 
 __all__ = ["EXIT_HUNG", "HangFn", "ProgressFn", "exit_on_hang", "run_cells"]
 
@@ -97,12 +98,12 @@ class _InProcessLimits:
         except OSError:
             pass  # finish() keeps what fits
         try:
-            self.writer.finish("aborted", f"timed out: cell {config.cell_id} {why}")
+            self.writer.finish("aborted", f"timed out: cell {cell_id(config)} {why}")
         except OSError:
             pass  # the last good file stays
         self.on_hang(
             RunStoppedError(
-                f"cell {config.cell_id} {why}; a hung cell cannot be stopped inside this process, so the run "
+                f"cell {cell_id(config)} {why}; a hung cell cannot be stopped inside this process, so the run "
                 f"ended: rerun with --isolate to have it killed and the run go on; {done} finished cells kept "
                 f"in {self.writer.path} (status aborted: timed out)",
                 "timed_out",

@@ -121,29 +121,14 @@ class ScenarioParams:
     #: Set on cells measured on a serving engine (``--engine``/``--endpoint``), None in-process.
     engine: EngineParams | None = None
 
-    def label(self, scenario: str) -> str:
-        """The part of a cell id that tells cells of one scenario apart."""
-        parts = [scenario]
-        if self.engine is not None:
-            parts.append(self.engine.describe())
-            if scenario == "server":
-                parts.append(f"r{self.rate:g}" if self.rate is not None else "capacity")
-            parts.append(f"c{self.concurrency}")
-            return "-".join(parts)
-        if scenario in ("generate", "server", "offline"):
-            parts.append(f"p{self.prompt_tokens}o{self.output_tokens}")
-        if scenario == "server":
-            parts.append(f"r{self.rate:g}" if self.rate is not None else "capacity")
-            if self.concurrency != 1:
-                parts.append(f"c{self.concurrency}")
-        if self.loadgen:
-            parts.append("loadgen")
-        return "-".join(parts)
-
 
 @dataclass(frozen=True)
 class CellConfig:
-    """One point of the matrix: workload × preset × backend × options × batch × scenario."""
+    """One point of the matrix: workload × preset × backend × options × batch × scenario.
+
+    Its id (``harness.scenarios.registry.cell_id``) ends in its scenario's label, which the
+    scenario's spec declares: the record does not know any scenario by name.
+    """
 
     workload: str
     preset: str
@@ -155,25 +140,6 @@ class CellConfig:
     scenario: str = "latency"
     device: str | None = None
     params: ScenarioParams = field(default_factory=ScenarioParams)
-
-    @property
-    def cell_id(self) -> str:
-        threads = f"t{self.threads}" if self.threads else "tdefault"
-        device = f"@{self.device}" if self.device else ""
-        return "/".join(
-            (
-                self.workload,
-                self.preset,
-                f"{self.backend}{device}",
-                self.dtype,
-                self.mode,
-                threads,
-                f"bs{self.batch_size}",
-                self.scenario
-                if self.scenario == "latency" and not self.params.loadgen
-                else self.params.label(self.scenario),
-            )
-        )
 
 
 @dataclass(frozen=True)

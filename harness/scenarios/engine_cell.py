@@ -60,6 +60,7 @@ from harness.scenarios.engine import (
 from harness.scenarios.engine_check import check_engine, threshold_for
 from harness.scenarios.engine_load import EngineLoadRun
 from harness.scenarios.engine_records import load_record
+from harness.scenarios.registry import cell_id
 from harness.scenarios.tokens import SLO
 from harness.scenarios.validity import validity
 from workloads.request_sets import request_set
@@ -110,7 +111,7 @@ class EngineCell:
     def __init__(self, config: CellConfig, policy: SamplingPolicy, pool: EnginePool) -> None:
         engine = config.params.engine
         if engine is None:
-            raise ConfigError(f"cell {config.cell_id} is not an engine cell")
+            raise ConfigError(f"cell {cell_id(config)} is not an engine cell")
         if config.scenario not in ("generate", "server"):
             raise ConfigError(f"engine cells run the generate and server scenarios, not {config.scenario!r}")
         self.config = config

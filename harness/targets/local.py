@@ -55,9 +55,9 @@ def run_suite(
 
     presets, backends = validate_matrix(suite)
     policy = SamplingPolicy.for_budget(
-        suite.max_time,
-        min_count=suite.min_samples,
-        target_rel_ci=suite.target_rel_ci,
+        suite.stopping.max_time,
+        min_count=suite.stopping.min_samples,
+        target_rel_ci=suite.stopping.target_rel_ci,
         tail_percentile=suite.tail_percentile(),
     )
     cells = suite.cells(presets)
@@ -74,13 +74,13 @@ def run_suite(
     def isolate(config: CellConfig) -> bool:
         if config.params.engine is not None:
             return False  # the engine is a process of its own already
-        if suite.isolate is None:
+        if suite.execution.isolate is None:
             return bool(backends[config.backend].isolate_by_default)
-        return bool(suite.isolate)
+        return bool(suite.execution.isolate)
 
-    limits = CellLimits(prepare_s=suite.prepare_limit, sampling_grace_s=suite.sampling_grace)
+    limits = CellLimits(prepare_s=suite.execution.prepare_limit, sampling_grace_s=suite.execution.sampling_grace)
     records = run_cells(
-        cells, policy, writer, isolate, progress, limits, on_hang or exit_on_hang, processes=suite.processes
+        cells, policy, writer, isolate, progress, limits, on_hang or exit_on_hang, processes=suite.execution.processes
     )
     return LocalRun(writer.path, writer.run, records)
 

@@ -26,6 +26,7 @@ from harness.run.plan import DEFAULT_SUITE
 from harness.run.runner import ProgressFn
 from harness.runfile.files import RunWriter
 from harness.runfile.records import CellConfig, CellRecord, TargetFacts, utc_now
+from harness.scenarios.registry import cell_id
 from harness.targets.aws.storage import (
     BOOTSTRAP_LOG,
     ERROR,
@@ -134,7 +135,7 @@ def run_agent(
             if progress is not None:
                 progress(index, total, config, record)
             if record is None:
-                beat.update(current_cell=config.cell_id)
+                beat.update(current_cell=cell_id(config))
                 return
             failed += record.status != "ok"
             store.put_file(RUN_FILE, writer[0].path)

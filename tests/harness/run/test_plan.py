@@ -9,6 +9,7 @@ import pytest
 from harness.errors import ConfigError
 from harness.run.plan import DEFAULT_SUITE, Suite, load_suite_file
 from harness.runfile.records import CellConfig
+from harness.scenarios.registry import cell_id
 
 
 def test_the_default_suite_is_the_cpu_matrix_of_the_three_builtin_workloads() -> None:
@@ -31,7 +32,7 @@ def test_lists_multiply_into_cells_in_workload_major_order() -> None:
 
 def test_cell_ids_are_unique_and_readable() -> None:
     cell = CellConfig("mlp", "tiny", "cpu", "bf16", "compile", 2, 8)
-    assert cell.cell_id == "mlp/tiny/cpu/bf16/compile/t2/bs8/latency"
+    assert cell_id(cell) == "mlp/tiny/cpu/bf16/compile/t2/bs8/latency"
 
 
 def test_suite_file_then_overrides(tmp_path: Path) -> None:
@@ -40,21 +41,21 @@ def test_suite_file_then_overrides(tmp_path: Path) -> None:
         'workloads = ["mlp"]\npreset = "tiny"\nbatch_sizes = [1, 4]\nmax_time = 2\n[pricing]\nusd_per_hour = 1.5\n'
     )
     suite = load_suite_file(path)
-    assert suite.workloads == ("mlp",)
-    assert suite.batch_sizes == (1, 4)
-    assert suite.max_time == 2.0
-    assert suite.pricing == {"usd_per_hour": 1.5}
+    assert suite.matrix.workloads == ("mlp",)
+    assert suite.matrix.batch_sizes == (1, 4)
+    assert suite.stopping.max_time == 2.0
+    assert suite.pricing.pricing == {"usd_per_hour": 1.5}
     overridden = suite.with_overrides(batch_sizes=[16], preset=None)
-    assert overridden.batch_sizes == (16,)
-    assert overridden.preset == "tiny"
+    assert overridden.matrix.batch_sizes == (16,)
+    assert overridden.matrix.preset == "tiny"
 
 
 def test_a_suite_table_is_accepted_too(tmp_path: Path) -> None:
     path = tmp_path / "suite.toml"
     path.write_text('[suite]\nworkloads = "resnet50"\ndtypes = ["bf16"]\n')
     suite = load_suite_file(path)
-    assert suite.workloads == ("resnet50",)
-    assert suite.dtypes == ("bf16",)
+    assert suite.matrix.workloads == ("resnet50",)
+    assert suite.matrix.dtypes == ("bf16",)
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ import pytest
 from harness.errors import ConfigError
 from harness.run.plan import DEFAULT_SUITE, Suite, load_suite_file
 from harness.runfile.records import ScenarioParams
-from harness.scenarios.registry import scenario_names, scenario_specs
+from harness.scenarios.registry import cell_id, scenario_names, scenario_specs, spec
 
 PRESETS = {"mlp": "tiny", "llama": "tiny"}
 
@@ -34,7 +34,7 @@ def test_every_declared_column_exists() -> None:
 def test_defaults_are_a_plain_latency_suite() -> None:
     (cell,) = Suite(workloads=("mlp",), dtypes=("fp32",)).cells(PRESETS)
     assert cell.scenario == "latency" and cell.params == ScenarioParams()
-    assert cell.cell_id == "mlp/tiny/cpu/fp32/eager/tdefault/bs1/latency"
+    assert cell_id(cell) == "mlp/tiny/cpu/fp32/eager/tdefault/bs1/latency"
 
 
 def test_scenario_parameters_reach_every_cell() -> None:
@@ -56,7 +56,7 @@ def test_scenario_parameters_reach_every_cell() -> None:
             prompt_tokens=64, output_tokens=32, slo_ttft_ms=200.0, slo_tpot_ms=50.5, concurrency=2
         )
         assert cell.params.slo_ttft_ms == 200.0
-    assert cells[0].cell_id.endswith("/bs1/server-p64o32-capacity-c2")
+    assert cell_id(cells[0]).endswith("/bs1/server-p64o32-capacity-c2")
     assert isinstance(cells[0].params.slo_ttft_ms, float)
 
 
@@ -71,7 +71,7 @@ def test_scenario_parameters_reach_every_cell() -> None:
     ],
 )
 def test_labels(scenario: str, params: dict[str, object], label: str) -> None:
-    assert ScenarioParams(**params).label(scenario) == label  # type: ignore[arg-type]
+    assert spec(scenario).cell_label(ScenarioParams(**params)) == label  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
@@ -119,6 +119,6 @@ def test_concurrency_sweeps_are_one_cell_per_value() -> None:
     )
     cells = suite.cells(PRESETS)
     assert [c.params.concurrency for c in cells] == [1, 2, 4]
-    assert len({c.cell_id for c in cells}) == 3
+    assert len({cell_id(c) for c in cells}) == 3
     with pytest.raises(ConfigError, match="'concurrency' is empty"):
         DEFAULT_SUITE.with_overrides(concurrency=[])

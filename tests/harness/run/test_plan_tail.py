@@ -38,7 +38,7 @@ def test_a_tail_outside_50_to_100_is_a_config_error(tail: float) -> None:
 def test_a_suite_file_can_ask_for_the_tail(tmp_path: Path) -> None:
     path = tmp_path / "suite.toml"
     path.write_text("tail = 99\n")
-    assert load_suite_file(path).tail == 99.0
+    assert load_suite_file(path).stopping.tail == 99.0
 
 
 def test_the_local_target_gives_the_sampler_the_tail(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
