@@ -58,8 +58,9 @@ def _interval_ms(summary: Summary | None, key: str) -> Interval | None:
                 value, bound=interval.high / 1e6, bound_confidence=interval.confidence, needs=interval.needs
             )
         return Interval(value, needs=interval.needs)
-    # Run files from before issue 10 carry bootstrap intervals only: keep a percentile's where its
-    # sample count backs the order-statistic interval, and withhold it below (methodology.md).
+    # Run files written before the order-statistic intervals (CHANGELOG.md) carry bootstrap intervals
+    # only: keep a percentile's where its sample count backs the order-statistic interval, and
+    # withhold it below (methodology.md).
     ci = summary.ci.get(key)
     q = _quantile(key)
     if ci is not None and q is not None:

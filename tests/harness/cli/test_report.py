@@ -1,4 +1,5 @@
-"""The reporter's command line, end to end in a subprocess: formats, prices, and bad input."""
+"""``siliconbench report`` end to end: formats, prices and cost, reports to a file, and bad run files
+and price catalogs answered in one line."""
 
 from __future__ import annotations
 
@@ -11,18 +12,13 @@ from typing import Any
 import pytest
 
 from harness.runfile.files import load_run
+from tests.cli import CliRunner, one_line_error
 from tests.harness.runfactory import make_cell, make_run, write_run
 
 
 def _runfile(tmp_path: Path) -> Path:
     # 2 ms per call at batch 1: 500 inferences per second.
     return write_run(make_run([make_cell([2_000_000] * 200)]), tmp_path)
-
-
-def _one_line_error(done: Any, expected: str) -> None:
-    assert done.returncode == 2, done.stdout + done.stderr
-    assert done.stderr.startswith("siliconbench: error:") and done.stderr.count("\n") == 1, done.stderr
-    assert expected in done.stderr, done.stderr
 
 
 def test_markdown_report_with_a_given_price_and_a_latency_target(run_cli: Any, tmp_path: Path) -> None:
@@ -58,15 +54,15 @@ def test_report_rejects_bad_run_files_and_prices(run_main: Any, tmp_path: Path) 
     good = _runfile(tmp_path)
     other_version = tmp_path / "v7.json"
     other_version.write_text(good.read_text().replace('"schema_version": 2', '"schema_version": 7'))
-    _one_line_error(run_main("report", str(other_version)), "has run-file schema version 7")
+    one_line_error(run_main("report", str(other_version)), "has run-file schema version 7")
     truncated = tmp_path / "truncated.json"
     truncated.write_text(good.read_text()[:300])
-    _one_line_error(run_main("report", str(truncated)), "is not valid JSON (truncated or not a run file)")
+    one_line_error(run_main("report", str(truncated)), "is not valid JSON (truncated or not a run file)")
     broken_price = tmp_path / "broken-price.json"
     data = json.loads(good.read_text())
     data["pricing"] = {"usd_per_hour": 0.5, "source": "lab"}  # no as_of date
     broken_price.write_text(json.dumps(data))
-    _one_line_error(run_main("report", str(broken_price)), "does not match run-file schema version 2 at pricing")
+    one_line_error(run_main("report", str(broken_price)), "does not match run-file schema version 2 at pricing")
     bad_catalog = tmp_path / "prices.json"
     bad_catalog.write_text("{")
     aws = write_run(
@@ -77,7 +73,7 @@ def test_report_rejects_bad_run_files_and_prices(run_main: Any, tmp_path: Path) 
         ),
         tmp_path,
     )
-    _one_line_error(run_main("report", str(aws), "--prices", str(bad_catalog)), "is not valid JSON")
+    one_line_error(run_main("report", str(aws), "--prices", str(bad_catalog)), "is not valid JSON")
     assert run_main("report", str(good), "--price-per-hour", "0").returncode == 2
     assert run_main("report", str(good), "--slo-p99", "-3").returncode == 2
 
@@ -93,35 +89,6 @@ def test_an_aws_run_is_costed_from_the_bundled_catalog(run_main: Any, tmp_path: 
     (row,) = json.loads(done.stdout)
     assert row["usd_per_hour"] == 0.1785
     assert row["usd_per_million"] == pytest.approx(0.1785 / (3600 * 500) * 1e6)
-
-
-def test_a_suite_with_a_bad_or_unknown_price_fails_before_measuring(run_main: Any, tmp_path: Path) -> None:
-    bad = tmp_path / "bad.toml"
-    bad.write_text('workloads = ["mlp"]\npreset = "tiny"\noutput = "out"\n[pricing]\nusd_per_hour = -2\n')
-    _one_line_error(
-        run_main("run", "--suite", str(bad), cwd=tmp_path), "'usd_per_hour' must be a finite positive number"
-    )
-    unknown = tmp_path / "unknown.toml"
-    unknown.write_text(
-        'workloads = ["mlp"]\npreset = "tiny"\noutput = "out"\n'
-        '[pricing]\ninstance_type = "c7i.3xlarge"\nregion = "us-east-1"\n'
-    )
-    _one_line_error(
-        run_main("run", "--suite", str(unknown), cwd=tmp_path), "no on-demand price for c7i.3xlarge in us-east-1"
-    )
-    assert not (tmp_path / "out").exists()  # nothing was started
-
-
-def test_pricing_show_and_its_errors(run_cli: Any, tmp_path: Path) -> None:
-    done = run_cli("pricing", "show", "--instance-type", "inf2.xlarge", "--region", "us-east-1", "--format", "json")
-    assert done.returncode == 0, done.stderr
-    prices = json.loads(done.stdout)["prices"]
-    assert {(p["purchase_option"], p["usd_per_hour"]) for p in prices} >= {("on-demand", 0.7582)}
-    _one_line_error(
-        run_cli("pricing", "show", "--instance-type", "z99.small"), "no price in the bundled price snapshot"
-    )
-    missing = tmp_path / "none.json"
-    _one_line_error(run_cli("pricing", "show", "--prices", str(missing)), "does not exist")
 
 
 @pytest.mark.slow
@@ -149,3 +116,9 @@ def test_run_records_the_price_and_reports_cost(run_cli: Any, tmp_path: Path) ->
     run = load_run(runfile)
     assert run.pricing is not None and run.pricing.usd_per_hour == 0.5 and "--price-per-hour" in run.pricing.source
     assert "$/M inf" in done.stdout and "$0.5/h (given on the command line" in done.stdout
+
+
+def test_a_truncated_run_file_gets_one_line(run_main: CliRunner, tmp_path: Path) -> None:
+    path = tmp_path / "run.json"
+    path.write_text('{"schema": "siliconbench/run", "schema_version": 1, "cells": [')
+    one_line_error(run_main("report", str(path)), "is not valid JSON")
