@@ -3,10 +3,11 @@ one run file that every siliconbench report, comparison and export reads.
 
     def test_bert(siliconbench):
         cell = siliconbench("bert-base", preset="tiny", dtype="bf16", batch_size=8)
-        assert cell["latency_ns"]["p50"] < 50e6
+        assert cell.measurement is not None and cell.measurement.latency_ns.p50 < 50e6
 
 The fixture measures one cell per call with the same code as ``siliconbench run`` (correctness
-check, warmup, adaptive sampling, bootstrap CIs) and returns the cell record; a cell that fails
+check, warmup, adaptive sampling, distribution-free order-statistic intervals) and returns the
+cell record (``CellRecord``, frozen dataclasses: read it by attribute); a cell that fails
 fails the test with the cell's one-line error. Registered through the ``pytest11`` entry point,
 and cheap to load: nothing heavy is imported until a test asks for the fixture, and no run file
 is written by a session that measures nothing.

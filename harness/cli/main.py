@@ -335,8 +335,8 @@ def _cmd_pricing(args: argparse.Namespace) -> int:
 
 def _cmd_export(args: argparse.Namespace) -> int:
     from harness.report.export.pytest_benchmark import to_pytest_benchmark
-    from harness.runfile.checks import dumps_json
     from harness.runfile.files import load_run
+    from harness.runfile.json_writer import dumps_json
 
     document = to_pytest_benchmark(load_run(args.runfile), include_data=args.include_data)
     _emit(dumps_json(document, indent=1), args.output, "pytest-benchmark JSON")

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from harness.measure.stats import Summary, min_samples
-from harness.report.cost import PriceResolver, tokens_per_s_at_capacity, usd_per_million
+from harness.report.cost import CostBasis, PriceResolver, tokens_per_s_at_capacity, usd_per_million
 from harness.runfile.price import Price
 from harness.runfile.records import CellRecord, Measurement, RunRecord, TokenMetrics
 
@@ -181,14 +181,23 @@ class CellRow:
         return None if self.price is None else usd_per_million(self.price.usd_per_hour, per_second)
 
     @property
-    def usd_per_million(self) -> float | None:
-        """Per million inferences: at the searched capacity for server cells (what an SLO allows),
-        else at the measured throughput."""
+    def cost_basis(self) -> CostBasis:
+        """What the row's headline cost rests on: the searched capacity for server cells that
+        have one (what an SLO allows), else the measured throughput."""
         measured = self.measurement
-        if measured is None:
-            return None
-        at_capacity = self.usd_per_million_at_capacity
-        return at_capacity if at_capacity is not None else self._per_million(measured.throughput_per_s)
+        return "capacity" if measured is not None and measured.capacity_rps else "measured"
+
+    @property
+    def usd_per_million_measured(self) -> float | None:
+        """Per million inferences at the measured throughput."""
+        return None if self.measurement is None else self._per_million(self.measurement.throughput_per_s)
+
+    @property
+    def usd_per_million_headline(self) -> float | None:
+        """Per million inferences on the row's ``cost_basis``: what a pick or a plot compares."""
+        if self.cost_basis == "capacity":
+            return self.usd_per_million_at_capacity
+        return self.usd_per_million_measured
 
     @property
     def usd_per_million_at_capacity(self) -> float | None:

@@ -141,7 +141,7 @@ def test_load_scenarios_are_priced_per_token_and_at_capacity(mixed_run: RunRecor
     assert gen.usd_per_million_total_tokens == pytest.approx(1000 / measured.total_tokens_per_s)
     srv = rows["server"]
     assert srv.usd_per_million_at_capacity == pytest.approx(1000 / 50.0)  # batch 1
-    assert srv.usd_per_million == srv.usd_per_million_at_capacity
+    assert srv.usd_per_million_headline == srv.usd_per_million_at_capacity
     text = render([run])
     assert "$/M out tok" in text and "$/M inf @capacity" in text
 

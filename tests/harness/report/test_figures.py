@@ -10,7 +10,7 @@ import pytest
 
 from harness.measure.between import spread_of
 from harness.measure.stats import median_ci
-from harness.report import uncertainty as u
+from harness.report import figures as u
 from harness.report.formats import render
 from harness.report.rows import cell_rows
 from harness.runfile.price import Price
@@ -41,7 +41,7 @@ def test_cost_interval_is_the_median_interval_mapped_through_the_price() -> None
     run = make_run([make_cell(samples, batch_size=2)], pricing=_price(1.8))
     (row,) = cell_rows([run])
     p50_lo, p50_hi = median_ci(samples)
-    cost = u.usd_per_million(row)
+    cost = u.usd_per_million_measured(row)
     assert cost is not None and cost.low is not None and cost.high is not None
     # $1.80/h over 3600 s at 2/p50 per second, per million: the slow end of the median gives the high cost.
     assert cost.low == pytest.approx(1.8 / (3600 * 2 / (p50_lo / 1e9)) * 1e6)
@@ -59,7 +59,7 @@ def test_cost_interval_is_the_median_interval_mapped_through_the_price() -> None
 def test_no_cost_interval_where_the_median_has_none() -> None:
     run = make_run([make_cell([1_000_000, 1_100_000, 1_200_000])], pricing=_price(1.0))  # 3 samples: p50 needs 6
     (row,) = cell_rows([run])
-    cost = u.usd_per_million(row)
+    cost = u.usd_per_million_measured(row)
     assert cost is not None and (cost.low, cost.high) == (None, None)
 
 

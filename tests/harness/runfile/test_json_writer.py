@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from harness.runfile.checks import dumps_json
+from harness.runfile.json_writer import dumps_json
 
 
 def test_dumps_json_writes_null_where_python_would_write_nan() -> None:

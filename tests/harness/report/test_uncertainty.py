@@ -9,17 +9,17 @@ import pytest
 
 from harness.errors import ConfigError
 from harness.measure.stats import Interval
-from harness.report.verdict import (
+from harness.report.uncertainty import (
     Side,
     break_even_price,
     capacity_estimate,
-    compare_costs,
     cost_interval,
     median_posterior,
     probability_cheaper,
     quantile_met_confidence,
     throughput_interval,
 )
+from harness.report.verdict import compare_costs
 
 
 def side(label: str, samples: np.ndarray | list[float], usd_per_hour: float = 1.0, batch: int = 1) -> Side:
