@@ -126,8 +126,9 @@ class ScenarioParams:
 class CellConfig:
     """One point of the matrix: workload × preset × backend × options × batch × scenario."""
 
-    # Its id (harness.scenarios.registry.cell_id) ends in its scenario's label, which the
-    # scenario's spec declares: the record does not know any scenario by name.
+    # Its id (``harness.scenarios.registry.cell_id``) ends in its scenario's label, which the
+    # scenario's spec declares: the record knows no scenario by name. (A comment, not the
+    # docstring: the generated schema carries docstrings and must stay byte-identical.)
 
     workload: str
     preset: str
