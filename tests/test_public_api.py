@@ -85,7 +85,7 @@ EXPECTED = {
     },
     "harness.errors": {
         "BackendUnavailableError",
-        "CellError",
+        "CellFailedError",
         "CloudError",
         "ConfigError",
         "OutputError",

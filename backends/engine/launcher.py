@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from harness.errors import CellError, ConfigError
+from harness.errors import CellFailedError, ConfigError
 from harness.runfile.engine import DEFAULT_READY_TIMEOUT_S, SILICON, EngineRecord
 
 __all__ = [
@@ -174,7 +174,7 @@ def attach(url: str, engine: str = "openai-compatible", timeout_s: float = 10.0)
     status, _ = _http_get(f"{url}/v1/models", timeout_s)
     if status != 200:
         why = "nothing answered" if status == 0 else f"HTTP {status}"
-        raise CellError(f"endpoint {url}: GET /v1/models failed ({why})")
+        raise CellFailedError(f"endpoint {url}: GET /v1/models failed ({why})")
     facts = server_facts(url, timeout_s)
     return EngineRecord(engine=engine, mode="attached", url=url, version=facts["version"], model=facts["model"])
 
@@ -269,7 +269,9 @@ class EngineProcess:
                     preexec_fn=_death_signal(),
                 )
             except OSError as exc:
-                raise CellError(f"engine {self.command.engine}: cannot start {self.command.argv[0]}: {exc}") from None
+                raise CellFailedError(
+                    f"engine {self.command.engine}: cannot start {self.command.argv[0]}: {exc}"
+                ) from None
         self._started_at = self._clock()
         self.started_utc = datetime.now(UTC).isoformat(timespec="seconds")
         self.seen_pids.add(self._proc.pid)
@@ -279,7 +281,7 @@ class EngineProcess:
             self.seen_pids.update(process_group_members(self._proc.pid))
 
     def wait_ready(self, timeout_s: float) -> float:
-        """Poll ``/health`` until 200; the cold start in seconds. Raises ``CellError`` in one line."""
+        """Poll ``/health`` until 200; the cold start in seconds. Raises ``CellFailedError`` in one line."""
         proc = self._proc
         if proc is None:
             raise RuntimeError("wait_ready before start")
@@ -289,7 +291,7 @@ class EngineProcess:
             self._remember_members()
             code = proc.poll()
             if code is not None:
-                raise CellError(
+                raise CellFailedError(
                     f"engine {self.command.engine} exited with code {code} before it was ready "
                     f"(log {self.log_path}): {_last_line(self.log_path)}"
                 )
@@ -300,7 +302,7 @@ class EngineProcess:
                 self._remember_members()
                 return self.cold_start_s
             if now >= deadline:
-                raise CellError(
+                raise CellFailedError(
                     f"engine {self.command.engine} was not ready within {timeout_s:g} s "
                     f"(log {self.log_path}): {_last_line(self.log_path)}"
                 )
@@ -333,7 +335,7 @@ class EngineProcess:
             time.sleep(0.1)
         self.stopped_clean = clean
         if left:
-            raise CellError(f"engine {self.command.engine}: processes {sorted(left)} survived SIGKILL")
+            raise CellFailedError(f"engine {self.command.engine}: processes {sorted(left)} survived SIGKILL")
 
     def survivors(self) -> list[int]:
         """Pids seen in the engine's group that still run (zombies count as gone)."""
@@ -376,7 +378,7 @@ def launch(
     """Start ``command``, wait until it serves, yield it, and stop it on every way out.
 
     The yielded process's ``record()`` has the version and model the server reports; after the
-    block, ``stopped_clean`` is set. A failure to become ready raises ``CellError`` after the
+    block, ``stopped_clean`` is set. A failure to become ready raises ``CellFailedError`` after the
     engine has been stopped, so nothing is left running whichever way the cell ends.
     """
     if ready_timeout_s <= 0:

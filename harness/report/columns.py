@@ -3,7 +3,7 @@
 Each scenario names its columns in its ``SPEC`` (``harness.scenarios.registry``), after the
 cell's configuration. Every format (table, Markdown, CSV, JSON, HTML) renders from ``columns_for``:
 a column's ``value``
-is the raw figure (milliseconds, per second, USD; an ``Interval`` where it has one) that CSV and
+is the raw figure (milliseconds, per second, USD; an ``Figure`` where it has one) that CSV and
 JSON write, its ``text`` what the tables print. Adding a column is one entry in ``COLUMNS``.
 A failed cell has no measurement: its measured columns are empty, and the first says FAILED.
 """
@@ -14,11 +14,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from harness.report import figures as u
-from harness.report.rows import CellRow, Interval
+from harness.report.rows import CellRow, Figure
 
 __all__ = ["COLUMNS", "Column", "Value", "columns_for", "fmt", "money"]
 
-Value = str | int | float | bool | Interval | None
+Value = str | int | float | bool | Figure | None
 
 
 def fmt(value: float | None, digits: int = 3) -> str:
@@ -43,7 +43,7 @@ def money(value: float | None) -> str:
 def _text(value: Value) -> str:
     if value is None:
         return "-"
-    if isinstance(value, Interval):
+    if isinstance(value, Figure):
         if value.low is not None and value.high is not None:
             return f"{fmt(value.value)} [{fmt(value.low)}, {fmt(value.high)}]"
         if value.bound is not None and value.bound_confidence is not None:
@@ -145,11 +145,11 @@ def _sweeps_concurrency(rows: Sequence[CellRow]) -> bool:
     return any(r.cell.config.params.concurrency != 1 for r in rows)
 
 
-def _p(interval: Interval | None) -> float | None:
+def _p(interval: Figure | None) -> float | None:
     return None if interval is None else interval.value
 
 
-def _money_text(get: Callable[[CellRow], Interval | None]) -> Callable[[CellRow], str]:
+def _money_text(get: Callable[[CellRow], Figure | None]) -> Callable[[CellRow], str]:
     """A cost with its interval where one is backed: "1.23 [1.1, 1.4]"."""
 
     def text(row: CellRow) -> str:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from harness.measure.stats import Interval as StatInterval
 from harness.report.cost import usd_per_million
-from harness.report.rows import CellRow, Interval
+from harness.report.rows import CellRow, Figure
 from harness.report.uncertainty import capacity_estimate, cost_interval, throughput_interval
 from harness.runfile.records import Measurement, peak_key
 
@@ -55,13 +55,13 @@ def median_interval(measured: Measurement) -> StatInterval | None:
     return StatInterval(measured.latency_ns.p50, ci[0], ci[1], level, level, "recorded")
 
 
-def _as_row_interval(value: float, interval: StatInterval | None) -> Interval:
+def _as_row_interval(value: float, interval: StatInterval | None) -> Figure:
     if interval is None or interval.low is None or interval.high is None:
-        return Interval(value)
-    return Interval(value, interval.low, interval.high)
+        return Figure(value)
+    return Figure(value, interval.low, interval.high)
 
 
-def p50_ms(row: CellRow) -> Interval | None:
+def p50_ms(row: CellRow) -> Figure | None:
     """The p50 in ms; its interval is the between-process one when the cell has processes."""
     measured = row.measurement
     if measured is None:
@@ -69,8 +69,8 @@ def p50_ms(row: CellRow) -> Interval | None:
     interval = median_interval(measured)
     p50 = measured.latency_ns.p50 / 1e6
     if interval is None or interval.low is None or interval.high is None or not interval.backed:
-        return Interval(p50)
-    return Interval(p50, interval.low / 1e6, interval.high / 1e6)
+        return Figure(p50)
+    return Figure(p50, interval.low / 1e6, interval.high / 1e6)
 
 
 def _throughput(row: CellRow, per_s: float | None) -> StatInterval | None:
@@ -81,7 +81,7 @@ def _throughput(row: CellRow, per_s: float | None) -> StatInterval | None:
     return None if median is None else throughput_interval(per_s, median)
 
 
-def throughput(row: CellRow) -> Interval | None:
+def throughput(row: CellRow) -> Figure | None:
     """Inferences per second with the interval the median's interval gives it."""
     measured = row.measurement
     if measured is None:
@@ -89,7 +89,7 @@ def throughput(row: CellRow) -> Interval | None:
     return _as_row_interval(measured.throughput_per_s, _throughput(row, measured.throughput_per_s))
 
 
-def _cost(row: CellRow, per_s: float | None) -> Interval | None:
+def _cost(row: CellRow, per_s: float | None) -> Figure | None:
     if row.price is None or not per_s:
         return None
     point = usd_per_million(row.price.usd_per_hour, per_s)
@@ -98,19 +98,19 @@ def _cost(row: CellRow, per_s: float | None) -> Interval | None:
     return _as_row_interval(point, cost_interval(row.price.usd_per_hour, _throughput(row, per_s)))
 
 
-def usd_per_million_measured(row: CellRow) -> Interval | None:
+def usd_per_million_measured(row: CellRow) -> Figure | None:
     """USD per million inferences at the measured throughput, with its interval."""
     measured = row.measurement
     return None if measured is None else _cost(row, measured.throughput_per_s)
 
 
-def usd_per_million_tokens_measured(row: CellRow) -> Interval | None:
+def usd_per_million_tokens_measured(row: CellRow) -> Figure | None:
     """USD per million tokens at the measured token rate, with its interval."""
     measured = row.measurement
     return None if measured is None else _cost(row, measured.tokens_per_s)
 
 
-def capacity(row: CellRow) -> Interval | None:
+def capacity(row: CellRow) -> Figure | None:
     """The searched capacity (req/s) and the rates that bracket it: passed at low, failed at high."""
     measured = row.measurement
     if measured is None or measured.server is None or measured.server.capacity_rps is None:
@@ -118,7 +118,7 @@ def capacity(row: CellRow) -> Interval | None:
     search = measured.server.search
     failing = None if search is None else search.lowest_failing_rps
     cap = measured.server.capacity_rps
-    return Interval(cap, cap if failing is not None else None, failing)
+    return Figure(cap, cap if failing is not None else None, failing)
 
 
 def p99_met(row: CellRow) -> float | None:
@@ -135,14 +135,14 @@ def p99_met(row: CellRow) -> float | None:
     return estimate.met_confidence
 
 
-def usd_per_million_at_capacity(row: CellRow) -> Interval | None:
+def usd_per_million_at_capacity(row: CellRow) -> Figure | None:
     """Cost per million at the capacity; the failing rate bounds it from below."""
     at = row.usd_per_million_at_capacity
     bracket = capacity(row)
     if at is None or row.price is None or bracket is None or bracket.high is None:
-        return None if at is None else Interval(at)
+        return None if at is None else Figure(at)
     low = usd_per_million(row.price.usd_per_hour, bracket.high * row.batch_size)
-    return Interval(at, low, at)
+    return Figure(at, low, at)
 
 
 def fraction_of_peak(row: CellRow) -> float | None:

@@ -15,7 +15,7 @@ from typing import Any
 from harness.errors import ConfigError
 from harness.report.columns import Column, Value
 from harness.report.cost import PriceResolver
-from harness.report.rows import CellRow, Interval, cell_rows
+from harness.report.rows import CellRow, Figure, cell_rows
 from harness.report.tables import ScenarioTable, price_lines, scenario_tables, text_cells, withheld_lines
 from harness.runfile.json_writer import dumps_json
 from harness.runfile.records import RunRecord
@@ -26,7 +26,7 @@ FORMATS = ("table", "markdown", "csv", "json", "html")
 
 
 def _flat(key: str, value: Value) -> dict[str, Any]:
-    if isinstance(value, Interval):
+    if isinstance(value, Figure):
         return {
             key: value.value,
             f"{key}_lo": value.low,

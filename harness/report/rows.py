@@ -14,12 +14,13 @@ from harness.report.cost import CostBasis, PriceResolver, tokens_per_s_at_capaci
 from harness.runfile.price import Price
 from harness.runfile.records import CellRecord, Measurement, RunRecord, TokenMetrics
 
-__all__ = ["CellRow", "Interval", "cell_rows"]
+__all__ = ["CellRow", "Figure", "cell_rows"]
 
 
 @dataclass(frozen=True)
-class Interval:
-    """A figure with its confidence interval (ends None where no interval is backed).
+class Figure:
+    """A figure as a report shows it: its value and confidence interval (ends None where no interval
+    is backed); the statistical ``harness.runfile.records.Interval`` is what it is read from.
 
     Where the sample is too small for a two-sided interval, ``bound`` is the upper bound that it
     does back, at its own ``bound_confidence`` (the largest sample holds the p99 with 1 − 0.99ⁿ),
@@ -45,19 +46,17 @@ def _quantile(key: str) -> float | None:
     return None
 
 
-def _interval_ms(summary: Summary | None, key: str) -> Interval | None:
+def _interval_ms(summary: Summary | None, key: str) -> Figure | None:
     if summary is None:
         return None
     value = getattr(summary, key) / 1e6
     interval = summary.intervals.get(key)
     if interval is not None:
         if interval.backed and interval.low is not None and interval.high is not None:
-            return Interval(value, interval.low / 1e6, interval.high / 1e6)
+            return Figure(value, interval.low / 1e6, interval.high / 1e6)
         if interval.low is None and interval.high is not None:
-            return Interval(
-                value, bound=interval.high / 1e6, bound_confidence=interval.confidence, needs=interval.needs
-            )
-        return Interval(value, needs=interval.needs)
+            return Figure(value, bound=interval.high / 1e6, bound_confidence=interval.confidence, needs=interval.needs)
+        return Figure(value, needs=interval.needs)
     # Run files written before the order-statistic intervals (CHANGELOG.md) carry bootstrap intervals
     # only: keep a percentile's where its sample count backs the order-statistic interval, and
     # withhold it below (methodology.md).
@@ -66,8 +65,8 @@ def _interval_ms(summary: Summary | None, key: str) -> Interval | None:
     if ci is not None and q is not None:
         needs = min_samples(q, summary.confidence)
         if summary.count < needs:
-            return Interval(value, needs=needs)
-    return Interval(value, ci[0] / 1e6 if ci else None, ci[1] / 1e6 if ci else None)
+            return Figure(value, needs=needs)
+    return Figure(value, ci[0] / 1e6 if ci else None, ci[1] / 1e6 if ci else None)
 
 
 @dataclass(frozen=True)
@@ -165,11 +164,11 @@ class CellRow:
     def tokens(self) -> TokenMetrics | None:
         return None if self.measurement is None else self.measurement.token_metrics
 
-    def latency_ms(self, key: str) -> Interval | None:
+    def latency_ms(self, key: str) -> Figure | None:
         """p50, p90, p99, mean ... of the cell's latency, in ms, with its interval when it has one."""
         return None if self.measurement is None else _interval_ms(self.measurement.latency_ns, key)
 
-    def token_ms(self, metric: str, key: str) -> Interval | None:
+    def token_ms(self, metric: str, key: str) -> Figure | None:
         """A decoder token metric (``ttft_ns``, ``tpot_ns``, ``itl_ns``) percentile, in ms."""
         tokens = self.tokens
         return None if tokens is None else _interval_ms(getattr(tokens, metric), key)

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from harness.report.columns import Column, columns_for
-from harness.report.rows import CellRow, Interval
+from harness.report.rows import CellRow, Figure
 
 __all__ = ["ScenarioTable", "price_lines", "scenario_tables", "text_cells", "verdict_marks", "withheld_lines"]
 
@@ -85,7 +85,7 @@ def withheld_lines(tables: Sequence[ScenarioTable]) -> list[str]:
         for column in table.columns:
             for row in table.rows:
                 value = column.value(row) if row.ok else None
-                if isinstance(value, Interval) and value.bound is not None and value.needs is not None:
+                if isinstance(value, Figure) and value.bound is not None and value.needs is not None:
                     name = column.header.split(" ms")[0]
                     counts.setdefault(name, []).append(value.needs)
     lines = []

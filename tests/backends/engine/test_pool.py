@@ -11,7 +11,7 @@ import pytest
 
 from backends.engine import pool as engine_pool
 from backends.engine.pool import EnginePool
-from harness.errors import CellError
+from harness.errors import CellFailedError
 from harness.runfile.engine import EngineSpec
 
 SPEC = EngineSpec("m", engine="vllm")
@@ -44,13 +44,13 @@ def test_a_failed_start_fails_the_next_cells_without_a_second_wait(monkeypatch: 
     @contextlib.contextmanager
     def never_ready(spec: EngineSpec, log_dir: Any = None) -> Iterator[str]:
         starts.append(spec)
-        raise CellError("engine vllm did not become ready within 600 s")
+        raise CellFailedError("engine vllm did not become ready within 600 s")
         yield "unreachable"
 
     monkeypatch.setattr(engine_pool, "open_engine", never_ready)
     pool = EnginePool()
     for _ in range(3):
-        with pytest.raises(CellError, match="did not become ready"):
+        with pytest.raises(CellFailedError, match="did not become ready"):
             pool.get(SPEC)
     assert starts == [SPEC]
     pool.close()
