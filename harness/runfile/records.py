@@ -272,6 +272,8 @@ class SamplingRecord:
     #: with their target relative half-widths, and the half-widths reached (None: no interval yet).
     targets: dict[str, float] = field(default_factory=dict)
     reached: dict[str, float | None] = field(default_factory=dict)
+    #: Why fewer than ``min_count`` samples were taken: the budget fit no more (None: it did).
+    too_few: str | None = None
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from harness.runfile.records import Correctness, Measurement
 from harness.scenarios.base import CellContext, correctness_record, sampling_record, workload_record
-from harness.scenarios.validity import validity
+from harness.scenarios.validity import validity, withhold_intervals
 from harness.scenarios.warnings import warnings_for
 
 if TYPE_CHECKING:
@@ -100,11 +100,16 @@ def measured_record(
     prepared, flops_per_inference = checked.prepared, checked.flops_per_inference
     ctx.phase = "statistics"
     summary = summarize(sampling.samples_ns, policy.confidence)
+    too_few = getattr(sampling, "too_few", None)
+    if too_few:
+        summary = withhold_intervals(summary, too_few, policy.min_count)
     median_s = summary.p50 / 1e9
     throughput = config.batch_size / median_s if median_s > 0 else 0.0
     warnings = warnings_for(sampling, summary, policy)
     if checked.warning:
         warnings.insert(0, checked.warning)
+    if too_few:
+        warnings.insert(0, f"{too_few}; intervals withheld")
     device = backend.device_info()
     device.update(prepared.details)
     tokens = ctx.workload.tokens_per_sample
@@ -121,7 +126,9 @@ def measured_record(
         flops_per_s=flops_per_inference * throughput if flops_per_inference else None,
         samples_ns=tuple(sampling.samples_ns),
         warnings=tuple(warnings),
-        validity=validity({unit: summary.count}, sampling.elapsed_ns / 1e9),
+        validity=validity(
+            {unit: summary.count}, sampling.elapsed_ns / 1e9, extra_reasons=[too_few] if too_few else None
+        ),
     )
 
 
