@@ -100,6 +100,17 @@ def _flat(key: str, value: Value) -> dict[str, Any]:
     return {key: value}
 
 
+def left_out_lines(runs: Sequence[RunRecord]) -> list[str]:
+    """One line per dtype a run's default suite left out because its silicon emulates it."""
+    lines: dict[str, None] = {}
+    for run in runs:
+        for left in run.environment.dtypes_left_out:
+            lines[f"{left.backend} {left.dtype}: {left.reason}; --dtype {left.dtype} measures it (marked emulated)"] = (
+                None
+            )
+    return list(lines)
+
+
 def withheld_lines(tables: Sequence[ScenarioTable]) -> list[str]:
     """One line per figure whose interval some cells cannot back: how many, and how to get it."""
     counts: dict[str, list[int]] = {}
@@ -225,6 +236,10 @@ def render(
             text += "\n\n" + "\n".join(f"{i}. {note}" for i, note in enumerate(notes, start=1))
         else:
             text += "\n\n" + "\n".join(f"[{i}] {note}" for i, note in enumerate(notes, start=1))
+    left_out = left_out_lines(runs)
+    if left_out:
+        heading = "**Left out of the default suite**\n\n" if markdown else "Left out of the default suite:\n"
+        text += "\n\n" + heading + "\n".join(f"- {line}" for line in left_out)
     withheld = withheld_lines(tables)
     if withheld:
         heading = "**Intervals withheld**\n\n" if markdown else "Intervals withheld:\n"

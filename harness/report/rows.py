@@ -234,6 +234,12 @@ class CellRow:
         measured = self.measurement
         assert measured is not None
         notes = list(measured.warnings)
+        from harness.report.uncertainty import roofline
+
+        point = roofline(self)
+        defect = point.defect() if point is not None else None
+        if defect:
+            notes.append(defect)
         if self.scenario != "latency":
             notes.extend(f"not valid for p99: {reason}" for reason in measured.validity.reasons)
         return notes

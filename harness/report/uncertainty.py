@@ -10,7 +10,9 @@ measured matmul peak. The reasoning lives in ``harness.report.verdict``,
 
 from __future__ import annotations
 
+from harness.measure.ceilings import bandwidth_key
 from harness.measure.peak import peak_key
+from harness.measure.roofline import RooflinePoint, place
 from harness.measure.stats import Interval as StatInterval
 from harness.report.cost import usd_per_million as per_million
 from harness.report.rows import CellRow, Interval
@@ -25,6 +27,9 @@ __all__ = [
     "p99_met",
     "peak_exceeded",
     "process_spread",
+    "roofline",
+    "roofline_fraction",
+    "roofline_text",
     "throughput",
     "usd_per_million",
     "usd_per_million_at_capacity",
@@ -175,3 +180,39 @@ def process_spread(row: CellRow) -> float | None:
     """(max − min) / mean of the process medians; None without ``--processes``."""
     measured = row.measurement
     return None if measured is None or measured.processes is None else measured.processes.rel_spread
+
+
+def roofline(row: CellRow) -> RooflinePoint | None:
+    """The cell on its roofline (``harness.measure.roofline``), from the run's ceilings and the
+    bytes its workload record says a call moves; None for cells without them (old files, load
+    scenarios, backends without measured ceilings)."""
+    measured = row.measurement
+    if measured is None or not measured.throughput_per_s:
+        return None
+    facts = measured.workload
+    if not facts.flops_per_inference or facts.weight_bytes is None or facts.activation_bytes is None:
+        return None
+    config = row.cell.config
+    environment = row.run.environment
+    compute = environment.ceilings.get(peak_key(config.backend, config.device, config.dtype, config.threads))
+    band = environment.bandwidths.get(bandwidth_key(config.backend, config.device, config.threads))
+    if compute is None or band is None:
+        return None
+    seconds_per_call = config.batch_size / measured.throughput_per_s
+    flops_per_call = facts.flops_per_inference * config.batch_size
+    return place(flops_per_call, facts.weight_bytes + facts.activation_bytes, seconds_per_call, compute, band)
+
+
+def roofline_fraction(row: CellRow) -> float | None:
+    """Achieved FLOP/s over the attainable rate at the cell's intensity (its roofline)."""
+    point = roofline(row)
+    return None if point is None else point.fraction
+
+
+def roofline_text(row: CellRow) -> str:
+    """ "62% mem" or "85% compute": the fraction and the roof that binds ('!' above it: see notes)."""
+    point = roofline(row)
+    if point is None:
+        return "-"
+    bound = "mem" if point.bound == "memory" else "compute"
+    return f"{point.fraction:.0%} {bound}{'!' if point.above else ''}"

@@ -123,6 +123,7 @@ def run_cells(
     limits: CellLimits | None = None,
     on_hang: HangFn = exit_on_hang,
     processes: int = 1,
+    mark: Callable[[CellRecord], CellRecord] | None = None,
 ) -> list[CellRecord]:
     """Measure every cell in order and append each to the run file as soon as it is done.
 
@@ -132,13 +133,14 @@ def run_cells(
     Every cell runs under ``limits`` (``harness.run.limits``): an isolated cell past its limit is
     killed and fails alone; a cell in this process past its limit ends the run through
     ``on_hang``. A stop signal marks the file ``interrupted`` and re-raises; a full disk marks it
-    ``disk_full`` and raises ``RunStoppedError``.
+    ``disk_full`` and raises ``RunStoppedError``. ``mark`` amends each record before it is
+    written (``SiliconPlan.mark``: an emulated dtype).
     """
     from harness.measure.environment import utc_now
 
     limits = limits or CellLimits()
     if processes > 1:
-        return _run_repeated(cells, policy, writer, progress, processes, limits)
+        return _run_repeated(cells, policy, writer, progress, processes, limits, mark)
     done: list[CellRecord] = []
     in_process: _InProcessLimits | None = None
     # Engines live for the whole run (a concurrency sweep pays one cold start) and are always stopped.
@@ -165,6 +167,8 @@ def run_cells(
                     record = run_cell(config, policy, on_phase=in_process.on_phase)
                 finally:
                     in_process.done()
+            if mark is not None:
+                record = mark(record)
             try:
                 writer.add_cell(record)
             except OSError as exc:
@@ -201,6 +205,7 @@ def _run_repeated(
     progress: ProgressFn | None,
     processes: int,
     limits: CellLimits,
+    mark: Callable[[CellRecord], CellRecord] | None = None,
 ) -> list[CellRecord]:
     """ABAB over fresh child processes; an interrupt keeps every cell with at least one process."""
     from harness.run.repeats import merge_processes, schedule
@@ -210,6 +215,8 @@ def _run_repeated(
 
     def write_merged() -> list[CellRecord]:
         merged = [merge_processes(found, processes) for found in records if found]
+        if mark is not None:
+            merged = [mark(record) for record in merged]
         for number, record in enumerate(merged, start=1):
             try:
                 writer.add_cell(record)

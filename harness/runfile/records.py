@@ -30,6 +30,7 @@ from backends.engine.metrics import EngineMetrics
 from harness.measure.peak import Peak
 from harness.pricing.catalog import Price
 from harness.run.engine_params import EngineParams
+from harness.runfile.silicon import Bandwidth, Capability, ComputeCeiling, DtypeLeftOut
 
 __all__ = [
     "SCHEMA_NAME",
@@ -240,6 +241,11 @@ class WorkloadFacts:
     params: int
     flops_per_inference: float | None
     tokens_per_sample: int
+    #: Bytes a call must move at the cell's dtype: the weights (parameters and buffers) and the
+    #: activations in and out at the cell's batch; the roofline's arithmetic intensity divides by
+    #: their sum (``harness.measure.roofline``). None where not counted (load scenarios, old files).
+    weight_bytes: Count | None = None
+    activation_bytes: Count | None = None
 
 
 @dataclass(frozen=True)
@@ -657,6 +663,8 @@ class CellRecord:
     measurement: Measurement | None = None
     #: The pytest test that measured the cell, for cells of the ``siliconbench`` pytest fixture.
     pytest_nodeid: str | None = None
+    #: Why the cell's dtype is emulated on its silicon (measured because it was asked for), else None.
+    emulated: str | None = None
 
     def __post_init__(self) -> None:
         if (self.status == "ok") != (self.measurement is not None) or (self.status == "failed") != (
@@ -721,7 +729,16 @@ class Environment:
     env_threads: dict[str, str] = field(default_factory=dict)
     git_commit: str | None = None
     #: Dense matmul peaks measured for this run's cells (``harness.measure.peak``), by ``peak_key``.
+    #: Runs since the roofline ceilings leave it empty; older files carry it.
     matmul_peaks: dict[str, Peak] = field(default_factory=dict)
+    #: What each backend's silicon runs natively (``harness.measure.capability``), by backend.
+    capabilities: dict[str, Capability] = field(default_factory=dict)
+    #: Dtypes of the default suite not planned because their silicon emulates them.
+    dtypes_left_out: tuple[DtypeLeftOut, ...] = ()
+    #: Roofline ceilings (``harness.measure.ceilings``): compute by ``peak_key``, bandwidth by
+    #: ``bandwidth_key``.
+    ceilings: dict[str, ComputeCeiling] = field(default_factory=dict)
+    bandwidths: dict[str, Bandwidth] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ that measures it on a laptop; only where the run file goes afterwards differs.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -47,10 +47,10 @@ def run_suite(
     ``on_hang`` is told when a cell in this process hangs past its limit (``harness.run.runner``).
     """
     from harness.measure.environment import collect_environment
-    from harness.measure.peak import run_peaks
     from harness.measure.sampler import SamplingPolicy
     from harness.run.limits import CellLimits
     from harness.run.matrix import validate_matrix
+    from harness.run.native import plan_for_silicon
     from harness.run.runner import exit_on_hang, run_cells
 
     presets, backends = validate_matrix(suite)
@@ -60,11 +60,15 @@ def run_suite(
         target_rel_ci=suite.target_rel_ci,
         tail_percentile=suite.tail_percentile(),
     )
-    cells = suite.cells(presets)
-    environment = collect_environment()
-    # Once per run (cached per machine and versions): the denominator of every cell's % of peak.
-    peaks = run_peaks(environment, [(c.backend, c.device, c.dtype, c.threads) for c in cells])
-    environment = replace(environment, matmul_peaks=peaks)
+    # The silicon decides: dtypes it only emulates leave a default suite, and the roofline
+    # ceilings (cached per machine and conditions) are measured once for the cells that stay.
+    silicon = plan_for_silicon(
+        suite.cells(presets),
+        collect_environment(),
+        explicit_dtypes=suite.dtypes_explicit(),
+        requested_dtypes=suite.dtypes,
+    )
+    cells, environment = silicon.cells, silicon.environment
     writer = RunWriter(
         Path(suite.output), environment, target=target, suite=suite.to_dict(), run_id=run_id, pricing=pricing
     )
@@ -80,7 +84,15 @@ def run_suite(
 
     limits = CellLimits(prepare_s=suite.prepare_limit, sampling_grace_s=suite.sampling_grace)
     records = run_cells(
-        cells, policy, writer, isolate, progress, limits, on_hang or exit_on_hang, processes=suite.processes
+        cells,
+        policy,
+        writer,
+        isolate,
+        progress,
+        limits,
+        on_hang or exit_on_hang,
+        processes=suite.processes,
+        mark=silicon.mark,
     )
     return LocalRun(writer.path, writer.run, records)
 
