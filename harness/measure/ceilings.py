@@ -283,8 +283,9 @@ def run_ceilings(
                     measure_compute if backend == "cpu" else lambda d, w, t: _in_child(measure_compute, d, w, t)
                 )
                 flops, best, tried = measure(dtype, where, threads)
-                found = ComputeCeiling(dtype, where, threads, flops, best, tried, utc_now(), key)
-                if not is_busy():
+                busy_now = is_busy()
+                found = ComputeCeiling(dtype, where, threads, flops, best, tried, utc_now(), key, busy=busy_now)
+                if not busy_now:
                     cache[key], changed = asdict(found), True
             computes[name] = found
             band_name = bandwidth_key(backend, device, threads)
@@ -296,8 +297,10 @@ def run_ceilings(
                 triad = bandwidth or (
                     measure_bandwidth if backend == "cpu" else lambda w, t: _in_child(measure_bandwidth, w, t)
                 )
-                band = Bandwidth(where, threads, triad(where, threads), utc_now(), band_key)
-                if not is_busy():
+                points = triad(where, threads)
+                busy_now = is_busy()
+                band = Bandwidth(where, threads, points, utc_now(), band_key, busy=busy_now)
+                if not busy_now:
                     cache[band_key], changed = _bandwidth_dict(band), True
             bandwidths[band_name] = band
         except Exception:  # a ceiling is context, never a reason to fail the run

@@ -38,6 +38,8 @@ class RooflinePoint:
     fraction: float
     compute_path: str
     memory_level_bytes: int
+    #: Whether the binding ceiling was measured while other work held the cores.
+    ceiling_busy: bool = False
 
     @property
     def above(self) -> bool:
@@ -58,11 +60,18 @@ class RooflinePoint:
                 f"{self.achieved_bytes_per_s / 1e9:.3g} GB/s is {self.fraction - 1:.0%} above the memory ceiling "
                 f"{self.memory_ceiling / 1e9:.3g} GB/s (triad over {self.memory_level_bytes / 2**20:.3g} MiB)"
             )
-        return (
-            f"above its roofline: {what}; the ceiling is too low (measured while other work held the cores, or "
-            "the model takes a faster path than any shape measured): delete the ceilings cache "
-            "(ceilings.json under $SILICONBENCH_CACHE or ~/.cache/siliconbench) to measure it again"
-        )
+        if self.ceiling_busy:
+            cause = (
+                "that ceiling was measured while other work held the cores, so it is too low: rerun on a quiet "
+                "machine (a ceiling measured busy is never cached)"
+            )
+        else:
+            cause = (
+                "the ceiling is too low (the machine was busier when it was measured than during the cell, or the "
+                "model takes a faster path than any shape measured): delete the ceilings cache (ceilings.json under "
+                "$SILICONBENCH_CACHE or ~/.cache/siliconbench) to measure it again"
+            )
+        return f"above its roofline: {what}; {cause}"
 
 
 def place(
@@ -82,6 +91,7 @@ def place(
     memory_roof = intensity * level.bytes_per_s
     attainable = min(compute.flops_per_s, memory_roof)
     achieved = flops_per_call / seconds_per_call
+    compute_bound = compute.flops_per_s <= memory_roof
     return RooflinePoint(
         intensity=intensity,
         working_set_bytes=bytes_per_call,
@@ -90,8 +100,9 @@ def place(
         compute_ceiling=compute.flops_per_s,
         memory_ceiling=level.bytes_per_s,
         attainable_flops_per_s=attainable,
-        bound="compute" if compute.flops_per_s <= memory_roof else "memory",
+        bound="compute" if compute_bound else "memory",
         fraction=achieved / attainable,
         compute_path=compute.best,
         memory_level_bytes=level.bytes,
+        ceiling_busy=compute.busy if compute_bound else bandwidth.busy,
     )

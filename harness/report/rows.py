@@ -240,6 +240,10 @@ class CellRow:
         defect = point.defect() if point is not None else None
         if defect:
             notes.append(defect)
+        elif point is not None and point.ceiling_busy:
+            notes.append(
+                f"its {point.bound} ceiling was measured while other work held the cores: its % roofline is overstated"
+            )
         if self.scenario != "latency":
             notes.extend(f"not valid for p99: {reason}" for reason in measured.validity.reasons)
         return notes

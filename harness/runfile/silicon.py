@@ -86,6 +86,8 @@ class ComputeCeiling:
     measured_utc: str
     key: str
     cached: bool = False
+    #: Measured while other work held the cores (then used for this run but never cached).
+    busy: bool = False
 
 
 @dataclass(frozen=True)
@@ -111,6 +113,7 @@ class Bandwidth:
     measured_utc: str
     key: str
     cached: bool = False
+    busy: bool = False
 
     @property
     def main_memory_bytes_per_s(self) -> float:
