@@ -34,19 +34,16 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from harness.errors import CellError, ConfigError
+from harness.runfile.engine import DEFAULT_READY_TIMEOUT_S, SILICON, EngineRecord
 
 __all__ = [
-    "DEFAULT_READY_TIMEOUT_S",
-    "ENGINES",
-    "SILICON",
     "EngineCommand",
     "EngineProcess",
-    "EngineRecord",
     "attach",
     "free_port",
     "launch",
@@ -55,13 +52,6 @@ __all__ = [
     "vllm_command",
 ]
 
-#: Engines this launcher can start.
-ENGINES = ("vllm",)
-#: Where an engine can run; each is a different command line and environment, the same launcher.
-SILICON = ("cpu", "cuda", "neuron")
-#: vLLM's CPU build serves the tiny CI model about a minute after start on 2 idle cores; a busy
-#: machine or a large model takes longer, and a Neuron compile much longer (give it explicitly).
-DEFAULT_READY_TIMEOUT_S = 600.0
 #: Seconds between SIGTERM and SIGKILL: vLLM shuts its engine core and workers down on SIGTERM.
 STOP_GRACE_S = 15.0
 #: Seconds to wait for every process of the group to be gone after SIGKILL.
@@ -91,28 +81,6 @@ class EngineCommand:
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
-
-
-@dataclass(frozen=True)
-class EngineRecord:
-    """The engine a cell measured, as the run file keeps it.
-
-    ``cold_start_s`` is None for an attached server; ``stopped_clean`` says whether the group was
-    gone after SIGTERM alone (False: it needed SIGKILL), None while running or when attached.
-    """
-
-    engine: str
-    mode: str  # "launched" or "attached"
-    url: str
-    silicon: str | None = None
-    version: str | None = None
-    model: str | None = None
-    argv: tuple[str, ...] = ()
-    env: Mapping[str, str] = field(default_factory=dict)
-    started_utc: str | None = None
-    cold_start_s: float | None = None
-    pid: int | None = None
-    stopped_clean: bool | None = None
 
 
 def free_port(host: str = "127.0.0.1") -> int:

@@ -33,8 +33,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.measure.capability import ISA_LIMIT_VARIABLES
-from harness.measure.peak import PEAK_DTYPES, _read_cache, _write_cache, cache_path, machine_busy, machine_key, peak_key
-from harness.runfile.silicon import Bandwidth, BandwidthPoint, ComputeCeiling
+from harness.measure.peak import PEAK_DTYPES, _read_cache, _write_cache, cache_path, machine_busy, machine_key
+from harness.runfile.records import peak_key
+from harness.runfile.silicon import Bandwidth, BandwidthPoint, ComputeCeiling, bandwidth_key
 
 if TYPE_CHECKING:
     from harness.runfile.records import Environment
@@ -62,11 +63,6 @@ Shape = tuple[str, float, Callable[[], Callable[[], Any]]]
 def ceilings_cache_path() -> Path:
     """``ceilings.json`` beside the peak cache (``$SILICONBENCH_CACHE`` or ``~/.cache/siliconbench``)."""
     return cache_path().parent / "ceilings.json"
-
-
-def bandwidth_key(backend: str, device: str | None, threads: int | None) -> str:
-    """How a run file's ``environment.bandwidths`` names the bandwidth a cell is held to."""
-    return f"{backend}/{device or '-'}/t{threads or 'default'}"
 
 
 def compute_shapes(dtype: str, device: str) -> list[Shape]:
@@ -261,7 +257,7 @@ def run_ceilings(
     CPU ceilings are measured in this process, CUDA ones in a child; other backends have none. A
     ceiling that cannot be measured is left out: its cells then show no roofline figure.
     """
-    from harness.measure.environment import utc_now
+    from harness.runfile.records import utc_now
 
     path = path or ceilings_cache_path()
     cache = _read_cache(path)

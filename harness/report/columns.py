@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from harness.report import uncertainty as u
+from harness.report import figures as u
 from harness.report.rows import CellRow, Interval
 
 __all__ = ["COLUMNS", "Column", "Value", "columns_for", "fmt", "money"]
@@ -223,16 +223,16 @@ COLUMNS: tuple[Column, ...] = (
     Column(
         "usd_per_million",
         "$/M inf",
-        u.usd_per_million,
+        u.usd_per_million_measured,
         optional=True,
-        text=_money_text(u.usd_per_million),
+        text=_money_text(u.usd_per_million_measured),
     ),
     Column(
         "usd_per_million_tokens",
         "$/M tok",
-        u.usd_per_million_tokens,
+        u.usd_per_million_tokens_measured,
         optional=True,
-        text=_money_text(u.usd_per_million_tokens),
+        text=_money_text(u.usd_per_million_tokens_measured),
     ),
     # generate
     Column("prompt_tokens", "prompt", lambda r: _tokens(r, "prompt_tokens")),
@@ -299,7 +299,7 @@ COLUMNS: tuple[Column, ...] = (
         lambda r: r.usd_per_million_output_tokens,
         optional=True,
     ),
-    Column("usd_per_million_offline", "$/M inf", lambda r: r.usd_per_million, optional=True),
+    Column("usd_per_million_offline", "$/M inf e2e", lambda r: r.usd_per_million_measured, optional=True),
     Column(
         "usd_per_million_output_tokens",
         "$/M out tok",
@@ -325,8 +325,8 @@ def columns_for(scenario: str, rows: Sequence[CellRow]) -> list[Column]:
     optional columns no row has a value for and identity columns the rows do not need. A scenario
     this release does not know (a run file from a newer one) gets the forward-pass columns."""
     from harness.errors import UnknownNameError
-    from harness.scenarios.prepare import FORWARD_COLUMNS
     from harness.scenarios.registry import spec
+    from harness.scenarios.specs import FORWARD_COLUMNS
 
     try:
         named = spec(scenario).columns

@@ -10,9 +10,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from harness.measure.stats import Summary, min_samples
-from harness.pricing.catalog import Price
-from harness.report.cost import PriceResolver, tokens_per_s_at_capacity, usd_per_million
-from harness.runfile.records import CellRecord, Measurement, RunRecord, TokenMetrics
+from harness.report.cost import CostBasis, PriceResolver, tokens_per_s_at_capacity, usd_per_million
+from harness.report.roofline import RooflinePoint, place
+from harness.runfile.price import Price
+from harness.runfile.records import CellRecord, Measurement, RunRecord, TokenMetrics, peak_key
+from harness.runfile.silicon import bandwidth_key
 
 __all__ = ["CellRow", "Interval", "cell_rows"]
 
@@ -58,8 +60,9 @@ def _interval_ms(summary: Summary | None, key: str) -> Interval | None:
                 value, bound=interval.high / 1e6, bound_confidence=interval.confidence, needs=interval.needs
             )
         return Interval(value, needs=interval.needs)
-    # Run files from before issue 10 carry bootstrap intervals only: keep a percentile's where its
-    # sample count backs the order-statistic interval, and withhold it below (methodology.md).
+    # Run files written before the order-statistic intervals (CHANGELOG.md) carry bootstrap intervals
+    # only: keep a percentile's where its sample count backs the order-statistic interval, and
+    # withhold it below (methodology.md).
     ci = summary.ci.get(key)
     q = _quantile(key)
     if ci is not None and q is not None:
@@ -181,14 +184,23 @@ class CellRow:
         return None if self.price is None else usd_per_million(self.price.usd_per_hour, per_second)
 
     @property
-    def usd_per_million(self) -> float | None:
-        """Per million inferences: at the searched capacity for server cells (what an SLO allows),
-        else at the measured throughput."""
+    def cost_basis(self) -> CostBasis:
+        """What the row's headline cost rests on: the searched capacity for server cells that
+        have one (what an SLO allows), else the measured throughput."""
         measured = self.measurement
-        if measured is None:
-            return None
-        at_capacity = self.usd_per_million_at_capacity
-        return at_capacity if at_capacity is not None else self._per_million(measured.throughput_per_s)
+        return "capacity" if measured is not None and measured.capacity_rps else "measured"
+
+    @property
+    def usd_per_million_measured(self) -> float | None:
+        """Per million inferences at the measured throughput."""
+        return None if self.measurement is None else self._per_million(self.measurement.throughput_per_s)
+
+    @property
+    def usd_per_million_headline(self) -> float | None:
+        """Per million inferences on the row's ``cost_basis``: what a pick or a plot compares."""
+        if self.cost_basis == "capacity":
+            return self.usd_per_million_at_capacity
+        return self.usd_per_million_measured
 
     @property
     def usd_per_million_at_capacity(self) -> float | None:
@@ -226,6 +238,26 @@ class CellRow:
     def usd_per_million_total_tokens(self) -> float | None:
         return None if self.measurement is None else self._per_million(self.measurement.total_tokens_per_s)
 
+    def roofline(self) -> RooflinePoint | None:
+        """The cell on its roofline (``harness.report.roofline``), from the run's ceilings and the
+        bytes its workload record says a call moves; None for cells without them (old files, load
+        scenarios, backends without measured ceilings)."""
+        measured = self.measurement
+        if measured is None or not measured.throughput_per_s:
+            return None
+        facts = measured.workload
+        if not facts.flops_per_inference or facts.weight_bytes is None or facts.activation_bytes is None:
+            return None
+        config = self.cell.config
+        environment = self.run.environment
+        compute = environment.ceilings.get(peak_key(config.backend, config.device, config.dtype, config.threads))
+        band = environment.bandwidths.get(bandwidth_key(config.backend, config.device, config.threads))
+        if compute is None or band is None:
+            return None
+        seconds_per_call = config.batch_size / measured.throughput_per_s
+        flops_per_call = facts.flops_per_inference * config.batch_size
+        return place(flops_per_call, facts.weight_bytes + facts.activation_bytes, seconds_per_call, compute, band)
+
     def notes(self) -> list[str]:
         """What a reader must see beside the row: the failure, warnings and validity reasons."""
         if not self.ok:
@@ -234,9 +266,7 @@ class CellRow:
         measured = self.measurement
         assert measured is not None
         notes = list(measured.warnings)
-        from harness.report.uncertainty import roofline
-
-        point = roofline(self)
+        point = self.roofline()
         defect = point.defect() if point is not None else None
         if defect:
             notes.append(defect)

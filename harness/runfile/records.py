@@ -20,16 +20,15 @@ Record tree::
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from annotated_types import Ge
+from pydantic import Field
 
-from backends.engine.launcher import EngineRecord
-from backends.engine.metrics import EngineMetrics
-from harness.measure.peak import Peak
-from harness.pricing.catalog import Price
-from harness.run.engine_params import EngineParams
+from harness.runfile.engine import EngineMetrics, EngineParams, EngineRecord
+from harness.runfile.price import Price
 from harness.runfile.silicon import Bandwidth, Capability, ComputeCeiling, DtypeLeftOut
 
 __all__ = [
@@ -73,15 +72,27 @@ __all__ = [
     "TorchFacts",
     "Validity",
     "WorkloadFacts",
+    "peak_key",
+    "utc_now",
 ]
 
 SCHEMA_NAME = "siliconbench/run"
 SCHEMA_VERSION = 2
 
+
+def utc_now() -> str:
+    """The current UTC time in ISO 8601 with a Z suffix: how every ``*_utc`` field of a run file is written."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
 #: Durations, counts, rates and energies: the reader refuses a negative one (JSON has no NaN/inf,
 #: and the codec refuses those too).
 NonNegative = Annotated[float, Ge(0)]
 Count = Annotated[int, Ge(0)]
+
+#: Keys added to version 2 after its fixtures were frozen are left out of the JSON while unset, so
+#: a file that never had them re-encodes to the very same bytes (``tests/.../test_frozen_v2.py``).
+_OMIT_UNSET = Field(exclude_if=lambda value: value is None or value == () or value == {})
 Nanoseconds = Annotated[int, Ge(0)]
 
 #: A fact a backend reports about its device: a JSON scalar, or a list or mapping of them (neuron-ls
@@ -116,29 +127,14 @@ class ScenarioParams:
     #: Set on cells measured on a serving engine (``--engine``/``--endpoint``), None in-process.
     engine: EngineParams | None = None
 
-    def label(self, scenario: str) -> str:
-        """The part of a cell id that tells cells of one scenario apart."""
-        parts = [scenario]
-        if self.engine is not None:
-            parts.append(self.engine.describe())
-            if scenario == "server":
-                parts.append(f"r{self.rate:g}" if self.rate is not None else "capacity")
-            parts.append(f"c{self.concurrency}")
-            return "-".join(parts)
-        if scenario in ("generate", "server", "offline"):
-            parts.append(f"p{self.prompt_tokens}o{self.output_tokens}")
-        if scenario == "server":
-            parts.append(f"r{self.rate:g}" if self.rate is not None else "capacity")
-            if self.concurrency != 1:
-                parts.append(f"c{self.concurrency}")
-        if self.loadgen:
-            parts.append("loadgen")
-        return "-".join(parts)
-
 
 @dataclass(frozen=True)
 class CellConfig:
     """One point of the matrix: workload × preset × backend × options × batch × scenario."""
+
+    # Its id (``harness.scenarios.registry.cell_id``) ends in its scenario's label, which the
+    # scenario's spec declares: the record knows no scenario by name. (A comment, not the
+    # docstring: the generated schema carries docstrings and must stay byte-identical.)
 
     workload: str
     preset: str
@@ -150,25 +146,6 @@ class CellConfig:
     scenario: str = "latency"
     device: str | None = None
     params: ScenarioParams = field(default_factory=ScenarioParams)
-
-    @property
-    def cell_id(self) -> str:
-        threads = f"t{self.threads}" if self.threads else "tdefault"
-        device = f"@{self.device}" if self.device else ""
-        return "/".join(
-            (
-                self.workload,
-                self.preset,
-                f"{self.backend}{device}",
-                self.dtype,
-                self.mode,
-                threads,
-                f"bs{self.batch_size}",
-                self.scenario
-                if self.scenario == "latency" and not self.params.loadgen
-                else self.params.label(self.scenario),
-            )
-        )
 
 
 @dataclass(frozen=True)
@@ -243,9 +220,9 @@ class WorkloadFacts:
     tokens_per_sample: int
     #: Bytes a call must move at the cell's dtype: the weights (parameters and buffers) and the
     #: activations in and out at the cell's batch; the roofline's arithmetic intensity divides by
-    #: their sum (``harness.measure.roofline``). None where not counted (load scenarios, old files).
-    weight_bytes: Count | None = None
-    activation_bytes: Count | None = None
+    #: their sum (``harness.report.roofline``). None where not counted (load scenarios, old files).
+    weight_bytes: Annotated[Count | None, _OMIT_UNSET] = None
+    activation_bytes: Annotated[Count | None, _OMIT_UNSET] = None
 
 
 @dataclass(frozen=True)
@@ -279,7 +256,7 @@ class SamplingRecord:
     targets: dict[str, float] = field(default_factory=dict)
     reached: dict[str, float | None] = field(default_factory=dict)
     #: Why fewer than ``min_count`` samples were taken: the budget fit no more (None: it did).
-    too_few: str | None = None
+    too_few: Annotated[str | None, _OMIT_UNSET] = None
 
 
 @dataclass(frozen=True)
@@ -664,7 +641,7 @@ class CellRecord:
     #: The pytest test that measured the cell, for cells of the ``siliconbench`` pytest fixture.
     pytest_nodeid: str | None = None
     #: Why the cell's dtype is emulated on its silicon (measured because it was asked for), else None.
-    emulated: str | None = None
+    emulated: Annotated[str | None, _OMIT_UNSET] = None
 
     def __post_init__(self) -> None:
         if (self.status == "ok") != (self.measurement is not None) or (self.status == "failed") != (
@@ -713,6 +690,32 @@ class TorchFacts:
 
 
 @dataclass(frozen=True)
+class Peak:
+    """A measured dense matmul peak: FLOP/s, at which size, and how it was obtained."""
+
+    dtype: str
+    device: str
+    threads: int | None
+    flops_per_s: float
+    size: int
+    measured_utc: str
+    key: str
+    cached: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Peak:
+        return cls(**data)
+
+
+def peak_key(backend: str, device: str | None, dtype: str, threads: int | None) -> str:
+    """How a run file's ``environment.matmul_peaks`` names the peak a cell is measured against."""
+    return f"{backend}/{device or '-'}/{dtype}/t{threads or 'default'}"
+
+
+@dataclass(frozen=True)
 class Environment:
     """Everything about the harness process's environment that a comparison needs."""
 
@@ -732,13 +735,13 @@ class Environment:
     #: Runs since the roofline ceilings leave it empty; older files carry it.
     matmul_peaks: dict[str, Peak] = field(default_factory=dict)
     #: What each backend's silicon runs natively (``harness.measure.capability``), by backend.
-    capabilities: dict[str, Capability] = field(default_factory=dict)
+    capabilities: Annotated[dict[str, Capability], _OMIT_UNSET] = field(default_factory=dict)
     #: Dtypes of the default suite not planned because their silicon emulates them.
-    dtypes_left_out: tuple[DtypeLeftOut, ...] = ()
+    dtypes_left_out: Annotated[tuple[DtypeLeftOut, ...], _OMIT_UNSET] = ()
     #: Roofline ceilings (``harness.measure.ceilings``): compute by ``peak_key``, bandwidth by
     #: ``bandwidth_key``.
-    ceilings: dict[str, ComputeCeiling] = field(default_factory=dict)
-    bandwidths: dict[str, Bandwidth] = field(default_factory=dict)
+    ceilings: Annotated[dict[str, ComputeCeiling], _OMIT_UNSET] = field(default_factory=dict)
+    bandwidths: Annotated[dict[str, Bandwidth], _OMIT_UNSET] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,13 @@ __all__ = [
     "ComputeCeiling",
     "DtypeLeftOut",
     "DtypeSupport",
+    "bandwidth_key",
 ]
+
+
+def bandwidth_key(backend: str, device: str | None, threads: int | None) -> str:
+    """How a run file's ``environment.bandwidths`` names the bandwidth a cell is held to."""
+    return f"{backend}/{device or '-'}/t{threads or 'default'}"
 
 
 @dataclass(frozen=True)

@@ -26,8 +26,9 @@ from backends.engine.launcher import (
     process_group_members,
     vllm_command,
 )
-from backends.engine.serving import EngineSpec, engine_dtype, engine_python, open_engine
+from backends.engine.serving import engine_dtype, engine_python, open_engine
 from harness.errors import CellError, ConfigError
+from harness.runfile.engine import EngineSpec
 
 FAKE = str(Path(__file__).with_name("fake_engine.py"))
 

@@ -14,9 +14,10 @@ import pytest
 from backends.engine.client import OpenAIClient
 from backends.engine.launcher import VLLM_SERVER_MODULE
 from backends.engine.metrics import MetricsSampler
-from backends.engine.records import EngineRequest, RequestOutcome
-from backends.engine.serving import EngineSpec, ServingEngine, open_engine
+from backends.engine.records import RequestOutcome
+from backends.engine.serving import ServingEngine, open_engine
 from harness.errors import CellError
+from harness.runfile.engine import EngineRequest, EngineSpec
 from tests.vllm_cpu import VllmCpu
 
 pytestmark = [pytest.mark.engine, pytest.mark.slow]

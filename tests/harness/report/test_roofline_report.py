@@ -5,12 +5,11 @@ from __future__ import annotations
 from dataclasses import replace
 
 from harness.measure.capability import cpu_capability
-from harness.measure.ceilings import bandwidth_key
 from harness.measure.peak import peak_key
 from harness.report.formats import render
 from harness.runfile.codec import encode_run, parse_run
 from harness.runfile.records import RunRecord
-from harness.runfile.silicon import Bandwidth, BandwidthPoint, ComputeCeiling, DtypeLeftOut
+from harness.runfile.silicon import Bandwidth, BandwidthPoint, ComputeCeiling, DtypeLeftOut, bandwidth_key
 from tests.harness.runfactory import lognormal_samples, make_cell, make_run
 
 CPU = cpu_capability("x86_64", {"avx2", "fma"}, "Intel AVX2", "AVX2", {})
