@@ -31,7 +31,6 @@ def measure(max_time: float, output: Path) -> Path:
 
 def describe(path: Path) -> None:
     from harness.report.rows import cell_rows
-    from harness.report.uncertainty import roofline
     from harness.runfile.files import load_run
 
     run = load_run(path)
@@ -49,7 +48,7 @@ def describe(path: Path) -> None:
     print("\n" + header + "\n" + "-" * len(header))
     for row in cell_rows([run]):
         label = f"{row.workload}/{row.preset} {row.dtype} bs{row.batch_size}"
-        point = roofline(row)
+        point = row.roofline()
         if point is None:
             print(f"{label:<34} {'(no roofline: ' + (row.error_text if not row.ok else 'no ceilings') + ')'}")
             continue
