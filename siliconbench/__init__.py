@@ -75,6 +75,7 @@ from harness.runfile.records import (
     Validity,
     WorkloadFacts,
 )
+from harness.runfile.silicon import Bandwidth, BandwidthPoint, Capability, ComputeCeiling, DtypeLeftOut, DtypeSupport
 
 if TYPE_CHECKING:
     from harness.run.runner import ProgressFn
@@ -82,15 +83,21 @@ if TYPE_CHECKING:
 __all__ = [
     "SCHEMA_NAME",
     "SCHEMA_VERSION",
+    "Bandwidth",
+    "BandwidthPoint",
     "BlockInfo",
+    "Capability",
     "CapacitySearchRecord",
     "CellConfig",
     "CellError",
     "CellRecord",
     "CellStatus",
+    "ComputeCeiling",
     "Correctness",
     "CpuFacts",
     "DeviceFacts",
+    "DtypeLeftOut",
+    "DtypeSupport",
     "Energy",
     "EngineAgreement",
     "EngineLoadRecord",

@@ -18,6 +18,12 @@ from tests.conftest import REPO_ROOT, cli_env
 RECORDS = {
     "SCHEMA_NAME",
     "SCHEMA_VERSION",
+    "Bandwidth",
+    "BandwidthPoint",
+    "Capability",
+    "ComputeCeiling",
+    "DtypeLeftOut",
+    "DtypeSupport",
     "BlockInfo",
     "CapacitySearchRecord",
     "CellConfig",

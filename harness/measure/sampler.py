@@ -8,8 +8,15 @@ Why this shape:
 - Calls are timed in blocks, and the stopping rule is checked only between blocks, at geometric
   intervals, so its cost does not grow with the sample count.
 - It stops when the 95% interval of the median is narrower than the target (``converged``), when
-  the time budget runs out (``time_budget``) or at the count cap (``max_count``), never before
-  ``min_count`` samples; the result says which. With ``tail_percentile`` (a tail flag, or a p99
+  the time budget runs out (``time_budget``) or at the count cap (``max_count``); the result says
+  which.
+- The budget is a promise: ``max_time_s`` covers warmup and sampling together, the deadline is
+  checked after every call, and no call starts after it, so a cell ends within its budget plus
+  one call. The warmup takes its share (``warmup_time_s``) and runs its minimum count only while
+  ``min_count`` samples still fit after it. When the warmup's per-call time says ``min_count``
+  cannot fit, the sampler takes what fits (at least one: a single call longer than the whole
+  budget is kept as the one sample) and says why in ``too_few``; the cell is then recorded as
+  having too few samples, its intervals withheld. With ``tail_percentile`` (a tail flag, or a p99
   SLO), ``converged`` also needs that percentile's order-statistic interval within
   ``tail_target_rel_ci``, which cannot happen before the interval exists (368 samples for p99 at
   95%), so tail sampling runs on until then or until a bound stops it.
@@ -145,6 +152,8 @@ class Sampling:
     host_samples_ns: list[int] | None = None
     #: Relative half-width reached by each watched percentile ("p50", and the tail's when asked).
     reached: dict[str, float] | None = None
+    #: Why fewer samples than ``min_count`` were taken (the budget fit no more), else None.
+    too_few: str | None = None
 
 
 class Convergence:
@@ -192,20 +201,34 @@ def sample(
     synchronize: Callable[[], None] = _no_sync,
     clock: Callable[[], int] = time.perf_counter_ns,
     device_timer: DeviceTimer | None = None,
+    budget_start_ns: int | None = None,
 ) -> Sampling:
     """Warm ``call`` up, then time it under ``policy`` with ``clock`` (integer nanoseconds).
 
     With ``device_timer``, the samples are the device's intervals and the host's sit beside them.
+    The budget runs from ``budget_start_ns`` (the scenario's own calls before sampling, on
+    ``clock``) or from the first warmup call; no call starts after it, so warmup and sampling
+    together end within ``policy.max_time_s`` plus one call.
     """
     warmup_start = clock()
+    budget_start = warmup_start if budget_start_ns is None else min(budget_start_ns, warmup_start)
+    deadline = budget_start + int(policy.max_time_s * 1e9)
     warmup_deadline = warmup_start + int(policy.warmup_time_s * 1e9)
     warmup_count = 0
-    now = warmup_start
-    while warmup_count < policy.warmup_min_count or now < warmup_deadline:
+    now = last_start = warmup_start
+    while True:
+        last_start = now
         call()
         synchronize()
         warmup_count += 1
         now = clock()
+        per_call_ns = max(1, (now - warmup_start) // warmup_count)
+        if now >= deadline:
+            break  # the budget is spent: no call may start
+        if now >= warmup_deadline and (
+            warmup_count >= policy.warmup_min_count or now + per_call_ns * (1 + policy.min_count) > deadline
+        ):
+            break  # warm long enough; the warmup's minimum count only while the samples still fit
     warmup_ns = now - warmup_start
     per_call_ns = max(1, warmup_ns // warmup_count)
 
@@ -214,27 +237,44 @@ def sample(
     host_samples: list[int] | None = None if device_timer is None else []
     check = Convergence(policy)
     start = clock()
-    deadline = start + int(policy.max_time_s * 1e9)
-    # Blocks of about 2% of the budget keep the deadline check cheap and the overshoot small.
+    fits = max(0, (deadline - start) // per_call_ns)
+    overran = start >= deadline
+    if overran:
+        # One call overran the whole budget: it is the only sample there will be (the correctness
+        # check before it already ran the model once, so it is not the first call of the process).
+        warmup_count -= 1
+        warmup_ns = last_start - warmup_start
+        samples.append(now - last_start)
+        if host_samples is not None:
+            host_samples.append(now - last_start)
+    # Blocks of about 2% of the budget keep the stopping check cheap; the deadline is checked
+    # after every call (outside the timed region), so no call starts past it.
     block = max(1, min(policy.max_count, int(policy.max_time_s * 1e9 * 0.02) // per_call_ns))
     next_check = policy.min_count
     widths: dict[str, float] | None = None
-    reason = "max_count"
+    reason = "time_budget"
     synchronized = not does_nothing(synchronize)
-    while True:
+    while not overran:
         todo = min(block, policy.max_count - len(samples))
+        t1 = start
         if host_samples is None or device_timer is None:
             if synchronized:
                 for _ in range(todo):
                     t0 = clock()
                     call()
                     synchronize()
-                    append(clock() - t0)
+                    t1 = clock()
+                    append(t1 - t0)
+                    if t1 >= deadline:
+                        break
             else:
                 for _ in range(todo):
                     t0 = clock()
                     call()
-                    append(clock() - t0)
+                    t1 = clock()
+                    append(t1 - t0)
+                    if t1 >= deadline:
+                        break
         else:
             host_append, mark_start, mark_stop, read = (
                 host_samples.append,
@@ -251,8 +291,9 @@ def sample(
                 t1 = clock()
                 host_append(t1 - t0)
                 append(read())
+                if t1 >= deadline:
+                    break
         n = len(samples)
-        now = clock()
         if n >= policy.min_count and n >= next_check:
             widths = check.widths(samples)
             if check.met(widths):
@@ -263,12 +304,19 @@ def sample(
         if n >= policy.max_count:
             reason = "max_count"
             break
-        if now >= deadline and n >= policy.min_count:
+        if t1 >= deadline:
             reason = "time_budget"
             break
     elapsed = clock() - start
     if reason != "converged" or widths is None:
         widths = check.widths(samples)
+    too_few = None
+    if len(samples) < policy.min_count:
+        too_few = (
+            f"too few samples: {len(samples)} of the {policy.min_count} asked for (--min-samples) fit the "
+            f"{policy.max_time_s:g} s budget at {per_call_ns / 1e9:.3g} s a call "
+            f"(after {warmup_count} warmup call{'s' if warmup_count != 1 else ''}; {fits} fit after warmup)"
+        )
     return Sampling(
         samples_ns=samples,
         warmup_count=warmup_count,
@@ -279,4 +327,5 @@ def sample(
         timer=HOST_CLOCK if device_timer is None else device_timer.name,
         host_samples_ns=host_samples,
         reached=widths,
+        too_few=too_few,
     )

@@ -194,7 +194,13 @@ COLUMNS: tuple[Column, ...] = (
     Column("workload", "workload", lambda r: r.workload, measured=False),
     Column("preset", "preset", lambda r: r.preset, measured=False),
     Column("backend", "backend", lambda r: r.backend, measured=False),
-    Column("dtype", "dtype", lambda r: r.dtype, measured=False),
+    Column(
+        "dtype",
+        "dtype",
+        lambda r: r.dtype,
+        measured=False,
+        text=lambda r: f"{r.dtype} emulated" if r.cell.emulated else r.dtype,
+    ),
     Column("mode", "mode", lambda r: r.mode, measured=False),
     Column("threads", "thr", lambda r: r.threads, measured=False),
     Column("batch_size", "batch", lambda r: r.batch_size, measured=False),
@@ -212,6 +218,7 @@ COLUMNS: tuple[Column, ...] = (
         optional=True,
         text=lambda r: "> peak?" if u.peak_exceeded(r) else _percent(u.fraction_of_peak(r)),
     ),
+    Column("roofline", "% roofline", u.roofline_fraction, optional=True, text=u.roofline_text),
     Column("process_spread", "between procs", u.process_spread, optional=True, text=_spread_text),
     Column(
         "usd_per_million",

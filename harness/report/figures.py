@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from harness.measure.stats import Interval as StatInterval
 from harness.report.cost import usd_per_million
+from harness.report.roofline import RooflinePoint
 from harness.report.rows import CellRow, Figure
 from harness.report.uncertainty import capacity_estimate, cost_interval, throughput_interval
 from harness.runfile.records import Measurement, peak_key
@@ -25,6 +26,9 @@ __all__ = [
     "p99_met",
     "peak_exceeded",
     "process_spread",
+    "roofline",
+    "roofline_fraction",
+    "roofline_text",
     "throughput",
     "usd_per_million_at_capacity",
     "usd_per_million_measured",
@@ -176,3 +180,23 @@ def process_spread(row: CellRow) -> float | None:
     """(max − min) / mean of the process medians; None without ``--processes``."""
     measured = row.measurement
     return None if measured is None or measured.processes is None else measured.processes.rel_spread
+
+
+def roofline(row: CellRow) -> RooflinePoint | None:
+    """The cell on its roofline (``CellRow.roofline``); None for cells without ceilings or bytes."""
+    return row.roofline()
+
+
+def roofline_fraction(row: CellRow) -> float | None:
+    """Achieved FLOP/s over the attainable rate at the cell's intensity (its roofline)."""
+    point = roofline(row)
+    return None if point is None else point.fraction
+
+
+def roofline_text(row: CellRow) -> str:
+    """ "62% mem" or "85% compute": the fraction and the roof that binds ('!' above it: see notes)."""
+    point = roofline(row)
+    if point is None:
+        return "-"
+    bound = "mem" if point.bound == "memory" else "compute"
+    return f"{point.fraction:.0%} {bound}{'!' if point.above else ''}"

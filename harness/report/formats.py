@@ -16,7 +16,14 @@ from harness.errors import ConfigError
 from harness.report.columns import Column, Value
 from harness.report.cost import PriceResolver
 from harness.report.rows import CellRow, Figure, cell_rows
-from harness.report.tables import ScenarioTable, price_lines, scenario_tables, text_cells, withheld_lines
+from harness.report.tables import (
+    ScenarioTable,
+    left_out_lines,
+    price_lines,
+    scenario_tables,
+    text_cells,
+    withheld_lines,
+)
 from harness.runfile.json_writer import dumps_json
 from harness.runfile.records import RunRecord
 
@@ -142,6 +149,10 @@ def render(
             text += "\n\n" + "\n".join(f"{i}. {note}" for i, note in enumerate(notes, start=1))
         else:
             text += "\n\n" + "\n".join(f"[{i}] {note}" for i, note in enumerate(notes, start=1))
+    left_out = left_out_lines(runs)
+    if left_out:
+        heading = "**Left out of the default suite**\n\n" if markdown else "Left out of the default suite:\n"
+        text += "\n\n" + heading + "\n".join(f"- {line}" for line in left_out)
     withheld = withheld_lines(tables)
     if withheld:
         heading = "**Intervals withheld**\n\n" if markdown else "Intervals withheld:\n"

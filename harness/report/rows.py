@@ -11,8 +11,10 @@ from dataclasses import dataclass
 
 from harness.measure.stats import Summary, min_samples
 from harness.report.cost import CostBasis, PriceResolver, tokens_per_s_at_capacity, usd_per_million
+from harness.report.roofline import RooflinePoint, place
 from harness.runfile.price import Price
-from harness.runfile.records import CellRecord, Measurement, RunRecord, TokenMetrics
+from harness.runfile.records import CellRecord, Measurement, RunRecord, TokenMetrics, peak_key
+from harness.runfile.silicon import bandwidth_key
 
 __all__ = ["CellRow", "Figure", "cell_rows"]
 
@@ -235,6 +237,26 @@ class CellRow:
     def usd_per_million_total_tokens(self) -> float | None:
         return None if self.measurement is None else self._per_million(self.measurement.total_tokens_per_s)
 
+    def roofline(self) -> RooflinePoint | None:
+        """The cell on its roofline (``harness.report.roofline``), from the run's ceilings and the
+        bytes its workload record says a call moves; None for cells without them (old files, load
+        scenarios, backends without measured ceilings)."""
+        measured = self.measurement
+        if measured is None or not measured.throughput_per_s:
+            return None
+        facts = measured.workload
+        if not facts.flops_per_inference or facts.weight_bytes is None or facts.activation_bytes is None:
+            return None
+        config = self.cell.config
+        environment = self.run.environment
+        compute = environment.ceilings.get(peak_key(config.backend, config.device, config.dtype, config.threads))
+        band = environment.bandwidths.get(bandwidth_key(config.backend, config.device, config.threads))
+        if compute is None or band is None:
+            return None
+        seconds_per_call = config.batch_size / measured.throughput_per_s
+        flops_per_call = facts.flops_per_inference * config.batch_size
+        return place(flops_per_call, facts.weight_bytes + facts.activation_bytes, seconds_per_call, compute, band)
+
     def notes(self) -> list[str]:
         """What a reader must see beside the row: the failure, warnings and validity reasons."""
         if not self.ok:
@@ -243,6 +265,14 @@ class CellRow:
         measured = self.measurement
         assert measured is not None
         notes = list(measured.warnings)
+        point = self.roofline()
+        defect = point.defect() if point is not None else None
+        if defect:
+            notes.append(defect)
+        elif point is not None and point.ceiling_busy:
+            notes.append(
+                f"its {point.bound} ceiling was measured while other work held the cores: its % roofline is overstated"
+            )
         if self.scenario != "latency":
             notes.extend(f"not valid for p99: {reason}" for reason in measured.validity.reasons)
         return notes

@@ -11,8 +11,17 @@ from dataclasses import dataclass
 
 from harness.report.columns import Column, columns_for
 from harness.report.rows import CellRow, Figure
+from harness.runfile.records import RunRecord
 
-__all__ = ["ScenarioTable", "price_lines", "scenario_tables", "text_cells", "verdict_marks", "withheld_lines"]
+__all__ = [
+    "ScenarioTable",
+    "left_out_lines",
+    "price_lines",
+    "scenario_tables",
+    "text_cells",
+    "verdict_marks",
+    "withheld_lines",
+]
 
 
 @dataclass(frozen=True)
@@ -76,6 +85,17 @@ def price_lines(rows: Sequence[CellRow]) -> list[str]:
         else:
             lines[row.run_id] = f"{where}: no price; {row.price_note or 'none recorded'}"
     return list(lines.values())
+
+
+def left_out_lines(runs: Sequence[RunRecord]) -> list[str]:
+    """One line per dtype a run's default suite left out because its silicon emulates it."""
+    lines: dict[str, None] = {}
+    for run in runs:
+        for left in run.environment.dtypes_left_out:
+            lines[f"{left.backend} {left.dtype}: {left.reason}; --dtype {left.dtype} measures it (marked emulated)"] = (
+                None
+            )
+    return list(lines)
 
 
 def withheld_lines(tables: Sequence[ScenarioTable]) -> list[str]:

@@ -224,6 +224,11 @@ class Suite:
             requests=engine.requests,
         )
 
+    def dtypes_explicit(self) -> bool:
+        """Whether the dtypes were asked for (a flag or a suite file), not the defaults: explicit
+        dtypes run even where the silicon emulates them (``harness.run.dtypes``)."""
+        return self.matrix.dtypes != DEFAULT_DTYPES
+
     def tail_percentile(self) -> float | None:
         """The percentile sampling must back: ``tail``, else 99 when a p99 SLO is set, else None."""
         if self.stopping.tail is not None:

@@ -113,6 +113,7 @@ def run_cells(
     limits: CellLimits | None = None,
     on_hang: HangFn = exit_on_hang,
     processes: int = 1,
+    mark: Callable[[CellRecord], CellRecord] | None = None,
 ) -> list[CellRecord]:
     """Measure every cell in order and append each to the run file as soon as it is final.
 
@@ -122,10 +123,11 @@ def run_cells(
     Every cell runs under ``limits`` (``harness.run.limits``): an isolated cell past its limit is
     killed and fails alone; a cell in this process past its limit ends the run through
     ``on_hang``. A stop signal marks the file ``interrupted`` and re-raises; a full disk marks it
-    ``aborted`` (disk full) and raises ``RunStoppedError``.
+    ``aborted`` (disk full) and raises ``RunStoppedError``. ``mark`` amends each record before it
+    is written (``SiliconPlan.mark``: an emulated dtype).
     """
     limits = limits or CellLimits()
-    sink = RunSink(writer, len(cells))
+    sink = RunSink(writer, len(cells), mark)
     order: OneByOne | RepeatedProcesses
     strategy: Strategy
     if processes > 1:

@@ -31,14 +31,18 @@ __all__ = ["RunSink"]
 class RunSink:
     """The run file as the runner sees it: ``write`` each record, then ``complete`` or a stop."""
 
-    def __init__(self, writer: RunWriter, total: int) -> None:
-        """``total`` is how many cell records the run means to write (for the disk-full line)."""
+    def __init__(self, writer: RunWriter, total: int, mark: Callable[[CellRecord], CellRecord] | None = None) -> None:
+        """``total`` is how many cell records the run means to write (for the disk-full line);
+        ``mark`` amends each record before it is written (``SiliconPlan.mark``: an emulated dtype)."""
         self.writer = writer
         self.total = total
+        self.mark = mark
         self.written: list[CellRecord] = []
 
     def write(self, record: CellRecord) -> None:
-        """Append ``record`` to the file, or end the run ``aborted`` if the disk is full."""
+        """Append ``record`` (marked) to the file, or end the run ``aborted`` if the disk is full."""
+        if self.mark is not None:
+            record = self.mark(record)
         try:
             self.writer.add_cell(record)
         except OSError as exc:
@@ -73,6 +77,8 @@ class RunSink:
         finished cells the file held before it.
         """
         done = self.writer.saved_cells
+        if self.mark is not None:
+            record = self.mark(record)
         try:
             self.writer.add_cell(record)
         except OSError:

@@ -3,14 +3,15 @@
 ``run_suite`` is what every target ends in: ``LocalTarget`` calls it here, and the on-instance
 agent calls it on an AWS instance, so a cell there is measured by exactly the code that measures
 it on a laptop; only where the run file goes afterwards differs. The steps: check the matrix
-against what is installed, plan the cells, record the environment and the matmul peaks, open the
-run file, and hand the cells to ``harness.run.runner.run_cells``.
+against what is installed, plan the cells, probe the silicon and plan the dtypes it runs natively,
+measure the roofline ceilings (``harness.run.native``), open the run file, and hand the cells to
+``harness.run.runner.run_cells``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.run.plan import Suite
@@ -51,11 +52,11 @@ def run_suite(
     ``on_hang`` is told when a cell in this process hangs past its limit (``harness.run.runner``).
     """
     from harness.measure.environment import collect_environment
-    from harness.measure.peak import run_peaks
     from harness.measure.sampler import SamplingPolicy
     from harness.run import runner
     from harness.run.limits import CellLimits
     from harness.run.matrix import validate_matrix
+    from harness.run.native import plan_for_silicon
 
     presets, backends = validate_matrix(suite)
     policy = SamplingPolicy.for_budget(
@@ -64,11 +65,15 @@ def run_suite(
         target_rel_ci=suite.stopping.target_rel_ci,
         tail_percentile=suite.tail_percentile(),
     )
-    cells = suite.cells(presets)
-    environment = collect_environment()
-    # Once per run (cached per machine and versions): the denominator of every cell's % of peak.
-    peaks = run_peaks(environment, [(c.backend, c.device, c.dtype, c.threads) for c in cells])
-    environment = replace(environment, matmul_peaks=peaks)
+    # The silicon decides: dtypes it only emulates leave a default suite, and the roofline
+    # ceilings (cached per machine and conditions) are measured once for the cells that stay.
+    silicon = plan_for_silicon(
+        suite.cells(presets),
+        collect_environment(),
+        explicit_dtypes=suite.dtypes_explicit(),
+        requested_dtypes=suite.matrix.dtypes,
+    )
+    cells, environment = silicon.cells, silicon.environment
     writer = RunWriter(
         Path(suite.output), environment, target=target, suite=suite.to_dict(), run_id=run_id, pricing=pricing
     )
@@ -92,5 +97,6 @@ def run_suite(
         limits,
         on_hang or runner.exit_on_hang,
         processes=suite.execution.processes,
+        mark=silicon.mark,
     )
     return LocalRun(writer.path, writer.run, records)

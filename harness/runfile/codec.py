@@ -12,7 +12,9 @@ Change log of the schema (``schema_version``):
   on every cell, decoder token metrics of each scenario part move under ``tokens``, the run gains
   ``status_reason`` and the status ``aborted``. Readers ignore keys they do not know, so later
   additions of optional keys stay readable by this version's readers; a change of meaning bumps
-  the version.
+  the version. Optional keys added since: ``sampling.too_few`` (the budget fit fewer samples than
+  ``min_count``), ``workload.weight_bytes``/``activation_bytes``, a cell's ``emulated``, and the
+  environment's ``capabilities``, ``dtypes_left_out``, ``ceilings`` and ``bandwidths``.
 
 JSON is written and validated by pydantic's ``TypeAdapter`` over the frozen dataclasses, so the
 record classes are the single declaration of the format; ``run-v2.schema.json`` is generated

@@ -25,9 +25,11 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from annotated_types import Ge
+from pydantic import Field
 
 from harness.runfile.engine import EngineMetrics, EngineParams, EngineRecord
 from harness.runfile.price import Price
+from harness.runfile.silicon import Bandwidth, Capability, ComputeCeiling, DtypeLeftOut
 
 __all__ = [
     "SCHEMA_NAME",
@@ -87,6 +89,10 @@ def utc_now() -> str:
 #: and the codec refuses those too).
 NonNegative = Annotated[float, Ge(0)]
 Count = Annotated[int, Ge(0)]
+
+#: Keys added to version 2 after its fixtures were frozen are left out of the JSON while unset, so
+#: a file that never had them re-encodes to the very same bytes (``tests/.../test_frozen_v2.py``).
+_OMIT_UNSET = Field(exclude_if=lambda value: value is None or value == () or value == {})
 Nanoseconds = Annotated[int, Ge(0)]
 
 #: A fact a backend reports about its device: a JSON scalar, or a list or mapping of them (neuron-ls
@@ -212,6 +218,11 @@ class WorkloadFacts:
     params: int
     flops_per_inference: float | None
     tokens_per_sample: int
+    #: Bytes a call must move at the cell's dtype: the weights (parameters and buffers) and the
+    #: activations in and out at the cell's batch; the roofline's arithmetic intensity divides by
+    #: their sum (``harness.report.roofline``). None where not counted (load scenarios, old files).
+    weight_bytes: Annotated[Count | None, _OMIT_UNSET] = None
+    activation_bytes: Annotated[Count | None, _OMIT_UNSET] = None
 
 
 @dataclass(frozen=True)
@@ -244,6 +255,8 @@ class SamplingRecord:
     #: with their target relative half-widths, and the half-widths reached (None: no interval yet).
     targets: dict[str, float] = field(default_factory=dict)
     reached: dict[str, float | None] = field(default_factory=dict)
+    #: Why fewer than ``min_count`` samples were taken: the budget fit no more (None: it did).
+    too_few: Annotated[str | None, _OMIT_UNSET] = None
 
 
 @dataclass(frozen=True)
@@ -627,6 +640,8 @@ class CellRecord:
     measurement: Measurement | None = None
     #: The pytest test that measured the cell, for cells of the ``siliconbench`` pytest fixture.
     pytest_nodeid: str | None = None
+    #: Why the cell's dtype is emulated on its silicon (measured because it was asked for), else None.
+    emulated: Annotated[str | None, _OMIT_UNSET] = None
 
     def __post_init__(self) -> None:
         if (self.status == "ok") != (self.measurement is not None) or (self.status == "failed") != (
@@ -717,7 +732,16 @@ class Environment:
     env_threads: dict[str, str] = field(default_factory=dict)
     git_commit: str | None = None
     #: Dense matmul peaks measured for this run's cells (``harness.measure.peak``), by ``peak_key``.
+    #: Runs since the roofline ceilings leave it empty; older files carry it.
     matmul_peaks: dict[str, Peak] = field(default_factory=dict)
+    #: What each backend's silicon runs natively (``harness.measure.capability``), by backend.
+    capabilities: Annotated[dict[str, Capability], _OMIT_UNSET] = field(default_factory=dict)
+    #: Dtypes of the default suite not planned because their silicon emulates them.
+    dtypes_left_out: Annotated[tuple[DtypeLeftOut, ...], _OMIT_UNSET] = ()
+    #: Roofline ceilings (``harness.measure.ceilings``): compute by ``peak_key``, bandwidth by
+    #: ``bandwidth_key``.
+    ceilings: Annotated[dict[str, ComputeCeiling], _OMIT_UNSET] = field(default_factory=dict)
+    bandwidths: Annotated[dict[str, Bandwidth], _OMIT_UNSET] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -122,6 +122,7 @@ def sampling_fields(
     rel_ci_half_width: float | None = None,
     timer: str = "host_clock",
     reached: Mapping[str, float] | None = None,
+    too_few: str | None = None,
 ) -> SamplingRecord:
     """The record's sampling part: what the sampler did, under which policy."""
     finite = (
@@ -142,6 +143,7 @@ def sampling_fields(
         max_count=policy.max_count,
         wall_s=wall_s,
         timer=timer,
+        too_few=too_few,
     )
 
 
@@ -157,4 +159,5 @@ def sampling_record(sampling: SamplingOutcome, policy: SamplingPolicy, wall_s: f
         rel_ci_half_width=sampling.rel_ci_half_width,
         timer=sampling.timer,
         reached=sampling.reached,
+        too_few=getattr(sampling, "too_few", None),
     )

@@ -8,13 +8,13 @@ scenario imports another.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from harness.runfile.records import Correctness, Measurement
 from harness.scenarios.base import CellContext, correctness_record, sampling_record, workload_record
 from harness.scenarios.specs import FORWARD_COLUMNS
-from harness.scenarios.validity import validity
+from harness.scenarios.validity import validity, withhold_intervals
 from harness.scenarios.warnings import warnings_for
 
 if TYPE_CHECKING:
@@ -33,6 +33,8 @@ class CheckedForward:
     correctness: Correctness
     warning: str | None
     staged: Any = None
+    weight_bytes: int | None = None
+    activation_bytes: int | None = None
 
 
 def prepare_checked(ctx: CellContext, staged: bool = False) -> CheckedForward:
@@ -70,7 +72,42 @@ def prepare_checked(ctx: CellContext, staged: bool = False) -> CheckedForward:
     backend.synchronize()
     error = max_relative_error(reference, output)
     record, warning = correctness_record(error, config.dtype)
-    return CheckedForward(prepared, flops_per_inference, record, warning, wrapper)
+    weights, activations = traffic_bytes(ctx.model, inputs, reference, config.dtype)
+    return CheckedForward(prepared, flops_per_inference, record, warning, wrapper, weights, activations)
+
+
+#: Bytes per element of a floating tensor at each cell dtype (tf32 stores fp32).
+DTYPE_BYTES = {"fp32": 4, "tf32": 4, "bf16": 2, "fp16": 2}
+
+
+def traffic_bytes(model: Any, inputs: Any, outputs: Any, dtype: str) -> tuple[int, int]:
+    """(weight bytes, activation bytes) one call must move at ``dtype``: every parameter and buffer
+    once, the inputs read and the outputs written. Floating tensors count at the dtype's size (the
+    backend casts them), others at their own; intermediate activations are not counted, since a
+    fused or cached implementation need not move them, so the figure is the least a call moves."""
+    import torch
+
+    size = DTYPE_BYTES.get(dtype)
+
+    def nbytes(tensor: torch.Tensor) -> int:
+        if tensor.is_floating_point() and size is not None:
+            return tensor.numel() * size
+        return tensor.numel() * tensor.element_size()
+
+    def tensors(value: Any) -> list[torch.Tensor]:
+        if isinstance(value, torch.Tensor):
+            return [value]
+        if isinstance(value, dict):
+            return [t for v in value.values() for t in tensors(v)]
+        if isinstance(value, list | tuple):
+            return [t for v in value for t in tensors(v)]
+        if hasattr(value, "to_tuple"):  # transformers' ModelOutput
+            return tensors(value.to_tuple())
+        return []
+
+    weights = sum(nbytes(t) for t in (*model.parameters(), *model.buffers()))
+    activations = sum(nbytes(t) for t in (*tensors(inputs), *tensors(outputs)))
+    return int(weights), int(activations)
 
 
 def measured_record(
@@ -86,16 +123,25 @@ def measured_record(
     prepared, flops_per_inference = checked.prepared, checked.flops_per_inference
     ctx.phase = "statistics"
     summary = summarize(sampling.samples_ns, policy.confidence)
+    too_few = getattr(sampling, "too_few", None)
+    if too_few:
+        summary = withhold_intervals(summary, too_few, policy.min_count)
     median_s = summary.p50 / 1e9
     throughput = config.batch_size / median_s if median_s > 0 else 0.0
     warnings = warnings_for(sampling, summary, policy)
     if checked.warning:
         warnings.insert(0, checked.warning)
+    if too_few:
+        warnings.insert(0, f"{too_few}; intervals withheld")
     device = backend.device_info()
     device.update(prepared.details)
     tokens = ctx.workload.tokens_per_sample
     return Measurement(
-        workload=workload_record(ctx, flops_per_inference),
+        workload=replace(
+            workload_record(ctx, flops_per_inference),
+            weight_bytes=checked.weight_bytes,
+            activation_bytes=checked.activation_bytes,
+        ),
         device=device,
         compile_s=prepared.compile_s,
         peak_memory_bytes=peak,
@@ -107,7 +153,9 @@ def measured_record(
         flops_per_s=flops_per_inference * throughput if flops_per_inference else None,
         samples_ns=tuple(sampling.samples_ns),
         warnings=tuple(warnings),
-        validity=validity({unit: summary.count}, sampling.elapsed_ns / 1e9),
+        validity=validity(
+            {unit: summary.count}, sampling.elapsed_ns / 1e9, extra_reasons=[too_few] if too_few else None
+        ),
     )
 
 

@@ -39,6 +39,7 @@ FORWARD_COLUMNS = (
     "throughput_per_s",
     "gflops_per_s",
     "fraction_of_peak",
+    "roofline",
     "process_spread",
     "usd_per_million",
     "usd_per_million_tokens",

@@ -47,18 +47,21 @@ class ThroughputScenario:
         call, synchronize = prepared.call, backend.synchronize
 
         ctx.phase = "measure"
-        start = time.perf_counter()
-        for _ in range(3):
+        # Sizing the block counts against the budget: a slow call is timed once, not three times.
+        start_ns = time.perf_counter_ns()
+        sized = 0
+        while sized < 3 and (sized == 0 or time.perf_counter_ns() - start_ns < BLOCK_TARGET_S * 1e9):
             call()
-        synchronize()
-        calls = calls_per_block((time.perf_counter() - start) / 3)
+            synchronize()
+            sized += 1
+        calls = calls_per_block((time.perf_counter_ns() - start_ns) / 1e9 / sized)
 
         def block() -> None:
             for _ in range(calls):
                 call()
 
         measured_at = time.perf_counter()
-        blocks = sample(block, policy, synchronize)
+        blocks = sample(block, policy, synchronize, budget_start_ns=start_ns)
         sampling = Sampling(
             samples_ns=[max(1, round(ns / calls)) for ns in blocks.samples_ns],
             warmup_count=blocks.warmup_count * calls,
@@ -66,6 +69,8 @@ class ThroughputScenario:
             elapsed_ns=blocks.elapsed_ns,
             stop_reason=blocks.stop_reason,
             rel_ci_half_width=blocks.rel_ci_half_width,
+            reached=blocks.reached,
+            too_few=blocks.too_few,
         )
         peak = backend.peak_memory_bytes()
 

@@ -18,11 +18,12 @@ so a generation cell can be valid for its ITL and not for its TTFT; the verdict 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 
-from harness.runfile.records import Validity
+from harness.runfile.records import Interval, Summary, Validity
 from harness.scenarios.specs import MIN_SAMPLES_FOR_P99
 
-__all__ = ["MIN_DURATION_S", "MIN_SAMPLES_FOR_P99", "validity"]
+__all__ = ["MIN_DURATION_S", "MIN_SAMPLES_FOR_P99", "validity", "withhold_intervals"]
 
 #: Shortest measurement, in seconds, whose tail percentiles we call valid.
 MIN_DURATION_S = 1.0
@@ -53,3 +54,16 @@ def validity(
         duration_s=duration_s,
         reasons=tuple(reasons),
     )
+
+
+def withhold_intervals(summary: Summary, reason: str, needs: int) -> Summary:
+    """``summary`` with every interval withheld: the budget fit fewer samples than the cell asked for.
+
+    The estimates stay (they are what was measured); no interval is printed, because the count
+    the user set as the least an interval may rest on (``--min-samples``) was not reached.
+    """
+    withheld = {
+        name: Interval(iv.estimate, None, None, 0.0, iv.nominal, "withheld", needs, reason)
+        for name, iv in summary.intervals.items()
+    }
+    return replace(summary, ci={}, intervals=withheld)

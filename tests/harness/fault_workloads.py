@@ -155,3 +155,20 @@ def returns_a_string(preset: str | None = None) -> str:
 def raises(preset: str | None = None) -> Workload:
     """Not a working factory: raises."""
     raise RuntimeError("the user's factory is broken\nsecond line")
+
+
+#: Seconds every call of ``three_second_call`` takes (a sleep: it holds no core).
+SLOW_CALL_S = 3.0
+
+
+class _ThreeSecondCall(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        import time
+
+        time.sleep(SLOW_CALL_S)
+        return x * 2
+
+
+def three_second_call(preset: str | None = None) -> Workload:
+    """A model whose every call takes three seconds: the budget check of a cell far slower than its budget."""
+    return Workload("three-second-call", preset or "default", _ThreeSecondCall, _inputs)

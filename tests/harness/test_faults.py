@@ -687,3 +687,31 @@ def test_numbers_and_factories_that_would_fail_every_cell_are_refused_before_any
     assert result.returncode == 2
     one_line(result.stderr, fragment)
     assert not (tmp_path / "out").exists() or not run_files(tmp_path / "out")
+
+
+@pytest.mark.slow
+def test_a_cell_far_slower_than_its_budget_keeps_its_budget_and_what_fits(tmp_path: Path) -> None:
+    """Every call takes 3 s, the budget is 1 s: warmup plus sampling end within 1 s plus one call,
+    one sample is kept, the cell is recorded as too few samples with its intervals withheld, exit 0."""
+    from tests.harness.fault_workloads import SLOW_CALL_S
+
+    started = time.monotonic()
+    result = cli(
+        "run", "--workload", f"{FAULTS}:three_second_call", "--dtype", "fp32", "--max-time", "1", "--quiet",
+        "--output", str(tmp_path),
+    )  # fmt: skip
+    wall = time.monotonic() - started
+    assert result.returncode == 0, result.stderr
+    (cell,) = load(run_files(tmp_path)[0]).cells
+    measured = cell.measurement
+    assert measured is not None
+    sampling = measured.sampling
+    # Preparation (the reference and the correctness call) is timed apart; the budget holds the rest.
+    assert sampling.warmup_s + sampling.elapsed_s <= 1.0 + SLOW_CALL_S * 1.2
+    assert len(measured.samples_ns) >= 1
+    assert sampling.too_few is not None and "--min-samples" in sampling.too_few
+    assert not measured.validity.valid
+    assert any("too few samples" in reason for reason in measured.validity.reasons)
+    assert all(iv.method == "withheld" for iv in measured.latency_ns.intervals.values())
+    assert measured.latency_ns.ci == {}
+    assert wall < 60  # the run was never held to the 30 s grace or ended by the watchdog

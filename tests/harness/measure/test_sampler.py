@@ -63,19 +63,77 @@ def test_noisy_calls_stop_on_the_time_budget_and_say_so() -> None:
     )
     assert result.stop_reason == "time_budget"
     assert result.rel_ci_half_width > 0.01
-    assert result.elapsed_ns >= 500_000_000
-    # Blocks are ~2% of the budget, so the overshoot past the deadline stays small.
-    assert result.elapsed_ns < 0.6e9
+    # Warmup and sampling share the budget, and end within it plus one call.
+    assert 500_000_000 <= clock.now <= 500_000_000 + 3_000_000
+    assert result.warmup_ns + result.elapsed_ns == clock.now
+    assert result.too_few is None
 
 
-def test_the_minimum_count_wins_over_the_time_budget() -> None:
+def test_the_budget_wins_over_the_minimum_count() -> None:
+    """2 s a call against a 1 s budget: the one call that ran is the one sample, recorded as too few."""
     clock = FakeClock()
     result = sample(
-        lambda: clock.advance(2_000_000_000),  # 2 s a call against a 1 s budget
+        lambda: clock.advance(2_000_000_000),
         SamplingPolicy(max_time_s=1.0, warmup_time_s=0.0, warmup_min_count=1, min_count=5),
         clock=clock,
     )
-    assert len(result.samples_ns) == 5
+    assert result.samples_ns == [2_000_000_000]
+    assert result.warmup_count == 0
+    assert clock.now == 2_000_000_000  # one call: never past the budget by more than one call
+    assert result.stop_reason == "time_budget"
+    assert result.too_few is not None and "1 of the 5" in result.too_few
+
+
+def test_a_three_second_call_under_a_one_second_budget_ends_within_budget_plus_one_call() -> None:
+    """The issue's check with a fake clock: --max-time 1 and the default suite's 36 samples."""
+    clock = FakeClock()
+    calls = []
+
+    def call() -> None:
+        calls.append(clock.now)
+        clock.advance(3_000_000_000)
+
+    result = sample(call, SamplingPolicy.for_budget(1.0, min_count=36), clock=clock)
+    assert clock.now <= 1_000_000_000 + 3_000_000_000
+    assert len(result.samples_ns) >= 1
+    assert result.too_few is not None and "36" in result.too_few
+    assert len(calls) == result.warmup_count + len(result.samples_ns)
+
+
+def test_what_fits_is_sampled_when_the_minimum_cannot_fit() -> None:
+    """0.3 s calls, 1 s budget: one warmup call (the minimum of three would leave no room), then
+    the calls that start before the deadline."""
+    clock = FakeClock()
+    result = sample(
+        lambda: clock.advance(300_000_000),
+        SamplingPolicy(max_time_s=1.0, warmup_time_s=0.1, warmup_min_count=3, min_count=10),
+        clock=clock,
+    )
+    assert result.warmup_count == 1
+    assert len(result.samples_ns) == 3  # started at 0.3, 0.6 and 0.9 s
+    assert clock.now == 1_200_000_000
+    assert result.too_few is not None and "3 of the 10" in result.too_few
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_no_call_starts_after_the_deadline_whatever_the_costs(seed: int) -> None:
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    costs = iter(int(x) for x in rng.lognormal(17, 1.5, 100_000))  # ~24 ms median, heavy tail
+    clock, starts, longest = FakeClock(), [], [0]
+
+    def call() -> None:
+        starts.append(clock.now)
+        cost = next(costs)
+        longest[0] = max(longest[0], cost)
+        clock.advance(cost)
+
+    policy = SamplingPolicy(max_time_s=2.0, warmup_time_s=0.2, min_count=36)
+    result = sample(call, policy, clock=clock)
+    assert len(result.samples_ns) >= 1
+    assert max(starts) < 2_000_000_000 or len(starts) == 1
+    assert clock.now < 2_000_000_000 + longest[0] + 1
 
 
 def test_the_count_cap_stops_sampling() -> None:

@@ -52,3 +52,29 @@ def test_the_generated_schema_is_byte_identical_to_the_frozen_one() -> None:
     generated = json.dumps(json_schema(), indent=1, sort_keys=True) + "\n"
     assert generated == FROZEN_SCHEMA.read_text()
     assert SCHEMA_PATH.read_text() == FROZEN_SCHEMA.read_text()
+
+
+def test_the_keys_added_since_the_freeze_are_written_when_set_and_read_back() -> None:
+    """The keys the frozen fixtures lack are omitted only while unset: set, they reach the file."""
+    from dataclasses import replace
+
+    from harness.runfile.codec import parse_run
+    from harness.runfile.silicon import DtypeLeftOut
+
+    run = load_run(HERE / "fixtures" / "run-v2-latency.json")
+    cell = run.cells[0]
+    assert cell.measurement is not None
+    measured = replace(
+        cell.measurement,
+        workload=replace(cell.measurement.workload, weight_bytes=4096, activation_bytes=64),
+        sampling=replace(cell.measurement.sampling, too_few="the budget fit 3 of 10 samples"),
+    )
+    changed = replace(
+        run,
+        environment=replace(run.environment, dtypes_left_out=(DtypeLeftOut("cpu", "bf16", "emulated"),)),
+        cells=(replace(cell, measurement=measured, emulated="no AVX512_BF16"), *run.cells[1:]),
+    )
+    text = encode_run(changed)
+    for key in ("weight_bytes", "activation_bytes", "too_few", "emulated", "dtypes_left_out"):
+        assert f'"{key}"' in text, key
+    assert parse_run(text, "round trip") == changed
