@@ -32,6 +32,7 @@ from harness.run.isolation import run_cell_isolated
 from harness.run.limits import CellLimits
 from harness.runfile.files import RunWriter
 from harness.runfile.records import CellConfig, ScenarioParams
+from harness.scenarios.registry import cell_id
 
 
 def main() -> int:
@@ -62,7 +63,7 @@ def main() -> int:
             scenario="generate",
             params=params,
         )
-        print(f"{mode}: measuring {config.cell_id} ...", file=sys.stderr, flush=True)
+        print(f"{mode}: measuring {cell_id(config)} ...", file=sys.stderr, flush=True)
         record = run_cell_isolated(config, policy, CellLimits(prepare_s=900.0))
         if record.measurement is None or record.measurement.generation is None:
             error = record.error

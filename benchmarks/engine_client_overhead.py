@@ -14,10 +14,10 @@ into the server's lateness (write - scripted) and the client's delivery lag (rea
 one ``CLOCK_MONOTONIC``. The server's event loop waits whole milliseconds and polls the rest
 (``punctual_event_loop``) so that the reference is not the noisiest part of the measurement.
 
-Two loads, as in issue 12: one stream at a time, and ``--streams`` (1,000)
+Two loads: one stream at a time, and ``--streams`` (1,000)
 concurrent streams of 10 tokens/s each whose starts are spread over ``--ramp-s``.
 
-Bounds (issue 12): median |error| <= 1 ms at one stream; at 1,000 streams median |error| <= 2 ms and
+Bounds: median |error| <= 1 ms at one stream; at 1,000 streams median |error| <= 2 ms and
 p99 |error| <= 10 ms. The exit status is 1 when a bound is missed.
 
 Run:  python benchmarks/engine_client_overhead.py [--streams 1000] [--tokens 40] [--itl-ms 100]

@@ -33,14 +33,15 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from backends.engine.metrics import MetricsSampler
-from backends.engine.serving import EngineSpec, open_engine
+from backends.engine.serving import open_engine
 from harness.measure.environment import cpu_facts
 from harness.measure.sampler import SamplingPolicy
+from harness.runfile.engine import EngineSpec, TokenCounts
 from harness.scenarios.engine import EngineTarget, measure_closed_loop, measure_unloaded, search_capacity
 from harness.scenarios.engine_check import check_engine
 from harness.scenarios.engine_records import load_record
 from harness.scenarios.tokens import SLO
-from workloads.request_sets import TokenCounts, load_tokenizer, synthetic_requests
+from workloads.request_sets import load_tokenizer, synthetic_requests
 
 REPO = Path(__file__).resolve().parent.parent
 

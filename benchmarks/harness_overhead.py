@@ -60,14 +60,14 @@ def _trimmed_mean(samples: list[int]) -> float:
     return sum(kept) / len(kept)
 
 
-#: The policies timed: the one of the figures quoted in issue 10 (a 0.5 s budget, at most 200 000
+#: The policies timed: the one of docs/methodology.md's figures (a 0.5 s budget, at most 200 000
 #: calls; a no-op's samples are all one clock tick, so the median's interval has zero width and
 #: sampling converges after the first checks), and one that takes a million calls (the minimum
 #: count wins over convergence), where fixed costs vanish and the per-sample costs remain. No
 #: warmup beyond three calls: its busy loop is no per-call cost, and on a shared machine its wall
 #: time cannot be taken out of the CPU time.
 POLICIES = {
-    "issue 10's": SamplingPolicy(
+    "a 0.5 s budget": SamplingPolicy(
         max_time_s=0.5, warmup_time_s=0.0, min_count=10, max_count=200_000, target_rel_ci=0.0001
     ),
     "a million calls": SamplingPolicy(
@@ -117,9 +117,10 @@ def stopping_checks(total: int = 1_000_000) -> None:
     """The stopping rule's cost per sample over a run of ``total`` samples at the sampler's check
     schedule, on lognormal integer latencies: what the checks add to every sample of a long run.
 
-    Before issue 10 the rule (``stats.relative_half_width``) converted and sorted every sample at
-    each check, a check each time the count grew by a tenth; now ``sampler.Convergence`` converts
-    only the new samples and merges them into one sorted array, a check each time it grows by a fifth.
+    Before the order-statistic intervals (CHANGELOG.md, 0.1.0) the rule (``stats.relative_half_width``)
+    converted and sorted every sample at each check, a check each time the count grew by a tenth;
+    now ``sampler.Convergence`` converts only the new samples and merges them into one sorted array,
+    a check each time it grows by a fifth.
     """
     import numpy as np
 

@@ -12,7 +12,7 @@ message and an exit code (2 for everything the user can fix)::
     │   │                              permissions): one line per problem, each naming its fix
     │   └── PricingError               a price that is missing, malformed or cannot be fetched
     ├── RunFileError                   a run file that is missing, truncated or of another schema
-    ├── CellError                      one cell failed; the run records it and goes on
+    ├── CellFailedError                one cell failed; the run records it and goes on
     ├── RunStoppedError                a run had to stop early (a full disk, a hung cell without
     │                                  isolation); its run file keeps every finished cell and says why
     └── CloudError                     a cloud call failed or a remote run went wrong (capacity,
@@ -25,7 +25,7 @@ from collections.abc import Iterable
 
 __all__ = [
     "BackendUnavailableError",
-    "CellError",
+    "CellFailedError",
     "CloudError",
     "ConfigError",
     "OutputError",
@@ -93,8 +93,9 @@ class RunStoppedError(SiliconbenchError):
         self.path = path
 
 
-class CellError(SiliconbenchError):
-    """A single cell failed; the harness records it as failed and continues."""
+class CellFailedError(SiliconbenchError):
+    """A single cell failed; the harness records it as failed (a ``runfile.records.CellError``,
+    the record of why a cell failed) and continues."""
 
 
 class CloudError(SiliconbenchError):

@@ -2,12 +2,15 @@
 one run file that every siliconbench report, comparison and export reads.
 
     def test_bert(siliconbench):
-        cell = siliconbench("bert-base", preset="tiny", dtype="bf16", batch_size=8)
-        assert cell["latency_ns"]["p50"] < 50e6
+        cell = siliconbench("bert-base", preset="tiny", dtype="bf16", batch_size=8, max_time=2)
+        assert cell.measurement is not None and cell.measurement.correctness.passed
+        print(cell.measurement.latency_ns.p50 / 1e6, "ms")
 
 The fixture measures one cell per call with the same code as ``siliconbench run`` (correctness
-check, warmup, adaptive sampling, bootstrap CIs) and returns the cell record; a cell that fails
-fails the test with the cell's one-line error. Registered through the ``pytest11`` entry point,
+check, warmup, adaptive sampling, distribution-free order-statistic intervals) and returns the
+cell record (``CellRecord``, frozen dataclasses: read it by attribute); a cell that fails fails
+the test with the cell's one-line error, so a test that gets a record gets a measurement
+(``tests/test_readme.py`` runs this example). Registered through the ``pytest11`` entry point,
 and cheap to load: nothing heavy is imported until a test asks for the fixture, and no run file
 is written by a session that measures nothing.
 """
@@ -21,6 +24,7 @@ from typing import Any
 import pytest
 
 from harness.runfile.records import CellRecord
+from harness.scenarios.registry import cell_id
 
 __all__ = ["SiliconbenchFixture", "SiliconbenchSession"]
 
@@ -129,7 +133,7 @@ class SiliconbenchSession:
         self.records.append(record)
         if record.error is not None:
             error = record.error
-            pytest.fail(f"siliconbench cell {config.cell_id} failed in {error.phase}: {error.message}", pytrace=False)
+            pytest.fail(f"siliconbench cell {cell_id(config)} failed in {error.phase}: {error.message}", pytrace=False)
         return record
 
     def finish(self, interrupted: bool) -> Path | None:

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Create .venv (if needed) and install siliconbench with its test tools, torch pinned by
-# constraints.txt. Idempotent: a second run only re-checks the installed packages.
+# Create .venv (if needed) and install siliconbench with its test and lint tools (the `dev` extra:
+# pytest and its plugins, ruff, mypy), torch pinned by constraints.txt. Idempotent: a second run
+# only re-checks the installed packages.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"
@@ -16,6 +17,6 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ constraints.txt -nt
   .venv/bin/python -m pip install --quiet --upgrade pip
   # torch first, from the pin, so nothing below can resolve an unpinned (CUDA) build.
   .venv/bin/python -m pip install --quiet -c constraints.txt torch
-  .venv/bin/python -m pip install --quiet -c constraints.txt -e ".[test]"
+  .venv/bin/python -m pip install --quiet -c constraints.txt -e ".[dev]"
   touch "$stamp"
 fi

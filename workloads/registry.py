@@ -20,8 +20,8 @@ __all__ = [
     "ENTRY_POINT_GROUP",
     "PresetNames",
     "available_workloads",
-    "check_factory",
     "builtin_presets",
+    "check_factory",
     "load_factory",
     "resolve",
 ]

@@ -14,22 +14,22 @@ set. Two kinds:
 
 Output length is forced: ``max_tokens`` with ``ignore_eos``, fixed or drawn like the inputs (or, for
 ShareGPT, the length of the reference reply). The counts the server achieved come back in each
-request's outcome (``usage``), and ``length_report`` compares them with what was asked.
+request's outcome (``usage``), and ``harness.scenarios.engine_records.length_report`` compares
+them with what was asked.
 Everything is seeded, so a request set is the same on every machine and at every rate.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import random
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from backends.engine.records import ChatMessage, EngineRequest, RequestOutcome
 from harness.errors import ConfigError
+from harness.runfile.engine import ChatMessage, EngineParams, EngineRequest, TokenCounts
 from workloads.exact_prompts import ExactPrompt, PromptBuilder
 
 if TYPE_CHECKING:
@@ -37,73 +37,18 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ExactPrompt",
-    "LengthReport",
     "PromptKind",
     "RequestSet",
-    "TokenCounts",
     "exact_prompt",
-    "length_report",
     "load_prompt_file",
     "load_tokenizer",
+    "request_set",
     "synthetic_requests",
 ]
 
 #: How a request's prompt travels: text the server tokenizes, token ids, or chat messages.
 PromptKind = Literal["text", "token_ids", "messages"]
 _ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "system": "system"}
-
-
-@dataclass(frozen=True)
-class TokenCounts:
-    """A token count: ``fixed`` (``low``), ``uniform`` on [low, high], or ``normal`` (mean ``low``,
-    standard deviation ``high``, rounded and clipped to at least 1).
-
-    Written on the command line as ``128``, ``uniform:64:256`` or ``normal:128:32``.
-    """
-
-    kind: Literal["fixed", "uniform", "normal"]
-    low: float
-    high: float = 0.0
-
-    @classmethod
-    def parse(cls, text: str) -> TokenCounts:
-        """``N``, ``uniform:LOW:HIGH`` or ``normal:MEAN:STD``; a ``ConfigError`` names the forms."""
-        forms = "give N, uniform:LOW:HIGH or normal:MEAN:STD"
-        parts = text.strip().split(":")
-        try:
-            if len(parts) == 1:
-                counts = cls("fixed", int(parts[0]))
-            elif len(parts) == 3 and parts[0] in ("uniform", "normal"):
-                kind: Literal["uniform", "normal"] = "uniform" if parts[0] == "uniform" else "normal"
-                counts = cls(kind, float(parts[1]), float(parts[2]))
-            else:
-                raise ConfigError(f"token count {text!r}: {forms}")
-        except ValueError:
-            raise ConfigError(f"token count {text!r}: {forms}") from None
-        counts.check(text)
-        return counts
-
-    def check(self, text: str = "") -> None:
-        where = f"token count {text or self.describe()!r}"
-        if self.kind == "fixed" and (self.low < 1 or self.low != int(self.low)):
-            raise ConfigError(f"{where}: must be a whole number >= 1")
-        if self.kind == "uniform" and not 1 <= self.low <= self.high:
-            raise ConfigError(f"{where}: needs 1 <= LOW <= HIGH")
-        if self.kind == "normal" and not (self.low >= 1 and self.high >= 0):
-            raise ConfigError(f"{where}: needs MEAN >= 1 and STD >= 0")
-
-    def draw(self, rng: random.Random, count: int) -> list[int]:
-        """``count`` values, each at least 1."""
-        if self.kind == "fixed":
-            return [int(self.low)] * count
-        if self.kind == "uniform":
-            return [rng.randint(math.ceil(self.low), math.floor(self.high)) for _ in range(count)]
-        return [max(1, round(rng.gauss(self.low, self.high))) for _ in range(count)]
-
-    def describe(self) -> str:
-        if self.kind == "fixed":
-            return str(int(self.low))
-        return f"{self.kind}:{self.low:g}:{self.high:g}"
 
 
 @dataclass(frozen=True)
@@ -277,45 +222,6 @@ def load_prompt_file(
     return RequestSet(tuple(requests), str(file), "from file", out, seed)
 
 
-@dataclass(frozen=True)
-class LengthReport:
-    """Asked against achieved lengths over a run's successful requests (server's counts)."""
-
-    requests: int
-    output_short: int
-    input_mismatched: int
-    asked_output_tokens: int
-    achieved_output_tokens: int
-
-    @property
-    def warning(self) -> str | None:
-        parts = []
-        if self.output_short:
-            parts.append(f"{self.output_short} of {self.requests} requests stopped before max_tokens")
-        if self.input_mismatched:
-            parts.append(
-                f"{self.input_mismatched} of {self.requests} requests had a prompt count (the server's) "
-                "unlike the request set's"
-            )
-        return "; ".join(parts) or None
-
-
-def length_report(outcomes: Iterable[RequestOutcome]) -> LengthReport:
-    """How many requests got fewer output tokens than asked, or another input count than built."""
-    requests = short = mismatched = asked = achieved = 0
-    for outcome in outcomes:
-        if not outcome.ok or outcome.output_tokens is None:
-            continue
-        requests += 1
-        achieved += outcome.output_tokens
-        if outcome.max_tokens is not None:
-            asked += outcome.max_tokens
-            short += outcome.output_tokens < outcome.max_tokens
-        expected = outcome.expected_input_tokens
-        mismatched += expected is not None and outcome.input_tokens != expected
-    return LengthReport(requests, short, mismatched, asked, achieved)
-
-
 def _prompt_kind(request: EngineRequest) -> PromptKind:
     if request.messages is not None:
         return "messages"
@@ -388,3 +294,20 @@ def _conversation(record: Any, file: Path, number: int) -> tuple[tuple[ChatMessa
                 reply = value if isinstance(value, str) else None
             return tuple(messages), reply
     raise ConfigError(f"{where}: the conversation has no user turn")
+
+
+def request_set(params: EngineParams) -> RequestSet:
+    """The requests of an engine cell (``EngineParams``): synthetic from the model's tokenizer, or the user's file."""
+    tokenizer = load_tokenizer(params.model)
+    if params.prompts is not None:
+        output = None if params.output_tokens == "reference" else TokenCounts.parse(params.output_tokens)
+        return load_prompt_file(
+            params.prompts, tokenizer, output_tokens=output, api=params.api, limit=params.requests, seed=params.seed
+        )
+    return synthetic_requests(
+        tokenizer,
+        params.requests,
+        TokenCounts.parse(params.prompt_tokens),
+        TokenCounts.parse(params.output_tokens),
+        seed=params.seed,
+    )

@@ -24,17 +24,10 @@ from typing import Any
 import aiohttp
 
 from backends.engine.protocol import ClientTimeouts, Endpoint
-from backends.engine.records import (
-    EngineRequest,
-    FailureKind,
-    RequestFailure,
-    RequestOutcome,
-    TokenEvent,
-    Usage,
-    build_outcome,
-)
+from backends.engine.records import FailureKind, RequestFailure, RequestOutcome, TokenEvent, Usage, build_outcome
 from backends.engine.sse import SseParser
 from harness.errors import ConfigError
+from harness.runfile.engine import EngineRequest
 
 __all__ = ["EngineUnreachable", "OpenAIClient", "request_body"]
 

@@ -34,19 +34,16 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from harness.errors import CellError, ConfigError
+from harness.errors import CellFailedError, ConfigError
+from harness.runfile.engine import DEFAULT_READY_TIMEOUT_S, SILICON, EngineRecord
 
 __all__ = [
-    "DEFAULT_READY_TIMEOUT_S",
-    "ENGINES",
-    "SILICON",
     "EngineCommand",
     "EngineProcess",
-    "EngineRecord",
     "attach",
     "free_port",
     "launch",
@@ -55,13 +52,6 @@ __all__ = [
     "vllm_command",
 ]
 
-#: Engines this launcher can start.
-ENGINES = ("vllm",)
-#: Where an engine can run; each is a different command line and environment, the same launcher.
-SILICON = ("cpu", "cuda", "neuron")
-#: vLLM's CPU build serves the tiny CI model about a minute after start on 2 idle cores; a busy
-#: machine or a large model takes longer, and a Neuron compile much longer (give it explicitly).
-DEFAULT_READY_TIMEOUT_S = 600.0
 #: Seconds between SIGTERM and SIGKILL: vLLM shuts its engine core and workers down on SIGTERM.
 STOP_GRACE_S = 15.0
 #: Seconds to wait for every process of the group to be gone after SIGKILL.
@@ -91,28 +81,6 @@ class EngineCommand:
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
-
-
-@dataclass(frozen=True)
-class EngineRecord:
-    """The engine a cell measured, as the run file keeps it.
-
-    ``cold_start_s`` is None for an attached server; ``stopped_clean`` says whether the group was
-    gone after SIGTERM alone (False: it needed SIGKILL), None while running or when attached.
-    """
-
-    engine: str
-    mode: str  # "launched" or "attached"
-    url: str
-    silicon: str | None = None
-    version: str | None = None
-    model: str | None = None
-    argv: tuple[str, ...] = ()
-    env: Mapping[str, str] = field(default_factory=dict)
-    started_utc: str | None = None
-    cold_start_s: float | None = None
-    pid: int | None = None
-    stopped_clean: bool | None = None
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -206,7 +174,7 @@ def attach(url: str, engine: str = "openai-compatible", timeout_s: float = 10.0)
     status, _ = _http_get(f"{url}/v1/models", timeout_s)
     if status != 200:
         why = "nothing answered" if status == 0 else f"HTTP {status}"
-        raise CellError(f"endpoint {url}: GET /v1/models failed ({why})")
+        raise CellFailedError(f"endpoint {url}: GET /v1/models failed ({why})")
     facts = server_facts(url, timeout_s)
     return EngineRecord(engine=engine, mode="attached", url=url, version=facts["version"], model=facts["model"])
 
@@ -301,7 +269,9 @@ class EngineProcess:
                     preexec_fn=_death_signal(),
                 )
             except OSError as exc:
-                raise CellError(f"engine {self.command.engine}: cannot start {self.command.argv[0]}: {exc}") from None
+                raise CellFailedError(
+                    f"engine {self.command.engine}: cannot start {self.command.argv[0]}: {exc}"
+                ) from None
         self._started_at = self._clock()
         self.started_utc = datetime.now(UTC).isoformat(timespec="seconds")
         self.seen_pids.add(self._proc.pid)
@@ -311,7 +281,7 @@ class EngineProcess:
             self.seen_pids.update(process_group_members(self._proc.pid))
 
     def wait_ready(self, timeout_s: float) -> float:
-        """Poll ``/health`` until 200; the cold start in seconds. Raises ``CellError`` in one line."""
+        """Poll ``/health`` until 200; the cold start in seconds. Raises ``CellFailedError`` in one line."""
         proc = self._proc
         if proc is None:
             raise RuntimeError("wait_ready before start")
@@ -321,7 +291,7 @@ class EngineProcess:
             self._remember_members()
             code = proc.poll()
             if code is not None:
-                raise CellError(
+                raise CellFailedError(
                     f"engine {self.command.engine} exited with code {code} before it was ready "
                     f"(log {self.log_path}): {_last_line(self.log_path)}"
                 )
@@ -332,7 +302,7 @@ class EngineProcess:
                 self._remember_members()
                 return self.cold_start_s
             if now >= deadline:
-                raise CellError(
+                raise CellFailedError(
                     f"engine {self.command.engine} was not ready within {timeout_s:g} s "
                     f"(log {self.log_path}): {_last_line(self.log_path)}"
                 )
@@ -365,7 +335,7 @@ class EngineProcess:
             time.sleep(0.1)
         self.stopped_clean = clean
         if left:
-            raise CellError(f"engine {self.command.engine}: processes {sorted(left)} survived SIGKILL")
+            raise CellFailedError(f"engine {self.command.engine}: processes {sorted(left)} survived SIGKILL")
 
     def survivors(self) -> list[int]:
         """Pids seen in the engine's group that still run (zombies count as gone)."""
@@ -408,7 +378,7 @@ def launch(
     """Start ``command``, wait until it serves, yield it, and stop it on every way out.
 
     The yielded process's ``record()`` has the version and model the server reports; after the
-    block, ``stopped_clean`` is set. A failure to become ready raises ``CellError`` after the
+    block, ``stopped_clean`` is set. A failure to become ready raises ``CellFailedError`` after the
     engine has been stopped, so nothing is left running whichever way the cell ends.
     """
     if ready_timeout_s <= 0:

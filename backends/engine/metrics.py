@@ -20,12 +20,11 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass
+
+from harness.runfile.engine import EngineMetrics, MetricsSample
 
 __all__ = [
     "DEFAULT_INTERVAL_S",
-    "EngineMetrics",
-    "MetricsSample",
     "MetricsSampler",
     "parse_metrics",
 ]
@@ -44,17 +43,6 @@ _GAUGES: dict[str, tuple[str, ...]] = {
 }
 #: A counter's samples carry ``_total`` whatever its family is called.
 _PREEMPTIONS = ("vllm:num_preemptions_total",)
-
-
-@dataclass(frozen=True)
-class MetricsSample:
-    """One reading of ``/metrics``: seconds since the sampler started, and the engine's figures."""
-
-    t_s: float
-    running: float | None
-    waiting: float | None
-    kv_cache_usage: float | None
-    preemptions_total: float | None
 
 
 def parse_metrics(text: str, t_s: float = 0.0) -> MetricsSample:
@@ -82,58 +70,6 @@ def parse_metrics(text: str, t_s: float = 0.0) -> MetricsSample:
         kv_cache_usage=first(_GAUGES["kv_cache_usage"], max),
         preemptions_total=first(_PREEMPTIONS, sum),
     )
-
-
-@dataclass(frozen=True)
-class EngineMetrics:
-    """The samples of one run and their summary, as the run file keeps them."""
-
-    url: str
-    interval_s: float
-    samples: tuple[MetricsSample, ...]
-    failed_samples: int = 0
-    started_utc: str | None = None
-
-    def _values(self, name: str) -> list[float]:
-        return [v for s in self.samples if (v := getattr(s, name)) is not None]
-
-    @property
-    def peak_waiting(self) -> float | None:
-        values = self._values("waiting")
-        return max(values) if values else None
-
-    @property
-    def mean_waiting(self) -> float | None:
-        values = self._values("waiting")
-        return sum(values) / len(values) if values else None
-
-    @property
-    def peak_running(self) -> float | None:
-        values = self._values("running")
-        return max(values) if values else None
-
-    @property
-    def peak_kv_cache_usage(self) -> float | None:
-        values = self._values("kv_cache_usage")
-        return max(values) if values else None
-
-    @property
-    def preemptions(self) -> float | None:
-        """Preemptions during the run: the counter's rise from the first sample to the last."""
-        values = self._values("preemptions_total")
-        return values[-1] - values[0] if len(values) >= 2 else None
-
-    def summary(self) -> dict[str, float | int | None]:
-        """The figures a reader looks at first (the samples stay in the run file)."""
-        return {
-            "samples": len(self.samples),
-            "failed_samples": self.failed_samples,
-            "peak_running": self.peak_running,
-            "peak_waiting": self.peak_waiting,
-            "mean_waiting": self.mean_waiting,
-            "peak_kv_cache_usage": self.peak_kv_cache_usage,
-            "preemptions": self.preemptions,
-        }
 
 
 def _fetch(url: str, timeout_s: float) -> str:

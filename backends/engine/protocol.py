@@ -17,7 +17,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from backends.engine.records import EngineRequest, RequestOutcome, TokenEvent
+from backends.engine.records import RequestOutcome, TokenEvent
+from harness.runfile.engine import EngineRequest
 
 __all__ = ["ClientTimeouts", "Endpoint", "EngineBackend", "RequestStream"]
 

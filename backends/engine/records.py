@@ -1,7 +1,8 @@
-"""What goes to a serving engine and what comes back, as frozen records.
+"""What comes back from a serving engine, as frozen records.
 
-An ``EngineRequest`` is one prompt (plain text, token ids, or chat messages) with its output length
-and decoding settings. The client turns the server's stream into ``TokenEvent``s stamped on the
+An ``EngineRequest`` (in ``harness.runfile.engine``: the request set builds it, the client sends
+it) is one prompt (plain text, token ids, or chat messages) with its output length and decoding
+settings. The client turns the server's stream into ``TokenEvent``s stamped on the
 host's monotonic clock as each event is read, and folds them, with the usage the server reports, into
 one ``RequestOutcome``. Token counts in an outcome are only ever the server's own
 (``stream_options.include_usage``); the client never counts or guesses tokens, so an outcome without
@@ -17,11 +18,10 @@ import enum
 import itertools
 import statistics
 from dataclasses import dataclass, field
-from typing import Literal
+
+from harness.runfile.engine import Api, EngineRequest
 
 __all__ = [
-    "ChatMessage",
-    "EngineRequest",
     "FailureKind",
     "RequestFailure",
     "RequestOutcome",
@@ -29,52 +29,6 @@ __all__ = [
     "Usage",
     "build_outcome",
 ]
-
-Api = Literal["completions", "chat"]
-
-
-@dataclass(frozen=True)
-class ChatMessage:
-    """One turn of a chat conversation, as the chat completions API takes it."""
-
-    role: str
-    content: str
-
-
-@dataclass(frozen=True)
-class EngineRequest:
-    """One request to an OpenAI-compatible engine.
-
-    Exactly one of ``prompt`` (text, or token ids for the completions API) and ``messages`` (chat)
-    is set; which one decides the API. ``max_tokens`` with ``ignore_eos`` forces the output length
-    where the engine allows it (vLLM does). Greedy decoding (``temperature`` 0) is the default so
-    the engine's tokens can be compared with the in-process reference. ``input_tokens`` is what the
-    workload built the prompt to be, kept beside the server's own count to check one against the
-    other. ``return_token_ids`` asks the engine for the ids of the tokens it streams (a vLLM
-    extension) for the correctness check.
-    """
-
-    request_id: str
-    max_tokens: int
-    prompt: str | tuple[int, ...] | None = None
-    messages: tuple[ChatMessage, ...] | None = None
-    ignore_eos: bool = True
-    temperature: float = 0.0
-    top_p: float = 1.0
-    seed: int | None = None
-    input_tokens: int | None = None
-    return_token_ids: bool = False
-
-    def __post_init__(self) -> None:
-        if (self.prompt is None) == (self.messages is None):
-            raise ValueError(f"request {self.request_id!r}: set exactly one of prompt and messages")
-        if self.max_tokens < 1:
-            raise ValueError(f"request {self.request_id!r}: max_tokens must be >= 1, got {self.max_tokens}")
-
-    @property
-    def api(self) -> Api:
-        """Which endpoint serves this request: ``completions`` for a prompt, ``chat`` for messages."""
-        return "chat" if self.messages is not None else "completions"
 
 
 @dataclass(frozen=True)

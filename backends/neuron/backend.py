@@ -74,7 +74,7 @@ from backends.neuron.options import (
     resolve_placement,
 )
 from backends.torch_common import tensors_to_host
-from harness.errors import CellError, ConfigError
+from harness.errors import CellFailedError, ConfigError
 
 if TYPE_CHECKING:
     import torch
@@ -238,7 +238,7 @@ class NeuronBackend:
             in_force = RUNTIME.env if RUNTIME.env is not None else {k: os.environ.get(k) for k in _PLACEMENT_KEYS}
             if any(in_force.get(k) != v for k, v in wanted.items()):
                 shown = ", ".join(f"{k}={v}" for k, v in in_force.items() if v) or "the runtime default"
-                raise CellError(
+                raise CellFailedError(
                     f"NeuronCore placement {placement.describe()} differs from the one this process started "
                     f"the Neuron runtime with ({shown}); run neuron cells isolated (the default: drop --no-isolate)"
                 )
@@ -258,7 +258,7 @@ class NeuronBackend:
             import torch_neuronx
         except Exception as exc:  # any import failure makes the cell fail with its reason
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise CellError(f"cannot import torch_neuronx: {first}") from exc
+            raise CellFailedError(f"cannot import torch_neuronx: {first}") from exc
         return torch_neuronx
 
     def _cores_for(self, config: NeuronConfig, placement: Placement, facts: dict[str, Any]) -> int:
@@ -266,17 +266,19 @@ class NeuronBackend:
         total = facts.get("neuron_cores")
         if placement.last is not None and total is not None and placement.last >= total:
             instance = facts.get("instance_type") or "this instance"
-            raise CellError(
+            raise CellFailedError(
                 f"NeuronCore placement {placement.describe()} is outside {instance}'s cores 0-{total - 1}; "
                 "choose cores in that range"
             )
         if placement.count is not None and total is not None and placement.count > total:
-            raise CellError(f"asked for {placement.count} NeuronCores but neuron-ls reports {total}; ask for fewer")
+            raise CellFailedError(
+                f"asked for {placement.count} NeuronCores but neuron-ls reports {total}; ask for fewer"
+            )
         if config.mode in ("trace", COMPILE_MODE):
             return 1
         cores = placement.core_count or total
         if cores is None:
-            raise CellError(
+            raise CellFailedError(
                 "cannot tell how many NeuronCores dataparallel may use "
                 f"({facts.get('facts_error') or 'neuron-ls gave no core count'}); give --device nc:0-N or a count"
             )
@@ -289,10 +291,10 @@ class NeuronBackend:
             return inputs
         sizes = {t.shape[0] if t.dim() else None for t in inputs}
         if len(sizes) != 1 or None in sizes:
-            raise CellError("dataparallel splits every input along dimension 0, but the inputs disagree on it")
+            raise CellFailedError("dataparallel splits every input along dimension 0, but the inputs disagree on it")
         batch = int(next(iter(sizes)))  # type: ignore[arg-type]
         if batch % cores:
-            raise CellError(
+            raise CellFailedError(
                 f"dataparallel splits the batch evenly across {cores} NeuronCores, but batch size {batch} "
                 f"is not a multiple of {cores}; use a batch size such as {cores * max(1, batch // cores)}"
             )
@@ -411,7 +413,7 @@ class NeuronBackend:
         except Exception as exc:  # known runtime failures get their own message
             failure = runtime_failure(exc, "moving the decoder state onto the NeuronCore")
             if failure is None:
-                raise CellError(f"cannot hold the decoder state on the NeuronCore: {exc}") from exc
+                raise CellFailedError(f"cannot hold the decoder state on the NeuronCore: {exc}") from exc
             raise failure from exc
 
     @staticmethod
@@ -459,7 +461,7 @@ class NeuronBackend:
     def _refuse_on_this_silicon(self, config: NeuronConfig, facts: dict[str, Any]) -> None:
         reason = mode_refusal(config.mode, facts.get("instance_type"))
         if reason is not None:
-            raise CellError(reason)
+            raise CellFailedError(reason)
 
     @staticmethod
     def _prepare_native(
@@ -469,7 +471,7 @@ class NeuronBackend:
         from backends.neuron import native
 
         if _state_aliases(model):
-            raise CellError(
+            raise CellFailedError(
                 "a step with aliased state is for trace; under compile decoders keep their cache in buffers"
             )
 
@@ -480,7 +482,7 @@ class NeuronBackend:
             if failure is not None:
                 raise failure from exc
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise CellError(f"torch.compile(backend='neuron') failed: {first[:200]}") from exc
+            raise CellFailedError(f"torch.compile(backend='neuron') failed: {first[:200]}") from exc
 
     def prepare(
         self, model: torch.nn.Module, inputs: tuple[torch.Tensor, ...], options: BackendOptions
@@ -499,7 +501,7 @@ class NeuronBackend:
         self._apply_placement(placement)
         model = model.eval()
         if _carries_state(model) and config.mode == "dataparallel":
-            raise CellError(
+            raise CellFailedError(
                 "a model that carries state across calls (a decoder's KV cache) runs on one NeuronCore; "
                 "use --mode trace (or eager)"
             )

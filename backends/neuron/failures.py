@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from harness.errors import CellError
+from harness.errors import CellFailedError
 
 __all__ = ["compile_failure", "is_device_memory_error", "runtime_failure"]
 
@@ -67,41 +67,41 @@ def _most_telling(lines: list[str]) -> str:
     return next((line for line in lines if not _GENERIC.search(line)), lines[0] if lines else "")
 
 
-def compile_failure(exc: BaseException, workdir: Path | None, dtype: str) -> CellError:
-    """A CellError for a failed ``torch_neuronx.trace``: rejected arguments, unsupported operator,
+def compile_failure(exc: BaseException, workdir: Path | None, dtype: str) -> CellFailedError:
+    """A CellFailedError for a failed ``torch_neuronx.trace``: rejected arguments, unsupported operator,
     memory, or compiler error."""
     raised = _first_line(exc)
     if isinstance(exc, KeyError | AssertionError | TypeError | ValueError):
         # Raised by trace's Python front end (arguments, aliases), before neuronx-cc runs.
-        return CellError(
+        return CellFailedError(
             f"torch_neuronx.trace rejected the model before compiling ({type(exc).__name__}: {raised[:240]})"
         )
     log_lines = compiler_log_errors(workdir)
     unsupported = next((line for line in [raised, *log_lines] if _UNSUPPORTED.search(line)), None)
     where = f"; compiler log in {workdir}" if workdir is not None else ""
     if unsupported is not None:
-        return CellError(
+        return CellFailedError(
             f"the model uses an operator neuronx-cc cannot compile ({unsupported[:200]}); run "
             "torch_neuronx.analyze(model, example_inputs) to list unsupported operators, rewrite that part "
             f"with supported ones, or run this workload on cpu or cuda{where}"
         )
     if is_device_memory_error(exc):
-        return CellError(
+        return CellFailedError(
             f"ran out of memory while compiling or loading the model ({raised[:200]}); "
             "try a smaller batch size or --dtype bf16"
         )
     detail = _most_telling(log_lines)
     other = "bf16" if dtype == "fp32" else "fp32"
-    return CellError(
+    return CellFailedError(
         f"neuronx-cc could not compile the model ({raised[:120]}{': ' + detail[:200] if detail else ''}); "
         f"try --dtype {other} or a smaller batch size{where}"
     )
 
 
-def runtime_failure(exc: BaseException, stage: str) -> CellError | None:
-    """A CellError for a known runtime failure at ``stage`` (load, first call), else None."""
+def runtime_failure(exc: BaseException, stage: str) -> CellFailedError | None:
+    """A CellFailedError for a known runtime failure at ``stage`` (load, first call), else None."""
     if is_device_memory_error(exc):
-        return CellError(
+        return CellFailedError(
             f"NeuronCore device memory ran out while {stage} ({_first_line(exc)[:200]}); try a smaller "
             "batch size, --dtype bf16, or --mode dataparallel to split the batch across cores"
         )

@@ -11,11 +11,12 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import NoReturn
 
-from harness.cli.argtypes import non_negative_float, positive_float, positive_int
+from harness.cli.argtypes import non_negative_float, positive_float
 from harness.cli.aws import add_commands, add_run_options, cmd_agent, cmd_aws, print_preflight_problems
 from harness.cli.exits import EXIT_CELL_FAILED, EXIT_ENVIRONMENT, EXIT_OK, EXIT_USAGE, exit_for_signal
+from harness.cli.options import add_section_options
 from harness.errors import CloudError, ConfigError, PreflightError, RunStoppedError, SiliconbenchError
 
 __all__ = ["main"]
@@ -41,90 +42,10 @@ def _build_parser() -> _Parser:
         description="Measure workloads on backends. With no options, runs the default CPU suite "
         "(mlp, resnet50, bert-base at batch 1, fp32 and bf16; about a minute on 2 cores).",
     )
-    run.add_argument(
-        "--workload",
-        action="append",
-        metavar="NAME",
-        help="registered workload or package.module:callable (repeatable)",
-    )
-    run.add_argument(
-        "--preset", metavar="NAME", help="workload size, e.g. tiny (default: each workload's published size)"
-    )
-    run.add_argument("--backend", action="append", metavar="NAME", help="backend to run on (repeatable; default cpu)")
-    run.add_argument("--batch-size", action="append", type=positive_int, metavar="N", help="batch size (repeatable)")
-    run.add_argument(
-        "--dtype",
-        action="append",
-        metavar="NAME",
-        help="precision, e.g. fp32, bf16; cuda adds tf32, fp16 (repeatable; 'list' shows each backend's)",
-    )
-    run.add_argument(
-        "--mode",
-        action="append",
-        metavar="NAME",
-        help=(
-            "execution mode, e.g. eager, compile; cuda adds compile-max-autotune, cudagraph; "
-            "neuron: trace, dataparallel (repeatable)"
-        ),
-    )
-    run.add_argument("--threads", type=positive_int, metavar="N", help="intra-op threads (default: PyTorch's)")
-    run.add_argument(
-        "--device",
-        metavar="DEV",
-        help="device for accelerator backends: cuda:N, or NeuronCores as nc:N, nc:A-B or a count",
-    )
-    run.add_argument("--max-time", type=positive_float, metavar="SECONDS", help="sampling budget per cell (default 4)")
-    run.add_argument(
-        "--min-samples",
-        type=positive_int,
-        metavar="N",
-        help="never fewer timed calls (default 36, the fewest that back a p90 interval)",
-    )
-    run.add_argument(
-        "--target-ci",
-        type=positive_float,
-        metavar="FRACTION",
-        help="stop when the median's 95%% CI half-width is below this fraction (default 0.01)",
-    )
-    run.add_argument(
-        "--prepare-limit",
-        type=positive_float,
-        metavar="SECONDS",
-        help="wall-clock limit of a cell's preparation: build, compile, trace, engine start (default 1800)",
-    )
-    run.add_argument(
-        "--sampling-grace",
-        type=positive_float,
-        metavar="SECONDS",
-        help="a cell's sampling may run this long beyond its budget before it is stopped (default 30)",
-    )
-    run.add_argument(
-        "--processes",
-        type=positive_int,
-        metavar="N",
-        help="measure each cell in N fresh processes, interleaved across cells, and report the spread "
-        "between them with an interval that includes it (latency and throughput; default 1)",
-    )
-    run.add_argument(
-        "--tail",
-        type=positive_float,
-        metavar="PCT",
-        help="also sample until the PCT-th percentile's 95%% CI half-width is within 5%% (e.g. 99: at least "
-        "368 calls, so give a --max-time that fits them); a p99 SLO implies --tail 99",
-    )
-    isolation = run.add_mutually_exclusive_group()
-    isolation.add_argument(
-        "--isolate", dest="isolate", action="store_const", const=True, help="run every cell in its own child process"
-    )
-    isolation.add_argument(
-        "--no-isolate",
-        dest="isolate",
-        action="store_const",
-        const=False,
-        help="run every cell in this process (default for cpu)",
-    )
+    for section in ("matrix", "stopping", "execution"):
+        add_section_options(run, section)
     _add_scenario_options(run)
-    _add_engine_options(run)
+    add_section_options(run, "engine")
     run.add_argument("--output", metavar="DIR", help="folder for the run file (default results/)")
     run.add_argument("--suite", metavar="FILE.toml", help="suite file naming the matrix; options above override it")
     run.add_argument("--format", choices=("table", "markdown"), default="table", help="final table format")
@@ -234,68 +155,12 @@ def _build_parser() -> _Parser:
     return parser
 
 
-def _add_engine_options(run: argparse.ArgumentParser) -> None:
-    """Serving engines: which one (started or attached), the model it serves, the request set."""
-    engines = run.add_argument_group(
-        "serving engines",
-        "Measure an LLM served by an engine behind an OpenAI-compatible API, request by request (generate: "
-        "closed-loop users, --concurrency 1 --concurrency 4 ...; server: Poisson arrivals, capacity under the "
-        "SLO). --engine starts the engine for the run (and always stops it); --endpoint attaches to a running "
-        "server. The model's tokenizer builds prompts of exact token counts; its weights are the greedy-token "
-        "correctness reference.",
-    )
-    engines.add_argument("--engine", metavar="NAME", help="start this engine for the run: vllm")
-    engines.add_argument("--endpoint", metavar="URL", help="attach to a running server, e.g. http://127.0.0.1:8000")
-    engines.add_argument("--model", metavar="DIR|HUB_ID", help="the model the engine serves")
-    engines.add_argument(
-        "--engine-silicon", choices=("cpu", "cuda", "neuron"), help="what a started engine runs on (default cpu)"
-    )
-    engines.add_argument("--engine-python", metavar="PATH", help="the python of the engine's own environment")
-    engines.add_argument(
-        "--max-model-len", type=positive_int, metavar="N", help="a started engine's context length (default 512)"
-    )
-    engines.add_argument(
-        "--prompt-dist",
-        metavar="SPEC",
-        help="prompt lengths in tokens: N, uniform:LOW:HIGH or normal:MEAN:STD (default: --prompt-tokens)",
-    )
-    engines.add_argument(
-        "--output-dist",
-        metavar="SPEC",
-        help="output lengths (max_tokens, EOS ignored): as --prompt-dist, or 'reference' with --prompts",
-    )
-    engines.add_argument(
-        "--prompts",
-        metavar="FILE.jsonl",
-        help='the user\'s prompts: ShareGPT conversations, chat messages or {"prompt": ...} lines',
-    )
-    engines.add_argument("--api", choices=("completions", "chat"), help="the engine's API (chat needs --prompts)")
-    engines.add_argument(
-        "--requests", type=positive_int, metavar="N", help="distinct requests in the request set (default 64)"
-    )
-
-
 def _add_scenario_options(run: argparse.ArgumentParser) -> None:
-    """--scenario and the scenario parameters, as the scenarios declare them."""
-    from harness.scenarios.registry import PARAMETERS, scenario_specs
+    """--scenario and the scenario parameters, the group's text from the scenarios' own help."""
+    from harness.scenarios.registry import scenario_specs
 
-    specs = scenario_specs()
-    group = run.add_argument_group(
-        "scenarios", "How load is applied. " + " ".join(f"{s.name}: {s.help}." for s in specs.values())
-    )
-    group.add_argument(
-        "--scenario", choices=list(specs), metavar="|".join(specs), help="load scenario (default latency)"
-    )
-    for parameter in PARAMETERS:
-        dest = parameter.name.removesuffix("_ms")
-        if parameter.kind == "flag":
-            group.add_argument(parameter.flag, dest=dest, action="store_const", const=True, help=parameter.help)
-        else:
-            kind = positive_int if parameter.kind == "int" else positive_float
-            action = "append" if parameter.repeatable else "store"
-            group.add_argument(
-                parameter.flag, dest=dest, type=kind, action=action, metavar=parameter.metavar, help=parameter.help
-            )
+    text = "How load is applied. " + " ".join(f"{s.name}: {s.help}." for s in scenario_specs().values())
+    add_section_options(run, "load", text)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -432,29 +297,11 @@ def _cmd_pricing(args: argparse.Namespace) -> int:
         print(render_prices(catalog, selected, args.format))
         return EXIT_OK
     from harness.pricing.given import today_utc
-    from harness.pricing.refresh import refresh_prices
+    from harness.pricing.refresh import DEFAULT_PURCHASE_OPTIONS, pairs_to_refresh
+    from harness.targets.aws.price_list import refresh_from_aws
 
-    if args.instance_type and args.region:
-        pairs = {(t, r) for t in args.instance_type for r in args.region}
-    else:  # the catalog's own (instance type, region) pairs, narrowed by what was named
-        wanted = catalog.select(args.instance_type or (), args.region or ())
-        pairs = {(p.instance_type, p.region) for p in wanted if p.instance_type and p.region}
-    options = args.purchase_option or ["on-demand", "spot"]
-    if not pairs:
-        raise ConfigError(
-            "nothing to refresh: the catalog has no such instance type or region; "
-            "name both --instance-type and --region to add one"
-        )
-
-    from harness.targets.aws.session import ClientFactory  # bounded calls: timeouts and retries
-
-    def pricing_client() -> Any:
-        return ClientFactory("us-east-1").client("pricing")  # the Price List API's home region
-
-    def ec2_client(region: str) -> Any:
-        return ClientFactory(region).client("ec2")
-
-    result = refresh_prices(pairs, options, pricing_client, ec2_client)
+    pairs = pairs_to_refresh(catalog, args.instance_type or (), args.region or ())
+    result = refresh_from_aws(pairs, args.purchase_option or DEFAULT_PURCHASE_OPTIONS)
     for line in result.missing:
         print(f"siliconbench: warning: kept the old price (if any): {line}", file=sys.stderr)
     if not result.prices:
@@ -470,8 +317,8 @@ def _cmd_pricing(args: argparse.Namespace) -> int:
 
 def _cmd_export(args: argparse.Namespace) -> int:
     from harness.report.export.pytest_benchmark import to_pytest_benchmark
-    from harness.runfile.checks import dumps_json
     from harness.runfile.files import load_run
+    from harness.runfile.json_writer import dumps_json
 
     document = to_pytest_benchmark(load_run(args.runfile), include_data=args.include_data)
     _emit(dumps_json(document, indent=1), args.output, "pytest-benchmark JSON")

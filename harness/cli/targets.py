@@ -10,8 +10,8 @@ from typing import Any
 
 from harness.cli.exits import EXIT_CELL_FAILED
 from harness.errors import ConfigError, RunStoppedError
-from harness.pricing.catalog import Price
 from harness.run.plan import Suite
+from harness.runfile.price import Price
 from harness.targets.base import Target
 
 __all__ = ["choose_target"]
@@ -24,8 +24,8 @@ def _run_price(args: argparse.Namespace, suite: Suite) -> Price | None:
 
     if args.price_per_hour is not None:
         return price_from_cli(args.price_per_hour)
-    if suite.pricing:
-        return price_from_table(suite.pricing, load_catalog)
+    if suite.pricing.pricing:
+        return price_from_table(suite.pricing.pricing, load_catalog)
     return None
 
 

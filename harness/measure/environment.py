@@ -11,13 +11,12 @@ import platform
 import socket
 import subprocess
 import sys
-from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from harness.runfile.records import CpuFacts, Environment, TorchFacts
+from harness.runfile.records import CpuFacts, Environment, TorchFacts, utc_now
 
-__all__ = ["collect_environment", "cpu_facts", "git_commit", "package_versions", "utc_now"]
+__all__ = ["collect_environment", "cpu_facts", "git_commit", "package_versions"]
 
 #: Packages whose versions change results; absent ones are recorded as None.
 TRACKED_PACKAGES = ("siliconbench", "torch", "numpy", "transformers", "torch-neuronx", "neuronx-cc")
@@ -41,11 +40,6 @@ INTERESTING_FLAGS = (
     "bf16",
     "i8mm",
 )
-
-
-def utc_now() -> str:
-    """The current UTC time in ISO 8601 with a Z suffix."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def package_versions() -> dict[str, str | None]:

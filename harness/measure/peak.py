@@ -21,22 +21,21 @@ import os
 import tempfile
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from harness.runfile.records import Peak, peak_key
 
 if TYPE_CHECKING:
     from harness.runfile.records import Environment
 
 __all__ = [
     "PEAK_DTYPES",
-    "Peak",
     "cache_path",
     "fraction_of_peak",
     "machine_key",
     "measure_matmul_peak",
     "peak_for",
-    "peak_key",
     "run_peaks",
 ]
 
@@ -47,27 +46,6 @@ PEAK_DTYPES: dict[str, str] = {"fp32": "float32", "tf32": "float32", "bf16": "bf
 SIZES: tuple[int, ...] = (256, 512, 1024, 2048, 4096)
 #: Timed calls per size (after one warmup call).
 CALLS_PER_SIZE = 5
-
-
-@dataclass(frozen=True)
-class Peak:
-    """A measured dense matmul peak: FLOP/s, at which size, and how it was obtained."""
-
-    dtype: str
-    device: str
-    threads: int | None
-    flops_per_s: float
-    size: int
-    measured_utc: str
-    key: str
-    cached: bool = False
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Peak:
-        return cls(**data)
 
 
 def cache_path() -> Path:
@@ -187,7 +165,7 @@ def peak_for(
 
     None for a dtype or device a matmul peak cannot be measured on (neuron, int8).
     """
-    from harness.measure.environment import utc_now
+    from harness.runfile.records import utc_now
 
     if dtype not in PEAK_DTYPES or not (device == "cpu" or device.startswith("cuda")):
         return None
@@ -215,14 +193,9 @@ def peak_for(
 
 def machine_busy() -> bool:
     """Whether other work competes for the cores now (the cells' own busy-machine rule)."""
-    from harness.run.cell import busy_machine_warning
+    from harness.measure.busy import busy_machine_warning
 
     return busy_machine_warning(1) is not None
-
-
-def peak_key(backend: str, device: str | None, dtype: str, threads: int | None) -> str:
-    """How a run file's ``environment.matmul_peaks`` names the peak a cell is measured against."""
-    return f"{backend}/{device or '-'}/{dtype}/t{threads or 'default'}"
 
 
 def _measure_in_child(dtype: str, device: str, threads: int | None) -> tuple[float, int]:

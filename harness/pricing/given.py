@@ -25,7 +25,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from harness.errors import PricingError
-from harness.pricing.catalog import PURCHASE_OPTIONS, Catalog, Price, _check_date
+from harness.pricing.catalog import Catalog
+from harness.runfile.price import PURCHASE_OPTIONS, Price, check_date
 
 __all__ = ["PRICING_TABLE_KEYS", "price_from_cli", "price_from_table", "today_utc", "validate_pricing_table"]
 
@@ -59,7 +60,7 @@ def validate_pricing_table(table: Mapping[str, Any], where: str = "suite [pricin
         raise PricingError(f"{where}: 'instance_type' needs 'region' too (e.g. region = \"us-east-1\")")
     if "as_of" in table:
         try:
-            _check_date(table["as_of"], f"{where}: 'as_of'")
+            check_date(table["as_of"], f"{where}: 'as_of'")
         except PricingError as exc:
             raise PricingError(str(exc)) from None
     option = table.get("purchase_option")

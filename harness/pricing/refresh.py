@@ -9,7 +9,7 @@
   availability zone, and the lowest of those: what a request that may land in any zone pays.
 
 Clients are passed in, so tests drive this with moto (EC2) and botocore's Stubber (the Price
-List API, which moto does not serve); the CLI makes real ones.
+List API, which moto does not serve); ``harness.targets.aws.price_list`` makes real ones.
 """
 
 from __future__ import annotations
@@ -20,18 +20,24 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from harness.errors import PricingError
-from harness.pricing.catalog import Price
+from harness.errors import ConfigError, PricingError
+from harness.pricing.catalog import Catalog
+from harness.runfile.price import Price
 
 __all__ = [
+    "DEFAULT_PURCHASE_OPTIONS",
     "ON_DEMAND_FILTERS",
     "RefreshResult",
     "on_demand_price",
+    "pairs_to_refresh",
     "parse_on_demand",
     "parse_spot",
     "refresh_prices",
     "spot_price",
 ]
+
+#: What ``pricing refresh`` fetches when no ``--purchase-option`` is named.
+DEFAULT_PURCHASE_OPTIONS = ("on-demand", "spot")
 
 PRICE_LIST_URL = "https://aws.amazon.com/ec2/pricing/on-demand/"
 SPOT_URL = "https://aws.amazon.com/ec2/spot/pricing/"
@@ -161,6 +167,24 @@ class RefreshResult:
 
     prices: tuple[Price, ...]
     missing: tuple[str, ...]
+
+
+def pairs_to_refresh(
+    catalog: Catalog, instance_types: Iterable[str] = (), regions: Iterable[str] = ()
+) -> set[tuple[str, str]]:
+    """The (instance type, region) pairs to fetch: every named type in every named region when both
+    are named, else the catalog's own pairs narrowed by what was named."""
+    types, places = list(instance_types), list(regions)
+    if types and places:
+        return {(t, r) for t in types for r in places}
+    wanted = catalog.select(types, places)
+    pairs = {(p.instance_type, p.region) for p in wanted if p.instance_type and p.region}
+    if not pairs:
+        raise ConfigError(
+            "nothing to refresh: the catalog has no such instance type or region; "
+            "name both --instance-type and --region to add one"
+        )
+    return pairs
 
 
 def refresh_prices(

@@ -8,7 +8,8 @@ import json
 from collections.abc import Sequence
 
 from harness.errors import ConfigError
-from harness.pricing.catalog import Catalog, Price
+from harness.pricing.catalog import Catalog
+from harness.runfile.price import Price
 
 __all__ = ["render_prices"]
 

@@ -3,7 +3,7 @@
 Each scenario names its columns in its ``SPEC`` (``harness.scenarios.registry``), after the
 cell's configuration. Every format (table, Markdown, CSV, JSON, HTML) renders from ``columns_for``:
 a column's ``value``
-is the raw figure (milliseconds, per second, USD; an ``Interval`` where it has one) that CSV and
+is the raw figure (milliseconds, per second, USD; an ``Figure`` where it has one) that CSV and
 JSON write, its ``text`` what the tables print. Adding a column is one entry in ``COLUMNS``.
 A failed cell has no measurement: its measured columns are empty, and the first says FAILED.
 """
@@ -13,12 +13,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from harness.report import uncertainty as u
-from harness.report.rows import CellRow, Interval
+from harness.report import figures as u
+from harness.report.rows import CellRow, Figure
 
 __all__ = ["COLUMNS", "Column", "Value", "columns_for", "fmt", "money"]
 
-Value = str | int | float | bool | Interval | None
+Value = str | int | float | bool | Figure | None
 
 
 def fmt(value: float | None, digits: int = 3) -> str:
@@ -43,7 +43,7 @@ def money(value: float | None) -> str:
 def _text(value: Value) -> str:
     if value is None:
         return "-"
-    if isinstance(value, Interval):
+    if isinstance(value, Figure):
         if value.low is not None and value.high is not None:
             return f"{fmt(value.value)} [{fmt(value.low)}, {fmt(value.high)}]"
         if value.bound is not None and value.bound_confidence is not None:
@@ -145,11 +145,11 @@ def _sweeps_concurrency(rows: Sequence[CellRow]) -> bool:
     return any(r.cell.config.params.concurrency != 1 for r in rows)
 
 
-def _p(interval: Interval | None) -> float | None:
+def _p(interval: Figure | None) -> float | None:
     return None if interval is None else interval.value
 
 
-def _money_text(get: Callable[[CellRow], Interval | None]) -> Callable[[CellRow], str]:
+def _money_text(get: Callable[[CellRow], Figure | None]) -> Callable[[CellRow], str]:
     """A cost with its interval where one is backed: "1.23 [1.1, 1.4]"."""
 
     def text(row: CellRow) -> str:
@@ -216,16 +216,16 @@ COLUMNS: tuple[Column, ...] = (
     Column(
         "usd_per_million",
         "$/M inf",
-        u.usd_per_million,
+        u.usd_per_million_measured,
         optional=True,
-        text=_money_text(u.usd_per_million),
+        text=_money_text(u.usd_per_million_measured),
     ),
     Column(
         "usd_per_million_tokens",
         "$/M tok",
-        u.usd_per_million_tokens,
+        u.usd_per_million_tokens_measured,
         optional=True,
-        text=_money_text(u.usd_per_million_tokens),
+        text=_money_text(u.usd_per_million_tokens_measured),
     ),
     # generate
     Column("prompt_tokens", "prompt", lambda r: _tokens(r, "prompt_tokens")),
@@ -292,7 +292,7 @@ COLUMNS: tuple[Column, ...] = (
         lambda r: r.usd_per_million_output_tokens,
         optional=True,
     ),
-    Column("usd_per_million_offline", "$/M inf", lambda r: r.usd_per_million, optional=True),
+    Column("usd_per_million_offline", "$/M inf e2e", lambda r: r.usd_per_million_measured, optional=True),
     Column(
         "usd_per_million_output_tokens",
         "$/M out tok",
@@ -318,8 +318,8 @@ def columns_for(scenario: str, rows: Sequence[CellRow]) -> list[Column]:
     optional columns no row has a value for and identity columns the rows do not need. A scenario
     this release does not know (a run file from a newer one) gets the forward-pass columns."""
     from harness.errors import UnknownNameError
-    from harness.scenarios.prepare import FORWARD_COLUMNS
     from harness.scenarios.registry import spec
+    from harness.scenarios.specs import FORWARD_COLUMNS
 
     try:
         named = spec(scenario).columns

@@ -41,7 +41,7 @@ import numpy as np
 from harness.errors import ConfigError
 from harness.measure.between import process_ratio
 from harness.measure.stats import min_samples
-from harness.runfile.checks import dumps_json
+from harness.runfile.json_writer import dumps_json
 from harness.runfile.records import CellConfig, RunRecord
 
 __all__ = [

@@ -15,21 +15,27 @@ in order, from the run file's ``pricing`` block, its ``target`` (the AWS helper 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from harness.errors import PricingError
-from harness.pricing.catalog import Catalog, Price, load_catalog
+from harness.pricing.catalog import Catalog, load_catalog
+from harness.runfile.price import Price
 
 if TYPE_CHECKING:
     from harness.runfile.records import RunRecord
 
-__all__ = ["SECONDS_PER_HOUR", "PriceResolver", "tokens_per_s_at_capacity", "usd_per_million"]
+__all__ = ["SECONDS_PER_HOUR", "CostBasis", "PriceResolver", "tokens_per_s_at_capacity", "usd_per_million"]
 
 SECONDS_PER_HOUR = 3600.0
+#: The rate a cost is read at: the throughput the cell measured, or the capacity a server search
+#: found under the SLO. Every cost in a report names its basis (in its column and field names).
+CostBasis = Literal["measured", "capacity"]
 
 
 def usd_per_million(usd_per_hour: float, per_second: float | None) -> float | None:
-    """USD per million units (inferences or tokens) at ``per_second`` units per second; None without a rate."""
+    """USD per million units (inferences or tokens) at ``per_second`` units per second; None without a rate.
+
+    The one cost formula of the reports; the caller chooses the rate, and so the basis."""
     if per_second is None or not per_second > 0:
         return None
     return usd_per_hour / (SECONDS_PER_HOUR * per_second) * 1e6

@@ -12,11 +12,11 @@ from collections.abc import Sequence
 from html import escape
 from typing import TYPE_CHECKING
 
-from harness.measure.environment import utc_now
+from harness.runfile.records import utc_now
 
 if TYPE_CHECKING:
-    from harness.report.formats import ScenarioTable
     from harness.report.rows import CellRow
+    from harness.report.tables import ScenarioTable
     from harness.runfile.records import RunRecord
 
 __all__ = ["render_html"]
@@ -125,8 +125,8 @@ def render_html(
     title: str = "siliconbench report",
 ) -> str:
     """The whole report as one HTML document: one results table per scenario, from the column spec."""
-    from harness.report.formats import price_lines, text_cells, withheld_lines
     from harness.report.plots import make_plots
+    from harness.report.tables import price_lines, text_cells, withheld_lines
 
     workloads = sorted({f"{r.workload}:{r.preset}" for r in rows})
     parts = [

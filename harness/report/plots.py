@@ -129,7 +129,7 @@ def _end(row: CellRow, end: int) -> float:
 
 
 def _cost(row: CellRow) -> float:
-    cost = row.usd_per_million
+    cost = row.usd_per_million_headline
     assert cost is not None
     return cost
 
@@ -179,7 +179,7 @@ def _batch_sweep(workload: str, rows: list[CellRow]) -> Plot | None:
 
 
 def _cost_vs_p99(workload: str, rows: list[CellRow], slo_p99_ms: float | None) -> Plot | None:
-    priced = [r for r in rows if r.usd_per_million is not None and r.latency_ms("p99") is not None]
+    priced = [r for r in rows if r.usd_per_million_headline is not None and r.latency_ms("p99") is not None]
     if not priced:
         return None
     points = [(_ms(r, "p99"), _cost(r)) for r in priced]

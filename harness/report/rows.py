@@ -10,16 +10,17 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from harness.measure.stats import Summary, min_samples
-from harness.pricing.catalog import Price
-from harness.report.cost import PriceResolver, tokens_per_s_at_capacity, usd_per_million
+from harness.report.cost import CostBasis, PriceResolver, tokens_per_s_at_capacity, usd_per_million
+from harness.runfile.price import Price
 from harness.runfile.records import CellRecord, Measurement, RunRecord, TokenMetrics
 
-__all__ = ["CellRow", "Interval", "cell_rows"]
+__all__ = ["CellRow", "Figure", "cell_rows"]
 
 
 @dataclass(frozen=True)
-class Interval:
-    """A figure with its confidence interval (ends None where no interval is backed).
+class Figure:
+    """A figure as a report shows it: its value and confidence interval (ends None where no interval
+    is backed); the statistical ``harness.runfile.records.Interval`` is what it is read from.
 
     Where the sample is too small for a two-sided interval, ``bound`` is the upper bound that it
     does back, at its own ``bound_confidence`` (the largest sample holds the p99 with 1 − 0.99ⁿ),
@@ -45,28 +46,27 @@ def _quantile(key: str) -> float | None:
     return None
 
 
-def _interval_ms(summary: Summary | None, key: str) -> Interval | None:
+def _interval_ms(summary: Summary | None, key: str) -> Figure | None:
     if summary is None:
         return None
     value = getattr(summary, key) / 1e6
     interval = summary.intervals.get(key)
     if interval is not None:
         if interval.backed and interval.low is not None and interval.high is not None:
-            return Interval(value, interval.low / 1e6, interval.high / 1e6)
+            return Figure(value, interval.low / 1e6, interval.high / 1e6)
         if interval.low is None and interval.high is not None:
-            return Interval(
-                value, bound=interval.high / 1e6, bound_confidence=interval.confidence, needs=interval.needs
-            )
-        return Interval(value, needs=interval.needs)
-    # Run files from before issue 10 carry bootstrap intervals only: keep a percentile's where its
-    # sample count backs the order-statistic interval, and withhold it below (methodology.md).
+            return Figure(value, bound=interval.high / 1e6, bound_confidence=interval.confidence, needs=interval.needs)
+        return Figure(value, needs=interval.needs)
+    # Run files written before the order-statistic intervals (CHANGELOG.md) carry bootstrap intervals
+    # only: keep a percentile's where its sample count backs the order-statistic interval, and
+    # withhold it below (methodology.md).
     ci = summary.ci.get(key)
     q = _quantile(key)
     if ci is not None and q is not None:
         needs = min_samples(q, summary.confidence)
         if summary.count < needs:
-            return Interval(value, needs=needs)
-    return Interval(value, ci[0] / 1e6 if ci else None, ci[1] / 1e6 if ci else None)
+            return Figure(value, needs=needs)
+    return Figure(value, ci[0] / 1e6 if ci else None, ci[1] / 1e6 if ci else None)
 
 
 @dataclass(frozen=True)
@@ -164,11 +164,11 @@ class CellRow:
     def tokens(self) -> TokenMetrics | None:
         return None if self.measurement is None else self.measurement.token_metrics
 
-    def latency_ms(self, key: str) -> Interval | None:
+    def latency_ms(self, key: str) -> Figure | None:
         """p50, p90, p99, mean ... of the cell's latency, in ms, with its interval when it has one."""
         return None if self.measurement is None else _interval_ms(self.measurement.latency_ns, key)
 
-    def token_ms(self, metric: str, key: str) -> Interval | None:
+    def token_ms(self, metric: str, key: str) -> Figure | None:
         """A decoder token metric (``ttft_ns``, ``tpot_ns``, ``itl_ns``) percentile, in ms."""
         tokens = self.tokens
         return None if tokens is None else _interval_ms(getattr(tokens, metric), key)
@@ -181,14 +181,23 @@ class CellRow:
         return None if self.price is None else usd_per_million(self.price.usd_per_hour, per_second)
 
     @property
-    def usd_per_million(self) -> float | None:
-        """Per million inferences: at the searched capacity for server cells (what an SLO allows),
-        else at the measured throughput."""
+    def cost_basis(self) -> CostBasis:
+        """What the row's headline cost rests on: the searched capacity for server cells that
+        have one (what an SLO allows), else the measured throughput."""
         measured = self.measurement
-        if measured is None:
-            return None
-        at_capacity = self.usd_per_million_at_capacity
-        return at_capacity if at_capacity is not None else self._per_million(measured.throughput_per_s)
+        return "capacity" if measured is not None and measured.capacity_rps else "measured"
+
+    @property
+    def usd_per_million_measured(self) -> float | None:
+        """Per million inferences at the measured throughput."""
+        return None if self.measurement is None else self._per_million(self.measurement.throughput_per_s)
+
+    @property
+    def usd_per_million_headline(self) -> float | None:
+        """Per million inferences on the row's ``cost_basis``: what a pick or a plot compares."""
+        if self.cost_basis == "capacity":
+            return self.usd_per_million_at_capacity
+        return self.usd_per_million_measured
 
     @property
     def usd_per_million_at_capacity(self) -> float | None:

@@ -14,7 +14,7 @@ from typing import Any
 
 from harness.report.columns import fmt, money
 from harness.report.rows import CellRow
-from harness.scenarios.validity import MIN_SAMPLES_FOR_P99
+from harness.scenarios.specs import MIN_SAMPLES_FOR_P99
 
 __all__ = ["SloChoice", "choose", "describe_pick"]
 
@@ -40,7 +40,7 @@ def describe_pick(row: CellRow | None) -> str:
     """'label: 1,234 inf/s, p99 2.1 ms, $0.05/M inf', or 'none'."""
     if row is None:
         return "none"
-    cost = f", ${money(row.usd_per_million)}/M inf" if row.usd_per_million is not None else ""
+    cost = f", ${money(row.usd_per_million_headline)}/M inf" if row.usd_per_million_headline is not None else ""
     return f"{row.label}: {fmt(_throughput(row))} inf/s, p99 {fmt(_p99(row))} ms{cost}"
 
 
@@ -74,7 +74,7 @@ class SloChoice:
                 "p50_ms": _p50(row),
                 "p99_ms": _p99(row),
                 "throughput_per_s": _throughput(row),
-                "usd_per_million": row.usd_per_million,
+                "usd_per_million": row.usd_per_million_headline,
                 "usd_per_hour": row.price.usd_per_hour if row.price else None,
                 "price": row.price.describe() if row.price else None,
                 "label": row.label,
@@ -101,8 +101,8 @@ def choose(rows: Sequence[CellRow], slo_p99_ms: float) -> list[SloChoice]:
         usable = [r for r in group if r.ok and r.measurement is not None and r.measurement.correctness.passed]
         meeting = [r for r in usable if _p99(r) <= slo_p99_ms]
         fastest = max(meeting, key=lambda r: (_throughput(r), -_p50(r)), default=None)
-        priced = [r for r in meeting if r.usd_per_million is not None]
-        cheapest = min(priced, key=lambda r: (r.usd_per_million or 0.0, -_throughput(r)), default=None)
+        priced = [r for r in meeting if r.usd_per_million_headline is not None]
+        cheapest = min(priced, key=lambda r: (r.usd_per_million_headline or 0.0, -_throughput(r)), default=None)
         notes = []
         skipped = len(group) - len(usable)
         if skipped:

@@ -1,177 +1,280 @@
-"""The report figures that carry a measurement's uncertainty into what it implies.
+"""Uncertainty carried into cost, capacity and decisions across silicon.
 
-Read by the columns (``harness.report.columns``): the p50, throughput and cost with their
-intervals (from the median's interval, or from the between-process interval when the cell was
-measured with ``--processes``), the server capacity's bracket and the confidence that the p99 is
-met at it, the spread between processes, and the achieved FLOP/s as a fraction of the machine's
-measured matmul peak. The reasoning lives in ``harness.report.verdict``,
-``harness.measure.between`` and ``harness.measure.peak``.
+Every figure here is a function of a measured one, so it inherits the measurement's uncertainty:
+
+- **Cost per million with its interval.** Throughput is batch / median latency, a decreasing
+  function of the median, so the median's confidence interval maps exactly onto a throughput
+  interval, and cost = price / (3600 × throughput) × 10⁶ maps that onto a cost interval at the
+  same confidence (a monotone map preserves coverage; no new approximation enters).
+- **Capacity with its interval.** The server search reports the highest rate seen to pass; the
+  truth lies between it and the lowest rate seen to fail (``lowest_failing``). At the reported
+  rate, the confidence that the true p99 meets the SLO is the distribution-free one-sided bound of
+  order statistics: with e of n latencies above the SLO, confidence = 1 − P(Binomial(n, 0.01) ≤ e)
+  (Conover 1999, §3.2). It is 0.95 only from n = 299 with no sample above the SLO.
+- **"A is cheaper than B with probability p".** A posterior probability from the Bayesian
+  bootstrap (Rubin 1981, "The Bayesian bootstrap", Ann. Statist. 9:130): each run's latency
+  distribution gets a flat Dirichlet posterior over its observed samples. We compute it *exactly*
+  rather than by drawing weights: under Dirichlet(1, …, 1) weights on the sorted samples, the
+  weight of the first k is Beta(k, n − k), so the posterior median is the k-th order statistic
+  with probability P(Beta(k, n−k) ≥ ½) − P(Beta(k−1, n−k+1) ≥ ½), a binomial sum. p is then a
+  sum over the two independent discrete posteriors — no Monte Carlo error, O(n log n) for any n.
+  Why a posterior rather than a test: "with probability p" is the reading a buyer wants, and it
+  is calibrated: over pairs from one distribution, p > 0.95 in about 5% of them (tested).
+- **Break-even price.** The price per hour at which B would cost what A costs per million:
+  price_A × throughput_B / throughput_A, with a credible interval from the same posteriors.
+
+Why the median: the cost of serving back to back is set by the typical call, and the median has
+the distribution-free intervals the rest of the tool uses. Samples within one process are not
+independent (drift, thermal state); with ``--processes N`` the process-level spread is what an
+honest comparison must use, so the verdict is only as good as the runs it is given.
 """
 
 from __future__ import annotations
 
-from harness.measure.peak import peak_key
-from harness.measure.stats import Interval as StatInterval
-from harness.report.cost import usd_per_million as per_million
-from harness.report.rows import CellRow, Interval
-from harness.report.verdict import capacity_estimate, cost_interval, throughput_interval
-from harness.runfile.records import Measurement
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from harness.errors import ConfigError
+from harness.measure.stats import Interval, binomial_cdf
+from harness.report.cost import usd_per_million
 
 __all__ = [
-    "capacity",
-    "fraction_of_peak",
-    "median_interval",
-    "p50_ms",
-    "p99_met",
-    "peak_exceeded",
-    "process_spread",
-    "throughput",
-    "usd_per_million",
-    "usd_per_million_at_capacity",
-    "usd_per_million_tokens",
+    "CONFIDENCE",
+    "CapacityEstimate",
+    "Side",
+    "break_even_price",
+    "capacity_estimate",
+    "cost_interval",
+    "median_posterior",
+    "probability_cheaper",
+    "quantile_met_confidence",
+    "throughput_interval",
 ]
 
+#: Level of every interval this module prints.
+CONFIDENCE = 0.95
 
-def median_interval(measured: Measurement) -> StatInterval | None:
-    """The interval a cell's throughput rests on: between processes if measured in several,
-    else the median's own order-statistic interval (None where it is withheld)."""
-    part = measured.processes
-    if part is not None and part.low_ns is not None and part.high_ns is not None:
-        return StatInterval(
-            measured.latency_ns.p50,
-            part.low_ns,
-            part.high_ns,
-            part.confidence,
-            part.confidence,
-            f"student t between {len(part.medians_ns)} processes",
-        )
-    stored = measured.latency_ns.intervals.get("p50")
-    if stored is not None:
-        return stored
-    ci = measured.latency_ns.ci.get("p50")
-    if ci is None:
+#: Draws from the exact posteriors for the break-even interval's ends: 20 000 keep the Monte
+#: Carlo error of a 95% interval's ends near a tenth of a percent of its width.
+DRAWS = 20_000
+
+#: Draws for the probability when it cannot be summed exactly (process medians): 200 000 keep
+#: its Monte Carlo standard error near 0.001.
+MC_DRAWS = 200_000
+
+
+def throughput_interval(per_s: float, median: Interval) -> Interval | None:
+    """Interval of a throughput inversely proportional to a median, from the median's interval.
+
+    ``per_s`` = k / median for some k (batch, or batch × tokens), so the ends are
+    ``per_s × median / high`` and ``per_s × median / low``. None where the median's interval is
+    not backed (or the figures are not positive): no cost interval is better than a false one.
+    """
+    low, high = median.low, median.high
+    if not (median.backed and low is not None and high is not None and low > 0 and per_s > 0 and median.estimate > 0):
         return None
-    level = measured.latency_ns.confidence
-    return StatInterval(measured.latency_ns.p50, ci[0], ci[1], level, level, "recorded")
-
-
-def _as_row_interval(value: float, interval: StatInterval | None) -> Interval:
-    if interval is None or interval.low is None or interval.high is None:
-        return Interval(value)
-    return Interval(value, interval.low, interval.high)
-
-
-def p50_ms(row: CellRow) -> Interval | None:
-    """The p50 in ms; its interval is the between-process one when the cell has processes."""
-    measured = row.measurement
-    if measured is None:
-        return None
-    interval = median_interval(measured)
-    p50 = measured.latency_ns.p50 / 1e6
-    if interval is None or interval.low is None or interval.high is None or not interval.backed:
-        return Interval(p50)
-    return Interval(p50, interval.low / 1e6, interval.high / 1e6)
-
-
-def _throughput(row: CellRow, per_s: float | None) -> StatInterval | None:
-    measured = row.measurement
-    if measured is None or not per_s:
-        return None
-    median = median_interval(measured)
-    return None if median is None else throughput_interval(per_s, median)
-
-
-def throughput(row: CellRow) -> Interval | None:
-    """Inferences per second with the interval the median's interval gives it."""
-    measured = row.measurement
-    if measured is None:
-        return None
-    return _as_row_interval(measured.throughput_per_s, _throughput(row, measured.throughput_per_s))
-
-
-def _cost(row: CellRow, per_s: float | None) -> Interval | None:
-    if row.price is None or not per_s:
-        return None
-    point = per_million(row.price.usd_per_hour, per_s)
-    if point is None:
-        return None
-    return _as_row_interval(point, cost_interval(row.price.usd_per_hour, _throughput(row, per_s)))
-
-
-def usd_per_million(row: CellRow) -> Interval | None:
-    """USD per million inferences at the measured throughput, with its interval."""
-    measured = row.measurement
-    return None if measured is None else _cost(row, measured.throughput_per_s)
-
-
-def usd_per_million_tokens(row: CellRow) -> Interval | None:
-    measured = row.measurement
-    return None if measured is None else _cost(row, measured.tokens_per_s)
-
-
-def capacity(row: CellRow) -> Interval | None:
-    """The searched capacity (req/s) and the rates that bracket it: passed at low, failed at high."""
-    measured = row.measurement
-    if measured is None or measured.server is None or measured.server.capacity_rps is None:
-        return None
-    search = measured.server.search
-    failing = None if search is None else search.lowest_failing_rps
-    cap = measured.server.capacity_rps
-    return Interval(cap, cap if failing is not None else None, failing)
-
-
-def p99_met(row: CellRow) -> float | None:
-    """Confidence that the true p99 meets the end-to-end SLO at the reported rate."""
-    measured = row.measurement
-    if measured is None or measured.server is None or measured.server.slo_ms.e2e_p99 is None:
-        return None
-    estimate = capacity_estimate(
-        measured.server.capacity_rps or 0.0,
-        None,
-        measured.samples_ns,
-        measured.server.slo_ms.e2e_p99 * 1e6,
+    scale = per_s * median.estimate
+    return Interval(
+        per_s, scale / high, scale / low, median.confidence, median.nominal, f"{median.method} of the median"
     )
-    return estimate.met_confidence
 
 
-def usd_per_million_at_capacity(row: CellRow) -> Interval | None:
-    """Cost per million at the capacity; the failing rate bounds it from below."""
-    at = row.usd_per_million_at_capacity
-    bracket = capacity(row)
-    if at is None or row.price is None or bracket is None or bracket.high is None:
-        return None if at is None else Interval(at)
-    low = per_million(row.price.usd_per_hour, bracket.high * row.batch_size)
-    return Interval(at, low, at)
-
-
-def fraction_of_peak(row: CellRow) -> float | None:
-    """Achieved FLOP/s over the run's measured matmul peak for the cell's backend, dtype, threads.
-
-    Above 1 the "peak" was no ceiling (measured while the machine was busy, say): the report
-    says so (``peak_note``) instead of printing a fraction over 100%."""
-    measured = row.measurement
-    if measured is None or not measured.flops_per_s:
+def cost_interval(usd_per_hour: float, per_second: Interval | None) -> Interval | None:
+    """USD per million units with its interval: the fast end of throughput gives the low cost."""
+    if per_second is None or per_second.low is None or per_second.high is None or not per_second.low > 0:
         return None
-    peaks = row.run.environment.matmul_peaks
-    config = row.cell.config
-    peak = peaks.get(peak_key(config.backend, config.device, config.dtype, config.threads))
-    if peak is None or not peak.flops_per_s > 0:
+    estimate, low, high = (
+        usd_per_million(usd_per_hour, rate) for rate in (per_second.estimate, per_second.high, per_second.low)
+    )
+    if estimate is None or low is None or high is None:
         return None
-    fraction = measured.flops_per_s / peak.flops_per_s
-    return None if fraction > 1.0 else fraction
+    return Interval(
+        estimate,
+        low,
+        high,
+        per_second.confidence,
+        per_second.nominal,
+        per_second.method,
+    )
 
 
-def peak_exceeded(row: CellRow) -> bool:
-    """Whether the cell ran faster than the run's measured matmul peak (so the peak is wrong)."""
-    measured = row.measurement
-    if measured is None or not measured.flops_per_s:
-        return False
-    config = row.cell.config
-    peak = row.run.environment.matmul_peaks.get(peak_key(config.backend, config.device, config.dtype, config.threads))
-    return peak is not None and peak.flops_per_s > 0 and measured.flops_per_s > peak.flops_per_s
+def _binomial_cdf_all(n: int, p: float) -> np.ndarray:
+    """P(Binomial(n, p) ≤ k) for k = 0..n, from the log pmf (stable for n in the millions)."""
+    k = np.arange(n + 1, dtype=np.float64)
+    log_choose = np.concatenate(([0.0], np.cumsum(np.log(n - k[1:] + 1) - np.log(k[1:]))))
+    log_pmf = log_choose + k * math.log(p) + (n - k) * math.log1p(-p)
+    pmf = np.exp(log_pmf - log_pmf.max())
+    cdf = np.cumsum(pmf)
+    result: np.ndarray = np.minimum(cdf / cdf[-1], 1.0)
+    return result
 
 
-def process_spread(row: CellRow) -> float | None:
-    """(max − min) / mean of the process medians; None without ``--processes``."""
-    measured = row.measurement
-    return None if measured is None or measured.processes is None else measured.processes.rel_spread
+def quantile_met_confidence(samples: Sequence[float] | np.ndarray, threshold: float, q: float = 0.99) -> float:
+    """Confidence that the true ``q`` quantile is at most ``threshold``: 1 − P(Binomial(n, 1−q) ≤ e).
+
+    e is the number of samples above ``threshold``. This is the highest level at which the
+    distribution-free one-sided upper bound of the quantile lies at or below ``threshold``; 0 when
+    even an infinite level would not back it.
+    """
+    arr = np.asarray(samples, dtype=np.float64)
+    n = arr.size
+    if n == 0:
+        return 0.0
+    exceed = int(np.count_nonzero(arr > threshold))
+    return max(0.0, 1.0 - binomial_cdf(exceed, n, 1.0 - q))
+
+
+@dataclass(frozen=True)
+class CapacityEstimate:
+    """The capacity search's answer with its bracket and how sure the SLO is met at it."""
+
+    capacity_rps: float
+    lowest_failing_rps: float | None
+    met_confidence: float | None
+
+    @property
+    def bracket(self) -> tuple[float, float | None]:
+        """The rates known to pass and to fail: the true capacity lies between them."""
+        return self.capacity_rps, self.lowest_failing_rps
+
+
+def capacity_estimate(
+    capacity_rps: float,
+    lowest_failing_rps: float | None,
+    samples_at_capacity: Sequence[float] | np.ndarray | None,
+    slo: float | None,
+    q: float = 0.99,
+) -> CapacityEstimate:
+    """The capacity bracket, and the confidence that the ``q`` quantile meets ``slo`` at the capacity
+    (same unit as the samples). Latencies under load are autocorrelated (a queue carries over),
+    so the confidence assumes more independence than the samples have: read it as an upper bound."""
+    confidence = None
+    if slo is not None and samples_at_capacity is not None and len(samples_at_capacity) > 0:
+        confidence = quantile_met_confidence(samples_at_capacity, slo, q)
+    return CapacityEstimate(capacity_rps, lowest_failing_rps, confidence)
+
+
+def median_posterior(samples: Sequence[float] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The exact Bayesian-bootstrap posterior of the median: (sorted values, their probabilities).
+
+    The weighted median (smallest value whose cumulative weight reaches ½) is the k-th order
+    statistic when W_{k-1} < ½ ≤ W_k, with W_k = Beta(k, n−k); P(W_k ≥ ½) = P(Bin(n−1, ½) ≤ k−1).
+    """
+    ordered = np.sort(np.asarray(samples, dtype=np.float64))
+    n = ordered.size
+    if n == 0:
+        raise ValueError("median_posterior needs at least one sample")
+    if n == 1:
+        return ordered, np.ones(1)
+    at_most = _binomial_cdf_all(n - 1, 0.5)  # P(K ≤ k) = P(Bin(n−1, ½) ≤ k−1), k = 1..n
+    cumulative = np.concatenate(([0.0], at_most[: n - 1], [1.0]))
+    probs = np.diff(cumulative)
+    return ordered, np.clip(probs, 0.0, None)
+
+
+@dataclass(frozen=True)
+class Side:
+    """One candidate of a cost comparison: its latency samples, batch, price and throughput, and,
+    when it was measured with ``--processes``, each process's median."""
+
+    label: str
+    samples_ns: Sequence[float] | np.ndarray
+    per_s: float
+    usd_per_hour: float
+    process_medians_ns: Sequence[float] = ()
+
+    @property
+    def between_processes(self) -> bool:
+        """True when the posterior rests on process medians (two or more)."""
+        return len(self.process_medians_ns) >= 2
+
+    def reference_median(self) -> float:
+        """The median the throughput is read against: the mean of the process medians, or the samples'."""
+        if self.between_processes:
+            return float(np.mean(np.asarray(self.process_medians_ns, dtype=np.float64)))
+        return float(np.median(np.asarray(self.samples_ns, dtype=np.float64)))
+
+    def __post_init__(self) -> None:
+        if len(self.samples_ns) == 0:
+            raise ConfigError(f"{self.label}: no samples to compare costs with")
+        if not (self.per_s > 0 and self.usd_per_hour > 0):
+            raise ConfigError(f"{self.label}: a cost comparison needs a positive throughput and price")
+
+    @property
+    def usd_per_million(self) -> float:
+        """The point cost at the measured throughput (``harness.report.cost.usd_per_million``)."""
+        cost = usd_per_million(self.usd_per_hour, self.per_s)
+        assert cost is not None  # a positive throughput, checked above
+        return cost
+
+    def cost_per_median(self) -> float:
+        """USD per million per nanosecond of median: cost = this × posterior median."""
+        return self.usd_per_million / self.reference_median()
+
+    def draws(self, size: int, rng: np.random.Generator) -> np.ndarray:
+        """Draws of the typical median from its posterior.
+
+        With process medians: the mean's posterior under a flat prior on (mean, log sd), a scaled
+        Student t with N − 1 degrees of freedom (so the credible interval is the t confidence
+        interval ``harness.measure.between`` reports). Otherwise the exact Bayesian-bootstrap
+        posterior of the samples' median.
+        """
+        if self.between_processes:
+            medians = np.asarray(self.process_medians_ns, dtype=np.float64)
+            scale = float(medians.std(ddof=1)) / np.sqrt(medians.size)
+            drawn: np.ndarray = float(medians.mean()) + scale * rng.standard_t(medians.size - 1, size)
+            positive: np.ndarray = np.maximum(drawn, np.finfo(np.float64).tiny)
+            return positive
+        return _draw(*median_posterior(self.samples_ns), size, rng)
+
+
+def probability_cheaper(a: Side, b: Side, seed: int = 0, draws: int = MC_DRAWS) -> float:
+    """Posterior probability that A costs less per million than B.
+
+    Exact (ties split evenly) when both rest on their samples' median; from seeded posterior
+    draws (Monte Carlo error about 0.001) when either rests on process medians.
+    """
+    if a.between_processes or b.between_processes:
+        rng = np.random.default_rng(seed)
+        costs_a = a.draws(draws, rng) * a.cost_per_median()
+        costs_b = b.draws(draws, rng) * b.cost_per_median()
+        return float(np.mean(costs_a < costs_b) + 0.5 * np.mean(costs_a == costs_b))
+    values_a, probs_a = median_posterior(a.samples_ns)
+    values_b, probs_b = median_posterior(b.samples_ns)
+    costs_a = values_a * a.cost_per_median()
+    costs_b = values_b * b.cost_per_median()
+    # P(cost_B > c) and P(cost_B = c) for every posterior value c of cost_A.
+    cdf_b = np.concatenate(([0.0], np.cumsum(probs_b)))
+    below_or_equal = cdf_b[np.searchsorted(costs_b, costs_a, side="right")]
+    strictly_below = cdf_b[np.searchsorted(costs_b, costs_a, side="left")]
+    greater = 1.0 - below_or_equal
+    ties = below_or_equal - strictly_below
+    return float(np.clip(np.sum(probs_a * (greater + 0.5 * ties)), 0.0, 1.0))
+
+
+def _draw(values: np.ndarray, probs: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
+    cdf = np.cumsum(probs)
+    idx = np.minimum(np.searchsorted(cdf, rng.random(size) * cdf[-1], side="right"), values.size - 1)
+    drawn: np.ndarray = values[idx]
+    return drawn
+
+
+def break_even_price(a: Side, b: Side, confidence: float = CONFIDENCE, seed: int = 0) -> Interval:
+    """The price per hour at which B would cost what A costs per million, with its credible interval.
+
+    B matches A when price_B / throughput_B = price_A / throughput_A, i.e. at
+    price_A × throughput_B / throughput_A; the interval takes both throughputs from their
+    posteriors (seeded draws from the exact posteriors: reproducible).
+    """
+    estimate = a.usd_per_hour * b.per_s / a.per_s
+    rng = np.random.default_rng(seed)
+    median_a, median_b = a.reference_median(), b.reference_median()
+    draws_a, draws_b = a.draws(DRAWS, rng), b.draws(DRAWS, rng)
+    # throughput ∝ 1/median, so throughput_B/throughput_A scales by (m̂_B/m_B)·(m_A/m̂_A).
+    ratios = estimate * (median_b / draws_b) * (draws_a / median_a)
+    alpha = (1.0 - confidence) / 2.0
+    low, high = np.quantile(ratios, [alpha, 1.0 - alpha])
+    return Interval(estimate, float(low), float(high), confidence, confidence, "Bayesian bootstrap")

@@ -8,24 +8,22 @@ options, threads, workload, model) lives here; what is measured and how lives in
 
 from __future__ import annotations
 
-import os
 import traceback
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from backends.base import BackendOptions
-from harness.measure.environment import utc_now
+from harness.measure.busy import busy_machine_warning
 from harness.measure.sampler import SamplingPolicy
 from harness.run.failures import describe_failure
-from harness.runfile.records import CellConfig, CellError, CellRecord
+from harness.runfile.records import CellConfig, CellError, CellRecord, utc_now
+from harness.scenarios.registry import cell_id
 
 if TYPE_CHECKING:
-    from harness.scenarios.engine_cell import EnginePool
+    from backends.engine.pool import EnginePool
 
-#: Load above the core count, beyond this margin, means work other than ours competed for cores.
-BUSY_MARGIN = 0.5
 
-__all__ = ["BUSY_MARGIN", "busy_machine_warning", "failed_cell", "run_cell"]
+__all__ = ["failed_cell", "run_cell"]
 
 
 def failed_cell(
@@ -42,33 +40,13 @@ def failed_cell(
     else:
         message = exc
     return CellRecord(
-        id=config.cell_id,
+        id=cell_id(config),
         config=config,
         status="failed",
         error=CellError(type=kind, message=message[:500], phase=phase, traceback=trace),
         started_utc=started,
         finished_utc=utc_now(),
     )
-
-
-def busy_machine_warning(threads: int) -> str | None:
-    """A warning when other work competed for the cores during the cell, else None.
-
-    Intra-op thread pools spin at barriers: when another process holds a core that one of our
-    threads needs, a parallel region waits for a scheduler time slice, and latency can grow a
-    hundredfold. The one-minute load average, taken at the end of the cell, is a cheap witness.
-    """
-    try:
-        load = os.getloadavg()[0]
-        cores = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return None
-    if load > cores + BUSY_MARGIN:
-        return (
-            f"busy machine: load average {load:.1f} on {cores} cores while this cell used {threads} "
-            "thread(s); other work may have inflated the latencies"
-        )
-    return None
 
 
 def run_cell(
@@ -116,7 +94,7 @@ def run_cell(
         ctx = CellContext(config, policy, backend, options, workload, model, params, on_phase=on_phase)
         measurement = scenario.run(ctx)
         record = CellRecord(
-            id=config.cell_id,
+            id=cell_id(config),
             config=config,
             status="ok",
             measurement=measurement,
@@ -132,7 +110,8 @@ def run_cell(
 
 def _run_engine_cell(config: CellConfig, policy: SamplingPolicy, engines: EnginePool | None) -> CellRecord:
     """An engine cell: no model here, the engine serves it (``harness.scenarios.engine_cell``)."""
-    from harness.scenarios.engine_cell import EngineCell, EnginePool
+    from backends.engine.pool import EnginePool
+    from harness.scenarios.engine_cell import EngineCell
 
     started = utc_now()
     cell = None
@@ -142,7 +121,7 @@ def _run_engine_cell(config: CellConfig, policy: SamplingPolicy, engines: Engine
     try:
         cell = EngineCell(config, policy, engines)
         record = CellRecord(
-            id=config.cell_id,
+            id=cell_id(config),
             config=config,
             status="ok",
             measurement=cell.run(),

@@ -32,12 +32,11 @@ import sys
 import time
 from typing import Any
 
-from harness.measure.environment import utc_now
 from harness.measure.sampler import SamplingPolicy
 from harness.run.cell import failed_cell, run_cell
 from harness.run.failures import describe_signal
 from harness.run.limits import PREPARE_PHASES, CellLimits
-from harness.runfile.records import CellConfig, CellRecord
+from harness.runfile.records import CellConfig, CellRecord, utc_now
 
 __all__ = ["run_cell_isolated"]
 

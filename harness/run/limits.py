@@ -50,17 +50,15 @@ LOADGEN_EXTRA_S = 60.0
 def sampling_budget_s(policy: SamplingPolicy, scenario: str, loadgen: bool = False) -> float:
     """How long a scenario may sample under ``policy``, by its own stopping rules (seconds).
 
-    Warmup plus the budget; the server scenario's capacity search may spend
-    ``SEARCH_BUDGET_FACTOR`` budgets on probes and one more on the final probe; LoadGen stops at
-    its own maximum duration.
+    Warmup plus as many budgets as the scenario's stopping rule may spend (``ScenarioSpec.budgets``:
+    one, or several for a search such as the server's capacity search); LoadGen stops at its own
+    maximum duration.
     """
     if loadgen:
         return policy.warmup_time_s + LOADGEN_BUDGET_FACTOR * policy.max_time_s + LOADGEN_EXTRA_S
-    if scenario == "server":
-        from harness.scenarios.server import SEARCH_BUDGET_FACTOR
+    from harness.scenarios.registry import spec
 
-        return policy.warmup_time_s + (SEARCH_BUDGET_FACTOR + 1) * policy.max_time_s
-    return policy.warmup_time_s + policy.max_time_s
+    return policy.warmup_time_s + spec(scenario).budgets * policy.max_time_s
 
 
 def _check(value: float, flag: str) -> float:

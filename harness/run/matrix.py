@@ -23,19 +23,19 @@ def resolve_presets(suite: Suite, check_fit: bool = True) -> dict[str, str]:
     from workloads.registry import builtin_presets, load_factory
 
     presets: dict[str, str] = {}
-    for name in suite.workloads:
+    for name in suite.matrix.workloads:
         known = None if check_fit else builtin_presets(name)
         if known is not None:
             # Planning for another machine: a built-in's presets are data; its module (and torch)
             # is imported only where the cells run.
-            preset = suite.preset or known.default
+            preset = suite.matrix.preset or known.default
             if preset not in known.presets:
                 raise ConfigError(f"workload {name!r} has no preset {preset!r}; available: {', '.join(known.presets)}")
             presets[name] = preset
             continue
         factory = load_factory(name)
         if isinstance(factory, WorkloadFamily):
-            preset = suite.preset or factory.default_preset
+            preset = suite.matrix.preset or factory.default_preset
             if preset not in factory.presets:
                 raise ConfigError(
                     f"workload {name!r} has no preset {preset!r}; available: {', '.join(factory.presets)}"
@@ -44,7 +44,7 @@ def resolve_presets(suite: Suite, check_fit: bool = True) -> dict[str, str]:
             if check_fit:
                 check_scenario_fits(suite, name, factory(preset))
         else:
-            preset = suite.preset or "default"
+            preset = suite.matrix.preset or "default"
             presets[name] = preset
             # The user's own factory: called now, as each cell will call it, so one that is not a
             # workload factory fails here in one line rather than in every cell. Planning for
@@ -68,9 +68,10 @@ def check_threads(suite: Suite) -> None:
     """``--threads`` within the cores this machine lets us use: more threads than cores only
     time-slice one another."""
     cores = usable_cores()
-    if suite.threads is not None and suite.threads > cores:
+    threads = suite.matrix.threads
+    if threads is not None and threads > cores:
         raise ConfigError(
-            f"--threads {suite.threads} is more than the {cores} cores this process may use here; give at most {cores}"
+            f"--threads {threads} is more than the {cores} cores this process may use here; give at most {cores}"
         )
 
 
@@ -78,9 +79,10 @@ def validate_options(backend: Any, suite: Suite) -> None:
     """Every dtype × mode of the suite against one backend (ConfigError names the allowed values)."""
     from backends.base import BackendOptions
 
-    for dtype in suite.dtypes:
-        for mode in suite.modes:
-            backend.validate(BackendOptions(dtype=dtype, mode=mode, threads=suite.threads, device=suite.device))
+    matrix = suite.matrix
+    for dtype in matrix.dtypes:
+        for mode in matrix.modes:
+            backend.validate(BackendOptions(dtype=dtype, mode=mode, threads=matrix.threads, device=matrix.device))
 
 
 def validate_matrix(suite: Suite) -> tuple[dict[str, str], dict[str, Any]]:
@@ -95,7 +97,7 @@ def validate_matrix(suite: Suite) -> tuple[dict[str, str], dict[str, Any]]:
     if suite.engine_params() is not None:
         return {}, {}
     presets = resolve_presets(suite)
-    if suite.loadgen:
+    if suite.load.loadgen:
         import importlib.util
 
         if importlib.util.find_spec("mlperf_loadgen") is None:
@@ -103,7 +105,7 @@ def validate_matrix(suite: Suite) -> tuple[dict[str, str], dict[str, Any]]:
                 "--loadgen needs MLPerf LoadGen: pip install 'siliconbench[loadgen]' (package mlcommons-loadgen)"
             )
     backends: dict[str, Any] = {}
-    for name in suite.backends:
+    for name in suite.matrix.backends:
         backend = require_backend(name)
         validate_options(backend, suite)
         backends[name] = backend
@@ -112,18 +114,18 @@ def validate_matrix(suite: Suite) -> tuple[dict[str, str], dict[str, Any]]:
 
 def check_scenario_fits(suite: Suite, name: str, workload: Any) -> None:
     """Generation options against the workload: decoders only, and within their positions."""
+    from harness.scenarios.registry import spec
+
+    scenario = spec(suite.load.scenario)
     generation = getattr(workload, "generation", None)
     if generation is None:
-        if suite.scenario == "generate":
-            raise ConfigError(f"scenario 'generate' needs a decoder workload (llama, gpt2); {name!r} is not one")
-        if suite.slo_ttft is not None or suite.slo_tpot is not None:
+        if scenario.workloads == "decoders":
+            raise ConfigError(f"scenario {scenario.name!r} needs a decoder workload (llama, gpt2); {name!r} is not one")
+        if suite.load.slo_ttft is not None or suite.load.slo_tpot is not None:
             raise ConfigError(f"--slo-ttft and --slo-tpot apply to decoders; {name!r} is not one: use --slo-p99")
         return
-    if (
-        suite.scenario in ("generate", "server", "offline")
-        and suite.prompt_tokens + suite.output_tokens > generation.max_positions
-    ):
+    if scenario.uses_prompts and suite.load.prompt_tokens + suite.load.output_tokens > generation.max_positions:
         raise ConfigError(
-            f"--prompt-tokens {suite.prompt_tokens} + --output-tokens {suite.output_tokens} exceed "
+            f"--prompt-tokens {suite.load.prompt_tokens} + --output-tokens {suite.load.output_tokens} exceed "
             f"{name}'s {generation.max_positions} positions"
         )

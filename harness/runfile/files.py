@@ -14,11 +14,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from harness.errors import OutputError, RunFileError
-from harness.measure.environment import utc_now
-from harness.pricing.catalog import Price
 from harness.runfile.atomic import Reserve, atomic_write_text, is_disk_full, reserve_bytes
 from harness.runfile.codec import encode_run, parse_run
-from harness.runfile.records import CellRecord, Environment, RunRecord, RunStatus, TargetFacts
+from harness.runfile.price import Price
+from harness.runfile.records import CellRecord, Environment, RunRecord, RunStatus, TargetFacts, utc_now
 
 __all__ = ["RunWriter", "atomic_write_text", "load_run", "new_run_id", "save_run"]
 

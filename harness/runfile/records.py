@@ -20,16 +20,14 @@ Record tree::
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from annotated_types import Ge
 
-from backends.engine.launcher import EngineRecord
-from backends.engine.metrics import EngineMetrics
-from harness.measure.peak import Peak
-from harness.pricing.catalog import Price
-from harness.run.engine_params import EngineParams
+from harness.runfile.engine import EngineMetrics, EngineParams, EngineRecord
+from harness.runfile.price import Price
 
 __all__ = [
     "SCHEMA_NAME",
@@ -72,10 +70,18 @@ __all__ = [
     "TorchFacts",
     "Validity",
     "WorkloadFacts",
+    "peak_key",
+    "utc_now",
 ]
 
 SCHEMA_NAME = "siliconbench/run"
 SCHEMA_VERSION = 2
+
+
+def utc_now() -> str:
+    """The current UTC time in ISO 8601 with a Z suffix: how every ``*_utc`` field of a run file is written."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
 
 #: Durations, counts, rates and energies: the reader refuses a negative one (JSON has no NaN/inf,
 #: and the codec refuses those too).
@@ -115,29 +121,14 @@ class ScenarioParams:
     #: Set on cells measured on a serving engine (``--engine``/``--endpoint``), None in-process.
     engine: EngineParams | None = None
 
-    def label(self, scenario: str) -> str:
-        """The part of a cell id that tells cells of one scenario apart."""
-        parts = [scenario]
-        if self.engine is not None:
-            parts.append(self.engine.describe())
-            if scenario == "server":
-                parts.append(f"r{self.rate:g}" if self.rate is not None else "capacity")
-            parts.append(f"c{self.concurrency}")
-            return "-".join(parts)
-        if scenario in ("generate", "server", "offline"):
-            parts.append(f"p{self.prompt_tokens}o{self.output_tokens}")
-        if scenario == "server":
-            parts.append(f"r{self.rate:g}" if self.rate is not None else "capacity")
-            if self.concurrency != 1:
-                parts.append(f"c{self.concurrency}")
-        if self.loadgen:
-            parts.append("loadgen")
-        return "-".join(parts)
-
 
 @dataclass(frozen=True)
 class CellConfig:
     """One point of the matrix: workload × preset × backend × options × batch × scenario."""
+
+    # Its id (``harness.scenarios.registry.cell_id``) ends in its scenario's label, which the
+    # scenario's spec declares: the record knows no scenario by name. (A comment, not the
+    # docstring: the generated schema carries docstrings and must stay byte-identical.)
 
     workload: str
     preset: str
@@ -149,25 +140,6 @@ class CellConfig:
     scenario: str = "latency"
     device: str | None = None
     params: ScenarioParams = field(default_factory=ScenarioParams)
-
-    @property
-    def cell_id(self) -> str:
-        threads = f"t{self.threads}" if self.threads else "tdefault"
-        device = f"@{self.device}" if self.device else ""
-        return "/".join(
-            (
-                self.workload,
-                self.preset,
-                f"{self.backend}{device}",
-                self.dtype,
-                self.mode,
-                threads,
-                f"bs{self.batch_size}",
-                self.scenario
-                if self.scenario == "latency" and not self.params.loadgen
-                else self.params.label(self.scenario),
-            )
-        )
 
 
 @dataclass(frozen=True)
@@ -707,6 +679,32 @@ class TorchFacts:
     num_threads: int
     num_interop_threads: int
     cuda_build: str | None
+
+
+@dataclass(frozen=True)
+class Peak:
+    """A measured dense matmul peak: FLOP/s, at which size, and how it was obtained."""
+
+    dtype: str
+    device: str
+    threads: int | None
+    flops_per_s: float
+    size: int
+    measured_utc: str
+    key: str
+    cached: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Peak:
+        return cls(**data)
+
+
+def peak_key(backend: str, device: str | None, dtype: str, threads: int | None) -> str:
+    """How a run file's ``environment.matmul_peaks`` names the peak a cell is measured against."""
+    return f"{backend}/{device or '-'}/{dtype}/t{threads or 'default'}"
 
 
 @dataclass(frozen=True)

@@ -15,22 +15,21 @@ request set and whose weights are the correctness reference. The flow is the in-
    goodput, so reports and costs treat an engine like any backend) and the ``engine`` part: the
    engine's record, the token check, and every request with its event times and server counts.
 
-``EnginePool`` keeps one engine per ``EngineSpec`` for a whole run, so a concurrency sweep pays the
-engine's cold start once; it stops every engine it started when the run ends, and remembers an
-engine that failed to start so the next cells fail at once with the same line.
+The engine itself comes from the run's ``backends.engine.pool.EnginePool`` (one per ``EngineSpec``
+for the whole run); this module only applies the load and makes the record.
 """
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Sequence
 from typing import Any
 
-from backends.engine.serving import EngineSpec, ServingEngine, open_engine
+from backends.engine.pool import EnginePool
+from backends.engine.serving import ServingEngine
 from harness.errors import ConfigError
 from harness.measure.sampler import SamplingPolicy
-from harness.run.engine_params import EngineParams, request_set
+from harness.runfile.engine import EngineParams
 from harness.runfile.records import (
     CapacitySearchRecord,
     CellConfig,
@@ -60,47 +59,17 @@ from harness.scenarios.engine import (
 from harness.scenarios.engine_check import check_engine, threshold_for
 from harness.scenarios.engine_load import EngineLoadRun
 from harness.scenarios.engine_records import load_record
+from harness.scenarios.registry import cell_id
 from harness.scenarios.tokens import SLO
 from harness.scenarios.validity import validity
+from workloads.request_sets import request_set
 
-__all__ = ["EngineCell", "EnginePool"]
+__all__ = ["EngineCell"]
 
 #: No new probe starts after this many times the cell's time budget (as in-process ``server``).
 SEARCH_BUDGET_FACTOR = 10
 #: A probe's stragglers are cancelled this many unloaded end-to-end times after its last arrival.
 GRACE_FACTOR = 20
-
-
-class EnginePool:
-    """The engines of one run, opened on first use and stopped when the pool closes."""
-
-    def __init__(self, log_dir: str | None = None) -> None:
-        self._stack = contextlib.ExitStack()
-        self._open: dict[EngineSpec, ServingEngine] = {}
-        self._failed: dict[EngineSpec, BaseException] = {}
-        self._log_dir = log_dir
-
-    def get(self, spec: EngineSpec) -> ServingEngine:
-        """The engine of ``spec``, started (or attached to) now if it is not yet."""
-        if spec in self._failed:
-            raise self._failed[spec]
-        if spec not in self._open:
-            try:
-                self._open[spec] = self._stack.enter_context(open_engine(spec, self._log_dir))
-            except Exception as exc:
-                self._failed[spec] = exc
-                raise
-        return self._open[spec]
-
-    def close(self) -> None:
-        self._stack.close()
-        self._open.clear()
-
-    def __enter__(self) -> EnginePool:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
 
 
 class EngineCell:
@@ -109,7 +78,7 @@ class EngineCell:
     def __init__(self, config: CellConfig, policy: SamplingPolicy, pool: EnginePool) -> None:
         engine = config.params.engine
         if engine is None:
-            raise ConfigError(f"cell {config.cell_id} is not an engine cell")
+            raise ConfigError(f"cell {cell_id(config)} is not an engine cell")
         if config.scenario not in ("generate", "server"):
             raise ConfigError(f"engine cells run the generate and server scenarios, not {config.scenario!r}")
         self.config = config
@@ -242,7 +211,7 @@ class EngineCell:
         metrics: Any,
     ) -> Measurement:
         from harness.measure.stats import summarize
-        from workloads.request_sets import length_report
+        from harness.scenarios.engine_records import length_report
 
         params, policy, run = self.params, self.policy, loads.run
         e2e = [round(v) for v in run.e2e_ns()]

@@ -19,8 +19,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from backends.engine.client import OpenAIClient
-from backends.engine.records import EngineRequest, RequestOutcome
+from backends.engine.records import RequestOutcome
 from harness.errors import ConfigError
+from harness.runfile.engine import EngineRequest
 from harness.runfile.records import EngineAgreement
 from harness.scenarios.engine import EngineTarget
 from harness.scenarios.engine_load import run_closed_loop

@@ -29,7 +29,8 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from backends.engine.protocol import EngineBackend
-from backends.engine.records import EngineRequest, RequestOutcome
+from backends.engine.records import RequestOutcome
+from harness.runfile.engine import EngineRequest
 from harness.scenarios.tokens import SLO
 
 __all__ = [

@@ -10,14 +10,55 @@ The record types live in ``harness.runfile.records``; this module fills them fro
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
+
 from backends.engine.records import RequestOutcome
 from harness.measure.stats import Summary, summarize
 from harness.runfile.records import EngineLoadRecord, EngineRequestRecord
 from harness.scenarios.engine_load import EngineLoadRun
 from harness.scenarios.tokens import SLO
-from workloads.request_sets import length_report
 
-__all__ = ["load_record", "request_record"]
+__all__ = ["LengthReport", "length_report", "load_record", "request_record"]
+
+
+@dataclass(frozen=True)
+class LengthReport:
+    """Asked against achieved lengths over a run's successful requests (server's counts)."""
+
+    requests: int
+    output_short: int
+    input_mismatched: int
+    asked_output_tokens: int
+    achieved_output_tokens: int
+
+    @property
+    def warning(self) -> str | None:
+        parts = []
+        if self.output_short:
+            parts.append(f"{self.output_short} of {self.requests} requests stopped before max_tokens")
+        if self.input_mismatched:
+            parts.append(
+                f"{self.input_mismatched} of {self.requests} requests had a prompt count (the server's) "
+                "unlike the request set's"
+            )
+        return "; ".join(parts) or None
+
+
+def length_report(outcomes: Iterable[RequestOutcome]) -> LengthReport:
+    """How many requests got fewer output tokens than asked, or another input count than built."""
+    requests = short = mismatched = asked = achieved = 0
+    for outcome in outcomes:
+        if not outcome.ok or outcome.output_tokens is None:
+            continue
+        requests += 1
+        achieved += outcome.output_tokens
+        if outcome.max_tokens is not None:
+            asked += outcome.max_tokens
+            short += outcome.output_tokens < outcome.max_tokens
+        expected = outcome.expected_input_tokens
+        mismatched += expected is not None and outcome.input_tokens != expected
+    return LengthReport(requests, short, mismatched, asked, achieved)
 
 
 def request_record(outcome: RequestOutcome, origin_ns: int) -> EngineRequestRecord:

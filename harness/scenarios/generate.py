@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 from harness.runfile.records import GenerationPart, Measurement
 from harness.scenarios.base import CellContext, sampling_record, workload_record
-from harness.scenarios.registry import ScenarioSpec
+from harness.scenarios.specs import ScenarioSpec, prompt_label
 from harness.scenarios.tokens import RequestTimeline, timeline_summaries
 from harness.scenarios.validity import validity
 from harness.scenarios.warnings import stop_warning
@@ -184,8 +184,12 @@ SPEC = ScenarioSpec(
     name="generate",
     help="LLM generation in a closed loop for decoders (llama, gpt2): TTFT, TPOT, ITL, output and total tokens/s",
     runner="harness.scenarios.generate:SCENARIO",
+    order=2,
     workloads="decoders",
     params=("prompt_tokens", "output_tokens"),
+    uses_prompts=True,
+    engine="closed",
+    label=prompt_label,
     part="generation",
     columns=(
         "concurrency",

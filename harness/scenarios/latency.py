@@ -11,8 +11,8 @@ from dataclasses import replace
 
 from harness.runfile.records import HostTiming, Measurement
 from harness.scenarios.base import CellContext
-from harness.scenarios.prepare import FORWARD_COLUMNS, measured_record, prepare_checked
-from harness.scenarios.registry import ScenarioSpec
+from harness.scenarios.prepare import measured_record, prepare_checked
+from harness.scenarios.specs import FORWARD_COLUMNS, ScenarioSpec
 
 __all__ = ["SCENARIO", "SPEC", "LatencyScenario"]
 
@@ -53,6 +53,8 @@ SPEC = ScenarioSpec(
     name="latency",
     help="one request at a time, the device synchronized after each: latency percentiles (the default)",
     runner="harness.scenarios.latency:SCENARIO",
+    order=0,
     columns=FORWARD_COLUMNS,
     loadgen="SingleStream",
+    mergeable=True,
 )

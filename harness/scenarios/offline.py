@@ -18,7 +18,7 @@ import time
 
 from harness.runfile.records import Measurement, OfflinePart
 from harness.scenarios.base import CellContext, sampling_fields, workload_record
-from harness.scenarios.registry import ScenarioSpec
+from harness.scenarios.specs import ScenarioSpec, prompt_label
 from harness.scenarios.validity import validity
 
 __all__ = ["SCENARIO", "OfflineScenario"]
@@ -114,7 +114,10 @@ SPEC = ScenarioSpec(
     name="offline",
     help="one large query fed through the host, batch by batch: samples/s end to end",
     runner="harness.scenarios.offline:SCENARIO",
+    order=4,
     params=("prompt_tokens", "output_tokens"),
+    uses_prompts=True,
+    label=prompt_label,
     part="offline",
     columns=(
         "samples_per_s",

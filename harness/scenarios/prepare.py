@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from harness.runfile.records import Correctness, Measurement
 from harness.scenarios.base import CellContext, correctness_record, sampling_record, workload_record
+from harness.scenarios.specs import FORWARD_COLUMNS
 from harness.scenarios.validity import validity
 from harness.scenarios.warnings import warnings_for
 
@@ -21,21 +22,6 @@ if TYPE_CHECKING:
     from harness.measure.sampler import Sampling
 
 __all__ = ["FORWARD_COLUMNS", "CheckedForward", "Prepared", "measured_record", "prepare_checked"]
-
-#: Report columns of the forward-pass scenarios measured per call (latency, throughput).
-FORWARD_COLUMNS = (
-    "p50_ms",
-    "p90_ms",
-    "p99_ms",
-    "throughput_per_s",
-    "gflops_per_s",
-    "fraction_of_peak",
-    "process_spread",
-    "usd_per_million",
-    "usd_per_million_tokens",
-    "samples",
-    "stop_reason",
-)
 
 
 @dataclass
@@ -52,7 +38,7 @@ class CheckedForward:
 def prepare_checked(ctx: CellContext, staged: bool = False) -> CheckedForward:
     """Reference, prepare and check a plain forward pass at the cell's batch.
 
-    With ``staged``, the backend prepares a ``sut.StagedModel`` whose inputs can be refilled.
+    With ``staged``, the backend prepares a ``staged.StagedModel`` whose inputs can be refilled.
     """
     import torch
 
@@ -72,7 +58,7 @@ def prepare_checked(ctx: CellContext, staged: bool = False) -> CheckedForward:
     backend.reset_peak_memory()
     wrapper = None
     if staged:
-        from harness.scenarios.sut import StagedModel
+        from harness.scenarios.staged import StagedModel
 
         wrapper = StagedModel(ctx.model, inputs)
         prepared = backend.prepare(wrapper, (), ctx.options)

@@ -1,151 +1,92 @@
-"""Scenarios register themselves: each scenario module declares a ``SPEC`` that plan, CLI and report read.
+"""Find scenarios by name: built-ins, ``siliconbench.scenarios`` entry points, and ``register``.
 
-A ``ScenarioSpec`` says what a scenario is called, what it does (the CLI's help), which of the
-shared scenario parameters it reads and how it checks them, which workloads it fits, which part
-of the measurement record it fills, which report columns show it, and which MLPerf LoadGen
-scenario runs it under ``--loadgen``. Any module of ``harness.scenarios`` with a ``SPEC`` is a
-scenario: adding one touches its own module (and its tests) only.
-
-Discovery reads each module's source first and imports only those that declare ``SPEC = ScenarioSpec(``
-at top level: the shared machinery beside them (``sut`` builds a torch module, ``loadgen`` needs
-MLPerf LoadGen) is not imported to list the scenarios, so ``siliconbench --help`` stays fast.
+Each scenario declares a ``ScenarioSpec`` (``harness.scenarios.specs``) in its own module: what it
+is called, what it does, which parameters it reads and how it checks them, which workloads it
+fits, whether ``--processes`` may pool it, whether an engine runs it, how its cells are labelled,
+which report columns show it and which LoadGen scenario runs it. Plan, CLI and report read those
+traits and never a scenario's name, so a new scenario is one module: a built-in is one line of
+``BUILTIN_SCENARIOS``; a plugin declares an entry point (as backends and workloads do) or calls
+``register``. Only the spec modules are imported to list the scenarios (``sut`` and ``loadgen``,
+which need torch and MLPerf LoadGen, are not), so ``siliconbench --help`` stays fast.
 """
 
 from __future__ import annotations
 
 import importlib
-import importlib.util
-import pkgutil
-import re
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from functools import cache
-from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 from harness.errors import ConfigError, UnknownNameError
+from harness.plugins import discover, import_target
+from harness.scenarios.specs import ScenarioSpec
 
 if TYPE_CHECKING:
-    from harness.runfile.records import ScenarioParams
+    from harness.runfile.records import CellConfig
     from harness.scenarios.base import Scenario
 
 __all__ = [
-    "PARAMETERS",
-    "ScenarioParameter",
+    "BUILTIN_SCENARIOS",
+    "ENTRY_POINT_GROUP",
     "ScenarioSpec",
+    "cell_id",
     "get_scenario",
+    "register",
     "scenario_names",
     "scenario_specs",
     "spec",
+    "unregister",
 ]
 
-
-@dataclass(frozen=True)
-class ScenarioParameter:
-    """A knob of the load scenarios: its field of ``ScenarioParams``, its flag, its help."""
-
-    name: str
-    flag: str
-    kind: Literal["int", "float", "flag"]
-    metavar: str
-    help: str
-    #: Given several times, each value is a cell of its own (a sweep); the suite keeps a tuple.
-    repeatable: bool = False
+ENTRY_POINT_GROUP = "siliconbench.scenarios"
 
 
-#: The parameters scenarios share (``harness.run.plan.ScenarioParams``), in the CLI's order.
-PARAMETERS: tuple[ScenarioParameter, ...] = (
-    ScenarioParameter(
-        "prompt_tokens", "--prompt-tokens", "int", "N", "decoders: exact prompt length in tokens (default 128)"
-    ),
-    ScenarioParameter(
-        "output_tokens",
-        "--output-tokens",
-        "int",
-        "N",
-        "decoders: exact tokens generated per request, greedy, EOS ignored (default 128)",
-    ),
-    ScenarioParameter(
-        "rate",
-        "--rate",
-        "float",
-        "RPS",
-        "server: fixed arrival rate in requests/s (default: search for the capacity under the SLO)",
-    ),
-    ScenarioParameter(
-        "slo_p99_ms", "--slo-p99", "float", "MS", "server: target p99 end-to-end latency in milliseconds"
-    ),
-    ScenarioParameter(
-        "slo_ttft_ms", "--slo-ttft", "float", "MS", "server, decoders: target p99 time to first token in milliseconds"
-    ),
-    ScenarioParameter(
-        "slo_tpot_ms", "--slo-tpot", "float", "MS", "server, decoders: target p99 time per output token in milliseconds"
-    ),
-    ScenarioParameter(
-        "concurrency",
-        "--concurrency",
-        "int",
-        "N",
-        "server: requests served at once; an engine's generate: closed-loop users (repeatable, one cell each: "
-        "1, 2, 4, ...; default 1)",
-        repeatable=True,
-    ),
-    ScenarioParameter(
-        "loadgen",
-        "--loadgen",
-        "flag",
-        "",
-        "run latency/server/offline under MLPerf LoadGen as SingleStream/Server/Offline and record its "
-        "VALID/INVALID verdict (pip install 'siliconbench[loadgen]')",
-    ),
-)
+#: The scenarios this package ships, by name: ``module:attribute`` of each ``ScenarioSpec``.
+BUILTIN_SCENARIOS: dict[str, str] = {
+    "latency": "harness.scenarios.latency:SPEC",
+    "throughput": "harness.scenarios.throughput:SPEC",
+    "generate": "harness.scenarios.generate:SPEC",
+    "server": "harness.scenarios.server:SPEC",
+    "offline": "harness.scenarios.offline:SPEC",
+}
+
+#: Scenarios registered by ``register`` in this process (a test, or a plugin without an entry point).
+_registered: dict[str, ScenarioSpec] = {}
 
 
-def _no_check(params: ScenarioParams) -> None:
-    """Most scenarios accept any valid parameters."""
+def register(scenario: ScenarioSpec) -> None:
+    """Make ``scenario`` known to plan, CLI and report in this process, as an entry point would.
+
+    A built-in keeps its name: registering another spec under one is refused.
+    """
+    if not isinstance(scenario, ScenarioSpec):
+        raise ConfigError(f"register() takes a ScenarioSpec, got {type(scenario).__name__}")
+    if scenario.name in BUILTIN_SCENARIOS:
+        raise ConfigError(f"scenario {scenario.name!r} is built in; give the plugin's scenario another name")
+    _registered[scenario.name] = scenario
+    scenario_specs.cache_clear()
 
 
-@dataclass(frozen=True)
-class ScenarioSpec:
-    """What a scenario declares about itself."""
-
-    name: str
-    help: str
-    #: ``module:attribute`` of the object that runs a cell (a ``harness.scenarios.base.Scenario``).
-    runner: str
-    #: Which workloads it fits: any model, or decoders only (``generate``).
-    workloads: Literal["any", "decoders"] = "any"
-    #: The ``ScenarioParams`` fields it reads; the others are ignored for its cells.
-    params: tuple[str, ...] = ()
-    #: The ``Measurement`` attribute holding its own part of the record (None: the common fields only).
-    part: str | None = None
-    #: Report columns after the cell's configuration, by key of ``harness.report.columns.COLUMNS``.
-    columns: tuple[str, ...] = ()
-    #: The MLPerf LoadGen scenario that runs it under ``--loadgen``, if any.
-    loadgen: str | None = None
-    #: Refuses parameters that cannot make a cell of this scenario (one line, before anything runs).
-    check: Callable[[ScenarioParams], None] = field(default=_no_check, compare=False)
-
-
-_DECLARES_SPEC = re.compile(r"^SPEC = ScenarioSpec\(", re.MULTILINE)
+def unregister(name: str) -> None:
+    """Forget a scenario ``register`` added (tests clean up after themselves)."""
+    _registered.pop(name, None)
+    scenario_specs.cache_clear()
 
 
 @cache
 def scenario_specs() -> dict[str, ScenarioSpec]:
-    """Every scenario of ``harness.scenarios``, by name, in the order the modules declare."""
-    import harness.scenarios as package
-
+    """Every scenario: built-ins, ``siliconbench.scenarios`` entry points, then registered ones,
+    by name, in the order their specs declare (``ScenarioSpec.order``, then name)."""
     found: dict[str, ScenarioSpec] = {}
-    for module in pkgutil.iter_modules(package.__path__):
-        name = f"{package.__name__}.{module.name}"
-        located = importlib.util.find_spec(name)
-        if located is None or located.origin is None or not _DECLARES_SPEC.search(Path(located.origin).read_text()):
-            continue
-        declared = getattr(importlib.import_module(name), "SPEC", None)
-        if isinstance(declared, ScenarioSpec):
-            found[declared.name] = declared
-    order = {"latency": 0, "throughput": 1, "generate": 2, "server": 3, "offline": 4}
-    return dict(sorted(found.items(), key=lambda item: (order.get(item[0], len(order)), item[0])))
+    for name, target in discover(ENTRY_POINT_GROUP, BUILTIN_SCENARIOS).items():
+        declared = import_target(target, f"scenario {name!r}")
+        if not isinstance(declared, ScenarioSpec):
+            raise ConfigError(f"scenario {name!r} ({target}) is a {type(declared).__name__}, not a ScenarioSpec")
+        if declared.name != name:
+            raise ConfigError(f"scenario {name!r} ({target}) declares the name {declared.name!r}; make them agree")
+        found[name] = declared
+    for name, declared in _registered.items():
+        found.setdefault(name, declared)
+    return dict(sorted(found.items(), key=lambda item: (item[1].order, item[0])))
 
 
 def scenario_names() -> tuple[str, ...]:
@@ -158,6 +99,11 @@ def spec(name: str) -> ScenarioSpec:
     if name not in specs:
         raise UnknownNameError("scenario", name, list(specs))
     return specs[name]
+
+
+def cell_id(config: CellConfig) -> str:
+    """The id of a cell: its configuration and its scenario's label (``ScenarioSpec.cell_id``)."""
+    return spec(config.scenario).cell_id(config)
 
 
 def get_scenario(name: str, loadgen: bool = False) -> Scenario:

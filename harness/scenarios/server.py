@@ -37,7 +37,7 @@ from harness.scenarios.base import CellContext, sampling_fields, workload_record
 from harness.scenarios.capacity import CapacitySearch, find_capacity
 from harness.scenarios.load import Handler, LoadRun, run_open_loop
 from harness.scenarios.prepare import Prepared, prepare_checked
-from harness.scenarios.registry import ScenarioSpec
+from harness.scenarios.specs import ScenarioSpec, engine_label
 from harness.scenarios.tokens import SLO, RequestTimeline, goodput, meets_slo, timeline_summaries
 from harness.scenarios.validity import validity
 
@@ -421,12 +421,32 @@ def _check(params: ScenarioParams) -> None:
         )
 
 
+def _label(params: ScenarioParams) -> tuple[str, ...]:
+    """Server cells differ by their rate (or ``capacity``, the search) and, in-process, by their
+    token counts and users; an engine's server cells always name their users."""
+    rate = f"r{params.rate:g}" if params.rate is not None else "capacity"
+    if params.engine is not None:
+        return (engine_label(params)[0], rate, f"c{params.concurrency}")
+    parts = [f"p{params.prompt_tokens}o{params.output_tokens}", rate]
+    if params.concurrency != 1:
+        parts.append(f"c{params.concurrency}")
+    if params.loadgen:
+        parts.append("loadgen")
+    return tuple(parts)
+
+
 SPEC = ScenarioSpec(
     name="server",
     help="open-loop Poisson arrivals, latency from the scheduled arrival; at --rate, or searching the highest "
     "rate that meets the SLO (the capacity)",
     runner="harness.scenarios.server:SCENARIO",
+    order=3,
     params=("prompt_tokens", "output_tokens", "rate", "slo_p99_ms", "slo_ttft_ms", "slo_tpot_ms", "concurrency"),
+    uses_prompts=True,
+    engine="open",
+    # The capacity search may spend SEARCH_BUDGET_FACTOR budgets on probes and one more on the last.
+    budgets=SEARCH_BUDGET_FACTOR + 1,
+    label=_label,
     part="server",
     columns=(
         "concurrency",

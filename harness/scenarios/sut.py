@@ -6,9 +6,9 @@ library, as a real batch job or server does, so each batch is gathered on the ho
 device, run, and its result copied back: that data movement is part of what they measure.
 
 New inputs reach a prepared model without a new backend interface: a plain model is wrapped in
-``StagedModel``, whose inputs are buffers that the backend places like any weights and that are
-refilled in place before each call (static shapes, so compiled and traced code is reused). A
-decoder session already works this way (its prompt buffer). Batches are always full: a short
+``harness.scenarios.staged.StagedModel``, whose inputs are buffers that the backend places like
+any weights and that are refilled in place before each call (static shapes, so compiled and
+traced code is reused). A decoder session already works this way (its prompt buffer). Batches are always full: a short
 batch is padded by repeating its last sample, and the padding's results are discarded.
 """
 
@@ -16,10 +16,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import torch
-from torch import nn
 
 from harness.scenarios.base import CellContext
 from harness.scenarios.prepare import Prepared
@@ -27,7 +26,7 @@ from harness.scenarios.prepare import Prepared
 if TYPE_CHECKING:
     from harness.scenarios.decoding import PreparedDecoder
 
-__all__ = ["LIBRARY_MIN", "BatchRunner", "StagedModel", "build_runner", "library_size"]
+__all__ = ["LIBRARY_MIN", "BatchRunner", "build_runner", "library_size"]
 
 #: The sample library holds at least this many samples (and at least four batches).
 LIBRARY_MIN = 16
@@ -35,29 +34,6 @@ LIBRARY_MIN = 16
 
 def library_size(batch_size: int) -> int:
     return max(LIBRARY_MIN, 4 * batch_size)
-
-
-class StagedModel(nn.Module):
-    """``forward()`` runs the model on input buffers that ``feed`` refills in place."""
-
-    def __init__(self, model: nn.Module, example: Sequence[torch.Tensor]) -> None:
-        super().__init__()
-        self.model = model
-        self.count = len(example)
-        for index, tensor in enumerate(example):
-            self.register_buffer(f"input{index}", tensor.clone(), persistent=False)
-
-    def inputs(self) -> list[torch.Tensor]:
-        return [getattr(self, f"input{index}") for index in range(self.count)]
-
-    def feed(self, tensors: Sequence[torch.Tensor]) -> None:
-        """Copy host tensors into the (possibly device-resident, cast) input buffers."""
-        with torch.no_grad():
-            for buffer, tensor in zip(self.inputs(), tensors, strict=True):
-                buffer.copy_(tensor)
-
-    def forward(self) -> Any:
-        return self.model(*self.inputs())
 
 
 def _padded(indices: Sequence[int], batch_size: int) -> torch.Tensor:

@@ -18,8 +18,8 @@ from dataclasses import replace
 
 from harness.runfile.records import BlockInfo, Measurement
 from harness.scenarios.base import CellContext
-from harness.scenarios.prepare import FORWARD_COLUMNS, measured_record, prepare_checked
-from harness.scenarios.registry import ScenarioSpec
+from harness.scenarios.prepare import measured_record, prepare_checked
+from harness.scenarios.specs import FORWARD_COLUMNS, ScenarioSpec
 
 __all__ = ["BLOCK_TARGET_S", "SCENARIO", "ThroughputScenario", "calls_per_block"]
 
@@ -79,6 +79,8 @@ SPEC = ScenarioSpec(
     name="throughput",
     help="back-to-back calls at the cell's batch, synchronized once per block: the sustained rate",
     runner="harness.scenarios.throughput:SCENARIO",
+    order=1,
     part="block",
     columns=FORWARD_COLUMNS,
+    mergeable=True,
 )

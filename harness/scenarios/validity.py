@@ -19,13 +19,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from harness.measure.stats import min_samples as _min_samples
 from harness.runfile.records import Validity
+from harness.scenarios.specs import MIN_SAMPLES_FOR_P99
 
 __all__ = ["MIN_DURATION_S", "MIN_SAMPLES_FOR_P99", "validity"]
 
-#: Fewest samples for a two-sided 95% order-statistic interval of the p99 (368).
-MIN_SAMPLES_FOR_P99 = _min_samples(0.99, 0.95)
 #: Shortest measurement, in seconds, whose tail percentiles we call valid.
 MIN_DURATION_S = 1.0
 

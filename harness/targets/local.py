@@ -1,88 +1,24 @@
-"""The local target: measure a suite in this process (or its child processes) into one run file.
+"""The local target: a thin adapter from the target contract to ``harness.run.suite.run_suite``.
 
-The on-instance agent uses it too, so a cell on an AWS instance is measured by exactly the code
-that measures it on a laptop; only where the run file goes afterwards differs.
+It adds only what a target owes its caller: where the run file is before the first cell, and a
+stop signal turned into a ``TargetInterrupted`` that says how far the run got. The pipeline itself
+(plan, environment, cells, run file) is ``run_suite``'s, which the AWS agent calls too.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
 
-from harness.pricing.catalog import Price
 from harness.run.plan import Suite
 from harness.run.runner import HangFn, ProgressFn
+from harness.run.suite import run_suite
 from harness.runfile.files import RunWriter
-from harness.runfile.records import CellConfig, CellRecord, RunRecord, TargetFacts
+from harness.runfile.price import Price
+from harness.runfile.records import CellConfig
 from harness.targets.base import TargetInterrupted, TargetOutcome
 
-__all__ = ["LocalRun", "LocalTarget", "run_suite"]
-
-
-@dataclass
-class LocalRun:
-    """A finished (or interrupted) local run: its file, its data and the cell records."""
-
-    path: Path
-    run: RunRecord
-    records: list[CellRecord] = field(default_factory=list)
-
-
-def run_suite(
-    suite: Suite,
-    *,
-    run_id: str | None = None,
-    target: TargetFacts | None = None,
-    progress: ProgressFn | None = None,
-    on_start: Any = None,
-    pricing: Price | None = None,
-    on_hang: HangFn | None = None,
-) -> LocalRun:
-    """Validate ``suite`` against what is installed here and measure every cell into a run file.
-
-    ``on_start(writer, cells)`` is called once the run file exists and before the first cell, so a
-    caller can publish the empty file. A stop signal marks the file ``interrupted`` and re-raises;
-    ``on_hang`` is told when a cell in this process hangs past its limit (``harness.run.runner``).
-    """
-    from harness.measure.environment import collect_environment
-    from harness.measure.peak import run_peaks
-    from harness.measure.sampler import SamplingPolicy
-    from harness.run.limits import CellLimits
-    from harness.run.matrix import validate_matrix
-    from harness.run.runner import exit_on_hang, run_cells
-
-    presets, backends = validate_matrix(suite)
-    policy = SamplingPolicy.for_budget(
-        suite.max_time,
-        min_count=suite.min_samples,
-        target_rel_ci=suite.target_rel_ci,
-        tail_percentile=suite.tail_percentile(),
-    )
-    cells = suite.cells(presets)
-    environment = collect_environment()
-    # Once per run (cached per machine and versions): the denominator of every cell's % of peak.
-    peaks = run_peaks(environment, [(c.backend, c.device, c.dtype, c.threads) for c in cells])
-    environment = replace(environment, matmul_peaks=peaks)
-    writer = RunWriter(
-        Path(suite.output), environment, target=target, suite=suite.to_dict(), run_id=run_id, pricing=pricing
-    )
-    if on_start is not None:
-        on_start(writer, cells)
-
-    def isolate(config: CellConfig) -> bool:
-        if config.params.engine is not None:
-            return False  # the engine is a process of its own already
-        if suite.isolate is None:
-            return bool(backends[config.backend].isolate_by_default)
-        return bool(suite.isolate)
-
-    limits = CellLimits(prepare_s=suite.prepare_limit, sampling_grace_s=suite.sampling_grace)
-    records = run_cells(
-        cells, policy, writer, isolate, progress, limits, on_hang or exit_on_hang, processes=suite.processes
-    )
-    return LocalRun(writer.path, writer.run, records)
+__all__ = ["LocalTarget"]
 
 
 class LocalTarget:

@@ -29,50 +29,25 @@ import pytest
 
 from harness.runfile.codec import encode_run
 from harness.runfile.records import RunRecord
+from tests.cli import cli_env, one_line, run_cli, start_cli
 from tests.harness.runfactory import lognormal_samples, make_cell, make_failed_cell, make_run, write_run
 
-ROOT = Path(__file__).resolve().parents[2]
 FAULTS = "tests.harness.fault_workloads"
 
 
 # -- helpers --------------------------------------------------------------------------------------
 def _env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env["PYTHONPATH"] = str(ROOT)
-    env.update(extra)
-    return env
+    """No AWS variables from the caller: a fault test's endpoint and credentials are its own."""
+    return cli_env(extra, drop_prefix="AWS_")
 
 
 def cli(*args: str, env: dict[str, str] | None = None, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "harness", *args],
-        cwd=ROOT,
-        env=env or _env(),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    """``tests.cli.run_cli`` with this module's defaults: ``_env()``, and room for a hung cell's limits."""
+    return run_cli(*args, environ=env or _env(), timeout=timeout)
 
 
 def start(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "harness", *args],
-        cwd=ROOT,
-        env=env or _env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def one_line(stderr: str, *fragments: str) -> str:
-    """The single line on stderr, checked to hold each fragment and no traceback."""
-    assert "Traceback" not in stderr, stderr
-    lines = [line for line in stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, stderr
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
-    return lines[0]
+    return start_cli(*args, environ=env or _env())
 
 
 def run_files(folder: Path) -> list[Path]:

@@ -9,17 +9,10 @@ from typing import Any
 
 import pytest
 
-from backends.engine import ChatMessage, EngineRequest, RequestFailure, TokenEvent, Usage, build_outcome
-from backends.engine.records import FailureKind
+from backends.engine import ChatMessage
 from harness.errors import ConfigError
-from workloads.request_sets import (
-    TokenCounts,
-    exact_prompt,
-    length_report,
-    load_prompt_file,
-    load_tokenizer,
-    synthetic_requests,
-)
+from harness.runfile.engine import TokenCounts
+from workloads.request_sets import exact_prompt, load_prompt_file, load_tokenizer, synthetic_requests
 
 TEMPLATE = "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}assistant:"
 
@@ -194,25 +187,3 @@ def test_bad_prompt_files_say_where(tmp_path: Path, content: str, message: str) 
 def test_missing_model_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot load the tokenizer"):
         load_tokenizer(str(tmp_path / "nothing-here"))
-
-
-def _outcome(max_tokens: int, usage: Usage | None, expected_in: int | None, failed: bool = False) -> Any:
-    request = EngineRequest("r", max_tokens=max_tokens, prompt="x", input_tokens=expected_in)
-    failure = RequestFailure(FailureKind.HTTP_STATUS, "HTTP 500") if failed else None
-    events = [TokenEvent(0, 1, "a")]
-    return build_outcome(
-        request, scheduled_ns=0, sent_ns=0, end_ns=2, events=events, usage=usage, finish_reason=None, failure=failure
-    )
-
-
-def test_length_report_uses_the_servers_counts() -> None:
-    report = length_report(
-        [
-            _outcome(8, Usage(5, 8), 5),
-            _outcome(8, Usage(6, 3), 5),  # stopped early, and the prompt counted differently
-            _outcome(8, None, 5, failed=True),  # failures are not judged
-        ]
-    )
-    assert (report.requests, report.output_short, report.input_mismatched) == (2, 1, 1)
-    assert (report.asked_output_tokens, report.achieved_output_tokens) == (16, 11)
-    assert report.warning is not None and "1 of 2 requests stopped before max_tokens" in report.warning

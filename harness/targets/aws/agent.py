@@ -22,11 +22,11 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import CloudError
-from harness.measure.environment import utc_now
 from harness.run.plan import DEFAULT_SUITE
 from harness.run.runner import ProgressFn
 from harness.runfile.files import RunWriter
-from harness.runfile.records import CellConfig, CellRecord, TargetFacts
+from harness.runfile.records import CellConfig, CellRecord, TargetFacts, utc_now
+from harness.scenarios.registry import cell_id
 from harness.targets.aws.storage import (
     BOOTSTRAP_LOG,
     ERROR,
@@ -106,7 +106,7 @@ def run_agent(
     bootstrap_log: Path | None = None,
 ) -> int:
     """Run the job in ``store`` and report through it; returns the process exit code."""
-    from harness.targets.local import run_suite
+    from harness.run.suite import run_suite
 
     beat = Heartbeat(store, heartbeat_s or DEFAULT_HEARTBEAT_S)
     writer: list[RunWriter] = []
@@ -135,7 +135,7 @@ def run_agent(
             if progress is not None:
                 progress(index, total, config, record)
             if record is None:
-                beat.update(current_cell=config.cell_id)
+                beat.update(current_cell=cell_id(config))
                 return
             failed += record.status != "ok"
             store.put_file(RUN_FILE, writer[0].path)

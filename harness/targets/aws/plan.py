@@ -129,7 +129,7 @@ def remote_presets(suite: Suite, check_backends: bool) -> dict[str, str]:
 
     presets = resolve_presets(suite, check_fit=False)
     if check_backends:
-        for backend_name in suite.backends:
+        for backend_name in suite.matrix.backends:
             validate_options(get_backend(backend_name), suite)
     return presets
 
@@ -137,7 +137,7 @@ def remote_presets(suite: Suite, check_backends: bool) -> dict[str, str]:
 def estimate_hours(kind: str, cells: int, suite: Suite, max_hours: float) -> float:
     """Boot plus, per cell, the sampling budget with its warmup and the kind's build/compile time;
     at least EC2's one-minute minimum, at most the run's limit."""
-    seconds = BOOT_S[kind] + cells * (suite.max_time * 1.1 + CELL_OVERHEAD_S[kind])
+    seconds = BOOT_S[kind] + cells * (suite.stopping.max_time * 1.1 + CELL_OVERHEAD_S[kind])
     return min(max(seconds, 60.0) / 3600.0, max_hours)
 
 
@@ -219,7 +219,7 @@ def render_plan(plans: list[InstancePlan], options: AwsOptions, region: str, off
                 p.instance_type,
                 p.kind,
                 p.arch,
-                ",".join(p.suite.backends),
+                ",".join(p.suite.matrix.backends),
                 p.cells,
                 p.ami.image_id if p.ami else "(not resolved)",
                 p.price.purchase_option,

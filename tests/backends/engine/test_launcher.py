@@ -26,8 +26,9 @@ from backends.engine.launcher import (
     process_group_members,
     vllm_command,
 )
-from backends.engine.serving import EngineSpec, engine_dtype, engine_python, open_engine
-from harness.errors import CellError, ConfigError
+from backends.engine.serving import engine_dtype, engine_python, open_engine
+from harness.errors import CellFailedError, ConfigError
+from harness.runfile.engine import EngineSpec
 
 FAKE = str(Path(__file__).with_name("fake_engine.py"))
 
@@ -74,7 +75,7 @@ def test_launch_records_cold_start_version_argv_and_stops_every_process(tmp_path
 def test_never_ready_fails_in_one_line_after_the_bounded_wait_and_leaves_nothing(tmp_path: Path) -> None:
     command = fake_command(tmp_path, "--ready-after", "never")
     started = time.monotonic()
-    with pytest.raises(CellError) as info:
+    with pytest.raises(CellFailedError) as info:
         with launch(command, ready_timeout_s=1.5, log_dir=tmp_path):
             pytest.fail("an engine that is never ready must not be yielded")
     assert time.monotonic() - started >= 1.5
@@ -86,7 +87,7 @@ def test_never_ready_fails_in_one_line_after_the_bounded_wait_and_leaves_nothing
 def test_an_engine_that_exits_fails_at_once_with_its_error_line(tmp_path: Path) -> None:
     command = fake_command(tmp_path, "--exit", "3")
     started = time.monotonic()
-    with pytest.raises(CellError, match=r"exited with code 3 .*Engine core initialization failed"):
+    with pytest.raises(CellFailedError, match=r"exited with code 3 .*Engine core initialization failed"):
         with launch(command, ready_timeout_s=60, log_dir=tmp_path):
             pass
     assert time.monotonic() - started < 30  # not the whole ready timeout
@@ -111,7 +112,7 @@ def test_stop_after_a_failure_inside_the_block(tmp_path: Path) -> None:
 def test_a_missing_engine_program_is_one_line(tmp_path: Path) -> None:
     command = EngineCommand("vllm", "cpu", (str(tmp_path / "no-python"), "-m", "x"), {}, "127.0.0.1", free_port())
     process = EngineProcess(command, tmp_path / "log")
-    with pytest.raises(CellError, match="cannot start"):
+    with pytest.raises(CellFailedError, match="cannot start"):
         process.start()
 
 
@@ -125,7 +126,7 @@ def test_attach_to_a_running_server_and_to_nothing(tmp_path: Path) -> None:
         with open_engine(spec) as serving:
             assert serving.endpoint.base_url == command.url + "/v1"
             assert serving.endpoint.model == "fake-model"
-    with pytest.raises(CellError, match="nothing answered"):
+    with pytest.raises(CellFailedError, match="nothing answered"):
         attach(f"http://127.0.0.1:{free_port()}", timeout_s=1)
     with pytest.raises(ConfigError, match="http"):
         attach("localhost:8000")

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from backends.engine.metrics import MetricsSample, MetricsSampler, parse_metrics
+from backends.engine.metrics import MetricsSampler, parse_metrics
+from harness.runfile.engine import MetricsSample
 
 # Captured from vLLM 0.32.0's CPU build serving the tiny Llama under 24 concurrent streams.
 CAPTURE = (Path(__file__).parent / "data" / "vllm-0.32.0-cpu-metrics.txt").read_text()

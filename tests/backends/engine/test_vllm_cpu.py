@@ -14,9 +14,10 @@ import pytest
 from backends.engine.client import OpenAIClient
 from backends.engine.launcher import VLLM_SERVER_MODULE
 from backends.engine.metrics import MetricsSampler
-from backends.engine.records import EngineRequest, RequestOutcome
-from backends.engine.serving import EngineSpec, ServingEngine, open_engine
-from harness.errors import CellError
+from backends.engine.records import RequestOutcome
+from backends.engine.serving import ServingEngine, open_engine
+from harness.errors import CellFailedError
+from harness.runfile.engine import EngineRequest, EngineSpec
 from tests.vllm_cpu import VllmCpu
 
 pytestmark = [pytest.mark.engine, pytest.mark.slow]
@@ -61,7 +62,7 @@ def test_a_second_engine_that_cannot_start_fails_in_one_line_and_leaves_nothing(
 ) -> None:
     # A model folder that does not exist: vLLM exits during start; the launcher says so in one line.
     spec = EngineSpec(model=str(tmp_path / "no-model"), engine="vllm", python=vllm_cpu.python, ready_timeout_s=300)
-    with pytest.raises(CellError) as info, open_engine(spec, log_dir=tmp_path):
+    with pytest.raises(CellFailedError) as info, open_engine(spec, log_dir=tmp_path):
         pytest.fail("an engine without a model must not become ready")
     assert "\n" not in str(info.value) and "exited with code" in str(info.value)
     left = []

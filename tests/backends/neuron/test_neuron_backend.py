@@ -19,7 +19,7 @@ from backends.base import BackendOptions, PreparedModel
 from backends.neuron import NeuronBackend
 from backends.neuron.cache import ArtifactCache, default_cache_dir
 from backends.registry import BUILTIN_BACKENDS, get_backend
-from harness.errors import CellError, ConfigError
+from harness.errors import CellFailedError, ConfigError
 from harness.measure.correctness import max_relative_error
 from harness.measure.environment import collect_environment
 from harness.measure.sampler import SamplingPolicy
@@ -106,7 +106,7 @@ def test_pypi_placeholder_is_recognised_without_importing_it(
     status = NeuronBackend().availability()
     assert not status.available and "PyPI's placeholder" in status.reason
     assert "torch_neuronx" not in sys.modules
-    with pytest.raises(CellError, match=r"^cannot import torch_neuronx: WRONG PACKAGE\."):
+    with pytest.raises(CellFailedError, match=r"^cannot import torch_neuronx: WRONG PACKAGE\."):
         _prepare()
     sys.modules.pop("torch_neuronx", None)
 
@@ -220,22 +220,22 @@ def test_an_inherited_partition_is_kept(neuron_double: Any, monkeypatch: pytest.
 
 
 def test_a_core_outside_the_instance_is_a_cell_error(neuron_double: Any) -> None:
-    with pytest.raises(CellError, match=r"nc:5 is outside inf2\.xlarge's cores 0-1"):
+    with pytest.raises(CellFailedError, match=r"nc:5 is outside inf2\.xlarge's cores 0-1"):
         _prepare(device="nc:5")
-    with pytest.raises(CellError, match="asked for 3 NeuronCores but neuron-ls reports 2"):
+    with pytest.raises(CellFailedError, match="asked for 3 NeuronCores but neuron-ls reports 2"):
         _prepare(mode="dataparallel", batch=6, device="3")
 
 
 def test_changing_placement_after_the_runtime_started_is_refused(neuron_double: Any) -> None:
     _prepare(device="nc:0")
     _prepare(device="nc:0")  # the same placement is fine
-    with pytest.raises(CellError, match=r"placement nc:1 differs .* drop --no-isolate"):
+    with pytest.raises(CellFailedError, match=r"placement nc:1 differs .* drop --no-isolate"):
         _prepare(device="nc:1")
 
 
 def test_the_backends_own_single_core_choice_is_not_mistaken_for_a_user_partition(neuron_double: Any) -> None:
     _prepare(batch=4)  # trace: the backend itself sets NEURON_RT_NUM_CORES=1 before the runtime starts
-    with pytest.raises(CellError, match=r"placement all NeuronCores differs .*NEURON_RT_NUM_CORES=1"):
+    with pytest.raises(CellFailedError, match=r"placement all NeuronCores differs .*NEURON_RT_NUM_CORES=1"):
         _prepare(batch=4, mode="dataparallel")
 
 
@@ -260,7 +260,7 @@ def test_dataparallel_on_an_explicit_range(neuron_double: Any) -> None:
 
 
 def test_dataparallel_needs_a_batch_that_divides_evenly(neuron_double: Any) -> None:
-    with pytest.raises(CellError, match="batch size 3 is not a multiple of 2; use a batch size such as 2"):
+    with pytest.raises(CellFailedError, match="batch size 3 is not a multiple of 2; use a batch size such as 2"):
         _prepare(batch=3, mode="dataparallel")
 
 
@@ -271,7 +271,7 @@ def test_dataparallel_without_a_core_count_says_how_to_give_one(
 
     monkeypatch.setenv("PATH", str(tmp_path))
     monkeypatch.setattr(facts, "NEURON_LS_PATHS", ())
-    with pytest.raises(CellError, match="give --device nc:0-N or a count"):
+    with pytest.raises(CellFailedError, match="give --device nc:0-N or a count"):
         _prepare(batch=2, mode="dataparallel")
 
 
@@ -280,7 +280,7 @@ def test_dataparallel_without_a_core_count_says_how_to_give_one(
 
 def test_compiler_failure_message_names_the_error_and_what_to_try(neuron_double: Any) -> None:
     neuron_double.fail_compile = "compiler"
-    with pytest.raises(CellError) as info:
+    with pytest.raises(CellFailedError) as info:
         _prepare()
     message = str(info.value)
     assert "\n" not in message
@@ -293,7 +293,9 @@ def test_compiler_failure_message_names_the_error_and_what_to_try(neuron_double:
 
 def test_unsupported_operator_message_points_to_analyze(neuron_double: Any) -> None:
     neuron_double.fail_compile = "unsupported"
-    with pytest.raises(CellError, match=r"uses an operator neuronx-cc cannot compile \(Unsupported HLO opcode") as info:
+    with pytest.raises(
+        CellFailedError, match=r"uses an operator neuronx-cc cannot compile \(Unsupported HLO opcode"
+    ) as info:
         _prepare(dtype="bf16")
     assert "torch_neuronx.analyze(model, example_inputs)" in str(info.value)
 
@@ -301,7 +303,9 @@ def test_unsupported_operator_message_points_to_analyze(neuron_double: Any) -> N
 @pytest.mark.parametrize("mode", ["trace", "dataparallel"])
 def test_device_out_of_memory_message(neuron_double: Any, mode: str) -> None:
     neuron_double.fail_load = "oom"
-    with pytest.raises(CellError, match=r"NeuronCore device memory ran out while loading .*try a smaller batch size"):
+    with pytest.raises(
+        CellFailedError, match=r"NeuronCore device memory ran out while loading .*try a smaller batch size"
+    ):
         _prepare(batch=2, mode=mode)
 
 
@@ -348,7 +352,7 @@ def test_run_cell_end_to_end_and_the_run_file_validates(neuron_double: Any, tmp_
     neuron_double.fail_compile = "compiler"
     failed = run_cell(_cell(batch_size=4), POLICY)
     assert failed.status == "failed"
-    assert (failed.error.type, failed.error.phase) == ("CellError", "prepare")
+    assert (failed.error.type, failed.error.phase) == ("CellFailedError", "prepare")
     assert failed.error.message.startswith("neuronx-cc could not compile the model")
 
     writer = RunWriter(tmp_path / "results", collect_environment())
@@ -386,7 +390,7 @@ def test_neuron_ls_json_has_no_instance_type_and_the_header_gives_it(neuron_doub
 
 
 def test_trace_is_refused_on_trn2_before_anything_compiles(trn2: Any) -> None:
-    with pytest.raises(CellError, match=r"NeuronCore-v2 \(inf2, trn1\) only and trn2.48xlarge has NeuronCore-v3"):
+    with pytest.raises(CellFailedError, match=r"NeuronCore-v2 \(inf2, trn1\) only and trn2.48xlarge has NeuronCore-v3"):
         _prepare()
     assert trn2.trace_calls == [] and trn2.runtime_env is None  # nothing traced, the runtime never started
 
@@ -394,12 +398,12 @@ def test_trace_is_refused_on_trn2_before_anything_compiles(trn2: Any) -> None:
 def test_the_double_refuses_trace_on_trn2_too(trn2: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     """Were the backend's check wrong, the trace itself fails there (trace API page, NeuronCore-v2 only)."""
     monkeypatch.setattr(NeuronBackend, "_refuse_on_this_silicon", lambda self, config, facts: None)
-    with pytest.raises(CellError, match="NeuronCore-v2 instances"):
+    with pytest.raises(CellFailedError, match="NeuronCore-v2 instances"):
         _prepare()
 
 
 def test_compile_mode_is_refused_on_inf2(neuron_double: Any) -> None:
-    with pytest.raises(CellError, match="runs on Trn2/Trn3"):
+    with pytest.raises(CellFailedError, match="runs on Trn2/Trn3"):
         _prepare(mode="compile")
 
 

@@ -142,7 +142,7 @@ def test_the_stateful_steps_would_lose_the_cache_on_neuron(neuron_double: Any, m
 def test_generation_needs_one_neuroncore(neuron_double: Any) -> None:
     record = run_cell(_generate_cell("gpt2", mode="dataparallel"), POLICY)
     assert record.status == "failed"
-    assert record.error.type == "CellError" and "one NeuronCore" in record.error.message
+    assert record.error.type == "CellFailedError" and "one NeuronCore" in record.error.message
 
 
 def test_state_aliases_name_the_decode_parameters(neuron_double: Any) -> None:
@@ -164,7 +164,7 @@ def test_generate_in_compile_mode_runs_the_stateful_steps(torchneuron: Any) -> N
 
 def test_trace_generate_on_trn2_fails_with_one_line(trn2: Any) -> None:
     record = run_cell(_generate_cell("gpt2"), POLICY)
-    assert record.status == "failed" and record.error.type == "CellError"
+    assert record.status == "failed" and record.error.type == "CellFailedError"
     assert "NeuronCore-v2 (inf2, trn1) only" in record.error.message
     assert "\n" not in record.error.message
 

@@ -9,7 +9,6 @@ import pytest
 
 from harness.measure.peak import (
     SIZES,
-    Peak,
     cache_path,
     fraction_of_peak,
     machine_key,
@@ -17,6 +16,7 @@ from harness.measure.peak import (
     peak_for,
     run_peaks,
 )
+from harness.runfile.records import Peak
 
 
 def test_peak_is_measured_once_then_read_from_the_cache(tmp_path: Path) -> None:
@@ -95,7 +95,7 @@ def test_machine_key_names_silicon_torch_dtype_and_threads() -> None:
 
 def test_run_peaks_names_each_needed_peak_once(tmp_path: Path) -> None:
     from harness.measure.environment import collect_environment
-    from harness.measure.peak import peak_key
+    from harness.runfile.records import peak_key
 
     wanted = [("cpu", None, "fp32", 1), ("cpu", None, "fp32", 1), ("neuron", None, "bf16", None)]
     peaks = run_peaks(collect_environment(), wanted, path=tmp_path / "peak.json")

@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 
 from harness.errors import ConfigError, PricingError
-from harness.pricing.catalog import PRICES_ENV, SNAPSHOT_PATH, Catalog, Price, load_catalog, save_catalog
+from harness.pricing.catalog import PRICES_ENV, SNAPSHOT_PATH, Catalog, load_catalog, save_catalog
 from harness.pricing.given import price_from_cli, price_from_table, validate_pricing_table
 from harness.run.plan import DEFAULT_SUITE, load_suite_file
+from harness.runfile.price import Price
 
 FAMILIES = ("inf1", "inf2", "trn1", "g5", "g6", "g6e", "p4d", "p5", "c7i", "c7g", "m7i")
 
@@ -163,12 +164,12 @@ def test_bad_pricing_tables_are_refused(table: dict, expected: str) -> None:
 def test_a_suite_file_with_a_bad_pricing_table_fails_when_loaded(tmp_path: Path) -> None:
     good = tmp_path / "good.toml"
     good.write_text('workloads = ["mlp"]\n[pricing]\nusd_per_hour = 0.5\nsource = "lab"\n')
-    assert load_suite_file(good).pricing == {"usd_per_hour": 0.5, "source": "lab"}
+    assert load_suite_file(good).pricing.pricing == {"usd_per_hour": 0.5, "source": "lab"}
     bad = tmp_path / "bad.toml"
     bad.write_text('workloads = ["mlp"]\n[pricing]\nprice = 0.5\n')
     with pytest.raises(ConfigError, match="unknown key 'price'"):
         load_suite_file(bad)
-    assert DEFAULT_SUITE.pricing == {}
+    assert DEFAULT_SUITE.pricing.pricing == {}
 
 
 def test_a_command_line_price_is_dated_and_sourced() -> None:

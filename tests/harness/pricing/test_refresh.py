@@ -298,7 +298,8 @@ def test_pricing_refresh_command_rewrites_spot_prices_and_keeps_the_rest(
 
 
 def test_refresh_without_names_refreshes_the_catalogs_own_pairs(run_cli: Any, moto_url: str, tmp_path: Path) -> None:
-    from harness.pricing.catalog import Catalog, Price, save_catalog
+    from harness.pricing.catalog import Catalog, save_catalog
+    from harness.runfile.price import Price
 
     small = save_catalog(
         Catalog(
@@ -325,3 +326,23 @@ def test_refresh_without_names_refreshes_the_catalogs_own_pairs(run_cli: Any, mo
         ("inf2.xlarge", "us-east-1", "on-demand"), ("inf2.xlarge", "us-east-1", "spot"),
         ("g5.xlarge", "us-west-2", "on-demand"), ("g5.xlarge", "us-west-2", "spot"),
     }  # fmt: skip
+
+
+def test_pairs_to_refresh_crosses_named_types_and_regions_or_narrows_the_catalog() -> None:
+    from harness.errors import ConfigError
+    from harness.pricing.catalog import Catalog, Price
+    from harness.pricing.refresh import pairs_to_refresh
+
+    catalog = Catalog(
+        [
+            Price("inf2.xlarge", "us-east-1", "on-demand", 0.7582, "s", "2026-01-01"),
+            Price("inf2.xlarge", "us-east-1", "spot", 0.3, "s", "2026-01-01"),
+            Price("g5.xlarge", "us-west-2", "on-demand", 1.006, "s", "2026-01-01"),
+        ],
+        "2026-01-01",
+    )
+    assert pairs_to_refresh(catalog, ["trn2.48xlarge"], ["us-east-2"]) == {("trn2.48xlarge", "us-east-2")}
+    assert pairs_to_refresh(catalog) == {("inf2.xlarge", "us-east-1"), ("g5.xlarge", "us-west-2")}
+    assert pairs_to_refresh(catalog, regions=["us-west-2"]) == {("g5.xlarge", "us-west-2")}
+    with pytest.raises(ConfigError, match="name both --instance-type and --region"):
+        pairs_to_refresh(catalog, ["trn2.48xlarge"])

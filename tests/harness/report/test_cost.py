@@ -5,11 +5,12 @@ from __future__ import annotations
 import pytest
 
 from harness.errors import RunFileError
-from harness.pricing.catalog import Catalog, Price
+from harness.pricing.catalog import Catalog
 from harness.pricing.given import price_from_cli
 from harness.report.cost import PriceResolver, usd_per_million
 from harness.report.formats import render
 from harness.report.rows import cell_rows
+from harness.runfile.price import Price
 from tests.harness.runfactory import make_cell, make_failed_cell, make_run
 
 
@@ -37,10 +38,10 @@ def test_report_rows_carry_cost_at_the_recorded_price() -> None:
     price = Price(None, None, None, 0.9, "our rack contract", "2026-10-01").to_dict()
     run = make_run([_cell_at(500.0), _cell_at(2000.0, batch_size=4, tokens=64)], pricing=price)
     first, second = cell_rows([run])
-    assert first.usd_per_million == pytest.approx(0.9 / (3600 * 500.0) * 1e6)  # 0.5 $/M
-    assert first.usd_per_million == pytest.approx(0.5)
+    assert first.usd_per_million_headline == pytest.approx(0.9 / (3600 * 500.0) * 1e6)  # 0.5 $/M
+    assert first.usd_per_million_headline == pytest.approx(0.5)
     assert first.usd_per_million_tokens is None
-    assert second.usd_per_million == pytest.approx(0.125)  # 0.9 / 7.2e6 * 1e6
+    assert second.usd_per_million_headline == pytest.approx(0.125)  # 0.9 / 7.2e6 * 1e6
     assert second.usd_per_million_tokens == pytest.approx(0.125 / 64)
     assert first.price_source == "our rack contract" and first.price_as_of == "2026-10-01"
 
@@ -61,7 +62,7 @@ def test_markdown_report_shows_cost_with_the_price_source_and_date() -> None:
 def test_a_local_run_without_a_price_gets_no_cost_and_no_invented_price() -> None:
     run = make_run([_cell_at(1000.0)])
     (row,) = cell_rows([run])
-    assert row.usd_per_million is None and row.usd_per_hour is None
+    assert row.usd_per_million_headline is None and row.usd_per_hour is None
     assert "has no price" in row.price_note
     assert "$/M" not in render([run], "table")
 
@@ -74,7 +75,7 @@ def test_the_users_price_applies_only_to_runs_without_one() -> None:
     rows = {r.run_id: r for r in cell_rows([priced, local], resolver)}
     assert rows["20261101T100000Z-bbbbbb"].usd_per_hour == 2.0
     assert rows[local.run_id].usd_per_hour == 0.36
-    assert rows[local.run_id].usd_per_million == pytest.approx(0.1)
+    assert rows[local.run_id].usd_per_million_headline == pytest.approx(0.1)
     assert "--price-per-hour" in rows[local.run_id].price_source
 
 
@@ -82,7 +83,7 @@ def test_an_aws_run_is_priced_from_the_catalog_for_its_instance_type() -> None:
     target = {"kind": "aws", "instance_type": "inf2.xlarge", "region": "us-east-1"}
     (row,) = cell_rows([make_run([_cell_at(250.0)], target=target)])
     assert row.usd_per_hour == 0.7582  # the bundled snapshot's on-demand price
-    assert row.usd_per_million == pytest.approx(0.8424444444)
+    assert row.usd_per_million_headline == pytest.approx(0.8424444444)
     assert "bundled price snapshot" in row.price_note
 
 
@@ -103,7 +104,7 @@ def test_a_target_price_recorded_by_the_aws_helper_wins_over_the_catalog() -> No
 def test_an_instance_type_missing_from_the_catalog_is_reported_not_guessed() -> None:
     target = {"kind": "aws", "instance_type": "x9z.huge", "region": "us-east-1"}
     (row,) = cell_rows([make_run([_cell_at(250.0)], target=target)])
-    assert row.usd_per_million is None
+    assert row.usd_per_million_headline is None
     assert "no on-demand price for x9z.huge in us-east-1" in row.price_note
 
 
@@ -116,7 +117,7 @@ def test_a_malformed_recorded_price_is_a_one_line_error_when_the_run_file_is_rea
 def test_failed_cells_have_no_cost() -> None:
     price = Price(None, None, None, 1.0, "x", "2026-10-01").to_dict()
     (row,) = cell_rows([make_run([make_failed_cell()], pricing=price)])
-    assert row.status == "failed" and row.usd_per_million is None
+    assert row.status == "failed" and row.usd_per_million_headline is None
 
 
 def test_tokens_at_capacity_scale_the_measured_tokens_per_request() -> None:

@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.report.formats import render, scenario_tables, text_cells
+from harness.report.formats import render
 from harness.report.rows import cell_rows
+from harness.report.tables import scenario_tables, text_cells
 from harness.runfile.files import load_run
 from harness.runfile.records import RunRecord
 

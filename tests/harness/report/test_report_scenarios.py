@@ -124,7 +124,7 @@ def test_failed_cells_of_a_scenario_are_listed_in_its_table() -> None:
 
 
 def test_load_scenarios_are_priced_per_token_and_at_capacity(mixed_run: RunRecord) -> None:
-    from harness.pricing.catalog import Price
+    from harness.runfile.price import Price
 
     price = Price("local", "local", "on-demand", 3.6, "test", "2026-11-24")
     generate = mixed_run.cells[1]
@@ -141,7 +141,7 @@ def test_load_scenarios_are_priced_per_token_and_at_capacity(mixed_run: RunRecor
     assert gen.usd_per_million_total_tokens == pytest.approx(1000 / measured.total_tokens_per_s)
     srv = rows["server"]
     assert srv.usd_per_million_at_capacity == pytest.approx(1000 / 50.0)  # batch 1
-    assert srv.usd_per_million == srv.usd_per_million_at_capacity
+    assert srv.usd_per_million_headline == srv.usd_per_million_at_capacity
     text = render([run])
     assert "$/M out tok" in text and "$/M inf @capacity" in text
 
@@ -169,7 +169,7 @@ def test_a_concurrency_sweep_shows_its_users_and_measured_token_counts(mixed_run
 
 
 def test_a_decoder_server_cell_prices_its_tokens_at_the_capacity_not_the_measured_rate() -> None:
-    from harness.pricing.catalog import Price
+    from harness.runfile.price import Price
 
     price = Price("local", "local", "on-demand", 3.6, "test", "2026-11-24")
     cell = _cell("llama", "server", rate=4.0, slo_ttft_ms=1000.0, prompt_tokens=8, output_tokens=3)

@@ -63,7 +63,7 @@ def test_every_builtin_tiny_preset_passes_its_correctness_check(workload: str, d
 def test_a_busy_machine_is_flagged(monkeypatch: pytest.MonkeyPatch) -> None:
     import os
 
-    from harness.run.cell import busy_machine_warning
+    from harness.measure.busy import busy_machine_warning
 
     monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: {0, 1})
     monkeypatch.setattr(os, "getloadavg", lambda: (3.2, 1.0, 1.0))

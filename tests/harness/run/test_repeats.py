@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import harness.run.runner as runner
+import harness.run.strategies as strategies
 from harness.errors import ConfigError
 from harness.measure.environment import collect_environment
 from harness.measure.sampler import SamplingPolicy
@@ -17,6 +18,7 @@ from harness.run.plan import CellConfig, Suite
 from harness.run.repeats import merge_processes, schedule
 from harness.runfile.files import RunWriter, load_run
 from harness.runfile.records import CellRecord, RunRecord
+from harness.scenarios.registry import cell_id
 from tests.harness.runfactory import lognormal_samples, make_cell, make_failed_cell, make_run
 
 
@@ -92,9 +94,9 @@ def test_runner_interleaves_fresh_processes(tmp_path: Path, monkeypatch: pytest.
     def fake_isolated(config: CellConfig, policy: SamplingPolicy, timeout_s: float) -> CellRecord:
         calls.append(config.batch_size)
         record = _process_record(1e6 * config.batch_size, len(calls), batch_size=config.batch_size)
-        return replace(record, config=config, id=config.cell_id)
+        return replace(record, config=config, id=cell_id(config))
 
-    monkeypatch.setattr(runner, "run_cell_isolated", fake_isolated)
+    monkeypatch.setattr(strategies, "run_cell_isolated", fake_isolated)
     cells = [CellConfig("mlp", "tiny", "cpu", "fp32", "eager", 1, bs) for bs in (1, 2)]
     writer = RunWriter(tmp_path, collect_environment())
     seen: list[tuple[int, int, bool]] = []
@@ -118,7 +120,7 @@ def test_runner_interleaves_fresh_processes(tmp_path: Path, monkeypatch: pytest.
 
 
 def test_suite_checks_processes() -> None:
-    assert Suite(processes=3).processes == 3
+    assert Suite(processes=3).execution.processes == 3
     with pytest.raises(ConfigError, match="latency and throughput"):
         Suite(processes=2, scenario="server", rate=5.0)
     with pytest.raises(ConfigError, match="drop --no-isolate"):

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -17,7 +15,7 @@ from harness.measure.environment import collect_environment
 from harness.runfile.codec import SCHEMA_PATH, encode_run, json_schema
 from harness.runfile.files import RunWriter, load_run
 from harness.runfile.records import SCHEMA_VERSION, CellConfig, CellError, CellRecord
-from tests.conftest import REPO_ROOT, cli_env
+from tests.cli import start_cli
 
 
 def _writer(tmp_path: Path) -> RunWriter:
@@ -177,11 +175,8 @@ def test_a_version_1_decoder_cell_keeps_its_token_metrics() -> None:
 def test_a_run_killed_mid_way_keeps_every_finished_cell(tmp_path: Path) -> None:
     """SIGKILL (no cleanup at all) after the first cells: the file is valid and holds them."""
     batches = [arg for size in (1, 2, 4, 8, 16, 32) for arg in ("--batch-size", str(size))]
-    command = [sys.executable, "-m", "harness", "run", "--workload", "mlp", "--preset", "tiny", *batches]
-    command += ["--max-time", "1", "--output", str(tmp_path), "--quiet"]
-    process = subprocess.Popen(
-        command, cwd=REPO_ROOT, env=cli_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
+    args = ["run", "--workload", "mlp", "--preset", "tiny", *batches, "--max-time", "1", "--output", str(tmp_path)]
+    process = start_cli(*args, "--quiet", capture=False)
     try:
         deadline = time.monotonic() + 120
         cells = 0

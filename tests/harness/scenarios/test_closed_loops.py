@@ -10,7 +10,7 @@ import torch
 
 from harness.measure.sampler import SamplingPolicy
 from harness.run.cell import run_cell
-from harness.scenarios.sut import StagedModel
+from harness.scenarios.staged import StagedModel
 from workloads.mlp import MLP
 
 Roundtrip = Callable[[dict[str, Any]], dict[str, Any]]

@@ -48,7 +48,8 @@ def test_plan_resolves_amis_and_prices_and_creates_nothing(factory, public_amis)
 
 def test_auto_backends_follow_the_instance_kind(factory, public_amis) -> None:  # type: ignore[no-untyped-def]
     options = AwsOptions(instance_types=("inf2.xlarge", "g5.xlarge", "c7i.xlarge"), region=REGION, auto_backends=True)
-    assert [p.suite.backends for p in plan_instances(SUITE, options, factory)] == [("neuron",), ("cuda",), ("cpu",)]
+    planned = plan_instances(SUITE, options, factory)
+    assert [p.suite.matrix.backends for p in planned] == [("neuron",), ("cuda",), ("cpu",)]
 
 
 def test_estimate_is_bounded_and_grows_with_cells() -> None:

@@ -12,9 +12,7 @@ checked against the operation's output shape in botocore's service model, as Stu
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -23,8 +21,8 @@ import pytest
 from harness.errors import PreflightError
 from harness.targets.aws.plan import AwsOptions
 from harness.targets.aws.preflight import preflight, quota_names, require_ready, simulation_requests
+from tests.cli import run_cli
 from tests.harness.targets.aws.conftest import REGION
-from tests.harness.targets.aws.fleet import REPO_ROOT
 
 #: Quota names and codes as Service Quotas lists them for service code ec2 (EC2 User Guide,
 #: "On-Demand Instance quotas"; the issue quotes L-1216C47A for the standard families).
@@ -330,10 +328,7 @@ def test_run_checks_first_and_creates_nothing(factory, public_amis, quotas, simu
 
 
 def cli(aws_env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, **aws_env, "PYTHONPATH": str(REPO_ROOT)}
-    return subprocess.run(
-        [sys.executable, "-m", "harness", *args], capture_output=True, text=True, timeout=120, env=env, cwd=REPO_ROOT
-    )
+    return run_cli(*args, env=aws_env, timeout=120)
 
 
 @pytest.mark.parametrize("command", [["aws", "preflight"], ["run", "--target", "aws", "--workload", "mlp"]])

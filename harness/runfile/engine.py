@@ -1,0 +1,301 @@
+"""The serving-engine parts of a run file: what a cell asked of an engine, and what the engine was.
+
+These are records, so they live here and their producers import them: ``backends.engine`` fills
+``EngineRecord`` (launcher) and ``EngineMetrics`` (metrics sampler), ``harness.run`` builds
+``EngineParams`` from the command line or a suite file, ``workloads.request_sets`` the
+``EngineRequest``s the client (``backends.engine.client``) sends. A change to a producer cannot change the
+run file's shape by accident (``tests/harness/runfile/test_frozen_v2.py`` pins it). The checks in
+``__post_init__`` are the records' own: a run file that breaks them is refused when read.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+from harness.errors import ConfigError
+
+__all__ = [
+    "DEFAULT_READY_TIMEOUT_S",
+    "DEFAULT_REQUESTS",
+    "ENGINES",
+    "SILICON",
+    "Api",
+    "ChatMessage",
+    "EngineMetrics",
+    "EngineParams",
+    "EngineRecord",
+    "EngineRequest",
+    "EngineSpec",
+    "MetricsSample",
+    "TokenCounts",
+]
+
+#: Engines ``backends.engine.launcher`` can start.
+ENGINES = ("vllm",)
+#: Where an engine can run; each is a different command line and environment, the same launcher.
+SILICON = ("cpu", "cuda", "neuron")
+#: vLLM's CPU build serves the tiny CI model about a minute after start on 2 idle cores; a busy
+#: machine or a large model takes longer, and a Neuron compile much longer (give it explicitly).
+DEFAULT_READY_TIMEOUT_S = 600.0
+#: Distinct requests in a synthetic set; loads cycle through them with fresh ids.
+DEFAULT_REQUESTS = 64
+
+
+@dataclass(frozen=True)
+class TokenCounts:
+    """A token count: ``fixed`` (``low``), ``uniform`` on [low, high], or ``normal`` (mean ``low``,
+    standard deviation ``high``, rounded and clipped to at least 1).
+
+    Written on the command line as ``128``, ``uniform:64:256`` or ``normal:128:32``.
+    """
+
+    kind: Literal["fixed", "uniform", "normal"]
+    low: float
+    high: float = 0.0
+
+    @classmethod
+    def parse(cls, text: str) -> TokenCounts:
+        """``N``, ``uniform:LOW:HIGH`` or ``normal:MEAN:STD``; a ``ConfigError`` names the forms."""
+        forms = "give N, uniform:LOW:HIGH or normal:MEAN:STD"
+        parts = text.strip().split(":")
+        try:
+            if len(parts) == 1:
+                counts = cls("fixed", int(parts[0]))
+            elif len(parts) == 3 and parts[0] in ("uniform", "normal"):
+                kind: Literal["uniform", "normal"] = "uniform" if parts[0] == "uniform" else "normal"
+                counts = cls(kind, float(parts[1]), float(parts[2]))
+            else:
+                raise ConfigError(f"token count {text!r}: {forms}")
+        except ValueError:
+            raise ConfigError(f"token count {text!r}: {forms}") from None
+        counts.check(text)
+        return counts
+
+    def check(self, text: str = "") -> None:
+        where = f"token count {text or self.describe()!r}"
+        if self.kind == "fixed" and (self.low < 1 or self.low != int(self.low)):
+            raise ConfigError(f"{where}: must be a whole number >= 1")
+        if self.kind == "uniform" and not 1 <= self.low <= self.high:
+            raise ConfigError(f"{where}: needs 1 <= LOW <= HIGH")
+        if self.kind == "normal" and not (self.low >= 1 and self.high >= 0):
+            raise ConfigError(f"{where}: needs MEAN >= 1 and STD >= 0")
+
+    def draw(self, rng: random.Random, count: int) -> list[int]:
+        """``count`` values, each at least 1."""
+        if self.kind == "fixed":
+            return [int(self.low)] * count
+        if self.kind == "uniform":
+            return [rng.randint(math.ceil(self.low), math.floor(self.high)) for _ in range(count)]
+        return [max(1, round(rng.gauss(self.low, self.high))) for _ in range(count)]
+
+    def describe(self) -> str:
+        if self.kind == "fixed":
+            return str(int(self.low))
+        return f"{self.kind}:{self.low:g}:{self.high:g}"
+
+
+@dataclass(frozen=True)
+class EngineSpec:
+    """The engine part of a cell: start ``engine`` on ``silicon``, or attach to ``endpoint``."""
+
+    model: str
+    engine: str | None = None
+    endpoint: str | None = None
+    silicon: str = "cpu"
+    python: str | None = None
+    dtype: str | None = None
+    max_model_len: int = 512
+    max_num_seqs: int | None = None
+    tensor_parallel_size: int | None = None
+    ready_timeout_s: float = DEFAULT_READY_TIMEOUT_S
+    extra_args: tuple[str, ...] = ()
+    extra_env: tuple[tuple[str, str], ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        if (self.engine is None) == (self.endpoint is None):
+            raise ConfigError("give exactly one of --engine NAME (start it) and --endpoint URL (attach to it)")
+        if self.engine is not None and self.engine not in ENGINES:
+            raise ConfigError(f"unknown engine {self.engine!r}; available: {', '.join(ENGINES)}")
+        if self.silicon not in SILICON:
+            raise ConfigError(f"unknown engine silicon {self.silicon!r}; available: {', '.join(SILICON)}")
+
+
+@dataclass(frozen=True)
+class EngineParams:
+    """A serving-engine cell: the engine and the request set.
+
+    ``prompt_tokens``/``output_tokens`` are ``TokenCounts`` specs (``128``, ``uniform:64:256``,
+    ``normal:128:32``); ``prompts`` a JSONL of the user's prompts instead of synthetic ones, whose
+    output lengths are ``output_tokens`` or, with ``reference``, each conversation's reply.
+    Synthetic prompts go to the completions API (their exact count is the point); a prompt file
+    may use ``chat``. ``requests`` is how many distinct requests the set holds.
+    """
+
+    spec: EngineSpec
+    prompts: str | None = None
+    prompt_tokens: str = "128"
+    output_tokens: str = "128"
+    api: Literal["completions", "chat"] = "completions"
+    requests: int = DEFAULT_REQUESTS
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.spec.model:
+            raise ConfigError("an engine cell needs --model (the model folder or hub id the engine serves)")
+        if self.requests < 1:
+            raise ConfigError(f"an engine cell's request set needs at least one request, got {self.requests}")
+        if self.api not in ("completions", "chat"):
+            raise ConfigError(f"engine api must be completions or chat, got {self.api!r}")
+        if self.prompts is None and self.api == "chat":
+            raise ConfigError("synthetic prompts are sent as completions (exact token counts); chat needs --prompts")
+        TokenCounts.parse(self.prompt_tokens)
+        if self.output_tokens != "reference":
+            TokenCounts.parse(self.output_tokens)
+        elif self.prompts is None:
+            raise ConfigError("output tokens 'reference' takes each reply's length from --prompts; give a file")
+
+    @property
+    def model(self) -> str:
+        return self.spec.model
+
+    def describe(self) -> str:
+        """A short label of the request set, for cell ids and tables."""
+        source = "file" if self.prompts is not None else f"in{self.prompt_tokens}"
+        return f"{source}-out{self.output_tokens}"
+
+
+#: The OpenAI-compatible API a request goes to.
+Api = Literal["completions", "chat"]
+
+
+@dataclass(frozen=True)
+class ChatMessage:
+    """One turn of a chat conversation, as the chat completions API takes it."""
+
+    role: str
+    content: str
+
+
+@dataclass(frozen=True)
+class EngineRequest:
+    """One request to an OpenAI-compatible engine.
+
+    Exactly one of ``prompt`` (text, or token ids for the completions API) and ``messages`` (chat)
+    is set; which one decides the API. ``max_tokens`` with ``ignore_eos`` forces the output length
+    where the engine allows it (vLLM does). Greedy decoding (``temperature`` 0) is the default so
+    the engine's tokens can be compared with the in-process reference. ``input_tokens`` is what the
+    workload built the prompt to be, kept beside the server's own count to check one against the
+    other. ``return_token_ids`` asks the engine for the ids of the tokens it streams (a vLLM
+    extension) for the correctness check.
+    """
+
+    request_id: str
+    max_tokens: int
+    prompt: str | tuple[int, ...] | None = None
+    messages: tuple[ChatMessage, ...] | None = None
+    ignore_eos: bool = True
+    temperature: float = 0.0
+    top_p: float = 1.0
+    seed: int | None = None
+    input_tokens: int | None = None
+    return_token_ids: bool = False
+
+    def __post_init__(self) -> None:
+        if (self.prompt is None) == (self.messages is None):
+            raise ValueError(f"request {self.request_id!r}: set exactly one of prompt and messages")
+        if self.max_tokens < 1:
+            raise ValueError(f"request {self.request_id!r}: max_tokens must be >= 1, got {self.max_tokens}")
+
+    @property
+    def api(self) -> Api:
+        """Which endpoint serves this request: ``completions`` for a prompt, ``chat`` for messages."""
+        return "chat" if self.messages is not None else "completions"
+
+
+@dataclass(frozen=True)
+class EngineRecord:
+    """The engine a cell measured, as the run file keeps it.
+
+    ``cold_start_s`` is None for an attached server; ``stopped_clean`` says whether the group was
+    gone after SIGTERM alone (False: it needed SIGKILL), None while running or when attached.
+    """
+
+    engine: str
+    mode: str  # "launched" or "attached"
+    url: str
+    silicon: str | None = None
+    version: str | None = None
+    model: str | None = None
+    argv: tuple[str, ...] = ()
+    env: Mapping[str, str] = field(default_factory=dict)
+    started_utc: str | None = None
+    cold_start_s: float | None = None
+    pid: int | None = None
+    stopped_clean: bool | None = None
+
+
+@dataclass(frozen=True)
+class MetricsSample:
+    """One reading of ``/metrics``: seconds since the sampler started, and the engine's figures."""
+
+    t_s: float
+    running: float | None
+    waiting: float | None
+    kv_cache_usage: float | None
+    preemptions_total: float | None
+
+
+@dataclass(frozen=True)
+class EngineMetrics:
+    """The samples of one run and their summary, as the run file keeps them."""
+
+    url: str
+    interval_s: float
+    samples: tuple[MetricsSample, ...]
+    failed_samples: int = 0
+    started_utc: str | None = None
+
+    def _values(self, name: str) -> list[float]:
+        return [v for s in self.samples if (v := getattr(s, name)) is not None]
+
+    @property
+    def peak_waiting(self) -> float | None:
+        values = self._values("waiting")
+        return max(values) if values else None
+
+    @property
+    def mean_waiting(self) -> float | None:
+        values = self._values("waiting")
+        return sum(values) / len(values) if values else None
+
+    @property
+    def peak_running(self) -> float | None:
+        values = self._values("running")
+        return max(values) if values else None
+
+    @property
+    def peak_kv_cache_usage(self) -> float | None:
+        values = self._values("kv_cache_usage")
+        return max(values) if values else None
+
+    @property
+    def preemptions(self) -> float | None:
+        """Preemptions during the run: the counter's rise from the first sample to the last."""
+        values = self._values("preemptions_total")
+        return values[-1] - values[0] if len(values) >= 2 else None
+
+    def summary(self) -> dict[str, float | int | None]:
+        """The figures a reader looks at first (the samples stay in the run file)."""
+        return {
+            "samples": len(self.samples),
+            "failed_samples": self.failed_samples,
+            "peak_running": self.peak_running,
+            "peak_waiting": self.peak_waiting,
+            "mean_waiting": self.mean_waiting,
+            "peak_kv_cache_usage": self.peak_kv_cache_usage,
+            "preemptions": self.preemptions,
+        }
