@@ -14,9 +14,10 @@ from typing import Any
 import pytest
 
 from harness.errors import ConfigError
+from harness.runfile.engine import TokenCounts
 from tests.workloads.tokenizer_zoo import ZOO, build_zoo
 from workloads.exact_prompts import ExactPrompt, PromptBuilder
-from workloads.request_sets import TokenCounts, load_tokenizer, synthetic_requests
+from workloads.request_sets import load_tokenizer, synthetic_requests
 
 LENGTHS = (8, 32, 128, 480)
 

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from harness.runfile.engine import TokenCounts
 from tests.vllm_cpu import VllmCpu
 from tests.workloads.tokenizer_zoo import build_zoo
-from workloads.request_sets import TokenCounts, load_tokenizer, synthetic_requests
+from workloads.request_sets import load_tokenizer, synthetic_requests
 
 pytestmark = [pytest.mark.engine, pytest.mark.slow]
 
