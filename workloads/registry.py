@@ -7,6 +7,7 @@ Entries are imported only when asked for, so ``siliconbench --help`` never impor
 from __future__ import annotations
 
 import inspect
+from dataclasses import dataclass
 from typing import overload
 
 from harness.errors import ConfigError, UnknownNameError
@@ -14,9 +15,12 @@ from harness.plugins import discover, import_target
 from workloads.base import Workload, WorkloadFactory, WorkloadFamily
 
 __all__ = [
+    "BUILTIN_PRESETS",
     "BUILTIN_WORKLOADS",
     "ENTRY_POINT_GROUP",
+    "PresetNames",
     "available_workloads",
+    "builtin_presets",
     "check_factory",
     "load_factory",
     "resolve",
@@ -32,6 +36,31 @@ BUILTIN_WORKLOADS: dict[str, str] = {
     "llama": "workloads.llama:LLAMA",
     "gpt2": "workloads.gpt2:GPT2",
 }
+
+
+@dataclass(frozen=True)
+class PresetNames:
+    """A workload family's preset names and its default, as data."""
+
+    presets: tuple[str, ...]
+    default: str
+
+
+#: The built-in families' presets, written out so that planning a run for another machine
+#: (``aws plan``) checks names and presets without importing the workloads' modules, and so torch;
+#: a test holds each entry to its family's own ``presets`` and ``default_preset``.
+BUILTIN_PRESETS: dict[str, PresetNames] = {
+    "mlp": PresetNames(("tiny", "large"), "large"),
+    "resnet50": PresetNames(("default", "tiny"), "default"),
+    "bert-base": PresetNames(("default", "tiny"), "default"),
+    "llama": PresetNames(("tiny", "1b", "8b"), "1b"),
+    "gpt2": PresetNames(("default", "tiny"), "default"),
+}
+
+
+def builtin_presets(name: str) -> PresetNames | None:
+    """The presets of built-in workload ``name`` without importing it; None for any other name."""
+    return BUILTIN_PRESETS.get(name) if name in BUILTIN_WORKLOADS else None
 
 
 def available_workloads() -> dict[str, str]:

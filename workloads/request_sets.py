@@ -5,7 +5,8 @@ set. Two kinds:
 
 - **synthetic**: prompts of an exact number of input tokens, counted with the model's own tokenizer
   the way the server counts them (``tokenizer(text)``, special tokens included), with lengths fixed
-  or drawn from a stated distribution (``TokenCounts``);
+  or drawn from a stated distribution (``TokenCounts``). A prompt is text wherever text can be
+  fitted to its length, and its token ids where it cannot (``workloads.exact_prompts``);
 - **the user's prompts**: a JSONL (or JSON array) file of ShareGPT-style conversations
   (``{"conversations": [{"from": "human", "value": ...}, ...]}``), OpenAI-style chats
   (``{"messages": [{"role": ..., "content": ...}]}``) or plain ``{"prompt": ...}`` lines. A
@@ -29,11 +30,14 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from harness.errors import ConfigError
 from harness.runfile.engine import ChatMessage, EngineParams, EngineRequest, TokenCounts
+from workloads.exact_prompts import ExactPrompt, PromptBuilder
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
 __all__ = [
+    "ExactPrompt",
+    "PromptKind",
     "RequestSet",
     "exact_prompt",
     "load_prompt_file",
@@ -42,10 +46,8 @@ __all__ = [
     "synthetic_requests",
 ]
 
-#: Attempts at re-tokenizing a prompt to its exact length before a fresh random draw.
-_FIT_ROUNDS = 8
-#: Fresh draws before giving up on a length.
-_DRAWS = 20
+#: How a request's prompt travels: text the server tokenizes, token ids, or chat messages.
+PromptKind = Literal["text", "token_ids", "messages"]
 _ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "system": "system"}
 
 
@@ -58,9 +60,16 @@ class RequestSet:
     input_tokens: str
     output_tokens: str
     seed: int
+    ids_reason: str | None = None
 
     def __len__(self) -> int:
         return len(self.requests)
+
+    @property
+    def prompt_forms(self) -> tuple[PromptKind, ...]:
+        """Each request's prompt as sent: ``text`` for the server to tokenize, ``token_ids``, or
+        chat ``messages``; in the set's order."""
+        return tuple(_prompt_kind(r) for r in self.requests)
 
     def cycle(self, prefix: str = "") -> Callable[[], EngineRequest]:
         """A function giving the set's requests in order, round and round, each with a fresh id.
@@ -91,38 +100,10 @@ def load_tokenizer(model: str) -> PreTrainedTokenizerBase:
     return tokenizer
 
 
-def _special_count(tokenizer: PreTrainedTokenizerBase) -> int:
-    return len(tokenizer("")["input_ids"])
-
-
-def _candidate_ids(tokenizer: PreTrainedTokenizerBase) -> list[int]:
-    special = set(tokenizer.all_special_ids)
-    return [i for i in range(len(tokenizer)) if i not in special]
-
-
-def exact_prompt(
-    tokenizer: PreTrainedTokenizerBase, tokens: int, rng: random.Random, candidates: Sequence[int] | None = None
-) -> str:
-    """Text that ``tokenizer`` encodes to exactly ``tokens`` ids, special tokens included.
-
-    Random ids are decoded, re-encoded, and trimmed or topped up until the text is stable at the
-    length: decoding and re-encoding is not an identity for BPE (merges across the joins), so the
-    check is on the final text, the same text the server will tokenize.
-    """
-    specials = _special_count(tokenizer)
-    body = tokens - specials
-    if body < 1:
-        raise ConfigError(f"a prompt of {tokens} tokens leaves no room for text after {specials} special tokens")
-    pool = list(candidates) if candidates is not None else _candidate_ids(tokenizer)
-    for _ in range(_DRAWS):
-        ids = [rng.choice(pool) for _ in range(body)]
-        for _ in range(_FIT_ROUNDS):
-            text = tokenizer.decode(ids, skip_special_tokens=True)
-            if len(tokenizer(text)["input_ids"]) == tokens:
-                return str(text)
-            ids = list(tokenizer(text, add_special_tokens=False)["input_ids"])
-            ids = ids[:body] if len(ids) > body else ids + [rng.choice(pool) for _ in range(body - len(ids))]
-    raise ConfigError(f"could not build a prompt of exactly {tokens} tokens with this tokenizer")
+def exact_prompt(tokenizer: PreTrainedTokenizerBase, tokens: int, rng: random.Random) -> ExactPrompt:
+    """A prompt that ``tokenizer`` counts as exactly ``tokens`` ids: fitted text where it can be,
+    else the ids (``workloads.exact_prompts``). For many prompts, build one ``PromptBuilder``."""
+    return PromptBuilder(tokenizer).build(tokens, rng)
 
 
 def synthetic_requests(
@@ -137,34 +118,42 @@ def synthetic_requests(
 ) -> RequestSet:
     """``count`` completions requests with prompts of exactly the drawn number of tokens.
 
-    ``as_token_ids`` sends the prompt as the ids themselves (the completions API takes them), so
-    the server does no tokenizing at all; the count is then exact by construction.
+    Each prompt is text fitted to its length where the tokenizer allows, else its token ids
+    (``workloads.exact_prompts``); the set records which (``prompt_forms``) and why ids
+    (``ids_reason``). ``as_token_ids`` sends every prompt as ids (the completions API takes them),
+    so the server does no tokenizing at all; the count is then exact by construction.
     """
     if count < 1:
         raise ConfigError(f"a request set needs at least one request, got {count}")
     rng = random.Random(seed)
     inputs = input_tokens.draw(rng, count)
     outputs = output_tokens.draw(rng, count)
-    pool = _candidate_ids(tokenizer)
+    builder = PromptBuilder(tokenizer)
     requests = []
+    reasons: list[str] = []
     for i, (n_in, n_out) in enumerate(zip(inputs, outputs, strict=True)):
-        prompt: str | tuple[int, ...]
-        if as_token_ids:
-            prompt = tuple(rng.choice(pool) for _ in range(n_in))
-        else:
-            prompt = exact_prompt(tokenizer, n_in, rng, pool)
+        built = builder.ids(n_in, rng, "token ids were asked for") if as_token_ids else builder.build(n_in, rng)
+        if built.reason is not None and built.reason not in reasons:
+            reasons.append(built.reason)
         requests.append(
             EngineRequest(
                 f"s{i}",
                 max_tokens=n_out,
-                prompt=prompt,
+                prompt=built.prompt,
                 input_tokens=n_in,
                 ignore_eos=True,
                 seed=seed,
                 return_token_ids=return_token_ids,
             )
         )
-    return RequestSet(tuple(requests), "synthetic", input_tokens.describe(), output_tokens.describe(), seed)
+    return RequestSet(
+        tuple(requests),
+        "synthetic",
+        input_tokens.describe(),
+        output_tokens.describe(),
+        seed,
+        ids_reason="; ".join(reasons) or None,
+    )
 
 
 def load_prompt_file(
@@ -231,6 +220,12 @@ def load_prompt_file(
         raise ConfigError(f"the prompt file {str(file)!r} holds no prompts")
     out = output_tokens.describe() if output_tokens is not None else "reference reply"
     return RequestSet(tuple(requests), str(file), "from file", out, seed)
+
+
+def _prompt_kind(request: EngineRequest) -> PromptKind:
+    if request.messages is not None:
+        return "messages"
+    return "text" if isinstance(request.prompt, str) else "token_ids"
 
 
 def _with_id(request: EngineRequest, request_id: str) -> EngineRequest:

@@ -20,10 +20,19 @@ def resolve_presets(suite: Suite, check_fit: bool = True) -> dict[str, str]:
     """Each workload's preset for this suite, checked to exist (and, with ``check_fit``, to suit
     the scenario)."""
     from workloads.base import WorkloadFamily
-    from workloads.registry import load_factory
+    from workloads.registry import builtin_presets, load_factory
 
     presets: dict[str, str] = {}
     for name in suite.matrix.workloads:
+        known = None if check_fit else builtin_presets(name)
+        if known is not None:
+            # Planning for another machine: a built-in's presets are data; its module (and torch)
+            # is imported only where the cells run.
+            preset = suite.matrix.preset or known.default
+            if preset not in known.presets:
+                raise ConfigError(f"workload {name!r} has no preset {preset!r}; available: {', '.join(known.presets)}")
+            presets[name] = preset
+            continue
         factory = load_factory(name)
         if isinstance(factory, WorkloadFamily):
             preset = suite.matrix.preset or factory.default_preset

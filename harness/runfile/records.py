@@ -494,7 +494,12 @@ class EngineLoadRecord:
 
 @dataclass(frozen=True)
 class RequestSetFacts:
-    """Where an engine cell's requests came from: synthetic lengths or the user's file."""
+    """Where an engine cell's requests came from: synthetic lengths or the user's file.
+
+    ``prompt_forms`` says how each request of the set (in order) sent its prompt: ``text`` the
+    server tokenized, ``token_ids`` (where no text of the exact length could be fitted with the
+    model's tokenizer, ``ids_reason`` says why) or chat ``messages``. Empty in files written
+    before it was recorded."""
 
     source: str
     requests: int
@@ -502,6 +507,8 @@ class RequestSetFacts:
     output_tokens: str
     seed: int
     api: Literal["completions", "chat"]
+    prompt_forms: tuple[Literal["text", "token_ids", "messages"], ...] = ()
+    ids_reason: str | None = None
 
 
 @dataclass(frozen=True)

@@ -292,6 +292,8 @@ class EngineCell:
                     output_tokens=requests.output_tokens,
                     seed=requests.seed,
                     api=params.api,
+                    prompt_forms=requests.prompt_forms,
+                    ids_reason=requests.ids_reason,
                 ),
                 agreement=agreement,
                 load=load_record(run, loads.slo, policy.confidence),

@@ -81,9 +81,10 @@ def test_draws_stay_in_their_distribution() -> None:
 def test_exact_prompt_encodes_to_exactly_that_many_tokens(tokenizer: Any, tokens: int) -> None:
     rng = random.Random(tokens)
     for _ in range(5):
-        text = exact_prompt(tokenizer, tokens, rng)
+        built = exact_prompt(tokenizer, tokens, rng)
         # The server's own count: the tokenizer as called by default, <s> included.
-        assert len(tokenizer(text)["input_ids"]) == tokens
+        assert built.form == "text" and built.text is not None and built.reason is None
+        assert len(tokenizer(built.text)["input_ids"]) == tokens
 
 
 def test_exact_prompt_needs_room_after_the_special_tokens(tokenizer: Any) -> None:
@@ -97,15 +98,18 @@ def test_synthetic_requests_are_seeded_and_exact(tokenizer: Any) -> None:
     b = synthetic_requests(tokenizer, 12, counts, TokenCounts("fixed", 16), seed=3)
     assert a == b
     assert len({r.input_tokens for r in a.requests}) > 3
+    assert a.prompt_forms == ("text",) * 12 and a.ids_reason is None
     for request in a.requests:
         assert isinstance(request.prompt, str) and request.input_tokens is not None
         assert len(tokenizer(request.prompt)["input_ids"]) == request.input_tokens
         assert (request.max_tokens, request.ignore_eos, request.temperature) == (16, True, 0.0)
     ids = synthetic_requests(tokenizer, 3, TokenCounts("fixed", 9), TokenCounts("fixed", 2), as_token_ids=True)
+    assert ids.prompt_forms == ("token_ids",) * 3 and ids.ids_reason == "token ids were asked for"
     special = set(tokenizer.all_special_ids)
     for request in ids.requests:
+        # The <s> the tokenizer adds to a text prompt leads the ids too; the rest are ordinary.
         assert isinstance(request.prompt, tuple) and len(request.prompt) == 9
-        assert not special & set(request.prompt)
+        assert request.prompt[0] == tokenizer.bos_token_id and not special & set(request.prompt[1:])
 
 
 def test_cycle_repeats_with_fresh_ids(tokenizer: Any) -> None:

@@ -7,7 +7,9 @@ so the launcher always ships what it is running: one ``bundle.tar.gz`` in the ru
   runs from (``pip wheel --no-deps --no-build-isolation``), or repacked from the installed
   distribution's ``RECORD`` when siliconbench was installed from a wheel, or ``--wheel`` as given;
 - ``wheels/<dependency>.whl``: every *pure-Python* distribution in the closure of
-  ``siliconbench[aws]``'s requirements, repacked from this machine's installed copy (no download);
+  ``siliconbench[aws,torch]``'s requirements (``INSTANCE_EXTRAS``: an instance measures, so it
+  needs the torch extra's transformers beside the AMI's torch), repacked from this machine's
+  installed copy (no download);
 - ``manifest.json``: the wheel's file name and the ``compiled`` requirements (torch, numpy,
   rpds-py, tokenizers, ...) that cannot be shipped as platform-independent wheels and so must
   already be in the instance's environment.
@@ -44,6 +46,7 @@ from harness.errors import ConfigError
 __all__ = [
     "AMI_PROVIDED",
     "BUNDLE",
+    "INSTANCE_EXTRAS",
     "MANIFEST",
     "TORCH_CPU_INDEX",
     "Shipment",
@@ -56,6 +59,8 @@ MANIFEST = "manifest.json"
 #: Where the plain CPU image gets PyTorch: PyTorch's own CPU-only wheel index (the one index access).
 TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 #: The AMI's PyTorch stack: never shipped, never walked into (their dependencies belong to the AMI).
+#: The extras an instance installs siliconbench with (the userdata's pip line names the same).
+INSTANCE_EXTRAS = ("aws", "torch")
 AMI_PROVIDED = frozenset({"torch", "torchvision", "torchaudio", "torch-neuronx", "torch-xla", "neuronx-cc", "triton"})
 _NAME = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)")
 
@@ -248,7 +253,7 @@ def dependency_closure(requires: Iterable[str], extras: Iterable[str]) -> tuple[
         except metadata.PackageNotFoundError:
             raise ConfigError(
                 f"siliconbench needs {name!r}, which is not installed here, so it cannot be shipped "
-                f"(pip install 'siliconbench[aws]' on this machine first)"
+                f"(pip install 'siliconbench[{','.join(INSTANCE_EXTRAS)}]' on this machine first)"
             ) from None
         if is_pure(dist):
             pure[name] = dist
@@ -268,7 +273,7 @@ def build_shipment(workdir: Path, wheel: Path | None = None) -> Shipment:
         else:
             wheel = repack(metadata.distribution("siliconbench"), cache / "installed")
     _, requires = _wheel_requires(wheel)
-    pure, compiled = dependency_closure(requires, ("aws",))
+    pure, compiled = dependency_closure(requires, INSTANCE_EXTRAS)
     wheels = [wheel] + [repack(dist, cache / "dependencies") for dist in pure]
     workdir.mkdir(parents=True, exist_ok=True)
     manifest = {"wheel": wheel.name, "compiled": compiled, "dependencies": [w.name for w in wheels[1:]]}

@@ -26,7 +26,7 @@ import shlex
 from dataclasses import dataclass
 
 from harness import __version__
-from harness.targets.aws.ship import TORCH_CPU_INDEX
+from harness.targets.aws.ship import INSTANCE_EXTRAS, TORCH_CPU_INDEX
 from harness.targets.aws.storage import EXIT_REPORTED
 
 __all__ = ["PINNED_PACKAGES", "PROBES", "Bootstrap", "PresignedUrls", "render_user_data"]
@@ -234,7 +234,7 @@ echo "torch $TORCH_BEFORE"
 heartbeat bootstrapping "installing siliconbench @VERSION@" || true
 "$PY" -m pip freeze 2>/dev/null | grep -iE '^(@PINNED@)==' > "$HOME_DIR/constraints.txt"
 "$PY" -m pip install --quiet --no-index --find-links "$BUNDLE/wheels" -c "$HOME_DIR/constraints.txt" \
-  "$BUNDLE/wheels/$WHEEL[aws]" || fail install "pip install --no-index $WHEEL[aws] failed (see bootstrap.log)"
+  "$BUNDLE/wheels/$WHEEL[@EXTRAS@]" || fail install "pip install --no-index $WHEEL[@EXTRAS@] failed (see bootstrap.log)"
 TORCH_AFTER=$("$PY" -c 'from importlib.metadata import version; print(version("torch"))')
 [ "$TORCH_AFTER" = "$TORCH_BEFORE" ] \
   || fail install "installing siliconbench changed torch from $TORCH_BEFORE to $TORCH_AFTER"
@@ -276,6 +276,7 @@ def render_user_data(spec: Bootstrap) -> str:
         "@TORCH_INDEX@": TORCH_CPU_INDEX,
         "@PINNED@": "|".join(PINNED_PACKAGES),
         "@EXIT_REPORTED@": str(EXIT_REPORTED),
+        "@EXTRAS@": ",".join(INSTANCE_EXTRAS),
     }
     script = _TEMPLATE
     for marker, value in values.items():

@@ -112,7 +112,7 @@ def test_happy_path_two_instance_types(factory, public_amis, instance_profile, f
         assert played.shutdown_calls[0].startswith("-h +70 "), played.shutdown_calls
         *first, install = played.pip_calls
         assert "--no-index" in install.split() and "-c" in install.split(), install
-        assert install.endswith("/opt/bundle/wheels/siliconbench-0.1.0-py3-none-any.whl[aws]"), install
+        assert install.endswith("/opt/bundle/wheels/siliconbench-0.1.0-py3-none-any.whl[aws,torch]"), install
         if played.instance_type == "c7i.xlarge":
             [torch] = first
             assert "--index-url https://download.pytorch.org/whl/cpu" in torch and " torch " in f"{torch} "
@@ -137,7 +137,7 @@ def test_two_types_where_one_fails_to_bootstrap_spot(factory, public_amis, insta
     calls = list(calls)
 
     assert inf2.status == "failed" and inf2.run_file is None
-    assert "failed in install: pip install --no-index siliconbench-0.1.0-py3-none-any.whl[aws] failed" in (
+    assert "failed in install: pip install --no-index siliconbench-0.1.0-py3-none-any.whl[aws,torch] failed" in (
         inf2.error or ""
     )
     log = tmp_path / "results" / f"bootstrap-{target.run_id}-inf2.xlarge.log"
@@ -244,7 +244,7 @@ def test_a_benchmark_that_crashes_keeps_the_cells_it_finished(
     assert_nothing_left_running(factory, target.run_id)
     [played] = fleet.played.values()
     [install] = played.pip_calls
-    assert "--no-index" in install.split() and install.endswith(f"/opt/bundle/wheels/{wheel.name}[aws]"), install
+    assert "--no-index" in install.split() and install.endswith(f"/opt/bundle/wheels/{wheel.name}[aws,torch]"), install
 
 
 def test_a_hung_instance_is_caught_by_its_silent_heartbeat(

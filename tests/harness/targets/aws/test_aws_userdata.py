@@ -62,7 +62,7 @@ def test_no_aws_cli_anywhere() -> None:
 def test_installs_the_shipped_bundle_with_no_index_and_the_environment_pinned() -> None:
     text = render()
     assert '-m pip install --quiet --no-index --find-links "$BUNDLE/wheels" -c "$HOME_DIR/constraints.txt"' in text
-    assert '"$BUNDLE/wheels/$WHEEL[aws]"' in text
+    assert '"$BUNDLE/wheels/$WHEEL[aws,torch]"' in text
     freeze = re.search(r"grep -iE '\^\((.*)\)==' ", text)
     assert freeze is not None and {"torch", "torch-neuronx", "neuronx-cc", "numpy"} <= set(freeze.group(1).split("|"))
     assert 'fail install "installing siliconbench changed torch from' in text
