@@ -507,8 +507,8 @@ class RequestSetFacts:
     output_tokens: str
     seed: int
     api: Literal["completions", "chat"]
-    prompt_forms: tuple[Literal["text", "token_ids", "messages"], ...] = ()
-    ids_reason: str | None = None
+    prompt_forms: Annotated[tuple[Literal["text", "token_ids", "messages"], ...], _OMIT_UNSET] = ()
+    ids_reason: Annotated[str | None, _OMIT_UNSET] = None
 
 
 @dataclass(frozen=True)
