@@ -310,6 +310,10 @@ def sample(
     elapsed = clock() - start
     if reason != "converged" or widths is None:
         widths = check.widths(samples)
+        # The last block may end between two checks: if the samples taken meet every target, the
+        # rule was met, whichever bound ended the loop (a warning would otherwise name nothing).
+        if len(samples) >= policy.min_count and check.met(widths):
+            reason = "converged"
     too_few = None
     if len(samples) < policy.min_count:
         too_few = (
