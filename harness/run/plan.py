@@ -227,7 +227,7 @@ class Suite:
     def dtypes_explicit(self) -> bool:
         """Whether the dtypes were asked for (a flag or a suite file), not the defaults: explicit
         dtypes run even where the silicon emulates them (``harness.run.dtypes``)."""
-        return self.matrix.dtypes != DEFAULT_DTYPES
+        return "dtypes" in self.matrix.model_fields_set
 
     def tail_percentile(self) -> float | None:
         """The percentile sampling must back: ``tail``, else 99 when a p99 SLO is set, else None."""
@@ -358,7 +358,10 @@ def _sections(base: Suite, values: dict[str, Any], source: str) -> dict[str, Sec
     for name, changes in changed.items():
         current: Section = getattr(base, name)
         try:
-            built[name] = SECTIONS[name].model_validate({**dict(current), **changes})
+            # Only the keys set so far, then the changes: the section's ``model_fields_set`` keeps
+            # saying which keys were asked for (``dtypes_explicit``), the rest stay defaults.
+            given = {key: getattr(current, key) for key in current.model_fields_set}
+            built[name] = SECTIONS[name].model_validate({**given, **changes})
         except ValidationError as exc:
             raise _type_error(exc, name, source) from None
     return built

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from harness.measure.capability import cpu_capability, cuda_capability
@@ -118,3 +119,15 @@ def test_a_failing_probe_leaves_the_dtypes_as_asked() -> None:
         raise RuntimeError("no cpuinfo")
 
     assert capabilities_for([("cpu", None)], make_run([]).environment, cpu=broken) == {}
+
+
+def test_dtypes_asked_for_are_explicit_even_when_they_equal_the_defaults(tmp_path: Path) -> None:
+    """``--dtype fp32 --dtype bf16`` is a request, not the default: bf16 then runs, marked emulated."""
+    from harness.run.plan import Suite, load_suite_file
+
+    assert not Suite().dtypes_explicit()
+    assert not Suite(max_time=2).with_overrides(workloads=("mlp",)).dtypes_explicit()
+    assert Suite().with_overrides(dtypes=("fp32", "bf16")).dtypes_explicit()
+    path = tmp_path / "suite.toml"
+    path.write_text('dtypes = ["fp32", "bf16"]\n')
+    assert load_suite_file(path).dtypes_explicit()
