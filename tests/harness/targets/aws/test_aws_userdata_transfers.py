@@ -20,6 +20,7 @@ import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -34,11 +35,11 @@ class _S3Cues(BaseHTTPRequestHandler):
     (a redirect to the regional host, where a signature made for the global one does not match);
     ``/denied/...`` 403 with S3's XML error; ``/loop/...`` 307 to itself."""
 
-    stored: dict[str, bytes] = {}
+    stored: ClassVar[dict[str, bytes]] = {}
     #: HTTP/1.1, as S3 speaks it: curl's ``Expect: 100-continue`` on PUTs gets its answer at once.
     protocol_version = "HTTP/1.1"
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 (BaseHTTPRequestHandler's name)
+    def log_message(self, format: str, *args: object) -> None:
         pass
 
     def _answer(self, status: int, body: bytes = b"", location: str | None = None) -> None:
