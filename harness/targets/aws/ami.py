@@ -57,8 +57,8 @@ from harness.targets.aws.session import aws_call, error_code
 __all__ = [
     "AMI_LINES",
     "DEFAULT_BACKENDS",
-    "ENGINE_LINES",
     "DEFAULT_PARAMETERS",
+    "ENGINE_LINES",
     "KINDS",
     "AmiChoice",
     "ami_line",
@@ -80,7 +80,10 @@ ENGINE_LINES = {"neuron-trace": "neuron-nxdi-vllm", "neuron-native": "neuron-vll
 DEFAULT_PARAMETERS: dict[tuple[str, str], str] = {
     ("neuron-trace", "x86_64"): "/aws/service/neuron/dlami/pytorch-2.9/ubuntu-24.04/latest/image_id",
     ("neuron-native", "x86_64"): "/aws/service/neuron/dlami/torch-neuronx-2.14.0/ubuntu-24.04/latest/image_id",
-    ("neuron-nxdi-vllm", "x86_64"): "/aws/service/neuron/dlami/pytorch-inference-vllm-0.16/ubuntu-24.04/latest/image_id",
+    (
+        "neuron-nxdi-vllm",
+        "x86_64",
+    ): "/aws/service/neuron/dlami/pytorch-inference-vllm-0.16/ubuntu-24.04/latest/image_id",
     ("neuron-vllm", "x86_64"): "/aws/service/neuron/dlami/multi-framework/ubuntu-24.04/latest/image_id",
     (
         "gpu",
