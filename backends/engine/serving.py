@@ -8,7 +8,8 @@ cell ends.
 The engine's Python is its own environment, apart from siliconbench's (vLLM pins its own
 packages; on AWS the DLAMI's vLLM environment is used as it is). It is, in order: the spec's
 ``python``, ``$SILICONBENCH_VLLM_PYTHON``, for the CPU the venv ``scripts/vllm-cpu.sh`` builds
-(``.venv-vllm/``), for Neuron the DLAMI's NxD Inference venv, and last this interpreter.
+(``.venv-vllm/``), for Neuron the DLAMI environment that imports vLLM with its Neuron platform
+(``neuron_vllm.find_neuron_vllm_python``), and last this interpreter.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from backends.engine.launcher import NEURON_VLLM_PYTHON, EngineProcess, attach, launch, vllm_command
+from backends.engine.launcher import EngineProcess, attach, launch, vllm_command
+from backends.engine.neuron_vllm import find_neuron_vllm_python
 from backends.engine.protocol import Endpoint
 from harness.errors import ConfigError
 from harness.runfile.engine import EngineRecord, EngineSpec
@@ -54,7 +56,7 @@ def engine_python(silicon: str, python: str | None = None) -> str:
         if silicon == "cpu" and (CPU_VENV / "bin" / "python").exists():
             candidate = str(CPU_VENV / "bin" / "python")
         elif silicon == "neuron":
-            candidate = NEURON_VLLM_PYTHON
+            candidate = find_neuron_vllm_python()
         else:
             candidate = sys.executable
     if not os.access(candidate, os.X_OK):

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import OutputError, PricingError
+from harness.pricing.offerings import ultraserver_of, unpriced_reason
 from harness.runfile.price import Price, check_date
 
 __all__ = [
@@ -76,8 +77,12 @@ class Catalog:
         found = self.lookup(instance_type, region, purchase_option)
         if found is not None:
             return found
+        if ultraserver_of(instance_type) is not None:
+            raise PricingError(f"no {purchase_option} price: {unpriced_reason(instance_type)}")
         regions = sorted({p.region for p in self if p.instance_type == instance_type and p.region})
         known = f"it has {instance_type} in: {', '.join(regions)}" if regions else f"it has no {instance_type} at all"
+        why = unpriced_reason(instance_type)
+        known = f"{known} ({why})" if why and not regions else known
         raise PricingError(
             f"no {purchase_option} price for {instance_type} in {region} in the {self.origin} "
             f"(generated {self.generated}); {known}; give the price with --price-per-hour or "

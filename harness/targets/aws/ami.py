@@ -16,9 +16,26 @@ Neuron SDK documentation (github.com/aws-neuron/aws-neuron-sdk) and the DLAMI re
   prefix is ``/aws/service/neuron/dlami/pytorch-2.9/ubuntu-24.04`` (deploy/environments/dlami.rst,
   "SSM Parameter Prefix", as of 2.31); a retired line's ``latest`` keeps naming its last image, as
   the 2.30 notes show for ``/aws/service/neuron/dlami/base/ubuntu-22.04/latest/image_id``.
-- ``neuron-native`` (trn2, trn3): PyTorch-native Neuron (TorchNeuron, ``torch.compile(backend=
-  "neuron")``; frameworks/torch/pytorch-native-overview.rst) in the current multi-framework DLAMI,
-  ``/aws/service/neuron/dlami/multi-framework/ubuntu-24.04`` (deploy/environments/dlami.rst).
+- ``neuron-native`` (trn2, trn2u, trn3): TorchNeuron, the native PyTorch backend (the ``neuron``
+  device and ``torch.compile(backend="neuron")``), public beta since Neuron 2.33 in its own image:
+  "Starting with Neuron SDK 2.33.0, the Deep Learning AMI Neuron torch-neuronx 2.14.0 DLAMI
+  provides TorchNeuron (torch-neuronx) for PyTorch 2.14 on Ubuntu 24.04 and Ubuntu 26.04, in the
+  /opt/aws_neuronx_venv_torch_neuronx_2_14_0 virtual environment" (setup/pytorch/update-dlami.rst
+  at v2.33.0). Its parameter follows the documented path structure
+  ``/aws/service/neuron/dlami/<framework>-<framework-version>/<os>`` (deploy/environments/dlami.rst);
+  Neuron 2.34 ends PyTorch/XLA inference on Trn2/Trn3 (announce-no-support-torch-xla-inference-trn),
+  so the multi-framework image is no longer the in-process one.
+- ``neuron-nxdi-vllm`` (engine cells on inf2, trn1, trn1n): vLLM through NxD Inference, last
+  published with Neuron 2.31 as "Deep Learning AMI Neuron PyTorch Inference vLLM 0.16 (Ubuntu
+  24.04)" for Inf2/Trn1/Trn1n, venv ``/opt/aws_neuronx_venv_pytorch_inference_vllm_0_16``, prefix
+  ``/aws/service/neuron/dlami/pytorch-inference-vllm-0.16/ubuntu-24.04`` (deploy/environments/
+  dlami.rst at 9d35260d); retired by 2.32's callout, so its ``latest`` names that last image.
+- ``neuron-vllm`` (engine cells on trn2, trn2u, trn3): the vllm-neuron plugin, generally available
+  in Neuron 2.34, in the multi-framework DLAMI's vLLM venv (deploy/environments/dlami.rst: "vLLM
+  0.24.0, vllm-neuron 0.24.0.1.1.0 ... /opt/aws_neuronx_venv_pytorch_inference_vllm_0_24_0_1_1_0").
+  The single-framework vLLM image's parameter carries the plugin's full version and changes every
+  release; the multi-framework one does not, and the engine's venv is found by probing
+  (``backends.engine.neuron_vllm``).
 - ``gpu`` (g*, p*): Deep Learning OSS Nvidia Driver AMI GPU PyTorch, Ubuntu 24.04; PyTorch lives in
   ``/opt/pytorch`` (the DLAMI release notes' ``python_location``).
 - ``cpu`` (everything else): Amazon Linux 2023; no PyTorch, the bootstrap installs the CPU wheel.
@@ -41,6 +58,7 @@ __all__ = [
     "AMI_LINES",
     "DEFAULT_BACKENDS",
     "DEFAULT_PARAMETERS",
+    "ENGINE_LINES",
     "KINDS",
     "AmiChoice",
     "ami_line",
@@ -55,11 +73,18 @@ __all__ = [
 
 KINDS = ("neuron", "gpu", "cpu")
 #: The AMI lines: a kind, except that Neuron splits by NeuronCore generation (see the module docstring).
-AMI_LINES = ("neuron-trace", "neuron-native", "gpu", "cpu")
+AMI_LINES = ("neuron-trace", "neuron-native", "neuron-nxdi-vllm", "neuron-vllm", "gpu", "cpu")
+#: The Neuron line an engine cell needs instead of the in-process one (see the module docstring).
+ENGINE_LINES = {"neuron-trace": "neuron-nxdi-vllm", "neuron-native": "neuron-vllm"}
 
 DEFAULT_PARAMETERS: dict[tuple[str, str], str] = {
     ("neuron-trace", "x86_64"): "/aws/service/neuron/dlami/pytorch-2.9/ubuntu-24.04/latest/image_id",
-    ("neuron-native", "x86_64"): "/aws/service/neuron/dlami/multi-framework/ubuntu-24.04/latest/image_id",
+    ("neuron-native", "x86_64"): "/aws/service/neuron/dlami/torch-neuronx-2.14.0/ubuntu-24.04/latest/image_id",
+    (
+        "neuron-nxdi-vllm",
+        "x86_64",
+    ): "/aws/service/neuron/dlami/pytorch-inference-vllm-0.16/ubuntu-24.04/latest/image_id",
+    ("neuron-vllm", "x86_64"): "/aws/service/neuron/dlami/multi-framework/ubuntu-24.04/latest/image_id",
     (
         "gpu",
         "x86_64",
@@ -84,7 +109,11 @@ _NEURON_TRACE_FAMILIES = frozenset({"inf2", "trn1", "trn1n"})
 _ROOT_FLOOR_GB = {"trn": 512, "inf": 150, "gpu": 100, "cpu": 30}
 
 _TYPE_PATTERN = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9-]+$")
-_NEURON_FAMILIES = re.compile(r"^(inf[2-9]|trn\d+n?)$")
+#: inf2+, and every Trainium family: trn1, trn1n, trn2, trn2u (UltraServer nodes), trn3.
+_NEURON_FAMILIES = re.compile(r"^(inf[2-9]|trn\d+[a-z]*)$")
+#: UltraServer names (EC2 User Guide, "Amazon EC2 UltraServers": u-trn2x64 is 4 trn2u.48xlarge,
+#: u-p6e-gb200x36/x72 are 9/18 p6e-gb200.36xlarge), which are no instance type.
+_ULTRASERVER = re.compile(r"^u-(trn\d+|p\d+[a-z]*-[a-z0-9]+)x\d+$")
 _GPU_FAMILIES = re.compile(r"^(g|gr|p)\d")
 _UNSUPPORTED = {
     "inf1": "inf1 needs the retired torch-neuron (Inf1) stack; use inf2 or trn1",
@@ -95,6 +124,12 @@ _UNSUPPORTED = {
 
 
 def validate_instance_type(instance_type: str) -> str:
+    if _ULTRASERVER.match(instance_type):
+        raise ConfigError(
+            f"{instance_type!r} is an UltraServer (several instances joined by NeuronLink/NVLink, sold as a "
+            "Capacity Block), not an instance type; siliconbench measures one instance: give a member type "
+            "such as trn2u.48xlarge (inside a Capacity Block) or trn2.48xlarge"
+        )
     if not _TYPE_PATTERN.match(instance_type):
         raise ConfigError(f"{instance_type!r} is not an EC2 instance type; expected e.g. inf2.xlarge or c7i.2xlarge")
     family = instance_type.split(".", 1)[0]
@@ -113,12 +148,14 @@ def instance_kind(instance_type: str) -> str:
     return "cpu"
 
 
-def ami_line(instance_type: str) -> str:
-    """``neuron-trace``, ``neuron-native``, ``gpu`` or ``cpu``: which AMI line the type boots."""
+def ami_line(instance_type: str, engine: bool = False) -> str:
+    """Which AMI line the type boots: ``gpu``, ``cpu``, or a Neuron line by NeuronCore generation,
+    the vLLM image's when the run has engine cells (``engine``)."""
     kind = instance_kind(instance_type)
     if kind != "neuron":
         return kind
-    return "neuron-trace" if instance_type.split(".", 1)[0] in _NEURON_TRACE_FAMILIES else "neuron-native"
+    line = "neuron-trace" if instance_type.split(".", 1)[0] in _NEURON_TRACE_FAMILIES else "neuron-native"
+    return ENGINE_LINES[line] if engine else line
 
 
 def environment_probe(instance_type: str) -> str:

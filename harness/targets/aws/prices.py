@@ -41,6 +41,11 @@ def on_demand_price(region: str, instance_type: str) -> LaunchPrice:
     found = _catalog_price(region, instance_type, "on-demand")
     if found is not None:
         return found
+    from harness.pricing.offerings import unpriced_reason
+
+    why = unpriced_reason(instance_type)
+    if why is not None:
+        return LaunchPrice(None, "on-demand", f"no on-demand price: {why}")
     return LaunchPrice(
         None,
         "on-demand",

@@ -14,11 +14,24 @@ that accepts connections and never answers held a command for about six minutes.
 call gives up within about
 ``MAX_ATTEMPTS × (CONNECT_TIMEOUT_S + READ_TIMEOUT_S)`` plus the backoff. Listings go through
 ``paginate``, which fetches every page inside the same error handling as a single call.
+
+S3 clients sign with SigV4 against the bucket's regional virtual-hosted endpoint
+(``https://BUCKET.s3.REGION.amazonaws.com``), because their presigned URLs are fetched by ``curl``
+on an instance that has nothing else. botocore 1.44's default signs presigned URLs with SigV2 on
+the global host ``BUCKET.s3.amazonaws.com`` (its ``S3_SIGNING_NAMES``/``auto`` addressing): regions
+opened after January 2014 (us-east-2 among them) accept SigV4 only, and a bucket younger than a day
+answers the global host with a 307 to its regional one. The host is part of the SigV4 signature, so
+following that redirect is no fix; signing against the regional host is (Amazon S3 User Guide,
+"Virtual hosting of buckets" and "Authenticating Requests (AWS Signature Version 4)"; botocore
+``Config`` docs: ``signature_version``, ``s3.addressing_style``, ``s3.us_east_1_regional_endpoint``).
+Where S3 is somewhere else (``endpoint_url``, ``AWS_ENDPOINT_URL[_S3]``: moto, MinIO) the host is
+left to botocore, which uses path-style for an IP address.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -36,6 +49,7 @@ __all__ = [
     "error_code",
     "paginate",
     "require_boto3",
+    "s3_options",
 ]
 
 #: Seconds to open a connection to an AWS endpoint.
@@ -46,6 +60,25 @@ READ_TIMEOUT_S = 20.0
 MAX_ATTEMPTS = 3
 
 INSTALL_HINT = "the aws target needs boto3: pip install 'siliconbench[aws]'"
+
+
+def s3_options(custom_endpoint: bool) -> dict[str, Any]:
+    """botocore ``Config`` arguments for S3 clients (see the module docstring for why).
+
+    SigV4 always; virtual-hosted addressing on the regional endpoint (us-east-1 included, whose
+    default is the global host) unless S3 is at a custom endpoint.
+    """
+    if custom_endpoint:
+        return {"signature_version": "s3v4"}
+    return {
+        "signature_version": "s3v4",
+        "s3": {"addressing_style": "virtual", "us_east_1_regional_endpoint": "regional"},
+    }
+
+
+def _custom_s3_endpoint(endpoint_url: str | None) -> bool:
+    """Whether S3 is reached somewhere other than AWS (botocore honours these variables too)."""
+    return bool(endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL"))
 
 
 def require_boto3() -> Any:
@@ -152,7 +185,12 @@ class ClientFactory:
         """The shared client for ``service`` in this factory's region."""
         with self._lock:
             if service not in self._clients:
+                config = self._config
+                if service == "s3":
+                    from botocore.config import Config
+
+                    config = config.merge(Config(**s3_options(_custom_s3_endpoint(self.endpoint_url))))
                 self._clients[service] = self._session.client(
-                    service, region_name=self.region, endpoint_url=self.endpoint_url, config=self._config
+                    service, region_name=self.region, endpoint_url=self.endpoint_url, config=config
                 )
             return self._clients[service]

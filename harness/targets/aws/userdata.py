@@ -116,6 +116,7 @@ TORCH_SOURCE="${SILICONBENCH_TORCH_SOURCE:---index-url @TORCH_INDEX@ --extra-ind
 export AWS_DEFAULT_REGION="$REGION" HOME="${HOME:-/root}" PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1
 PY=""
 READY=""
+HTTP_ERROR=""
 
 mkdir -p "$HOME_DIR"
 exec >>"$LOG" 2>&1
@@ -127,18 +128,39 @@ shutdown -h "+$WATCHDOG_MINUTES" "siliconbench watchdog: run limit reached" \
 
 now() { date -u +%Y-%m-%dT%H:%M:%SZ; }
 clean() { printf '%s' "$1" | tr -d '"\\' | tr '\n\r\t' '   ' | cut -c1-400; }
-# Presigned URLs: curl where it exists, else the image's python3 (both are on every image we boot).
+# Presigned URLs: curl where it exists, else the image's python3. Redirects are followed and
+# anything but a 2xx at the end fails with one line naming the object (never its signature).
 http() {  # http get URL FILE | http put FILE URL
+  local url="$2" code rc
+  [ "$1" = get ] || url="$3"
+  HTTP_ERROR=""
   if command -v curl >/dev/null 2>&1; then
-    if [ "$1" = get ]; then curl -fsS --retry 3 -o "$3" "$2"; else curl -fsS --retry 3 -X PUT -T "$2" "$3"; fi
+    if [ "$1" = get ]; then
+      code=$(curl -fsSL --retry 3 -o "$3" -w '%{http_code}' "$2")
+    else
+      code=$(curl -fsSL --retry 3 -X PUT -T "$2" -o /dev/null -w '%{http_code}' "$3")
+    fi
+    rc=$?
   else
-    python3 -c 'import sys, urllib.request as u
+    code=$(python3 -c 'import sys, urllib.request as u, urllib.error as e
 m, a, b = sys.argv[1:]
-if m == "get":
-    open(b, "wb").write(u.urlopen(a, timeout=60).read())
-else:
-    u.urlopen(u.Request(b, data=open(a, "rb").read(), method="PUT"), timeout=60).close()' "$@"
+try:
+    if m == "get":
+        r = u.urlopen(a, timeout=60); open(b, "wb").write(r.read())
+    else:
+        r = u.urlopen(u.Request(b, data=open(a, "rb").read(), method="PUT"), timeout=60)
+    print(r.status)
+except e.HTTPError as x:
+    print(x.code); sys.exit(22)
+except Exception:
+    print("000"); sys.exit(7)' "$@")
+    rc=$?
   fi
+  case "$rc:$code" in 0:2??) return 0 ;; esac
+  [ "$1" = get ] && rm -f "$3"
+  HTTP_ERROR="${1^^} ${url%%\?*} failed: HTTP ${code:-000} (exit $rc)"
+  echo "$HTTP_ERROR"
+  return 1
 }
 put() {  # put FILE NAME URL: boto3 through the agent once installed, the presigned URL before
   if [ -n "$READY" ]; then
@@ -167,12 +189,12 @@ fail() {
   exit 1
 }
 
-heartbeat bootstrapping "fetching the siliconbench bundle" || echo "warning: cannot write the heartbeat"
+heartbeat bootstrapping "fetching the siliconbench bundle" || echo "warning: the first heartbeat was not stored"
 
 # 2. The code this run ships: siliconbench's wheel and its pure-Python dependencies.
 BUNDLE="$HOME_DIR/bundle"
 mkdir -p "$BUNDLE"
-http get "$BUNDLE_URL" "$HOME_DIR/bundle.tar.gz" || fail download "cannot fetch the bundle from s3://$BUCKET/$PREFIX"
+http get "$BUNDLE_URL" "$HOME_DIR/bundle.tar.gz" || fail download "cannot fetch the bundle: $HTTP_ERROR"
 tar -xzf "$HOME_DIR/bundle.tar.gz" -C "$BUNDLE" || fail download "the bundle is not a readable tar.gz"
 
 # 3. The interpreter that already has the AMI's PyTorch, found by what it can do; used as it is.

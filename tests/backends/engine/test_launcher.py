@@ -146,7 +146,8 @@ def test_cpu_command_is_the_documented_one() -> None:
 
 def test_cuda_and_neuron_differ_only_in_arguments_and_environment() -> None:
     cpu, cuda, neuron = (
-        vllm_command(s, "/m", port=9000, python="/py", tensor_parallel_size=2) for s in ("cpu", "cuda", "neuron")
+        vllm_command(s, "/m", port=9000, python="/py", tensor_parallel_size=2, instance_type="inf2.xlarge")
+        for s in ("cpu", "cuda", "neuron")
     )
     assert type(cpu) is type(cuda) is type(neuron)
     assert cpu.argv[:3] == cuda.argv[:3] == neuron.argv[:3]

@@ -13,7 +13,7 @@ from harness.pricing.given import price_from_cli, price_from_table, validate_pri
 from harness.run.plan import DEFAULT_SUITE, load_suite_file
 from harness.runfile.price import Price
 
-FAMILIES = ("inf1", "inf2", "trn1", "g5", "g6", "g6e", "p4d", "p5", "c7i", "c7g", "m7i")
+FAMILIES = ("inf2", "trn1", "g5", "g6", "g6e", "p4d", "p5", "c7i", "c7g", "m7i")
 
 
 def test_the_snapshot_covers_the_families_users_compare_in_both_regions() -> None:
@@ -176,3 +176,63 @@ def test_a_command_line_price_is_dated_and_sourced() -> None:
     price = price_from_cli(0.5, today="2026-11-24")
     assert Price.from_dict(json.loads(json.dumps(price.to_dict()))) == price  # survives a run file
     assert price.describe() == "$0.5/h (given on the command line (--price-per-hour), as of 2026-11-24)"
+
+
+def test_the_snapshot_prices_only_what_the_harness_runs_and_what_aws_sells_today() -> None:
+    """inf1 (retired torch-neuron; the harness refuses it) is gone; the larger g6e sizes and p5en
+    are in, each dated and sourced (skypilot-catalog mirror 001367d2, read 2026-12-03)."""
+    from harness.targets.aws.ami import validate_instance_type
+
+    catalog = load_catalog(SNAPSHOT_PATH)
+    for price in catalog:
+        validate_instance_type(str(price.instance_type))  # raises for a type the harness refuses
+    assert not catalog.select(instance_types=["inf1.xlarge", "inf1.24xlarge"])
+    for instance_type, usd in (("g6e.16xlarge", 7.57719), ("g6e.24xlarge", 15.06559)):
+        for region in ("us-east-1", "us-west-2"):
+            price = catalog.require(instance_type, region)
+            assert (price.usd_per_hour, price.as_of, price.confirmed) == (usd, "2026-12-03", True)
+            assert "001367d2" in price.note
+    p5en = catalog.require("p5en.48xlarge", "us-east-1")
+    assert not p5en.confirmed and "indicative" in p5en.note
+
+
+def test_the_old_catalog_would_fail_the_same_check() -> None:
+    from harness.targets.aws.ami import validate_instance_type
+
+    with pytest.raises(ConfigError, match="retired torch-neuron"):
+        validate_instance_type("inf1.xlarge")
+
+
+@pytest.mark.parametrize(
+    ("instance_type", "fragment"),
+    [
+        ("trn2u.48xlarge", "u-trn2x64 (4 instances, NeuronLink)"),
+        ("p6e-gb200.36xlarge", "u-p6e-gb200x72 (18 instances, NVLink)"),
+        ("trn3.48xlarge", "Trn3 UltraServers"),
+    ],
+)
+def test_an_ultraserver_member_has_no_instance_price_and_says_why(instance_type: str, fragment: str) -> None:
+    catalog = load_catalog(SNAPSHOT_PATH)
+    for option in ("on-demand", "spot"):
+        with pytest.raises(PricingError) as excinfo:
+            catalog.require(instance_type, "us-east-2", option)
+        message = str(excinfo.value)
+        assert "\n" not in message and fragment in message
+        assert "Capacity Block" in message and "--price-per-hour" in message
+
+
+def test_a_type_aws_sells_that_the_snapshot_lacks_says_so() -> None:
+    from harness.pricing.offerings import KNOWN_UNPRICED
+
+    catalog = load_catalog(SNAPSHOT_PATH)
+    for instance_type in KNOWN_UNPRICED:
+        assert not catalog.select(instance_types=[instance_type]), f"{instance_type} is priced now: drop it"
+    with pytest.raises(PricingError, match=r"AWS sells trn2\.3xlarge but the bundled snapshot's source has no price"):
+        catalog.require("trn2.3xlarge", "us-east-2")
+
+
+def test_an_aws_plan_of_an_ultraserver_member_explains_its_missing_price() -> None:
+    from harness.targets.aws.prices import on_demand_price
+
+    price = on_demand_price("us-east-2", "trn2u.48xlarge")
+    assert price.per_hour is None and "UltraServer" in price.source and "--price-per-hour" in price.source

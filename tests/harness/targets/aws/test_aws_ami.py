@@ -83,12 +83,21 @@ def test_each_kind_resolves_from_its_public_parameter(factory, public_amis, kind
 
 
 def test_default_parameters_are_the_documented_public_ones() -> None:
-    """deploy/environments/dlami.rst, "SSM Parameter Prefix": the PyTorch 2.9 DLAMI (last published with
-    Neuron 2.31) for NeuronCore-v2, the current multi-framework DLAMI for trn2/trn3."""
+    """deploy/environments/dlami.rst, "SSM Parameter Prefix" (as of 2.31 for the retired lines): the
+    PyTorch 2.9 DLAMI and the vLLM 0.16 (NxD Inference) DLAMI, both last published with Neuron 2.31,
+    for NeuronCore-v2; for trn2/trn3 the torch-neuronx 2.14.0 DLAMI (setup/pytorch/update-dlami.rst,
+    v2.33.0; name by the documented ``<framework>-<version>/<os>`` structure) in process, and the
+    multi-framework DLAMI, whose vLLM venv carries vllm-neuron, for engines."""
     assert DEFAULT_PARAMETERS[("neuron-trace", "x86_64")] == (
         "/aws/service/neuron/dlami/pytorch-2.9/ubuntu-24.04/latest/image_id"
     )
     assert DEFAULT_PARAMETERS[("neuron-native", "x86_64")] == (
+        "/aws/service/neuron/dlami/torch-neuronx-2.14.0/ubuntu-24.04/latest/image_id"
+    )
+    assert DEFAULT_PARAMETERS[("neuron-nxdi-vllm", "x86_64")] == (
+        "/aws/service/neuron/dlami/pytorch-inference-vllm-0.16/ubuntu-24.04/latest/image_id"
+    )
+    assert DEFAULT_PARAMETERS[("neuron-vllm", "x86_64")] == (
         "/aws/service/neuron/dlami/multi-framework/ubuntu-24.04/latest/image_id"
     )
     assert DEFAULT_PARAMETERS[("gpu", "x86_64")].startswith(
@@ -103,7 +112,7 @@ def test_parameter_names_are_configurable(factory, public_amis) -> None:  # type
     ssm = factory.client("ssm")
     ssm.put_parameter(Name="/my-team/neuron-ami", Value=public_amis["cpu/arm64"], Type="String")
     overrides = parse_parameter_overrides(["neuron=/my-team/neuron-ami"])
-    for line in ("neuron-trace", "neuron-native"):  # 'neuron' names both Neuron lines
+    for line in ("neuron-trace", "neuron-native", "neuron-nxdi-vllm", "neuron-vllm"):  # 'neuron' names every one
         ami = resolve_ami(ssm, factory.client("ec2"), line, "x86_64", overrides, REGION)
         assert (ami.parameter, ami.image_id) == ("/my-team/neuron-ami", public_amis["cpu/arm64"])
     only_v2 = parse_parameter_overrides(["neuron-trace=/my-team/inf2-ami"])
@@ -137,6 +146,8 @@ def test_bad_parameter_overrides_are_rejected(value: str) -> None:
         ("trn1n.32xlarge", "neuron-trace", "trace", 512),
         ("trn2.48xlarge", "neuron-native", "native", 512),
         ("trn3.48xlarge", "neuron-native", "native", 512),
+        ("trn2.3xlarge", "neuron-native", "native", 512),
+        ("trn2u.48xlarge", "neuron-native", "native", 512),
         ("g5.xlarge", "gpu", "torch", 100),
         ("c7i.xlarge", "cpu", "torch", 30),
     ],
@@ -150,3 +161,52 @@ def test_ami_line_environment_and_root_volume_by_family(
 
     assert (ami_line(instance_type), environment_probe(instance_type)) == (line, probe)
     assert root_volume_floor(instance_type) == floor_gb
+
+
+@pytest.mark.parametrize(
+    ("instance_type", "in_process", "engine"),
+    [
+        ("inf2.xlarge", "neuron-trace", "neuron-nxdi-vllm"),
+        ("trn1.2xlarge", "neuron-trace", "neuron-nxdi-vllm"),
+        ("trn2.3xlarge", "neuron-native", "neuron-vllm"),
+        ("trn2u.48xlarge", "neuron-native", "neuron-vllm"),
+        ("trn3.48xlarge", "neuron-native", "neuron-vllm"),
+        ("g6e.xlarge", "gpu", "gpu"),
+        ("c7i.xlarge", "cpu", "cpu"),
+    ],
+)
+def test_engine_cells_boot_the_vllm_image_of_their_generation(instance_type: str, in_process: str, engine: str) -> None:
+    """Neuron 2.34: NxD Inference stays on inf2/trn1 (maintenance), vllm-neuron serves trn2/trn3."""
+    from harness.targets.aws.ami import ami_line
+
+    assert (ami_line(instance_type), ami_line(instance_type, engine=True)) == (in_process, engine)
+
+
+def test_engine_lines_resolve_from_their_public_parameters(factory, public_amis) -> None:  # type: ignore[no-untyped-def]
+    """moto has no /aws/ parameters: ``public_amis`` seeds every default into moto's store."""
+    from harness.targets.aws.ami import ami_line
+
+    ssm, ec2 = factory.client("ssm"), factory.client("ec2")
+    for instance_type, parameter in (
+        ("inf2.xlarge", "pytorch-inference-vllm-0.16"),
+        ("trn2.3xlarge", "multi-framework"),
+    ):
+        ami = resolve_ami(ssm, ec2, ami_line(instance_type, engine=True), "x86_64", {}, REGION)
+        assert f"/aws/service/neuron/dlami/{parameter}/ubuntu-24.04/latest/image_id" == ami.parameter
+
+
+def test_the_old_beliefs_fail() -> None:
+    """Before: ``trn\\d+n?`` planned trn2u as a CPU, and trn2/trn3 booted the multi-framework DLAMI in process,
+    which since Neuron 2.33 carries no TorchNeuron venv (it moved to the torch-neuronx DLAMI)."""
+    import re
+
+    assert not re.match(r"^(inf[2-9]|trn\d+n?)$", "trn2u")
+    assert instance_kind("trn2u.48xlarge") == "neuron"
+    assert "multi-framework" not in DEFAULT_PARAMETERS[("neuron-native", "x86_64")]
+
+
+@pytest.mark.parametrize("name", ["u-trn2x64", "u-p6e-gb200x72"])
+def test_an_ultraserver_is_not_an_instance_type(name: str) -> None:
+    with pytest.raises(ConfigError, match="is an UltraServer") as caught:
+        instance_kind(name)
+    assert "\n" not in str(caught.value) and "trn2u.48xlarge" in str(caught.value)

@@ -217,7 +217,7 @@ def test_trainium2_and_3_are_checked_against_the_trn_quota(factory, public_amis,
         "the run needs 384 vCPUs, the limit is 192 (Service Quotas console, Amazon EC2)",
     )
     assert report.zones == {"trn2.48xlarge": ("us-east-1d",), "trn3.48xlarge": ("us-east-1a", "us-east-1d")}
-    assert any("neuron-native" in line and "multi-framework" in line for line in report.passed), report.passed
+    assert any("neuron-native" in line and "torch-neuronx-2.14.0" in line for line in report.passed), report.passed
 
 
 def test_a_type_not_offered_in_the_subnets_zone_names_the_zones_that_offer_it(
