@@ -37,6 +37,7 @@ __all__ = [
     "effective_n",
     "integrated_time",
     "lag1_autocorrelation",
+    "median_time",
     "quantile_effective_n",
 ]
 
@@ -52,6 +53,10 @@ MIN_TAIL_EVENTS = 25
 #: of noise alone widens independent samples' intervals by 7% on average, and 26% for a p90 at
 #: n = 60; with it, by at most 7%, and coverage stays above 0.9 down to ρ = 0.3 at n = 60.
 GATE = 1.5
+
+
+#: Up to this many lags, direct dot products beat the FFT (which costs ~10 ms at 100 000 samples).
+_DIRECT_LAGS = 64
 
 
 @dataclass(frozen=True)
@@ -70,7 +75,8 @@ class Dependence:
 
 
 def autocorrelation(series: np.ndarray, max_lag: int) -> np.ndarray:
-    """Sample autocorrelations ρ₀ … ρ_max_lag (biased estimator, divided by n; FFT, O(n log n)).
+    """Sample autocorrelations ρ₀ … ρ_max_lag (biased estimator, divided by n): direct sums for the
+    few lags most series need (O(n·lags)), the FFT beyond (O(n log n)).
 
     A constant series has no dependence to estimate: its ρₖ are 0 beyond lag 0.
     """
@@ -81,8 +87,13 @@ def autocorrelation(series: np.ndarray, max_lag: int) -> np.ndarray:
         return out
     out[0] = 1.0
     centred = x - x.mean()
-    var = float(centred @ centred)
+    var = float(np.einsum("i,i->", centred, centred))
     if n < 2 or var <= 0:
+        return out
+    if max_lag <= _DIRECT_LAGS:
+        for k in range(1, min(max_lag, n - 1) + 1):
+            # einsum, not ``@``: a BLAS dot starts its threads per call, 600× slower on a busy host.
+            out[k] = float(np.einsum("i,i->", centred[:-k], centred[k:])) / var
         return out
     size = 1 << (2 * n - 1).bit_length()
     spectrum = np.fft.rfft(centred, size)
@@ -148,7 +159,15 @@ def lag1_autocorrelation(samples: Sequence[float] | np.ndarray) -> float:
     return float(autocorrelation(_ranks(x), 1)[1])
 
 
-def quantile_effective_n(samples: Sequence[float] | np.ndarray, threshold: float) -> float:
+def median_time(samples: Sequence[float] | np.ndarray) -> float:
+    """τ of the median's indicator series 1{xᵢ ≤ median}."""
+    x = np.asarray(samples, dtype=np.float64)
+    return integrated_time((x <= float(np.median(x))).astype(np.float64)) if x.size else 1.0
+
+
+def quantile_effective_n(
+    samples: Sequence[float] | np.ndarray, threshold: float, median_tau: float | None = None
+) -> float:
     """What an order-statistic interval of the quantile at ``threshold`` may count on: n / τ, τ the
     larger of the indicator series' 1{xᵢ ≤ threshold} and 1{xᵢ ≤ median}.
 
@@ -163,7 +182,7 @@ def quantile_effective_n(samples: Sequence[float] | np.ndarray, threshold: float
     x = np.asarray(samples, dtype=np.float64)
     if x.size == 0:
         return 0.0
-    tau = integrated_time((x <= float(np.median(x))).astype(np.float64))
+    tau = median_time(x) if median_tau is None else median_tau
     below = x <= threshold
     events = int(np.count_nonzero(below))
     if min(events, x.size - events) >= MIN_TAIL_EVENTS:

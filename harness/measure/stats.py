@@ -27,7 +27,7 @@ from typing import Literal
 
 import numpy as np
 
-from harness.measure.dependence import MIN_EFFECTIVE_N, lag1_autocorrelation, quantile_effective_n
+from harness.measure.dependence import MIN_EFFECTIVE_N, lag1_autocorrelation, median_time, quantile_effective_n
 from harness.measure.dependence import effective_n as series_effective_n
 from harness.runfile.records import Interval, Summary
 
@@ -326,9 +326,10 @@ def percentile_intervals(
     arr = np.asarray(samples, dtype=np.float64)
     ordered = np.sort(arr)
     out = {}
+    median_tau = None if independent else median_time(arr)
     for p in percentiles:
         q = p / 100
-        effective = None if independent else quantile_effective_n(arr, _type7(ordered, q))
+        effective = None if independent else quantile_effective_n(arr, _type7(ordered, q), median_tau)
         out[_label(q)] = quantile_interval(ordered, q, confidence, ordered=True, effective_n=effective)
     return out
 
