@@ -30,6 +30,7 @@ from harness.runfile.records import HIGH_DEPENDENCE_RATIO
 __all__ = [
     "HIGH_DEPENDENCE_RATIO",
     "MIN_EFFECTIVE_N",
+    "MIN_SERIES",
     "MIN_TAIL_EVENTS",
     "Dependence",
     "autocorrelation",
@@ -46,6 +47,11 @@ __all__ = [
 MIN_EFFECTIVE_N = 20
 
 
+#: Fewest samples whose order is read for dependence: below it the lag-1 autocorrelation's noise
+#: (sd 1/√n ≥ 0.18) hides all but extreme dependence and its false alarms would cost the
+#: intervals of small independent samples; such samples are read as independent (they are
+#: flagged as too few for their tails already).
+MIN_SERIES = 30
 #: Fewest samples on the rarer side of a tail quantile for its own indicator's dependence to count.
 MIN_TAIL_EVENTS = 25
 #: Autocorrelations stand for dependence only above white noise's spread: lag 1 must exceed
@@ -111,7 +117,7 @@ def integrated_time(series: np.ndarray, gate: float = GATE) -> float:
     """
     x = np.asarray(series, dtype=np.float64)
     n = x.size
-    if n < 4:
+    if n < MIN_SERIES:
         return 1.0
     max_lag = n - 1
     # Most series cut off in a few lags: grow the window until the pair sums turn non-positive.

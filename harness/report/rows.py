@@ -285,7 +285,7 @@ class CellRow:
         measured = self.measurement
         if measured is None:
             return []
-        named = [("latency", measured.latency_ns)]
+        named: list[tuple[str, Summary | None]] = [("latency", measured.latency_ns)]
         tokens = measured.token_metrics
         if tokens is not None:
             named += [("TTFT", tokens.ttft_ns), ("TPOT", tokens.tpot_ns), ("ITL", tokens.itl_ns)]
