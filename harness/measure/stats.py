@@ -6,8 +6,12 @@
   *Practical Nonparametric Statistics*, §3.2): [X₍ᵣ₎, X₍ₛ₎] with exact binomial ranks, equal
   tails. It holds for any continuous distribution at any n, and it cannot be tighter than the
   data allow: where no ranks reach the confidence (p99 at 95% needs 368 samples, two-sided), no
-  interval is made, and the bound that does exist is given with its own, lower confidence
-  ("p99 ≤ max, 80%") beside the count a two-sided interval needs. A percentile bootstrap cannot
+  interval is made, and the one-sided bound that holds at the confidence is given instead: the
+  upper one where it exists (299 samples for p99), else the highest order statistic that is a
+  lower bound ("p99 ≥ X(156)"), beside the counts the missing bounds need. An upper bound at a
+  lower confidence ("p99 ≤ max, 45%") is never given: a reader takes it for "p99 ≤ max".
+- Samples are serially dependent (a slow call follows a slow call): the binomial ranks rest on
+  the effective n of the sequence in the order taken (``harness.measure.dependence``). A percentile bootstrap cannot
   see past the largest sample, so at small n it claims a far tighter tail than the data back.
 - The mean's interval is Student's t, printed only where it holds: no interval for a mean is
   valid over all distributions (Bahadur & Savage 1956), so it needs enough samples and a tail that
