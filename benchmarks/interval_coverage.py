@@ -7,7 +7,14 @@ intervals contained the truth ("covered"), beside the confidence they state. The
 what the percentile bootstrap the reports used before would have covered, and the last table
 the coverage of compare's p99 ratio with and without its sample-count gate.
 
-Run:  python benchmarks/interval_coverage.py [--trials 500]
+The dependent table (issue 19) draws serially dependent sequences (``dependent_series``: AR(1)
+at several ρ on lognormal and Weibull marginals, a regime switch, a slow drift) and scores the
+order-statistic interval two ways: "independent" reads the samples as independent (the method
+before issue 19), "dependence-aware" uses their effective n (``harness.measure.dependence``).
+Per method: shown (two-sided), covered among shown, and "held" = (covered + withheld) / trials,
+a withheld interval being no false claim; the width is the mean ratio to the independent one.
+
+Run:  python benchmarks/interval_coverage.py [--trials 500] [--only dependent]
 """
 
 from __future__ import annotations
@@ -23,7 +30,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from harness.measure.stats import summarize
+from benchmarks.dependent_series import SERIES
+from harness.measure.stats import quantile_interval, summarize
 from harness.report.compare import bootstrap_quantile, ratio_ci
 
 SIZES = (20, 60, 100, 300, 1000)
@@ -110,13 +118,49 @@ def ratios(trials: int) -> None:
         print(f"| {n} | {ungated / trials:.3f} | {text} |")
 
 
+def dependent(trials: int, sizes: tuple[int, ...] = (60, 300, 1000)) -> None:
+    print("\n## dependent sequences, 95% intervals: shown / covered / held, per method")
+    print("| data | n | q | independent (before) | dependence-aware | width × |")
+    print("|---|---|---|---|---|---|")
+    for series in SERIES:
+        for n in sizes:
+            rng = np.random.default_rng(n + 19)
+            batch = series.draw(rng, trials, n)
+            for q in (0.5, 0.9):
+                truth = series.quantile(q)
+                tally = {"old": [0, 0], "new": [0, 0]}
+                widths = []
+                for x in batch:
+                    old = quantile_interval(x, q, effective_n=float(n))
+                    new = quantile_interval(x, q)
+                    for key, iv in (("old", old), ("new", new)):
+                        if iv.backed and iv.low is not None and iv.high is not None:
+                            tally[key][0] += 1
+                            tally[key][1] += iv.low <= truth <= iv.high
+                    if new.backed and old.backed and new.high is not None and new.low is not None:
+                        assert old.high is not None and old.low is not None
+                        if old.high > old.low:
+                            widths.append((new.high - new.low) / (old.high - old.low))
+                cells = []
+                for shown, hit in tally.values():
+                    covered = f"{hit / shown:.3f}" if shown else "-"
+                    cells.append(f"{shown / trials:.0%} / {covered} / {(hit + trials - shown) / trials:.3f}")
+                width = f"{np.mean(widths):.2f}" if widths else "-"
+                print(f"| {series.name} | {n} | {q:g} | {cells[0]} | {cells[1]} | {width} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--trials", type=int, default=500)
+    parser.add_argument("--only", choices=("summaries", "ratios", "dependent"))
     args = parser.parse_args()
     print(f"{args.trials} seeded trials per row; command: {' '.join([Path(sys.executable).name, *sys.argv])}\n")
-    summaries(args.trials)
-    ratios(args.trials)
+    if args.only in (None, "summaries"):
+        summaries(args.trials)
+    if args.only in (None, "ratios"):
+        ratios(args.trials)
+    if args.only in (None, "dependent"):
+        dependent(args.trials)
 
 
 if __name__ == "__main__":

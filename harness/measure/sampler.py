@@ -7,7 +7,9 @@ Why this shape:
   inside the region costs more than the bare call.
 - Calls are timed in blocks, and the stopping rule is checked only between blocks, at geometric
   intervals, so its cost does not grow with the sample count.
-- It stops when the 95% interval of the median is narrower than the target (``converged``), when
+- It stops when the 95% interval of the median is narrower than the target (``converged``): the
+  interval ``summarize`` will record, widened for the samples' serial dependence (a slow call
+  follows a slow call, so a dependent sequence is worth fewer samples; ``harness.measure.dependence``), when
   the time budget runs out (``time_budget``) or at the count cap (``max_count``); the result says
   which.
 - The budget is a promise: ``max_time_s`` covers warmup and sampling together, the deadline is
@@ -52,7 +54,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from harness.errors import ConfigError
-from harness.measure.stats import min_samples, order_statistic_ranks
+from harness.measure.dependence import quantile_effective_n
+from harness.measure.stats import effective_ranks, min_samples
 
 if TYPE_CHECKING:
     from backends.base import DeviceTimer
@@ -159,8 +162,9 @@ class Sampling:
 class Convergence:
     """The stopping rule's view of the samples: relative half-widths of the watched percentiles.
 
-    Keeps a sorted int64 copy of the samples, merged with the new ones at each check; ranks come
-    from ``order_statistic_ranks`` (exact, cached per count).
+    Keeps a sorted int64 copy of the samples, merged with the new ones at each check, and one in
+    the order taken, whose serial dependence sets each interval's effective n (as ``summarize``
+    does): a sequence where slow calls follow slow calls needs more of them before it converges.
     """
 
     def __init__(self, policy: SamplingPolicy) -> None:
@@ -168,12 +172,14 @@ class Convergence:
         self._names = list(policy.targets)
         self._confidence = policy.confidence
         self._values = np.empty(0, dtype=np.int64)
+        self._sequence = np.empty(0, dtype=np.int64)
 
     def widths(self, samples: list[int]) -> dict[str, float]:
         """Relative half-width per watched percentile for ``samples`` (inf where none exists)."""
         seen = self._values.size
         if len(samples) > seen:
             fresh = np.fromiter(islice(samples, seen, None), dtype=np.int64, count=len(samples) - seen)
+            self._sequence = np.concatenate((self._sequence, fresh))
             new = np.sort(fresh)
             # Two sorted runs: the stable sort (timsort) merges them in about a nanosecond a sample.
             self._values = np.concatenate((self._values, new))
@@ -181,10 +187,14 @@ class Convergence:
         ordered, n = self._values, self._values.size
         out = {}
         for name, (q, _) in zip(self._names, self._targets, strict=True):
-            ranks = order_statistic_ranks(n, q, self._confidence) if n >= 3 else None
+            if n < 3:
+                out[name] = math.inf
+                continue
             h = (n - 1) * q
             k = math.floor(h)
             estimate = float(ordered[k]) + (h - k) * (float(ordered[min(k + 1, n - 1)]) - float(ordered[k]))
+            effective = quantile_effective_n(self._sequence, estimate)
+            ranks = effective_ranks(n, effective, q, self._confidence)
             if ranks is None or estimate <= 0:
                 out[name] = math.inf
             else:

@@ -6,8 +6,12 @@
   *Practical Nonparametric Statistics*, §3.2): [X₍ᵣ₎, X₍ₛ₎] with exact binomial ranks, equal
   tails. It holds for any continuous distribution at any n, and it cannot be tighter than the
   data allow: where no ranks reach the confidence (p99 at 95% needs 368 samples, two-sided), no
-  interval is made, and the bound that does exist is given with its own, lower confidence
-  ("p99 ≤ max, 80%") beside the count a two-sided interval needs. A percentile bootstrap cannot
+  interval is made, and the one-sided bound that holds at the confidence is given instead: the
+  upper one where it exists (299 samples for p99), else the highest order statistic that is a
+  lower bound ("p99 ≥ X(156)"), beside the counts the missing bounds need. An upper bound at a
+  lower confidence ("p99 ≤ max, 45%") is never given: a reader takes it for "p99 ≤ max".
+- Samples are serially dependent (a slow call follows a slow call): the binomial ranks rest on
+  the effective n of the sequence in the order taken (``harness.measure.dependence``). A percentile bootstrap cannot
   see past the largest sample, so at small n it claims a far tighter tail than the data back.
 - The mean's interval is Student's t, printed only where it holds: no interval for a mean is
   valid over all distributions (Bahadur & Savage 1956), so it needs enough samples and a tail that
@@ -27,6 +31,8 @@ from typing import Literal
 
 import numpy as np
 
+from harness.measure.dependence import MIN_EFFECTIVE_N, lag1_autocorrelation, median_time, quantile_effective_n
+from harness.measure.dependence import effective_n as series_effective_n
 from harness.runfile.records import Interval, Summary
 
 __all__ = [
@@ -36,6 +42,7 @@ __all__ = [
     "Interval",
     "Summary",
     "binomial_cdf",
+    "effective_ranks",
     "hill_tail_index",
     "mean_interval",
     "median_ci",
@@ -199,47 +206,136 @@ def _label(q: float) -> str:
     return f"p{pct:g}"
 
 
+def _scaled_low(r_m: int, n: int, m: int) -> int:
+    """The rank in n samples whose count below holds at least as surely as rank r_m in m effective
+    ones: P(B ≤ r−1) ≈ P(B_m/m ≤ (r−1)/n) ≤ P(B_m ≤ r_m−1) when (r−1)/n ≤ (r_m−1)/m."""
+    return min(n, math.floor((r_m - 1) * n / m) + 1)
+
+
+def _scaled_high(s_m: int, n: int, m: int) -> int:
+    """The upper rank's counterpart of ``_scaled_low``: s/n ≥ s_m/m."""
+    return max(1, min(n, math.ceil(s_m * n / m)))
+
+
+def effective_ranks(n: int, effective_n: float, q: float, confidence: float) -> tuple[int, int] | None:
+    """The two-sided order-statistic ranks among n samples worth ``effective_n`` independent ones:
+    the binomial ranks at m = ⌊effective_n⌋ scaled to n (exact when m = n); None where no interval
+    holds (too few samples, or dependent ones worth fewer than ``MIN_EFFECTIVE_N``)."""
+    m = max(1, min(n, math.floor(effective_n + 1e-9)))
+    if m < n and effective_n < MIN_EFFECTIVE_N:
+        return None
+    ranks = order_statistic_ranks(m, q, confidence)
+    if ranks is None:
+        return None
+    return _scaled_low(ranks[0], n, m), _scaled_high(ranks[1], n, m)
+
+
+def _dependence_text(n: int, effective: float) -> str:
+    return f"effective n {effective:.0f} of {n} serially dependent samples"
+
+
 def quantile_interval(
-    samples: Sequence[float] | np.ndarray, q: float, confidence: float = 0.95, *, ordered: bool = False
+    samples: Sequence[float] | np.ndarray,
+    q: float,
+    confidence: float = 0.95,
+    *,
+    ordered: bool = False,
+    effective_n: float | None = None,
 ) -> Interval:
     """The order-statistic interval of the ``q`` quantile (0 < q < 1), or the bound that exists.
 
-    Pass ``ordered=True`` with an already sorted array to skip the sort.
+    The samples are taken in the order they were drawn: the effective n of the quantile's indicator
+    series (``harness.measure.dependence``) sets the binomial ranks, which are then scaled to the n
+    samples held, so a dependent sequence gets the wider interval it backs. ``effective_n`` passes
+    it in; ``ordered=True`` (an already sorted array) has lost the order, and is read as independent
+    unless ``effective_n`` says otherwise. Where no two-sided interval exists, the highest order
+    statistic that is a lower bound at ``confidence`` is given ("p99 ≥ x"): the data back no useful
+    upper bound, and one at low confidence reads as a claim it is not.
     """
     arr = np.asarray(samples, dtype=np.float64)
-    if not ordered:
-        arr = np.sort(arr)
     n = arr.size
     if n == 0:
         raise ValueError("quantile_interval needs at least one sample")
-    estimate = _type7(arr, q)
-    ranks = order_statistic_ranks(n, q, confidence)
-    if ranks is not None:
-        r, s = ranks
-        return Interval(
-            estimate, float(arr[r - 1]), float(arr[s - 1]), rank_coverage(n, q, r, s), confidence, "order statistics"
-        )
-    needs = min_samples(q, confidence)
-    upper = order_statistic_ranks(n, q, confidence, "upper")
-    if upper is not None:
-        s = upper[1]
-        bound_conf = rank_coverage(n, q, 1, s)
-        bound = "max" if s == n else f"X({s})"
+    ordered_arr = arr if ordered else np.sort(arr)
+    estimate = _type7(ordered_arr, q)
+    recorded_unknown = ordered and effective_n is None
+    if effective_n is None:
+        effective_n = float(n) if ordered else quantile_effective_n(arr, estimate)
+    effective = min(float(n), effective_n)
+    m = max(1, min(n, math.floor(effective + 1e-9)))
+    label = _label(q)
+    dependent = m < n
+    recorded = None if recorded_unknown else round(effective, 1)
+    needs = math.ceil(min_samples(q, confidence) * n / m)
+    if dependent and effective < MIN_EFFECTIVE_N:
         note = (
-            f"{_label(q)} ≤ {bound} at {bound_conf:.0%}; {_label(q)} needs ≥ {needs} samples for a two-sided interval"
+            f"{label}: {_dependence_text(n, effective)}, fewer than the {MIN_EFFECTIVE_N} an interval needs; "
+            "no interval holds (take more samples, or space the calls apart)"
         )
-        return Interval(estimate, None, float(arr[s - 1]), bound_conf, confidence, "order statistics", needs, note)
-    bound_conf = 1.0 - q**n  # P(ξ_q <= max)
-    note = f"{_label(q)} ≤ max at {bound_conf:.0%} only; {_label(q)} needs ≥ {needs} samples"
-    return Interval(estimate, None, float(arr[-1]), bound_conf, confidence, "order statistics", needs, note)
+        return Interval(estimate, None, None, 0.0, confidence, "withheld", needs, note, recorded)
+    method = "order statistics" + (", dependence-adjusted" if dependent else "")
+    ranks = order_statistic_ranks(m, q, confidence)
+    if ranks is not None:
+        r_m, s_m = ranks
+        r, s = _scaled_low(r_m, n, m), _scaled_high(s_m, n, m)
+        coverage = rank_coverage(m, q, r_m, s_m)
+        return Interval(
+            estimate,
+            float(ordered_arr[r - 1]),
+            float(ordered_arr[s - 1]),
+            coverage,
+            confidence,
+            method,
+            None,
+            None,
+            recorded,
+        )
+    upper_needs = math.ceil(min_samples(q, confidence, "upper") * n / m)
+    why = f" ({_dependence_text(n, effective)})" if dependent else ""
+    upper = order_statistic_ranks(m, q, confidence, "upper")
+    if upper is not None:
+        s_m = upper[1]
+        s = _scaled_high(s_m, n, m)
+        coverage = rank_coverage(m, q, 1, s_m)
+        bound = "max" if s == n else f"X({s})"
+        note = f"{label} ≤ {bound} at {coverage:.0%}; {label} needs ≥ {needs} samples for a two-sided interval{why}"
+        return Interval(estimate, None, float(ordered_arr[s - 1]), coverage, confidence, method, needs, note, recorded)
+    lower = order_statistic_ranks(m, q, confidence, "lower")
+    if lower is not None:
+        r_m = lower[0]
+        r = _scaled_low(r_m, n, m)
+        coverage = rank_coverage(m, q, r_m, m + 1)
+        bound = "min" if r == 1 else f"X({r})"
+        note = (
+            f"{label} ≥ {bound} at {coverage:.0%}: an upper bound on the {label} needs ≥ {upper_needs} samples, "
+            f"a two-sided interval ≥ {needs}{why}"
+        )
+        return Interval(estimate, float(ordered_arr[r - 1]), None, coverage, confidence, method, needs, note, recorded)
+    note = f"{label}: no bound holds at {confidence:.0%}; a two-sided interval needs ≥ {needs} samples{why}"
+    return Interval(estimate, None, None, 0.0, confidence, "withheld", needs, note, recorded)
 
 
 def percentile_intervals(
-    samples: Sequence[float] | np.ndarray, percentiles: Sequence[float] = PERCENTILES, confidence: float = 0.95
+    samples: Sequence[float] | np.ndarray,
+    percentiles: Sequence[float] = PERCENTILES,
+    confidence: float = 0.95,
+    *,
+    independent: bool = False,
 ) -> dict[str, Interval]:
-    """``quantile_interval`` for each percentile (0..100), keyed "p50", "p99", ... (one sort)."""
-    ordered = np.sort(np.asarray(samples, dtype=np.float64))
-    return {_label(p / 100): quantile_interval(ordered, p / 100, confidence, ordered=True) for p in percentiles}
+    """``quantile_interval`` for each percentile (0..100), keyed "p50", "p99", ... (one sort).
+
+    The samples in the order taken; ``independent=True`` skips the dependence estimate (samples
+    known to be independent, such as the medians of separate processes).
+    """
+    arr = np.asarray(samples, dtype=np.float64)
+    ordered = np.sort(arr)
+    out = {}
+    median_tau = None if independent else median_time(arr)
+    for p in percentiles:
+        q = p / 100
+        effective = None if independent else quantile_effective_n(arr, _type7(ordered, q), median_tau)
+        out[_label(q)] = quantile_interval(ordered, q, confidence, ordered=True, effective_n=effective)
+    return out
 
 
 def hill_tail_index(samples: Sequence[float] | np.ndarray, fraction: float = 0.1, minimum: int = 10) -> float:
@@ -286,8 +382,15 @@ def mean_interval(samples: Sequence[float] | np.ndarray, confidence: float = 0.9
             "use the median's"
         )
         return Interval(mean, None, None, 0.0, confidence, "withheld", None, note)
-    half = _t_quantile(1.0 - (1.0 - confidence) / 2, n - 1) * float(arr.std(ddof=1)) / math.sqrt(n)
-    return Interval(mean, mean - half, mean + half, confidence, confidence, "student t")
+    # Dependent samples: the mean's variance is s²·τ/n (τ of the values themselves, Geyer's estimator).
+    effective = series_effective_n(arr)
+    if effective < n and effective < MIN_EFFECTIVE_N:
+        note = f"mean: {_dependence_text(n, effective)}, fewer than the {MIN_EFFECTIVE_N} an interval needs"
+        return Interval(mean, None, None, 0.0, confidence, "withheld", None, note, effective)
+    dof = max(1, math.floor(effective) - 1)
+    half = _t_quantile(1.0 - (1.0 - confidence) / 2, dof) * float(arr.std(ddof=1)) / math.sqrt(effective)
+    method = "student t" + (", dependence-adjusted" if effective < n else "")
+    return Interval(mean, mean - half, mean + half, confidence, confidence, method, None, None, effective)
 
 
 # -- summaries -----------------------------------------------------------------------------------
@@ -301,7 +404,8 @@ def summarize(samples: Sequence[float] | np.ndarray, confidence: float = 0.95) -
     ordered = np.sort(arr)
     p25, p75 = _type7(ordered, 0.25), _type7(ordered, 0.75)
     intervals = {"mean": mean_interval(arr, confidence)}
-    intervals.update(percentile_intervals(ordered, PERCENTILES, confidence))
+    intervals.update(percentile_intervals(arr, PERCENTILES, confidence))
+    lag1 = lag1_autocorrelation(arr)
     ci = {
         k: (iv.low, iv.high) for k, iv in intervals.items() if iv.backed and iv.low is not None and iv.high is not None
     }
@@ -319,6 +423,8 @@ def summarize(samples: Sequence[float] | np.ndarray, confidence: float = 0.95) -
         confidence=confidence,
         ci=ci,
         intervals=intervals,
+        lag1_autocorrelation=None if math.isnan(lag1) else round(lag1, 4),
+        effective_n=intervals["p50"].effective_n,
     )
 
 
@@ -337,7 +443,8 @@ def median_ci(samples: Sequence[float] | np.ndarray, confidence: float = 0.95) -
 
 
 def relative_half_width(samples: Sequence[float] | np.ndarray, confidence: float = 0.95, q: float = 0.5) -> float:
-    """Half the ``q`` quantile's interval width relative to its estimate (inf if no interval)."""
+    """Half the ``q`` quantile's interval width relative to its estimate (inf if no interval), with
+    the samples in the order taken (their dependence widens it)."""
     arr = np.asarray(samples, dtype=np.float64)
     if arr.size < 3:
         return math.inf

@@ -49,6 +49,9 @@ def _text(value: Value) -> str:
         if value.bound is not None and value.bound_confidence is not None:
             # No interval is backed: the bound that is, never the estimate with a tight-looking range.
             return f"≤ {fmt(value.bound)} ({value.bound_confidence:.0%})"
+        if value.at_least is not None:
+            # No upper bound holds at 95%: what the data do back, a lower one ("p99 ≥ x").
+            return f"≥ {fmt(value.at_least)}"
         return fmt(value.value)
     if isinstance(value, bool):
         return "yes" if value else "no"

@@ -22,8 +22,11 @@ Statistics, and why:
   lies below, else "no significant change". The regression gate (``--fail-if-slower PCT``) fails a
   cell that is slower with significance *and* whose estimated slowdown exceeds PCT, the convention
   of asv's ``continuous`` command: significance guards against noise, PCT against trivia.
-- Samples within one run are not independent (drift, thermal state), so the interval describes
-  that run; run-to-run spread is wider, which is what PCT absorbs. Compare runs from one machine.
+- Samples within one run are not independent (a slow call follows a slow call): each run's
+  replicates are drawn with the spread of its effective n (``harness.measure.dependence``), so a
+  dependent run gets the wider interval it backs (median ratio at lag-1 ρ = 0.5, n = 300: 0.97).
+  That covers dependence within the run; run-to-run spread is wider, which is what PCT absorbs.
+  Compare runs from one machine.
   When both cells were measured with ``--processes N``, the median's ratio and its interval come
   from the process medians instead (exp of the difference of mean logs, Welch's t interval; see
   ``harness.measure.between``), which includes the spread between processes; ``basis`` says which.
@@ -40,6 +43,7 @@ import numpy as np
 
 from harness.errors import ConfigError
 from harness.measure.between import process_ratio
+from harness.measure.dependence import quantile_effective_n
 from harness.measure.stats import min_samples
 from harness.runfile.json_writer import dumps_json
 from harness.runfile.records import CellConfig, RunRecord
@@ -63,9 +67,18 @@ VERDICTS = ("faster", "slower", "no significant change", "too few samples")
 
 
 def bootstrap_quantile(
-    samples: Sequence[float] | np.ndarray, q: float, resamples: int, rng: np.random.Generator
+    samples: Sequence[float] | np.ndarray,
+    q: float,
+    resamples: int,
+    rng: np.random.Generator,
+    effective_n: float | None = None,
 ) -> np.ndarray:
-    """``resamples`` bootstrap replicates of the type-7 quantile ``q`` (0..1) of ``samples``."""
+    """``resamples`` bootstrap replicates of the type-7 quantile ``q`` (0..1) of ``samples``.
+
+    With ``effective_n`` = m < n (serially dependent samples), the replicate's uniform is drawn
+    with the spread of m draws, Beta(k·m/n, (n−k+1)·m/n): the same mean, the variance of a
+    bootstrap that resamples m independent draws.
+    """
     ordered = np.sort(np.asarray(samples, dtype=np.float64))
     n = ordered.size
     if n == 0:
@@ -79,7 +92,8 @@ def bootstrap_quantile(
         values: np.ndarray = ordered[idx]
         return values
 
-    u_k: np.ndarray = rng.beta(k, n - k + 1, size=resamples)
+    scale = 1.0 if effective_n is None else max(1.0, min(float(n), effective_n)) / n
+    u_k: np.ndarray = rng.beta(k * scale, (n - k + 1) * scale, size=resamples)
     low = inverse_cdf(u_k)
     if frac == 0 or k >= n:
         return low
@@ -120,9 +134,14 @@ def ratio_ci(
     if fewest < needs:
         note = f"p{q * 100:g} ratio needs ≥ {needs} samples in each run"
         return RatioCI(estimate, None, None, note)
+    # Each run's samples in the order taken are worth their effective n (issue 19).
+    # Each run's samples in the order taken are worth their effective n (issue 19): the replicates
+    # take its spread. Not withheld on it: at these counts a false alarm of the estimate would
+    # withhold independent samples' ratios, and a wide interval claims nothing false.
+    worth = [quantile_effective_n(arr, float(np.quantile(arr, q))) for arr in (base_arr, new_arr)]
     rng = np.random.default_rng(seed)
-    base_reps = bootstrap_quantile(base_arr, q, resamples, rng)
-    new_reps = bootstrap_quantile(new_arr, q, resamples, rng)
+    base_reps = bootstrap_quantile(base_arr, q, resamples, rng, worth[0])
+    new_reps = bootstrap_quantile(new_arr, q, resamples, rng, worth[1])
     with np.errstate(divide="ignore", invalid="ignore"):
         ratios = new_reps / base_reps
     ratios = ratios[np.isfinite(ratios)]

@@ -40,6 +40,8 @@ def _flat(key: str, value: Value) -> dict[str, Any]:
             f"{key}_hi": value.high,
             f"{key}_bound": value.bound,
             f"{key}_bound_confidence": value.bound_confidence,
+            f"{key}_at_least": value.at_least,
+            f"{key}_at_least_confidence": value.at_least_confidence,
         }
     return {key: value}
 

@@ -6,6 +6,7 @@ Every report format, the SLO picks and the plots read cells through ``CellRow``,
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -24,9 +25,12 @@ class Figure:
     """A figure as a report shows it: its value and confidence interval (ends None where no interval
     is backed); the statistical ``harness.runfile.records.Interval`` is what it is read from.
 
-    Where the sample is too small for a two-sided interval, ``bound`` is the upper bound that it
-    does back, at its own ``bound_confidence`` (the largest sample holds the p99 with 1 − 0.99ⁿ),
-    and ``needs`` the samples a two-sided interval needs.
+    Where the sample is too small for a two-sided interval, ``bound`` is the upper bound it backs
+    at (at least) the nominal confidence, ``bound_confidence``; where it backs no such upper bound
+    (p99 below 299 samples at 95%), ``at_least`` is the highest order statistic that is a lower
+    bound at ``at_least_confidence`` ("p99 ≥ x"), and ``upper_needs`` the samples an upper bound
+    needs. An upper bound at low confidence is never offered: "≤ x (47%)" reads as "p99 ≤ x".
+    ``needs`` is the samples a two-sided interval needs (both counts scaled for dependence).
     """
 
     value: float
@@ -35,6 +39,9 @@ class Figure:
     bound: float | None = None
     bound_confidence: float | None = None
     needs: int | None = None
+    at_least: float | None = None
+    at_least_confidence: float | None = None
+    upper_needs: int | None = None
 
 
 def ms(ns: float | None) -> float | None:
@@ -56,9 +63,25 @@ def _interval_ms(summary: Summary | None, key: str) -> Figure | None:
     if interval is not None:
         if interval.backed and interval.low is not None and interval.high is not None:
             return Figure(value, interval.low / 1e6, interval.high / 1e6)
-        if interval.low is None and interval.high is not None:
+        full = interval.confidence >= interval.nominal - 1e-12
+        q = _quantile(key)
+        upper_needs = None
+        if q is not None:
+            # An upper bound needs q^n ≤ 1 − c of independent samples; dependent ones need n/n_eff more.
+            worth = (interval.effective_n or summary.count) / summary.count
+            upper_needs = math.ceil(min_samples(q, interval.nominal, "upper") / max(worth, 1e-9) - 1e-9)
+        if interval.low is None and interval.high is not None and full:
             return Figure(value, bound=interval.high / 1e6, bound_confidence=interval.confidence, needs=interval.needs)
-        return Figure(value, needs=interval.needs)
+        if interval.low is not None and interval.high is None and full:
+            return Figure(
+                value,
+                needs=interval.needs,
+                at_least=interval.low / 1e6,
+                at_least_confidence=interval.confidence,
+                upper_needs=upper_needs,
+            )
+        # An upper bound below the nominal (run files from before issue 19): the estimate alone.
+        return Figure(value, needs=interval.needs, upper_needs=upper_needs)
     # Run files written before the order-statistic intervals (CHANGELOG.md) carry bootstrap intervals
     # only: keep a percentile's where its sample count backs the order-statistic interval, and
     # withhold it below (methodology.md).
@@ -257,6 +280,19 @@ class CellRow:
         flops_per_call = facts.flops_per_inference * config.batch_size
         return place(flops_per_call, facts.weight_bytes + facts.activation_bytes, seconds_per_call, compute, band)
 
+    def dependence_notes(self) -> list[str]:
+        """The high-dependence warning of each summary the row shows (latency; TTFT, TPOT, ITL)."""
+        measured = self.measurement
+        if measured is None:
+            return []
+        named: list[tuple[str, Summary | None]] = [("latency", measured.latency_ns)]
+        tokens = measured.token_metrics
+        if tokens is not None:
+            named += [("TTFT", tokens.ttft_ns), ("TPOT", tokens.tpot_ns), ("ITL", tokens.itl_ns)]
+        return [
+            f"{name}: {summary.dependence_warning}" for name, summary in named if summary and summary.dependence_warning
+        ]
+
     def notes(self) -> list[str]:
         """What a reader must see beside the row: the failure, warnings and validity reasons."""
         if not self.ok:
@@ -265,6 +301,7 @@ class CellRow:
         measured = self.measurement
         assert measured is not None
         notes = list(measured.warnings)
+        notes.extend(self.dependence_notes())
         point = self.roofline()
         defect = point.defect() if point is not None else None
         if defect:

@@ -99,20 +99,34 @@ def left_out_lines(runs: Sequence[RunRecord]) -> list[str]:
 
 
 def withheld_lines(tables: Sequence[ScenarioTable]) -> list[str]:
-    """One line per figure whose interval some cells cannot back: how many, and how to get it."""
-    counts: dict[str, list[int]] = {}
+    """One line per figure whose interval some cells cannot back: how many, what is shown instead,
+    and how many samples the missing bound needs."""
+    counts: dict[str, list[Figure]] = {}
     for table in tables:
         for column in table.columns:
             for row in table.rows:
                 value = column.value(row) if row.ok else None
-                if isinstance(value, Figure) and value.bound is not None and value.needs is not None:
+                if isinstance(value, Figure) and value.low is None and value.needs is not None:
                     name = column.header.split(" ms")[0]
-                    counts.setdefault(name, []).append(value.needs)
+                    counts.setdefault(name, []).append(value)
     lines = []
-    for name, needs in counts.items():
+    for name, figures in counts.items():
         how = "; --tail 99 (or a p99 SLO) samples for it" if name.endswith("p99") else ""
+        needs = max(f.needs or 0 for f in figures)
+        shown = []
+        at_least = [f for f in figures if f.at_least is not None]
+        if at_least:
+            upper = max(f.upper_needs or 0 for f in at_least)
+            shown.append(
+                f"'≥ x' in {len(at_least)}: the highest sample that is a 95% lower bound (no upper bound holds; "
+                f"one needs ≥ {upper} samples)"
+            )
+        if any(f.bound is not None for f in figures):
+            shown.append("'≤ x (c%)': the upper bound their samples back, at its confidence c")
+        if len(at_least) + sum(f.bound is not None for f in figures) < len(figures):
+            shown.append("the estimate alone where no bound holds")
         lines.append(
-            f"{name}: no 95% interval in {len(needs)} cell(s) (fewer than the {max(needs)} samples one needs); "
-            f"shown instead is the upper bound their samples back, '≤ x (c%)', at its own confidence c{how}"
+            f"{name}: no 95% interval in {len(figures)} cell(s) (fewer than the {needs} samples one needs); "
+            f"shown instead: {'; '.join(shown)}{how}"
         )
     return lines

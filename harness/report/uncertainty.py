@@ -10,7 +10,11 @@ Every figure here is a function of a measured one, so it inherits the measuremen
   truth lies between it and the lowest rate seen to fail (``lowest_failing``). At the reported
   rate, the confidence that the true p99 meets the SLO is the distribution-free one-sided bound of
   order statistics: with e of n latencies above the SLO, confidence = 1 − P(Binomial(n, 0.01) ≤ e)
-  (Conover 1999, §3.2). It is 0.95 only from n = 299 with no sample above the SLO.
+  (Conover 1999, §3.2). It is 0.95 only from n = 299 with no sample above the SLO. Latencies
+  under load are serially dependent (a queue builds and drains): n is then their effective n.
+- **Serial dependence.** Samples in the order taken are worth fewer independent ones (issue 19):
+  every posterior and bound here counts them as their effective n (``harness.measure.dependence``),
+  so at the dependence real cells show (lag-1 ≈ 0.5) the verdict stays calibrated.
 - **"A is cheaper than B with probability p".** A posterior probability from the Bayesian
   bootstrap (Rubin 1981, "The Bayesian bootstrap", Ann. Statist. 9:130): each run's latency
   distribution gets a flat Dirichlet posterior over its observed samples. We compute it *exactly*
@@ -25,7 +29,8 @@ Every figure here is a function of a measured one, so it inherits the measuremen
 
 Why the median: the cost of serving back to back is set by the typical call, and the median has
 the distribution-free intervals the rest of the tool uses. Samples within one process are not
-independent (drift, thermal state); with ``--processes N`` the process-level spread is what an
+independent (drift, thermal state): their effective n covers the dependence within the run, but
+not the spread between processes; with ``--processes N`` the process-level spread is what an
 honest comparison must use, so the verdict is only as good as the runs it is given.
 """
 
@@ -34,10 +39,12 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
 from harness.errors import ConfigError
+from harness.measure.dependence import quantile_effective_n
 from harness.measure.stats import Interval, binomial_cdf
 from harness.report.cost import usd_per_million
 
@@ -51,6 +58,7 @@ __all__ = [
     "median_posterior",
     "probability_cheaper",
     "quantile_met_confidence",
+    "sample_effective_n",
     "throughput_interval",
 ]
 
@@ -112,19 +120,30 @@ def _binomial_cdf_all(n: int, p: float) -> np.ndarray:
     return result
 
 
-def quantile_met_confidence(samples: Sequence[float] | np.ndarray, threshold: float, q: float = 0.99) -> float:
+def quantile_met_confidence(
+    samples: Sequence[float] | np.ndarray, threshold: float, q: float = 0.99, *, independent: bool = False
+) -> float:
     """Confidence that the true ``q`` quantile is at most ``threshold``: 1 − P(Binomial(n, 1−q) ≤ e).
 
     e is the number of samples above ``threshold``. This is the highest level at which the
     distribution-free one-sided upper bound of the quantile lies at or below ``threshold``; 0 when
-    even an infinite level would not back it.
+    even an infinite level would not back it. Latencies under load are serially dependent (a queue
+    builds and drains), so the samples, in the order taken, count as m = their effective n
+    (``sample_effective_n`` at the threshold): 1 − P(Bin(m, 1−q) ≤ e·m/n), the cdf interpolated
+    between its integers (exact at m = n; ``independent=True`` skips the estimate).
     """
     arr = np.asarray(samples, dtype=np.float64)
     n = arr.size
     if n == 0:
         return 0.0
     exceed = int(np.count_nonzero(arr > threshold))
-    return max(0.0, 1.0 - binomial_cdf(exceed, n, 1.0 - q))
+    m = n if independent else max(1, min(n, math.floor(sample_effective_n(arr, threshold) + 1e-9)))
+    if m == n:
+        return max(0.0, 1.0 - binomial_cdf(exceed, n, 1.0 - q))
+    scaled = exceed * m / n
+    whole = math.floor(scaled)
+    below, above = binomial_cdf(whole, m, 1.0 - q), binomial_cdf(whole + 1, m, 1.0 - q)
+    return max(0.0, 1.0 - (below + (scaled - whole) * (above - below)))
 
 
 @dataclass(frozen=True)
@@ -149,19 +168,33 @@ def capacity_estimate(
     q: float = 0.99,
 ) -> CapacityEstimate:
     """The capacity bracket, and the confidence that the ``q`` quantile meets ``slo`` at the capacity
-    (same unit as the samples). Latencies under load are autocorrelated (a queue carries over),
-    so the confidence assumes more independence than the samples have: read it as an upper bound."""
+    (same unit as the samples, in the order taken: their serial dependence lowers the confidence,
+    ``quantile_met_confidence``)."""
     confidence = None
     if slo is not None and samples_at_capacity is not None and len(samples_at_capacity) > 0:
         confidence = quantile_met_confidence(samples_at_capacity, slo, q)
     return CapacityEstimate(capacity_rps, lowest_failing_rps, confidence)
 
 
-def median_posterior(samples: Sequence[float] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def sample_effective_n(samples: Sequence[float] | np.ndarray, threshold: float | None = None) -> float:
+    """What samples in the order taken are worth for the quantile at ``threshold`` (default: the
+    median): ``harness.measure.dependence.quantile_effective_n``, at most n."""
+    arr = np.asarray(samples, dtype=np.float64)
+    if arr.size < 3:
+        return float(arr.size)
+    return quantile_effective_n(arr, float(np.median(arr)) if threshold is None else threshold)
+
+
+def median_posterior(
+    samples: Sequence[float] | np.ndarray, effective_n: float | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """The exact Bayesian-bootstrap posterior of the median: (sorted values, their probabilities).
 
     The weighted median (smallest value whose cumulative weight reaches ½) is the k-th order
     statistic when W_{k-1} < ½ ≤ W_k, with W_k = Beta(k, n−k); P(W_k ≥ ½) = P(Bin(n−1, ½) ≤ k−1).
+    Serially dependent samples are worth m = ``effective_n`` < n independent ones: the share of
+    weight below the k-th then has the spread of m draws', so P(W_k ≥ ½) is read off Bin(m−1, ½)
+    at (k−1)(m−1)/(n−1), the binomial's cdf interpolated between its integers (exact at m = n).
     """
     ordered = np.sort(np.asarray(samples, dtype=np.float64))
     n = ordered.size
@@ -169,8 +202,15 @@ def median_posterior(samples: Sequence[float] | np.ndarray) -> tuple[np.ndarray,
         raise ValueError("median_posterior needs at least one sample")
     if n == 1:
         return ordered, np.ones(1)
-    at_most = _binomial_cdf_all(n - 1, 0.5)  # P(K ≤ k) = P(Bin(n−1, ½) ≤ k−1), k = 1..n
-    cumulative = np.concatenate(([0.0], at_most[: n - 1], [1.0]))
+    m = n if effective_n is None else max(2.0, min(float(n), effective_n))
+    if m >= n:
+        at_most = _binomial_cdf_all(n - 1, 0.5)[: n - 1]  # P(K ≤ k) = P(Bin(n−1, ½) ≤ k−1), k = 1..n
+    else:
+        whole = math.floor(m)
+        grid = _binomial_cdf_all(whole - 1, 0.5)
+        positions = np.arange(n - 1, dtype=np.float64) * (whole - 1) / (n - 1)
+        at_most = np.interp(positions, np.arange(whole, dtype=np.float64), grid)
+    cumulative = np.concatenate(([0.0], at_most, [1.0]))
     probs = np.diff(cumulative)
     return ordered, np.clip(probs, 0.0, None)
 
@@ -190,6 +230,11 @@ class Side:
     def between_processes(self) -> bool:
         """True when the posterior rests on process medians (two or more)."""
         return len(self.process_medians_ns) >= 2
+
+    @cached_property
+    def effective_n(self) -> float:
+        """What the samples, in the order taken, are worth for their median (``sample_effective_n``)."""
+        return sample_effective_n(self.samples_ns)
 
     def reference_median(self) -> float:
         """The median the throughput is read against: the mean of the process medians, or the samples'."""
@@ -228,7 +273,7 @@ class Side:
             drawn: np.ndarray = float(medians.mean()) + scale * rng.standard_t(medians.size - 1, size)
             positive: np.ndarray = np.maximum(drawn, np.finfo(np.float64).tiny)
             return positive
-        return _draw(*median_posterior(self.samples_ns), size, rng)
+        return _draw(*median_posterior(self.samples_ns, self.effective_n), size, rng)
 
 
 def probability_cheaper(a: Side, b: Side, seed: int = 0, draws: int = MC_DRAWS) -> float:
@@ -242,8 +287,8 @@ def probability_cheaper(a: Side, b: Side, seed: int = 0, draws: int = MC_DRAWS) 
         costs_a = a.draws(draws, rng) * a.cost_per_median()
         costs_b = b.draws(draws, rng) * b.cost_per_median()
         return float(np.mean(costs_a < costs_b) + 0.5 * np.mean(costs_a == costs_b))
-    values_a, probs_a = median_posterior(a.samples_ns)
-    values_b, probs_b = median_posterior(b.samples_ns)
+    values_a, probs_a = median_posterior(a.samples_ns, a.effective_n)
+    values_b, probs_b = median_posterior(b.samples_ns, b.effective_n)
     costs_a = values_a * a.cost_per_median()
     costs_b = values_b * b.cost_per_median()
     # P(cost_B > c) and P(cost_B = c) for every posterior value c of cost_A.

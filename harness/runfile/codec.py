@@ -14,7 +14,10 @@ Change log of the schema (``schema_version``):
   additions of optional keys stay readable by this version's readers; a change of meaning bumps
   the version. Optional keys added since: ``sampling.too_few`` (the budget fit fewer samples than
   ``min_count``), ``workload.weight_bytes``/``activation_bytes``, a cell's ``emulated``, and the
-  environment's ``capabilities``, ``dtypes_left_out``, ``ceilings`` and ``bandwidths``.
+  environment's ``capabilities``, ``dtypes_left_out``, ``ceilings`` and ``bandwidths``; a
+  summary's ``lag1_autocorrelation`` and ``effective_n`` and an interval's ``effective_n`` (issue
+  19). An interval with ``low`` and no ``high`` (a lower bound, "p99 ≥ low") is written since
+  issue 19 where no upper bound holds at the nominal confidence; ``low`` keeps its meaning.
 
 JSON is written and validated by pydantic's ``TypeAdapter`` over the frozen dataclasses, so the
 record classes are the single declaration of the format; ``run-v2.schema.json`` is generated

@@ -92,6 +92,10 @@ Count = Annotated[int, Ge(0)]
 
 #: Keys added to version 2 after its fixtures were frozen are left out of the JSON while unset, so
 #: a file that never had them re-encodes to the very same bytes (``tests/.../test_frozen_v2.py``).
+#: Effective n below this share of n is flagged in a report (``Summary.dependence_warning``): the
+#: intervals are then at least √2 as wide as as many independent samples would give.
+HIGH_DEPENDENCE_RATIO = 0.5
+
 _OMIT_UNSET = Field(exclude_if=lambda value: value is None or value == () or value == {})
 Nanoseconds = Annotated[int, Ge(0)]
 
@@ -166,6 +170,14 @@ class Interval:
     method: str  # "order statistics", "student t", or "withheld"
     needs: int | None = None
     note: str | None = None
+    #: The samples' worth in independent ones for this statistic (issue 19), when their serial
+    #: dependence was estimated: the interval's ranks rest on it. Unset in older files.
+    effective_n: Annotated[float | None, _OMIT_UNSET] = None
+
+    @property
+    def at_least(self) -> bool:
+        """True when only a lower bound is backed ("p99 ≥ low" at ``confidence``)."""
+        return self.low is not None and self.high is None
 
     @property
     def backed(self) -> bool:
@@ -202,11 +214,27 @@ class Summary:
     confidence: float
     ci: dict[str, tuple[float, float]] = field(default_factory=dict)
     intervals: dict[str, Interval] = field(default_factory=dict)
+    #: Lag-1 autocorrelation of the samples' ranks in the order taken, and the effective n of the
+    #: median's interval (``harness.measure.dependence``); unset in files from before issue 19.
+    lag1_autocorrelation: Annotated[float | None, _OMIT_UNSET] = None
+    effective_n: Annotated[float | None, _OMIT_UNSET] = None
 
     @property
     def notes(self) -> list[str]:
         """Why each withheld interval is withheld, for a report's notes."""
         return [iv.note for iv in self.intervals.values() if iv.note]
+
+    @property
+    def dependence_warning(self) -> str | None:
+        """A line for the report when the samples carry less than half the information of as many
+        independent ones (their intervals are widened for it), else None."""
+        if self.effective_n is None or not self.effective_n < HIGH_DEPENDENCE_RATIO * self.count:
+            return None
+        lag1 = "" if self.lag1_autocorrelation is None else f"lag-1 autocorrelation {self.lag1_autocorrelation:.2f}, "
+        return (
+            f"serially dependent samples ({lag1}effective n {self.effective_n:.0f} of {self.count}): "
+            "intervals widened for it; a slow call follows a slow call, so more samples buy less"
+        )
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ from harness.runfile.records import LoadgenPart, Measurement
 from harness.scenarios.base import CellContext, sampling_fields, workload_record
 from harness.scenarios.registry import spec
 from harness.scenarios.sut import BatchRunner, build_runner
-from harness.scenarios.tokens import RequestTimeline, goodput, timeline_summaries
+from harness.scenarios.tokens import RequestTimeline, by_send_time, goodput, timeline_summaries
 from harness.scenarios.validity import validity
 
 __all__ = ["SCENARIO", "LoadGenScenario", "parse_summary"]
@@ -268,7 +268,7 @@ class LoadGenScenario:
         parsed = parse_summary(text)
         if parsed["verdict"] is None:
             raise RuntimeError("LoadGen wrote no result line in mlperf_log_summary.txt")
-        timelines = system.timelines
+        timelines = by_send_time(system.timelines)
         summary = summarize([t.e2e_ns for t in timelines], policy.confidence)
         fields = parsed["fields"]
         throughput = float(fields.get(_THROUGHPUT_KEYS[scenario], 0.0) or 0.0)

@@ -38,7 +38,7 @@ from harness.scenarios.capacity import CapacitySearch, find_capacity
 from harness.scenarios.load import Handler, LoadRun, run_open_loop
 from harness.scenarios.prepare import Prepared, prepare_checked
 from harness.scenarios.specs import ScenarioSpec, engine_label
-from harness.scenarios.tokens import SLO, RequestTimeline, goodput, meets_slo, timeline_summaries
+from harness.scenarios.tokens import SLO, RequestTimeline, by_send_time, goodput, meets_slo, timeline_summaries
 from harness.scenarios.validity import validity
 
 if TYPE_CHECKING:
@@ -330,7 +330,7 @@ class ServerScenario:
             warnings.append(f"{reported.run.dropped} requests were dropped: the queue could not drain in time")
         if params.rate is not None and not slo.empty and reported is not None and not reported.passed:
             warnings.append(f"the SLO was not met at {params.rate:g} requests/s")
-        latencies = [t.e2e_ns for t in shown]
+        latencies = [t.e2e_ns for t in by_send_time(shown)]
         summary = summarize(latencies, policy.confidence)
         duration_s = reported.run.duration_ns / 1e9 if reported is not None else calibration_ns / 1e9
         completed = reported.completed_rps if reported is not None else 0.0

@@ -22,7 +22,15 @@ from itertools import pairwise
 
 from harness.runfile.records import TokenMetrics
 
-__all__ = ["SLO", "RequestTimeline", "goodput", "inter_token_latencies", "meets_slo", "timeline_summaries"]
+__all__ = [
+    "SLO",
+    "RequestTimeline",
+    "by_send_time",
+    "goodput",
+    "inter_token_latencies",
+    "meets_slo",
+    "timeline_summaries",
+]
 
 
 @dataclass(frozen=True)
@@ -134,6 +142,12 @@ def goodput(timelines: Sequence[RequestTimeline], slo: SLO, duration_ns: int) ->
     return good / (duration_ns / 1e9)
 
 
+def by_send_time(timelines: Iterable[RequestTimeline]) -> list[RequestTimeline]:
+    """The timelines in the order their requests were due: the order in which their latencies are
+    serially dependent (a queue builds and drains), which their intervals' effective n reads."""
+    return sorted(timelines, key=lambda t: t.due_ns)
+
+
 def timeline_summaries(
     timelines: Sequence[RequestTimeline], confidence: float = 0.95, keep_timelines: bool = True
 ) -> TokenMetrics:
@@ -143,6 +157,7 @@ def timeline_summaries(
     """
     from harness.measure.stats import summarize
 
+    timelines = by_send_time(timelines)
     tpots = [t.tpot_ns for t in timelines if t.tpot_ns is not None]
     itls = inter_token_latencies(timelines)
     return TokenMetrics(

@@ -230,6 +230,23 @@ def test_the_stopping_check_agrees_with_the_summary_intervals_as_samples_grow() 
             assert widths[name] == pytest.approx(quantile_interval(values[:n], q).relative_half_width)
 
 
+def test_dependent_calls_need_more_samples_to_converge() -> None:
+    import numpy as np
+
+    from benchmarks.dependent_series import ar1_series
+
+    # Calls whose log latency is AR(1) at ρ = 0.6: the stopping width is the dependence-aware one,
+    # wider than the same samples read as independent, so the rule waits for more of them.
+    values = [int(1e6 * x) for x in ar1_series("lognormal", 0.6).draw(np.random.default_rng(9), 1, 4000)[0]]
+    check = Convergence(SamplingPolicy(tail_percentile=95))
+    for n in (300, 4000):
+        widths = check.widths(values[:n])
+        for name, q in (("p50", 0.5), ("p95", 0.95)):
+            assert widths[name] == pytest.approx(quantile_interval(values[:n], q).relative_half_width)
+            independent = quantile_interval(values[:n], q, effective_n=float(n)).relative_half_width
+            assert widths[name] > 1.3 * independent
+
+
 class _Backend:
     def synchronize(self) -> None:
         """Nothing to wait for."""

@@ -83,14 +83,18 @@ def test_sample_counts_the_tail_needs() -> None:
     assert ranks is not None and ranks[1] == 368  # the upper end is the maximum
 
 
-def test_too_few_samples_for_p99_give_the_bound_that_exists_not_an_interval() -> None:
+def test_too_few_samples_for_p99_give_the_highest_lower_bound_at_full_confidence() -> None:
     samples = np.random.default_rng(0).lognormal(0.0, 0.25, 160)
     p99 = quantile_interval(samples, 0.99)
-    assert not p99.backed and p99.low is None
-    assert p99.high == samples.max()
-    assert p99.confidence == pytest.approx(1 - 0.99**160)  # about 80%
+    # The max holds the p99 from above only with 1 − 0.99^160 = 80%: no upper bound is offered.
+    assert not p99.backed and p99.high is None and p99.at_least
+    # B = #{x ≤ ξ_0.99} ~ Bin(160, 0.99); X(r) ≤ ξ iff B ≥ r: the highest r with P(B ≥ r) ≥ 0.95.
+    r = max(k for k in range(1, 161) if scipy_stats.binom.sf(k - 1, 160, 0.99) >= 0.95)
+    assert p99.low == np.sort(samples)[r - 1]
+    assert p99.confidence == pytest.approx(scipy_stats.binom.sf(r - 1, 160, 0.99))
+    assert p99.confidence >= 0.95
     assert p99.needs == 368
-    assert p99.note == "p99 ≤ max at 80% only; p99 needs ≥ 368 samples"
+    assert p99.note == f"p99 ≥ X({r}) at 98%: an upper bound on the p99 needs ≥ 299 samples, a two-sided interval ≥ 368"
     assert p99.relative_half_width == math.inf
 
 
@@ -105,8 +109,8 @@ def test_between_the_one_sided_and_two_sided_counts_the_upper_bound_is_at_full_c
 def test_summary_keeps_only_backed_intervals_in_ci_and_says_why_for_the_rest() -> None:
     summary = summarize(np.random.default_rng(2).lognormal(0.0, 0.25, 60))
     assert set(summary.ci) == {"p50", "p90"}  # p95 needs 72, p99 368, the mean 200
-    assert any("p99 needs ≥ 368" in note for note in summary.notes)
-    assert any("p95 needs ≥ 72" in note for note in summary.notes)
+    assert any("p99 needs ≥ 299 samples, a two-sided interval ≥ 368" in note for note in summary.notes)
+    assert any("p95 needs ≥ 72 samples for a two-sided interval" in note for note in summary.notes)
     assert any("mean interval needs ≥ 200" in note for note in summary.notes)
     for name, (lo, hi) in summary.ci.items():
         assert lo <= getattr(summary, name) <= hi
@@ -145,7 +149,9 @@ def test_summary_round_trips_through_a_run_file() -> None:
     measured = run.cells[0].measurement
     assert measured is not None
     assert measured.latency_ns == summarize(samples)
-    assert measured.latency_ns.intervals["p99"].note == "p99 ≤ max at 18% only; p99 needs ≥ 368 samples"
+    assert measured.latency_ns.intervals["p99"].note == (
+        "p99 ≥ X(19) at 98%: an upper bound on the p99 needs ≥ 299 samples, a two-sided interval ≥ 368"
+    )
 
 
 def test_empty_samples_are_rejected() -> None:

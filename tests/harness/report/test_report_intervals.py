@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 
+import pytest
+
 from harness.measure.stats import summarize
 from harness.report.formats import render
 from harness.report.rows import cell_rows
@@ -16,26 +18,53 @@ def _run(*counts: int):  # type: ignore[no-untyped-def]
     return make_run([make_cell(lognormal_samples(1e6 * (i + 1), n, i), batch_size=i + 1) for i, n in enumerate(counts)])
 
 
-def test_a_small_cell_shows_its_p99_bound_and_a_large_one_its_interval() -> None:
+def _p99_lower_bound_ms(n: int, seed: int, scale: float = 1e6) -> float:
+    """The highest order statistic below the p99 with 95%: X(r), P(Bin(n, 0.99) ≥ r) ≥ 0.95."""
+    from scipy import stats
+
+    r = max(k for k in range(1, n + 1) if stats.binom.sf(k - 1, n, 0.99) >= 0.95)
+    return sorted(lognormal_samples(scale, n, seed))[r - 1] / 1e6
+
+
+def test_a_small_cell_shows_what_its_p99_samples_back_and_a_large_one_its_interval() -> None:
+    from harness.report.columns import fmt
+
     text = render([_run(60, 400)])
     small, large = (line.split() for line in text.splitlines()[2:4])
-    p99_small = 0.99**60
-    assert f"({1 - p99_small:.0%})" in " ".join(small) and "≤" in small  # p99 ≤ max at 45%
-    assert "≤" not in large and text.count("[") >= 5  # p50, p90 both rows; p99 of the 400-sample row
+    # 60 samples hold the p99 below their max only with 1 − 0.99^60 = 45%: no "≤ max (45%)", but the
+    # lower bound they do back at 95%.
+    assert "≤" not in small and "(45%)" not in " ".join(small)
+    assert f"≥ {fmt(_p99_lower_bound_ms(60, 0))}" in " ".join(small)
+    assert "≥" not in large and text.count("[") >= 5  # p50, p90 both rows; p99 of the 400-sample row
     assert "Intervals withheld:" in text
     assert "p99: no 95% interval in 1 cell(s) (fewer than the 368 samples one needs)" in text
+    assert "a 95% lower bound (no upper bound holds; one needs ≥ 299 samples)" in text
     assert "--tail 99" in text
+
+
+def test_every_format_says_at_least_never_a_low_confidence_upper_bound() -> None:
+    run = _run(60)
+    for fmt_name in ("table", "markdown", "html"):
+        text = render([run], fmt_name)
+        assert "≥ " in text and "(45%)" not in text, fmt_name
+    csv_text = render([run], "csv")
+    assert "p99_ms_at_least" in csv_text.splitlines()[0]
 
 
 def test_every_cell_backed_means_no_withheld_section() -> None:
     assert "Intervals withheld" not in render([_run(400, 500)])
 
 
-def test_machine_formats_carry_the_bound_and_its_confidence() -> None:
+def test_machine_formats_carry_the_lower_bound_and_its_confidence() -> None:
+    from scipy import stats
+
     (row, _) = json.loads(render([_run(60, 400)], "json"))
     assert row["p99_ms_lo"] is None and row["p99_ms_hi"] is None
-    assert row["p99_ms_bound_confidence"] == 1 - 0.99**60
-    assert row["p99_ms_bound"] == max(lognormal_samples(1e6, 60, 0)) / 1e6
+    assert row["p99_ms_bound"] is None and row["p99_ms_bound_confidence"] is None
+    assert row["p99_ms_at_least"] == _p99_lower_bound_ms(60, 0)
+    assert row["p99_ms_at_least_confidence"] >= 0.95
+    r = max(k for k in range(1, 61) if stats.binom.sf(k - 1, 60, 0.99) >= 0.95)
+    assert row["p99_ms_at_least_confidence"] == pytest.approx(stats.binom.sf(r - 1, 60, 0.99), rel=1e-12)
     assert row["p90_ms_lo"] is not None  # 60 samples back the p90 (36 needed)
 
 
