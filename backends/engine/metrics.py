@@ -2,7 +2,10 @@
 
 The client sees latencies; the engine says *why*: requests queued behind a full batch
 (``num_requests_waiting``), a KV cache running full (``kv_cache_usage_perc``, a fraction despite
-the name) and sequences evicted to make room (``num_preemptions``, a counter). A capacity found
+the name), sequences evicted to make room (``num_preemptions``, a counter) and how much of the
+prompts the prefix cache already held (``prefix_cache_queries`` and ``prefix_cache_hits``, counters
+of prompt tokens looked up and found; vLLM 0.32's ``v1/metrics/loggers.py``, where the older
+``gpu_prefix_cache_queries``/``gpu_prefix_cache_hits`` are read as a fallback). A capacity found
 under an SLO means more beside these: a queue that grows at the top rate, or preemptions, say
 the engine, not the client, was the limit.
 
@@ -43,6 +46,8 @@ _GAUGES: dict[str, tuple[str, ...]] = {
 }
 #: A counter's samples carry ``_total`` whatever its family is called.
 _PREEMPTIONS = ("vllm:num_preemptions_total",)
+_PREFIX_QUERIES = ("vllm:prefix_cache_queries_total", "vllm:gpu_prefix_cache_queries_total")
+_PREFIX_HITS = ("vllm:prefix_cache_hits_total", "vllm:gpu_prefix_cache_hits_total")
 
 
 def parse_metrics(text: str, t_s: float = 0.0) -> MetricsSample:
@@ -69,6 +74,8 @@ def parse_metrics(text: str, t_s: float = 0.0) -> MetricsSample:
         waiting=first(_GAUGES["waiting"], sum),
         kv_cache_usage=first(_GAUGES["kv_cache_usage"], max),
         preemptions_total=first(_PREEMPTIONS, sum),
+        prefix_cache_queries_total=first(_PREFIX_QUERIES, sum),
+        prefix_cache_hits_total=first(_PREFIX_HITS, sum),
     )
 
 
@@ -123,16 +130,17 @@ class MetricsSampler:
         self._samples.append(sample)
 
     def _run(self) -> None:
-        while True:
+        while not self._stop.wait(self.interval_s):
             self.sample_once()
-            if self._stop.wait(self.interval_s):
-                return
 
     def start(self) -> MetricsSampler:
         from datetime import UTC, datetime
 
         self._t0 = self._clock()
         self._started_utc = datetime.now(UTC).isoformat(timespec="seconds")
+        # The first reading is taken here, before the load starts, so a counter's rise from the
+        # first sample to the last is the load's alone.
+        self.sample_once()
         self._thread = threading.Thread(target=self._run, name="engine-metrics", daemon=True)
         self._thread.start()
         return self
