@@ -18,13 +18,15 @@ from collections.abc import Sequence
 
 __all__ = ["VLLM_BLOCK_SIZE", "PrefixReuse", "engine_block_size"]
 
-#: vLLM's default KV cache block (``CacheConfig.DEFAULT_BLOCK_SIZE`` in 0.32's ``config/cache.py``;
-#: the CPU platform keeps it for Llama-style attention).
+#: vLLM's default KV cache block (``CacheConfig.DEFAULT_BLOCK_SIZE`` in 0.32's ``config/cache.py``),
+#: taken only where the engine does not report its own: the CPU platform makes it 128
+#: (``platforms/cpu.py``), which ``backends.engine.metrics.read_cache_config`` reads.
 VLLM_BLOCK_SIZE = 16
 
 
 def engine_block_size(extra_args: Sequence[str]) -> int:
-    """The block size an engine started with ``extra_args`` uses: ``--block-size N``, else vLLM's default."""
+    """The block size asked of an engine in ``extra_args`` (``--block-size N``), else vLLM's default;
+    a fallback for an engine that does not report its own."""
     args = list(extra_args)
     for i, arg in enumerate(args):
         if arg == "--block-size" and i + 1 < len(args) and args[i + 1].isdigit():

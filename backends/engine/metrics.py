@@ -23,13 +23,17 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from harness.runfile.engine import EngineMetrics, MetricsSample
 
 __all__ = [
     "DEFAULT_INTERVAL_S",
+    "CacheConfig",
     "MetricsSampler",
+    "parse_cache_config",
     "parse_metrics",
+    "read_cache_config",
 ]
 
 #: Often enough to see a queue build within a probe of a few seconds; cheap for the engine
@@ -77,6 +81,45 @@ def parse_metrics(text: str, t_s: float = 0.0) -> MetricsSample:
         prefix_cache_queries_total=first(_PREFIX_QUERIES, sum),
         prefix_cache_hits_total=first(_PREFIX_HITS, sum),
     )
+
+
+@dataclass(frozen=True)
+class CacheConfig:
+    """The engine's KV cache as it reports it: its block size (tokens) and whether prefix caching is
+    on; None where it does not say.
+
+    vLLM exports its ``CacheConfig`` as the labels of one gauge, ``vllm:cache_config_info``. The
+    block size is the platform's choice unless asked for: 16 on CUDA (``CacheConfig.DEFAULT_BLOCK_SIZE``)
+    but 128 on the CPU platform (``platforms/cpu.py``, 0.32), so it is read, not assumed."""
+
+    block_size: int | None = None
+    prefix_caching: bool | None = None
+
+
+def parse_cache_config(text: str) -> CacheConfig:
+    """The cache facts of one ``/metrics`` text (``vllm:cache_config_info``'s labels)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name != "vllm:cache_config_info":
+                continue
+            labels = sample.labels
+            size = labels.get("block_size", "")
+            caching = labels.get("enable_prefix_caching")
+            return CacheConfig(
+                int(size) if size.isdigit() else None,
+                None if caching not in ("True", "False") else caching == "True",
+            )
+    return CacheConfig()
+
+
+def read_cache_config(url: str, *, fetch: Callable[[str, float], str] | None = None) -> CacheConfig:
+    """The cache facts of the engine at ``url`` (its ``/metrics``); empty where it cannot be read."""
+    try:
+        return parse_cache_config((fetch or _fetch)(f"{url.rstrip('/')}/metrics", 10.0))
+    except (urllib.error.URLError, OSError, ValueError):
+        return CacheConfig()
 
 
 def _fetch(url: str, timeout_s: float) -> str:

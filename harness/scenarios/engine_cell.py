@@ -99,7 +99,7 @@ class EngineCell:
         serving = self.pool.get(self.params.spec)
         self.phase = "build"
         requests = request_set(self.params)
-        target = EngineTarget(serving.endpoint, requests, reuse=_reuse_tracker(self.params, requests))
+        target = EngineTarget(serving.endpoint, requests, reuse=_reuse_tracker(self.params, requests, serving))
         self._check_lengths(target)
         self.phase = "correctness"
         agreement = check_engine(
@@ -394,12 +394,16 @@ class _Loads:
         self.designed: tuple[int, int] | None = None
 
 
-def _reuse_tracker(params: EngineParams, requests: RequestSet) -> PrefixReuse | None:
-    """A designed-reuse tracker where the prompts are token ids (their blocks are known exactly)."""
+def _reuse_tracker(params: EngineParams, requests: RequestSet, serving: ServingEngine) -> PrefixReuse | None:
+    """A designed-reuse tracker where the prompts are token ids (their blocks are known exactly), at
+    the block size the engine reports (``vllm:cache_config_info``), else the one it was given."""
+    from backends.engine.metrics import read_cache_config
+
     forms = requests.prompt_forms
     if requests.trace is None and (not forms or any(form != "token_ids" for form in forms)):
         return None
-    return PrefixReuse(engine_block_size(params.spec.extra_args))
+    reported = read_cache_config(serving.engine.url).block_size
+    return PrefixReuse(reported or engine_block_size(params.spec.extra_args))
 
 
 def _designed(reuse: PrefixReuse | None) -> tuple[int, int] | None:
