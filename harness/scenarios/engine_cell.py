@@ -9,11 +9,14 @@ request set and whose weights are the correctness reference. The flow is the in-
    (``engine_check``); an engine that sends no token ids is measured with its correctness
    unchecked and a warning saying why;
 3. measure, with the engine's ``/metrics`` sampled alongside: ``generate`` is a closed loop of
-   ``concurrency`` users under the sampler's rule; ``server`` is open-loop Poisson arrivals at
-   ``--rate``, or a capacity search under the SLO;
+   ``concurrency`` users under the sampler's rule (with ``--multi-turn``, every conversation of the
+   file once, turn by turn: ``engine_conversations``); ``server`` is open-loop Poisson arrivals at
+   ``--rate``, a capacity search under the SLO, or a recorded trace replayed at its times;
 4. the record: the usual measurement (end-to-end latency, token metrics, tokens/s, capacity and
    goodput, so reports and costs treat an engine like any backend) and the ``engine`` part: the
-   engine's record, the token check, and every request with its event times and server counts.
+   engine's record, the token check, and every request with its event times and server counts;
+   for token-id prompts the reuse they were designed with beside the engine's prefix cache hit
+   rate (``workloads.reuse``), a trace's punctuality, and a conversation run's figures by turn.
 
 The engine itself comes from the run's ``backends.engine.pool.EnginePool`` (one per ``EngineSpec``
 for the whole run); this module only applies the load and makes the record.
