@@ -169,5 +169,5 @@ def test_an_enormous_file_is_refused_without_reading_it(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="is 513 MiB, more than the 512 MiB") as caught:
         read_trace(path)
     assert "\n" not in str(caught.value)
-    with pytest.raises(ConfigError, match="is a directory|not a regular file"):
+    with pytest.raises(ConfigError, match="is not a regular file"):
         read_text_file(tmp_path, "trace", "--trace")

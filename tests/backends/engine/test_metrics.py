@@ -24,8 +24,8 @@ def test_the_prefix_cache_hit_rate_is_the_rise_of_hits_over_the_rise_of_queries(
     the run's rate is their rises, not their totals (an engine that served earlier loads has both
     counters high already)."""
     texts = iter(
-        f"# TYPE vllm:prefix_cache_queries counter\nvllm:prefix_cache_queries_total{{engine=\"0\"}} {q}\n"
-        f"# TYPE vllm:prefix_cache_hits counter\nvllm:prefix_cache_hits_total{{engine=\"0\"}} {h}\n"
+        f'# TYPE vllm:prefix_cache_queries counter\nvllm:prefix_cache_queries_total{{engine="0"}} {q}\n'
+        f'# TYPE vllm:prefix_cache_hits counter\nvllm:prefix_cache_hits_total{{engine="0"}} {h}\n'
         for q, h in [(1000, 900), (1400, 1000), (2000, 1200)]
     )
     sampler = MetricsSampler("http://e", fetch=lambda u, t: next(texts), clock=lambda: 0.0)

@@ -86,7 +86,7 @@ def test_a_bad_request_source_is_one_line_before_anything_runs(
     assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
 
 
-def GOOD_CHAT(folder: Path) -> str:  # noqa: N802 - reads as the constant it stands for
+def GOOD_CHAT(folder: Path) -> str:
     path = folder / "chat.jsonl"
     path.write_text('{"messages": [{"role": "user", "content": "hi"}, {"role": "user", "content": "again"}]}\n')
     return str(path)
