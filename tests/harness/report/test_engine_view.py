@@ -8,6 +8,8 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
+
 from harness.measure.stats import summarize
 from harness.report.formats import render
 from harness.runfile.engine import EngineMetrics, MetricsSample
@@ -71,4 +73,9 @@ def test_json_and_markdown_carry_the_view_and_cells_without_it_do_not() -> None:
     assert view["prefix_cache_hit_rate"] == 0.6 and view["designed_reuse"] == 0.64
     assert view["trace"]["over_context"] == 1 and [t["turn"] for t in view["turns"]] == [0, 1]
     assert "**The engine's own view**" in render([_with_view(plain)], "markdown")
-    assert "The engine&#x27;s own view" in render([_with_view(plain)], "html")
+
+
+@pytest.mark.slow
+def test_the_html_report_lists_the_view() -> None:
+    html = render([_with_view(load_run(FIXTURE))], "html")
+    assert "The engine&#x27;s own view" in html and "designed 64.0%" in html
