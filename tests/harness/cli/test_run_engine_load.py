@@ -53,7 +53,10 @@ def engine(vllm_cpu: VllmCpu, long_model: Path, tmp_path_factory: pytest.TempPat
         silicon="cpu",
         python=vllm_cpu.python,
         max_model_len=CONTEXT,
-        ready_timeout_s=900,
+        ready_timeout_s=1200,
+        # No torch.compile warm-up: at 4096 positions it compiled for over 6 minutes on the busy
+        # 2-core machine, and these tests measure reuse and punctuality, not the engine's speed.
+        extra_args=("--enforce-eager",),
     )
     with open_engine(spec, log_dir=tmp_path_factory.mktemp("engine-load-log")) as serving:
         yield serving
