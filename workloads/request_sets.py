@@ -21,7 +21,6 @@ Everything is seeded, so a request set is the same on every machine and at every
 
 from __future__ import annotations
 
-import json
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -29,21 +28,34 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from harness.errors import ConfigError
-from harness.runfile.engine import ChatMessage, EngineParams, EngineRequest, TokenCounts
+from harness.runfile.engine import (
+    DEFAULT_TRACE_BLOCK_SIZE,
+    ChatMessage,
+    EngineParams,
+    EngineRequest,
+    SharedPrefix,
+    TokenCounts,
+)
 from workloads.exact_prompts import ExactPrompt, PromptBuilder
+from workloads.input_files import parse_json_records as _parse_records
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
+
+    from workloads.conversations import Conversation
+    from workloads.traces import TraceRequests
 
 __all__ = [
     "ExactPrompt",
     "PromptKind",
     "RequestSet",
+    "conversation_request_set",
     "exact_prompt",
     "load_prompt_file",
     "load_tokenizer",
     "request_set",
     "synthetic_requests",
+    "trace_request_set",
 ]
 
 #: How a request's prompt travels: text the server tokenizes, token ids, or chat messages.
@@ -61,6 +73,10 @@ class RequestSet:
     output_tokens: str
     seed: int
     ids_reason: str | None = None
+    #: A replayed trace: the requests' send times and what was left out (``workloads.traces``).
+    trace: TraceRequests | None = None
+    #: Multi-turn conversations, run turn by turn; ``requests`` then holds each one's first turn.
+    conversations: tuple[Conversation, ...] = ()
 
     def __len__(self) -> int:
         return len(self.requests)
@@ -115,8 +131,14 @@ def synthetic_requests(
     seed: int = 0,
     as_token_ids: bool = False,
     return_token_ids: bool = False,
+    shared_prefix: SharedPrefix | None = None,
 ) -> RequestSet:
     """``count`` completions requests with prompts of exactly the drawn number of tokens.
+
+    With ``shared_prefix`` (``GROUPS:TOKENS``), request ``i`` belongs to group ``i % GROUPS``, and
+    every prompt of a group is the tokenizer's leading special tokens, the group's ``TOKENS`` ids,
+    then ids of its own up to its drawn length; these go as ids, so the prefix is the same tokens
+    to the engine's cache (``workloads.traces`` says why text cannot promise that).
 
     Each prompt is text fitted to its length where the tokenizer allows, else its token ids
     (``workloads.exact_prompts``); the set records which (``prompt_forms``) and why ids
@@ -131,15 +153,25 @@ def synthetic_requests(
     builder = PromptBuilder(tokenizer)
     requests = []
     reasons: list[str] = []
+    prefixes = _group_prefixes(builder, shared_prefix, min(inputs), seed)
     for i, (n_in, n_out) in enumerate(zip(inputs, outputs, strict=True)):
-        built = builder.ids(n_in, rng, "token ids were asked for") if as_token_ids else builder.build(n_in, rng)
-        if built.reason is not None and built.reason not in reasons:
-            reasons.append(built.reason)
+        if prefixes:
+            head = prefixes[i % len(prefixes)]
+            own = random.Random(f"{seed}:own:{i}")
+            prompt: str | tuple[int, ...] = (*head, *(own.choice(builder.ordinary) for _ in range(n_in - len(head))))
+            reason = "a shared prefix is sent as token ids"
+            if reason not in reasons:
+                reasons.append(reason)
+        else:
+            built = builder.ids(n_in, rng, "token ids were asked for") if as_token_ids else builder.build(n_in, rng)
+            if built.reason is not None and built.reason not in reasons:
+                reasons.append(built.reason)
+            prompt = built.prompt
         requests.append(
             EngineRequest(
                 f"s{i}",
                 max_tokens=n_out,
-                prompt=built.prompt,
+                prompt=prompt,
                 input_tokens=n_in,
                 ignore_eos=True,
                 seed=seed,
@@ -154,6 +186,26 @@ def synthetic_requests(
         seed,
         ids_reason="; ".join(reasons) or None,
     )
+
+
+def _group_prefixes(
+    builder: PromptBuilder, shared: SharedPrefix | None, shortest: int, seed: int
+) -> list[tuple[int, ...]]:
+    """Each group's leading ids (special tokens, then ``shared.tokens`` ordinary ids)."""
+    if shared is None:
+        return []
+    lead = builder._prefix
+    if len(lead) + shared.tokens >= shortest:
+        raise ConfigError(
+            f"--shared-prefix {shared.groups}:{shared.tokens}: a prefix of {shared.tokens} tokens (after "
+            f"{len(lead)} special) leaves no token of its own to a prompt of {shortest}; raise --prompt-tokens "
+            "or shorten the prefix"
+        )
+    out = []
+    for group in range(shared.groups):
+        rng = random.Random(f"{seed}:prefix:{group}")
+        out.append((*lead, *(rng.choice(builder.ordinary) for _ in range(shared.tokens))))
+    return out
 
 
 def load_prompt_file(
@@ -245,25 +297,6 @@ def _chat_tokens(tokenizer: PreTrainedTokenizerBase | None, messages: Sequence[C
     return len(ids)
 
 
-def _parse_records(text: str, file: Path) -> list[tuple[int, Any]]:
-    stripped = text.lstrip()
-    if stripped.startswith("["):
-        try:
-            array = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"{file}: not valid JSON: {exc.msg} at line {exc.lineno}") from None
-        return list(enumerate(array, start=1))
-    records = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            records.append((number, json.loads(line)))
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"{file}:{number}: not a JSON line: {exc.msg}") from None
-    return records
-
-
 def _conversation(record: Any, file: Path, number: int) -> tuple[tuple[ChatMessage, ...], str | None]:
     """The turns up to the first user turn, and the reply that followed it (if any)."""
     where = f"{file}:{number}"
@@ -299,6 +332,10 @@ def _conversation(record: Any, file: Path, number: int) -> tuple[tuple[ChatMessa
 def request_set(params: EngineParams) -> RequestSet:
     """The requests of an engine cell (``EngineParams``): synthetic from the model's tokenizer, or the user's file."""
     tokenizer = load_tokenizer(params.model)
+    if params.trace is not None:
+        return trace_request_set(params, tokenizer)
+    if params.prompts is not None and params.multi_turn:
+        return conversation_request_set(params, tokenizer)
     if params.prompts is not None:
         output = None if params.output_tokens == "reference" else TokenCounts.parse(params.output_tokens)
         return load_prompt_file(
@@ -310,4 +347,59 @@ def request_set(params: EngineParams) -> RequestSet:
         TokenCounts.parse(params.prompt_tokens),
         TokenCounts.parse(params.output_tokens),
         seed=params.seed,
+        shared_prefix=None if params.shared_prefix is None else SharedPrefix.parse(params.shared_prefix),
+    )
+
+
+def trace_request_set(params: EngineParams, tokenizer: PreTrainedTokenizerBase) -> RequestSet:
+    """A recorded trace's requests (``workloads.traces``), each with its send time."""
+    from workloads.traces import build_trace_requests, read_trace
+
+    assert params.trace is not None
+    trace = read_trace(
+        params.trace, block_size=params.trace_block_size or DEFAULT_TRACE_BLOCK_SIZE, limit=params.trace_limit
+    )
+    built = build_trace_requests(
+        trace, tokenizer, max_model_len=params.spec.max_model_len, speed=params.trace_speed or 1.0, seed=params.seed
+    )
+    lengths = [r.input_tokens or 0 for r in built.requests]
+    outputs = [r.max_tokens for r in built.requests]
+    return RequestSet(
+        built.requests,
+        f"{trace.format} trace {trace.file}",
+        f"trace {min(lengths)}..{max(lengths)}",
+        f"trace {min(outputs)}..{max(outputs)}",
+        params.seed,
+        ids_reason="trace prompts are token-id blocks, so equal hash ids are equal cache blocks",
+        trace=built,
+    )
+
+
+def conversation_request_set(params: EngineParams, tokenizer: PreTrainedTokenizerBase) -> RequestSet:
+    """The file's multi-turn conversations (``workloads.conversations``); ``requests`` holds each
+    one's first turn (for the correctness check), the load runs every turn."""
+    from workloads.conversations import load_conversations
+
+    assert params.prompts is not None
+    output = None if params.output_tokens == "reference" else TokenCounts.parse(params.output_tokens)
+    conversations = load_conversations(
+        params.prompts, tokenizer, output_tokens=output, limit=params.requests, seed=params.seed
+    )
+    firsts = tuple(
+        EngineRequest(
+            f"c{c.index}t0",
+            max_tokens=c.turns[0].max_tokens,
+            messages=c.turns[0].messages,
+            input_tokens=_chat_tokens(tokenizer, c.turns[0].messages),
+            seed=params.seed,
+            conversation=c.index,
+            turn=0,
+            history_messages=0,
+        )
+        for c in conversations
+    )
+    out = output.describe() if output is not None else "reference reply"
+    turns = sum(len(c.turns) for c in conversations)
+    return RequestSet(
+        firsts, f"{params.prompts} ({turns} turns)", "from file", out, params.seed, conversations=conversations
     )

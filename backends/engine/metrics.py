@@ -2,7 +2,10 @@
 
 The client sees latencies; the engine says *why*: requests queued behind a full batch
 (``num_requests_waiting``), a KV cache running full (``kv_cache_usage_perc``, a fraction despite
-the name) and sequences evicted to make room (``num_preemptions``, a counter). A capacity found
+the name), sequences evicted to make room (``num_preemptions``, a counter) and how much of the
+prompts the prefix cache already held (``prefix_cache_queries`` and ``prefix_cache_hits``, counters
+of prompt tokens looked up and found; vLLM 0.32's ``v1/metrics/loggers.py``, where the older
+``gpu_prefix_cache_queries``/``gpu_prefix_cache_hits`` are read as a fallback). A capacity found
 under an SLO means more beside these: a queue that grows at the top rate, or preemptions, say
 the engine, not the client, was the limit.
 
@@ -20,13 +23,17 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from harness.runfile.engine import EngineMetrics, MetricsSample
 
 __all__ = [
     "DEFAULT_INTERVAL_S",
+    "CacheConfig",
     "MetricsSampler",
+    "parse_cache_config",
     "parse_metrics",
+    "read_cache_config",
 ]
 
 #: Often enough to see a queue build within a probe of a few seconds; cheap for the engine
@@ -43,6 +50,28 @@ _GAUGES: dict[str, tuple[str, ...]] = {
 }
 #: A counter's samples carry ``_total`` whatever its family is called.
 _PREEMPTIONS = ("vllm:num_preemptions_total",)
+_PREFIX_QUERIES = ("vllm:prefix_cache_queries_total", "vllm:gpu_prefix_cache_queries_total")
+_PREFIX_HITS = ("vllm:prefix_cache_hits_total", "vllm:gpu_prefix_cache_hits_total")
+
+
+#: The metric names read from a sample (``# TYPE`` lines and samples whose name starts with one).
+_READ = tuple(
+    name.removesuffix("_total")
+    for names in (*_GAUGES.values(), _PREEMPTIONS, _PREFIX_QUERIES, _PREFIX_HITS)
+    for name in names
+)
+
+
+def _wanted(text: str) -> str:
+    """Only the lines of the families read: vLLM's text is ~600 lines (50 kB), and parsing all of
+    it took ~40 ms of the GIL on the sampler's thread, time the client's event loop, on the other
+    thread, waited for; the lines kept parse in well under a millisecond."""
+    kept = []
+    for line in text.splitlines():
+        name = line[7:] if line.startswith("# TYPE ") else line
+        if name.startswith(_READ):
+            kept.append(line)
+    return "\n".join(kept) + "\n"
 
 
 def parse_metrics(text: str, t_s: float = 0.0) -> MetricsSample:
@@ -50,7 +79,7 @@ def parse_metrics(text: str, t_s: float = 0.0) -> MetricsSample:
     from prometheus_client.parser import text_string_to_metric_families
 
     values: dict[str, list[float]] = {}
-    for family in text_string_to_metric_families(text):
+    for family in text_string_to_metric_families(_wanted(text)):
         for sample in family.samples:
             # A counter's ``_created`` sample is a timestamp, not a count.
             if sample.name.endswith("_created"):
@@ -69,7 +98,48 @@ def parse_metrics(text: str, t_s: float = 0.0) -> MetricsSample:
         waiting=first(_GAUGES["waiting"], sum),
         kv_cache_usage=first(_GAUGES["kv_cache_usage"], max),
         preemptions_total=first(_PREEMPTIONS, sum),
+        prefix_cache_queries_total=first(_PREFIX_QUERIES, sum),
+        prefix_cache_hits_total=first(_PREFIX_HITS, sum),
     )
+
+
+@dataclass(frozen=True)
+class CacheConfig:
+    """The engine's KV cache as it reports it: its block size (tokens) and whether prefix caching is
+    on; None where it does not say.
+
+    vLLM exports its ``CacheConfig`` as the labels of one gauge, ``vllm:cache_config_info``. The
+    block size is the platform's choice unless asked for: 16 on CUDA (``CacheConfig.DEFAULT_BLOCK_SIZE``)
+    but 128 on the CPU platform (``platforms/cpu.py``, 0.32), so it is read, not assumed."""
+
+    block_size: int | None = None
+    prefix_caching: bool | None = None
+
+
+def parse_cache_config(text: str) -> CacheConfig:
+    """The cache facts of one ``/metrics`` text (``vllm:cache_config_info``'s labels)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name != "vllm:cache_config_info":
+                continue
+            labels = sample.labels
+            size = labels.get("block_size", "")
+            caching = labels.get("enable_prefix_caching")
+            return CacheConfig(
+                int(size) if size.isdigit() else None,
+                None if caching not in ("True", "False") else caching == "True",
+            )
+    return CacheConfig()
+
+
+def read_cache_config(url: str, *, fetch: Callable[[str, float], str] | None = None) -> CacheConfig:
+    """The cache facts of the engine at ``url`` (its ``/metrics``); empty where it cannot be read."""
+    try:
+        return parse_cache_config((fetch or _fetch)(f"{url.rstrip('/')}/metrics", 10.0))
+    except (urllib.error.URLError, OSError, ValueError):
+        return CacheConfig()
 
 
 def _fetch(url: str, timeout_s: float) -> str:
@@ -123,16 +193,17 @@ class MetricsSampler:
         self._samples.append(sample)
 
     def _run(self) -> None:
-        while True:
+        while not self._stop.wait(self.interval_s):
             self.sample_once()
-            if self._stop.wait(self.interval_s):
-                return
 
     def start(self) -> MetricsSampler:
         from datetime import UTC, datetime
 
         self._t0 = self._clock()
         self._started_utc = datetime.now(UTC).isoformat(timespec="seconds")
+        # The first reading is taken here, before the load starts, so a counter's rise from the
+        # first sample to the last is the load's alone.
+        self.sample_once()
         self._thread = threading.Thread(target=self._run, name="engine-metrics", daemon=True)
         self._thread.start()
         return self

@@ -89,6 +89,7 @@ class RequestOutcome:
     (coordinated omission). ``itl_s`` holds every gap between consecutive output events. TPOT is
     (end-to-end - TTFT) / (output tokens - 1) with the server's output count, the convention of
     vLLM's and others' serving benchmarks. A failed request keeps what it measured before failing.
+    The request's designed reuse and its place in a conversation are carried over from it.
     """
 
     request_id: str
@@ -103,6 +104,10 @@ class RequestOutcome:
     expected_input_tokens: int | None = None
     max_tokens: int | None = None
     text: str = field(default="", repr=False)
+    designed_cached_tokens: int | None = None
+    conversation: int | None = None
+    turn: int | None = None
+    history_messages: int | None = None
 
     @property
     def ok(self) -> bool:
@@ -196,4 +201,8 @@ def build_outcome(
         expected_input_tokens=request.input_tokens,
         max_tokens=request.max_tokens,
         text="".join(event.text for event in events),
+        designed_cached_tokens=request.designed_cached_tokens,
+        conversation=request.conversation,
+        turn=request.turn,
+        history_messages=request.history_messages,
     )

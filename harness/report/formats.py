@@ -67,6 +67,11 @@ def machine_row(row: CellRow, columns: Sequence[Column]) -> dict[str, Any]:
     data["correct"] = None if measured is None else measured.correctness.passed
     data["valid"] = None if measured is None else measured.validity.valid
     data["notes"] = row.notes()
+    engine = None if measured is None else measured.engine
+    if engine is not None and (engine.reuse is not None or engine.trace is not None or engine.turns):
+        from harness.report.engine_view import engine_view
+
+        data["engine_view"] = engine_view(engine)
     return data
 
 
@@ -159,6 +164,12 @@ def render(
     if withheld:
         heading = "**Intervals withheld**\n\n" if markdown else "Intervals withheld:\n"
         text += "\n\n" + heading + "\n".join(f"- {line}" for line in withheld)
+    from harness.report.engine_view import engine_view_lines
+
+    engine_lines = engine_view_lines([row for table in tables for row in table.rows])
+    if engine_lines:
+        heading = "**The engine's own view**\n\n" if markdown else "The engine's own view:\n"
+        text += "\n\n" + heading + "\n".join(f"- {line}" for line in engine_lines)
     if any(r.price is not None for r in rows):
         heading = "**Prices**\n\n" if markdown else "Prices:\n"
         text += "\n\n" + heading + "\n".join(f"- {line}" for line in price_lines(rows))

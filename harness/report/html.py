@@ -162,6 +162,15 @@ def render_html(
             + "".join(f"<li>{escape(w)}</li>" for w in withheld)
             + "</ul>"
         )
+    from harness.report.engine_view import engine_view_lines
+
+    engine_lines = engine_view_lines([row for table in tables for row in table.rows])
+    if engine_lines:
+        parts.append(
+            '<h3 id="engine-view">The engine&#x27;s own view</h3><ul>'
+            + "".join(f"<li>{escape(line)}</li>" for line in engine_lines)
+            + "</ul>"
+        )
     parts.append(
         '<h2 id="prices">Prices</h2><ul>'
         + "".join(f"<li>{escape(line)}</li>" for line in price_lines(rows))

@@ -349,10 +349,54 @@ class EngineConfig(Section):
         "completions"
     )
     requests: Annotated[int, Option("--requests", "distinct requests in the request set (default 64)", "N")] = 64
+    trace: Annotated[
+        str | None,
+        Option(
+            "--trace",
+            "replay a recorded trace in open loop at its times (--scenario server): Mooncake JSONL "
+            "(timestamp, input_length, output_length, hash_ids) or the Azure LLM inference CSV",
+            "FILE",
+        ),
+    ] = None
+    trace_block_size: Annotated[
+        int | None,
+        Option("--trace-block-size", "tokens per Mooncake hash id (default 512, the format's)", "N"),
+    ] = None
+    trace_speed: Annotated[
+        float | None, Option("--trace-speed", "replay at this many times the recorded pace (default 1)", "X")
+    ] = None
+    trace_limit: Annotated[int | None, Option("--trace-limit", "replay the trace's first N requests", "N")] = None
+    multi_turn: Annotated[
+        bool | None,
+        Option(
+            "--multi-turn",
+            "run each conversation of --prompts turn by turn, every turn sending the history with the engine's "
+            "own replies (--scenario generate --api chat)",
+        ),
+    ] = None
+    think_time: Annotated[
+        float | None, Option("--think-time", "seconds a user waits after a reply before the next turn", "S")
+    ] = None
+    shared_prefix: Annotated[
+        str | None,
+        Option(
+            "--shared-prefix",
+            "synthetic prompts in GROUPS groups, each group's prompts opening with the same TOKENS tokens",
+            "GROUPS:TOKENS",
+        ),
+    ] = None
 
     def model_post_init(self, context: Any) -> None:
         _whole(self.max_model_len, "max-model-len")
         _whole(self.requests, "requests")
+        for name in ("trace_block_size", "trace_limit"):
+            value = getattr(self, name)
+            if value is not None:
+                _whole(value, name.replace("_", "-"))
+        for name in ("trace_speed", "think_time"):
+            value = getattr(self, name)
+            if value is not None and not _finite_positive(value):
+                raise ConfigError(f"{name.replace('_', '-')} must be a finite positive number, got {value!r}")
 
     @property
     def used(self) -> bool:

@@ -158,7 +158,8 @@ class Suite:
 
         engine, load = self.engine, self.load
         if not engine.used:
-            given = [k for k in ("prompts", "prompt_dist", "output_dist", "model") if getattr(engine, k) is not None]
+            keys = ("prompts", "prompt_dist", "output_dist", "model", "trace", "multi_turn", "shared_prefix")
+            given = [k for k in keys if getattr(engine, k) is not None]
             if given:
                 raise ConfigError(
                     f"--{given[0].replace('_', '-')} applies to serving engines: give --engine NAME (start one) "
@@ -182,7 +183,15 @@ class Suite:
                 f"an engine's {load.scenario} cells are an open loop (every arrival is sent, whatever is in "
                 f"flight); --concurrency sweeps the users of --scenario {closed}"
             )
-        self.engine_params()  # the engine and the request set, checked once, here
+        params = self.engine_params()  # the engine and the request set, checked once, here
+        assert params is not None
+        if params.trace is not None and load.scenario != "server":
+            raise ConfigError("--trace is replayed in open loop at the trace's times: give --scenario server")
+        if params.multi_turn and load.scenario != "generate":
+            raise ConfigError("--multi-turn conversations are run by closed-loop users: give --scenario generate")
+        from workloads.request_checks import check_request_source
+
+        check_request_source(params)  # the user's files, read and checked before anything runs
 
     def engine_params(self) -> EngineParams | None:
         """The engine part of every cell, or None for in-process cells.
@@ -222,6 +231,13 @@ class Suite:
             output_tokens=engine.output_dist or str(self.load.output_tokens),
             api=api,
             requests=engine.requests,
+            trace=engine.trace,
+            trace_block_size=engine.trace_block_size,
+            trace_speed=engine.trace_speed,
+            trace_limit=engine.trace_limit,
+            multi_turn=engine.multi_turn,
+            think_time_s=engine.think_time,
+            shared_prefix=engine.shared_prefix,
         )
 
     def dtypes_explicit(self) -> bool:

@@ -14,13 +14,16 @@ import math
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Annotated, Literal
+
+from pydantic import Field
 
 from harness.errors import ConfigError
 
 __all__ = [
     "DEFAULT_READY_TIMEOUT_S",
     "DEFAULT_REQUESTS",
+    "DEFAULT_TRACE_BLOCK_SIZE",
     "ENGINES",
     "SILICON",
     "Api",
@@ -31,6 +34,7 @@ __all__ = [
     "EngineRequest",
     "EngineSpec",
     "MetricsSample",
+    "SharedPrefix",
     "TokenCounts",
 ]
 
@@ -43,6 +47,11 @@ SILICON = ("cpu", "cuda", "neuron")
 DEFAULT_READY_TIMEOUT_S = 600.0
 #: Distinct requests in a synthetic set; loads cycle through them with fresh ids.
 DEFAULT_REQUESTS = 64
+#: The Mooncake trace format's block: each ``hash_ids`` entry stands for this many tokens.
+DEFAULT_TRACE_BLOCK_SIZE = 512
+#: Keys added to version 2 after its fixtures were frozen are left out of the JSON while unset
+#: (the same rule as ``harness.runfile.records``), so old files re-encode to the same bytes.
+_OMIT_UNSET = Field(exclude_if=lambda value: value is None or value == () or value == {})
 
 
 @dataclass(frozen=True)
@@ -133,6 +142,12 @@ class EngineParams:
     output lengths are ``output_tokens`` or, with ``reference``, each conversation's reply.
     Synthetic prompts go to the completions API (their exact count is the point); a prompt file
     may use ``chat``. ``requests`` is how many distinct requests the set holds.
+
+    Load as served (each left out of the run file while unset): ``trace`` a recorded trace
+    (Mooncake JSONL or the Azure CSV) replayed open loop at ``trace_speed`` times its pace, its first
+    ``trace_limit`` requests, ``trace_block_size`` tokens per Mooncake hash id; ``multi_turn`` runs
+    each conversation of ``prompts`` turn by turn with ``think_time_s`` between a reply and the next
+    turn; ``shared_prefix`` (``GROUPS:TOKENS``) gives the synthetic prompts one prefix per group.
     """
 
     spec: EngineSpec
@@ -142,6 +157,13 @@ class EngineParams:
     api: Literal["completions", "chat"] = "completions"
     requests: int = DEFAULT_REQUESTS
     seed: int = 0
+    trace: Annotated[str | None, _OMIT_UNSET] = None
+    trace_block_size: Annotated[int | None, _OMIT_UNSET] = None
+    trace_speed: Annotated[float | None, _OMIT_UNSET] = None
+    trace_limit: Annotated[int | None, _OMIT_UNSET] = None
+    multi_turn: Annotated[bool | None, _OMIT_UNSET] = None
+    think_time_s: Annotated[float | None, _OMIT_UNSET] = None
+    shared_prefix: Annotated[str | None, _OMIT_UNSET] = None
 
     def __post_init__(self) -> None:
         if not self.spec.model:
@@ -157,6 +179,22 @@ class EngineParams:
             TokenCounts.parse(self.output_tokens)
         elif self.prompts is None:
             raise ConfigError("output tokens 'reference' takes each reply's length from --prompts; give a file")
+        sources = [n for n, v in (("--prompts", self.prompts), ("--trace", self.trace)) if v is not None]
+        if self.shared_prefix is not None:
+            sources.append("--shared-prefix")
+        if len(sources) > 1:
+            raise ConfigError(f"give one request set: {' and '.join(sources)} cannot be combined")
+        if self.multi_turn and self.prompts is None:
+            raise ConfigError("--multi-turn runs the conversations of --prompts FILE turn by turn; give a file")
+        if self.think_time_s is not None and not self.multi_turn:
+            raise ConfigError("--think-time is the pause between turns of a conversation; give --multi-turn")
+        if self.multi_turn and self.api != "chat":
+            raise ConfigError("--multi-turn sends each turn's history as chat messages; give --api chat")
+        trace_options = (self.trace_block_size, self.trace_speed, self.trace_limit)
+        if self.trace is None and any(v is not None for v in trace_options):
+            raise ConfigError("--trace-block-size, --trace-speed and --trace-limit shape --trace FILE; give one")
+        if self.shared_prefix is not None:
+            SharedPrefix.parse(self.shared_prefix)
 
     @property
     def model(self) -> str:
@@ -164,8 +202,35 @@ class EngineParams:
 
     def describe(self) -> str:
         """A short label of the request set, for cell ids and tables."""
+        if self.trace is not None:
+            speed = "" if self.trace_speed in (None, 1.0) else f"x{self.trace_speed:g}"
+            return f"trace{speed}"
         source = "file" if self.prompts is not None else f"in{self.prompt_tokens}"
+        if self.multi_turn:
+            source = "conversations"
+        if self.shared_prefix is not None:
+            source = f"prefix{self.shared_prefix.replace(':', 'x')}-{source}"
         return f"{source}-out{self.output_tokens}"
+
+
+@dataclass(frozen=True)
+class SharedPrefix:
+    """``--shared-prefix GROUPS:TOKENS``: synthetic prompts in ``groups`` groups, every prompt of a
+    group opening with the same ``tokens`` tokens (its own tokens follow, up to its drawn length)."""
+
+    groups: int
+    tokens: int
+
+    @classmethod
+    def parse(cls, text: str) -> SharedPrefix:
+        form = "give GROUPS:TOKENS, two whole numbers >= 1 (e.g. 4:256)"
+        parts = text.strip().split(":")
+        if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
+            raise ConfigError(f"--shared-prefix {text!r}: {form}")
+        groups, tokens = (int(p) for p in parts)
+        if groups < 1 or tokens < 1:
+            raise ConfigError(f"--shared-prefix {text!r}: {form}")
+        return cls(groups, tokens)
 
 
 #: The OpenAI-compatible API a request goes to.
@@ -190,7 +255,10 @@ class EngineRequest:
     the engine's tokens can be compared with the in-process reference. ``input_tokens`` is what the
     workload built the prompt to be, kept beside the server's own count to check one against the
     other. ``return_token_ids`` asks the engine for the ids of the tokens it streams (a vLLM
-    extension) for the correctness check.
+    extension) for the correctness check. ``designed_cached_tokens`` is the prompt's leading tokens
+    an earlier request of the load already sent (what a prefix cache of unbounded size would hold);
+    ``conversation`` and ``turn`` (from 0) place a turn of a multi-turn conversation, sent after
+    ``history_messages`` earlier messages (the replies among them the engine's own).
     """
 
     request_id: str
@@ -203,6 +271,10 @@ class EngineRequest:
     seed: int | None = None
     input_tokens: int | None = None
     return_token_ids: bool = False
+    designed_cached_tokens: int | None = None
+    conversation: int | None = None
+    turn: int | None = None
+    history_messages: int | None = None
 
     def __post_init__(self) -> None:
         if (self.prompt is None) == (self.messages is None):
@@ -247,6 +319,8 @@ class MetricsSample:
     waiting: float | None
     kv_cache_usage: float | None
     preemptions_total: float | None
+    prefix_cache_queries_total: Annotated[float | None, _OMIT_UNSET] = None
+    prefix_cache_hits_total: Annotated[float | None, _OMIT_UNSET] = None
 
 
 @dataclass(frozen=True)
@@ -282,6 +356,20 @@ class EngineMetrics:
         values = self._values("kv_cache_usage")
         return max(values) if values else None
 
+    def _rise(self, name: str) -> float | None:
+        values = self._values(name)
+        return values[-1] - values[0] if len(values) >= 2 else None
+
+    @property
+    def prefix_cache_hit_rate(self) -> float | None:
+        """Cached prompt tokens over queried prompt tokens during the run (vLLM's prefix cache
+        counters, each the rise from the first sample to the last); None without the counters or
+        without a query."""
+        queries, hits = self._rise("prefix_cache_queries_total"), self._rise("prefix_cache_hits_total")
+        if queries is None or hits is None or queries <= 0:
+            return None
+        return hits / queries
+
     @property
     def preemptions(self) -> float | None:
         """Preemptions during the run: the counter's rise from the first sample to the last."""
@@ -298,4 +386,5 @@ class EngineMetrics:
             "mean_waiting": self.mean_waiting,
             "peak_kv_cache_usage": self.peak_kv_cache_usage,
             "preemptions": self.preemptions,
+            "prefix_cache_hit_rate": self.prefix_cache_hit_rate,
         }

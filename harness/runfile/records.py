@@ -59,6 +59,7 @@ __all__ = [
     "Peak",
     "ProcessesPart",
     "RequestSetFacts",
+    "ReuseRecord",
     "RunRecord",
     "RunStatus",
     "SamplingRecord",
@@ -70,6 +71,8 @@ __all__ = [
     "TargetFacts",
     "TokenMetrics",
     "TorchFacts",
+    "TraceRecord",
+    "TurnRecord",
     "Validity",
     "WorkloadFacts",
     "peak_key",
@@ -459,7 +462,11 @@ class EngineRequestRecord:
     """One request to an engine: when it was due and sent, when each output event was read, and
     what the server said. ``scheduled_ns`` counts from the load's time zero; ``sent_ns``,
     ``token_ns`` and ``end_ns`` count from the request's own scheduled time (so they are latencies).
-    Token counts are the server's (``usage``), None when it never reported them."""
+    Token counts are the server's (``usage``), None when it never reported them.
+    ``designed_cached_tokens`` is the prompt's leading tokens an earlier request of the load had
+    sent (what the workload was designed to reuse); ``conversation``, ``turn`` (from 0) and
+    ``history_messages`` place a turn of a multi-turn conversation, whose history length in tokens
+    is the server's ``input_tokens``. Each is left out while unset."""
 
     id: str
     api: Literal["completions", "chat"]
@@ -475,6 +482,10 @@ class EngineRequestRecord:
     failure: str | None = None
     failure_detail: str | None = None
     http_status: int | None = None
+    designed_cached_tokens: Annotated[Count | None, _OMIT_UNSET] = None
+    conversation: Annotated[Count | None, _OMIT_UNSET] = None
+    turn: Annotated[Count | None, _OMIT_UNSET] = None
+    history_messages: Annotated[Count | None, _OMIT_UNSET] = None
 
     @property
     def ttft_ns(self) -> int | None:
@@ -572,12 +583,63 @@ class EngineAgreement:
 
 
 @dataclass(frozen=True)
+class ReuseRecord:
+    """What a load was designed to reuse against what the engine's prefix cache reports.
+
+    ``designed_cached_tokens`` sums, over the load's requests, the leading prompt tokens an earlier
+    request had already sent, counted in whole blocks of ``block_size`` tokens (the engine's cache
+    block) and never the prompt's last token (vLLM recomputes it for the logits); ``prompt_tokens``
+    sums the prompts. ``measured_rate`` is the engine's hits over queries during the load (None
+    where the engine exports no prefix cache counters)."""
+
+    block_size: Count
+    prompt_tokens: Count
+    designed_cached_tokens: Count
+    designed_rate: Annotated[float, Ge(0)]
+    measured_rate: Annotated[float, Ge(0)] | None = None
+
+
+@dataclass(frozen=True)
+class TraceRecord:
+    """A recorded trace as replayed: its format, what was read and sent, and how punctual it was.
+
+    ``over_context`` counts the trace's requests whose prompt and output exceed the engine's
+    context (left out, never truncated); ``lateness_ns`` summarizes each sent request's actual send
+    time minus its scheduled one."""
+
+    file: str
+    format: Literal["mooncake", "azure"]
+    read: Count
+    replayed: Count
+    over_context: Count
+    speed: Annotated[float, Ge(0)]
+    block_size: Count | None
+    span_s: NonNegative
+    lateness_ns: Summary | None
+
+
+@dataclass(frozen=True)
+class TurnRecord:
+    """The requests of one turn index across a run's conversations: TTFT of turn 0 beside later ones.
+
+    ``history_tokens`` is the mean prompt of the turn as the server counted it."""
+
+    turn: Count
+    requests: Count
+    ok: Count
+    history_tokens: NonNegative | None
+    ttft_ns: Summary | None
+
+
+@dataclass(frozen=True)
 class EnginePart:
     """A cell on a serving engine: which engine, its token check, and every request of its loads.
 
     ``load`` is the load the cell's figures come from (the closed loop, the fixed-rate run, or the
     capacity search's best probe); ``probes`` every open-loop probe of a search, in order.
-    ``metrics`` is the engine's ``/metrics`` sampled during the loads (None where it has none)."""
+    ``metrics`` is the engine's ``/metrics`` sampled during the loads (None where it has none).
+    ``reuse`` sets the designed reuse beside the engine's hit rate, ``trace`` describes a replayed
+    trace, ``turns`` a multi-turn run's figures by turn (each left out while unset)."""
 
     engine: EngineRecord
     request_set: RequestSetFacts
@@ -585,6 +647,9 @@ class EnginePart:
     load: EngineLoadRecord
     probes: tuple[EngineLoadRecord, ...] = ()
     metrics: EngineMetrics | None = None
+    reuse: Annotated[ReuseRecord | None, _OMIT_UNSET] = None
+    trace: Annotated[TraceRecord | None, _OMIT_UNSET] = None
+    turns: Annotated[tuple[TurnRecord, ...], _OMIT_UNSET] = ()
 
 
 @dataclass(frozen=True)

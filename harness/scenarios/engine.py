@@ -28,11 +28,13 @@ from backends.engine.protocol import ClientTimeouts, Endpoint
 from backends.engine.records import RequestOutcome
 from harness.errors import ConfigError
 from harness.measure.sampler import SamplingPolicy
+from harness.runfile.engine import EngineRequest
 from harness.scenarios.arrivals import DEFAULT_SEED, poisson_schedule
 from harness.scenarios.capacity import CapacitySearch, find_capacity
 from harness.scenarios.engine_load import EngineLoadRun, run_closed_loop, run_open_loop, run_sync
 from harness.scenarios.tokens import SLO
 from workloads.request_sets import RequestSet
+from workloads.reuse import PrefixReuse
 
 __all__ = [
     "ClosedLoopResult",
@@ -41,6 +43,7 @@ __all__ = [
     "measure_closed_loop",
     "measure_unloaded",
     "probe_rate",
+    "replay_trace",
     "search_capacity",
 ]
 
@@ -60,11 +63,30 @@ UNLOADED_REQUESTS = 3
 
 @dataclass(frozen=True)
 class EngineTarget:
-    """What an engine cell drives: the server, the client's deadlines and the request set."""
+    """What an engine cell drives: the server, the client's deadlines and the request set.
+
+    ``reuse`` (for prompts sent as token ids) follows every request drawn for a load, in sending
+    order, and stamps each with its designed reuse (``workloads.reuse``)."""
 
     endpoint: Endpoint
     requests: RequestSet
     timeouts: ClientTimeouts = field(default_factory=ClientTimeouts)
+    reuse: PrefixReuse | None = None
+
+    def designed(self, request: EngineRequest) -> EngineRequest:
+        """``request`` as sent next: with the tokens of it earlier requests had sent."""
+        from dataclasses import replace
+
+        if self.reuse is None or not isinstance(request.prompt, tuple):
+            return request
+        return replace(request, designed_cached_tokens=self.reuse.send(request.prompt))
+
+    def cycle(self, prefix: str) -> Callable[[], EngineRequest]:
+        """The request set round and round (``RequestSet.cycle``), each request stamped as drawn."""
+        draw = self.requests.cycle(prefix)
+        if self.reuse is None:
+            return draw
+        return lambda: self.designed(draw())
 
     def load(self, body: Callable[[OpenAIClient], Awaitable[T]], *, connections: int = 0) -> T:
         """Run ``body`` with a fresh client on a fresh event loop; ``connections`` opened first."""
@@ -124,9 +146,9 @@ def measure_closed_loop(target: EngineTarget, concurrency: int, policy: Sampling
         return stop
 
     async def both(client: OpenAIClient) -> tuple[EngineLoadRun, EngineLoadRun]:
-        warm_next = target.requests.cycle("w")
+        warm_next = target.cycle("w")
         warmup = await run_closed_loop(client, warm_next, concurrency, stop=warm_enough(time.monotonic_ns()))
-        next_request = target.requests.cycle("m")
+        next_request = target.cycle("m")
         run = await run_closed_loop(client, next_request, concurrency, stop=measured_enough(time.monotonic_ns()))
         return warmup, run
 
@@ -138,7 +160,7 @@ def measure_unloaded(target: EngineTarget, count: int = UNLOADED_REQUESTS) -> En
     """A few requests one at a time: the latency with no queue, where the capacity search starts."""
 
     async def alone(client: OpenAIClient) -> EngineLoadRun:
-        return await run_closed_loop(client, target.requests.cycle("u"), 1, count)
+        return await run_closed_loop(client, target.cycle("u"), 1, count)
 
     return target.load(alone, connections=1)
 
@@ -164,12 +186,29 @@ def probe_rate(
     deadline = float(schedule[-1]) + grace_s
 
     async def probe(client: OpenAIClient) -> EngineLoadRun:
-        return await run_open_loop(
-            client, target.requests.cycle(f"q{rate:g}-"), schedule, deadline_s=deadline, rate_rps=rate
-        )
+        return await run_open_loop(client, target.cycle(f"q{rate:g}-"), schedule, deadline_s=deadline, rate_rps=rate)
 
     # Connections for the expected number in flight, at most 256: beyond, the pool grows as needed.
     return EngineProbe(rate, target.load(probe, connections=min(count, 256)), slo)
+
+
+def replay_trace(target: EngineTarget, *, grace_s: float) -> EngineLoadRun:
+    """The request set's trace in open loop: each request sent at its scheduled time, whatever is
+    in flight; those still open ``grace_s`` after the last send are cancelled."""
+    trace = target.requests.trace
+    if trace is None:
+        raise ConfigError("no trace to replay: give --trace FILE")
+    requests = iter([target.designed(r) for r in trace.requests])  # stamped in sending order
+    schedule = list(trace.schedule_s)
+    span = schedule[-1] - schedule[0]
+    rate = (len(schedule) - 1) / span if span > 0 else None
+
+    async def replay(client: OpenAIClient) -> EngineLoadRun:
+        return await run_open_loop(
+            client, lambda: next(requests), schedule, deadline_s=schedule[-1] + grace_s, rate_rps=rate
+        )
+
+    return target.load(replay, connections=min(len(schedule), 256))
 
 
 def search_capacity(

@@ -9,11 +9,14 @@ request set and whose weights are the correctness reference. The flow is the in-
    (``engine_check``); an engine that sends no token ids is measured with its correctness
    unchecked and a warning saying why;
 3. measure, with the engine's ``/metrics`` sampled alongside: ``generate`` is a closed loop of
-   ``concurrency`` users under the sampler's rule; ``server`` is open-loop Poisson arrivals at
-   ``--rate``, or a capacity search under the SLO;
+   ``concurrency`` users under the sampler's rule (with ``--multi-turn``, every conversation of the
+   file once, turn by turn: ``engine_conversations``); ``server`` is open-loop Poisson arrivals at
+   ``--rate``, a capacity search under the SLO, or a recorded trace replayed at its times;
 4. the record: the usual measurement (end-to-end latency, token metrics, tokens/s, capacity and
    goodput, so reports and costs treat an engine like any backend) and the ``engine`` part: the
-   engine's record, the token check, and every request with its event times and server counts.
+   engine's record, the token check, and every request with its event times and server counts;
+   for token-id prompts the reuse they were designed with beside the engine's prefix cache hit
+   rate (``workloads.reuse``), a trace's punctuality, and a conversation run's figures by turn.
 
 The engine itself comes from the run's ``backends.engine.pool.EnginePool`` (one per ``EngineSpec``
 for the whole run); this module only applies the load and makes the record.
@@ -29,7 +32,7 @@ from backends.engine.pool import EnginePool
 from backends.engine.serving import ServingEngine
 from harness.errors import ConfigError
 from harness.measure.sampler import SamplingPolicy
-from harness.runfile.engine import EngineParams
+from harness.runfile.engine import EngineMetrics, EngineParams
 from harness.runfile.records import (
     CapacitySearchRecord,
     CellConfig,
@@ -39,11 +42,13 @@ from harness.runfile.records import (
     GenerationPart,
     Measurement,
     RequestSetFacts,
+    ReuseRecord,
     SamplingRecord,
     ServerPart,
     ServerProbeRecord,
     SloTargets,
     TokenMetrics,
+    TraceRecord,
     WorkloadFacts,
 )
 from harness.scenarios.base import sampling_fields
@@ -54,15 +59,18 @@ from harness.scenarios.engine import (
     measure_closed_loop,
     measure_unloaded,
     probe_rate,
+    replay_trace,
     search_capacity,
 )
 from harness.scenarios.engine_check import check_engine, threshold_for
+from harness.scenarios.engine_conversations import turn_records
 from harness.scenarios.engine_load import EngineLoadRun
 from harness.scenarios.engine_records import load_record
 from harness.scenarios.registry import cell_id
 from harness.scenarios.tokens import SLO
 from harness.scenarios.validity import validity
-from workloads.request_sets import request_set
+from workloads.request_sets import RequestSet, request_set
+from workloads.reuse import PrefixReuse, engine_block_size
 
 __all__ = ["EngineCell"]
 
@@ -70,6 +78,8 @@ __all__ = ["EngineCell"]
 SEARCH_BUDGET_FACTOR = 10
 #: A probe's stragglers are cancelled this many unloaded end-to-end times after its last arrival.
 GRACE_FACTOR = 20
+#: A trace's stragglers are cancelled this long (plus the cell's time budget) after its last send.
+TRACE_GRACE_S = 30.0
 
 
 class EngineCell:
@@ -91,23 +101,79 @@ class EngineCell:
         self.phase = "engine"
         serving = self.pool.get(self.params.spec)
         self.phase = "build"
-        target = EngineTarget(serving.endpoint, request_set(self.params))
+        requests = request_set(self.params)
+        target = EngineTarget(serving.endpoint, requests, reuse=_reuse_tracker(self.params, requests, serving))
         self._check_lengths(target)
         self.phase = "correctness"
-        agreement = check_engine(target, self.params.model, threshold=threshold_for(self.params.spec.dtype))
+        agreement = check_engine(
+            target,
+            self.params.model,
+            threshold=threshold_for(self.params.spec.dtype),
+            isolate=target.reuse is not None or bool(requests.conversations),
+        )
         self.phase = "measure"
         from backends.engine.metrics import MetricsSampler
 
+        before = _designed(target.reuse)
         with MetricsSampler(serving.engine.url) as sampler:
-            if self.config.scenario == "generate":
+            if requests.trace is not None:
+                loads = self._trace(target)
+            elif requests.conversations:
+                loads = self._conversations(target)
+            elif self.config.scenario == "generate":
                 loads = self._generate(target)
             else:
                 loads = self._server(target)
+        loads.designed = _window(target.reuse, before)
         self.phase = "statistics"
         return self._measurement(serving, target, agreement, loads, sampler.result())
 
+    def _trace(self, target: EngineTarget) -> _Loads:
+        started = time.perf_counter()
+        run = replay_trace(target, grace_s=self.policy.max_time_s + TRACE_GRACE_S)
+        sampling = sampling_fields(
+            self.policy,
+            warmup_count=0,
+            warmup_s=0.0,
+            elapsed_s=run.duration_ns / 1e9,
+            stop_reason="trace_replayed",
+            wall_s=time.perf_counter() - started,
+        )
+        return _Loads(run, sampling, [])
+
+    def _conversations(self, target: EngineTarget) -> _Loads:
+        from harness.scenarios.engine_conversations import run_conversations
+
+        started = time.perf_counter()
+        params = self.params
+        conversations = target.requests.conversations
+
+        async def body(client: Any) -> EngineLoadRun:
+            return await run_conversations(
+                client,
+                conversations,
+                self.config.params.concurrency,
+                think_time_s=params.think_time_s or 0.0,
+                seed=params.seed,
+            )
+
+        run = target.load(body, connections=self.config.params.concurrency)
+        sampling = sampling_fields(
+            self.policy,
+            warmup_count=0,
+            warmup_s=0.0,
+            elapsed_s=run.duration_ns / 1e9,
+            stop_reason="conversations_done",
+            wall_s=time.perf_counter() - started,
+        )
+        return _Loads(run, sampling, [])
+
     def _check_lengths(self, target: EngineTarget) -> None:
         limit = self.params.spec.max_model_len
+        if self.config.scenario != "server" and target.requests.trace is not None:
+            raise ConfigError("a trace is replayed in open loop at its recorded times: give --scenario server")
+        if self.config.scenario != "generate" and target.requests.conversations:
+            raise ConfigError("conversations are run by closed-loop users (--concurrency): give --scenario generate")
         for request in target.requests.requests:
             if request.input_tokens is not None and request.input_tokens + request.max_tokens > limit:
                 raise ConfigError(
@@ -299,6 +365,9 @@ class EngineCell:
                 load=load_record(run, loads.slo, policy.confidence),
                 probes=tuple(load_record(p.run, loads.slo, policy.confidence) for p in loads.probes),
                 metrics=metrics,
+                reuse=_reuse_record(target, loads, metrics),
+                trace=_trace_record(requests, run, policy.confidence),
+                turns=turn_records(run, policy.confidence) if requests.conversations else (),
             ),
             warnings=tuple(warnings),
             validity=validity(counts, run.duration_ns / 1e9),
@@ -324,6 +393,66 @@ class _Loads:
         self.server = server
         self.probes = probes
         self.slo = slo
+        #: Designed reuse over the measured window: (cached tokens, prompt tokens), or None.
+        self.designed: tuple[int, int] | None = None
+
+
+def _reuse_tracker(params: EngineParams, requests: RequestSet, serving: ServingEngine) -> PrefixReuse | None:
+    """A designed-reuse tracker where the prompts are token ids (their blocks are known exactly), at
+    the block size the engine reports (``vllm:cache_config_info``), else the one it was given."""
+    from backends.engine.metrics import read_cache_config
+
+    forms = requests.prompt_forms
+    if requests.trace is None and (not forms or any(form != "token_ids" for form in forms)):
+        return None
+    reported = read_cache_config(serving.engine.url).block_size
+    return PrefixReuse(reported or engine_block_size(params.spec.extra_args))
+
+
+def _designed(reuse: PrefixReuse | None) -> tuple[int, int] | None:
+    return None if reuse is None else (reuse.designed, reuse.prompt_tokens)
+
+
+def _window(reuse: PrefixReuse | None, before: tuple[int, int] | None) -> tuple[int, int] | None:
+    after = _designed(reuse)
+    if after is None or before is None:
+        return None
+    return after[0] - before[0], after[1] - before[1]
+
+
+def _reuse_record(target: EngineTarget, loads: _Loads, metrics: EngineMetrics | None) -> ReuseRecord | None:
+    """Designed reuse over the sampled window beside the engine's hit rate over the same window."""
+    if loads.designed is None or target.reuse is None:
+        return None
+    cached, prompt = loads.designed
+    return ReuseRecord(
+        block_size=target.reuse.block_size,
+        prompt_tokens=prompt,
+        designed_cached_tokens=cached,
+        designed_rate=cached / prompt if prompt else 0.0,
+        measured_rate=None if metrics is None else metrics.prefix_cache_hit_rate,
+    )
+
+
+def _trace_record(requests: RequestSet, run: EngineLoadRun, confidence: float) -> TraceRecord | None:
+    from harness.measure.stats import summarize
+
+    replay = requests.trace
+    if replay is None:
+        return None
+    trace = replay.trace
+    late = [float(max(0, o.sent_ns - o.scheduled_ns)) for o in run.outcomes]
+    return TraceRecord(
+        file=trace.file,
+        format=trace.format,
+        read=trace.rows,
+        replayed=len(replay.requests),
+        over_context=replay.over_context,
+        speed=replay.speed,
+        block_size=trace.block_size,
+        span_s=replay.schedule_s[-1] if replay.schedule_s else 0.0,
+        lateness_ns=summarize(late, confidence) if late else None,
+    )
 
 
 def _token_metrics(run: EngineLoadRun, confidence: float) -> TokenMetrics:

@@ -119,8 +119,13 @@ def check_engine(
     prompts: int = CHECK_PROMPTS,
     tokens: int = CHECK_TOKENS,
     threshold: float = AGREEMENT_THRESHOLD,
+    isolate: bool = False,
 ) -> EngineAgreement:
     """Compare the engine with the reference on the first ``prompts`` prompts of the request set.
+
+    ``isolate`` (for a load whose prefix reuse is measured) sends each prompt's ids after the first
+    in reverse order: the same tokens and length, but no block the load will send, so the check
+    leaves nothing in the engine's prefix cache that the load could hit.
 
     Raises ``ConfigError`` when the engine fails the requests. An engine that sends no token ids is
     measured all the same, its agreement ``unchecked`` with the reason (the cell then warns), as a
@@ -139,6 +144,8 @@ def check_engine(
             assert request.messages is not None
             text = "\n".join(message.content for message in request.messages)
             prompt_ids.append(list(tokenizer(text)["input_ids"]))
+    if isolate:
+        prompt_ids = [ids[:1] + ids[:0:-1] for ids in prompt_ids]
     outcomes = engine_greedy(target, prompt_ids, tokens)
     engine_tokens: list[list[int]] = []
     for outcome in outcomes:

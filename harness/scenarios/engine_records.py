@@ -80,6 +80,10 @@ def request_record(outcome: RequestOutcome, origin_ns: int) -> EngineRequestReco
         failure=None if failure is None else failure.kind.value,
         failure_detail=None if failure is None else failure.detail,
         http_status=None if failure is None else failure.http_status,
+        designed_cached_tokens=outcome.designed_cached_tokens,
+        conversation=outcome.conversation,
+        turn=outcome.turn,
+        history_messages=outcome.history_messages,
     )
 
 

@@ -407,7 +407,10 @@ SCENARIO = ServerScenario()
 
 def _check(params: ScenarioParams) -> None:
     slo_given = any(v is not None for v in (params.slo_p99_ms, params.slo_ttft_ms, params.slo_tpot_ms))
-    if params.rate is None and not slo_given:
+    trace = params.engine is not None and params.engine.trace is not None
+    if trace and params.rate is not None:
+        raise ConfigError("a trace sets its own arrival times: drop --rate (scale them with --trace-speed)")
+    if params.rate is None and not slo_given and not trace:
         raise ConfigError(
             "the server scenario needs --rate (requests/s) or an SLO to search capacity under "
             "(--slo-p99 MS, or --slo-ttft/--slo-tpot MS for decoders)"

@@ -16,7 +16,43 @@ CAPTURE = (Path(__file__).parent / "data" / "vllm-0.32.0-cpu-metrics.txt").read_
 
 def test_a_real_capture_gives_queue_cache_and_preemptions() -> None:
     sample = parse_metrics(CAPTURE, t_s=1.5)
-    assert sample == MetricsSample(1.5, 14.0, 0.0, pytest.approx(0.02306967984934083), 0.0)
+    assert sample == MetricsSample(1.5, 14.0, 0.0, pytest.approx(0.02306967984934083), 0.0, 264.0, 0.0)
+
+
+def test_the_prefix_cache_hit_rate_is_the_rise_of_hits_over_the_rise_of_queries() -> None:
+    """vLLM 0.32's counters (``v1/metrics/loggers.py``) count prompt tokens looked up and found;
+    the run's rate is their rises, not their totals (an engine that served earlier loads has both
+    counters high already)."""
+    texts = iter(
+        f'# TYPE vllm:prefix_cache_queries counter\nvllm:prefix_cache_queries_total{{engine="0"}} {q}\n'
+        f'# TYPE vllm:prefix_cache_hits counter\nvllm:prefix_cache_hits_total{{engine="0"}} {h}\n'
+        for q, h in [(1000, 900), (1400, 1000), (2000, 1200)]
+    )
+    sampler = MetricsSampler("http://e", fetch=lambda u, t: next(texts), clock=lambda: 0.0)
+    for _ in range(3):
+        sampler.sample_once()
+    metrics = sampler.result()
+    assert metrics.prefix_cache_hit_rate == pytest.approx(300 / 1000)
+    assert metrics.summary()["prefix_cache_hit_rate"] == pytest.approx(0.3)
+
+
+def test_the_older_prefix_cache_names_are_read_and_no_counters_give_no_rate() -> None:
+    text = "# TYPE vllm:gpu_prefix_cache_queries counter\nvllm:gpu_prefix_cache_queries_total 10\n"
+    assert parse_metrics(text).prefix_cache_queries_total == 10.0
+    sampler = MetricsSampler("http://e", fetch=lambda u, t: "vllm:num_requests_running 1\n", clock=lambda: 0.0)
+    sampler.sample_once()
+    sampler.sample_once()
+    assert sampler.result().prefix_cache_hit_rate is None
+
+
+def test_the_first_sample_is_taken_before_start_returns() -> None:
+    """The counters' rise must be the load's alone: the first reading precedes the load."""
+    sampler = MetricsSampler("http://e", interval_s=60, fetch=lambda u, t: "vllm:num_requests_running 0\n")
+    sampler.start()
+    try:
+        assert len(sampler.result().samples) == 1
+    finally:
+        sampler.stop()
 
 
 def test_engines_are_summed_and_the_fullest_cache_binds() -> None:
@@ -73,6 +109,7 @@ def test_sampler_summarizes_and_counts_failures() -> None:
         "mean_waiting": 2.0,
         "peak_kv_cache_usage": 0.5,
         "preemptions": 2.0,
+        "prefix_cache_hit_rate": None,
     }
 
 
