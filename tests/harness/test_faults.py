@@ -2,8 +2,9 @@
 subprocess, and each test asserts the exit code, one line on stderr without a traceback, and what
 the run file holds afterwards.
 
-- a disk that fills mid-run: a small tmpfs, filled while the run is going (mounting needs root;
-  the tests skip, with the reason, only where the mount is denied);
+- a disk that fills mid-run: a small tmpfs, filled while the run is going, and `--output` on a
+  read-only tmpfs or bind mount (mounting needs root; where the mount is denied the tests fail
+  with the reason, never skip: ``tests.harness.mount_faults``);
 - stop signals: SIGINT, SIGTERM, SIGHUP and SIGKILL sent to a real launcher whose isolated cell has
   a child process of its own; every process of the tree is checked dead by its pid;
 - hung cells: a cell stuck in a C call (libc ``pause``) while sampling or while building;
@@ -294,7 +295,7 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
         ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)], capture_output=True, text=True
     )
     if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here (needs root): {done.stderr.strip() or done.returncode}")
+        pytest.fail(f"cannot mount a tmpfs here (needs root): {done.stderr.strip() or done.returncode}")
     try:
         yield mount
     finally:
@@ -367,6 +368,37 @@ def test_a_report_to_a_full_disk_is_one_line_and_leaves_no_partial_file(small_di
     assert result.returncode == 2
     one_line(result.stderr, "cannot write report", "No space left on device", "nothing was written")
     assert [p.name for p in small_disk.iterdir()] == ["filler"]
+
+
+@pytest.mark.slow
+def test_a_disk_with_room_for_a_cell_but_no_slack_keeps_every_finished_cell_and_exits_3(tmp_path: Path) -> None:
+    """1 MiB of tmpfs (room for the file and a cell, not for a megabyte of slack), filled after the
+    first cell by another writer that keeps taking any room given back: the run still starts, ends
+    ``aborted`` (disk full), keeps every cell that reached the disk, and leaves no partial file."""
+    from tests.harness.mount_faults import in_private_mounts
+
+    seen = in_private_mounts("fills-after-first-cell", tmp_path / "report")
+    assert seen["returncode"] == 3, seen["stderr"]
+    one_line(seen["stderr"], "no space left on the disk holding", "status aborted: disk full")
+    (text,) = seen["run_files"]
+    from harness.runfile.codec import parse_run
+
+    saved = parse_run(text, "the run file")
+    assert saved.status == "aborted"
+    assert (saved.status_reason or "").startswith("disk full: No space left on device after ")
+    assert len(saved.cells) >= 1 and all(cell.status == "ok" for cell in saved.cells)
+    assert sorted(seen["listing"]) == sorted([f"run-{saved.run_id}.json", "filler"])  # no partial files
+    assert "mlp" in seen["stdout"]
+
+
+@pytest.mark.parametrize("scenario", ["read-only-tmpfs", "read-only-bind"])
+def test_output_on_a_read_only_file_system_is_one_line_and_exit_2(tmp_path: Path, scenario: str) -> None:
+    from tests.harness.mount_faults import in_private_mounts
+
+    seen = in_private_mounts(scenario, tmp_path / "report")
+    assert seen["returncode"] == 2, seen["stderr"]
+    one_line(seen["stderr"], "cannot write to output folder", "Read-only file system", "--output")
+    assert seen["listing"] == [] and seen["run_files"] == []
 
 
 # -- AWS calls that cannot end well ---------------------------------------------------------------
