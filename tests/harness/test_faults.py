@@ -707,8 +707,10 @@ def test_hostile_suite_files_are_one_line_naming_file_and_field(
         (["--sampling-grace", "0"], "must be positive"),
         (["--concurrency", "5000", "--scenario", "server", "--rate", "1"], "concurrency must be at most 1024"),
         ([f"--workload={FAULTS}:no_preset"], "must take one optional preset argument"),
-        ([f"--workload={FAULTS}:returns_a_string"], "returned str, not a workloads.Workload"),
-        ([f"--workload={FAULTS}:raises"], "raised RuntimeError when called with preset 'tiny'"),
+        ([f"--workload={FAULTS}:returns_a_string"], "returns str by its annotation, not a workloads.Workload"),
+        (["--workload=os:system"], "is posix.system from Python's standard library, not a workload factory"),
+        (["--workload=subprocess:getoutput"], "subprocess.getoutput from Python's standard library"),
+        (["--workload=builtins:exec"], "builtins.exec from Python's standard library"),
     ],
 )
 def test_numbers_and_factories_that_would_fail_every_cell_are_refused_before_any_cell(
@@ -719,6 +721,35 @@ def test_numbers_and_factories_that_would_fail_every_cell_are_refused_before_any
     assert result.returncode == 2
     one_line(result.stderr, fragment)
     assert not (tmp_path / "out").exists() or not run_files(tmp_path / "out")
+
+
+@pytest.mark.parametrize("callable_", ["os:system", "subprocess:getoutput", "os:popen"])
+def test_a_stdlib_callable_as_workload_runs_nothing_before_it_is_refused(tmp_path: Path, callable_: str) -> None:
+    """Planning never calls a factory: with preset ``touch MARKER`` a shell would create MARKER."""
+    marker = tmp_path / "marker"
+    result = cli(
+        "run", "--workload", callable_, "--preset", f"touch {marker}", "--quiet", "--output", str(tmp_path / "out"),
+    )  # fmt: skip
+    assert result.returncode == 2, result.stdout + result.stderr
+    one_line(result.stderr, f"workload {callable_!r} is", "not a workload factory")
+    assert not marker.exists(), "the shell command ran"
+    assert not (tmp_path / "out").exists() or not run_files(tmp_path / "out")
+
+
+def test_a_factory_that_raises_is_called_only_in_its_cell_which_fails_alone(tmp_path: Path) -> None:
+    """A factory that looks right (its signature and annotation) is called in the cell, not while
+    planning: the cell fails with the factory's one line, the run file says so, exit 1."""
+    result = cli(
+        "run", f"--workload={FAULTS}:raises", "--workload", "mlp", "--preset", "tiny", "--dtype", "fp32",
+        "--max-time", "0.1", "--quiet", "--output", str(tmp_path),
+    )  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    run = load(run_files(tmp_path)[0])
+    statuses = {cell.config.workload: cell.status for cell in run.cells}
+    assert statuses == {f"{FAULTS}:raises": "failed", "mlp": "ok"}
+    (failed,) = [cell for cell in run.cells if cell.status == "failed"]
+    assert failed.error is not None
+    assert "raised RuntimeError when called with preset 'tiny': the user's factory is broken" in failed.error.message
 
 
 @pytest.mark.slow
