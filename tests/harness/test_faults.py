@@ -245,9 +245,47 @@ def test_isolated_cells_past_their_limits_are_killed_and_the_run_goes_on(tmp_pat
         "(--sampling-grace); its process was killed"
     )
     assert build.error.message == (
-        "the cell exceeded its preparation limit of 10 s in phase 'build' (--prepare-limit); its process was killed"
+        "the cell exceeded its preparation limit of 10 s in phase 'build', waiting for the model to be built "
+        "(--prepare-limit); its process was killed"
     )
     assert ok.status == "ok"
+
+
+@pytest.mark.slow
+def test_a_hung_first_forward_under_isolate_ends_at_its_preparation_limit_and_says_what_it_waited_for(
+    tmp_path: Path,
+) -> None:
+    """The first forward never returns (libc ``pause``): with ``--isolate --max-time 1`` the cell is
+    killed at its preparation limit (20 s here: a spawned child's torch import on a busy machine takes
+    a few; the cpu default is 120 s, see the defaults test),
+    not after 30 minutes; the progress line said what it would wait for and how long."""
+    started = time.monotonic()
+    result = cli(
+        "run", "--workload", f"{FAULTS}:hang_on_first_forward", "--dtype", "fp32", "--max-time", "1",
+        "--isolate", "--prepare-limit", "20", "--output", str(tmp_path),
+    )  # fmt: skip
+    wall = time.monotonic() - started
+    assert result.returncode == 1, result.stderr
+    assert "preparing: the model's build and first forwards; limit 20 s (--prepare-limit)" in result.stderr
+    (cell,) = load(run_files(tmp_path)[0]).cells
+    assert cell.error is not None and (cell.error.phase, cell.error.type) == ("reference", "TimeoutError")
+    assert cell.error.message == (
+        "the cell exceeded its preparation limit of 20 s in phase 'reference', waiting for the first forward "
+        "(the fp32 cpu reference) (--prepare-limit); its process was killed"
+    )
+    assert wall < 90
+
+
+def test_a_cpu_cell_says_its_default_preparation_limit_before_it_starts(tmp_path: Path) -> None:
+    result = cli(
+        "run", "--workload", "mlp", "--preset", "tiny", "--dtype", "fp32", "--max-time", "0.05",
+        "--output", str(tmp_path),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert (
+        "preparing: the model's build and first forwards; limit 120 s (the default for this backend and mode; "
+        "--prepare-limit changes it)" in result.stderr
+    )
 
 
 @pytest.mark.slow
