@@ -7,8 +7,9 @@ Entries are imported only when asked for, so ``siliconbench --help`` never impor
 from __future__ import annotations
 
 import inspect
+import sys
+import types
 from dataclasses import dataclass
-from typing import overload
 
 from harness.errors import ConfigError, UnknownNameError
 from harness.plugins import discover, import_target
@@ -22,6 +23,7 @@ __all__ = [
     "available_workloads",
     "builtin_presets",
     "check_factory",
+    "check_factory_unseen",
     "load_factory",
     "resolve",
 ]
@@ -83,14 +85,52 @@ def load_factory(name: str) -> WorkloadFactory:
     return factory
 
 
-@overload
-def check_factory(name: str, factory: WorkloadFactory, preset: str | None) -> Workload: ...
-@overload
-def check_factory(name: str, factory: WorkloadFactory, preset: str | None, call: bool) -> Workload | None: ...
-def check_factory(name: str, factory: WorkloadFactory, preset: str | None, call: bool = True) -> Workload | None:
-    """Call a user's factory as a cell will, refusing with one line anything that is not a
-    workload factory: a signature that takes no preset, an exception, or a result that is not a
-    ``Workload``. With ``call=False`` only the signature is checked (and None returned)."""
+def _not_a_factory_of_users(name: str, factory: WorkloadFactory) -> str | None:
+    """Why ``factory`` is certainly not a workload factory, seen without calling it: a builtin or
+    a callable of Python's standard library (``os:system`` would run a shell command)."""
+    module = str(getattr(factory, "__module__", None) or "")
+    root = module.partition(".")[0]
+    qualified = f"{module}.{getattr(factory, '__qualname__', type(factory).__name__)}".lstrip(".")
+    if root in sys.stdlib_module_names or root == "builtins":
+        return f"{qualified} from Python's standard library"
+    if inspect.isbuiltin(factory) or isinstance(factory, types.BuiltinMethodType | types.MethodWrapperType):
+        return f"the builtin {qualified}"
+    return None
+
+
+def _return_annotation_refused(factory: WorkloadFactory) -> str | None:
+    """The return type a factory declares, when it declares one that is not a ``Workload``."""
+    if inspect.isclass(factory):
+        return None if issubclass(factory, Workload) else factory.__name__
+    try:
+        declared = inspect.signature(factory, eval_str=True).return_annotation
+    except (NameError, SyntaxError, TypeError, ValueError, AttributeError):
+        try:  # names imported only for type checkers: read the annotation as written
+            declared = inspect.signature(factory).return_annotation
+        except (TypeError, ValueError):
+            return None
+    if declared is inspect.Signature.empty:
+        return None
+    if isinstance(declared, str):
+        return None if "Workload" in declared else declared
+    if inspect.isclass(declared):
+        return None if issubclass(declared, Workload) else declared.__name__
+    if declared is None:
+        return "None"
+    return None  # a typing construct (a union, a generic): the call in the cell decides
+
+
+def check_factory_unseen(name: str, factory: WorkloadFactory, preset: str | None) -> None:
+    """Refuse, with one line and without calling it, what can be told not to be a workload
+    factory: a builtin or standard-library callable, a signature that takes no preset, a declared
+    return type that is not ``Workload``. Planning calls nothing more: a user's factory runs only
+    in the cell that builds its model (``check_factory``)."""
+    why = _not_a_factory_of_users(name, factory)
+    if why is not None:
+        raise ConfigError(
+            f"workload {name!r} is {why}, not a workload factory; name a function of your own, like "
+            f"def {name.rpartition(':')[2]}(preset: str | None = None) -> Workload"
+        )
     args = () if preset is None else (preset,)
     try:
         inspect.signature(factory).bind(*args)
@@ -100,9 +140,20 @@ def check_factory(name: str, factory: WorkloadFactory, preset: str | None, call:
             "(preset: str | None = None) -> Workload"
         ) from None
     except ValueError:
-        pass  # no signature to inspect (a builtin): the call below decides
-    if not call:
-        return None
+        pass  # no signature to inspect: the call in the cell decides
+    declared = _return_annotation_refused(factory)
+    if declared is not None:
+        raise ConfigError(
+            f"workload {name!r} returns {declared} by its annotation, not a workloads.Workload "
+            "(a factory returns Workload(name, preset, build_model, make_inputs, ...))"
+        )
+
+
+def check_factory(name: str, factory: WorkloadFactory, preset: str | None) -> Workload:
+    """Call a user's factory as a cell does (after ``check_factory_unseen``), refusing with one
+    line an exception or a result that is not a ``Workload``."""
+    check_factory_unseen(name, factory, preset)
+    args = () if preset is None else (preset,)
     try:
         workload = factory(*args)
     except ConfigError:

@@ -40,6 +40,7 @@ def choose_target(args: argparse.Namespace, suite: Suite) -> Target | None:
     given = [name for name in AWS_ONLY_FLAGS if getattr(args, name, None)]
     if given:
         raise ConfigError(f"--{given[0].replace('_', '-')} only applies with --target aws")
+    from harness.run.limits import CellLimits
     from harness.run.progress import progress_printer
     from harness.targets.local import LocalTarget
 
@@ -52,4 +53,5 @@ def choose_target(args: argparse.Namespace, suite: Suite) -> Target | None:
         print(f"siliconbench: error: {error}", file=sys.stderr, flush=True)
         os._exit(EXIT_CELL_FAILED)
 
-    return LocalTarget(progress_printer(args.quiet), announce, pricing=_run_price(args, suite), on_hang=hung)
+    limits = CellLimits(prepare_s=suite.execution.prepare_limit)
+    return LocalTarget(progress_printer(args.quiet, limits), announce, pricing=_run_price(args, suite), on_hang=hung)

@@ -21,7 +21,7 @@ from typing import Annotated, Any, ClassVar, Literal, Union, get_args, get_origi
 from pydantic import BaseModel, ConfigDict, Field
 
 from harness.errors import ConfigError
-from harness.run.limits import PREPARE_LIMIT_S, SAMPLING_GRACE_S
+from harness.run.limits import SAMPLING_GRACE_S
 from harness.scenarios.specs import DEFAULT_SCENARIO
 
 __all__ = [
@@ -182,13 +182,15 @@ class ExecutionConfig(Section):
     """How cells run: in a child process or this one, how many times, and their wall-clock limits."""
 
     prepare_limit: Annotated[
-        float,
+        float | None,
         Option(
             "--prepare-limit",
-            "wall-clock limit of a cell's preparation: build, compile, trace, engine start (default 1800)",
+            "wall-clock limit of a cell's preparation: build, first forwards, compile, trace (default "
+            "per backend and mode: cpu eager 120, cpu compile 600, cuda 300-1800, neuron 1800; "
+            "harness/run/limits.py says why)",
             "SECONDS",
         ),
-    ] = PREPARE_LIMIT_S
+    ] = None
     sampling_grace: Annotated[
         float,
         Option(
@@ -218,7 +220,7 @@ class ExecutionConfig(Section):
 
     def model_post_init(self, context: Any) -> None:
         for value, flag in ((self.prepare_limit, "prepare limit"), (self.sampling_grace, "sampling grace")):
-            if not _finite_positive(value):
+            if value is not None and not _finite_positive(value):
                 raise ConfigError(f"{flag} must be a finite positive number of seconds, got {value!r}")
         if self.processes < 1:
             raise ConfigError(f"processes must be a whole number of 1 or more, got {self.processes!r}")

@@ -114,7 +114,7 @@ def run_cell_isolated(
     clock: Any = time.monotonic,
 ) -> CellRecord:
     """Measure ``config`` in a child process; a dead or over-limit child gives a failed cell."""
-    limits = limits or CellLimits()
+    limits = (limits or CellLimits()).for_cell(config.backend, config.mode)
     started = utc_now()
     context = mp.get_context("spawn")
     reader, writer = context.Pipe(duplex=False)
@@ -122,7 +122,7 @@ def run_cell_isolated(
     child.start()
     writer.close()  # the child holds the only write end: end-of-file means it is gone
     phase = "setup"
-    deadline = clock() + limits.prepare_s
+    deadline = clock() + limits.prepare_limit_s
     sampling = False
     try:
         while True:

@@ -11,7 +11,7 @@ from typing import Any
 
 from harness.errors import ConfigError
 from harness.run.plan import Suite
-from workloads.registry import check_factory
+from workloads.registry import check_factory_unseen
 
 __all__ = ["check_threads", "resolve_presets", "usable_cores", "validate_matrix", "validate_options"]
 
@@ -46,13 +46,10 @@ def resolve_presets(suite: Suite, check_fit: bool = True) -> dict[str, str]:
         else:
             preset = suite.matrix.preset or "default"
             presets[name] = preset
-            # The user's own factory: called now, as each cell will call it, so one that is not a
-            # workload factory fails here in one line rather than in every cell. Planning for
-            # another machine (``check_fit=False``) checks its signature only: the factory is
-            # called where the cells run, which may have what this machine lacks.
-            workload = check_factory(name, factory, preset, call=check_fit)
-            if workload is not None:
-                check_scenario_fits(suite, name, workload)
+            # The user's own factory: checked without calling it (what it is, its signature, its
+            # declared return type), so ``os:system`` is refused before it can run anything. It is
+            # called only in the cell that builds its model, which fails alone if the call does.
+            check_factory_unseen(name, factory, preset)
     return presets
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 
+from harness.run.limits import CellLimits
 from harness.run.runner import ProgressFn
 from harness.runfile.records import CellConfig, CellRecord
 from harness.scenarios.registry import spec
@@ -43,7 +44,10 @@ def progress_detail(record: CellRecord) -> str:
     )
 
 
-def progress_printer(quiet: bool) -> ProgressFn:
+def progress_printer(quiet: bool, limits: CellLimits | None = None) -> ProgressFn:
+    """Progress lines; a cell's first line says what its preparation waits for and how long it may
+    (``limits``: the run's, before each cell's own default is looked up)."""
+
     def show(index: int, total: int, config: CellConfig, record: CellRecord | None) -> None:
         if quiet:
             return
@@ -55,7 +59,10 @@ def progress_printer(quiet: bool) -> ProgressFn:
         if scenario != DEFAULT_SCENARIO:
             label += f" {scenario}"
         if record is None:
-            print(f"{label} ...", file=sys.stderr, flush=True)
+            wait = ""
+            if limits is not None and config.params.engine is None:
+                wait = f" ({limits.for_cell(config.backend, config.mode).preparing()})"
+            print(f"{label} ...{wait}", file=sys.stderr, flush=True)
         elif record.error is None:
             print(f"{label} ok: {progress_detail(record)}", file=sys.stderr, flush=True)
         else:

@@ -9,7 +9,9 @@ own convention, so a caller can tell which signal ended the run.
 ``Interrupted`` is a ``KeyboardInterrupt``: code that already cleans up on Ctrl-C (every
 ``finally``, the AWS teardown) cleans up on the other two as well. While cleaning up,
 ``signals_held()`` notes further signals instead of raising, so a second Ctrl-C cannot tear a
-teardown or the last write of the run file in half.
+teardown or the last write of the run file in half. ``signals_deferred()`` holds them the same way
+around a call that creates something (an AWS resource) and the line that records it, then raises
+the first one: a create that returned is always recorded, so teardown always knows to undo it.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
 
-__all__ = ["STOP_SIGNALS", "Interrupted", "exit_code", "signals_held", "signals_interrupt"]
+__all__ = ["STOP_SIGNALS", "Interrupted", "exit_code", "signals_deferred", "signals_held", "signals_interrupt"]
 
 #: The signals that end a run cleanly, in the order the module docstring names them.
 STOP_SIGNALS: tuple[signal.Signals, ...] = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -88,3 +90,18 @@ def signals_held() -> Iterator[HeldSignals]:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+@contextmanager
+def signals_deferred() -> Iterator[None]:
+    """Within the block, stop signals are noted; on leaving it the first one is raised as
+    ``Interrupted`` (chained to the block's own exception, if it raised one)."""
+    with signals_held() as held:
+        try:
+            yield
+        except BaseException as exc:
+            if held.received:
+                raise Interrupted(held.received[0]) from exc
+            raise
+    if held.received:
+        raise Interrupted(held.received[0])

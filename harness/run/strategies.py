@@ -90,6 +90,7 @@ class InProcess:
 
     def __init__(self, policy: SamplingPolicy, limits: CellLimits, sink: RunSink, on_hang: HangFn) -> None:
         self.policy, self.limits, self.sink, self.on_hang = policy, limits, sink, on_hang
+        self.cell_limits = limits
         self.config: CellConfig | None = None
         self.phase = "setup"
         self.sampling = False
@@ -100,7 +101,8 @@ class InProcess:
         from harness.runfile.records import utc_now
 
         self.config, self.phase, self.sampling, self.started = config, "setup", False, utc_now()
-        self.watchdog.arm(self.limits.prepare_s)
+        self.cell_limits = self.limits.for_cell(config.backend, config.mode)
+        self.watchdog.arm(self.cell_limits.prepare_limit_s)
         try:
             return run_cell(config, self.policy, on_phase=self._on_phase)
         finally:
@@ -111,12 +113,14 @@ class InProcess:
         self.phase = phase
         if phase not in PREPARE_PHASES and not self.sampling and self.config is not None:
             self.sampling = True
-            self.watchdog.arm(self.limits.sampling_s(self.policy, self.config.scenario, self.config.params.loadgen))
+            self.watchdog.arm(
+                self.cell_limits.sampling_s(self.policy, self.config.scenario, self.config.params.loadgen)
+            )
 
     def _expire(self) -> None:
         config = self.config
         assert config is not None
-        why = self.limits.describe(self.phase, self.policy, config.scenario, config.params.loadgen)
+        why = self.cell_limits.describe(self.phase, self.policy, config.scenario, config.params.loadgen)
         record = failed_cell(
             config,
             self.phase,

@@ -2,8 +2,10 @@
 
 The writer rewrites the whole file atomically (temporary file, fsync, rename) after every cell,
 so a run killed at any moment leaves a valid file holding every cell finished before the kill.
-A disk that fills cannot take the last write away: the writer keeps room for it
-(``harness.runfile.atomic.Reserve``), so the file can always say why the run ended.
+A disk that fills cannot take the last write away: before each version is written the writer
+grows a reserve to what that version's final write needs (``harness.runfile.atomic.Reserve``), and
+the final write goes into that reserve, so the file can always say why the run ended and keeps
+every cell that reached the disk. A write that fails never removes the file already there.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from harness.errors import OutputError, RunFileError
-from harness.runfile.atomic import Reserve, atomic_write_text, is_disk_full, reserve_bytes
+from harness.runfile.atomic import Reserve, atomic_write_text, final_bytes, is_disk_full, reserve_bytes
 from harness.runfile.codec import encode_run, parse_run
 from harness.runfile.price import Price
 from harness.runfile.records import CellRecord, Environment, RunRecord, RunStatus, TargetFacts, utc_now
@@ -69,8 +71,8 @@ class RunWriter:
         try:
             self._flush()
         except OSError as exc:
+            # Nothing to remove: a failed write leaves no file (the run id is new) and no reserve.
             self._reserve.release()
-            self.path.unlink(missing_ok=True)
             raise OutputError(
                 f"cannot write to output folder {str(output_dir)!r}: {exc.strerror}; choose another with --output"
             ) from None
@@ -80,11 +82,14 @@ class RunWriter:
         return self.run.cells
 
     def _flush(self) -> None:
-        """Write the file, then grow the reserve for its final write; a full disk raises OSError."""
+        """Grow the reserve to what this version's final write needs (a cell's worth more where the
+        disk allows), then write it; a full disk raises OSError, and the file on disk, with
+        ``saved_cells`` cells, can still be finished from the reserve."""
         text = encode_run(self.run)
+        size = len(text.encode())
+        self._reserve.ensure(reserve_bytes(size), need=final_bytes(size))
         atomic_write_text(self.path, text)
         self.saved_cells = len(self.run.cells)
-        self._reserve.ensure(reserve_bytes(len(text.encode())))
 
     def add_cell(self, cell: CellRecord) -> None:
         """Append a cell and save; an OSError (``is_disk_full``) leaves the cell in ``cells`` only."""
@@ -92,17 +97,24 @@ class RunWriter:
         self._flush()
 
     def finish(self, status: RunStatus = "complete", reason: str | None = None) -> Path:
-        """The final write, into the reserved room; cells that never reached the disk are dropped
-        only if even that room is too small."""
+        """The final write, into the reserved room itself; cells that never reached the disk are
+        dropped only if even that room is too small for them."""
         self.run = replace(self.run, status=status, finished_utc=utc_now(), status_reason=reason)
-        self._reserve.release()
-        try:
-            save_run(self.path, self.run)
-        except OSError as exc:
-            if not is_disk_full(exc) or self.saved_cells == len(self.run.cells):
-                raise
-            self.run = replace(self.run, cells=self.run.cells[: self.saved_cells])
-            save_run(self.path, self.run)
+        kept = replace(self.run, cells=self.run.cells[: self.saved_cells])
+        versions = [self.run] if kept.cells == self.run.cells else [self.run, kept]
+        for version in versions:
+            if self._reserve.write_into(self.path, encode_run(version)):
+                self.run = version
+                break
+        else:  # no reserve to write into (a file system without O_TMPFILE): give it back, then write
+            self._reserve.release()
+            try:
+                save_run(self.path, self.run)
+            except OSError as exc:
+                if not is_disk_full(exc) or len(versions) == 1:
+                    raise
+                self.run = kept
+                save_run(self.path, self.run)
         self.saved_cells = len(self.run.cells)
         return self.path
 

@@ -172,3 +172,17 @@ class _ThreeSecondCall(nn.Module):
 def three_second_call(preset: str | None = None) -> Workload:
     """A model whose every call takes three seconds: the budget check of a cell far slower than its budget."""
     return Workload("three-second-call", preset or "default", _ThreeSecondCall, _inputs)
+
+
+class _HangsOnFirstForward(nn.Module):
+    """Its first forward blocks in a C call (libc ``pause``), as a hung first kernel launch, a
+    deadlocked runtime or a compile that never ends does."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _libc_sleep_forever()
+        raise AssertionError("unreachable: pause() returned")
+
+
+def hang_on_first_forward(preset: str | None = None) -> Workload:
+    """A model that builds at once and whose first forward never returns."""
+    return Workload("hang-on-first-forward", preset or "default", _HangsOnFirstForward, _inputs)

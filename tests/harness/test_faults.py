@@ -2,8 +2,9 @@
 subprocess, and each test asserts the exit code, one line on stderr without a traceback, and what
 the run file holds afterwards.
 
-- a disk that fills mid-run: a small tmpfs, filled while the run is going (mounting needs root;
-  the tests skip, with the reason, only where the mount is denied);
+- a disk that fills mid-run: a small tmpfs, filled while the run is going, and `--output` on a
+  read-only tmpfs or bind mount (mounting needs root; where the mount is denied the tests fail
+  with the reason, never skip: ``tests.harness.mount_faults``);
 - stop signals: SIGINT, SIGTERM, SIGHUP and SIGKILL sent to a real launcher whose isolated cell has
   a child process of its own; every process of the tree is checked dead by its pid;
 - hung cells: a cell stuck in a C call (libc ``pause``) while sampling or while building;
@@ -244,9 +245,47 @@ def test_isolated_cells_past_their_limits_are_killed_and_the_run_goes_on(tmp_pat
         "(--sampling-grace); its process was killed"
     )
     assert build.error.message == (
-        "the cell exceeded its preparation limit of 10 s in phase 'build' (--prepare-limit); its process was killed"
+        "the cell exceeded its preparation limit of 10 s in phase 'build', waiting for the model to be built "
+        "(--prepare-limit); its process was killed"
     )
     assert ok.status == "ok"
+
+
+@pytest.mark.slow
+def test_a_hung_first_forward_under_isolate_ends_at_its_preparation_limit_and_says_what_it_waited_for(
+    tmp_path: Path,
+) -> None:
+    """The first forward never returns (libc ``pause``): with ``--isolate --max-time 1`` the cell is
+    killed at its preparation limit (20 s here: a spawned child's torch import on a busy machine takes
+    a few; the cpu default is 120 s, see the defaults test),
+    not after 30 minutes; the progress line said what it would wait for and how long."""
+    started = time.monotonic()
+    result = cli(
+        "run", "--workload", f"{FAULTS}:hang_on_first_forward", "--dtype", "fp32", "--max-time", "1",
+        "--isolate", "--prepare-limit", "20", "--output", str(tmp_path),
+    )  # fmt: skip
+    wall = time.monotonic() - started
+    assert result.returncode == 1, result.stderr
+    assert "preparing: the model's build and first forwards; limit 20 s (--prepare-limit)" in result.stderr
+    (cell,) = load(run_files(tmp_path)[0]).cells
+    assert cell.error is not None and (cell.error.phase, cell.error.type) == ("reference", "TimeoutError")
+    assert cell.error.message == (
+        "the cell exceeded its preparation limit of 20 s in phase 'reference', waiting for the first forward "
+        "(the fp32 cpu reference) (--prepare-limit); its process was killed"
+    )
+    assert wall < 90
+
+
+def test_a_cpu_cell_says_its_default_preparation_limit_before_it_starts(tmp_path: Path) -> None:
+    result = cli(
+        "run", "--workload", "mlp", "--preset", "tiny", "--dtype", "fp32", "--max-time", "0.05",
+        "--output", str(tmp_path),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert (
+        "preparing: the model's build and first forwards; limit 120 s (the default for this backend and mode; "
+        "--prepare-limit changes it)" in result.stderr
+    )
 
 
 @pytest.mark.slow
@@ -294,7 +333,7 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
         ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)], capture_output=True, text=True
     )
     if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here (needs root): {done.stderr.strip() or done.returncode}")
+        pytest.fail(f"cannot mount a tmpfs here (needs root): {done.stderr.strip() or done.returncode}")
     try:
         yield mount
     finally:
@@ -367,6 +406,37 @@ def test_a_report_to_a_full_disk_is_one_line_and_leaves_no_partial_file(small_di
     assert result.returncode == 2
     one_line(result.stderr, "cannot write report", "No space left on device", "nothing was written")
     assert [p.name for p in small_disk.iterdir()] == ["filler"]
+
+
+@pytest.mark.slow
+def test_a_disk_with_room_for_a_cell_but_no_slack_keeps_every_finished_cell_and_exits_3(tmp_path: Path) -> None:
+    """1 MiB of tmpfs (room for the file and a cell, not for a megabyte of slack), filled after the
+    first cell by another writer that keeps taking any room given back: the run still starts, ends
+    ``aborted`` (disk full), keeps every cell that reached the disk, and leaves no partial file."""
+    from tests.harness.mount_faults import in_private_mounts
+
+    seen = in_private_mounts("fills-after-first-cell", tmp_path / "report")
+    assert seen["returncode"] == 3, seen["stderr"]
+    one_line(seen["stderr"], "no space left on the disk holding", "status aborted: disk full")
+    (text,) = seen["run_files"]
+    from harness.runfile.codec import parse_run
+
+    saved = parse_run(text, "the run file")
+    assert saved.status == "aborted"
+    assert (saved.status_reason or "").startswith("disk full: No space left on device after ")
+    assert len(saved.cells) >= 1 and all(cell.status == "ok" for cell in saved.cells)
+    assert sorted(seen["listing"]) == sorted([f"run-{saved.run_id}.json", "filler"])  # no partial files
+    assert "mlp" in seen["stdout"]
+
+
+@pytest.mark.parametrize("scenario", ["read-only-tmpfs", "read-only-bind"])
+def test_output_on_a_read_only_file_system_is_one_line_and_exit_2(tmp_path: Path, scenario: str) -> None:
+    from tests.harness.mount_faults import in_private_mounts
+
+    seen = in_private_mounts(scenario, tmp_path / "report")
+    assert seen["returncode"] == 2, seen["stderr"]
+    one_line(seen["stderr"], "cannot write to output folder", "Read-only file system", "--output")
+    assert seen["listing"] == [] and seen["run_files"] == []
 
 
 # -- AWS calls that cannot end well ---------------------------------------------------------------
@@ -675,8 +745,10 @@ def test_hostile_suite_files_are_one_line_naming_file_and_field(
         (["--sampling-grace", "0"], "must be positive"),
         (["--concurrency", "5000", "--scenario", "server", "--rate", "1"], "concurrency must be at most 1024"),
         ([f"--workload={FAULTS}:no_preset"], "must take one optional preset argument"),
-        ([f"--workload={FAULTS}:returns_a_string"], "returned str, not a workloads.Workload"),
-        ([f"--workload={FAULTS}:raises"], "raised RuntimeError when called with preset 'tiny'"),
+        ([f"--workload={FAULTS}:returns_a_string"], "returns str by its annotation, not a workloads.Workload"),
+        (["--workload=os:system"], "is posix.system from Python's standard library, not a workload factory"),
+        (["--workload=subprocess:getoutput"], "subprocess.getoutput from Python's standard library"),
+        (["--workload=builtins:exec"], "builtins.exec from Python's standard library"),
     ],
 )
 def test_numbers_and_factories_that_would_fail_every_cell_are_refused_before_any_cell(
@@ -687,6 +759,35 @@ def test_numbers_and_factories_that_would_fail_every_cell_are_refused_before_any
     assert result.returncode == 2
     one_line(result.stderr, fragment)
     assert not (tmp_path / "out").exists() or not run_files(tmp_path / "out")
+
+
+@pytest.mark.parametrize("callable_", ["os:system", "subprocess:getoutput", "os:popen"])
+def test_a_stdlib_callable_as_workload_runs_nothing_before_it_is_refused(tmp_path: Path, callable_: str) -> None:
+    """Planning never calls a factory: with preset ``touch MARKER`` a shell would create MARKER."""
+    marker = tmp_path / "marker"
+    result = cli(
+        "run", "--workload", callable_, "--preset", f"touch {marker}", "--quiet", "--output", str(tmp_path / "out"),
+    )  # fmt: skip
+    assert result.returncode == 2, result.stdout + result.stderr
+    one_line(result.stderr, f"workload {callable_!r} is", "not a workload factory")
+    assert not marker.exists(), "the shell command ran"
+    assert not (tmp_path / "out").exists() or not run_files(tmp_path / "out")
+
+
+def test_a_factory_that_raises_is_called_only_in_its_cell_which_fails_alone(tmp_path: Path) -> None:
+    """A factory that looks right (its signature and annotation) is called in the cell, not while
+    planning: the cell fails with the factory's one line, the run file says so, exit 1."""
+    result = cli(
+        "run", f"--workload={FAULTS}:raises", "--workload", "mlp", "--preset", "tiny", "--dtype", "fp32",
+        "--max-time", "0.1", "--quiet", "--output", str(tmp_path),
+    )  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    run = load(run_files(tmp_path)[0])
+    statuses = {cell.config.workload: cell.status for cell in run.cells}
+    assert statuses == {f"{FAULTS}:raises": "failed", "mlp": "ok"}
+    (failed,) = [cell for cell in run.cells if cell.status == "failed"]
+    assert failed.error is not None
+    assert "raised RuntimeError when called with preset 'tiny': the user's factory is broken" in failed.error.message
 
 
 @pytest.mark.slow

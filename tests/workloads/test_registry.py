@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from harness.errors import ConfigError, UnknownNameError
+from workloads.base import Workload
 from workloads.registry import available_workloads, resolve
 
 
@@ -38,7 +39,7 @@ def test_an_unknown_preset_lists_the_presets() -> None:
         ("no_such_module_xyz:f", "cannot import module 'no_such_module_xyz'"),
         ("tests.workloads.plugin_fixtures:absent", "has no attribute 'absent'"),
         ("tests.workloads.plugin_fixtures:NOT_CALLABLE", "is not callable"),
-        ("tests.workloads.plugin_fixtures:not_a_workload", "returned int, not a workloads.Workload"),
+        ("tests.workloads.plugin_fixtures:not_a_workload", "returns int by its annotation, not a workloads.Workload"),
         (":f", "must look like 'package.module:callable'"),
     ],
 )
@@ -59,3 +60,24 @@ def test_an_entry_point_registers_a_workload(tmp_path: Path, monkeypatch: pytest
     assert available_workloads()["acme-scale"] == "tests.workloads.plugin_fixtures:scale"
     assert resolve("acme-scale", None).name == "scale"
     monkeypatch.setattr(sys, "path", [p for p in sys.path if p != str(tmp_path)])
+
+
+@pytest.mark.parametrize("name", ["os:system", "subprocess:run", "builtins:eval", "shutil:rmtree"])
+def test_standard_library_callables_are_refused_without_being_called(name: str) -> None:
+    from workloads.registry import check_factory_unseen, load_factory
+
+    with pytest.raises(ConfigError, match="from Python's standard library, not a workload factory"):
+        check_factory_unseen(name, load_factory(name), "echo called")
+
+
+def test_a_factory_is_not_called_to_be_checked() -> None:
+    from workloads.registry import check_factory_unseen
+
+    calls: list[str | None] = []
+
+    def factory(preset: str | None = None) -> Workload:
+        calls.append(preset)
+        raise AssertionError("called")
+
+    check_factory_unseen("mine:factory", factory, "tiny")
+    assert calls == []

@@ -27,6 +27,7 @@ __all__ = [
     "delete_instance_profile",
     "instance_role_policy",
     "load_policy",
+    "run_profile",
 ]
 
 POLICY_DIR = Path(__file__).parent / "policies"
@@ -65,10 +66,20 @@ class CreatedProfile:
     role_name: str
 
 
-def create_instance_profile(iam: Any, run_id: str, bucket: str, prefix: str, tags: dict[str, str]) -> CreatedProfile:
-    """A role EC2 can assume with only the run prefix's S3 access, wrapped in an instance profile."""
+def run_profile(run_id: str) -> CreatedProfile:
+    """The names of the instance profile and role a run creates: fixed by its run id, so they can be
+    recorded for teardown before the first create call is sent."""
     name = f"siliconbench-{run_id}"[:64]
-    created = CreatedProfile(name=name, role_name=name)
+    return CreatedProfile(name=name, role_name=name)
+
+
+def create_instance_profile(iam: Any, run_id: str, bucket: str, prefix: str, tags: dict[str, str]) -> CreatedProfile:
+    """A role EC2 can assume with only the run prefix's S3 access, wrapped in an instance profile.
+
+    A failure part-way deletes what it made; an interrupt does not (the caller's teardown deletes
+    ``run_profile(run_id)``, which it recorded before calling, whatever step was reached)."""
+    created = run_profile(run_id)
+    name = created.name
     aws_call(
         f"creating role {name}",
         iam.create_role,
@@ -99,7 +110,7 @@ def create_instance_profile(iam: Any, run_id: str, bucket: str, prefix: str, tag
             InstanceProfileName=name,
             RoleName=name,
         )
-    except BaseException:
+    except Exception:
         delete_instance_profile(iam, created)
         raise
     return created

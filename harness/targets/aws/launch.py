@@ -30,6 +30,7 @@ __all__ = [
     "delete_security_group",
     "describe_instance",
     "find_run_instances",
+    "find_run_security_groups",
     "given_subnet",
     "launch_instance",
     "terminate_instances",
@@ -242,6 +243,14 @@ def find_run_instances(
         for reservation in page["Reservations"]:
             found.extend(reservation["Instances"])
     return found
+
+
+def find_run_security_groups(ec2: Any, run_id: str) -> list[str]:
+    """The ids of the security groups tagged with ``run_id`` (tagged as they are created, so a
+    group whose create call was interrupted is found here)."""
+    filters = [{"Name": f"tag:{TAG_MANAGED}", "Values": ["true"]}, {"Name": f"tag:{TAG_RUN_ID}", "Values": [run_id]}]
+    pages = paginate("listing the run's security groups", ec2, "describe_security_groups", Filters=filters)
+    return [group["GroupId"] for page in pages for group in page["SecurityGroups"]]
 
 
 def terminate_instances(ec2: Any, instance_ids: Sequence[str]) -> None:

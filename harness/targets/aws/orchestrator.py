@@ -25,13 +25,13 @@ from typing import Any
 from harness import __version__
 from harness.errors import RunFileError, SiliconbenchError
 from harness.run.plan import Suite
-from harness.run.signals import STOP_SIGNALS, Interrupted
+from harness.run.signals import STOP_SIGNALS, Interrupted, signals_deferred
 from harness.runfile.codec import decode_run
 from harness.runfile.files import new_run_id, save_run
 from harness.runfile.records import TargetFacts
 from harness.targets.aws import storage
 from harness.targets.aws.ami import environment_probe
-from harness.targets.aws.iam import CreatedProfile, create_instance_profile, delete_instance_profile
+from harness.targets.aws.iam import CreatedProfile, create_instance_profile, delete_instance_profile, run_profile
 from harness.targets.aws.launch import (
     LaunchSpec,
     Subnet,
@@ -39,6 +39,7 @@ from harness.targets.aws.launch import (
     default_subnets,
     delete_security_group,
     find_run_instances,
+    find_run_security_groups,
     given_subnet,
     launch_instance,
     terminate_instances,
@@ -83,6 +84,8 @@ class _Resources:
     bucket: str | None = None
     bucket_created: bool = False
     security_group: str | None = None
+    #: Set before the group's create call: teardown then also looks for it by the run's tags.
+    security_group_wanted: bool = False
     profile_name: str | None = None
     created_profile: CreatedProfile | None = None
     instances: dict[str, str] = field(default_factory=dict)
@@ -234,7 +237,10 @@ class _Run:
         return results
 
     def setup(self) -> None:
-        """Bucket, instance profile, security group, wheel: each recorded the moment it exists."""
+        """Bucket, instance profile, security group, wheel: each recorded before its create call is
+        sent (the names are the run's own), and each create call made with stop signals deferred
+        (``signals_deferred``): a signal waits for the call to return and its result to be
+        recorded, then interrupts. Whatever moment a signal comes, teardown knows all that exists."""
         s3, ec2 = self.factory.client("s3"), self.factory.client("ec2")
         if self.options.bucket:
             aws_call(f"checking bucket {self.options.bucket}", s3.head_bucket, Bucket=self.options.bucket)
@@ -243,25 +249,30 @@ class _Run:
             name = storage.run_bucket_name(self.run_id)
             # Recorded first: if tagging or encrypting fails after creation, teardown still deletes it.
             self.resources.bucket, self.resources.bucket_created = name, True
-            storage.create_bucket(s3, name, self.region, self.tags)
+            with signals_deferred():
+                storage.create_bucket(s3, name, self.region, self.tags)
         if self.options.create_instance_profile:
-            created = create_instance_profile(
-                self.factory.client("iam"),
-                self.run_id,
-                self.resources.bucket,
-                storage.run_prefix(self.run_id),
-                self.tags,
-            )
-            self.resources.created_profile = created
-            self.resources.profile_name = created.name
+            self.resources.created_profile = run_profile(self.run_id)  # teardown deletes what of it exists
+            self.resources.profile_name = self.resources.created_profile.name
+            with signals_deferred():
+                create_instance_profile(
+                    self.factory.client("iam"),
+                    self.run_id,
+                    self.resources.bucket,
+                    storage.run_prefix(self.run_id),
+                    self.tags,
+                )
         else:
             self.resources.profile_name = self.options.instance_profile
         if self.options.subnet_id:
             vpc_id, self.subnets = given_subnet(ec2, self.options.subnet_id)
         else:
             vpc_id, self.subnets = default_subnets(ec2)
-        self.resources.security_group = create_security_group(ec2, vpc_id, self.run_id, self.tags)
-        self.run_store().put_file(BUNDLE, self.ship.bundle)
+        self.resources.security_group_wanted = True  # tagged as created: teardown finds it by the run id
+        with signals_deferred():
+            self.resources.security_group = create_security_group(ec2, vpc_id, self.run_id, self.tags)
+        with signals_deferred():
+            self.run_store().put_file(BUNDLE, self.ship.bundle)
 
     def run_store(self) -> storage.RunStore:
         assert self.resources.bucket is not None
@@ -497,16 +508,20 @@ class _Run:
                 f"not yet terminated: {', '.join(not_gone)} (they will be; "
                 "'siliconbench aws cleanup' removes what is left)"
             )
-        group = self.resources.security_group
-        if group and not not_gone:
+        groups = [self.resources.security_group] if self.resources.security_group else []
+        if self.resources.security_group_wanted:  # a create call that was cut off may still have made it
+            found = attempt("sweeping for the run's security group", lambda: find_run_security_groups(ec2, self.run_id))
+            groups += [g for g in found or [] if g not in groups]
+        for group in groups:
+            if not_gone:
+                self.problems.append(f"kept security group {group}: instances still hold it")
+                continue
             attempt(
                 f"deleting security group {group}",
-                lambda: delete_security_group(
+                lambda group=group: delete_security_group(  # type: ignore[misc]
                     ec2, group, timing.teardown_timeout_s, timing.teardown_poll_s, clock, sleep
                 ),
             )
-        elif group:
-            self.problems.append(f"kept security group {group}: instances still hold it")
         created = self.resources.created_profile
         if created is not None:
             self.problems.extend(delete_instance_profile(self.factory.client("iam"), created))
