@@ -45,6 +45,7 @@ __all__ = [
     "EngineCommand",
     "EngineProcess",
     "attach",
+    "engine_flags",
     "free_port",
     "launch",
     "process_group_members",
@@ -104,6 +105,7 @@ def vllm_command(
     tensor_parallel_size: int | None = None,
     extra_args: Sequence[str] = (),
     extra_env: Mapping[str, str] | None = None,
+    engine_args: Sequence[tuple[str, str]] = (),
 ) -> EngineCommand:
     """The vLLM OpenAI-compatible server's command line on ``silicon``.
 
@@ -114,6 +116,9 @@ def vllm_command(
       parallel over the NeuronCores given, chunked prefill and prefix caching off, and compiled
       artifacts cached beside the model (``NEURON_COMPILED_ARTIFACTS``) so a second start skips
       the compile (aws-neuron-sdk, libraries/nxd-inference/vllm/quickstart-vllm-offline-serving.rst).
+
+    ``engine_args`` are a swept configuration's (flag, value) pairs (``harness.run.engine_args``):
+    ``--flag value``, and for a boolean ``--flag`` or ``--no-flag`` (vLLM's ``BooleanOptionalAction``).
     """
     if silicon not in SILICON:
         raise ConfigError(f"unknown engine silicon {silicon!r}; available: {', '.join(SILICON)}")
@@ -135,9 +140,23 @@ def vllm_command(
         args += ["--max-num-seqs", str(max_num_seqs)]
     if tensor_parallel_size is not None:
         args += ["--tensor-parallel-size", str(tensor_parallel_size)]
+    args += engine_flags(engine_args)
     args += list(extra_args)
     env.update(extra_env or {})
     return EngineCommand("vllm", silicon, tuple(args), env, host, port)
+
+
+def engine_flags(engine_args: Sequence[tuple[str, str]]) -> list[str]:
+    """The command-line flags of a configuration's (flag, value) pairs."""
+    flags: list[str] = []
+    for key, value in engine_args:
+        if value == "true":
+            flags.append(f"--{key}")
+        elif value == "false":
+            flags.append(f"--no-{key}")
+        else:
+            flags += [f"--{key}", value]
+    return flags
 
 
 def _http_get(url: str, timeout_s: float) -> tuple[int, bytes]:
