@@ -102,7 +102,9 @@ def parse_engine_args(texts: Sequence[str]) -> tuple[EngineAxis, ...]:
 
 def configurations(axes: Sequence[EngineAxis]) -> list[tuple[tuple[str, str], ...]]:
     """Every configuration, axis-major in the order given: ``[()]`` when there are no axes."""
-    return [tuple(zip((a.key for a in axes), combo, strict=True)) for combo in itertools.product(*(a.values for a in axes))]
+    return [
+        tuple(zip((a.key for a in axes), combo, strict=True)) for combo in itertools.product(*(a.values for a in axes))
+    ]
 
 
 def _cpu_native() -> dict[str, tuple[bool, str]]:

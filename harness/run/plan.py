@@ -215,7 +215,9 @@ class Suite:
             dtype = dtypes[0]
         axes = parse_engine_args(engine.engine_args)
         if axes and engine.endpoint is not None:
-            raise ConfigError("--engine-arg configures an engine this run starts; an --endpoint is configured by its owner")
+            raise ConfigError(
+                "--engine-arg configures an engine this run starts; an --endpoint is configured by its owner"
+            )
         if dtype is not None and any(axis.key == "dtype" for axis in axes):
             raise ConfigError("give the engine's dtype once: --dtype or --engine-arg dtype=..., not both")
         check_silicon(axes, engine.engine_silicon)

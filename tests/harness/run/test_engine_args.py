@@ -36,7 +36,10 @@ def test_axes_multiply_config_major_and_each_config_sweeps_its_users() -> None:
 def test_no_axes_keep_the_cells_and_ids_they_always_had() -> None:
     (cell,) = suite(**ENGINE).engine_cells()
     assert cell.params.engine is not None and cell.params.engine.spec.engine_args == ()
-    assert cell_id(cell.to_config()) == "m/in128-out128/vllm-cpu/engine-default/engine/tdefault/bs1/generate-in128-out128-c1"
+    assert (
+        cell_id(cell.to_config())
+        == "m/in128-out128/vllm-cpu/engine-default/engine/tdefault/bs1/generate-in128-out128-c1"
+    )
 
 
 def test_a_dtype_axis_is_the_engines_dtype() -> None:
