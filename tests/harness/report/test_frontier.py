@@ -161,6 +161,7 @@ def test_the_frontier_figure_names_its_axes_points_and_front(sweep: RunRecord) -
     assert any("max-num-seqs=8" in t for t in texts)  # the legend names the configurations
 
 
+@pytest.mark.slow  # draws every figure of three runs (several seconds)
 def test_the_history_never_joins_two_concurrencies() -> None:
     from harness.report.plots import make_plots
 
@@ -188,3 +189,12 @@ def test_box_plots_and_labels_say_how_many_users(sweep: RunRecord) -> None:
     rows = cell_rows([sweep])
     assert rows[2].label.endswith("max-num-seqs=2 4 users in32-out16")
     assert rows[0].label.endswith("max-num-seqs=2 1 user in32-out16")
+
+
+@pytest.mark.slow  # renders the whole page, PNG figures included
+def test_the_html_report_inlines_the_frontier_and_its_table(sweep: RunRecord) -> None:
+    html = render([sweep], "html", serving_slo_ms=(50.0, None))
+    section = html[html.index('id="frontier"') :]
+    assert section.index("<svg") < section.index("<table")  # the figure, then its points
+    assert 'id="pareto-front"' in section and "cheapest meeting TTFT p99 &lt;= 50 ms" in section
+    assert ".scroll{overflow-x:auto;max-width:100%}" in html  # wide tables scroll in their box
