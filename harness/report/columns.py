@@ -188,6 +188,13 @@ def _capacity_text(row: CellRow) -> str:
     return f"{fmt(bracket.value)} [{fmt(bracket.value)}, {fmt(bracket.high)})"
 
 
+def _short_model(model: str) -> str:
+    """``tiny-llama`` for ``/work/models/tiny-llama``; a hub id (``org/name``) stays whole."""
+    if model.startswith(("/", ".", "~")):
+        return model.rstrip("/").rsplit("/", 1)[-1] or model
+    return model
+
+
 def _per_user(row: CellRow) -> float | None:
     """Output tokens/s one user sees: 1 / TPOT p50."""
     tpot = row.token_ms("tpot_ns", "p50")
@@ -207,7 +214,8 @@ def _goodput(row: CellRow) -> float | None:
 
 COLUMNS: tuple[Column, ...] = (
     # an engine cell's configuration (``ENGINE_IDENTITY``)
-    Column("model", "model", lambda r: r.workload, measured=False),
+    # The model's folder or hub name; its full path is the value (CSV, JSON) and in the run file.
+    Column("model", "model", lambda r: r.workload, measured=False, text=lambda r: _short_model(r.workload)),
     Column("request_set", "request set", lambda r: r.preset, measured=False),
     Column("server", "server", lambda r: r.backend, measured=False),
     Column("engine_config", "engine config", lambda r: r.engine_config, measured=False),

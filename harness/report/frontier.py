@@ -111,8 +111,13 @@ class FrontierPoint:
     def series(self) -> str:
         """The curve the point belongs to: its configuration with every axis but the users."""
         row = self.row
-        runs = f" (run {row.run_id})"
-        return f"{row.target} {row.backend} {row.engine_config} {row.preset}{runs}"
+        return f"{row.target} {row.backend} {row.engine_config} {row.preset} (run {row.run_id})"
+
+    def series_name(self, several_runs: bool) -> str:
+        """``series`` as a legend or table shows it: the run named only where there are several."""
+        row = self.row
+        name = f"{row.target} {row.backend} {row.engine_config} {row.preset}"
+        return f"{name} (run {row.run_id})" if several_runs else name
 
     def to_dict(self) -> dict[str, Any]:
         def figure(f: Figure | None) -> dict[str, float | None] | None:
@@ -249,6 +254,10 @@ class Frontier:
     model: str
     points: tuple[FrontierPoint, ...]
     cheapest: CheapestServing | None
+
+    @property
+    def several_runs(self) -> bool:
+        return len({p.row.run_id for p in self.points}) > 1
 
     @property
     def front(self) -> tuple[FrontierPoint, ...]:
@@ -397,7 +406,8 @@ def frontier_table(frontier: Frontier) -> tuple[list[str], list[list[str]]]:
     body = []
     for p in ordered:
         row = p.row
-        cells = ["*" if p.on_front else "", p.series, str(row.users), _figure_text(p.per_user)]
+        name = p.series_name(frontier.several_runs)
+        cells = ["*" if p.on_front else "", name, str(row.users), _figure_text(p.per_user)]
         cells.append(_figure_text(p.per_instance))
         if chips:
             cells.append(_figure_text(p.per_chip))

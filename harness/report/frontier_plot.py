@@ -70,7 +70,7 @@ def frontier_svg(frontier: Frontier) -> str:
 
     series: dict[str, list[FrontierPoint]] = {}
     for point in frontier.points:
-        series.setdefault(point.series, []).append(point)
+        series.setdefault(point.series_name(frontier.several_runs), []).append(point)
     with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "siliconbench-frontier"}):
         fig = Figure(figsize=(8.0, 5.2), layout="constrained")
         ax = fig.add_subplot()
@@ -101,7 +101,8 @@ def frontier_svg(frontier: Frontier) -> str:
         rings.set_gid("front-points")
         ax.set_xlabel("output tokens/s per user (1 / TPOT p50), 95% CI")
         ax.set_ylabel("output tokens/s per instance, 95% CI")
-        ax.set_title(f"{frontier.model}: serving frontier (upper right is better; labels: users, $/M output tokens)")
+        model = frontier.model.rstrip("/").rsplit("/", 1)[-1] if frontier.model.startswith("/") else frontier.model
+        ax.set_title(f"{model}: serving frontier (upper right is better)\npoint labels: users, $ per million output tokens")
         ax.set_xlim(left=0)
         ax.set_ylim(bottom=0)
         ax.grid(alpha=0.3)

@@ -33,7 +33,7 @@ th{background:#f3f3f3}td.num{text-align:right;font-variant-numeric:tabular-nums;
 tr.failed td{background:#fdecea}.meta{color:#555;font-size:.9rem}.wrong{color:#b00020;font-weight:600}
 figure{margin:1rem 0}figure img,figure svg{max-width:100%;height:auto;border:1px solid #eee}
 figcaption{font-size:.85rem;color:#555}details{margin:.4rem 0}summary{cursor:pointer}
-.scroll{overflow-x:auto;max-width:100%}td{overflow-wrap:anywhere}
+.scroll{overflow-x:auto;max-width:100%}
 """
 
 

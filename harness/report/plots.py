@@ -218,8 +218,13 @@ def _cost_vs_p99(workload: str, rows: list[CellRow], slo_p99_ms: float | None) -
     )
     for i in front:
         row = priced[i]
+        name = (
+            f"{row.engine_config} {row.users}u"
+            if row.engine is not None
+            else f"{row.backend} {row.dtype} bs{row.batch_size}"
+        )
         ax.annotate(
-            f"{row.backend} {row.dtype} bs{row.batch_size}",
+            name,
             points[i],
             textcoords="offset points",
             xytext=(6, 6),
