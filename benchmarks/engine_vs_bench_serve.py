@@ -104,11 +104,14 @@ def main() -> None:
     parser.add_argument("--output-tokens", type=int, default=64)
     parser.add_argument("--requests", type=int, default=12, help="requests per user of each client's run")
     parser.add_argument("--time-s", type=float, default=30.0, help="siliconbench's time budget per cell")
+    parser.add_argument("--ready-timeout-s", type=float, default=1500.0, help="how long the engine may take to start")
     parser.add_argument("--json", default=None, help="also write the figures here")
     args = parser.parse_args()
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]  # progress as it goes, even piped
     users = [int(u) for u in args.users.split(",")]
     python, model = _setup()
-    spec = EngineSpec(model=model, engine="vllm", silicon="cpu", python=python)
+    # A busy shared machine can take more than the default 600 s to compile the engine's model.
+    spec = EngineSpec(model=model, engine="vllm", silicon="cpu", python=python, ready_timeout_s=args.ready_timeout_s)
     rows: list[dict[str, Any]] = []
     with open_engine(spec) as serving, tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)

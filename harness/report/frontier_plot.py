@@ -102,7 +102,8 @@ def frontier_svg(frontier: Frontier) -> str:
         ax.set_xlabel("output tokens/s per user (1 / TPOT p50), 95% CI")
         ax.set_ylabel("output tokens/s per instance, 95% CI")
         model = frontier.model.rstrip("/").rsplit("/", 1)[-1] if frontier.model.startswith("/") else frontier.model
-        ax.set_title(f"{model}: serving frontier (upper right is better)\npoint labels: users, $ per million output tokens")
+        title = f"{model}: serving frontier (upper right is better)"
+        ax.set_title(f"{title}\npoint labels: users, $ per million output tokens")
         ax.set_xlim(left=0)
         ax.set_ylim(bottom=0)
         ax.grid(alpha=0.3)
