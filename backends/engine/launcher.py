@@ -51,6 +51,7 @@ __all__ = [
     "EngineCommand",
     "EngineProcess",
     "attach",
+    "engine_flags",
     "free_port",
     "launch",
     "process_group_members",
@@ -110,6 +111,7 @@ def vllm_command(
     extra_args: Sequence[str] = (),
     extra_env: Mapping[str, str] | None = None,
     instance_type: str | None = None,
+    engine_args: Sequence[tuple[str, str]] = (),
 ) -> EngineCommand:
     """The vLLM OpenAI-compatible server's command line on ``silicon``.
 
@@ -123,6 +125,9 @@ def vllm_command(
       (``NEURON_COMPILED_ARTIFACTS``) so a second start skips the compile; on trn2/trn3 (the
       vllm-neuron plugin) the engine's own defaults. ``instance_type`` picks the stack; by default
       ``$SILICONBENCH_INSTANCE_TYPE``, else this instance's DMI product name.
+
+    ``engine_args`` are a swept configuration's (flag, value) pairs (``harness.run.engine_args``):
+    ``--flag value``, and for a boolean ``--flag`` or ``--no-flag`` (vLLM's ``BooleanOptionalAction``).
     """
     if silicon not in SILICON:
         raise ConfigError(f"unknown engine silicon {silicon!r}; available: {', '.join(SILICON)}")
@@ -148,6 +153,7 @@ def vllm_command(
         args += ["--max-num-seqs", str(max_num_seqs)]
     if tensor_parallel_size is not None:
         args += ["--tensor-parallel-size", str(tensor_parallel_size)]
+    args += engine_flags(engine_args)
     args += list(extra_args)
     env.update(extra_env or {})
     return EngineCommand("vllm", silicon, tuple(args), env, host, port)
@@ -162,6 +168,17 @@ def _neuron_stack(instance_type: str | None) -> str:
             f"set ${INSTANCE_TYPE_ENV} to its type, e.g. inf2.xlarge or trn2.48xlarge"
         )
     return neuron_stack(known)
+def engine_flags(engine_args: Sequence[tuple[str, str]]) -> list[str]:
+    """The command-line flags of a configuration's (flag, value) pairs."""
+    flags: list[str] = []
+    for key, value in engine_args:
+        if value == "true":
+            flags.append(f"--{key}")
+        elif value == "false":
+            flags.append(f"--no-{key}")
+        else:
+            flags += [f"--{key}", value]
+    return flags
 
 
 def _http_get(url: str, timeout_s: float) -> tuple[int, bytes]:

@@ -95,6 +95,7 @@ def open_engine(spec: EngineSpec, log_dir: str | Path | None = None) -> Iterator
         tensor_parallel_size=spec.tensor_parallel_size,
         extra_args=spec.extra_args,
         extra_env=dict(spec.extra_env),
+        engine_args=spec.engine_args,
     )
     with launch(command, ready_timeout_s=spec.ready_timeout_s, log_dir=log_dir) as process:
         record = process.record()

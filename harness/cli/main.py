@@ -76,6 +76,18 @@ def _build_parser() -> _Parser:
         help="name the fastest and the cheapest cell per workload whose p99 meets this many ms",
     )
     report.add_argument(
+        "--slo-ttft",
+        type=positive_float,
+        metavar="MS",
+        help="engine cells: name the cheapest configuration whose p99 time to first token meets this many ms",
+    )
+    report.add_argument(
+        "--slo-tpot",
+        type=positive_float,
+        metavar="MS",
+        help="engine cells: name the cheapest configuration whose p99 time per output token meets this many ms",
+    )
+    report.add_argument(
         "--price-per-hour",
         type=positive_float,
         metavar="USD",
@@ -263,7 +275,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
     fallback = price_from_cli(args.price_per_hour) if args.price_per_hour is not None else None
     # A catalog the user names is read now, so a bad file fails even if no run needs a look-up.
     prices = PriceResolver(load_catalog(args.prices) if args.prices else None, fallback)
-    _emit(render(runs, args.format, prices, args.slo_p99), args.output, "report")
+    serving = (args.slo_ttft, args.slo_tpot)
+    _emit(render(runs, args.format, prices, args.slo_p99, serving_slo_ms=serving), args.output, "report")
     return EXIT_OK
 
 

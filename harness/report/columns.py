@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from harness.report import figures as u
 from harness.report.rows import CellRow, Figure
 
-__all__ = ["COLUMNS", "Column", "Value", "columns_for", "fmt", "money"]
+__all__ = ["COLUMNS", "ENGINE_COLUMNS", "ENGINE_IDENTITY", "Column", "Value", "columns_for", "fmt", "money"]
 
 Value = str | int | float | bool | Figure | None
 
@@ -191,7 +191,49 @@ def _capacity_text(row: CellRow) -> str:
     return f"{fmt(bracket.value)} [{fmt(bracket.value)}, {fmt(bracket.high)})"
 
 
+def _short_model(model: str) -> str:
+    """``tiny-llama`` for ``/work/models/tiny-llama``; a hub id (``org/name``) stays whole."""
+    if model.startswith(("/", ".", "~")):
+        return model.rstrip("/").rsplit("/", 1)[-1] or model
+    return model
+
+
+def _per_user(row: CellRow) -> float | None:
+    """Output tokens/s one user sees: 1 / TPOT p50."""
+    tpot = row.token_ms("tpot_ns", "p50")
+    return None if tpot is None or not tpot.value > 0 else 1000.0 / tpot.value
+
+
+def _goodput(row: CellRow) -> float | None:
+    """Requests/s that met the SLO: the server part's, else the engine load's (None without an SLO)."""
+    measured = row.measurement
+    if measured is None:
+        return None
+    if measured.server is not None and measured.server.goodput_rps is not None:
+        return float(measured.server.goodput_rps)
+    load = measured.engine.load if measured.engine is not None else None
+    return None if load is None or load.goodput_rps is None else float(load.goodput_rps)
+
+
 COLUMNS: tuple[Column, ...] = (
+    # an engine cell's configuration (``ENGINE_IDENTITY``)
+    # The model's folder or hub name; its full path is the value (CSV, JSON) and in the run file.
+    Column("model", "model", lambda r: r.workload, measured=False, text=lambda r: _short_model(r.workload)),
+    Column("request_set", "request set", lambda r: r.preset, measured=False),
+    Column("server", "server", lambda r: r.backend, measured=False),
+    Column("engine_config", "engine config", lambda r: r.engine_config, measured=False),
+    Column("users", "users", lambda r: r.users, measured=False),
+    Column("tpot_p99_ms", "TPOT p99 ms", lambda r: r.token_ms("tpot_ns", "p99")),
+    Column("out_tok_s_per_user", "out tok/s per user", _per_user),
+    Column("out_tok_s_total", "out tok/s total", _measured("output_tokens_per_s")),
+    Column("engine_goodput_rps", "goodput req/s", _goodput, optional=True),
+    Column(
+        "usd_per_million_output_tokens_ci",
+        "$/M out tok [95% CI]",
+        u.usd_per_million_output_tokens_measured,
+        optional=True,
+        text=_money_text(u.usd_per_million_output_tokens_measured),
+    ),
     Column("target", "target", lambda r: r.target, measured=False, when=_several_targets),
     Column("run_id", "run", lambda r: r.run_id, measured=False, when=_several_runs_per_target),
     Column("workload", "workload", lambda r: r.workload, measured=False),
@@ -320,23 +362,42 @@ COLUMNS: tuple[Column, ...] = (
 
 #: The cell's configuration: every table starts with these.
 IDENTITY = ("target", "run_id", "workload", "preset", "backend", "dtype", "mode", "threads", "batch_size")
+#: An engine cell's configuration: its dtype is in its engine config, and mode, batch and threads
+#: mean nothing for it (the engine batches and threads itself).
+ENGINE_IDENTITY = ("target", "run_id", "model", "request_set", "server", "engine_config", "users")
+_ENGINE_TOKENS = (
+    "ttft_p50_ms", "ttft_p99_ms", "tpot_p50_ms", "tpot_p99_ms", "itl_p99_ms", "out_tok_s_per_user", "out_tok_s_total",
+)  # fmt: skip
+#: A serving report's columns after the engine configuration, per scenario.
+ENGINE_COLUMNS = {
+    "generate": (*_ENGINE_TOKENS, "engine_goodput_rps", "usd_per_million_output_tokens_ci", "samples", "stop_reason"),
+    "server": (
+        "slo", "capacity_rps", "rate_rps", *_ENGINE_TOKENS, "engine_goodput_rps",
+        "usd_per_million_output_tokens_at_capacity", "usd_per_million_output_tokens_ci", "samples", "stop_reason",
+    ),
+}  # fmt: skip
 BY_KEY = {column.key: column for column in COLUMNS}
 
 
 def columns_for(scenario: str, rows: Sequence[CellRow]) -> list[Column]:
     """The columns of one scenario's table: the configuration, then those its spec names, minus
     optional columns no row has a value for and identity columns the rows do not need. A scenario
-    this release does not know (a run file from a newer one) gets the forward-pass columns."""
+    this release does not know (a run file from a newer one) gets the forward-pass columns. A table
+    of engine cells only is a serving report (``ENGINE_IDENTITY``, ``ENGINE_COLUMNS``)."""
     from harness.errors import UnknownNameError
     from harness.scenarios.registry import spec
     from harness.scenarios.specs import FORWARD_COLUMNS
 
-    try:
-        named = spec(scenario).columns
-    except UnknownNameError:
-        named = FORWARD_COLUMNS
+    identity: tuple[str, ...] = IDENTITY
+    if rows and scenario in ENGINE_COLUMNS and all(r.engine is not None for r in rows):
+        identity, named = ENGINE_IDENTITY, ENGINE_COLUMNS[scenario]
+    else:
+        try:
+            named = spec(scenario).columns
+        except UnknownNameError:
+            named = FORWARD_COLUMNS
     shown = []
-    for column in (BY_KEY[key] for key in (*IDENTITY, *named)):
+    for column in (BY_KEY[key] for key in (*identity, *named)):
         if column.when is not None and not column.when(rows):
             continue
         if column.optional and all(column.value(r) is None for r in rows if r.ok):

@@ -32,6 +32,7 @@ __all__ = [
     "throughput",
     "usd_per_million_at_capacity",
     "usd_per_million_measured",
+    "usd_per_million_output_tokens_measured",
     "usd_per_million_tokens_measured",
 ]
 
@@ -112,6 +113,12 @@ def usd_per_million_tokens_measured(row: CellRow) -> Figure | None:
     """USD per million tokens at the measured token rate, with its interval."""
     measured = row.measurement
     return None if measured is None else _cost(row, measured.tokens_per_s)
+
+
+def usd_per_million_output_tokens_measured(row: CellRow) -> Figure | None:
+    """USD per million output tokens at the measured output rate, with its interval."""
+    measured = row.measurement
+    return None if measured is None else _cost(row, measured.output_tokens_per_s)
 
 
 def capacity(row: CellRow) -> Figure | None:

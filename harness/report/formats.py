@@ -15,6 +15,7 @@ from typing import Any
 from harness.errors import ConfigError
 from harness.report.columns import Column, Value
 from harness.report.cost import PriceResolver
+from harness.report.frontier import Frontier, frontier_table, frontiers
 from harness.report.rows import CellRow, Figure, cell_rows
 from harness.report.tables import (
     ScenarioTable,
@@ -112,33 +113,61 @@ def _slo_text(rows: Sequence[CellRow], slo_p99_ms: float, markdown: bool) -> str
     return "\n".join(lines)
 
 
+def _frontier_text(frontiers: Sequence[Frontier], markdown: bool) -> str:
+    """The serving frontier of each model: its points (front first, marked ``*``) and the cheapest pick."""
+    from tabulate import tabulate
+
+    parts = [
+        ("### " if markdown else "")
+        + "Serving frontier: output tokens/s per user against per instance (* on the Pareto front)"
+    ]
+    for frontier in frontiers:
+        headers, body = frontier_table(frontier)
+        parts.append(f"{'**' if markdown else ''}{frontier.model}{'**' if markdown else ''}")
+        parts.append(
+            str(tabulate(body, headers=headers, tablefmt="github" if markdown else "simple", disable_numparse=True))
+        )
+        if frontier.cheapest is not None:
+            parts.append(f"- {frontier.cheapest.sentence()}")
+            parts.extend(f"- note: {note}" for note in frontier.cheapest.notes)
+    return "\n\n".join(parts)
+
+
 def render(
     runs: Sequence[RunRecord],
     fmt: str = "table",
     prices: PriceResolver | None = None,
     slo_p99_ms: float | None = None,
+    serving_slo_ms: tuple[float | None, float | None] = (None, None),
 ) -> str:
     """The cells of ``runs`` in format ``fmt`` (one of FORMATS), priced by ``prices``, with the
-    fastest and cheapest cell per workload when a p99 target ``slo_p99_ms`` is given."""
+    fastest and cheapest cell per workload when a p99 target ``slo_p99_ms`` is given, and for
+    engine cells the serving frontier, with the cheapest configuration meeting the TTFT and TPOT
+    p99 targets ``serving_slo_ms`` (default: those the cells were run with)."""
     if fmt not in FORMATS:
         raise ConfigError(f"unknown report format {fmt!r}; use one of: {', '.join(FORMATS)}")
     rows = cell_rows(runs, prices)
     tables = scenario_tables(rows)
+    found = frontiers(rows, *serving_slo_ms)
     if fmt == "html":
         from harness.report.html import render_html
 
-        return render_html(runs, rows, tables, slo_p99_ms=slo_p99_ms)
+        return render_html(runs, rows, tables, slo_p99_ms=slo_p99_ms, frontiers=found)
     machine = [machine_row(row, table.columns) for table in tables for row in table.rows]
     if fmt == "json":
-        if slo_p99_ms is None:
+        if slo_p99_ms is None and not found:
             return dumps_json(machine, indent=1)
-        from harness.report.slo import choose
-        from harness.report.verdict import cross_run_verdicts
+        data: dict[str, Any] = {"cells": machine}
+        if slo_p99_ms is not None:
+            from harness.report.slo import choose
+            from harness.report.verdict import cross_run_verdicts
 
-        picks = [c.to_dict() for c in choose(rows, slo_p99_ms)]
-        several = len({r.run_id for r in rows}) > 1
-        verdicts = [v.to_dict() for v in cross_run_verdicts(rows, slo_p99_ms)] if several else []
-        return dumps_json({"cells": machine, "slo": picks, "verdicts": verdicts}, indent=1)
+            several = len({r.run_id for r in rows}) > 1
+            data["slo"] = [c.to_dict() for c in choose(rows, slo_p99_ms)]
+            data["verdicts"] = [v.to_dict() for v in cross_run_verdicts(rows, slo_p99_ms)] if several else []
+        if found:
+            data["frontier"] = [f.to_dict() for f in found]
+        return dumps_json(data, indent=1)
     if fmt == "csv":
         buffer = io.StringIO()
         fieldnames: list[str] = []
@@ -175,4 +204,6 @@ def render(
         text += "\n\n" + heading + "\n".join(f"- {line}" for line in price_lines(rows))
     if slo_p99_ms is not None:
         text += "\n\n" + _slo_text(rows, slo_p99_ms, markdown)
+    if found:
+        text += "\n\n" + _frontier_text(found, markdown)
     return text

@@ -1,8 +1,9 @@
 """A self-contained HTML report: tables, prices, the answer at a latency target, figures, environment.
 
 One file with no external requests and no JavaScript: the figures are PNGs embedded as base64
-data URIs and the styles are inline, so the report opens the same from a CI artifact, an e-mail
-attachment or a laptop with no network.
+data URIs (the serving frontier an inline SVG) and the styles are inline, so the report opens the
+same from a CI artifact, an e-mail attachment or a laptop with no network. A table wider than the
+page scrolls within its own box; the page itself never scrolls sideways.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING
 from harness.runfile.records import utc_now
 
 if TYPE_CHECKING:
+    from harness.report.frontier import Frontier
     from harness.report.rows import CellRow
     from harness.report.tables import ScenarioTable
     from harness.runfile.records import RunRecord
@@ -29,9 +31,9 @@ table{border-collapse:collapse;font-size:.85rem;margin:.5rem 0}
 th,td{border:1px solid #d0d0d0;padding:.25rem .5rem;text-align:left;vertical-align:top}
 th{background:#f3f3f3}td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 tr.failed td{background:#fdecea}.meta{color:#555;font-size:.9rem}.wrong{color:#b00020;font-weight:600}
-figure{margin:1rem 0}figure img{max-width:100%;height:auto;border:1px solid #eee}
+figure{margin:1rem 0}figure img,figure svg{max-width:100%;height:auto;border:1px solid #eee}
 figcaption{font-size:.85rem;color:#555}details{margin:.4rem 0}summary{cursor:pointer}
-.scroll{overflow-x:auto}
+.scroll{overflow-x:auto;max-width:100%}
 """
 
 
@@ -89,6 +91,31 @@ def _verdicts(rows: Sequence[CellRow], slo_p99_ms: float) -> str:
     return f"<h3>Across runs</h3><ul>{items}</ul>"
 
 
+def _frontiers(frontiers: Sequence[Frontier]) -> str:
+    """Per model: the frontier figure, its points (front first) and the cheapest configuration."""
+    from harness.report.frontier import frontier_table
+    from harness.report.frontier_plot import frontier_svg
+
+    parts = [
+        '<h2 id="frontier">Serving frontier</h2><p class="meta">Each point is an engine cell: output tokens/s '
+        "one user sees (1 / TPOT p50) against output tokens/s of the whole instance, with 95% intervals; a "
+        "configuration's users trace one curve. Ringed points are on the Pareto front: no other point has as "
+        "many tokens/s per user and per instance.</p>"
+    ]
+    for frontier in frontiers:
+        headers, body = frontier_table(frontier)
+        numeric = [False, False] + [True] * (len(headers) - 2)
+        parts.append(
+            f'<figure class="frontier">{frontier_svg(frontier)}'
+            f"<figcaption>{escape(frontier.model)}: serving frontier</figcaption></figure>"
+            + _table(headers, body, numeric=numeric)
+        )
+        if frontier.cheapest is not None:
+            notes = "".join(f"<li>{escape(n)}</li>" for n in frontier.cheapest.notes)
+            parts.append(f'<p class="cheapest">{escape(frontier.cheapest.sentence())}</p><ul>{notes}</ul>')
+    return "".join(parts)
+
+
 def _environment(runs: Sequence[RunRecord]) -> str:
     parts = []
     for run in runs:
@@ -123,6 +150,7 @@ def render_html(
     tables: Sequence[ScenarioTable],
     slo_p99_ms: float | None = None,
     title: str = "siliconbench report",
+    frontiers: Sequence[Frontier] = (),
 ) -> str:
     """The whole report as one HTML document: one results table per scenario, from the column spec."""
     from harness.report.plots import make_plots
@@ -177,6 +205,8 @@ def render_html(
         + '</ul><p class="meta">USD per million inferences = price per hour / (3600 &times; inferences '
         "per second) &times; 10<sup>6</sup>, at the measured throughput.</p>"
     )
+    if frontiers:
+        parts.append(_frontiers(frontiers))
     plots, skipped = make_plots(rows, slo_p99_ms)
     section = None
     for plot in plots:

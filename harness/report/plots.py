@@ -106,7 +106,8 @@ def _latency_distribution(workload: str, rows: list[CellRow]) -> Plot:
     if min(lows) > 0 and max(highs) / min(lows) > 20:
         ax.set_xscale("log")
     ax.set_yticks(range(1, len(labels) + 1), labels)
-    ax.set_xlabel("latency per call (ms)")
+    engine = all(r.engine is not None for r in rows)
+    ax.set_xlabel("end-to-end latency per request (ms)" if engine else "latency per call (ms)")
     ax.set_title(f"{workload}: latency distribution per cell")
     ax.grid(axis="x", alpha=0.3)
     fig.text(0.01, 0.0, "box: quartiles; whiskers: p1 to p99; red: median; blue tick: p99", fontsize=8, color="#555555")
@@ -217,8 +218,13 @@ def _cost_vs_p99(workload: str, rows: list[CellRow], slo_p99_ms: float | None) -
     )
     for i in front:
         row = priced[i]
+        name = (
+            f"{row.engine_config} {row.users}u"
+            if row.engine is not None
+            else f"{row.backend} {row.dtype} bs{row.batch_size}"
+        )
         ax.annotate(
-            f"{row.backend} {row.dtype} bs{row.batch_size}",
+            name,
             points[i],
             textcoords="offset points",
             xytext=(6, 6),
@@ -240,14 +246,25 @@ def _cost_vs_p99(workload: str, rows: list[CellRow], slo_p99_ms: float | None) -
     return Plot("Cost per million inferences against p99 latency", workload, alt, _png(fig))
 
 
+def _history_name(row: CellRow) -> str:
+    """A history line's legend: the engine cell's label, or the in-process configuration and batch."""
+    if row.engine is not None:
+        return row.label
+    return f"{_series_key(row)} bs{row.batch_size}"
+
+
 def _history(workload: str, rows: list[CellRow]) -> Plot | None:
     from matplotlib import dates
 
-    series: dict[tuple[str, int], list[CellRow]] = {}
+    # One line per configuration with every axis in its key (``CellRow.config_key``): a 1-user and a
+    # 4-user run, or two request sets, are two configurations, never one line that "regressed".
+    series: dict[str, list[CellRow]] = {}
     for row in rows:
         if row.run.started_utc:
-            series.setdefault((_series_key(row), row.batch_size), []).append(row)
-    lines = {f"{k[0]} bs{k[1]}": v for k, v in sorted(series.items()) if len({r.run.started_utc for r in v}) > 1}
+            series.setdefault(row.config_key, []).append(row)
+    kept = [(k, v) for k, v in sorted(series.items()) if len({r.run.started_utc for r in v}) > 1]
+    names = [_history_name(v[0]) for _, v in kept]
+    lines = {(k if names.count(name) > 1 else name): v for (k, v), name in zip(kept, names, strict=True)}
     if not lines:
         return None
     fig, ax = _new_figure(9.0, 4.5)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from harness.measure.stats import Summary, min_samples
 from harness.report.cost import CostBasis, PriceResolver, tokens_per_s_at_capacity, usd_per_million
 from harness.report.roofline import RooflinePoint, place
+from harness.runfile.engine import EngineParams
 from harness.runfile.price import Price
 from harness.runfile.records import CellRecord, Measurement, RunRecord, TokenMetrics, peak_key
 from harness.runfile.silicon import bandwidth_key
@@ -174,10 +175,46 @@ class CellRow:
         return self.cell.measurement
 
     @property
+    def engine(self) -> EngineParams | None:
+        """The engine part of an engine cell's configuration; None for in-process cells."""
+        return self.cell.config.params.engine
+
+    @property
+    def engine_config(self) -> str | None:
+        """An engine cell's configuration (``max-num-seqs=4``, ``default``); None in-process."""
+        engine = self.engine
+        return None if engine is None else engine.spec.config_label()
+
+    @property
+    def users(self) -> int:
+        """Closed-loop users (``--concurrency``) of the cell."""
+        return self.cell.config.params.concurrency
+
+    @property
     def label(self) -> str:
-        """Where and how the cell ran, for SLO picks and plot legends."""
+        """Where and how the cell ran, for SLO picks and plot legends; an engine cell says its
+        configuration, its users and its request set (its dtype, mode and batch mean nothing)."""
+        if self.engine is not None:
+            users = f"{self.users} user{'s' if self.users != 1 else ''}"
+            return f"{self.target} {self.backend} {self.engine_config} {users} {self.preset}"
         threads = f" t{self.threads}" if self.threads else ""
         return f"{self.target} {self.backend} {self.dtype} {self.mode} bs{self.batch_size}{threads}"
+
+    @property
+    def config_key(self) -> str:
+        """Every axis of the cell's configuration but the run: cells with one key are the same
+        configuration measured again (the history's lines), never two concurrencies or request sets."""
+        config = self.cell.config
+        params = config.params
+        threads = f"t{self.threads}" if self.threads else "tdefault"
+        parts = [self.target, config.workload, config.preset, config.backend, config.device or "-", config.dtype]
+        parts += [config.mode, threads, f"bs{config.batch_size}", config.scenario, f"c{params.concurrency}"]
+        parts += [f"in{params.prompt_tokens}", f"out{params.output_tokens}"]
+        if params.rate is not None:
+            parts.append(f"rate{params.rate:g}")
+        if self.engine is not None:
+            parts += [self.engine_config or "default", self.engine.describe(), f"n{self.engine.requests}"]
+        return " ".join(parts)
 
     @property
     def error_text(self) -> str | None:

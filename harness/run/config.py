@@ -387,6 +387,17 @@ class EngineConfig(Section):
             "GROUPS:TOKENS",
         ),
     ] = None
+    engine_args: Annotated[
+        tuple[str, ...],
+        Option(
+            "--engine-arg",
+            "sweep a started engine's argument (repeatable, one axis each): e.g. max-num-seqs=4,16, "
+            "enable-prefix-caching=true,false, dtype=float32,bfloat16; each configuration gets its own "
+            "engine and its own --concurrency sweep",
+            "KEY=V1,V2",
+            dest="engine_arg",
+        ),
+    ] = ()
 
     def model_post_init(self, context: Any) -> None:
         _whole(self.max_model_len, "max-model-len")

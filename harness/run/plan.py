@@ -51,7 +51,7 @@ RUN_FILE_ORDER = (
     "max_time", "min_samples", "target_rel_ci", "tail", "isolate", "output", "pricing", "prompt_tokens",
     "output_tokens", "rate", "slo_p99", "slo_ttft", "slo_tpot", "concurrency", "loadgen", "prepare_limit",
     "sampling_grace", "processes", "engine", "endpoint", "model", "engine_silicon", "engine_python",
-    "max_model_len", "prompts", "prompt_dist", "output_dist", "api", "requests",
+    "max_model_len", "prompts", "prompt_dist", "output_dist", "api", "requests", "engine_args",
 )  # fmt: skip
 
 
@@ -160,6 +160,7 @@ class Suite:
         if not engine.used:
             keys = ("prompts", "prompt_dist", "output_dist", "model", "trace", "multi_turn", "shared_prefix")
             given = [k for k in keys if getattr(engine, k) is not None]
+            given += ["engine_arg"] if engine.engine_args else []
             if given:
                 raise ConfigError(
                     f"--{given[0].replace('_', '-')} applies to serving engines: give --engine NAME (start one) "
@@ -194,14 +195,21 @@ class Suite:
         check_request_source(params)  # the user's files, read and checked before anything runs
 
     def engine_params(self) -> EngineParams | None:
-        """The engine part of every cell, or None for in-process cells.
+        """The engine part of the first cell, or None for in-process cells (``engine_configs``)."""
+        configs = self.engine_configs()
+        return configs[0] if configs else None
 
-        A started engine runs the suite's dtype when one was asked for (``--dtype``, one only),
-        else its silicon's default.
+    def engine_configs(self) -> list[EngineParams]:
+        """The engine part of the cells, one per engine configuration (``--engine-arg`` axes'
+        product; one when there are none); empty for in-process cells.
+
+        A started engine runs the suite's dtype when one was asked for (``--dtype``, one only, or a
+        ``dtype`` axis), else its silicon's default.
         """
         engine = self.engine
         if not engine.used:
-            return None
+            return []
+        from harness.run.engine_args import check_silicon, configurations, parse_engine_args
         from harness.runfile.engine import EngineSpec
 
         if not engine.model:
@@ -214,31 +222,46 @@ class Suite:
             if len(dtypes) != 1:
                 raise ConfigError(f"an engine runs one dtype per run; got {', '.join(dtypes)}")
             dtype = dtypes[0]
-        spec = EngineSpec(
-            model=engine.model,
-            engine=engine.engine,
-            endpoint=engine.endpoint,
-            silicon=engine.engine_silicon,
-            python=engine.engine_python,
-            dtype=dtype,
-            max_model_len=engine.max_model_len,
-        )
+        axes = parse_engine_args(engine.engine_args)
+        if axes and engine.endpoint is not None:
+            raise ConfigError(
+                "--engine-arg configures an engine this run starts; an --endpoint is configured by its owner"
+            )
+        if dtype is not None and any(axis.key == "dtype" for axis in axes):
+            raise ConfigError("give the engine's dtype once: --dtype or --engine-arg dtype=..., not both")
+        check_silicon(axes, engine.engine_silicon)
         api: Literal["completions", "chat"] = "chat" if engine.api == "chat" else "completions"
-        return EngineParams(
-            spec=spec,
-            prompts=engine.prompts,
-            prompt_tokens=engine.prompt_dist or str(self.load.prompt_tokens),
-            output_tokens=engine.output_dist or str(self.load.output_tokens),
-            api=api,
-            requests=engine.requests,
-            trace=engine.trace,
-            trace_block_size=engine.trace_block_size,
-            trace_speed=engine.trace_speed,
-            trace_limit=engine.trace_limit,
-            multi_turn=engine.multi_turn,
-            think_time_s=engine.think_time,
-            shared_prefix=engine.shared_prefix,
-        )
+        configs = []
+        for config in configurations(axes):
+            swept = dict(config)
+            spec = EngineSpec(
+                model=engine.model,
+                engine=engine.engine,
+                endpoint=engine.endpoint,
+                silicon=engine.engine_silicon,
+                python=engine.engine_python,
+                dtype=swept.get("dtype", dtype),
+                max_model_len=engine.max_model_len,
+                engine_args=tuple((key, value) for key, value in config if key != "dtype"),
+            )
+            configs.append(
+                EngineParams(
+                    spec=spec,
+                    prompts=engine.prompts,
+                    prompt_tokens=engine.prompt_dist or str(self.load.prompt_tokens),
+                    output_tokens=engine.output_dist or str(self.load.output_tokens),
+                    api=api,
+                    requests=engine.requests,
+                    trace=engine.trace,
+                    trace_block_size=engine.trace_block_size,
+                    trace_speed=engine.trace_speed,
+                    trace_limit=engine.trace_limit,
+                    multi_turn=engine.multi_turn,
+                    think_time_s=engine.think_time,
+                    shared_prefix=engine.shared_prefix,
+                )
+            )
+        return configs
 
     def dtypes_explicit(self) -> bool:
         """Whether the dtypes were asked for (a flag or a suite file), not the defaults: explicit
@@ -274,21 +297,19 @@ class Suite:
         return _build(self, changes, "command line")
 
     def engine_cells(self) -> list[EngineCell]:
-        """The engine cells, one per concurrency: the engine serves the model a request set."""
+        """The engine cells: per engine configuration (configuration-major, so each engine serves
+        its whole concurrency sweep and is stopped before the next starts), one per concurrency."""
         params = self.scenario_params()
-        engine = params.engine
-        if engine is None:
-            return []
-        spec = engine.spec
         return [
             EngineCell(
-                model=spec.model,
+                model=engine.spec.model,
                 request_set=engine.describe(),
-                server=f"{spec.engine}-{spec.silicon}" if spec.engine is not None else "endpoint",
-                dtype=spec.dtype,
+                server=f"{engine.spec.engine}-{engine.spec.silicon}" if engine.spec.engine is not None else "endpoint",
+                dtype=engine.spec.dtype,
                 scenario=self.load.scenario,
-                params=replace(params, concurrency=users),
+                params=replace(params, concurrency=users, engine=engine),
             )
+            for engine in self.engine_configs()
             for users in self.load.concurrency
         ]
 

@@ -51,10 +51,15 @@ def progress_printer(quiet: bool, limits: CellLimits | None = None) -> ProgressF
     def show(index: int, total: int, config: CellConfig, record: CellRecord | None) -> None:
         if quiet:
             return
-        label = (
-            f"[{index}/{total}] {config.workload}:{config.preset} {config.backend} {config.dtype} "
-            f"{config.mode} bs={config.batch_size}"
-        )
+        engine = config.params.engine
+        if engine is not None:
+            # An engine's dtype, mode and batch are not its configuration; its engine config is.
+            label = f"[{index}/{total}] {config.workload}:{config.preset} {config.backend} {engine.spec.config_label()}"
+        else:
+            label = (
+                f"[{index}/{total}] {config.workload}:{config.preset} {config.backend} {config.dtype} "
+                f"{config.mode} bs={config.batch_size}"
+            )
         scenario = spec(config.scenario).cell_label(config.params)
         if scenario != DEFAULT_SCENARIO:
             label += f" {scenario}"

@@ -107,9 +107,19 @@ class TokenCounts:
         return f"{self.kind}:{self.low:g}:{self.high:g}"
 
 
+#: Fields added after schema v2's fixtures were frozen: left out of the JSON while unset (as
+#: ``harness.runfile.records`` does), so old files re-encode to the same bytes.
+_OMIT_UNSET = Field(exclude_if=lambda value: value is None or value == () or value == {})
+
+
 @dataclass(frozen=True)
 class EngineSpec:
-    """The engine part of a cell: start ``engine`` on ``silicon``, or attach to ``endpoint``."""
+    """The engine part of a cell: start ``engine`` on ``silicon``, or attach to ``endpoint``.
+
+    ``engine_args`` is the configuration a ``--engine-arg`` sweep gave this engine, as (flag,
+    value) pairs in vLLM's names (``("max-num-seqs", "4")``, ``("enable-prefix-caching", "false")``);
+    a swept dtype is ``dtype``, as a single ``--dtype`` is.
+    """
 
     model: str
     engine: str | None = None
@@ -123,6 +133,7 @@ class EngineSpec:
     ready_timeout_s: float = DEFAULT_READY_TIMEOUT_S
     extra_args: tuple[str, ...] = ()
     extra_env: tuple[tuple[str, str], ...] = field(default=())
+    engine_args: Annotated[tuple[tuple[str, str], ...], _OMIT_UNSET] = ()
 
     def __post_init__(self) -> None:
         if (self.engine is None) == (self.endpoint is None):
@@ -131,6 +142,13 @@ class EngineSpec:
             raise ConfigError(f"unknown engine {self.engine!r}; available: {', '.join(ENGINES)}")
         if self.silicon not in SILICON:
             raise ConfigError(f"unknown engine silicon {self.silicon!r}; available: {', '.join(SILICON)}")
+
+    def config_label(self) -> str:
+        """The configuration as a report names it: ``max-num-seqs=4 dtype=bfloat16``, or ``default``."""
+        parts = [f"{key}={value}" for key, value in self.engine_args]
+        if self.dtype is not None:
+            parts.append(f"dtype={self.dtype}")
+        return " ".join(parts) or "default"
 
 
 @dataclass(frozen=True)

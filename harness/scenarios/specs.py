@@ -120,13 +120,18 @@ class ScenarioSpec:
         """The id of a cell of this scenario: its configuration, then its scenario label."""
         threads = f"t{config.threads}" if config.threads else "tdefault"
         device = f"@{config.device}" if config.device else ""
+        engine = config.params.engine
+        mode = config.mode
+        if engine is not None and engine.spec.engine_args:
+            # Each configuration of an --engine-arg sweep is its own cell (dtype is its own segment).
+            mode += "[" + ",".join(f"{key}={value}" for key, value in engine.spec.engine_args) + "]"
         return "/".join(
             (
                 config.workload,
                 config.preset,
                 f"{config.backend}{device}",
                 config.dtype,
-                config.mode,
+                mode,
                 threads,
                 f"bs{config.batch_size}",
                 self.cell_label(config.params),

@@ -1,5 +1,6 @@
-"""The run's engine pool: one engine per spec for the whole run, stopped at the end; a failed start
-is not retried for the next cell."""
+"""The run's engine pool: one engine per spec for the cells that follow one another on it, one engine
+at a time (the next configuration stops the last), stopped at the end; a failed start is not
+retried for the next cell."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ SPEC = EngineSpec("m", engine="vllm")
 OTHER = EngineSpec("m", engine="vllm", max_model_len=1024)
 
 
-def test_one_engine_per_spec_stopped_when_the_pool_closes(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_one_engine_at_a_time_each_spec_started_once_in_a_sweep(monkeypatch: pytest.MonkeyPatch) -> None:
     events: list[str] = []
 
     @contextlib.contextmanager
@@ -33,9 +34,11 @@ def test_one_engine_per_spec_stopped_when_the_pool_closes(monkeypatch: pytest.Mo
     with EnginePool() as pool:
         assert pool.get(SPEC) == "engine 512"
         assert pool.get(SPEC) == "engine 512"  # the sweep's next cell: the same engine
+        assert events == ["start 512"]
+        assert pool.get(OTHER) == "engine 1024"  # the next configuration: the first is stopped first
+        assert events == ["start 512", "stop 512", "start 1024"]
         assert pool.get(OTHER) == "engine 1024"
-        assert events == ["start 512", "start 1024"]
-    assert events == ["start 512", "start 1024", "stop 1024", "stop 512"]
+    assert events == ["start 512", "stop 512", "start 1024", "stop 1024"]
 
 
 def test_a_failed_start_fails_the_next_cells_without_a_second_wait(monkeypatch: pytest.MonkeyPatch) -> None:

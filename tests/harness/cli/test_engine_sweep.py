@@ -1,0 +1,114 @@
+"""``--engine-arg`` sweeps end to end: refused at planning in one line when the engine cannot take
+them; on the real vLLM CPU engine (engine stage) each configuration gets its own engine, one cold
+start each, and its own concurrency sweep, and the report draws their frontier."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import tempfile
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from harness.runfile.files import load_run
+from tests.cli import CliRunner
+from tests.vllm_cpu import VllmCpu
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--engine", "vllm", "--engine-arg", "max-num-seqz=2"], "unknown engine argument 'max-num-seqz'"),
+        (["--engine", "vllm", "--engine-arg", "max-num-seqs=two"], "takes whole numbers"),
+        (["--endpoint", "http://127.0.0.1:9", "--engine-arg", "max-num-seqs=2"], "configured by its owner"),
+        (["--engine", "vllm", "--engine-silicon", "neuron", "--engine-arg", "enable-prefix-caching=true"], "neuron"),
+    ],
+)
+def test_an_argument_the_engine_cannot_take_is_refused_at_planning(
+    run_cli: CliRunner, tmp_path: Path, args: list[str], message: str
+) -> None:
+    result = run_cli("run", *args, "--model", "m", "--scenario", "generate", "--output", str(tmp_path), "--quiet")
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert not list(tmp_path.glob("*.json"))  # nothing ran
+
+
+def _svg_parts(html: str) -> ET.Element:
+    match = re.search(r"<svg.*?</svg>", html, re.S)
+    assert match, "the report has no inline SVG"
+    return ET.fromstring(match.group(0))
+
+
+@pytest.mark.engine
+@pytest.mark.slow
+@pytest.mark.timeout(2700)  # two cold starts and six cells with their correctness checks, on a busy machine
+def test_a_max_num_seqs_sweep_on_the_cpu_engine_draws_its_frontier(
+    run_cli: CliRunner, vllm_cpu: VllmCpu, tmp_path: Path
+) -> None:
+    result = run_cli(
+        "run", "--engine", "vllm", "--engine-python", vllm_cpu.python, "--model", vllm_cpu.model,
+        "--scenario", "generate", "--engine-arg", "max-num-seqs=1,4",
+        "--concurrency", "1", "--concurrency", "2", "--concurrency", "4",
+        "--prompt-dist", "32", "--output-dist", "16", "--requests", "8",
+        "--max-time", "1", "--min-samples", "6", "--target-ci", "0.5", "--output", str(tmp_path), "--quiet",
+        timeout=2600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    (path,) = tmp_path.glob("run-*.json")
+    run = load_run(path)
+    assert [c.status for c in run.cells] == ["ok"] * 6, [c.error for c in run.cells]
+    by_config: dict[tuple[tuple[str, str], ...], list[int | None]] = {}
+    for cell in run.cells:
+        engine = cell.config.params.engine
+        measured = cell.measurement
+        assert engine is not None and measured is not None and measured.engine is not None
+        record = measured.engine.engine
+        seqs = dict(engine.spec.engine_args)["max-num-seqs"]
+        # The configuration is recorded per cell and is what the engine was started with.
+        assert record.argv[record.argv.index("--max-num-seqs") + 1] == seqs
+        assert record.cold_start_s is not None and record.cold_start_s > 0
+        by_config.setdefault(engine.spec.engine_args, []).append(record.pid)
+    # One engine per configuration (one cold start each), serving its whole concurrency sweep.
+    assert list(by_config) == [(("max-num-seqs", "1"),), (("max-num-seqs", "4"),)]
+    pids = [set(p) for p in by_config.values()]
+    assert all(len(p) == 1 for p in pids) and pids[0] != pids[1]
+    # max-num-seqs=1 serves one request at a time: with 4 users the engine never ran more than one.
+    first = [
+        c
+        for c in run.cells
+        if c.config.params.engine and c.config.params.engine.spec.engine_args == (("max-num-seqs", "1"),)
+    ]
+    metrics = first[-1].measurement.engine.metrics if first[-1].measurement and first[-1].measurement.engine else None
+    assert metrics is not None and (metrics.peak_running or 0) <= 1
+
+    report = tmp_path / "report.html"
+    done = run_cli("report", str(path), "--format", "html", "--price-per-hour", "0.1", "--output", str(report))
+    assert done.returncode == 0, done.stderr
+    html = report.read_text()
+    svg = _svg_parts(html)
+    ns = "{http://www.w3.org/2000/svg}"
+    ids = [g.get("id", "") for g in svg.iter(f"{ns}g")]
+    assert "pareto-front" in ids and "series-0" in ids and "series-1" in ids
+    labels = [g for g in svg.iter(f"{ns}g") if g.get("id", "").startswith("point-label")]
+    assert len(labels) == 6 and all("u $" in "".join(g.itertext()) for g in labels)
+    texts = " ".join("".join(t.itertext()) for t in svg.iter(f"{ns}text"))
+    assert "output tokens/s per user" in texts and "max-num-seqs=1" in texts and "max-num-seqs=4" in texts
+    # The serving table: engine columns, none of the in-process ones.
+    results = html[html.index('id="results"') : html.index('id="frontier"')]
+    assert "engine config" in results and "out tok/s per user" in results
+    for meaningless in ("<th>dtype</th>", "<th>mode</th>", "<th>batch</th>", "<th>thr</th>"):
+        assert meaningless not in results
+    if CHROMIUM.exists():  # the page as a reader opens it: no console errors, the figure in the DOM
+        with tempfile.TemporaryDirectory() as profile:
+            shown = subprocess.run(
+                [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={profile}",
+                 "--dump-dom", report.resolve().as_uri()],
+                capture_output=True, text=True, timeout=120,
+            )  # fmt: skip
+        assert shown.returncode == 0, shown.stderr[-2000:]
+        assert 'id="pareto-front"' in shown.stdout
+        assert not [line for line in shown.stderr.splitlines() if ":CONSOLE" in line or "Uncaught" in line]
