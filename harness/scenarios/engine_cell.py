@@ -92,7 +92,6 @@ class EngineCell:
         serving = self.pool.get(self.params.spec)
         self.phase = "build"
         target = EngineTarget(serving.endpoint, request_set(self.params))
-        self._check_lengths(target)
         self.phase = "correctness"
         agreement = check_engine(target, self.params.model, threshold=threshold_for(self.params.spec.dtype))
         self.phase = "measure"
@@ -105,15 +104,6 @@ class EngineCell:
                 loads = self._server(target)
         self.phase = "statistics"
         return self._measurement(serving, target, agreement, loads, sampler.result())
-
-    def _check_lengths(self, target: EngineTarget) -> None:
-        limit = self.params.spec.max_model_len
-        for request in target.requests.requests:
-            if request.input_tokens is not None and request.input_tokens + request.max_tokens > limit:
-                raise ConfigError(
-                    f"request {request.request_id} needs {request.input_tokens} + {request.max_tokens} tokens, "
-                    f"more than the engine's max model length {limit}: raise --max-model-len or shorten the set"
-                )
 
     def _generate(self, target: EngineTarget) -> _Loads:
         started = time.perf_counter()
