@@ -276,6 +276,10 @@ class EngineProcess:
         self.started_utc = datetime.now(UTC).isoformat(timespec="seconds")
         self.seen_pids.add(self._proc.pid)
 
+    def exit_code(self) -> int | None:
+        """The engine's exit status if its leader has exited (negative: the signal), else None."""
+        return None if self._proc is None else self._proc.poll()
+
     def _remember_members(self) -> None:
         if self._proc is not None:
             self.seen_pids.update(process_group_members(self._proc.pid))

@@ -3,7 +3,7 @@
 A run keeps one engine per ``EngineSpec`` for all its cells, so a concurrency sweep pays the
 engine's cold start once instead of once per cell. An engine that failed to start is remembered,
 so the next cells that need it fail at once with the same line instead of waiting out the ready
-timeout again. Closing the pool stops every engine it started, in reverse order, however the run
+timeout again; so is one that died during a cell (its exit status says so). Closing the pool stops every engine it started, in reverse order, however the run
 ended; attached servers are only let go.
 """
 
@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 
 from backends.engine.serving import ServingEngine, open_engine
+from harness.errors import CellFailedError
 from harness.runfile.engine import EngineSpec
 
 __all__ = ["EnginePool"]
@@ -29,6 +30,15 @@ class EnginePool:
     def get(self, spec: EngineSpec) -> ServingEngine:
         """The engine of ``spec``, started (or attached to) now if it is not yet."""
         if spec in self._failed:
+            raise self._failed[spec]
+        opened = self._open.get(spec)
+        if isinstance(opened, ServingEngine) and (code := opened.exit_code()) is not None:
+            # Died during an earlier cell: the cells after it fail at once, saying so.
+            log = opened.process.log_path if opened.process is not None else None
+            self._failed[spec] = CellFailedError(
+                f"engine {opened.engine.engine} exited with code {code} during the run (log {log}); "
+                "the cells after it were not measured"
+            )
             raise self._failed[spec]
         if spec not in self._open:
             try:

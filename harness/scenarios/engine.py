@@ -66,6 +66,18 @@ class EngineTarget:
     requests: RequestSet
     timeouts: ClientTimeouts = field(default_factory=ClientTimeouts)
 
+    def until(self, moment: float) -> EngineTarget:
+        """This target with every request ending by ``moment`` (``time.monotonic`` seconds): the
+        cell's time limit, kept by the client whatever its per-request deadlines."""
+        from dataclasses import replace
+
+        return replace(self, timeouts=replace(self.timeouts, until=moment))
+
+    def out_of_time(self) -> bool:
+        """Whether the cell's time limit (``until``) has passed."""
+        until = self.timeouts.until
+        return until is not None and time.monotonic() >= until
+
     def load(self, body: Callable[[OpenAIClient], Awaitable[T]], *, connections: int = 0) -> T:
         """Run ``body`` with a fresh client on a fresh event loop; ``connections`` opened first."""
 
@@ -165,7 +177,12 @@ def probe_rate(
 
     async def probe(client: OpenAIClient) -> EngineLoadRun:
         return await run_open_loop(
-            client, target.requests.cycle(f"q{rate:g}-"), schedule, deadline_s=deadline, rate_rps=rate
+            client,
+            target.requests.cycle(f"q{rate:g}-"),
+            schedule,
+            deadline_s=deadline,
+            rate_rps=rate,
+            until=target.timeouts.until,
         )
 
     # Connections for the expected number in flight, at most 256: beyond, the pool grows as needed.
@@ -198,6 +215,9 @@ def search_capacity(
         count = max(policy.min_count, min(policy.max_count, math.ceil(rate * probe_s)))
         return probe_rate(target, rate, slo, count, grace_s=grace_s, seed=seed)
 
+    def no_time() -> bool:
+        return target.out_of_time() or (out_of_time is not None and out_of_time())
+
     return find_capacity(
         measure,
         lambda probe: probe.passed,
@@ -205,5 +225,5 @@ def search_capacity(
         rel_tol=REL_TOL,
         max_probes=MAX_PROBES,
         min_rate=start / MIN_RATE_DIVISOR,
-        out_of_time=out_of_time,
+        out_of_time=no_time,
     )

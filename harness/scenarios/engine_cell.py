@@ -75,7 +75,18 @@ GRACE_FACTOR = 20
 class EngineCell:
     """One engine cell being measured; ``phase`` says where it is, for a failure's record."""
 
-    def __init__(self, config: CellConfig, policy: SamplingPolicy, pool: EnginePool) -> None:
+    def __init__(
+        self,
+        config: CellConfig,
+        policy: SamplingPolicy,
+        pool: EnginePool,
+        *,
+        check_limit_s: float | None = None,
+        load_limit_s: float | None = None,
+    ) -> None:
+        """``check_limit_s`` bounds the correctness check's requests and ``load_limit_s`` the load's,
+        each from its start (the run passes the sampling grace and the sampling limit of
+        ``harness.run.limits``); None: only the client's own per-request deadlines."""
         engine = config.params.engine
         if engine is None:
             raise ConfigError(f"cell {cell_id(config)} is not an engine cell")
@@ -85,6 +96,7 @@ class EngineCell:
         self.policy = policy
         self.params: EngineParams = engine
         self.pool = pool
+        self.check_limit_s, self.load_limit_s = check_limit_s, load_limit_s
         self.phase = "setup"
 
     def run(self) -> Measurement:
@@ -93,16 +105,27 @@ class EngineCell:
         self.phase = "build"
         target = EngineTarget(serving.endpoint, request_set(self.params))
         self.phase = "correctness"
-        agreement = check_engine(target, self.params.model, threshold=threshold_for(self.params.spec.dtype))
+        # The check's few requests get the sampling grace, the load its budget plus the grace
+        # (``harness.run.limits``): a silent server fails them there, whatever the client's own
+        # per-request deadlines (minutes, for a long prefill) would wait.
+        checked = target if self.check_limit_s is None else target.until(time.monotonic() + self.check_limit_s)
+        agreement = check_engine(checked, self.params.model, threshold=threshold_for(self.params.spec.dtype))
         self.phase = "measure"
         from backends.engine.metrics import MetricsSampler
 
+        if self.load_limit_s is not None:
+            target = target.until(time.monotonic() + self.load_limit_s)
         with MetricsSampler(serving.engine.url) as sampler:
             if self.config.scenario == "generate":
                 loads = self._generate(target)
             else:
                 loads = self._server(target)
         self.phase = "statistics"
+        exited = serving.exit_code()
+        if exited is not None:
+            loads.warnings.append(
+                f"the engine exited with code {exited} during the cell; what was measured before is kept"
+            )
         return self._measurement(serving, target, agreement, loads, sampler.result())
 
     def _generate(self, target: EngineTarget) -> _Loads:

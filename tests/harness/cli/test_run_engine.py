@@ -27,7 +27,7 @@ from backends.engine.scripted import Script, ScriptedServer
 from backends.engine.serving import ServingEngine
 from harness.runfile.files import load_run
 from harness.runfile.records import CellRecord, EngineLoadRecord, Measurement, Summary
-from tests.cli import CliRunner
+from tests.cli import CliRunner, one_line_error
 from tests.vllm_cpu import VllmCpu
 
 
@@ -35,7 +35,7 @@ from tests.vllm_cpu import VllmCpu
 def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tokenizer folder: all the scripted engine's cells need of a model (it sends no token ids)."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-    from transformers import PreTrainedTokenizerFast
+    from transformers import LlamaConfig, PreTrainedTokenizerFast
 
     rng = random.Random(2)
     words = ["".join(rng.choice("abcdefghij") for _ in range(rng.randint(2, 6))) for _ in range(200)]
@@ -51,6 +51,10 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tok.train_from_iterator([" ".join(rng.choice(words) for _ in range(10)) for _ in range(300)], trainer=trainer)
     tok.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", 1)])
     folder = tmp_path_factory.mktemp("engine-model")
+    # A model folder is a transformers model: its config beside the tokenizer (no weights needed).
+    LlamaConfig(
+        vocab_size=400, hidden_size=8, intermediate_size=16, num_hidden_layers=1, num_attention_heads=2
+    ).save_pretrained(folder)
     PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", bos_token="<s>", eos_token="</s>").save_pretrained(
         folder
     )
@@ -125,16 +129,17 @@ def test_engine_flags_are_checked_before_anything_runs(run_cli: CliRunner, model
         assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1, (args, result.stderr)
 
 
-def test_an_endpoint_that_does_not_answer_fails_its_cells(run_cli: CliRunner, model_dir: Path, tmp_path: Path) -> None:
-    result = run_cli(
+def test_an_endpoint_that_does_not_answer_is_bad_input_before_any_cell(
+    run_main: CliRunner, model_dir: Path, tmp_path: Path
+) -> None:
+    # Was exit 1 with a failed cell per concurrency: the server is a precondition the user must
+    # fix (``EngineUnreachable``), so it is one line and exit 2, and no run file is started.
+    result = run_main(
         "run", "--endpoint", "http://127.0.0.1:9", "--model", str(model_dir), "--scenario", "generate",
         "--concurrency", "1", "--concurrency", "2", "--output", str(tmp_path), *FAST,
     )  # fmt: skip
-    assert result.returncode == 1, result.stderr
-    cells = _run_file(tmp_path)["cells"]
-    assert [c["status"] for c in cells] == ["failed", "failed"]
-    assert all("GET /v1/models failed" in c["error"]["message"] for c in cells)
-    assert {c["error"]["phase"] for c in cells} == {"engine"}
+    one_line_error(result, "GET /v1/models failed", "start the server or correct --endpoint")
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.slow
