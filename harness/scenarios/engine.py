@@ -78,11 +78,20 @@ class EngineTarget:
         until = self.timeouts.until
         return until is not None and time.monotonic() >= until
 
-    def load(self, body: Callable[[OpenAIClient], Awaitable[T]], *, connections: int = 0) -> T:
-        """Run ``body`` with a fresh client on a fresh event loop; ``connections`` opened first."""
+    def load(
+        self, body: Callable[[OpenAIClient], Awaitable[T]], *, connections: int = 0, limit_s: float | None = None
+    ) -> T:
+        """Run ``body`` with a fresh client on a fresh event loop; ``connections`` opened first.
+
+        ``limit_s`` ends every request within that many seconds of the loop's start (``until``
+        counted from there, not from before the collector's pause in ``run_sync``)."""
+        from dataclasses import replace
 
         async def main() -> T:
-            async with OpenAIClient(self.endpoint, self.timeouts) as client:
+            timeouts = self.timeouts
+            if limit_s is not None:
+                timeouts = replace(timeouts, until=time.monotonic() + limit_s)
+            async with OpenAIClient(self.endpoint, timeouts) as client:
                 if connections:
                     await client.open_connections(connections)
                 return await body(client)

@@ -108,8 +108,9 @@ class EngineCell:
         # The check's few requests get the sampling grace, the load its budget plus the grace
         # (``harness.run.limits``): a silent server fails them there, whatever the client's own
         # per-request deadlines (minutes, for a long prefill) would wait.
-        checked = target if self.check_limit_s is None else target.until(time.monotonic() + self.check_limit_s)
-        agreement = check_engine(checked, self.params.model, threshold=threshold_for(self.params.spec.dtype))
+        agreement = check_engine(
+            target, self.params.model, threshold=threshold_for(self.params.spec.dtype), limit_s=self.check_limit_s
+        )
         self.phase = "measure"
         from backends.engine.metrics import MetricsSampler
 
