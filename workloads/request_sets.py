@@ -36,14 +36,14 @@ if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
 __all__ = [
+    "MAX_PROMPT_FILE_BYTES",
     "ExactPrompt",
     "PromptKind",
     "RequestSet",
+    "check_lengths",
     "exact_prompt",
     "load_prompt_file",
     "load_tokenizer",
-    "MAX_PROMPT_FILE_BYTES",
-    "check_lengths",
     "request_set",
     "synthetic_lengths",
     "synthetic_requests",
@@ -282,7 +282,9 @@ def _read_prompt_file(file: Path) -> str:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise ConfigError(f"{where} is not UTF-8 text (byte {exc.start}); give a JSONL or JSON file of prompts") from None
+        raise ConfigError(
+            f"{where} is not UTF-8 text (byte {exc.start}); give a JSONL or JSON file of prompts"
+        ) from None
     if not text.strip():
         raise ConfigError(f"{where} is empty; it needs one prompt per line (JSONL) or a JSON array")
     return text

@@ -3,8 +3,9 @@
 A run keeps one engine per ``EngineSpec`` for all its cells, so a concurrency sweep pays the
 engine's cold start once instead of once per cell. An engine that failed to start is remembered,
 so the next cells that need it fail at once with the same line instead of waiting out the ready
-timeout again; so is one that died during a cell (its exit status says so). Closing the pool stops every engine it started, in reverse order, however the run
-ended; attached servers are only let go.
+timeout again; so is one that died during a cell (its exit status says so). Closing the pool
+stops every engine it started, in reverse order, however the run ended; attached servers are
+only let go.
 """
 
 from __future__ import annotations

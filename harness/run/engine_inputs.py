@@ -32,7 +32,14 @@ __all__ = ["check_endpoint_url", "check_engine_inputs", "check_engine_python", "
 #: How long the engine's python may take to say whether it has vLLM (a cold disk, a slow NFS home).
 PROBE_TIMEOUT_S = 60.0
 #: Files of which a model folder has at least one when it carries a tokenizer (fast, slow, sentencepiece, BPE).
-_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json", "vocab.txt", "spiece.model")
+_TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "tokenizer.model",
+    "vocab.json",
+    "vocab.txt",
+    "spiece.model",
+)
 _PROBE = "import importlib.util as u; print('siliconbench-probe', u.find_spec('vllm') is not None)"
 
 

@@ -12,6 +12,9 @@ is read back to see each request's failure. ``-k engine_fault`` selects them.
 from __future__ import annotations
 
 import json
+import os
+import signal
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -19,7 +22,7 @@ from typing import Any
 import pytest
 
 from tests.backends.engine.misbehaving_server import Fault, MisbehavingServer
-from tests.cli import CliRunner, one_line_error
+from tests.cli import REPO_ROOT, CliRunner, cli_env, one_line_error, start_cli
 
 #: Measured after the check (4 requests) and the warm-up (3): the 8th request on.
 MEASURED = 8
@@ -201,3 +204,67 @@ def test_engine_fault_bad_inputs_are_one_line_and_exit_2_before_anything_runs(
             one_line_error(result, fragment)
             assert not out.exists() or list(out.iterdir()) == [], args
         assert server.completions == 0  # nothing was sent, let alone measured
+
+
+_STUB_SERVER = """
+import os, runpy, sys
+fake = {fake!r}
+sys.argv = [fake, *sys.argv[1:], "--pid-file", os.environ["FAKE_ENGINE_PIDS"], "--hang-posts"]
+runpy.run_path(fake, run_name="__main__")
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rfind(")") + 2 :].split()[0] != "Z"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="process groups are read from /proc")
+def test_engine_fault_sigkill_of_siliconbench_leaves_no_engine_process(model_dir: Path, tmp_path: Path) -> None:
+    """``siliconbench run --engine vllm`` SIGKILLed while its engine serves: no process of it stays.
+
+    The engine is the stand-in ``fake_engine.py`` (a leader that forks an "engine core") behind a
+    stub ``vllm`` package on the path, so the launcher, the preflight's vLLM probe and the run are
+    the real ones; its completions hang, so the run is busy in its correctness check when killed.
+    """
+    fake = str(REPO_ROOT / "tests" / "backends" / "engine" / "fake_engine.py")
+    stub = tmp_path / "stub"
+    server = stub / "vllm" / "entrypoints" / "openai"
+    server.mkdir(parents=True)
+    for folder in (stub / "vllm", stub / "vllm" / "entrypoints", server):
+        (folder / "__init__.py").write_text("")
+    (server / "api_server.py").write_text(_STUB_SERVER.format(fake=fake))
+    pid_file = tmp_path / "engine.pids"
+    env = cli_env({"PYTHONPATH": os.pathsep.join([str(REPO_ROOT), str(stub)]), "FAKE_ENGINE_PIDS": str(pid_file)})
+    run = start_cli(
+        "run", "--engine", "vllm", "--engine-python", sys.executable, "--model", str(model_dir),
+        "--scenario", "generate", "--prompt-dist", "6", "--output-dist", "3", "--requests", "4",
+        "--output", str(tmp_path / "out"), *FAST, environ=env, capture=False,
+    )  # fmt: skip
+    engine: list[int] = []
+    try:
+        deadline = time.monotonic() + 120
+        while not pid_file.exists() and run.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert pid_file.exists(), f"the engine never started (siliconbench exit {run.poll()})"
+        time.sleep(0.2)  # the pid file is written before the leader prints; let it finish
+        engine = [int(p) for p in pid_file.read_text().split()]
+        assert len(engine) == 2 and all(_alive(p) for p in engine)
+        time.sleep(1.0)  # ready, and the run is waiting on the engine's answer
+        assert run.poll() is None, "the run ended before it could be killed"
+        run.kill()
+        run.wait(timeout=10)
+        deadline = time.monotonic() + 30
+        while any(_alive(p) for p in engine) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert [p for p in engine if _alive(p)] == [], "engine processes outlived siliconbench"
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait(timeout=10)
+        for pid in engine:
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)

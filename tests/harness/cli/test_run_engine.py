@@ -285,3 +285,79 @@ def test_server_capacity_lands_between_a_passing_and_a_failing_rate(
     failing = by_rate[above[0]]
     assert failing.slo_met is False
     assert failing.failed > 0 or (failing.ttft_ns is not None and failing.ttft_ns.p99 > 300e6)
+
+
+def _engine_child(parent: int) -> int | None:
+    """The pid of the vLLM server ``parent`` started, if it has."""
+    from backends.engine.launcher import VLLM_SERVER_MODULE
+
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if int(stat[stat.rfind(")") + 2 :].split()[1]) == parent and VLLM_SERVER_MODULE in cmdline:
+            return int(entry.name)
+    return None
+
+
+def _served(port: int) -> float:
+    """Requests the engine has finished (its ``vllm:request_success_total``), 0 while it cannot say."""
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+            text = response.read().decode()
+    except OSError:
+        return 0.0
+    return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith("vllm:request_success_total"))
+
+
+@pytest.mark.engine
+@pytest.mark.slow
+@pytest.mark.timeout(1500)  # an engine's start alone takes minutes on a busy 2-core machine
+def test_an_engine_killed_mid_run_keeps_its_cell_and_fails_the_rest_at_once(vllm_cpu: VllmCpu, tmp_path: Path) -> None:
+    """The engine SIGKILLed during the first cell's measured load: that cell keeps what it measured
+    (and says the engine exited), the next fails at once naming the exit, and no process is left."""
+    import os
+    import signal
+    import time
+
+    from tests.cli import start_cli
+
+    run = start_cli(
+        "run", "--engine", "vllm", "--engine-python", vllm_cpu.python, "--model", vllm_cpu.model,
+        "--scenario", "generate", "--concurrency", "1", "--concurrency", "2",
+        "--prompt-dist", "16", "--output-dist", "16", "--requests", "8",
+        "--max-time", "60", "--min-samples", "10000", "--target-ci", "0.0001", "--output", str(tmp_path), "--quiet",
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 1200
+        leader = None
+        while leader is None and run.poll() is None and time.monotonic() < deadline:
+            leader = _engine_child(run.pid)
+            time.sleep(0.5)
+        assert leader is not None, run.communicate(timeout=30)
+        cmdline = Path(f"/proc/{leader}/cmdline").read_bytes().split(b"\0")
+        port = int(cmdline[cmdline.index(b"--port") + 1])
+        # The check's 4 requests, the warm-up's 3, then some measured ones.
+        while _served(port) < 12 and run.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert run.poll() is None, run.communicate(timeout=30)
+        os.killpg(leader, signal.SIGKILL)
+        _, err = run.communicate(timeout=300)
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait(timeout=30)
+    assert run.returncode == 1, err
+    first, second = _cells(tmp_path)
+    measured = _measured(first)
+    assert measured.engine is not None and measured.engine.load.ok >= 1
+    assert any("engine exited with code -9" in w for w in measured.warnings), measured.warnings
+    assert second.status == "failed" and second.error is not None
+    assert second.error.phase == "engine" and "exited with code -9 during the run" in second.error.message
+    assert process_group_members(leader) == [] and not Path(f"/proc/{leader}").exists()
