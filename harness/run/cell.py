@@ -130,7 +130,7 @@ def _run_engine_cell(
             config,
             policy,
             engines,
-            check_limit_s=limits.sampling_grace_s,
+            check_limit_s=limits.sampling_s(policy, config.scenario),
             load_limit_s=limits.sampling_s(policy, config.scenario),
         )
         record = CellRecord(

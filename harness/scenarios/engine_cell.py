@@ -85,8 +85,8 @@ class EngineCell:
         load_limit_s: float | None = None,
     ) -> None:
         """``check_limit_s`` bounds the correctness check's requests and ``load_limit_s`` the load's,
-        each from its start (the run passes the sampling grace and the sampling limit of
-        ``harness.run.limits``); None: only the client's own per-request deadlines."""
+        each from its start (the run passes the sampling limit of ``harness.run.limits`` for
+        both); None: only the client's own per-request deadlines."""
         engine = config.params.engine
         if engine is None:
             raise ConfigError(f"cell {cell_id(config)} is not an engine cell")
@@ -105,9 +105,9 @@ class EngineCell:
         self.phase = "build"
         target = EngineTarget(serving.endpoint, request_set(self.params))
         self.phase = "correctness"
-        # The check's few requests get the sampling grace, the load its budget plus the grace
-        # (``harness.run.limits``): a silent server fails them there, whatever the client's own
-        # per-request deadlines (minutes, for a long prefill) would wait.
+        # The check's few requests, and then the load, each get the cell's sampling limit (budget
+        # plus grace, ``harness.run.limits``) from their first request: a silent server fails them
+        # there, whatever the client's own per-request deadlines (minutes, for a long prefill).
         agreement = check_engine(
             target, self.params.model, threshold=threshold_for(self.params.spec.dtype), limit_s=self.check_limit_s
         )

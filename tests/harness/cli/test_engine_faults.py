@@ -115,10 +115,10 @@ def test_engine_fault_500_to_everything_fails_the_cell_with_the_reason_in_its_bu
     assert elapsed < 20
 
 
-def test_engine_fault_silent_server_during_the_check_is_bounded_by_the_grace(
+def test_engine_fault_silent_server_during_the_check_is_bounded_by_budget_and_grace(
     run_main: CliRunner, model_dir: Path, tmp_path: Path
 ) -> None:
-    # The client would wait 300 s for a first token; the cell's grace (3 s here) ends it.
+    # The client would wait 300 s for a first token; the cell's limit (0.3 s budget + 3 s grace) ends it.
     with MisbehavingServer.running(Fault("silent")) as server:
         code, (cell,), elapsed = _run(run_main, server, model_dir, tmp_path, "--sampling-grace", "3")
     assert code == 1 and cell["status"] == "failed" and cell["error"]["phase"] == "correctness"
