@@ -46,20 +46,27 @@ if TYPE_CHECKING:
     from workloads.traces import TraceRequests
 
 __all__ = [
+    "MAX_PROMPT_FILE_BYTES",
     "ExactPrompt",
     "PromptKind",
     "RequestSet",
+    "check_lengths",
     "conversation_request_set",
     "exact_prompt",
     "load_prompt_file",
     "load_tokenizer",
     "request_set",
+    "synthetic_lengths",
     "synthetic_requests",
     "trace_request_set",
 ]
 
 #: How a request's prompt travels: text the server tokenizes, token ids, or chat messages.
 PromptKind = Literal["text", "token_ids", "messages"]
+#: The largest prompt file read (bytes). It is read whole (a JSON array must be): ShareGPT V3, the
+#: largest set serving benchmarks use, is about 670 MB; anything far beyond is not a request set
+#: but a mistake (a tarball, a disk image) that would only fill memory before failing.
+MAX_PROMPT_FILE_BYTES = 1 << 30
 _ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "system": "system"}
 
 
@@ -113,6 +120,11 @@ def load_tokenizer(model: str) -> PreTrainedTokenizerBase:
         tokenizer: PreTrainedTokenizerBase = AutoTokenizer.from_pretrained(model)
     except (OSError, ValueError) as exc:
         raise ConfigError(f"cannot load the tokenizer of model {model!r}: {' '.join(str(exc).split())[:300]}") from None
+    # Its warning about prompts longer than the model's maximum goes to stderr mid-run; the length
+    # that matters is the engine's context, which ``check_lengths`` enforces in one line.
+    warned = getattr(tokenizer, "deprecation_warnings", None)
+    if isinstance(warned, dict):
+        warned["sequence-length-is-longer-than-the-specified-maximum"] = True
     return tokenizer
 
 
@@ -145,11 +157,8 @@ def synthetic_requests(
     (``ids_reason``). ``as_token_ids`` sends every prompt as ids (the completions API takes them),
     so the server does no tokenizing at all; the count is then exact by construction.
     """
-    if count < 1:
-        raise ConfigError(f"a request set needs at least one request, got {count}")
-    rng = random.Random(seed)
-    inputs = input_tokens.draw(rng, count)
-    outputs = output_tokens.draw(rng, count)
+    lengths, rng = _draw_lengths(count, input_tokens, output_tokens, seed)
+    inputs, outputs = [n for n, _ in lengths], [n for _, n in lengths]
     builder = PromptBuilder(tokenizer)
     requests = []
     reasons: list[str] = []
@@ -208,6 +217,40 @@ def _group_prefixes(
     return out
 
 
+def _draw_lengths(
+    count: int, input_tokens: TokenCounts, output_tokens: TokenCounts, seed: int
+) -> tuple[list[tuple[int, int]], random.Random]:
+    if count < 1:
+        raise ConfigError(f"a request set needs at least one request, got {count}")
+    rng = random.Random(seed)
+    inputs = input_tokens.draw(rng, count)
+    outputs = output_tokens.draw(rng, count)
+    return list(zip(inputs, outputs, strict=True)), rng
+
+
+def synthetic_lengths(
+    count: int, input_tokens: TokenCounts, output_tokens: TokenCounts, *, seed: int = 0
+) -> list[tuple[int, int]]:
+    """The (input, output) token counts ``synthetic_requests`` draws with the same arguments.
+
+    Drawn apart from the prompts so lengths can be checked before any prompt is built: fitting a
+    prompt of a hundred million tokens would take hours only to be refused.
+    """
+    return _draw_lengths(count, input_tokens, output_tokens, seed)[0]
+
+
+def check_lengths(lengths: Sequence[tuple[str, int | None, int]], max_model_len: int) -> None:
+    """Refuse a request whose input plus output tokens (``(id, input, output)``) exceed the
+    engine's context: the engine would reject it on every send, so it is bad input, not a fault."""
+    for request_id, n_in, n_out in lengths:
+        if n_out > max_model_len or (n_in is not None and n_in + n_out > max_model_len):
+            need = f"{n_in} + {n_out}" if n_in is not None else f"{n_out} output"
+            raise ConfigError(
+                f"request {request_id} needs {need} tokens, more than the engine's max model length "
+                f"{max_model_len}: raise --max-model-len or shorten the set"
+            )
+
+
 def load_prompt_file(
     path: str | Path,
     tokenizer: PreTrainedTokenizerBase | None,
@@ -227,10 +270,7 @@ def load_prompt_file(
     the server's usage.
     """
     file = Path(path)
-    try:
-        text = file.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read the prompt file {str(file)!r}: {exc.strerror}") from None
+    text = _read_prompt_file(file)
     records = _parse_records(text, file)
     rng = random.Random(seed)
     requests: list[EngineRequest] = []
@@ -272,6 +312,34 @@ def load_prompt_file(
         raise ConfigError(f"the prompt file {str(file)!r} holds no prompts")
     out = output_tokens.describe() if output_tokens is not None else "reference reply"
     return RequestSet(tuple(requests), str(file), "from file", out, seed)
+
+
+def _read_prompt_file(file: Path) -> str:
+    """The file's text; a missing, unreadable, enormous, binary or empty file is one line of bad input."""
+    where = f"the prompt file {str(file)!r}"
+    try:
+        if file.is_dir():
+            raise ConfigError(f"{where} is a folder; give a JSONL or JSON file of prompts")
+        size = file.stat().st_size
+        if size > MAX_PROMPT_FILE_BYTES:
+            raise ConfigError(
+                f"{where} is {size / 2**20:.0f} MiB, more than the {MAX_PROMPT_FILE_BYTES >> 20} MiB a request "
+                "set may be; keep the prompts you need (head -n N FILE > SMALLER.jsonl)"
+            )
+        raw = file.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read {where}: {exc.strerror or exc}") from None
+    if b"\0" in raw[:65536]:
+        raise ConfigError(f"{where} is binary, not text; give a JSONL or JSON file of prompts")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{where} is not UTF-8 text (byte {exc.start}); give a JSONL or JSON file of prompts"
+        ) from None
+    if not text.strip():
+        raise ConfigError(f"{where} is empty; it needs one prompt per line (JSONL) or a JSON array")
+    return text
 
 
 def _prompt_kind(request: EngineRequest) -> PromptKind:
@@ -330,7 +398,20 @@ def _conversation(record: Any, file: Path, number: int) -> tuple[tuple[ChatMessa
 
 
 def request_set(params: EngineParams) -> RequestSet:
-    """The requests of an engine cell (``EngineParams``): synthetic from the model's tokenizer, or the user's file."""
+    """The requests of an engine cell (``EngineParams``): synthetic from the model's tokenizer, or the user's file.
+
+    Every request must fit the engine's context (``check_lengths``); synthetic lengths are checked
+    before a prompt is built, a file's once its requests are read.
+    """
+    limit = params.spec.max_model_len
+    if params.prompts is None and params.trace is None:
+        drawn = synthetic_lengths(
+            params.requests,
+            TokenCounts.parse(params.prompt_tokens),
+            TokenCounts.parse(params.output_tokens),
+            seed=params.seed,
+        )
+        check_lengths([(f"s{i}", n_in, n_out) for i, (n_in, n_out) in enumerate(drawn)], limit)
     tokenizer = load_tokenizer(params.model)
     if params.trace is not None:
         return trace_request_set(params, tokenizer)
@@ -338,9 +419,11 @@ def request_set(params: EngineParams) -> RequestSet:
         return conversation_request_set(params, tokenizer)
     if params.prompts is not None:
         output = None if params.output_tokens == "reference" else TokenCounts.parse(params.output_tokens)
-        return load_prompt_file(
+        requests = load_prompt_file(
             params.prompts, tokenizer, output_tokens=output, api=params.api, limit=params.requests, seed=params.seed
         )
+        check_lengths([(r.request_id, r.input_tokens, r.max_tokens) for r in requests.requests], limit)
+        return requests
     return synthetic_requests(
         tokenizer,
         params.requests,

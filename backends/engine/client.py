@@ -204,6 +204,21 @@ class OpenAIClient:
         sent_ns = time.monotonic_ns()
         state = _ReadState()
         failure: RequestFailure | None = None
+        until = self.timeouts.until
+        if until is not None and time.monotonic() >= until:
+            # Decided before the watchdog exists: it would cancel this very task, and a task cancelled
+            # as it returns ends cancelled instead of with its outcome.
+            failure = RequestFailure(FailureKind.CELL_LIMIT, "not sent: the cell's time limit had passed")
+            return build_outcome(
+                request,
+                scheduled_ns=scheduled_ns,
+                sent_ns=sent_ns,
+                end_ns=time.monotonic_ns(),
+                events=(),
+                usage=None,
+                finish_reason=None,
+                failure=failure,
+            )
         watchdog = _Watchdog(self.timeouts, scheduled_ns, stream)
         try:
             body = json.dumps(request_body(request, self.endpoint.model)).encode()
@@ -293,6 +308,8 @@ class _Watchdog:
             candidates.append((self._start + first, FailureKind.TIMEOUT_FIRST_TOKEN, first))
         elif events and timeouts.idle is not None:
             candidates.append((events[-1].t_ns / 1e9 + timeouts.idle, FailureKind.TIMEOUT_IDLE, timeouts.idle))
+        if timeouts.until is not None:
+            candidates.append((timeouts.until, FailureKind.CELL_LIMIT, timeouts.until - self._start))
         return min(candidates, key=lambda c: c[0]) if candidates else None
 
     def _arm(self) -> None:
@@ -308,12 +325,16 @@ class _Watchdog:
         if time.monotonic() < at:
             self._handle = self._loop.call_at(at, self._fire)
             return
-        what = {
-            FailureKind.TIMEOUT_TOTAL: "request not done",
-            FailureKind.TIMEOUT_FIRST_TOKEN: "no first token",
-            FailureKind.TIMEOUT_IDLE: "no event",
-        }[kind]
-        self.failure = RequestFailure(kind, f"{what} within {limit} s ({len(self._stream._events)} events read)")
+        read = f"{len(self._stream._events)} events read"
+        if kind is FailureKind.CELL_LIMIT:
+            self.failure = RequestFailure(kind, f"the cell's time limit passed {max(0.0, limit):.3g} s in ({read})")
+        else:
+            what = {
+                FailureKind.TIMEOUT_TOTAL: "request not done",
+                FailureKind.TIMEOUT_FIRST_TOKEN: "no first token",
+                FailureKind.TIMEOUT_IDLE: "no event",
+            }[kind]
+            self.failure = RequestFailure(kind, f"{what} within {limit} s ({read})")
         self._task.cancel()
 
     def stop(self) -> None:

@@ -9,7 +9,9 @@ run the same lines; only their arguments are untested without the hardware.
   it spawns (API server, engine core, workers, resource tracker) is one process group that can
   be signalled at once; on Linux the leader also gets ``PR_SET_PDEATHSIG`` so that a harness
   killed with SIGKILL does not leave it serving (the signal follows the *thread* that started
-  it: start engines from the thread that runs the cell, not from a short-lived helper thread).
+  it: start engines from the thread that runs the cell, not from a short-lived helper thread),
+  and a *leash* process (``_LEASH``) stops the rest of the group when the harness dies, since
+  the death signal reaches the leader only.
 - **Ready**: polled at ``GET /health`` until 200, bounded by ``ready_timeout_s``; an engine that
   exits first fails at once with its last log line. The time from ``Popen`` to the first 200 is
   the cold start, which belongs in the cost of a fleet that scales out.
@@ -253,6 +255,34 @@ def _death_signal() -> Callable[[], None] | None:
     return set_death_signal
 
 
+#: The leash: a small process that outlives a harness killed with SIGKILL just long enough to stop
+#: the engine. It blocks reading a pipe whose only writer is the harness; the kernel closes that
+#: end when the harness dies, however it dies, and the read returns. Then it does what ``stop``
+#: would: SIGTERM to the engine's group, SIGKILL after the grace. ``PR_SET_PDEATHSIG`` alone
+#: reaches only the group's leader; vLLM's engine core and workers are its children, re-parented
+#: to init when it dies, and would go on holding memory and cores.
+_LEASH = """
+import os, signal, sys, time
+pgid, grace = int(sys.argv[1]), float(sys.argv[2])
+sys.stdin.buffer.read()
+def alive():
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+if alive():
+    os.killpg(pgid, signal.SIGTERM)
+    end = time.monotonic() + grace
+    while alive() and time.monotonic() < end:
+        time.sleep(0.1)
+    if alive():
+        os.killpg(pgid, signal.SIGKILL)
+"""
+
+
 def _last_line(log: Path, prefer: str = "Error") -> str:
     """The most telling line of an engine log: the last one naming an error, else the last one."""
     try:
@@ -263,6 +293,20 @@ def _last_line(log: Path, prefer: str = "Error") -> str:
         if prefer in line:
             return line[-400:]
     return lines[-1][-400:] if lines else "(empty log)"
+
+
+def _start_leash(pgid: int, grace_s: float) -> subprocess.Popen[bytes] | None:
+    """The leash of the engine group ``pgid`` (see ``_LEASH``); None where there are no process groups."""
+    if not sys.platform.startswith("linux"):
+        return None
+    return subprocess.Popen(
+        [sys.executable, "-I", "-c", _LEASH, str(pgid), str(grace_s)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # a Ctrl-C to the terminal's group must not end it before the engine
+        close_fds=True,
+    )
 
 
 class EngineProcess:
@@ -284,6 +328,7 @@ class EngineProcess:
         self._clock = clock
         self._poll_s = poll_s
         self._proc: subprocess.Popen[bytes] | None = None
+        self._leash: subprocess.Popen[bytes] | None = None
         self._started_at = 0.0
         self.started_utc: str | None = None
         self.cold_start_s: float | None = None
@@ -316,6 +361,25 @@ class EngineProcess:
         self._started_at = self._clock()
         self.started_utc = datetime.now(UTC).isoformat(timespec="seconds")
         self.seen_pids.add(self._proc.pid)
+        self._leash = _start_leash(self._proc.pid, STOP_GRACE_S)
+
+    def _let_go(self) -> None:
+        """Release the leash once the engine is stopped: it finds the group gone and exits."""
+        leash, self._leash = self._leash, None
+        if leash is None:
+            return
+        if leash.stdin is not None:
+            with contextlib.suppress(OSError):
+                leash.stdin.close()
+        try:
+            leash.wait(timeout=REAP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            leash.kill()
+            leash.wait()
+
+    def exit_code(self) -> int | None:
+        """The engine's exit status if its leader has exited (negative: the signal), else None."""
+        return None if self._proc is None else self._proc.poll()
 
     def _remember_members(self) -> None:
         if self._proc is not None:
@@ -375,6 +439,7 @@ class EngineProcess:
                     os.kill(pid, signal.SIGKILL)
             time.sleep(0.1)
         self.stopped_clean = clean
+        self._let_go()
         if left:
             raise CellFailedError(f"engine {self.command.engine}: processes {sorted(left)} survived SIGKILL")
 

@@ -7,8 +7,9 @@ another spec (the next configuration of an ``--engine-arg`` sweep) stops the run
 first: two engines on one machine would share its cores and memory and measure each other.
 The plan orders cells configuration-major, so each configuration starts once. An engine that
 failed to start is remembered, so the next cells that need it fail at once with the same line
-instead of waiting out the ready timeout again. Closing the pool stops what is running, however
-the run ended; attached servers are only let go.
+instead of waiting out the ready timeout again; so is one that died during a cell (its exit status
+says so). Closing the pool stops what is running, however the run ended; attached servers are
+only let go.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import contextlib
 
 from backends.engine.serving import ServingEngine, open_engine
+from harness.errors import CellFailedError
 from harness.runfile.engine import EngineSpec
 
 __all__ = ["EnginePool"]
@@ -34,6 +36,15 @@ class EnginePool:
     def get(self, spec: EngineSpec) -> ServingEngine:
         """The engine of ``spec``, started (or attached to) now if it is not the running one."""
         if spec in self._failed:
+            raise self._failed[spec]
+        opened = self._engine if spec == self._spec else None
+        if opened is not None and (code := opened.exit_code()) is not None:
+            # Died during an earlier cell: the cells after it fail at once, saying so.
+            log = opened.process.log_path if opened.process is not None else None
+            self._failed[spec] = CellFailedError(
+                f"engine {opened.engine.engine} exited with code {code} during the run (log {log}); "
+                "the cells after it were not measured"
+            )
             raise self._failed[spec]
         if spec != self._spec or self._engine is None:
             self.close()

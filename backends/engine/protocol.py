@@ -42,13 +42,16 @@ class ClientTimeouts:
 
     ``first_token`` bounds the wait for the first output event (queueing plus prefill), ``idle``
     any later gap between events, ``total`` the whole request, ``connect`` the TCP connection.
-    None means no deadline of that kind.
+    None means no deadline of that kind. ``until`` is a moment, not a length (``time.monotonic``
+    seconds): the cell's time limit, past which every request still open fails as ``cell_limit``
+    and none is sent, whatever the other deadlines say.
     """
 
     connect: float | None = 10.0
     first_token: float | None = 300.0
     idle: float | None = 60.0
     total: float | None = 1800.0
+    until: float | None = None
 
 
 @runtime_checkable

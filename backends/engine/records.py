@@ -68,6 +68,8 @@ class FailureKind(enum.StrEnum):
     SERVER_ERROR_EVENT = "server_error_event"  # an ``error`` object inside the stream
     NO_USAGE = "no_usage"  # the stream finished but the server never reported usage
     CANCELLED = "cancelled"  # the run stopped the request (end of the measurement window)
+    CELL_LIMIT = "cell_limit"  # the cell's time limit (budget + grace) passed with the request open
+    EXCESS_TOKENS = "excess_tokens"  # the server reported more output tokens than max_tokens asked
 
 
 @dataclass(frozen=True)
@@ -185,9 +187,16 @@ def build_outcome(
     finish_reason: str | None,
     failure: RequestFailure | None,
 ) -> RequestOutcome:
-    """The outcome of ``request``; a stream that ended without usage fails as ``NO_USAGE``."""
+    """The outcome of ``request``; a stream that ended without usage fails as ``NO_USAGE``, one whose
+    usage counts more output tokens than asked as ``EXCESS_TOKENS``."""
     if failure is None and usage is None:
         failure = RequestFailure(FailureKind.NO_USAGE, "stream ended without a usage chunk (include_usage)")
+    if failure is None and usage is not None and usage.completion_tokens > request.max_tokens:
+        # A server that ignores max_tokens measures another workload than the one asked for.
+        failure = RequestFailure(
+            FailureKind.EXCESS_TOKENS,
+            f"the server reported {usage.completion_tokens} output tokens for max_tokens {request.max_tokens}",
+        )
     return RequestOutcome(
         request_id=request.request_id,
         api=request.api,

@@ -73,6 +73,10 @@ class ServingEngine:
     engine: EngineRecord
     process: EngineProcess | None = None
 
+    def exit_code(self) -> int | None:
+        """A started engine's exit status once it has exited (it died, or was killed); else None."""
+        return self.process.exit_code() if self.process is not None else None
+
     def record(self) -> EngineRecord:
         """The engine's record now; after the block it also says how the engine stopped."""
         return self.process.record() if self.process is not None else self.engine

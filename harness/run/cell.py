@@ -21,6 +21,7 @@ from harness.scenarios.registry import cell_id
 
 if TYPE_CHECKING:
     from backends.engine.pool import EnginePool
+    from harness.run.limits import CellLimits
 
 
 __all__ = ["failed_cell", "run_cell"]
@@ -54,15 +55,16 @@ def run_cell(
     policy: SamplingPolicy,
     on_phase: Callable[[str], None] | None = None,
     engines: EnginePool | None = None,
+    limits: CellLimits | None = None,
 ) -> CellRecord:
     """Measure one cell in this process; failures come back as a failed cell record.
 
     ``on_phase(name)`` is told each phase as it starts (``harness.run.limits`` times them). An
     engine cell takes its engine from ``engines`` (the run's pool; one of its own, closed with the
-    cell, when None).
+    cell, when None) and keeps ``limits`` itself: every request it sends ends within them.
     """
     if config.params.engine is not None:
-        return _run_engine_cell(config, policy, engines)
+        return _run_engine_cell(config, policy, engines, limits)
     started = utc_now()
     phase = "setup"
     ctx = None
@@ -108,7 +110,9 @@ def run_cell(
         return failed_cell(config, phase, exc, started, traceback.format_exc(limit=8))
 
 
-def _run_engine_cell(config: CellConfig, policy: SamplingPolicy, engines: EnginePool | None) -> CellRecord:
+def _run_engine_cell(
+    config: CellConfig, policy: SamplingPolicy, engines: EnginePool | None, limits: CellLimits | None
+) -> CellRecord:
     """An engine cell: no model here, the engine serves it (``harness.scenarios.engine_cell``)."""
     from backends.engine.pool import EnginePool
     from harness.scenarios.engine_cell import EngineCell
@@ -119,7 +123,16 @@ def _run_engine_cell(config: CellConfig, policy: SamplingPolicy, engines: Engine
     if engines is None:
         engines = own = EnginePool()
     try:
-        cell = EngineCell(config, policy, engines)
+        from harness.run.limits import CellLimits
+
+        limits = limits or CellLimits()
+        cell = EngineCell(
+            config,
+            policy,
+            engines,
+            check_limit_s=limits.sampling_s(policy, config.scenario),
+            load_limit_s=limits.sampling_s(policy, config.scenario),
+        )
         record = CellRecord(
             id=cell_id(config),
             config=config,

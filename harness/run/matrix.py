@@ -85,13 +85,18 @@ def validate_options(backend: Any, suite: Suite) -> None:
 def validate_matrix(suite: Suite) -> tuple[dict[str, str], dict[str, Any]]:
     """Resolve every name and option before measuring; returns default presets and backends.
 
-    Engine cells name no in-process workload or backend: the engine serves the model (their
-    parameters were checked when the suite was built), so there is nothing here to resolve.
+    Engine cells name no in-process workload or backend: the engine serves the model; what they
+    do name (model folder, prompts, engine python, endpoint) is checked here, once
+    (``harness.run.engine_inputs``).
     """
     from backends.registry import require_backend
 
     check_threads(suite)
-    if suite.engine_params() is not None:
+    engine = suite.engine_params()
+    if engine is not None:
+        from harness.run.engine_inputs import check_engine_inputs
+
+        check_engine_inputs(engine)
         return {}, {}
     presets = resolve_presets(suite)
     if suite.load.loadgen:

@@ -11,7 +11,8 @@ is closed when the run ends. None of them writes the run file: the runner hands 
   and failed alone when it passes its limit.
 - ``OnEngine``: the cell's load goes to a serving engine from the run's
   ``backends.engine.pool.EnginePool`` (one cold start per engine for the whole run), stopped
-  when the strategy closes.
+  when the strategy closes; the cell keeps its limits itself, as deadlines on every request
+  (``harness.scenarios.engine_cell``), so a silent server fails requests, not the run.
 - ``ByConfig``: the one a run of single processes uses: an engine cell on the engines, a cell
   ``isolate`` says so in a child, the rest here; each made on first use.
 """
@@ -69,8 +70,9 @@ class OnEngine:
     in-process run (on an AWS instance, say) need not have.
     """
 
-    def __init__(self, policy: SamplingPolicy) -> None:
+    def __init__(self, policy: SamplingPolicy, limits: CellLimits | None = None) -> None:
         self.policy = policy
+        self.limits = limits or CellLimits()
         self._pool: EnginePool | None = None
 
     def measure(self, config: CellConfig) -> CellRecord:
@@ -78,7 +80,7 @@ class OnEngine:
             from backends.engine.pool import EnginePool
 
             self._pool = EnginePool()
-        return run_cell(config, self.policy, engines=self._pool)
+        return run_cell(config, self.policy, engines=self._pool, limits=self.limits)
 
     def close(self) -> None:
         if self._pool is not None:
@@ -163,7 +165,7 @@ class ByConfig:
 
     def _for(self, config: CellConfig) -> Strategy:
         if config.params.engine is not None:
-            return self._made.setdefault("engine", OnEngine(self.policy))
+            return self._made.setdefault("engine", OnEngine(self.policy, self.limits))
         if self.isolate(config):
             return self._made.setdefault("isolated", Isolated(self.policy, self.limits))
         if "in-process" not in self._made:  # its watchdog thread starts with it: make it only when needed

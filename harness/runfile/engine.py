@@ -86,6 +86,10 @@ class TokenCounts:
 
     def check(self, text: str = "") -> None:
         where = f"token count {text or self.describe()!r}"
+        if not (math.isfinite(self.low) and math.isfinite(self.high)):
+            raise ConfigError(f"{where}: needs finite numbers")
+        if self.kind == "uniform" and 1 <= self.low <= self.high and math.ceil(self.low) > math.floor(self.high):
+            raise ConfigError(f"{where}: no whole number lies between LOW and HIGH")
         if self.kind == "fixed" and (self.low < 1 or self.low != int(self.low)):
             raise ConfigError(f"{where}: must be a whole number >= 1")
         if self.kind == "uniform" and not 1 <= self.low <= self.high:

@@ -88,11 +88,32 @@ class EngineTarget:
             return draw
         return lambda: self.designed(draw())
 
-    def load(self, body: Callable[[OpenAIClient], Awaitable[T]], *, connections: int = 0) -> T:
-        """Run ``body`` with a fresh client on a fresh event loop; ``connections`` opened first."""
+    def until(self, moment: float) -> EngineTarget:
+        """This target with every request ending by ``moment`` (``time.monotonic`` seconds): the
+        cell's time limit, kept by the client whatever its per-request deadlines."""
+        from dataclasses import replace
+
+        return replace(self, timeouts=replace(self.timeouts, until=moment))
+
+    def out_of_time(self) -> bool:
+        """Whether the cell's time limit (``until``) has passed."""
+        until = self.timeouts.until
+        return until is not None and time.monotonic() >= until
+
+    def load(
+        self, body: Callable[[OpenAIClient], Awaitable[T]], *, connections: int = 0, limit_s: float | None = None
+    ) -> T:
+        """Run ``body`` with a fresh client on a fresh event loop; ``connections`` opened first.
+
+        ``limit_s`` ends every request within that many seconds of the loop's start (``until``
+        counted from there, not from before the collector's pause in ``run_sync``)."""
+        from dataclasses import replace
 
         async def main() -> T:
-            async with OpenAIClient(self.endpoint, self.timeouts) as client:
+            timeouts = self.timeouts
+            if limit_s is not None:
+                timeouts = replace(timeouts, until=time.monotonic() + limit_s)
+            async with OpenAIClient(self.endpoint, timeouts) as client:
                 if connections:
                     await client.open_connections(connections)
                 return await body(client)
@@ -186,7 +207,14 @@ def probe_rate(
     deadline = float(schedule[-1]) + grace_s
 
     async def probe(client: OpenAIClient) -> EngineLoadRun:
-        return await run_open_loop(client, target.cycle(f"q{rate:g}-"), schedule, deadline_s=deadline, rate_rps=rate)
+        return await run_open_loop(
+            client,
+            target.cycle(f"q{rate:g}-"),
+            schedule,
+            deadline_s=deadline,
+            rate_rps=rate,
+            until=target.timeouts.until,
+        )
 
     # Connections for the expected number in flight, at most 256: beyond, the pool grows as needed.
     return EngineProbe(rate, target.load(probe, connections=min(count, 256)), slo)
@@ -237,6 +265,9 @@ def search_capacity(
         count = max(policy.min_count, min(policy.max_count, math.ceil(rate * probe_s)))
         return probe_rate(target, rate, slo, count, grace_s=grace_s, seed=seed)
 
+    def no_time() -> bool:
+        return target.out_of_time() or (out_of_time is not None and out_of_time())
+
     return find_capacity(
         measure,
         lambda probe: probe.passed,
@@ -244,5 +275,5 @@ def search_capacity(
         rel_tol=REL_TOL,
         max_probes=MAX_PROBES,
         min_rate=start / MIN_RATE_DIVISOR,
-        out_of_time=out_of_time,
+        out_of_time=no_time,
     )

@@ -85,7 +85,18 @@ TRACE_GRACE_S = 30.0
 class EngineCell:
     """One engine cell being measured; ``phase`` says where it is, for a failure's record."""
 
-    def __init__(self, config: CellConfig, policy: SamplingPolicy, pool: EnginePool) -> None:
+    def __init__(
+        self,
+        config: CellConfig,
+        policy: SamplingPolicy,
+        pool: EnginePool,
+        *,
+        check_limit_s: float | None = None,
+        load_limit_s: float | None = None,
+    ) -> None:
+        """``check_limit_s`` bounds the correctness check's requests and ``load_limit_s`` the load's,
+        each from its start (the run passes the sampling limit of ``harness.run.limits`` for
+        both); None: only the client's own per-request deadlines."""
         engine = config.params.engine
         if engine is None:
             raise ConfigError(f"cell {cell_id(config)} is not an engine cell")
@@ -95,6 +106,7 @@ class EngineCell:
         self.policy = policy
         self.params: EngineParams = engine
         self.pool = pool
+        self.check_limit_s, self.load_limit_s = check_limit_s, load_limit_s
         self.phase = "setup"
 
     def run(self) -> Measurement:
@@ -105,16 +117,22 @@ class EngineCell:
         target = EngineTarget(serving.endpoint, requests, reuse=_reuse_tracker(self.params, requests, serving))
         self._check_lengths(target)
         self.phase = "correctness"
+        # The check's few requests, and then the load, each get the cell's sampling limit (budget
+        # plus grace, ``harness.run.limits``) from their first request: a silent server fails them
+        # there, whatever the client's own per-request deadlines (minutes, for a long prefill).
         agreement = check_engine(
             target,
             self.params.model,
             threshold=threshold_for(self.params.spec.dtype),
             isolate=target.reuse is not None or bool(requests.conversations),
+            limit_s=self.check_limit_s,
         )
         self.phase = "measure"
         from backends.engine.metrics import MetricsSampler
 
         before = _designed(target.reuse)
+        if self.load_limit_s is not None:
+            target = target.until(time.monotonic() + self.load_limit_s)
         with MetricsSampler(serving.engine.url) as sampler:
             if requests.trace is not None:
                 loads = self._trace(target)
@@ -126,6 +144,11 @@ class EngineCell:
                 loads = self._server(target)
         loads.designed = _window(target.reuse, before)
         self.phase = "statistics"
+        exited = serving.exit_code()
+        if exited is not None:
+            loads.warnings.append(
+                f"the engine exited with code {exited} during the cell; what was measured before is kept"
+            )
         return self._measurement(serving, target, agreement, loads, sampler.result())
 
     def _trace(self, target: EngineTarget) -> _Loads:

@@ -96,8 +96,11 @@ def reference_greedy(model: str, prompts: Sequence[Sequence[int]], tokens: int) 
     return out
 
 
-def engine_greedy(target: EngineTarget, prompts: Sequence[Sequence[int]], tokens: int) -> list[RequestOutcome]:
-    """The engine's greedy continuations of ``prompts`` (as token ids), one request at a time."""
+def engine_greedy(
+    target: EngineTarget, prompts: Sequence[Sequence[int]], tokens: int, limit_s: float | None = None
+) -> list[RequestOutcome]:
+    """The engine's greedy continuations of ``prompts`` (as token ids), one request at a time,
+    all ended within ``limit_s`` of the first being sent (None: the client's own deadlines)."""
     requests = iter(
         EngineRequest(
             f"check{i}", max_tokens=tokens, prompt=tuple(p), ignore_eos=True, temperature=0.0, return_token_ids=True
@@ -109,7 +112,7 @@ def engine_greedy(target: EngineTarget, prompts: Sequence[Sequence[int]], tokens
         loaded = await run_closed_loop(client, lambda: next(requests), 1, len(prompts))
         return list(loaded.outcomes)
 
-    return target.load(run, connections=1)
+    return target.load(run, connections=1, limit_s=limit_s)
 
 
 def check_engine(
@@ -120,6 +123,7 @@ def check_engine(
     tokens: int = CHECK_TOKENS,
     threshold: float = AGREEMENT_THRESHOLD,
     isolate: bool = False,
+    limit_s: float | None = None,
 ) -> EngineAgreement:
     """Compare the engine with the reference on the first ``prompts`` prompts of the request set.
 
@@ -146,7 +150,7 @@ def check_engine(
             prompt_ids.append(list(tokenizer(text)["input_ids"]))
     if isolate:
         prompt_ids = [ids[:1] + ids[:0:-1] for ids in prompt_ids]
-    outcomes = engine_greedy(target, prompt_ids, tokens)
+    outcomes = engine_greedy(target, prompt_ids, tokens, limit_s)
     engine_tokens: list[list[int]] = []
     for outcome in outcomes:
         if outcome.failure is not None:

@@ -24,12 +24,12 @@ import gc
 import math
 import time
 from collections import Counter
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from backends.engine.protocol import EngineBackend
-from backends.engine.records import RequestOutcome
+from backends.engine.records import FailureKind, RequestOutcome
 from harness.runfile.engine import EngineRequest
 from harness.scenarios.tokens import SLO
 
@@ -43,6 +43,10 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+
+#: A user's wait after a failed request, doubling while failures last (seconds).
+BACKOFF_FIRST_S = 0.01
+BACKOFF_MAX_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -153,11 +157,14 @@ async def run_open_loop(
     *,
     deadline_s: float | None = None,
     rate_rps: float | None = None,
+    until: float | None = None,
 ) -> EngineLoadRun:
     """Submit one request at each time of ``schedule_s`` (seconds from now); wait for them all.
 
     Requests are built before time zero, so building them costs nothing inside the run. Those
-    still open ``deadline_s`` after time zero are cancelled (they fail as ``cancelled``).
+    still open ``deadline_s`` after time zero are cancelled (they fail as ``cancelled``). No
+    arrival is waited for past ``until`` (``time.monotonic`` seconds, the cell's limit): the rest
+    of the schedule is dropped, and the client fails what is still open then.
     """
     requests = [next_request() for _ in schedule_s]
     loop = asyncio.get_running_loop()
@@ -165,6 +172,8 @@ async def run_open_loop(
     due = [origin_ns + round(s * 1e9) for s in schedule_s]
     streams = []
     for request, at_ns in zip(requests, due, strict=True):
+        if until is not None and at_ns / 1e9 >= until:
+            break
         wait = (at_ns - time.monotonic_ns()) / 1e9
         if wait > 0:
             await asyncio.sleep(wait)
@@ -187,11 +196,19 @@ async def run_closed_loop(
     requests: int | None = None,
     *,
     stop: Callable[[Sequence[RequestOutcome]], bool] | None = None,
+    backoff: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> EngineLoadRun:
     """``concurrency`` users, each sending its next request as soon as its last one ends.
 
     The run sends ``requests`` requests in all, or, with ``stop``, goes on until ``stop(outcomes so
     far, in completion order)`` is true; requests in flight then finish and are kept.
+
+    Faults end or slow the loop, never spin it: a request refused a connection (the server is
+    gone: twice in a row for one user, so one dropped keep-alive connection is not taken for a
+    dead server) or failed by the cell's time limit stops every user; a user whose
+    request failed otherwise (429, 500, a broken stream) waits before its next one, doubling from
+    ``BACKOFF_FIRST_S`` to ``BACKOFF_MAX_S`` while failures last, as a client that is throttled
+    would, so a server answering errors in microseconds does not fill the run with them.
     """
     if concurrency < 1:
         raise ValueError(f"concurrency must be 1 or more, got {concurrency}")
@@ -205,14 +222,26 @@ async def run_closed_loop(
 
     async def user() -> None:
         nonlocal issued, stopped
+        pause = 0.0
+        last: FailureKind | None = None
         while not stopped and (requests is None or issued < requests):
             index = issued
             issued += 1
             outcome = await engine.submit(next_request()).outcome()
             finished.append((index, outcome))
             done.append(outcome)
+            failure = outcome.failure
+            kind = None if failure is None else failure.kind
+            if kind is FailureKind.CELL_LIMIT or (kind is FailureKind.CONNECT and last is FailureKind.CONNECT):
+                stopped = True
+            last = kind
             if stop is not None and not stopped and stop(done):
                 stopped = True
+            if failure is None:
+                pause = 0.0
+            elif not stopped:
+                pause = min(BACKOFF_MAX_S, max(BACKOFF_FIRST_S, 2 * pause))
+                await backoff(pause)
 
     users = concurrency if requests is None else min(concurrency, requests)
     await asyncio.gather(*(user() for _ in range(users)))

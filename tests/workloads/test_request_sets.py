@@ -174,7 +174,7 @@ def test_reference_reply_sets_the_output_length(tmp_path: Path, tokenizer: Any) 
         ('{"conversations": [{"from": "robot", "value": "x"}]}\n', "turn 0 needs from/role"),
         ('{"conversations": [{"from": "gpt", "value": "x"}]}\n', "no user turn"),
         ('{"other": 1}\n', "needs 'conversations'"),
-        ("\n", "holds no prompts"),
+        ("\n", "is empty"),  # blank lines only: empty, said before any line is parsed
     ],
 )
 def test_bad_prompt_files_say_where(tmp_path: Path, content: str, message: str) -> None:

@@ -4,7 +4,8 @@ It behaves like vLLM's API server where the launcher can tell: it forks a child 
 core) into its process group, answers ``/health`` 503 until ready and 200 after, and ``/version``
 and ``/v1/models``. Flags make it misbehave: ``--ready-after S`` (``never``), ``--exit N`` (exit
 with code N after printing an error line), ``--ignore-term`` (it and its child ignore SIGTERM, so
-only SIGKILL ends them). The child's pid goes to ``--pid-file`` so a test can check it is gone.
+only SIGKILL ends them), ``--hang-posts`` (a completions request is read and never answered, so a
+run stays busy on it). The child's pid goes to ``--pid-file`` so a test can check it is gone.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ def main() -> None:
     parser.add_argument("--exit", type=int, default=None)
     parser.add_argument("--ignore-term", action="store_true")
     parser.add_argument("--pid-file", default=None)
-    args = parser.parse_args()
+    parser.add_argument("--hang-posts", action="store_true")
+    args, _ = parser.parse_known_args()  # as vLLM's api_server, given every vLLM flag
     if args.ignore_term:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
     child = os.fork()
@@ -54,6 +56,11 @@ def main() -> None:
             self.send_header("content-length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)
+
+        def do_POST(self) -> None:
+            if args.hang_posts:
+                time.sleep(3600)
+            self._json(501, {"error": "fake engine serves no completions"})
 
         def do_GET(self) -> None:
             if time.monotonic() < ready_at:

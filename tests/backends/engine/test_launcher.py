@@ -191,7 +191,8 @@ def test_cell_dtypes_become_vllm_dtypes() -> None:
 
 
 def test_a_harness_killed_outright_takes_its_engine_with_it(tmp_path: Path) -> None:
-    """SIGKILL gives the harness no ``finally``: the engine's leader dies with it (PDEATHSIG)."""
+    """SIGKILL gives the harness no ``finally``: the engine's leader dies with it (PDEATHSIG), and
+    its forked child (vLLM's engine core), which no death signal reaches, is stopped by the leash."""
     import signal
     import subprocess
 
@@ -207,14 +208,15 @@ def test_a_harness_killed_outright_takes_its_engine_with_it(tmp_path: Path) -> N
     harness = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, cwd=os.getcwd())
     try:
         assert harness.stdout is not None and harness.stdout.readline().strip() == "ready"
-        leader, _ = pids(tmp_path)
-        assert alive(leader)
+        leader, child = pids(tmp_path)
+        assert alive(leader) and alive(child)
         harness.send_signal(signal.SIGKILL)
         harness.wait(timeout=10)
         deadline = time.monotonic() + 10
-        while alive(leader) and time.monotonic() < deadline:
+        while (alive(leader) or alive(child)) and time.monotonic() < deadline:
             time.sleep(0.05)
         assert not alive(leader)
+        assert not alive(child), "the engine's child outlived the harness"
     finally:
         harness.kill()
         harness.wait(timeout=10)

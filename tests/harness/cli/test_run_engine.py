@@ -27,7 +27,7 @@ from backends.engine.scripted import Script, ScriptedServer
 from backends.engine.serving import ServingEngine
 from harness.runfile.files import load_run
 from harness.runfile.records import CellRecord, EngineLoadRecord, Measurement, Summary
-from tests.cli import CliRunner
+from tests.cli import CliRunner, one_line_error
 from tests.vllm_cpu import VllmCpu
 
 
@@ -35,7 +35,7 @@ from tests.vllm_cpu import VllmCpu
 def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tokenizer folder: all the scripted engine's cells need of a model (it sends no token ids)."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-    from transformers import PreTrainedTokenizerFast
+    from transformers import LlamaConfig, PreTrainedTokenizerFast
 
     rng = random.Random(2)
     words = ["".join(rng.choice("abcdefghij") for _ in range(rng.randint(2, 6))) for _ in range(200)]
@@ -51,6 +51,10 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tok.train_from_iterator([" ".join(rng.choice(words) for _ in range(10)) for _ in range(300)], trainer=trainer)
     tok.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", 1)])
     folder = tmp_path_factory.mktemp("engine-model")
+    # A model folder is a transformers model: its config beside the tokenizer (no weights needed).
+    LlamaConfig(
+        vocab_size=400, hidden_size=8, intermediate_size=16, num_hidden_layers=1, num_attention_heads=2
+    ).save_pretrained(folder)
     PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", bos_token="<s>", eos_token="</s>").save_pretrained(
         folder
     )
@@ -125,16 +129,17 @@ def test_engine_flags_are_checked_before_anything_runs(run_cli: CliRunner, model
         assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1, (args, result.stderr)
 
 
-def test_an_endpoint_that_does_not_answer_fails_its_cells(run_cli: CliRunner, model_dir: Path, tmp_path: Path) -> None:
-    result = run_cli(
+def test_an_endpoint_that_does_not_answer_is_bad_input_before_any_cell(
+    run_main: CliRunner, model_dir: Path, tmp_path: Path
+) -> None:
+    # Was exit 1 with a failed cell per concurrency: the server is a precondition the user must
+    # fix (``EngineUnreachable``), so it is one line and exit 2, and no run file is started.
+    result = run_main(
         "run", "--endpoint", "http://127.0.0.1:9", "--model", str(model_dir), "--scenario", "generate",
         "--concurrency", "1", "--concurrency", "2", "--output", str(tmp_path), *FAST,
     )  # fmt: skip
-    assert result.returncode == 1, result.stderr
-    cells = _run_file(tmp_path)["cells"]
-    assert [c["status"] for c in cells] == ["failed", "failed"]
-    assert all("GET /v1/models failed" in c["error"]["message"] for c in cells)
-    assert {c["error"]["phase"] for c in cells} == {"engine"}
+    one_line_error(result, "GET /v1/models failed", "start the server or correct --endpoint")
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.slow
@@ -280,3 +285,79 @@ def test_server_capacity_lands_between_a_passing_and_a_failing_rate(
     failing = by_rate[above[0]]
     assert failing.slo_met is False
     assert failing.failed > 0 or (failing.ttft_ns is not None and failing.ttft_ns.p99 > 300e6)
+
+
+def _engine_child(parent: int) -> int | None:
+    """The pid of the vLLM server ``parent`` started, if it has."""
+    from backends.engine.launcher import VLLM_SERVER_MODULE
+
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if int(stat[stat.rfind(")") + 2 :].split()[1]) == parent and VLLM_SERVER_MODULE in cmdline:
+            return int(entry.name)
+    return None
+
+
+def _served(port: int) -> float:
+    """Requests the engine has finished (its ``vllm:request_success_total``), 0 while it cannot say."""
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+            text = response.read().decode()
+    except OSError:
+        return 0.0
+    return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith("vllm:request_success_total"))
+
+
+@pytest.mark.engine
+@pytest.mark.slow
+@pytest.mark.timeout(1500)  # an engine's start alone takes minutes on a busy 2-core machine
+def test_an_engine_killed_mid_run_keeps_its_cell_and_fails_the_rest_at_once(vllm_cpu: VllmCpu, tmp_path: Path) -> None:
+    """The engine SIGKILLed during the first cell's measured load: that cell keeps what it measured
+    (and says the engine exited), the next fails at once naming the exit, and no process is left."""
+    import os
+    import signal
+    import time
+
+    from tests.cli import start_cli
+
+    run = start_cli(
+        "run", "--engine", "vllm", "--engine-python", vllm_cpu.python, "--model", vllm_cpu.model,
+        "--scenario", "generate", "--concurrency", "1", "--concurrency", "2",
+        "--prompt-dist", "16", "--output-dist", "16", "--requests", "8",
+        "--max-time", "60", "--min-samples", "10000", "--target-ci", "0.0001", "--output", str(tmp_path), "--quiet",
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 1200
+        leader = None
+        while leader is None and run.poll() is None and time.monotonic() < deadline:
+            leader = _engine_child(run.pid)
+            time.sleep(0.5)
+        assert leader is not None, run.communicate(timeout=30)
+        cmdline = Path(f"/proc/{leader}/cmdline").read_bytes().split(b"\0")
+        port = int(cmdline[cmdline.index(b"--port") + 1])
+        # The check's 4 requests, the warm-up's 3, then some measured ones.
+        while _served(port) < 12 and run.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert run.poll() is None, run.communicate(timeout=30)
+        os.killpg(leader, signal.SIGKILL)
+        _, err = run.communicate(timeout=300)
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait(timeout=30)
+    assert run.returncode == 1, err
+    first, second = _cells(tmp_path)
+    measured = _measured(first)
+    assert measured.engine is not None and measured.engine.load.ok >= 1
+    assert any("engine exited with code -9" in w for w in measured.warnings), measured.warnings
+    assert second.status == "failed" and second.error is not None
+    assert second.error.phase == "engine" and "exited with code -9 during the run" in second.error.message
+    assert process_group_members(leader) == [] and not Path(f"/proc/{leader}").exists()
