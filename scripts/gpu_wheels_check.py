@@ -76,7 +76,7 @@ TRAVEL_LIMIT_BYTES = 64 * 2**20
 
 #: What pytest and the GPU stages import: the packages, their tests, the benchmark and the helper.
 SCANNED = ("harness", "backends", "workloads", "tests", "benchmarks", "scripts")
-FIRST_PARTY = frozenset({"harness", "backends", "workloads", "tests", "scripts", "neuron_double_runtime"})
+FIRST_PARTY = frozenset({"harness", "backends", "workloads", "tests", "scripts", "benchmarks", "neuron_double_runtime"})
 
 
 @dataclass(frozen=True)

@@ -69,6 +69,10 @@ RECORDS = {
     "EngineSpec",
     "MetricsSample",
     "Price",
+    # Load as served (issue 21): a trace's replay, designed prefix reuse, results per turn.
+    "ReuseRecord",
+    "TraceRecord",
+    "TurnRecord",
 }
 
 EXPECTED = {

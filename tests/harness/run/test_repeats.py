@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 from dataclasses import replace
 from pathlib import Path
 
@@ -135,9 +137,15 @@ def _run_with_processes(medians: list[float], run_id: str) -> RunRecord:
 
 
 def _without_processes(run: RunRecord) -> RunRecord:
+    """The pooled samples as if one process had taken them in random order: no process part, and
+    shuffled, so the serial-dependence estimate sees no blocks (in process order the blocks would
+    widen the within-process interval too, which is the dependence-aware reading working)."""
     cell = run.cells[0]
     assert cell.measurement is not None
-    return replace(run, cells=(replace(cell, measurement=replace(cell.measurement, processes=None)),))
+    samples = list(cell.measurement.samples_ns)
+    random.Random(0).shuffle(samples)
+    measurement = replace(cell.measurement, processes=None, samples_ns=tuple(samples))
+    return replace(run, cells=(replace(cell, measurement=measurement),))
 
 
 def test_compare_uses_the_between_process_interval() -> None:

@@ -26,8 +26,6 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
 
-from moto.server import ThreadedMotoServer
-
 __all__ = ["Cue", "CueingMoto", "operation_of"]
 
 StartResponse = Callable[..., Any]
@@ -104,18 +102,27 @@ class _Cueing:
         return _SignalOnClose(self.app(environ, start_response), cue)
 
 
-class CueingMoto(ThreadedMotoServer):
-    """``ThreadedMotoServer`` with the cueing layer; set ``cue`` before the process under test calls."""
+class CueingMoto:
+    """moto's ``ThreadedMotoServer`` with the cueing layer; set ``cue`` before the process under
+    test calls. moto is imported here, not at module level: pytest imports this module to collect
+    the tests that use it, also where moto is not installed (the GPU image)."""
 
     def __init__(self) -> None:
-        super().__init__(ip_address="127.0.0.1", port=0, verbose=False)
-        self.cue: Cue | None = None
-
-    def _server_entry(self) -> None:
-        from moto.server import DomainDispatcherApplication, create_backend_app
+        from moto.server import DomainDispatcherApplication, ThreadedMotoServer, create_backend_app
         from werkzeug.serving import make_server
 
-        app = _Cueing(DomainDispatcherApplication(create_backend_app), self)
-        self._server = make_server(self._ip_address, self._port, app, True)
-        self._server_ready_event.set()
-        self._server.serve_forever()
+        self.cue: Cue | None = None
+        outer = self
+
+        class _Server(ThreadedMotoServer):  # type: ignore[misc]
+            def _server_entry(self) -> None:
+                app = _Cueing(DomainDispatcherApplication(create_backend_app), outer)
+                self._server = make_server(self._ip_address, self._port, app, True)
+                self._server_ready_event.set()
+                self._server.serve_forever()
+
+        self.server = _Server(ip_address="127.0.0.1", port=0, verbose=False)
+
+    def __getattr__(self, name: str) -> Any:
+        """``start``, ``stop``, ``get_host_and_port``: the server's own."""
+        return getattr(self.server, name)
