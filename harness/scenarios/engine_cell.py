@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from backends.engine.pool import EnginePool
@@ -91,10 +92,11 @@ class EngineCell:
         self.phase = "engine"
         serving = self.pool.get(self.params.spec)
         self.phase = "build"
-        target = EngineTarget(serving.endpoint, request_set(self.params))
+        local = self._local_params()
+        target = EngineTarget(serving.endpoint, request_set(local))
         self._check_lengths(target)
         self.phase = "correctness"
-        agreement = check_engine(target, self.params.model, threshold=threshold_for(self.params.spec.dtype))
+        agreement = check_engine(target, local.model, threshold=threshold_for(self.params.spec.dtype))
         self.phase = "measure"
         from backends.engine.metrics import MetricsSampler
 
@@ -105,6 +107,16 @@ class EngineCell:
                 loads = self._server(target)
         self.phase = "statistics"
         return self._measurement(serving, target, agreement, loads, sampler.result())
+
+    def _local_params(self) -> EngineParams:
+        """The params with the model as fetched (an ``s3://`` model's local folder), for the
+        tokenizer and the reference; the cell's config keeps the name the user gave."""
+        from backends.engine.models import local_model
+
+        fetched = local_model(self.params.model)
+        if fetched.path == self.params.model:
+            return self.params
+        return replace(self.params, spec=replace(self.params.spec, model=fetched.path))
 
     def _check_lengths(self, target: EngineTarget) -> None:
         limit = self.params.spec.max_model_len
