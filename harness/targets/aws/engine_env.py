@@ -66,9 +66,12 @@ _PROBE = """import importlib.util, sys
 from importlib.metadata import entry_points
 import vllm
 plugin = any(ep.name == "neuron" for ep in entry_points(group="vllm.platform_plugins"))
-intree = importlib.util.find_spec("vllm.platforms.neuron") is not None
-need = sys.argv[1:]
-sys.exit(0 if (plugin or intree) and all(importlib.util.find_spec(m) for m in need) else 1)
+def has(module):
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ImportError:
+        return False
+sys.exit(0 if (plugin or has("vllm.platforms.neuron")) and all(map(has, sys.argv[1:])) else 1)
 """
 
 

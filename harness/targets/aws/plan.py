@@ -240,7 +240,7 @@ def _engine(instance_type: str, suite: Suite, options: AwsOptions) -> EngineEnvi
             "builds the engine's environment on each instance (see 'siliconbench aws plan')"
         )
     model = str(engine.model)
-    if not model.startswith(("s3://", "/")) and Path(model).exists():
+    if not model.startswith("s3://") and Path(model).exists():
         raise ConfigError(
             f"--model {model} is a folder on this machine, which the instances cannot see: copy it to S3 "
             f"(aws s3 cp --recursive {model} s3://BUCKET/models/NAME/) and give --model s3://BUCKET/models/NAME/"

@@ -279,7 +279,9 @@ echo "torch $TORCH_BEFORE"
 
 # 5. This exact siliconbench, from the bundle only; the environment's own packages pinned as they are.
 heartbeat bootstrapping "installing siliconbench @VERSION@" || true
-"$PY" -m pip freeze 2>/dev/null | grep -iE "^(${ENGINE:+[^=@ ]+|}@PINNED@)==" > "$HOME_DIR/constraints.txt"
+"$PY" -m pip freeze 2>/dev/null | grep -iE '^(@PINNED@)==' > "$HOME_DIR/constraints.txt"
+# An engine's environment keeps every version it has: siliconbench only adds what is missing.
+[ -z "$ENGINE" ] || "$PY" -m pip freeze 2>/dev/null | grep -E '^[^=@ ]+==' > "$HOME_DIR/constraints.txt"
 "$PY" -m pip install --quiet --no-index --find-links "$BUNDLE/wheels" -c "$HOME_DIR/constraints.txt" \
   "$BUNDLE/wheels/$WHEEL[@EXTRAS@]" || fail install "pip install --no-index $WHEEL[@EXTRAS@] failed (see bootstrap.log)"
 TORCH_AFTER=$("$PY" -c 'from importlib.metadata import version; print(version("torch"))')
