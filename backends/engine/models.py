@@ -18,6 +18,7 @@ and ready (``harness.runfile.engine.ColdStart``):
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -27,7 +28,15 @@ from typing import Any
 
 from harness.errors import CellFailedError, ConfigError
 
-__all__ = ["MODEL_DIR_ENV", "PREFETCH_HUB_ENV", "LocalModel", "forget_fetched", "local_model", "s3_local_dir"]
+__all__ = [
+    "MODEL_DIR_ENV",
+    "PREFETCH_HUB_ENV",
+    "LocalModel",
+    "forget_fetched",
+    "is_hub_id",
+    "local_model",
+    "s3_local_dir",
+]
 
 MODEL_DIR_ENV = "SILICONBENCH_MODEL_DIR"
 PREFETCH_HUB_ENV = "SILICONBENCH_PREFETCH_HUB"
@@ -62,6 +71,15 @@ def s3_local_dir(uri: str, base: str | Path | None = None) -> Path:
     return (Path(base) if base is not None else model_dir()) / bucket / prefix
 
 
+#: A hub repository id: ``namespace/name`` (huggingface_hub's rule: letters, digits, ``-_.``).
+_HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+def is_hub_id(model: str) -> bool:
+    """Whether ``model`` is written as a hub id (``Qwen/Qwen2.5-0.5B-Instruct``), not a path."""
+    return bool(_HUB_ID.fullmatch(model))
+
+
 _FETCHED: dict[str, LocalModel] = {}
 _LOCK = threading.Lock()
 
@@ -79,7 +97,7 @@ def local_model(model: str, *, s3_client: Any = None, clock: Callable[[], float]
             return _FETCHED[model]
         if model.startswith("s3://"):
             fetched = _from_s3(model, s3_client, clock)
-        elif os.environ.get(PREFETCH_HUB_ENV) and not Path(model).exists() and "/" in model:
+        elif os.environ.get(PREFETCH_HUB_ENV) and is_hub_id(model) and not Path(model).exists():
             fetched = _from_hub(model, clock)
         else:
             fetched = LocalModel(model, model)

@@ -127,7 +127,9 @@ def model_from(model: str, token_from: str | None) -> tuple[str, bool]:
     """(where the weights come from, whether that needs egress)."""
     if model.startswith("s3://"):
         return f"{model}, copied by the agent with the instance role (an S3 gateway endpoint serves it)", False
-    if model.startswith("/"):
+    from backends.engine.models import is_hub_id
+
+    if not is_hub_id(model):
         return f"{model} on the image (nothing is fetched)", False
     token = f", with the token read on the instance from {token_from}" if token_from else " (ungated: no token)"
     return f"the Hugging Face Hub, {model}{token}", True

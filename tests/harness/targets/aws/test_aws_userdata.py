@@ -69,9 +69,9 @@ def test_installs_the_shipped_bundle_with_no_index_and_the_environment_pinned() 
     installs = [line for line in text.splitlines() if "-m pip install" in line and not line.startswith("#")]
     assert len(installs) == 3, installs
     assert "$ENGINE_SOURCE" in installs[0] and "$TORCH_SOURCE" in installs[1], "only PyTorch and an engine use an index"
-    assert text.index('elif [ "$KIND" = cpu ] && [ -z "$ENGINE" ]; then\n  heartbeat bootstrapping "installing PyTorch') < (
-        text.index("$TORCH_SOURCE $COMPILED")
-    )
+    assert text.index(
+        'elif [ "$KIND" = cpu ] && [ -z "$ENGINE" ]; then\n  heartbeat bootstrapping "installing PyTorch'
+    ) < (text.index("$TORCH_SOURCE $COMPILED"))
     assert 'if [ -n "$ENGINE_REQ" ]; then' in text and "ENGINE_REQ=''" in text, "no engine unless asked for"
 
 
