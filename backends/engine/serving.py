@@ -124,7 +124,7 @@ def cold_start(
 
     The compile is timed by what it leaves: on a miss, from the engine's start to the last file
     written into the compile cache before it was ready (a Neuron engine compiles before it
-    serves and writes its artifacts as it finishes; docs/aws-assumptions.md).
+    serves and writes its artifacts as it finishes: a belief only hardware can settle).
     """
     if process.cold_start_s is None or (model.source is None and cache is None):
         return None
