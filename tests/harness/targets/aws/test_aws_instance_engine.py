@@ -24,7 +24,7 @@ from tests.harness.targets.aws.amis import ENGINE_VENVS, engine_index, lay_out
 from tests.harness.targets.aws.test_aws_instance import AMIS, _unshare
 
 #: A played engine instance installs siliconbench into the engine's venv and starts an engine: minutes.
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
 
 @pytest.fixture(scope="module")
@@ -77,6 +77,7 @@ def play_engine(
         "engine": {"family": family, "requirement": requirement},
         "model": str(served),
         "silicon": engine_silicon(instance_type),
+        "timeout_s": 1500,  # the engine venv's install and an engine start, on a busy machine
         **extra,
     }
     (tmp_path / "spec.json").write_text(json.dumps(spec))
@@ -92,7 +93,7 @@ def play_engine(
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
-        timeout=900,
+        timeout=1600,
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
     result: dict[str, Any] = json.loads((tmp_path / "result.json").read_text())
