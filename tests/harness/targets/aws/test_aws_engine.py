@@ -77,6 +77,7 @@ def test_s3_weights_on_neuron_need_no_egress_but_gpu_still_does(factory, public_
     assert served == "/opt/siliconbench/models/my-weights/models/qwen", "the engine serves the local copy"
 
 
+@pytest.mark.slow  # a CLI in a child process: seconds
 def test_the_cli_plan_prints_each_engine(run_cli: CliRunner, factory, public_amis, aws_env) -> None:  # type: ignore[no-untyped-def]
     args = ["aws", "plan", "--region", REGION, "--engine", "vllm", "--model", MODEL, "--scenario", "generate"]
     for instance_type in TYPES:

@@ -106,6 +106,7 @@ def test_the_engine_job_serves_a_small_ungated_llm_at_a_ttft_tpot_slo(workflow: 
     assert "engine" in workflow["jobs"]["cleanup"]["needs"], "cleanup runs after the engine jobs too"
 
 
+@pytest.mark.slow  # three CLIs in child processes
 def test_the_engine_jobs_options_make_a_valid_plan(workflow: dict, tmp_path) -> None:  # type: ignore[no-untyped-def,type-arg]
     """The engine job's own command line, planned offline for each instance type of its matrix."""
     import os
