@@ -47,7 +47,7 @@ from backends.engine.neuron_vllm import (
     neuron_stack,
 )
 from harness.errors import CellFailedError, ConfigError
-from harness.runfile.engine import DEFAULT_READY_TIMEOUT_S, SILICON, EngineRecord
+from harness.runfile.engine import DEFAULT_READY_TIMEOUT_S, SILICON, ColdStart, EngineRecord
 
 __all__ = [
     "EngineCommand",
@@ -331,7 +331,12 @@ class EngineProcess:
         self._leash: subprocess.Popen[bytes] | None = None
         self._started_at = 0.0
         self.started_utc: str | None = None
+        #: The wall-clock start (``time.time()``), to compare with the modification times of the
+        #: files the engine writes (a Neuron compile's artifacts).
+        self.started_wall: float | None = None
         self.cold_start_s: float | None = None
+        #: The cold start taken apart (download, compile, ready), set by whoever fetched the model.
+        self.cold_start: ColdStart | None = None
         self.seen_pids: set[int] = set()
         self.stopped_clean: bool | None = None
         self.facts: dict[str, str | None] = {"version": None, "model": None}
@@ -359,6 +364,7 @@ class EngineProcess:
                     f"engine {self.command.engine}: cannot start {self.command.argv[0]}: {exc}"
                 ) from None
         self._started_at = self._clock()
+        self.started_wall = time.time()
         self.started_utc = datetime.now(UTC).isoformat(timespec="seconds")
         self.seen_pids.add(self._proc.pid)
         self._leash = _start_leash(self._proc.pid, STOP_GRACE_S)
@@ -470,6 +476,7 @@ class EngineProcess:
             cold_start_s=self.cold_start_s,
             pid=self.pid,
             stopped_clean=self.stopped_clean,
+            cold_start=self.cold_start,
         )
 
 

@@ -23,9 +23,10 @@ from pathlib import Path
 
 from backends.engine.launcher import EngineProcess, attach, launch, vllm_command
 from backends.engine.neuron_vllm import find_neuron_vllm_python
+from backends.engine.models import LocalModel, local_model
 from backends.engine.protocol import Endpoint
 from harness.errors import ConfigError
-from harness.runfile.engine import EngineRecord, EngineSpec
+from harness.runfile.engine import ColdStart, EngineRecord, EngineSpec
 
 __all__ = ["VLLM_PYTHON_ENV", "ServingEngine", "engine_dtype", "engine_python", "open_engine"]
 
@@ -89,9 +90,10 @@ def open_engine(spec: EngineSpec, log_dir: str | Path | None = None) -> Iterator
         record = attach(spec.endpoint)
         yield ServingEngine(Endpoint(f"{record.url}/v1", record.model or spec.model), record)
         return
+    model = local_model(spec.model)
     command = vllm_command(
         spec.silicon,
-        spec.model,
+        model.path,
         python=engine_python(spec.silicon, spec.python),
         dtype=engine_dtype(spec.dtype),
         max_model_len=spec.max_model_len,
@@ -101,7 +103,49 @@ def open_engine(spec: EngineSpec, log_dir: str | Path | None = None) -> Iterator
         extra_env=dict(spec.extra_env),
         engine_args=spec.engine_args,
     )
+    cache = command.env.get("NEURON_COMPILED_ARTIFACTS")
+    cache_hit = _has_files(cache) if cache else None
     with launch(command, ready_timeout_s=spec.ready_timeout_s, log_dir=log_dir) as process:
+        process.cold_start = cold_start(process, model, cache, cache_hit)
         record = process.record()
         serving = ServingEngine(Endpoint(f"{command.url}/v1", record.model or spec.model), record, process)
         yield serving
+
+
+def _has_files(folder: str | Path) -> bool:
+    path = Path(folder)
+    return path.is_dir() and any(p.is_file() for p in path.rglob("*"))
+
+
+def _newest_write(folder: str | Path) -> float | None:
+    path = Path(folder)
+    times = [p.stat().st_mtime for p in path.rglob("*") if p.is_file()] if path.is_dir() else []
+    return max(times) if times else None
+
+
+def cold_start(
+    process: EngineProcess, model: LocalModel, cache: str | None, cache_hit: bool | None
+) -> ColdStart | None:
+    """The cold start of a ready engine taken apart; None when there is nothing to take apart
+    (a local folder and no compile cache: the cold start is then just ``cold_start_s``).
+
+    The compile is timed by what it leaves: on a miss, from the engine's start to the last file
+    written into the compile cache before it was ready (a Neuron engine compiles before it
+    serves and writes its artifacts as it finishes: a belief only hardware can settle).
+    """
+    if process.cold_start_s is None or (model.source is None and cache is None):
+        return None
+    compile_s = None
+    if cache is not None and cache_hit is False and process.started_wall is not None:
+        newest = _newest_write(cache)
+        if newest is not None and newest >= process.started_wall:
+            compile_s = min(newest - process.started_wall, process.cold_start_s)
+    return ColdStart(
+        ready_s=process.cold_start_s,
+        download_s=model.download_s,
+        compile_s=compile_s,
+        compile_cache=cache,
+        compile_cache_hit=cache_hit,
+        model_source=model.source,
+        model_path=model.path if model.path != model.name else None,
+    )

@@ -39,6 +39,7 @@ AWS_ONLY_FLAGS = (
     "ami_parameter",
     "wheel",
     "subnet_id",
+    "model_token_from",
     "spot",
     "create_instance_profile",
     "dry_run",
@@ -92,6 +93,12 @@ def add_run_options(run: argparse.ArgumentParser) -> None:
         "--subnet-id",
         metavar="SUBNET",
         help="launch into this subnet (default: the default VPC's); it must reach S3 (NAT or gateway endpoint)",
+    )
+    group.add_argument(
+        "--model-token-from",
+        metavar="ssm:NAME|secretsmanager:NAME",
+        help="with --engine: the instance reads a gated model's Hugging Face token from this SSM parameter "
+        "or Secrets Manager secret (never put in user data); the instance role gets that one read",
     )
     group.add_argument(
         "--dry-run", action="store_true", help="with --target aws: print the plan and its cost, create nothing"
@@ -152,7 +159,7 @@ def _suite_names_backends(path: str | None) -> bool:
     return "backends" in data or (isinstance(nested, dict) and "backends" in nested)
 
 
-def options_from_args(args: argparse.Namespace) -> Any:
+def options_from_args(args: argparse.Namespace, suite: Any = None) -> Any:
     from harness.targets.aws.ami import parse_parameter_overrides
     from harness.targets.aws.plan import AwsOptions
 
@@ -167,8 +174,17 @@ def options_from_args(args: argparse.Namespace) -> Any:
         ami_parameters=parse_parameter_overrides(args.ami_parameter),
         wheel=Path(args.wheel) if args.wheel else None,
         subnet_id=args.subnet_id or None,  # an unset CI variable gives ""
+        model_token_from=getattr(args, "model_token_from", None) or None,
+        engine_model=_engine_model(args, suite),
         auto_backends=args.backend is None and not _suite_names_backends(args.suite),
     )
+
+
+def _engine_model(args: argparse.Namespace, suite: Any) -> str | None:
+    """The model of a started engine, from the suite (file and flags) or the flags alone."""
+    if suite is not None:
+        return str(suite.engine.model) if suite.engine.engine and suite.engine.model else None
+    return getattr(args, "model", None) if getattr(args, "engine", None) else None
 
 
 def print_plan(suite: Any, options: Any) -> None:
@@ -197,7 +213,7 @@ def aws_target(args: argparse.Namespace, suite: Any) -> Any:
             "--price-per-hour is for local runs; aws runs are priced from the price catalog "
             "(or EC2's spot prices with --spot)"
         )
-    options = options_from_args(args)
+    options = options_from_args(args, suite)
     if args.dry_run:
         print_plan(suite, options)
         return None
@@ -224,7 +240,8 @@ def cmd_aws(args: argparse.Namespace) -> int:
     if args.aws_command == "plan":
         from harness.cli.suite import suite_from_args
 
-        print_plan(suite_from_args(args), options_from_args(args))
+        suite = suite_from_args(args)
+        print_plan(suite, options_from_args(args, suite))
         return EXIT_OK
     if args.aws_command == "preflight":
         return _preflight(args)
@@ -293,5 +310,10 @@ def cmd_agent(args: argparse.Namespace) -> int:
         return EXIT_OK
     log = Path(args.bootstrap_log) if args.bootstrap_log else None
     return run_agent(
-        store, Path(args.workdir), heartbeat_s=args.heartbeat_s, progress=progress_printer(False), bootstrap_log=log
+        store,
+        Path(args.workdir),
+        heartbeat_s=args.heartbeat_s,
+        progress=progress_printer(False),
+        bootstrap_log=log,
+        factory=factory,
     )

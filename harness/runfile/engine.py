@@ -28,6 +28,7 @@ __all__ = [
     "SILICON",
     "Api",
     "ChatMessage",
+    "ColdStart",
     "EngineMetrics",
     "EngineParams",
     "EngineRecord",
@@ -310,6 +311,31 @@ class EngineRequest:
         return "chat" if self.messages is not None else "completions"
 
 
+#: Keys added after schema v2's fixtures were frozen are left out while unset (as in ``records``).
+_OMIT_UNSET = Field(exclude_if=lambda value: value is None or value == () or value == {})
+
+
+@dataclass(frozen=True)
+class ColdStart:
+    """An engine's cold start taken apart: what a fleet that scales out pays before a first token.
+
+    ``download_s`` is fetching the weights (None when the model was already local: a folder, or a
+    hub id vLLM fetches itself); ``compile_s`` the ahead-of-time compile a Neuron engine runs
+    before it serves (None where there is none, or on a compile-cache hit); ``ready_s`` the
+    engine's start to its first ``/health`` 200 (it includes ``compile_s``). ``compile_cache``
+    is where compiled artifacts are kept and ``compile_cache_hit`` whether they were there
+    before the start. ``model_source`` is where the weights came from (``s3://...``, ``hub``).
+    """
+
+    ready_s: float
+    download_s: float | None = None
+    compile_s: float | None = None
+    compile_cache: str | None = None
+    compile_cache_hit: bool | None = None
+    model_source: str | None = None
+    model_path: str | None = None
+
+
 @dataclass(frozen=True)
 class EngineRecord:
     """The engine a cell measured, as the run file keeps it.
@@ -330,6 +356,7 @@ class EngineRecord:
     cold_start_s: float | None = None
     pid: int | None = None
     stopped_clean: bool | None = None
+    cold_start: Annotated[ColdStart | None, _OMIT_UNSET] = None
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from backends.engine.pool import EnginePool
@@ -113,7 +114,8 @@ class EngineCell:
         self.phase = "engine"
         serving = self.pool.get(self.params.spec)
         self.phase = "build"
-        requests = request_set(self.params)
+        local = self._local_params()
+        requests = request_set(local)
         target = EngineTarget(serving.endpoint, requests, reuse=_reuse_tracker(self.params, requests, serving))
         self._check_lengths(target)
         self.phase = "correctness"
@@ -122,7 +124,7 @@ class EngineCell:
         # there, whatever the client's own per-request deadlines (minutes, for a long prefill).
         agreement = check_engine(
             target,
-            self.params.model,
+            local.model,
             threshold=threshold_for(self.params.spec.dtype),
             isolate=target.reuse is not None or bool(requests.conversations),
             limit_s=self.check_limit_s,
@@ -190,6 +192,16 @@ class EngineCell:
             wall_s=time.perf_counter() - started,
         )
         return _Loads(run, sampling, [])
+
+    def _local_params(self) -> EngineParams:
+        """The params with the model as fetched (an ``s3://`` model's local folder), for the
+        tokenizer and the reference; the cell's config keeps the name the user gave."""
+        from backends.engine.models import local_model
+
+        fetched = local_model(self.params.model)
+        if fetched.path == self.params.model:
+            return self.params
+        return replace(self.params, spec=replace(self.params.spec, model=fetched.path))
 
     def _check_lengths(self, target: EngineTarget) -> None:
         limit = self.params.spec.max_model_len

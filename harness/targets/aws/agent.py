@@ -9,6 +9,10 @@ interruption, the watchdog's shutdown) ends the run as ``interrupted`` the same 
 Before it reports the end (``complete`` in the heartbeat, or ``error.json``), it uploads the
 bootstrap log: the launcher terminates the instance as soon as it sees either, so this is the last
 moment the log can still be sent, and it comes home on success as well as on failure.
+
+An engine run's job names where the model's token is (``engine.model_token_from``); the agent reads
+it with the instance role before the first cell and puts it in its own environment as ``HF_TOKEN``,
+which the engine and the hub download inherit and the run file never records.
 """
 
 from __future__ import annotations
@@ -97,6 +101,17 @@ def _sigterm_to_interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
 
 
+def engine_setup(job: dict[str, Any], factory: Any) -> None:
+    """An engine run's token, read from SSM or Secrets Manager into ``HF_TOKEN`` (never written)."""
+    import os
+
+    from harness.targets.aws.model_token import TOKEN_ENV, parse_token_source, read_token
+
+    source = parse_token_source((job.get("engine") or {}).get("model_token_from"))
+    if source is not None:
+        os.environ[TOKEN_ENV] = read_token(factory, source)
+
+
 def run_agent(
     store: RunStore,
     workdir: Path,
@@ -104,6 +119,7 @@ def run_agent(
     heartbeat_s: float | None = None,
     progress: ProgressFn | None = None,
     bootstrap_log: Path | None = None,
+    factory: Any = None,
 ) -> int:
     """Run the job in ``store`` and report through it; returns the process exit code."""
     from harness.run.suite import run_suite
@@ -123,6 +139,9 @@ def run_agent(
         if heartbeat_s is None and job.get("heartbeat_s"):
             beat.interval_s = float(job["heartbeat_s"])
         suite = DEFAULT_SUITE.with_overrides(**{**job["suite"], "output": str(workdir)})
+        if job.get("engine") and job["engine"].get("model_token_from"):
+            beat.update(message="reading the model's token")
+            engine_setup(job, factory)
         failed = 0
 
         def on_start(run_writer: RunWriter, cells: list[CellConfig]) -> None:

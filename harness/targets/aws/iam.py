@@ -2,8 +2,11 @@
 
 ``policies/caller-policy.json`` is what the person or CI role running siliconbench needs;
 ``policies/instance-role-policy.json`` is what the instance needs: read and write objects under
-``siliconbench/`` in the run's bucket, nothing else (no SSM, no EC2, no listing). A profile created
-for a run narrows that further to the run's own prefix and is deleted when the run ends.
+``siliconbench/`` in the run's bucket, nothing else (no EC2, no listing). An engine run may also
+read its model's token (one SSM parameter or one Secrets Manager secret, ``--model-token-from``) and
+its ``s3://`` weights: those ``Optional*`` statements are kept only when the run names them, and
+narrowed to exactly that parameter, secret or prefix. A profile created for a run narrows the S3
+statements further to the run's own prefix and is deleted when the run ends.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from harness.targets.aws.model_token import TokenSource
 from harness.targets.aws.session import aws_call
 from harness.targets.aws.tags import tag_list
 
@@ -50,11 +54,33 @@ def caller_policy() -> dict[str, Any]:
     return load_policy("caller-policy.json")
 
 
-def instance_role_policy(bucket: str, prefix: str = "siliconbench/") -> dict[str, Any]:
-    """The instance policy with its resources narrowed to ``bucket``/``prefix``."""
+def instance_role_policy(
+    bucket: str,
+    prefix: str = "siliconbench/",
+    *,
+    token: TokenSource | None = None,
+    weights: str | None = None,
+    region: str = "*",
+    account: str = "*",
+) -> dict[str, Any]:
+    """The instance policy with its resources narrowed to ``bucket``/``prefix``; the model token's
+    statement only with ``token`` (that parameter or secret alone), the weights' only with
+    ``weights`` (``s3://BUCKET/PREFIX``: list that prefix, read under it)."""
     prefix = prefix.strip("/") + "/"
     text = _policy_text("instance-role-policy.json").replace(_BUCKET_PLACEHOLDER, f"arn:aws:s3:::{bucket}/{prefix}*")
+    text = text.replace("REGION", region).replace("ACCOUNT_ID", account)
+    keep = set()
+    if token is not None:
+        keep.add("OptionalReadTheModelTokenParameter" if token.kind == "ssm" else "OptionalReadTheModelTokenSecret")
+        text = text.replace("MODEL_TOKEN_PARAMETER", token.name.lstrip("/")).replace("MODEL_TOKEN_SECRET", token.name)
+    if weights is not None:
+        weights_bucket, _, weights_prefix = weights.removeprefix("s3://").partition("/")
+        keep |= {"OptionalListTheModelWeights", "OptionalReadTheModelWeights"}
+        text = text.replace("WEIGHTS_BUCKET", weights_bucket).replace("WEIGHTS_PREFIX", weights_prefix.strip("/"))
     data: dict[str, Any] = json.loads(text)
+    data["Statement"] = [
+        s for s in data["Statement"] if not str(s.get("Sid", "")).startswith("Optional") or s["Sid"] in keep
+    ]
     return data
 
 
@@ -73,8 +99,20 @@ def run_profile(run_id: str) -> CreatedProfile:
     return CreatedProfile(name=name, role_name=name)
 
 
-def create_instance_profile(iam: Any, run_id: str, bucket: str, prefix: str, tags: dict[str, str]) -> CreatedProfile:
-    """A role EC2 can assume with only the run prefix's S3 access, wrapped in an instance profile.
+def create_instance_profile(
+    iam: Any,
+    run_id: str,
+    bucket: str,
+    prefix: str,
+    tags: dict[str, str],
+    *,
+    token: TokenSource | None = None,
+    weights: str | None = None,
+    region: str = "*",
+    account: str = "*",
+) -> CreatedProfile:
+    """A role EC2 can assume with only the run prefix's S3 access (and the engine's model token and
+    weights when the run names them), wrapped in an instance profile.
 
     A failure part-way deletes what it made; an interrupt does not (the caller's teardown deletes
     ``run_profile(run_id)``, which it recorded before calling, whatever step was reached)."""
@@ -95,7 +133,9 @@ def create_instance_profile(iam: Any, run_id: str, bucket: str, prefix: str, tag
             iam.put_role_policy,
             RoleName=name,
             PolicyName="siliconbench-run-prefix",
-            PolicyDocument=json.dumps(instance_role_policy(bucket, prefix)),
+            PolicyDocument=json.dumps(
+                instance_role_policy(bucket, prefix, token=token, weights=weights, region=region, account=account)
+            ),
         )
         aws_call(
             f"creating instance profile {name}",

@@ -45,6 +45,7 @@ from harness.targets.aws.launch import (
     terminate_instances,
     wait_terminated,
 )
+from harness.targets.aws.model_token import parse_token_source
 from harness.targets.aws.plan import AwsOptions, InstancePlan, plan_instances
 from harness.targets.aws.preflight import require_ready
 from harness.targets.aws.prices import LaunchPrice, price_for
@@ -165,6 +166,8 @@ class _Run:
         self.region = factory.region
         self.plans = plans
         self.owner = owner
+        #: The account, from the caller's ARN, for the instance policy's parameter and secret ARNs.
+        self.account = owner.split(":")[4] if owner.count(":") >= 5 and owner.split(":")[4] else "*"
         self.output = output
         self.run_id = new_run_id()
         self.started_at = target._now()
@@ -252,6 +255,7 @@ class _Run:
             with signals_deferred():
                 storage.create_bucket(s3, name, self.region, self.tags)
         if self.options.create_instance_profile:
+            model = self.options.engine_model
             self.resources.created_profile = run_profile(self.run_id)  # teardown deletes what of it exists
             self.resources.profile_name = self.resources.created_profile.name
             with signals_deferred():
@@ -261,6 +265,10 @@ class _Run:
                     self.resources.bucket,
                     storage.run_prefix(self.run_id),
                     self.tags,
+                    token=parse_token_source(self.options.model_token_from),
+                    weights=model if model and model.startswith("s3://") else None,
+                    region=self.region,
+                    account=self.account,
                 )
         else:
             self.resources.profile_name = self.options.instance_profile
@@ -327,6 +335,8 @@ class _Run:
                     urls=self.presigned(store),
                     probe=environment_probe(it),
                     watchdog_minutes=math.ceil(self.options.max_hours * 60) + WATCHDOG_MARGIN_MIN,
+                    engine=plan.engine.family if plan.engine else None,
+                    engine_requirement=plan.engine.requirement if plan.engine else None,
                 )
             )
             assert plan.ami is not None
@@ -403,7 +413,13 @@ class _Run:
             "suite": suite,
             "target": asdict(self.target_facts(plan, plan.price, None)),
             "heartbeat_s": self.timing.heartbeat_s,
+            **({"engine": self.engine_job(plan)} if plan.engine else {}),
         }
+
+    def engine_job(self, plan: InstancePlan) -> dict[str, Any]:
+        """What the agent needs of an engine run: the family, and where the token is (never the token)."""
+        assert plan.engine is not None
+        return {"family": plan.engine.family, "model_token_from": self.options.model_token_from}
 
     def target_facts(self, plan: InstancePlan, price: LaunchPrice, instance_id: str | None) -> TargetFacts:
         return TargetFacts(

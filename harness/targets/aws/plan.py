@@ -26,6 +26,8 @@ from harness.targets.aws.ami import (
     resolve_ami,
     validate_instance_type,
 )
+from harness.targets.aws.engine_env import EngineEnvironment, engine_environment, engine_silicon
+from harness.targets.aws.model_token import parse_token_source
 from harness.targets.aws.prices import LaunchPrice, price_for
 from harness.targets.aws.session import ClientFactory, aws_call, error_code
 from harness.targets.aws.ship import TORCH_CPU_INDEX
@@ -46,6 +48,9 @@ __all__ = [
 BOOT_S = {"neuron": 600.0, "gpu": 600.0, "cpu": 480.0}
 #: Per-cell time beyond sampling: build, reference, compile (Neuron compiles dominate).
 CELL_OVERHEAD_S = {"neuron": 240.0, "gpu": 45.0, "cpu": 20.0}
+#: An engine run's set-up beyond the boot: installing vLLM (GPU, CPU), fetching the model, and a
+#: Neuron engine's compile before it serves (rough, for estimates only).
+ENGINE_SETUP_S = {"neuron": 1200.0, "gpu": 600.0, "cpu": 600.0}
 #: A run longer than this is almost certainly a mistake in --max-hours.
 MAX_HOURS_LIMIT = 48.0
 
@@ -65,6 +70,10 @@ class AwsOptions:
     wheel: Path | None = None
     auto_backends: bool = False
     subnet_id: str | None = None
+    #: ``ssm:NAME`` or ``secretsmanager:NAME``: where the instance reads a gated model's token.
+    model_token_from: str | None = None
+    #: The model a started engine serves (``--engine`` with ``--model``), for preflight's egress check.
+    engine_model: str | None = None
 
     def __post_init__(self) -> None:
         if not self.instance_types:
@@ -82,6 +91,13 @@ class AwsOptions:
         if self.subnet_id is not None and not re.fullmatch(r"subnet-[0-9a-f]{8,17}", self.subnet_id):
             raise ConfigError(
                 f"--subnet-id {self.subnet_id!r} is not a subnet id; expected e.g. subnet-0123456789abcdef0"
+            )
+        token = parse_token_source(self.model_token_from)
+        if token is not None and self.engine_model is None:
+            raise ConfigError("--model-token-from is the token of a started engine's model: give --engine and --model")
+        if token is not None and self.engine_model is not None and self.engine_model.startswith(("s3://", "/")):
+            raise ConfigError(
+                f"--model-token-from reads a Hugging Face token, but --model {self.engine_model} is not a hub id"
             )
         if self.wheel is not None and not (self.wheel.is_file() and self.wheel.suffix == ".whl"):
             raise ConfigError(
@@ -111,6 +127,8 @@ class InstancePlan:
     price: LaunchPrice
     estimated_hours: float
     max_hours: float
+    #: The engine environment and command, for an engine run (``--engine``).
+    engine: EngineEnvironment | None = None
 
     @property
     def estimated_cost(self) -> float | None:
@@ -134,10 +152,11 @@ def remote_presets(suite: Suite, check_backends: bool) -> dict[str, str]:
     return presets
 
 
-def estimate_hours(kind: str, cells: int, suite: Suite, max_hours: float) -> float:
-    """Boot plus, per cell, the sampling budget with its warmup and the kind's build/compile time;
-    at least EC2's one-minute minimum, at most the run's limit."""
-    seconds = BOOT_S[kind] + cells * (suite.stopping.max_time * 1.1 + CELL_OVERHEAD_S[kind])
+def estimate_hours(kind: str, cells: int, suite: Suite, max_hours: float, engine: bool = False) -> float:
+    """Boot (and an engine's set-up) plus, per cell, the sampling budget with its warmup and the
+    kind's build/compile time; at least EC2's one-minute minimum, at most the run's limit."""
+    setup = BOOT_S[kind] + (ENGINE_SETUP_S[kind] if engine else 0.0)
+    seconds = setup + cells * (suite.stopping.max_time * 1.1 + CELL_OVERHEAD_S[kind])
     return min(max(seconds, 60.0) / 3600.0, max_hours)
 
 
@@ -173,11 +192,18 @@ def plan_instances(suite: Suite, options: AwsOptions, factory: ClientFactory | N
     )
     plans: list[InstancePlan] = []
     for instance_type in options.instance_types:
-        kind, line = instance_kind(instance_type), ami_line(instance_type)
+        started_engine = suite.engine.engine is not None
+        kind, line = instance_kind(instance_type), ami_line(instance_type, engine=started_engine)
         arch = archs[instance_type]
-        instance_suite = suite.with_overrides(backends=DEFAULT_BACKENDS[kind]) if options.auto_backends else suite
-        presets = remote_presets(instance_suite, check_backends=not options.auto_backends)
+        if started_engine:
+            instance_suite = suite.with_overrides(engine_silicon=engine_silicon(instance_type))
+        elif options.auto_backends:
+            instance_suite = suite.with_overrides(backends=DEFAULT_BACKENDS[kind])
+        else:
+            instance_suite = suite
+        presets = remote_presets(instance_suite, check_backends=not options.auto_backends and not started_engine)
         cells = len(instance_suite.cells(presets))
+        engine = _engine(instance_type, instance_suite, options) if started_engine else None
         parameter = parameter_name(line, arch, options.ami_parameters)
         ami = (
             resolve_ami(factory.client("ssm"), factory.client("ec2"), line, arch, options.ami_parameters, region)
@@ -197,11 +223,31 @@ def plan_instances(suite: Suite, options: AwsOptions, factory: ClientFactory | N
                 ami_parameter=parameter,
                 ami=ami,
                 price=price,
-                estimated_hours=estimate_hours(kind, cells, instance_suite, options.max_hours),
+                estimated_hours=estimate_hours(kind, cells, instance_suite, options.max_hours, engine is not None),
                 max_hours=options.max_hours,
+                engine=engine,
             )
         )
     return plans
+
+
+def _engine(instance_type: str, suite: Suite, options: AwsOptions) -> EngineEnvironment:
+    """The engine a started-engine run brings up on ``instance_type``; refuses what cannot travel."""
+    engine = suite.engine
+    if engine.engine_python:
+        raise ConfigError(
+            "--engine-python names an interpreter on this machine; on --target aws the bootstrap finds or "
+            "builds the engine's environment on each instance (see 'siliconbench aws plan')"
+        )
+    model = str(engine.model)
+    if not model.startswith("s3://") and Path(model).exists():
+        raise ConfigError(
+            f"--model {model} is a folder on this machine, which the instances cannot see: copy it to S3 "
+            f"(aws s3 cp --recursive {model} s3://BUCKET/models/NAME/) and give --model s3://BUCKET/models/NAME/"
+        )
+    params = suite.engine_params()
+    assert params is not None
+    return engine_environment(instance_type, params.spec, options.model_token_from)
 
 
 def _money(value: float | None) -> str:
@@ -269,6 +315,7 @@ def render_plan(plans: list[InstancePlan], options: AwsOptions, region: str, off
     lines += [
         f"  {p.instance_type}: {cpu if p.kind == 'cpu' else probes[environment_probe(p.instance_type)]}" for p in plans
     ]
+    lines += _engine_lines(plans)
     source = f"--wheel {options.wheel}" if options.wheel else "a wheel of this siliconbench"
     lines.append(
         f"code: {source} and its pure-Python dependencies are uploaded with the run and installed with "
@@ -291,3 +338,31 @@ def render_plan(plans: list[InstancePlan], options: AwsOptions, region: str, off
     if offline_reason:
         lines.append(f"offline plan ({offline_reason}): AMI ids and spot prices were not read.")
     return "\n".join(lines)
+
+
+def _engine_lines(plans: list[InstancePlan]) -> list[str]:
+    """Per instance of an engine run: the engine's environment, where it and the model come from,
+    its command line and the variables it adds."""
+    engines = [p for p in plans if p.engine is not None]
+    if not engines:
+        return []
+    lines = ["engine each instance starts (siliconbench and its client run in the engine's environment):"]
+    for p in engines:
+        e = p.engine
+        assert e is not None
+        lines += [
+            f"  {p.instance_type} ({e.family}):",
+            f"    environment: {e.setup}",
+            f"    packages from: {e.packages_from}",
+            f"    model from: {e.model_from}",
+            f"    command: {e.command_line}",
+            "    environment variables: "
+            + (" ".join(f"{k}={v}" for k, v in e.env) if e.env else "(none beyond the instance's)"),
+            "    egress: "
+            + (
+                "needed (a NAT gateway or an internet gateway; preflight checks the subnet's default route)"
+                if e.needs_egress
+                else "not needed (the image's venv, and the weights through an S3 gateway endpoint)"
+            ),
+        ]
+    return lines

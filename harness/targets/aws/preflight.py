@@ -15,6 +15,9 @@ before creating anything when one fails. Each problem is one line that names its
   that usage is not subtracted here (Service Quotas reports it only through CloudWatch);
 - a subnet to launch into: ``--subnet-id``, or the default VPC's default subnets (many accounts have
   none), in a zone where the type is offered;
+- an engine run (``--engine``) needs egress unless it is Neuron serving ``s3://`` weights: the
+  subnet's route table (or its VPC's main one) must send 0.0.0.0/0 somewhere (``DescribeRouteTables``;
+  ``engine_env`` says what each family fetches);
 - the bucket (``--bucket``) exists and is reachable (``HeadBucket``);
 - the caller's permissions, by IAM policy simulation (``SimulatePrincipalPolicy``) where the caller
   may simulate; where it may not, that check is skipped with a note.
@@ -150,7 +153,9 @@ class _Checks:
         for instance_type in self.options.instance_types:
             if instance_type not in self.archs:
                 continue
-            key = (ami_line(instance_type), self.archs[instance_type])
+            # A started engine's cells boot the image its engine lives in (``ami.ENGINE_LINES``).
+            engine = getattr(self.options, "engine_model", None) is not None
+            key = (ami_line(instance_type, engine=engine), self.archs[instance_type])
             if key in done:
                 continue
             done.add(key)
@@ -217,6 +222,7 @@ class _Checks:
                 return
             zones = [found["Subnets"][0]["AvailabilityZone"]]
             where = f"subnet {self.options.subnet_id} ({zones[0]})"
+            self.egress(ec2, found["Subnets"][0], where)
         else:
             vpcs = self.call(
                 "finding the default VPC", ec2.describe_vpcs, Filters=[{"Name": "isDefault", "Values": ["true"]}]
@@ -237,6 +243,8 @@ class _Checks:
             )["Subnets"]
             zones = sorted(s["AvailabilityZone"] for s in subnets)
             where = f"the default VPC {vpcs[0]['VpcId']}"
+            if subnets:
+                self.egress(ec2, subnets[0], where)
             if not zones:
                 self.problems.append(f"{where} has no default subnets: give --subnet-id SUBNET")
                 return
@@ -249,6 +257,29 @@ class _Checks:
                 )
             self.zones[instance_type] = usable
         self.passed.append(f"subnets: {where}")
+
+    def egress(self, ec2: Any, subnet: dict[str, Any], where: str) -> None:
+        """An engine run that installs vLLM from PyPI (GPU, CPU) or fetches a hub model needs a
+        default route out; only Neuron with ``s3://`` weights runs with an S3 gateway endpoint alone."""
+        model = getattr(self.options, "engine_model", None)
+        if model is None:
+            return
+        from harness.targets.aws.engine_env import engine_family, model_from
+
+        _, hub = model_from(model, None)
+        needing = [t for t in self.options.instance_types if hub or engine_family(t) in ("gpu", "cpu")]
+        if not needing:
+            self.passed.append(f"egress: not needed (Neuron images' vLLM, weights from {model})")
+            return
+        route = default_route(ec2, subnet)
+        if route is None:
+            why = f"the Hugging Face Hub serves {model}" if hub else "vLLM is installed from PyPI there"
+            self.problems.append(
+                f"{where} has no route to the internet, and engine runs on {', '.join(needing)} need one ({why}): "
+                "give --subnet-id of a subnet with a NAT gateway, or (Neuron only) --model s3://BUCKET/PREFIX/"
+            )
+        else:
+            self.passed.append(f"egress: {where} routes 0.0.0.0/0 to {route}")
 
     def bucket(self) -> None:
         bucket = self.options.bucket
@@ -324,6 +355,35 @@ class _Checks:
         else:
             count = sum(len(actions) for actions, _ in requests)
             self.passed.append(f"permissions: {count} actions allowed for {principal}")
+
+
+def default_route(ec2: Any, subnet: dict[str, Any]) -> str | None:
+    """Where the subnet's route table sends 0.0.0.0/0 (an internet or NAT gateway, ...), or None.
+
+    A subnet without a table of its own uses its VPC's main table (VPC User Guide, "Route tables":
+    "Subnets that aren't explicitly associated with any route table are implicitly associated with
+    the main route table"); a ``blackhole`` route goes nowhere.
+    """
+    tables = aws_call(
+        "reading the subnet's route table",
+        ec2.describe_route_tables,
+        Filters=[{"Name": "association.subnet-id", "Values": [subnet["SubnetId"]]}],
+    )["RouteTables"]
+    if not tables:
+        tables = aws_call(
+            "reading the VPC's main route table",
+            ec2.describe_route_tables,
+            Filters=[{"Name": "vpc-id", "Values": [subnet["VpcId"]]}, {"Name": "association.main", "Values": ["true"]}],
+        )["RouteTables"]
+    for table in tables:
+        for route in table.get("Routes", []):
+            if route.get("DestinationCidrBlock") != "0.0.0.0/0" or route.get("State") == "blackhole":
+                continue
+            for key in ("GatewayId", "NatGatewayId", "TransitGatewayId", "NetworkInterfaceId", "InstanceId"):
+                target = route.get(key)
+                if target and target != "local":
+                    return str(target)
+    return None
 
 
 def simulation_requests(options: Any) -> list[tuple[tuple[str, ...], tuple[str, ...]]]:

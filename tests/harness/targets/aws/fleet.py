@@ -32,9 +32,11 @@ echo "$*" >> "$FAKE_SHUTDOWN_LOG"
 """
 
 _FAKE_PYTHON = """#!/bin/bash
-# The AMI's PyTorch interpreter: pip install is recorded (and fails when FAKE_PIP_RC says so).
+# The AMI's PyTorch interpreter: pip install is recorded (and fails when FAKE_PIP_RC says so; takes
+# FAKE_PIP_SLEEP seconds, as a large install does).
 if [ "$1" = "-m" ] && [ "$2" = "pip" ] && [ "$3" = "install" ]; then
   echo "$*" >> "$FAKE_PIP_LOG"
+  sleep "${FAKE_PIP_SLEEP:-0}"
   exit "${FAKE_PIP_RC:-0}"
 fi
 exec @PYTHON@ "$@"

@@ -7,6 +7,12 @@ runs that user data with bash against the AMI root laid out by ``amis.lay_out``,
 environment cloud-init gives it plus the ``SILICONBENCH_*`` overrides that point it at the root.
 It writes what S3 holds afterwards to SPEC's ``result`` path.
 
+With ``engine`` in SPEC (``{"family": ..., "requirement": ...}``) the job is an engine run of
+``model`` (``generate`` cells at concurrency 1 and 2) and the user data sets up that engine family;
+``sigterm_agent_on`` names a file (the vLLM stand-in's ``STANDIN_LOG``) whose first line makes this
+script send SIGTERM to the agent, as a spot interruption would while the engine starts. Every
+engine process the stand-in logged that is still alive after the script ends is in ``survivors``.
+
 pip's default index is replaced by a trap on the namespace's loopback (``PIP_INDEX_URL``) that
 records every request and answers 404: without a network, pip treats an unreachable index as a
 warning and goes on with what else it has, so only the trap can show that an index was tried.
@@ -84,7 +90,23 @@ def play(spec: dict[str, Any], endpoint: str, credentials: dict[str, str]) -> di
     s3.create_bucket(Bucket=bucket)
     run_store = storage.RunStore(s3, bucket, storage.run_prefix(run_id))
     store = storage.RunStore(s3, bucket, storage.instance_prefix(run_id, spec["instance_type"]))
-    suite = Suite(workloads=("mlp",), preset="tiny", backends=("cpu",), dtypes=("fp32",), max_time=0.05, min_samples=3)
+    engine = spec.get("engine")
+    if engine:
+        from harness.run.config import EngineConfig
+
+        suite = Suite(
+            engine=EngineConfig(engine="vllm", model=spec["model"], engine_silicon=spec["silicon"], max_model_len=256),
+            scenario="generate",
+            concurrency=(1, 2),
+            prompt_tokens=16,
+            output_tokens=8,
+            max_time=0.2,
+            min_samples=3,
+        )
+    else:
+        suite = Suite(
+            workloads=("mlp",), preset="tiny", backends=("cpu",), dtypes=("fp32",), max_time=0.05, min_samples=3
+        )
     job_suite = suite.to_dict()
     job_suite.pop("output", None)
     store.put_json(
@@ -98,6 +120,7 @@ def play(spec: dict[str, Any], endpoint: str, credentials: dict[str, str]) -> di
             "suite": job_suite,
             "target": {"kind": "aws", "instance_type": spec["instance_type"], "region": REGION},
             "heartbeat_s": 1.0,
+            **({"engine": {"family": engine["family"], "model_token_from": None}} if engine else {}),
         },
     )
     shipment = build_shipment(Path(spec["scratch"]))
@@ -119,6 +142,8 @@ def play(spec: dict[str, Any], endpoint: str, credentials: dict[str, str]) -> di
             watchdog_minutes=70,
             urls=urls,
             probe=spec["probe"],
+            engine=engine["family"] if engine else None,
+            engine_requirement=engine.get("requirement") if engine else None,
         )
     )
     for old, new in spec.get("mutate", {}).items():
@@ -144,15 +169,24 @@ def play(spec: dict[str, Any], endpoint: str, credentials: dict[str, str]) -> di
         **spec.get("env", {}),
     }
     started = time.monotonic()
-    completed = subprocess.run(["bash", str(user_data)], env=env, cwd=root, timeout=spec.get("timeout_s", 500))
+    bootstrap = subprocess.Popen(["bash", str(user_data)], env=env, cwd=root)
+    signalled: list[int] = []
+    if spec.get("sigterm_agent_on"):
+        threading.Thread(
+            target=_sigterm_agent, args=(Path(spec["sigterm_agent_on"]), root, signalled), daemon=True
+        ).start()
+    returncode = bootstrap.wait(timeout=spec.get("timeout_s", 500))
     elapsed = time.monotonic() - started
+    time.sleep(0.5)  # a process that outlived the script has had time to show it
 
     def text(name: str) -> str | None:
         body = store.get_bytes(name)
         return None if body is None else body.decode(errors="replace")
 
     return {
-        "returncode": completed.returncode,
+        "returncode": returncode,
+        "signalled": signalled,
+        "survivors": _survivors(Path(spec["sigterm_agent_on"])) if spec.get("sigterm_agent_on") else [],
         "elapsed_s": elapsed,
         "run": store.get_json(storage.RUN_FILE),
         "error": store.get_json(storage.ERROR),
@@ -162,6 +196,44 @@ def play(spec: dict[str, Any], endpoint: str, credentials: dict[str, str]) -> di
         "compiled": list(shipment.compiled),
         "dependencies": list(shipment.dependencies),
     }
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rfind(")") + 2 :].split()[0] != "Z"
+
+
+def _sigterm_agent(marker: Path, root: Path, signalled: list[int]) -> None:
+    """When the engine has started (its stand-in logged a line), SIGTERM the agent of this root."""
+    import signal
+
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and not (marker.exists() and marker.read_text().strip()):
+        time.sleep(0.05)
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            line = _cmdline(int(entry.name))
+            if " -m harness agent " in line and str(root) in line:
+                os.kill(int(entry.name), signal.SIGTERM)
+                signalled.append(int(entry.name))
+
+
+def _survivors(marker: Path) -> list[str]:
+    """Engine processes (the stand-ins that logged a start) still alive now."""
+    if not marker.exists():
+        return []
+    pids = [json.loads(line)["pid"] for line in marker.read_text().splitlines() if line.strip()]
+    return [f"{pid}: {_cmdline(pid)}" for pid in pids if _alive(pid)]
 
 
 if __name__ == "__main__":

@@ -23,6 +23,8 @@ UNSCOPABLE = {
     "ec2:DescribeInstanceTypeOfferings",
     "ec2:DescribeInstanceTypes",
     "ec2:DescribeInstances",
+    # EC2's Describe* actions take no resource-level permissions (preflight's egress check reads it).
+    "ec2:DescribeRouteTables",
     "ec2:DescribeSecurityGroups",
     "ec2:DescribeSpotPriceHistory",
     "ec2:DescribeSubnets",

@@ -67,10 +67,12 @@ def test_installs_the_shipped_bundle_with_no_index_and_the_environment_pinned() 
     assert freeze is not None and {"torch", "torch-neuronx", "neuronx-cc", "numpy"} <= set(freeze.group(1).split("|"))
     assert 'fail install "installing siliconbench changed torch from' in text
     installs = [line for line in text.splitlines() if "-m pip install" in line and not line.startswith("#")]
-    assert len(installs) == 2 and "$TORCH_SOURCE" in installs[0], "only the CPU image's PyTorch uses an index"
-    assert text.index('if [ "$KIND" = cpu ]; then\n  heartbeat bootstrapping "installing PyTorch') < text.index(
-        "$TORCH_SOURCE $COMPILED"
-    )
+    assert len(installs) == 3, installs
+    assert "$ENGINE_SOURCE" in installs[0] and "$TORCH_SOURCE" in installs[1], "only PyTorch and an engine use an index"
+    assert text.index(
+        'elif [ "$KIND" = cpu ] && [ -z "$ENGINE" ]; then\n  heartbeat bootstrapping "installing PyTorch'
+    ) < (text.index("$TORCH_SOURCE $COMPILED"))
+    assert 'if [ -n "$ENGINE_REQ" ]; then' in text and "ENGINE_REQ=''" in text, "no engine unless asked for"
 
 
 def test_values_are_shell_quoted() -> None:
@@ -132,7 +134,7 @@ def test_no_environment_says_which_folders_were_looked_at(tmp_path: Path) -> Non
         f"rc=1 PY= LOOKED= {opt}/aws_neuronx_venv_jax_0_10 {opt}/aws_neuronx_venv_pytorch_inference_vllm_0_24_0_1_1_0"
     ), found
     text = render()
-    assert 'passes the $KIND check (looked at:${LOOKED:- nothing there})"' in text
+    assert 'passes the ${ENGINE:-$KIND} check (looked at:${LOOKED:- nothing there})"' in text
 
 
 def test_gpu_tries_the_dlami_pytorch_environment_first(tmp_path: Path) -> None:

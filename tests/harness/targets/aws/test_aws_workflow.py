@@ -3,6 +3,7 @@ with the command line it calls."""
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 
@@ -85,3 +86,61 @@ def test_runs_preflight_first_and_names_its_subnet(workflow: dict) -> None:  # t
     step = next(s for s in workflow["jobs"]["bench"]["steps"] if "siliconbench run" in s.get("run", ""))
     assert step["env"]["SUBNET_ID"] == "${{ vars.SILICONBENCH_SUBNET_ID }}"
     assert "--wheel" not in script, "the run ships the code it runs"
+
+
+def test_the_engine_job_serves_a_small_ungated_llm_at_a_ttft_tpot_slo(workflow: dict) -> None:  # type: ignore[type-arg]
+    job = workflow["jobs"]["engine"]
+    assert workflow["env"]["ENGINE_MODEL"] == "Qwen/Qwen2.5-0.5B-Instruct"
+    matrix = job["strategy"]["matrix"]["instance-type"]
+    dispatched, nightly = re.findall(r"'(\[[^']*\])'", matrix)
+
+    assert set(json.loads(nightly)) == {"inf2.xlarge", "trn1.2xlarge", "g6e.xlarge", "c7i.xlarge"}
+    assert set(json.loads(dispatched)) - set(json.loads(nightly)) == {"trn2.3xlarge"}
+    assert "github.event_name == 'workflow_dispatch'" in matrix, "trn2 only on manual dispatch"
+    script = " ".join(step.get("run", "") for step in job["steps"])
+    for flag in ("--engine vllm", '--model "$ENGINE_MODEL"', '--slo-ttft "$SLO_TTFT_MS"', '--slo-tpot "$SLO_TPOT_MS"'):
+        assert flag in script, flag
+    assert script.index("siliconbench aws preflight") < script.index("siliconbench run --target aws")
+    summary = " ".join(step.get("run", "") for step in workflow["jobs"]["engine-summary"]["steps"])
+    assert '--slo-p99 "$e2e_ms"' in summary and "GITHUB_STEP_SUMMARY" in summary
+    assert "engine" in workflow["jobs"]["cleanup"]["needs"], "cleanup runs after the engine jobs too"
+
+
+@pytest.mark.slow  # three CLIs in child processes
+def test_the_engine_jobs_options_make_a_valid_plan(workflow: dict, tmp_path) -> None:  # type: ignore[no-untyped-def,type-arg]
+    """The engine job's own command line, planned offline for each instance type of its matrix."""
+    import os
+    import sys
+
+    env_vars = {k: str(v) for k, v in workflow["env"].items() if not str(v).startswith("$")}
+    step = next(s for s in workflow["jobs"]["engine"]["steps"] if "siliconbench run" in s.get("run", ""))
+    common = step["run"].split("common=(", 1)[1].split(")\n", 1)[0]
+    for instance_type in ("inf2.xlarge", "trn2.3xlarge", "c7i.xlarge"):
+        values = {
+            **env_vars,
+            "INSTANCE_TYPE": instance_type,
+            "AWS_REGION": "us-east-1",
+            "MAX_HOURS": "2",
+            "INSTANCE_PROFILE": "p",
+            "BUCKET": "b",
+            "SUBNET_ID": "subnet-0123456789abcdef0",
+        }
+        script = f'common=({common})\nexec "$@" aws plan "${{common[@]}}"'
+        environment = {
+            "PATH": os.environ["PATH"],
+            "PYTHONPATH": str(REPO_ROOT),
+            "HOME": str(tmp_path),
+            "AWS_CONFIG_FILE": str(tmp_path / "none"),
+            "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
+            **values,
+        }
+        done = subprocess.run(
+            ["bash", "-c", script, "bash", sys.executable, "-m", "harness"],
+            capture_output=True,
+            text=True,
+            env=environment,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+        assert "offline plan (no AWS credentials)" in done.stdout and f"  {instance_type} (" in done.stdout
+        assert "--model Qwen/Qwen2.5-0.5B-Instruct" in done.stdout

@@ -89,3 +89,29 @@ def test_the_cleanup_job_removes_expired_resources_and_keeps_live_runs(
     assert "20261120T000000Z-aaaaaa" in done[0].stdout
     assert state(factory, expired) == GONE
     assert state(factory, live) == KEPT
+
+
+def test_the_engine_summary_names_the_cheapest_at_the_slo_with_the_probability(tmp_path: Path) -> None:
+    """Two instances' engine runs (latencies well under the SLO's end-to-end bound, different prices):
+    the summary says which is cheaper per million and with what probability."""
+    results = tmp_path / "results"
+    results.mkdir()
+    for i, instance in enumerate(["inf2.xlarge", "g6e.xlarge"]):
+        samples = [2_000_000_000 + 1_000_000 * (k % 7) + 50_000_000 * i for k in range(60)]
+        run = make_run(
+            [make_cell(samples, workload="qwen2.5-0.5b-instruct")],
+            run_id=f"20261201T0417{i}0Z-bbbbb{i}",
+            target={"kind": "aws", "instance_type": instance, "region": "us-east-1"},
+        )
+        write_run(run, results)
+    summary = tmp_path / "summary.md"
+    env = {"GITHUB_STEP_SUMMARY": str(summary), "AWS_REGION": "us-east-1"}
+    env.update(
+        {k: str(v) for k, v in yaml.safe_load(WORKFLOW.read_text())["env"].items() if not str(v).startswith("$")}
+    )
+    done = run_steps(_job("engine-summary")["steps"], _job_env("engine-summary", tmp_path), tmp_path, env)
+    assert done and all(d.returncode == 0 for d in done), done[-1].stdout + done[-1].stderr
+    text = summary.read_text()
+    assert text.startswith("## Qwen/Qwen2.5-0.5B-Instruct served by vLLM on AWS (us-east-1)\n"), text
+    assert "p99 end-to-end <= 6850 ms" in text, "500 ms + 127 x 50 ms"
+    assert "is cheaper than" in text and "with probability" in text, text

@@ -1,0 +1,60 @@
+"""The stand-in's ``python -m vllm.entrypoints.openai.api_server`` (see ``vllm/__init__.py``).
+
+``STANDIN_LOG`` (a file) gets one JSON line per start: the argv and the variables the engine was
+given; ``STANDIN_START_S`` delays listening, as a long start does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from aiohttp import web
+
+import vllm
+from backends.engine.scripted import Script, ScriptedServer
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    args, _ = parser.parse_known_args()
+    log = os.environ.get("STANDIN_LOG")
+    if log:
+        names = ("NEURON_COMPILED_ARTIFACTS", "VLLM_NEURON_FRAMEWORK", "HF_TOKEN")
+        line = {"argv": sys.argv[1:], "pid": os.getpid(), "env": {k: os.environ.get(k) for k in names}}
+        with open(log, "a") as handle:
+            handle.write(json.dumps(line) + "\n")
+    artifacts = os.environ.get("NEURON_COMPILED_ARTIFACTS")
+    if artifacts and not (Path(artifacts) / "model.pt").exists():
+        time.sleep(float(os.environ.get("STANDIN_COMPILE_S", "0")))
+        Path(artifacts).mkdir(parents=True, exist_ok=True)
+        (Path(artifacts) / "model.pt").write_bytes(b"compiled by the stand-in")
+    time.sleep(float(os.environ.get("STANDIN_START_S", "0")))
+    scripted = ScriptedServer(Script(ttft_s=0.005, itl_s=0.001))
+
+    async def health(request: web.Request) -> web.Response:
+        return web.Response(status=200)
+
+    async def version(request: web.Request) -> web.Response:
+        return web.json_response({"version": vllm.__version__})
+
+    async def models(request: web.Request) -> web.Response:
+        return web.json_response({"object": "list", "data": [{"id": args.model, "object": "model"}]})
+
+    app = web.Application()
+    app.router.add_get("/health", health)
+    app.router.add_get("/version", version)
+    app.router.add_get("/v1/models", models)
+    app.router.add_post("/v1/completions", scripted._completions)
+    web.run_app(app, host=args.host, port=args.port, print=None, access_log=None)
+
+
+if __name__ == "__main__":
+    main()
