@@ -170,6 +170,8 @@ def _neuron_stack(instance_type: str | None) -> str:
             f"set ${INSTANCE_TYPE_ENV} to its type, e.g. inf2.xlarge or trn2.48xlarge"
         )
     return neuron_stack(known)
+
+
 def engine_flags(engine_args: Sequence[tuple[str, str]]) -> list[str]:
     """The command-line flags of a configuration's (flag, value) pairs."""
     flags: list[str] = []

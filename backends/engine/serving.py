@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from backends.engine.launcher import EngineProcess, attach, launch, vllm_command
-from backends.engine.neuron_vllm import find_neuron_vllm_python
 from backends.engine.models import LocalModel, local_model
+from backends.engine.neuron_vllm import find_neuron_vllm_python
 from backends.engine.protocol import Endpoint
 from harness.errors import ConfigError
 from harness.runfile.engine import ColdStart, EngineRecord, EngineSpec

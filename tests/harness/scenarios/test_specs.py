@@ -26,7 +26,8 @@ def test_the_specs_module_imports_nothing_that_measures() -> None:
         "import harness.scenarios.specs, harness.report.slo\n"
         "new = sorted(m for m in set(sys.modules) - before if m.split('.')[0] == 'torch'"
         " or m.startswith(('harness.measure', 'harness.run.', 'harness.scenarios.', 'backends', 'workloads')))\n"
-        "allowed = ('harness.scenarios.specs', 'harness.measure', 'harness.measure.stats', 'harness.measure.dependence')\n"
+        "allowed = ('harness.scenarios.specs', 'harness.measure', 'harness.measure.stats',"
+        " 'harness.measure.dependence')\n"
         "print(','.join(m for m in new if m not in allowed))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=cli_env(), cwd=REPO_ROOT)
