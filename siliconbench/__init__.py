@@ -30,7 +30,7 @@ from harness.run.plan import Suite
 from harness.run.plan import load_suite_file as load_suite
 from harness.run.suite import LocalRun
 from harness.run.suite import run_suite as _run_suite
-from harness.runfile.engine import EngineMetrics, EngineParams, EngineRecord, EngineSpec, MetricsSample
+from harness.runfile.engine import ColdStart, EngineMetrics, EngineParams, EngineRecord, EngineSpec, MetricsSample
 from harness.runfile.files import load_run
 from harness.runfile.price import Price
 from harness.runfile.records import (
@@ -95,6 +95,7 @@ __all__ = [
     "CellError",
     "CellRecord",
     "CellStatus",
+    "ColdStart",
     "ComputeCeiling",
     "Correctness",
     "CpuFacts",

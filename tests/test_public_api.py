@@ -69,6 +69,8 @@ RECORDS = {
     "EngineSpec",
     "MetricsSample",
     "Price",
+    # An engine's cold start on an instance, split (issue 20).
+    "ColdStart",
     # Load as served (issue 21): a trace's replay, designed prefix reuse, results per turn.
     "ReuseRecord",
     "TraceRecord",

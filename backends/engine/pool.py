@@ -38,7 +38,7 @@ class EnginePool:
         if spec in self._failed:
             raise self._failed[spec]
         opened = self._engine if spec == self._spec else None
-        if opened is not None and (code := opened.exit_code()) is not None:
+        if isinstance(opened, ServingEngine) and (code := opened.exit_code()) is not None:
             # Died during an earlier cell: the cells after it fail at once, saying so.
             log = opened.process.log_path if opened.process is not None else None
             self._failed[spec] = CellFailedError(

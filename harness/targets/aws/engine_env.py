@@ -166,6 +166,8 @@ def engine_environment(instance_type: str, spec: EngineSpec, token_from: str | N
         tensor_parallel_size=spec.tensor_parallel_size,
         extra_args=spec.extra_args,
         extra_env=dict(spec.extra_env),
+        instance_type=instance_type,
+        engine_args=spec.engine_args,
     )
     return EngineEnvironment(
         instance_type=instance_type,

@@ -131,6 +131,8 @@ OPT="${SILICONBENCH_OPT:-/opt}"
 TORCH_SOURCE="${SILICONBENCH_TORCH_SOURCE:---index-url @TORCH_INDEX@ --extra-index-url https://pypi.org/simple}"
 ENGINE_SOURCE="${SILICONBENCH_ENGINE_SOURCE:-@ENGINE_SOURCE@}"
 export AWS_DEFAULT_REGION="$REGION" HOME="${HOME:-/root}" PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1
+# The engine launcher picks the Neuron stack (NxD Inference or vllm-neuron) by instance type.
+export SILICONBENCH_INSTANCE_TYPE="${SILICONBENCH_INSTANCE_TYPE:-@INSTANCE_TYPE@}"
 PY=""
 READY=""
 HTTP_ERROR=""

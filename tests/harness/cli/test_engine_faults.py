@@ -183,7 +183,7 @@ def test_engine_fault_bad_inputs_are_one_line_and_exit_2_before_anything_runs(
             ([*ok, "--model", str(folder / "missing")], "does not exist"),
             ([*ok, "--model", str(no_tokenizer)], "has no tokenizer"),
             ([*ok, "--model", str(corrupt)], "is corrupt"),
-            ([*ok, *model, "--prompts", str(folder / "missing.jsonl"), *prompts], "No such file"),
+            ([*ok, *model, "--prompts", str(folder / "missing.jsonl"), *prompts], "does not exist"),
             ([*ok, *model, "--prompts", str(folder / "binary.jsonl"), *prompts], "is binary"),
             ([*ok, *model, "--prompts", str(folder / "empty.jsonl"), *prompts], "is empty"),
             ([*ok, *model, "--prompts", str(folder / "malformed.jsonl"), *prompts], "not a JSON line"),
@@ -198,11 +198,16 @@ def test_engine_fault_bad_inputs_are_one_line_and_exit_2_before_anything_runs(
             (["--endpoint", "http://127.0.0.1:port", *model], "no valid port"),
             (["--endpoint", "http://", *model], "names no host"),
         ]
+        wrong = []
         for args, fragment in cases:
             out = tmp_path / "out"
             result = run_main("run", *args, "--scenario", "generate", "--output", str(out), "--quiet")
-            one_line_error(result, fragment)
+            try:
+                one_line_error(result, fragment)
+            except AssertionError:
+                wrong.append(f"{fragment!r}: exit {result.returncode}, {result.stderr.strip()!r}")
             assert not out.exists() or list(out.iterdir()) == [], args
+        assert not wrong, "\n".join(wrong)
         assert server.completions == 0  # nothing was sent, let alone measured
 
 

