@@ -3,7 +3,8 @@
 # (tests/harness/report/test_html.py skips itself, saying why, when Chromium is absent).
 # Idempotent: installs only what is missing. Debian/Ubuntu; needs root or passwordless sudo.
 set -euo pipefail
-if command -v chromium >/dev/null 2>&1; then
+# curl too: the bootstrap transfer tests run the user data's curl path and skip only where it is absent.
+if command -v chromium >/dev/null 2>&1 && command -v curl >/dev/null 2>&1; then
   exit 0
 fi
 if ! command -v apt-get >/dev/null 2>&1; then
@@ -15,4 +16,4 @@ if [ "$(id -u)" -ne 0 ]; then
   SUDO="sudo"
 fi
 $SUDO apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium curl

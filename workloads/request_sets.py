@@ -38,6 +38,7 @@ from harness.runfile.engine import (
 )
 from workloads.exact_prompts import ExactPrompt, PromptBuilder
 from workloads.input_files import parse_json_records as _parse_records
+from workloads.input_files import read_text_file
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -315,31 +316,9 @@ def load_prompt_file(
 
 
 def _read_prompt_file(file: Path) -> str:
-    """The file's text; a missing, unreadable, enormous, binary or empty file is one line of bad input."""
-    where = f"the prompt file {str(file)!r}"
-    try:
-        if file.is_dir():
-            raise ConfigError(f"{where} is a folder; give a JSONL or JSON file of prompts")
-        size = file.stat().st_size
-        if size > MAX_PROMPT_FILE_BYTES:
-            raise ConfigError(
-                f"{where} is {size / 2**20:.0f} MiB, more than the {MAX_PROMPT_FILE_BYTES >> 20} MiB a request "
-                "set may be; keep the prompts you need (head -n N FILE > SMALLER.jsonl)"
-            )
-        raw = file.read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"cannot read {where}: {exc.strerror or exc}") from None
-    if b"\0" in raw[:65536]:
-        raise ConfigError(f"{where} is binary, not text; give a JSONL or JSON file of prompts")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ConfigError(
-            f"{where} is not UTF-8 text (byte {exc.start}); give a JSONL or JSON file of prompts"
-        ) from None
-    if not text.strip():
-        raise ConfigError(f"{where} is empty; it needs one prompt per line (JSONL) or a JSON array")
-    return text
+    """The file's text; a missing, unreadable, enormous, binary or empty file is one line of bad
+    input (``workloads.input_files.read_text_file``, the reader traces and conversations share)."""
+    return read_text_file(file, "prompt file", "--prompts", max_bytes=MAX_PROMPT_FILE_BYTES)
 
 
 def _prompt_kind(request: EngineRequest) -> PromptKind:
