@@ -4,10 +4,12 @@ Runs the default suite (``siliconbench run`` with no workload or dtype flags, so
 cells a new user's quick start measures, on the dtypes this silicon runs natively) and prints,
 per cell, the achieved FLOP/s and bytes/s against both ceilings the run measured: the compute
 ceiling of its dtype (best of several products, linear layers and convolutions) and the memory
-bandwidth over its working set (STREAM triad), with the roof that binds and the fraction of it.
-Then every shape and triad size behind the ceilings, so a reader sees how far apart they are.
+bandwidth over its working set (best of a STREAM triad, a pure read and a matrix-vector product),
+with the roof that binds and the fraction of it. Then every shape and size behind the ceilings,
+and (``--kernels``) each stream kernel's own rate per size, so a reader sees how far apart they are.
 
 Run:  python benchmarks/roofline.py [--max-time 2] [RUNFILE]
+      python benchmarks/roofline.py --kernels   (only the stream kernels, side by side per size)
       (with RUNFILE, only reads an existing run file)
 """
 
@@ -68,19 +70,56 @@ def describe(path: Path) -> None:
         print(f"  {key}{cached} measured {ceiling.measured_utc}")
         for shape, rate in sorted(ceiling.tried.items(), key=lambda item: -item[1]):
             print(f"    {'*' if shape == ceiling.best else ' '} {shape:<32} {rate / 1e9:8.4g}")
-    print("bandwidth (STREAM triad, GB/s by total array size):")
+    print("bandwidth (best stream kernel, GB/s by working-set size):")
     for key, band in environment.bandwidths.items():
         cached = " (cached)" if band.cached else ""
         print(f"  {key}{cached} measured {band.measured_utc}")
         for point in band.points:
-            print(f"    {point.bytes / 2**20:10.4g} MiB {point.bytes_per_s / 1e9:8.4g}")
+            print(f"    {point.bytes / 2**20:10.4g} MiB {point.bytes_per_s / 1e9:8.4g}  {point.kernel or 'triad'}")
+
+
+def kernels(rounds: int) -> None:
+    """Each stream kernel's best GB/s per working set, rounds interleaved so drift hits them alike."""
+    import platform
+    import time
+
+    import torch
+
+    from harness.measure.ceilings import TRIAD_BYTES, _best_ns, _stream_kernels
+
+    print(f"{platform.processor() or platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} threads")
+    best: dict[tuple[int, str], float] = {}
+    with torch.inference_mode():
+        for _ in range(rounds):
+            for total in TRIAD_BYTES:
+                repeat = max(1, (1 << 24) // total)
+                for name, (moved, call) in _stream_kernels(torch, "cpu", total).items():
+
+                    def timed(call: object = call, repeat: int = repeat) -> None:
+                        for _ in range(repeat):
+                            call()  # type: ignore[operator]
+
+                    timed()
+                    ns = _best_ns(timed, lambda: None, time.perf_counter_ns)
+                    rate = moved * repeat / (ns / 1e9)
+                    best[(total, name)] = max(best.get((total, name), 0.0), rate)
+    names = ("triad", "read", "gemv")
+    print(f"{'MiB':>8} " + " ".join(f"{n:>8}" for n in names) + "   best/triad")
+    for total in TRIAD_BYTES:
+        rates = [best[(total, n)] / 1e9 for n in names]
+        print(f"{total / 2**20:8.4g} " + " ".join(f"{r:8.4g}" for r in rates) + f"   {max(rates) / rates[0]:.2f}x")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("runfile", nargs="?", type=Path, help="an existing run file to read instead of measuring")
     parser.add_argument("--max-time", type=float, default=2.0, help="sampling budget per cell, seconds")
+    parser.add_argument("--kernels", action="store_true", help="only the stream kernels, side by side per size")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds for --kernels")
     args = parser.parse_args()
+    if args.kernels:
+        kernels(args.rounds)
+        return
     if args.runfile is not None:
         describe(args.runfile)
         return

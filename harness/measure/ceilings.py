@@ -12,19 +12,24 @@ at the cells' thread count, because a datasheet figure is not what this torch re
   the 1024 one reached 136 and a 3x3 convolution 134: a ceiling taken from one shape is no ceiling.
   Each shape's figure is its fastest timed call (a ceiling is an upper bound: noise only adds
   time), and the ceiling the best shape's.
-- **Memory**: a STREAM triad (``a = b + s*c``, McCalpin's STREAM, counting 3 arrays' bytes per
-  element and no write-allocate traffic) through ``torch.add(b, c, alpha=s, out=a)``, over
-  working sets from inside L2 to far past the last-level cache. A cell whose working set fits a
-  cache is held to that cache's rate (``Bandwidth.for_working_set``), so a small model whose
-  weights stay cached does not appear to beat main memory.
+- **Memory**: the best of three stream kernels at each working set: a STREAM triad (``a = b +
+  s*c``, McCalpin's STREAM, counting 3 arrays' bytes per element and no write-allocate traffic)
+  through ``torch.add(b, c, alpha=s, out=a)``, a pure read (``sum``) and a matrix-vector product
+  (what a batch-1 linear layer streams), over working sets from inside L2 to far past the
+  last-level cache. A triad alone is no roof for a read-dominated cell (``_stream_kernels``).
+  A cell whose working set fits a cache is held to that cache's rate
+  (``Bandwidth.for_working_set``), so a small model whose weights stay cached does not appear to
+  beat main memory.
 
 Both are cached per machine and conditions (silicon, torch, threads and the ISA limits in force,
 ``harness.measure.capability.ISA_LIMIT_VARIABLES``) in ``ceilings.json`` beside the peak cache,
-and never cached when measured on a busy machine (``peak.machine_busy``).
+and never cached when measured on a busy machine: other work seen on our CPUs during the
+measurement (``harness.measure.contention``), or the load average's rule (``peak.machine_busy``).
 """
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections.abc import Callable, Iterable
@@ -33,6 +38,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.measure.capability import ISA_LIMIT_VARIABLES
+from harness.measure.contention import watch_contention
 from harness.measure.peak import PEAK_DTYPES, _read_cache, _write_cache, cache_path, machine_busy, machine_key
 from harness.runfile.records import peak_key
 from harness.runfile.silicon import Bandwidth, BandwidthPoint, ComputeCeiling, bandwidth_key
@@ -184,13 +190,39 @@ def measure_compute(
     return tried[best], best, tried
 
 
+def _stream_kernels(torch: Any, device: str, total: int) -> dict[str, tuple[int, Callable[[], Any]]]:
+    """Each kernel's bytes moved per call and the call itself, over ``total`` bytes of fp32 arrays.
+
+    One kernel is not an upper bound for every access pattern: a triad writes a third of its
+    bytes, and on some machines a write costs more than a read (write-allocate, a store buffer),
+    so a model streaming its weights (reads only, as a linear layer at batch 1 does) ran at 138%
+    of a triad-only roof on one Xeon. The roof is the best of a triad, a pure read (a sum) and
+    the matrix-vector product a batch-1 linear layer makes, each over the same working set.
+    """
+    n = max(1, total // (TRIAD_ARRAYS * 4))
+    a = torch.empty(n, device=device)
+    b = torch.full((n,), 1.0, device=device)
+    c = torch.full((n,), 2.0, device=device)
+    whole = torch.full((max(1, total // 4),), 1.0, device=device)
+    cols = max(16, min(1024, int(math.sqrt(total / 4))))  # a square-ish matrix: the vectors stay small
+    rows = max(1, total // (4 * cols))
+    weights = torch.full((rows, cols), 1.0, device=device)
+    vector = torch.full((cols,), 1.0, device=device)
+    out = torch.empty(rows, device=device)
+    return {
+        "triad": (TRIAD_ARRAYS * 4 * n, lambda: torch.add(b, c, alpha=3.0, out=a)),
+        "read": (4 * whole.numel(), lambda: whole.sum()),
+        "gemv": (4 * (weights.numel() + cols + rows), lambda: torch.mv(weights, vector, out=out)),
+    }
+
+
 def measure_bandwidth(
     device: str = "cpu",
     threads: int | None = None,
     sizes: Iterable[int] = TRIAD_BYTES,
     clock: Callable[[], int] = time.perf_counter_ns,
 ) -> tuple[BandwidthPoint, ...]:
-    """The STREAM triad's bytes per second at each total size of its three fp32 arrays."""
+    """The best bytes per second of the stream kernels at each working-set size (fp32 arrays)."""
     import torch
 
     cuda = device.startswith("cuda")
@@ -206,23 +238,22 @@ def measure_bandwidth(
     try:
         with torch.inference_mode():
             for total in sizes:
-                n = max(1, total // (TRIAD_ARRAYS * 4))
-                a = torch.empty(n, device=device)
-                b = torch.full((n,), 1.0, device=device)
-                c = torch.full((n,), 2.0, device=device)
                 # Small arrays run in microseconds: repeat them inside one timed call so the clock
                 # and the Python call are a small part of it.
-                repeat = max(1, (1 << 24) // (TRIAD_ARRAYS * 4 * n))
+                repeat = max(1, (1 << 24) // total)
+                rates: dict[str, float] = {}
+                for name, (moved, kernel) in _stream_kernels(torch, device, total).items():
 
-                def triad(a: torch.Tensor = a, b: torch.Tensor = b, c: torch.Tensor = c, repeat: int = repeat) -> None:
-                    for _ in range(repeat):
-                        torch.add(b, c, alpha=3.0, out=a)
+                    def timed(kernel: Callable[[], Any] = kernel, repeat: int = repeat) -> None:
+                        for _ in range(repeat):
+                            kernel()
 
-                triad()
-                synchronize()
-                best_ns = _best_ns(triad, synchronize, clock)
-                moved = TRIAD_ARRAYS * 4 * n * repeat
-                points.append(BandwidthPoint(TRIAD_ARRAYS * 4 * n, moved / (best_ns / 1e9) if best_ns else 0.0))
+                    timed()
+                    synchronize()
+                    best_ns = _best_ns(timed, synchronize, clock)
+                    rates[name] = moved * repeat / (best_ns / 1e9) if best_ns else 0.0
+                best = max(rates, key=lambda k: rates[k])
+                points.append(BandwidthPoint(total, rates[best], kernel=best))
     finally:
         torch.set_num_threads(previous_threads)
     return tuple(points)
@@ -261,7 +292,6 @@ def run_ceilings(
 
     path = path or ceilings_cache_path()
     cache = _read_cache(path)
-    is_busy = busy or machine_busy
     computes: dict[str, ComputeCeiling] = {}
     bandwidths: dict[str, Bandwidth] = {}
     changed = False
@@ -278,8 +308,9 @@ def run_ceilings(
                 measure = compute or (
                     measure_compute if backend == "cpu" else lambda d, w, t: _in_child(measure_compute, d, w, t)
                 )
-                flops, best, tried = measure(dtype, where, threads)
-                busy_now = is_busy()
+                with watch_contention() as window:
+                    flops, best, tried = measure(dtype, where, threads)
+                busy_now = busy() if busy else window.busy or machine_busy()
                 found = ComputeCeiling(dtype, where, threads, flops, best, tried, utc_now(), key, busy=busy_now)
                 if not busy_now:
                     cache[key], changed = asdict(found), True
@@ -287,14 +318,16 @@ def run_ceilings(
             band_name = bandwidth_key(backend, device, threads)
             if band_name in bandwidths:
                 continue
-            band_key = f"bandwidth | {machine_key(environment, where, 'triad fp32', threads)} | {conditions}"
+            kernels = "stream fp32 triad/read/gemv"
+            band_key = f"bandwidth | {machine_key(environment, where, kernels, threads)} | {conditions}"
             band = _cached(cache, band_key, Bandwidth)
             if band is None:
                 triad = bandwidth or (
                     measure_bandwidth if backend == "cpu" else lambda w, t: _in_child(measure_bandwidth, w, t)
                 )
-                points = triad(where, threads)
-                busy_now = is_busy()
+                with watch_contention() as window:
+                    points = triad(where, threads)
+                busy_now = busy() if busy else window.busy or machine_busy()
                 band = Bandwidth(where, threads, points, utc_now(), band_key, busy=busy_now)
                 if not busy_now:
                     cache[band_key], changed = _bandwidth_dict(band), True

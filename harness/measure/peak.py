@@ -179,13 +179,17 @@ def peak_for(
             return Peak(**{**found, "cached": True})
         except TypeError:
             pass  # an older cache layout: measure again
-    flops, size = (measure or measure_matmul_peak)(dtype, device, threads)
+    from harness.measure.contention import watch_contention
+
+    with watch_contention() as window:
+        flops, size = (measure or measure_matmul_peak)(dtype, device, threads)
     if not flops > 0:
         return None
     peak = Peak(dtype, device, threads, flops, size, utc_now(), key)
-    if not (busy or machine_busy)():
+    if not (busy() if busy else window.busy or machine_busy()):
         # A peak measured while other work held the cores is far too low (33 against 152 GFLOP/s
         # fp32 here) and would make every later cell look above its peak: use it, never keep it.
+        # The window's own counters see competition the lagging load average misses.
         cache[key] = peak.to_dict()
         _write_cache(path, cache)
     return peak

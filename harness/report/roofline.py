@@ -40,6 +40,8 @@ class RooflinePoint:
     memory_level_bytes: int
     #: Whether the binding ceiling was measured while other work held the cores.
     ceiling_busy: bool = False
+    #: The stream kernel that set the memory roof (None in files that measured only the triad).
+    memory_kernel: str | None = None
 
     @property
     def above(self) -> bool:
@@ -58,7 +60,8 @@ class RooflinePoint:
         else:
             what = (
                 f"{self.achieved_bytes_per_s / 1e9:.3g} GB/s is {self.fraction - 1:.0%} above the memory ceiling "
-                f"{self.memory_ceiling / 1e9:.3g} GB/s (triad over {self.memory_level_bytes / 2**20:.3g} MiB)"
+                f"{self.memory_ceiling / 1e9:.3g} GB/s ({self.memory_kernel or 'triad'} over "
+                f"{self.memory_level_bytes / 2**20:.3g} MiB)"
             )
         if self.ceiling_busy:
             cause = (
@@ -105,4 +108,5 @@ def place(
         compute_path=compute.best,
         memory_level_bytes=level.bytes,
         ceiling_busy=compute.busy if compute_bound else bandwidth.busy,
+        memory_kernel=level.kernel,
     )

@@ -10,7 +10,9 @@ its roofline. Like every run-file record they import nothing above ``harness.run
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Annotated, Literal
+
+from pydantic import Field
 
 __all__ = [
     "Bandwidth",
@@ -21,6 +23,10 @@ __all__ = [
     "DtypeSupport",
     "bandwidth_key",
 ]
+
+
+#: Fields added after schema v2's fixtures were frozen: left out of the JSON while unset.
+_OMIT_UNSET = Field(exclude_if=lambda value: value is None or value == () or value == {})
 
 
 def bandwidth_key(backend: str, device: str | None, threads: int | None) -> str:
@@ -98,10 +104,15 @@ class ComputeCeiling:
 
 @dataclass(frozen=True)
 class BandwidthPoint:
-    """A STREAM triad over arrays of ``bytes`` in all: ``bytes_per_s`` moved (reads and writes)."""
+    """The best stream kernel over arrays of ``bytes`` in all: ``bytes_per_s`` moved (reads and writes).
+
+    ``kernel`` names the winner (``triad``, ``read``, ``gemv``); files written before the read
+    kernels were measured have none, and their points are the triad's.
+    """
 
     bytes: int
     bytes_per_s: float
+    kernel: Annotated[str | None, _OMIT_UNSET] = None
 
 
 @dataclass(frozen=True)

@@ -70,10 +70,39 @@ def test_the_real_shapes_cover_products_linear_layers_and_convolutions() -> None
     assert flops == sorted(flops)
 
 
-def test_a_real_triad_reports_bytes_per_second_per_size() -> None:
+def test_real_stream_kernels_report_the_best_rate_per_size_and_name_it() -> None:
     points = measure_bandwidth(sizes=(1 << 16, 1 << 20))
-    assert [p.bytes for p in points] == [(1 << 16) // 12 * 12, (1 << 20) // 12 * 12]
-    assert all(p.bytes_per_s > 0 for p in points)
+    assert [p.bytes for p in points] == [1 << 16, 1 << 20]
+    assert all(p.bytes_per_s > 0 and p.kernel in ("triad", "read", "gemv") for p in points)
+
+
+def test_every_stream_kernel_moves_about_the_working_set() -> None:
+    import torch
+
+    from harness.measure.ceilings import _stream_kernels
+
+    for total in (1 << 16, 1 << 22):
+        kernels = _stream_kernels(torch, "cpu", total)
+        assert set(kernels) == {"triad", "read", "gemv"}  # a triad alone is no roof for a weight stream
+        for name, (moved, call) in kernels.items():
+            assert abs(moved - total) <= 0.02 * total, (name, moved, total)
+            call()
+
+
+def test_the_memory_roof_is_the_fastest_kernel_not_the_triad(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A machine where reads stream faster than a triad (write-allocate): the roof must be the read's.
+    from harness.measure import ceilings
+
+    real = ceilings._stream_kernels
+
+    def uneven(torch: Any, device: str, total: int) -> dict[str, tuple[int, Any]]:
+        kernels = real(torch, device, total)
+        moved, _ = kernels["read"]
+        return {**kernels, "read": (moved * 50, kernels["read"][1])}  # as if 50x the bytes per call
+
+    monkeypatch.setattr(ceilings, "_stream_kernels", uneven)
+    [point] = measure_bandwidth(sizes=(1 << 20,))
+    assert point.kernel == "read"
 
 
 def test_a_working_set_is_held_to_the_level_it_fits() -> None:
