@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from backends.base import BackendOptions
 from harness.measure.busy import busy_machine_warning
+from harness.measure.contention import watch_contention
 from harness.measure.sampler import SamplingPolicy
 from harness.run.failures import describe_failure
 from harness.runfile.records import CellConfig, CellError, CellRecord, utc_now
@@ -94,7 +95,8 @@ def run_cell(
         params = sum(p.numel() for p in model.parameters())
 
         ctx = CellContext(config, policy, backend, options, workload, model, params, on_phase=on_phase)
-        measurement = scenario.run(ctx)
+        with watch_contention() as window:
+            measurement = scenario.run(ctx)
         record = CellRecord(
             id=cell_id(config),
             config=config,
@@ -103,7 +105,7 @@ def run_cell(
             started_utc=started,
             finished_utc=utc_now(),
         )
-        busy = busy_machine_warning(config.threads or torch.get_num_threads())
+        busy = busy_machine_warning(config.threads or torch.get_num_threads(), window)
         return record.with_warning(busy) if busy else record
     except Exception as exc:  # a cell must fail alone, whatever it raised
         phase = ctx.phase if ctx is not None else phase
@@ -141,6 +143,8 @@ def _run_engine_cell(
             started_utc=started,
             finished_utc=utc_now(),
         )
+        # No contention window: the engine is a process of its own, so its work would count as
+        # someone else's; the load-average rule is the witness here.
         busy = busy_machine_warning(1)
         return record.with_warning(busy) if busy else record
     except Exception as exc:  # a cell must fail alone, whatever it raised

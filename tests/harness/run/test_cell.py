@@ -71,3 +71,20 @@ def test_a_busy_machine_is_flagged(monkeypatch: pytest.MonkeyPatch) -> None:
     assert warning is not None and warning.startswith("busy machine: load average 3.2 on 2 cores")
     monkeypatch.setattr(os, "getloadavg", lambda: (2.2, 1.0, 1.0))
     assert busy_machine_warning(2) is None
+
+
+def test_the_cells_own_window_decides_over_the_lagging_load_average(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    from harness.measure.busy import busy_machine_warning
+    from harness.measure.contention import Contention
+
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.3, 0.3, 0.3))  # a job started a second ago
+    competed = Contention(wall_s=2.0, own_cpu_s=4.0, foreign_cpu_s=1.8, cpus=(0, 1))
+    warning = busy_machine_warning(2, competed)
+    assert warning is not None and "other work used 0.90 of 2 core(s)" in warning
+    monkeypatch.setattr(os, "getloadavg", lambda: (3.5, 3.5, 3.5))  # a minute of our own threads, lagging
+    quiet = Contention(wall_s=2.0, own_cpu_s=4.0, foreign_cpu_s=0.05, cpus=(0, 1))
+    assert busy_machine_warning(2, quiet) is None
+    unseen = Contention(wall_s=2.0, own_cpu_s=4.0, foreign_cpu_s=None, cpus=(0, 1))
+    assert busy_machine_warning(2, unseen) is not None  # no counters: the load average decides
