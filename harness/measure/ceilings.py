@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 from harness.measure.capability import ISA_LIMIT_VARIABLES
 from harness.measure.contention import watch_contention
 from harness.measure.peak import PEAK_DTYPES, _read_cache, _write_cache, cache_path, machine_busy, machine_key
+from harness.measure.torch_settings import measuring
 from harness.runfile.records import peak_key
 from harness.runfile.silicon import Bandwidth, BandwidthPoint, ComputeCeiling, bandwidth_key
 
@@ -150,42 +151,23 @@ def measure_compute(
     Shapes run cheapest first; one that the best rate so far says would overrun the budget is
     skipped (the cheapest always runs), so an emulated dtype still gets a figure in its budget.
     """
-    import torch
-
     if dtype not in PEAK_DTYPES:
         raise ValueError(f"no compute ceiling for dtype {dtype!r}; known: {', '.join(PEAK_DTYPES)}")
-    cuda = device.startswith("cuda")
-
-    def synchronize() -> None:
-        if cuda:
-            torch.cuda.synchronize(device)
-
-    previous_threads = torch.get_num_threads()
-    previous_tf32 = torch.backends.cuda.matmul.allow_tf32 if cuda else False
-    if threads is not None:
-        torch.set_num_threads(threads)
-    if cuda:
-        torch.backends.cuda.matmul.allow_tf32 = dtype == "tf32"
     tried: dict[str, float] = {}
     deadline = clock() + int(budget_s * 1e9)
-    try:
-        with torch.inference_mode():
-            for name, flops, build in shapes if shapes is not None else compute_shapes(dtype, device):
-                if tried:
-                    # Predicted from the best rate so far (larger shapes run at least as fast, so
-                    # this errs long): a shape that would overrun is never started.
-                    predicted_ns = flops / max(tried.values()) * 1e9
-                    if clock() + predicted_ns * (CALLS + 1) > deadline:
-                        continue
-                fn = build()
-                fn()
-                synchronize()
-                best_ns = _best_ns(fn, synchronize, clock)
-                tried[name] = flops / (best_ns / 1e9) if best_ns > 0 else 0.0
-    finally:
-        torch.set_num_threads(previous_threads)
-        if cuda:
-            torch.backends.cuda.matmul.allow_tf32 = previous_tf32
+    with measuring(device, threads, dtype) as synchronize:
+        for name, flops, build in shapes if shapes is not None else compute_shapes(dtype, device):
+            if tried:
+                # Predicted from the best rate so far (larger shapes run at least as fast, so
+                # this errs long): a shape that would overrun is never started.
+                predicted_ns = flops / max(tried.values()) * 1e9
+                if clock() + predicted_ns * (CALLS + 1) > deadline:
+                    continue
+            fn = build()
+            fn()
+            synchronize()
+            best_ns = _best_ns(fn, synchronize, clock)
+            tried[name] = flops / (best_ns / 1e9) if best_ns > 0 else 0.0
     best = max(tried, key=lambda k: tried[k])
     return tried[best], best, tried
 
@@ -225,37 +207,25 @@ def measure_bandwidth(
     """The best bytes per second of the stream kernels at each working-set size (fp32 arrays)."""
     import torch
 
-    cuda = device.startswith("cuda")
-
-    def synchronize() -> None:
-        if cuda:
-            torch.cuda.synchronize(device)
-
-    previous_threads = torch.get_num_threads()
-    if threads is not None:
-        torch.set_num_threads(threads)
     points = []
-    try:
-        with torch.inference_mode():
-            for total in sizes:
-                # Small arrays run in microseconds: repeat them inside one timed call so the clock
-                # and the Python call are a small part of it.
-                repeat = max(1, (1 << 24) // total)
-                rates: dict[str, float] = {}
-                for name, (moved, kernel) in _stream_kernels(torch, device, total).items():
+    with measuring(device, threads) as synchronize:
+        for total in sizes:
+            # Small arrays run in microseconds: repeat them inside one timed call so the clock
+            # and the Python call are a small part of it.
+            repeat = max(1, (1 << 24) // total)
+            rates: dict[str, float] = {}
+            for name, (moved, kernel) in _stream_kernels(torch, device, total).items():
 
-                    def timed(kernel: Callable[[], Any] = kernel, repeat: int = repeat) -> None:
-                        for _ in range(repeat):
-                            kernel()
+                def timed(kernel: Callable[[], Any] = kernel, repeat: int = repeat) -> None:
+                    for _ in range(repeat):
+                        kernel()
 
-                    timed()
-                    synchronize()
-                    best_ns = _best_ns(timed, synchronize, clock)
-                    rates[name] = moved * repeat / (best_ns / 1e9) if best_ns else 0.0
-                best = max(rates, key=lambda k: rates[k])
-                points.append(BandwidthPoint(total, rates[best], kernel=best))
-    finally:
-        torch.set_num_threads(previous_threads)
+                timed()
+                synchronize()
+                best_ns = _best_ns(timed, synchronize, clock)
+                rates[name] = moved * repeat / (best_ns / 1e9) if best_ns else 0.0
+            best = max(rates, key=lambda k: rates[k])
+            points.append(BandwidthPoint(total, rates[best], kernel=best))
     return tuple(points)
 
 

@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from harness.measure.torch_settings import measuring
 from harness.runfile.records import Peak, peak_key
 
 if TYPE_CHECKING:
@@ -87,48 +88,31 @@ def measure_matmul_peak(
     if dtype not in PEAK_DTYPES:
         raise ValueError(f"no matmul peak for dtype {dtype!r}; known: {', '.join(PEAK_DTYPES)}")
     torch_dtype = getattr(torch, PEAK_DTYPES[dtype])
-    cuda = device.startswith("cuda")
-
-    def synchronize() -> None:
-        if cuda:
-            torch.cuda.synchronize(device)
-
-    previous_threads = torch.get_num_threads()
-    previous_tf32 = torch.backends.cuda.matmul.allow_tf32 if cuda else False
-    if threads is not None:
-        torch.set_num_threads(threads)
-    if cuda:
-        torch.backends.cuda.matmul.allow_tf32 = dtype == "tf32"
     best, best_size = 0.0, 0
     deadline = clock() + int(budget_s * 1e9)
-    try:
+    with measuring(device, threads, dtype) as synchronize:
         generator = torch.Generator().manual_seed(0)
-        with torch.inference_mode():
-            for size in SIZES:
-                a = torch.randn(size, size, generator=generator).to(device=device, dtype=torch_dtype)
-                b = torch.randn(size, size, generator=generator).to(device=device, dtype=torch_dtype)
+        for size in SIZES:
+            a = torch.randn(size, size, generator=generator).to(device=device, dtype=torch_dtype)
+            b = torch.randn(size, size, generator=generator).to(device=device, dtype=torch_dtype)
+            started = clock()
+            torch.mm(a, b)
+            synchronize()
+            first_ns = clock() - started
+            if size != SIZES[0] and clock() + first_ns * CALLS_PER_SIZE > deadline:
+                break
+            times = []
+            for _ in range(CALLS_PER_SIZE):
                 started = clock()
                 torch.mm(a, b)
                 synchronize()
-                first_ns = clock() - started
-                if size != SIZES[0] and clock() + first_ns * CALLS_PER_SIZE > deadline:
-                    break
-                times = []
-                for _ in range(CALLS_PER_SIZE):
-                    started = clock()
-                    torch.mm(a, b)
-                    synchronize()
-                    times.append(clock() - started)
-                median_ns = sorted(times)[len(times) // 2]
-                rate = 2.0 * size**3 / (median_ns / 1e9) if median_ns > 0 else 0.0
-                if rate > best:
-                    best, best_size = rate, size
-                if clock() > deadline:
-                    break
-    finally:
-        torch.set_num_threads(previous_threads)
-        if cuda:
-            torch.backends.cuda.matmul.allow_tf32 = previous_tf32
+                times.append(clock() - started)
+            median_ns = sorted(times)[len(times) // 2]
+            rate = 2.0 * size**3 / (median_ns / 1e9) if median_ns > 0 else 0.0
+            if rate > best:
+                best, best_size = rate, size
+            if clock() > deadline:
+                break
     return best, best_size
 
 
