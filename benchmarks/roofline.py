@@ -85,13 +85,13 @@ def kernels(rounds: int) -> None:
 
     import torch
 
-    from harness.measure.ceilings import TRIAD_BYTES, _best_ns, _stream_kernels
+    from harness.measure.ceilings import STREAM_BYTES, _best_ns, _stream_kernels
 
     print(f"{platform.processor() or platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} threads")
     best: dict[tuple[int, str], float] = {}
     with torch.inference_mode():
         for _ in range(rounds):
-            for total in TRIAD_BYTES:
+            for total in STREAM_BYTES:
                 repeat = max(1, (1 << 24) // total)
                 for name, (moved, call) in _stream_kernels(torch, "cpu", total).items():
 
@@ -105,7 +105,7 @@ def kernels(rounds: int) -> None:
                     best[(total, name)] = max(best.get((total, name), 0.0), rate)
     names = ("triad", "read", "gemv")
     print(f"{'MiB':>8} " + " ".join(f"{n:>8}" for n in names) + "   best/triad")
-    for total in TRIAD_BYTES:
+    for total in STREAM_BYTES:
         rates = [best[(total, n)] / 1e9 for n in names]
         print(f"{total / 2**20:8.4g} " + " ".join(f"{r:8.4g}" for r in rates) + f"   {max(rates) / rates[0]:.2f}x")
 

@@ -18,8 +18,8 @@ at the cells' thread count, because a datasheet figure is not what this torch re
   (what a batch-1 linear layer streams), over working sets from inside L2 to far past the
   last-level cache. A triad alone is no roof for a read-dominated cell (``_stream_kernels``).
   A cell whose working set fits a cache is held to that cache's rate
-  (``Bandwidth.for_working_set``), so a small model whose weights stay cached does not appear to
-  beat main memory.
+  (``Bandwidth.for_working_set``: the fastest size from half the working set up), so a small
+  model whose weights stay cached does not appear to beat main memory.
 
 Both are cached per machine and conditions (silicon, torch, threads and the ISA limits in force,
 ``harness.measure.capability.ISA_LIMIT_VARIABLES``) in ``ceilings.json`` beside the peak cache,
@@ -48,7 +48,7 @@ if TYPE_CHECKING:
     from harness.runfile.records import Environment
 
 __all__ = [
-    "TRIAD_BYTES",
+    "STREAM_BYTES",
     "bandwidth_key",
     "ceilings_cache_path",
     "compute_shapes",
@@ -59,8 +59,11 @@ __all__ = [
 
 #: Timed calls per shape or size, after one warmup call.
 CALLS = 5
-#: Total bytes of the triad's three arrays: inside L2, inside a typical L3, past it, far past it.
-TRIAD_BYTES: tuple[int, ...] = (1 << 19, 1 << 22, 1 << 24, 1 << 28)
+#: Working-set sizes, a factor of two apart from inside L2 (256 KiB) to far past a large L3
+#: (512 MiB): every cell's working set then has a measured size within a factor of two below it
+#: (``Bandwidth.for_working_set``). A sparser grid (0.5, 4, 16, 256 MiB) held a 67 MB weight stream
+#: to the 256 MiB rate and the cell showed 126% of its roof.
+STREAM_BYTES: tuple[int, ...] = tuple(1 << k for k in range(18, 30))
 #: Bytes a triad moves per element: read b, read c, write a (STREAM's convention).
 TRIAD_ARRAYS = 3
 
@@ -201,7 +204,7 @@ def _stream_kernels(torch: Any, device: str, total: int) -> dict[str, tuple[int,
 def measure_bandwidth(
     device: str = "cpu",
     threads: int | None = None,
-    sizes: Iterable[int] = TRIAD_BYTES,
+    sizes: Iterable[int] = STREAM_BYTES,
     clock: Callable[[], int] = time.perf_counter_ns,
 ) -> tuple[BandwidthPoint, ...]:
     """The best bytes per second of the stream kernels at each working-set size (fp32 arrays)."""
@@ -288,7 +291,7 @@ def run_ceilings(
             band_name = bandwidth_key(backend, device, threads)
             if band_name in bandwidths:
                 continue
-            kernels = "stream fp32 triad/read/gemv"
+            kernels = f"stream fp32 triad/read/gemv {STREAM_BYTES[0]}-{STREAM_BYTES[-1]} x2"
             band_key = f"bandwidth | {machine_key(environment, where, kernels, threads)} | {conditions}"
             band = _cached(cache, band_key, Bandwidth)
             if band is None:

@@ -120,6 +120,22 @@ def test_a_working_set_is_held_to_the_level_it_fits() -> None:
     assert band.main_memory_bytes_per_s == 15e9
 
 
+def test_a_working_set_between_two_sizes_is_held_to_the_faster_size_below_it() -> None:
+    import itertools
+
+    from harness.measure.ceilings import STREAM_BYTES
+
+    # Rates falling with size, as a cache spills: 64 MiB still streams at 40 GB/s, 128 MiB at 31.
+    rates = {1 << 26: 40e9, 1 << 27: 31e9, 1 << 28: 25e9, 1 << 29: 24e9}
+    band = Bandwidth("cpu", None, tuple(BandwidthPoint(b, rates.get(b, 100e9)) for b in STREAM_BYTES), "t", "k")
+    # A 67.16 MB weight stream (mlp large, fp32) is just over 64 MiB: the 64 MiB rate bounds it;
+    # the next size up (the rule before) would hold it to 31 GB/s, and the cell showed 126% of that.
+    assert band.for_working_set(67.16e6).bytes_per_s == 40e9
+    assert band.for_working_set(1 << 29).bytes_per_s == 25e9  # half of 512 MiB is 256 MiB
+    ratios = [b / a for a, b in itertools.pairwise(STREAM_BYTES)]
+    assert set(ratios) == {2}, "every working set has a measured size within a factor of two below it"
+
+
 def _environment() -> Any:
     return make_run([]).environment
 
