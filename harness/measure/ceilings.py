@@ -184,14 +184,15 @@ def _stream_kernels(torch: Any, device: str, total: int) -> dict[str, tuple[int,
     of a triad-only roof on one Xeon. The roof is the best of a triad, a pure read (a sum) and
     the matrix-vector product a batch-1 linear layer makes, each over the same working set.
     """
-    n = max(1, total // (TRIAD_ARRAYS * 4))
-    a = torch.empty(n, device=device)
-    b = torch.full((n,), 1.0, device=device)
-    c = torch.full((n,), 2.0, device=device)
-    whole = torch.full((max(1, total // 4),), 1.0, device=device)
+    # One buffer of the working set, viewed three ways: allocating and filling it is most of a
+    # large size's cost, and every kernel then streams the very same bytes.
+    buffer = torch.full((max(TRIAD_ARRAYS, total // 4),), 1.0, device=device)
+    n = buffer.numel() // TRIAD_ARRAYS
+    a, b, c = buffer[:n], buffer[n : 2 * n], buffer[2 * n : 3 * n]
+    whole = buffer
     cols = max(16, min(1024, int(math.sqrt(total / 4))))  # a square-ish matrix: the vectors stay small
-    rows = max(1, total // (4 * cols))
-    weights = torch.full((rows, cols), 1.0, device=device)
+    rows = max(1, buffer.numel() // cols)
+    weights = buffer[: rows * cols].view(rows, cols)
     vector = torch.full((cols,), 1.0, device=device)
     out = torch.empty(rows, device=device)
     return {
