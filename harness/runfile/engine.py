@@ -16,9 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Annotated, Literal
 
-from pydantic import Field
-
 from harness.errors import ConfigError
+from harness.runfile.omit import OMIT_UNSET as _OMIT_UNSET
 
 __all__ = [
     "DEFAULT_READY_TIMEOUT_S",
@@ -50,9 +49,6 @@ DEFAULT_READY_TIMEOUT_S = 600.0
 DEFAULT_REQUESTS = 64
 #: The Mooncake trace format's block: each ``hash_ids`` entry stands for this many tokens.
 DEFAULT_TRACE_BLOCK_SIZE = 512
-#: Keys added to version 2 after its fixtures were frozen are left out of the JSON while unset
-#: (the same rule as ``harness.runfile.records``), so old files re-encode to the same bytes.
-_OMIT_UNSET = Field(exclude_if=lambda value: value is None or value == () or value == {})
 
 
 @dataclass(frozen=True)
@@ -110,11 +106,6 @@ class TokenCounts:
         if self.kind == "fixed":
             return str(int(self.low))
         return f"{self.kind}:{self.low:g}:{self.high:g}"
-
-
-#: Fields added after schema v2's fixtures were frozen: left out of the JSON while unset (as
-#: ``harness.runfile.records`` does), so old files re-encode to the same bytes.
-_OMIT_UNSET = Field(exclude_if=lambda value: value is None or value == () or value == {})
 
 
 @dataclass(frozen=True)
@@ -309,10 +300,6 @@ class EngineRequest:
     def api(self) -> Api:
         """Which endpoint serves this request: ``completions`` for a prompt, ``chat`` for messages."""
         return "chat" if self.messages is not None else "completions"
-
-
-#: Keys added after schema v2's fixtures were frozen are left out while unset (as in ``records``).
-_OMIT_UNSET = Field(exclude_if=lambda value: value is None or value == () or value == {})
 
 
 @dataclass(frozen=True)

@@ -25,9 +25,9 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from annotated_types import Ge
-from pydantic import Field
 
 from harness.runfile.engine import EngineMetrics, EngineParams, EngineRecord
+from harness.runfile.omit import OMIT_UNSET as _OMIT_UNSET
 from harness.runfile.price import Price
 from harness.runfile.silicon import Bandwidth, Capability, ComputeCeiling, DtypeLeftOut
 
@@ -93,13 +93,10 @@ def utc_now() -> str:
 NonNegative = Annotated[float, Ge(0)]
 Count = Annotated[int, Ge(0)]
 
-#: Keys added to version 2 after its fixtures were frozen are left out of the JSON while unset, so
-#: a file that never had them re-encodes to the very same bytes (``tests/.../test_frozen_v2.py``).
 #: Effective n below this share of n is flagged in a report (``Summary.dependence_warning``): the
 #: intervals are then at least √2 as wide as as many independent samples would give.
 HIGH_DEPENDENCE_RATIO = 0.5
 
-_OMIT_UNSET = Field(exclude_if=lambda value: value is None or value == () or value == {})
 Nanoseconds = Annotated[int, Ge(0)]
 
 #: A fact a backend reports about its device: a JSON scalar, or a list or mapping of them (neuron-ls

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Annotated, Literal
 
-from pydantic import Field
+from harness.runfile.omit import OMIT_UNSET as _OMIT_UNSET
 
 __all__ = [
     "Bandwidth",
@@ -23,10 +23,6 @@ __all__ = [
     "DtypeSupport",
     "bandwidth_key",
 ]
-
-
-#: Fields added after schema v2's fixtures were frozen: left out of the JSON while unset.
-_OMIT_UNSET = Field(exclude_if=lambda value: value is None or value == () or value == {})
 
 
 def bandwidth_key(backend: str, device: str | None, threads: int | None) -> str:
