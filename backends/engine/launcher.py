@@ -25,6 +25,7 @@ process, no cold start and whatever version the server reports.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import signal
@@ -41,6 +42,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from backends.engine.neuron_vllm import (
+    COMPILE_CACHES,
     find_neuron_vllm_python,
     instance_type_here,
     neuron_engine_options,
@@ -77,7 +79,11 @@ INSTANCE_TYPE_ENV = "SILICONBENCH_INSTANCE_TYPE"
 
 @dataclass(frozen=True)
 class EngineCommand:
-    """What to run: the argv, the environment it adds, and where it will serve."""
+    """What to run: the argv, the environment it adds, and where it will serve.
+
+    ``compile_cache`` is the folder the engine keeps its compiled artifacts in, where it has one
+    (Neuron: ``neuron_vllm.COMPILE_CACHES``), so the cold start can be taken apart.
+    """
 
     engine: str
     silicon: str
@@ -85,6 +91,7 @@ class EngineCommand:
     env: Mapping[str, str]
     host: str
     port: int
+    compile_cache: str | None = None
 
     @property
     def url(self) -> str:
@@ -114,6 +121,7 @@ def vllm_command(
     extra_env: Mapping[str, str] | None = None,
     instance_type: str | None = None,
     engine_args: Sequence[tuple[str, str]] = (),
+    home: str | None = None,
 ) -> EngineCommand:
     """The vLLM OpenAI-compatible server's command line on ``silicon``.
 
@@ -123,10 +131,12 @@ def vllm_command(
     - neuron: the DLAMI's vLLM environment, found by probing (``neuron_vllm``); bf16, tensor
       parallel over the NeuronCores given. On inf2/trn1 (NxD Inference) chunked prefill and prefix
       caching off, ``--num-gpu-blocks-override`` equal to ``--max-num-seqs``,
-      ``VLLM_NEURON_FRAMEWORK`` set and compiled artifacts cached beside the model
-      (``NEURON_COMPILED_ARTIFACTS``) so a second start skips the compile; on trn2/trn3 (the
-      vllm-neuron plugin) the engine's own defaults. ``instance_type`` picks the stack; by default
-      ``$SILICONBENCH_INSTANCE_TYPE``, else this instance's DMI product name.
+      ``VLLM_NEURON_FRAMEWORK`` set and compiled artifacts cached beside the model, one folder
+      per configuration (``NEURON_COMPILED_ARTIFACTS``) so a second start skips the compile; on
+      trn2/trn3 (the vllm-neuron plugin) the engine's own defaults, with its compile cache root
+      ``VLLM_CACHE_ROOT`` made explicit (the caller's, else ``~/.cache/vllm``; ``home`` stands for
+      ``~`` where the command is shown for another host). ``instance_type`` picks the stack; by
+      default ``$SILICONBENCH_INSTANCE_TYPE``, else this instance's DMI product name.
 
     ``engine_args`` are a swept configuration's (flag, value) pairs (``harness.run.engine_args``):
     ``--flag value``, and for a boolean ``--flag`` or ``--no-flag`` (vLLM's ``BooleanOptionalAction``).
@@ -149,16 +159,37 @@ def vllm_command(
         stack_args, stack_env = neuron_engine_options(stack, max_num_seqs)
         args += stack_args
         env.update(stack_env)
-        if stack == "nxd-inference":
-            env["NEURON_COMPILED_ARTIFACTS"] = str(Path(model) / "neuron-compiled-artifacts")
     elif max_num_seqs is not None:
         args += ["--max-num-seqs", str(max_num_seqs)]
     if tensor_parallel_size is not None:
         args += ["--tensor-parallel-size", str(tensor_parallel_size)]
     args += engine_flags(engine_args)
     args += list(extra_args)
-    env.update(extra_env or {})
-    return EngineCommand("vllm", silicon, tuple(args), env, host, port)
+    rule = COMPILE_CACHES[stack] if stack is not None else None
+    if rule is not None:
+        here = os.environ if home is None else {}  # a command shown for another host has none of ours
+        env[rule.variable] = rule.value(model, _configuration_key(args), here, home)
+    env.update(extra_env or {})  # the caller's own variables win, a cache folder too
+    cache = rule.folder(env[rule.variable]) if rule is not None else None
+    return EngineCommand("vllm", silicon, tuple(args), env, host, port, cache)
+
+
+def _configuration_key(args: Sequence[str]) -> str:
+    """A short digest of what the engine compiles for: its arguments without the interpreter,
+    host and port (which change from start to start and compile nothing)."""
+    kept: list[str] = []
+    skip = False
+    for i, arg in enumerate(args):
+        if skip:
+            skip = False
+            continue
+        if i == 0:
+            continue
+        if arg in ("--host", "--port"):
+            skip = True
+            continue
+        kept.append(arg)
+    return hashlib.sha256("\0".join(kept).encode()).hexdigest()[:16]
 
 
 def _neuron_stack(instance_type: str | None) -> str:

@@ -17,8 +17,31 @@ Two integrations serve vLLM on Neuron, and which one depends on the NeuronCore g
   (announce-no-support-nxdi-nxd-core-inference-trn). It needs no ``VLLM_NEURON_FRAMEWORK``,
   enables prefix caching by default and sizes the KV cache itself: "Drop
   ``--num-gpu-blocks-override`` and ``--block-size``" (vllm-neuron/docs/getting-started/
-  migration-nxdi-to-vllm-neuron.md). Its compile cache is vLLM's own (``$VLLM_CACHE_ROOT``,
-  vllm-neuron/docs/design/compilation/compilation_cache.md), so nothing is added here.
+  migration-nxdi-to-vllm-neuron.md).
+
+Each stack keeps what it compiled in its own place (``COMPILE_CACHES``), which the launcher sets
+explicitly so that the run file can say where it was and whether the start found it there:
+
+- NxD Inference: the folder ``NEURON_COMPILED_ARTIFACTS`` names, loaded as it is when it holds a
+  compiled model, else compiled into (vllm-neuron 0.2.x ``neuronx_distributed_model_loader.py``,
+  ``_get_compiled_model_path``: without the variable it uses ``<model>/neuron-compiled-artifacts/
+  <hash>`` and empties it first, so nothing is ever reused). It takes the named folder as it is,
+  whichever configuration compiled it, so the launcher gives each configuration (its argv) a folder
+  of its own beside the model: a sweep's second configuration does not load the first's.
+- vllm-neuron on TorchNeuron (Trn2/Trn3, 2.33+): a two-tier compile cache that is on by default;
+  the local tier is ``$VLLM_CACHE_ROOT/neuron/compile_cache/<32-hex key>/``, one entry per
+  compiled graph keyed on the FX graph, input shapes, torch-neuronx/neuronx-cc/NKI versions,
+  compiler flags and platform, with ``VLLM_CACHE_ROOT`` defaulting to ``~/.cache/vllm`` (and to
+  ``/tmp/vllm_neuron_wdir_$USER`` when the home is on NFS or Lustre and the variable is unset);
+  the compile runs during warm-up, before the server answers (aws-neuron-sdk
+  vllm-neuron/docs/design/compilation/compilation_cache.md, date_updated 2026-06-22, and
+  .../compilation/index.md: "every model goes through this pipeline before serving requests";
+  the setup guide, 2026-07-23, says to set ``VLLM_CACHE_ROOT`` to local storage; all read
+  2026-12-03 at aws-neuron-sdk 81ce03a). So a cache entry written during the start is a compile,
+  and a start that writes none found every graph there. The features guide (2026-08-13) also
+  names ``NEURON_COMPILED_ARTIFACTS`` for "pre-compiled models"; the cache design page and the
+  plugin's cache resolver (``vllm_neuron.envs.get_neuron_compile_cache_dir``, which reads only
+  ``VLLM_CACHE_ROOT``) do not, so the launcher does not rely on it there (a belief hardware settles).
 
 Both ship in DLAMI virtual environments whose names change with every release
 (``/opt/aws_neuronx_venv_pytorch_inference_vllm_0_16`` on 2.31, ``..._vllm_0_24_0_1_1_0`` on
@@ -33,18 +56,21 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from harness.errors import ConfigError
 
 __all__ = [
+    "COMPILE_CACHES",
     "DMI_PRODUCT_NAME",
     "NEURON_STACKS",
     "NXDI_DEFAULT_MAX_NUM_SEQS",
     "NXDI_FRAMEWORK",
     "OPT_ENV",
     "VLLM_NEURON_PROBE",
+    "CompileCache",
     "find_neuron_vllm_python",
     "instance_type_here",
     "neuron_engine_options",
@@ -80,6 +106,42 @@ VLLM_NEURON_PROBE = (
 PROBE_TIMEOUT_S = 600.0
 
 Runner = Callable[[Sequence[str], float], int]
+
+
+@dataclass(frozen=True)
+class CompileCache:
+    """Where one stack keeps its compiled artifacts (see the module docstring).
+
+    ``variable`` names the folder; the cache proper is ``below`` it. Its value is the folder
+    ``beside_model/<configuration key>`` inside the model's folder, else the caller's own
+    ``variable``, else ``fallback`` (``~`` expanded on the engine's host).
+    """
+
+    variable: str
+    below: str = ""
+    beside_model: str | None = None
+    fallback: str = ""
+
+    def value(self, model: str, key: str, environ: Mapping[str, str], home: str | None = None) -> str:
+        """What ``variable`` is set to for ``model`` in configuration ``key``; ``home`` stands for
+        ``~`` (default: this user's home)."""
+        if self.beside_model is not None:
+            return str(Path(model) / self.beside_model / key)
+        chosen = environ.get(self.variable) or self.fallback
+        if home is not None and chosen.startswith("~"):
+            return home + chosen[1:]
+        return os.path.expanduser(chosen)
+
+    def folder(self, value: str) -> str:
+        """The cache folder itself, given ``variable``'s value."""
+        return str(Path(value) / self.below) if self.below else value
+
+
+#: Each stack's compile cache, as its sources document it (module docstring).
+COMPILE_CACHES: dict[str, CompileCache] = {
+    "nxd-inference": CompileCache("NEURON_COMPILED_ARTIFACTS", beside_model="neuron-compiled-artifacts"),
+    "vllm-neuron": CompileCache("VLLM_CACHE_ROOT", below="neuron/compile_cache", fallback="~/.cache/vllm"),
+}
 
 
 def _run(argv: Sequence[str], timeout_s: float) -> int:

@@ -103,10 +103,10 @@ def open_engine(spec: EngineSpec, log_dir: str | Path | None = None) -> Iterator
         extra_env=dict(spec.extra_env),
         engine_args=spec.engine_args,
     )
-    cache = command.env.get("NEURON_COMPILED_ARTIFACTS")
-    cache_hit = _has_files(cache) if cache else None
+    cache = command.compile_cache
+    had_files = _has_files(cache) if cache else False
     with launch(command, ready_timeout_s=spec.ready_timeout_s, log_dir=log_dir) as process:
-        process.cold_start = cold_start(process, model, cache, cache_hit)
+        process.cold_start = cold_start(process, model, cache, had_files)
         record = process.record()
         serving = ServingEngine(Endpoint(f"{command.url}/v1", record.model or spec.model), record, process)
         yield serving
@@ -123,29 +123,35 @@ def _newest_write(folder: str | Path) -> float | None:
     return max(times) if times else None
 
 
-def cold_start(
-    process: EngineProcess, model: LocalModel, cache: str | None, cache_hit: bool | None
-) -> ColdStart | None:
+def cold_start(process: EngineProcess, model: LocalModel, cache: str | None, had_files: bool) -> ColdStart | None:
     """The cold start of a ready engine taken apart; None when there is nothing to take apart
     (a local folder and no compile cache: the cold start is then just ``cold_start_s``).
 
-    The compile is timed by what it leaves: on a miss, from the engine's start to the last file
-    written into the compile cache before it was ready (a Neuron engine compiles before it
-    serves and writes its artifacts as it finishes: a belief only hardware can settle).
+    The compile is read from what it leaves in the compile cache: a file written there after the
+    engine started is a compile (a miss), timed from the start to the last such write before the
+    engine was ready; no new file in a cache that ``had_files`` is a hit; an empty cache that
+    stays empty says nothing (``compile_cache_hit`` None). Both Neuron stacks compile before they
+    serve (``neuron_vllm``'s docstring); that the last write ends the compile is a belief only
+    hardware can settle. Reading writes rather than "was the folder empty" matters for vllm-neuron,
+    whose cache keeps one entry per graph: a configuration new to a warm cache still compiles.
     """
     if process.cold_start_s is None or (model.source is None and cache is None):
         return None
     compile_s = None
-    if cache is not None and cache_hit is False and process.started_wall is not None:
+    hit = None
+    if cache is not None and process.started_wall is not None:
         newest = _newest_write(cache)
         if newest is not None and newest >= process.started_wall:
             compile_s = min(newest - process.started_wall, process.cold_start_s)
+            hit = False
+        elif had_files:
+            hit = True
     return ColdStart(
         ready_s=process.cold_start_s,
         download_s=model.download_s,
         compile_s=compile_s,
         compile_cache=cache,
-        compile_cache_hit=cache_hit,
+        compile_cache_hit=hit,
         model_source=model.source,
         model_path=model.path if model.path != model.name else None,
     )

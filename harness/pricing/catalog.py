@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import OutputError, PricingError
-from harness.pricing.offerings import ultraserver_of, unpriced_reason
+from harness.pricing.offerings import PRICE_OVERRIDE, ultraserver_of, unpriced_reason
 from harness.runfile.price import Price, check_date
 
 __all__ = [
@@ -85,8 +85,7 @@ class Catalog:
         known = f"{known} ({why})" if why and not regions else known
         raise PricingError(
             f"no {purchase_option} price for {instance_type} in {region} in the {self.origin} "
-            f"(generated {self.generated}); {known}; give the price with --price-per-hour or "
-            "usd_per_hour in the suite's [pricing] table, or run 'siliconbench pricing refresh'"
+            f"(generated {self.generated}); {known}; {PRICE_OVERRIDE}"
         )
 
     def select(

@@ -14,13 +14,25 @@ by its instances and hours: the user gives it (``--price-per-hour``), since it d
 ``KNOWN_UNPRICED`` are types AWS sells (in botocore 1.44.8's ``InstanceType`` enum) that the bundled
 snapshot's source (the skypilot-catalog mirror at 001367d2) has no price for, so the snapshot says
 so instead of guessing; ``siliconbench pricing refresh`` reads them from the Price List API.
+Searched again on 2026-12-03 for a price AWS itself publishes (the On-Demand pricing page, the
+instance-type pages, What's New posts, Price List offer files, in the stored copies this project
+can read): none had a figure for any of them; AWS's pricing pages render their tables from data
+the stored copies do not hold. A figure found only second hand (a wiki quoting an AWS blog for
+g7e.2xlarge in us-east-2) is not a source, so none was added (docs/aws-assumptions.md, 24).
+Every "no price" line names the way to give one (``PRICE_OVERRIDE``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["KNOWN_UNPRICED", "ULTRASERVERS", "UltraServer", "ultraserver_of", "unpriced_reason"]
+__all__ = ["KNOWN_UNPRICED", "PRICE_OVERRIDE", "ULTRASERVERS", "UltraServer", "ultraserver_of", "unpriced_reason"]
+
+#: How a user prices what the catalog cannot: said in every "no price" line.
+PRICE_OVERRIDE = (
+    "give the price with --price-per-hour USD (run or report) or usd_per_hour in the suite's [pricing] "
+    "table, or a catalog with --prices FILE, or run 'siliconbench pricing refresh'"
+)
 
 
 @dataclass(frozen=True)
@@ -83,5 +95,8 @@ def unpriced_reason(instance_type: str) -> str | None:
     if ultra is not None:
         return f"{ultra}; give the block's fee per instance-hour with --price-per-hour"
     if instance_type in KNOWN_UNPRICED:
-        return f"AWS sells {instance_type} but the bundled snapshot's source has no price for it"
+        return (
+            f"AWS sells {instance_type} but the bundled snapshot's source has no price for it, and no "
+            "price AWS publishes for it could be read on 2026-12-03"
+        )
     return None

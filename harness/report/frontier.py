@@ -2,7 +2,8 @@
 
 Every engine cell is a point: output tokens/s **per user** (1 / TPOT p50: how fast one user sees
 tokens arrive) against output tokens/s **per instance** (the whole engine's measured output rate;
-per chip too where the instance has several), each with its interval, and USD per million output
+per chip too where the instance has several: per GPU, or per Neuron chip, never per NeuronCore,
+``harness.report.chips``), each with its interval, and USD per million output
 tokens at that rate. A concurrency sweep traces a curve (more users: more tokens per instance,
 fewer per user); configurations, silicon and runs are more curves. A point is on the **Pareto
 front** when no other point of the model has at least as many tokens/s per user *and* per
@@ -23,9 +24,10 @@ monotonically, as ``figures.throughput`` does); see docs/methodology.md.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
+from harness.report.chips import Chips, neuron_chips
 from harness.report.cost import usd_per_million
 from harness.report.figures import median_interval
 from harness.report.rows import CellRow, Figure
@@ -74,12 +76,22 @@ def _inverse(figure: Figure, scale: float) -> Figure:
     return Figure(scale / figure.value, low, high)
 
 
-def _chips(row: CellRow) -> int | None:
-    """Accelerator chips of the instance the engine ran on, where the run file says (CUDA: NVML)."""
+#: What every per-chip figure is per (the table's header and the JSON say it).
+PER_CHIP = "chip (a GPU, or a Neuron chip: not a NeuronCore)"
+
+
+def _chips(row: CellRow) -> Chips | None:
+    """Accelerator chips of the instance the engine ran on: CUDA from the GPUs NVML saw, Neuron from
+    the instance type the run file names (``harness.report.chips``); None where neither says."""
     engine = row.engine
+    if engine is None:
+        return None
+    if engine.spec.silicon == "neuron":
+        return neuron_chips(row.run.target.instance_type)
     gpus = row.run.environment.gpus
-    if engine is not None and engine.spec.silicon == "cuda" and gpus is not None and gpus.available:
-        return len(gpus.devices) or None
+    if engine.spec.silicon == "cuda" and gpus is not None and gpus.available and gpus.devices:
+        names = {str(d["name"]) for d in gpus.devices if d.get("name")}
+        return Chips(len(gpus.devices), names.pop() if len(names) == 1 else "GPU", None, "NVML, in the run file")
     return None
 
 
@@ -90,13 +102,18 @@ class FrontierPoint:
     row: CellRow
     per_user: Figure
     per_instance: Figure
-    chips: int | None
+    chip_set: Chips | None
     usd_per_million: Figure | None
     on_front: bool = False
 
     @property
+    def chips(self) -> int | None:
+        """How many accelerator chips the instance has, where known."""
+        return None if self.chip_set is None else self.chip_set.count
+
+    @property
     def per_chip(self) -> Figure | None:
-        """Output tokens/s per chip, where the instance has several."""
+        """Output tokens/s per chip (``PER_CHIP``), where the instance has several."""
         if self.chips is None or self.chips < 2:
             return None
         n = self.chips
@@ -135,7 +152,10 @@ class FrontierPoint:
             "output_tokens_per_s_per_user": figure(self.per_user),
             "output_tokens_per_s_per_instance": figure(self.per_instance),
             "chips": self.chips,
+            "chip": None if self.chip_set is None else self.chip_set.name,
+            "neuron_cores_per_chip": None if self.chip_set is None else self.chip_set.neuron_cores_per_chip,
             "output_tokens_per_s_per_chip": figure(self.per_chip),
+            "per_chip_is": PER_CHIP if self.per_chip is not None else None,
             "usd_per_million_output_tokens": figure(self.usd_per_million),
             "on_front": self.on_front,
         }
@@ -375,10 +395,7 @@ def frontiers(rows: Sequence[CellRow], ttft_ms: float | None = None, tpot_ms: fl
     found = []
     for model, points in by_model.items():
         front = set(pareto_front_max([(p.per_user.value, p.per_instance.value) for p in points]))
-        marked = tuple(
-            FrontierPoint(p.row, p.per_user, p.per_instance, p.chips, p.usd_per_million, i in front)
-            for i, p in enumerate(points)
-        )
+        marked = tuple(replace(p, on_front=i in front) for i, p in enumerate(points))
         cheapest = None if targets.empty else _cheapest(marked, targets)
         found.append(Frontier(model, marked, cheapest))
     return found
@@ -399,8 +416,10 @@ def _figure_text(figure: Figure | None, money: bool = False) -> str:
 def frontier_table(frontier: Frontier) -> tuple[list[str], list[list[str]]]:
     """Headers and cells of one frontier's points, front first, for every text format and HTML."""
     chips = any(p.per_chip is not None for p in frontier.points)
+    neuron = any(p.chip_set is not None and p.chip_set.neuron_cores_per_chip for p in frontier.points)
     headers = ["front", "configuration", "users", "out tok/s per user [95% CI]", "out tok/s per instance [95% CI]"]
-    headers += ["out tok/s per chip"] if chips else []
+    if chips:
+        headers += ["chips", "out tok/s per chip (not per NeuronCore)" if neuron else "out tok/s per chip"]
     headers += ["TTFT p99 ms", "TPOT p99 ms", "$/M out tok [95% CI]"]
     ordered = sorted(frontier.points, key=lambda p: (not p.on_front, -p.per_user.value))
     body = []
@@ -410,7 +429,7 @@ def frontier_table(frontier: Frontier) -> tuple[list[str], list[list[str]]]:
         cells = ["*" if p.on_front else "", name, str(row.users), _figure_text(p.per_user)]
         cells.append(_figure_text(p.per_instance))
         if chips:
-            cells.append(_figure_text(p.per_chip))
+            cells += ["-" if p.chip_set is None else p.chip_set.describe(), _figure_text(p.per_chip)]
         ttft, tpot = row.token_ms("ttft_ns", "p99"), row.token_ms("tpot_ns", "p99")
         cells += [_figure_text(None if ttft is None else Figure(ttft.value))]
         cells += [_figure_text(None if tpot is None else Figure(tpot.value))]

@@ -310,8 +310,9 @@ class ColdStart:
     hub id vLLM fetches itself); ``compile_s`` the ahead-of-time compile a Neuron engine runs
     before it serves (None where there is none, or on a compile-cache hit); ``ready_s`` the
     engine's start to its first ``/health`` 200 (it includes ``compile_s``). ``compile_cache``
-    is where compiled artifacts are kept and ``compile_cache_hit`` whether they were there
-    before the start. ``model_source`` is where the weights came from (``s3://...``, ``hub``).
+    is where compiled artifacts are kept and ``compile_cache_hit`` whether everything the start
+    needed was there already (it wrote nothing new; None when the cache was empty and stayed so).
+    ``model_source`` is where the weights came from (``s3://...``, ``hub``).
     """
 
     ready_s: float

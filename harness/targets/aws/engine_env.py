@@ -59,6 +59,9 @@ VLLM_VERSION = "0.32.0"
 ENGINE_VENV = "engine-venv"
 #: How the plan and the job write the engine's interpreter before the instance has found it.
 ENGINE_PYTHON = "$ENGINE_PYTHON"
+#: How the plan writes the home of the user the agent runs as on the instance (the launcher there
+#: expands ``~`` itself): the plan runs elsewhere, so its own home would be wrong.
+ENGINE_HOME = "~"
 #: Where the model goes on the instance (``backends.engine.models`` reads ``SILICONBENCH_MODEL_DIR``).
 MODEL_DIR = "/opt/siliconbench/models"
 
@@ -168,6 +171,7 @@ def engine_environment(instance_type: str, spec: EngineSpec, token_from: str | N
         extra_env=dict(spec.extra_env),
         instance_type=instance_type,
         engine_args=spec.engine_args,
+        home=ENGINE_HOME,
     )
     return EngineEnvironment(
         instance_type=instance_type,

@@ -41,16 +41,15 @@ def on_demand_price(region: str, instance_type: str) -> LaunchPrice:
     found = _catalog_price(region, instance_type, "on-demand")
     if found is not None:
         return found
-    from harness.pricing.offerings import unpriced_reason
+    from harness.pricing.offerings import PRICE_OVERRIDE, ultraserver_of, unpriced_reason
 
     why = unpriced_reason(instance_type)
     if why is not None:
-        return LaunchPrice(None, "on-demand", f"no on-demand price: {why}")
+        # An UltraServer member's reason already says how to price it (the block's fee).
+        fix = "" if ultraserver_of(instance_type) is not None else f"; {PRICE_OVERRIDE}"
+        return LaunchPrice(None, "on-demand", f"no on-demand price: {why}{fix}")
     return LaunchPrice(
-        None,
-        "on-demand",
-        f"no on-demand price for {instance_type} in {region} in the price catalog "
-        "(refresh it with 'siliconbench pricing refresh')",
+        None, "on-demand", f"no on-demand price for {instance_type} in {region} in the price catalog; {PRICE_OVERRIDE}"
     )
 
 

@@ -231,6 +231,22 @@ def test_a_type_aws_sells_that_the_snapshot_lacks_says_so() -> None:
         catalog.require("trn2.3xlarge", "us-east-2")
 
 
+def test_every_no_price_line_says_how_to_give_one() -> None:
+    """The user can still price what the catalog cannot: the catalog's error and the plan's line
+    for every known-unpriced type (and for one the catalog simply lacks) name ``--price-per-hour``."""
+    from harness.pricing.offerings import KNOWN_UNPRICED
+    from harness.targets.aws.prices import on_demand_price
+
+    catalog = load_catalog(SNAPSHOT_PATH)
+    for instance_type in (*KNOWN_UNPRICED, "m5.xlarge"):
+        with pytest.raises(PricingError) as excinfo:
+            catalog.require(instance_type, "us-east-1")
+        message = str(excinfo.value)
+        assert "\n" not in message and message.count("--price-per-hour USD") == 1, message
+        planned = on_demand_price("us-east-1", instance_type)
+        assert planned.per_hour is None and "--price-per-hour USD" in planned.source, planned.source
+
+
 def test_an_aws_plan_of_an_ultraserver_member_explains_its_missing_price() -> None:
     from harness.targets.aws.prices import on_demand_price
 

@@ -248,9 +248,34 @@ def test_a_compile_is_timed_by_the_artifacts_it_writes(tmp_path: Path) -> None:
     miss = cold_start(Process(), model, str(cache), False)  # type: ignore[arg-type]
     assert miss is not None and (miss.download_s, miss.compile_s, miss.ready_s) == (7.0, 30.0, 40.0)
     assert miss.compile_cache == str(cache) and miss.compile_cache_hit is False and miss.model_path == "/opt/m"
+    os.utime(artifact, (900.0, 900.0))  # the next start finds it there and writes nothing
     hit = cold_start(Process(), model, str(cache), True)  # type: ignore[arg-type]
     assert hit is not None and hit.compile_s is None and hit.compile_cache_hit is True
-    assert cold_start(Process(), LocalModel("/m", "/m"), None, None) is None  # type: ignore[arg-type]
+    empty = cold_start(Process(), model, str(tmp_path / "never-written"), False)  # type: ignore[arg-type]
+    assert empty is not None and empty.compile_cache_hit is None and empty.compile_s is None
+    assert cold_start(Process(), LocalModel("/m", "/m"), None, False) is None  # type: ignore[arg-type]
+
+
+def test_a_warm_cache_that_gains_an_entry_is_a_miss(tmp_path: Path) -> None:
+    """vllm-neuron keeps one entry per compiled graph (compilation_cache.md, "Cache Key"): a new
+    configuration compiles into a cache that already has files, and that is a miss, not a hit."""
+    import os
+
+    from backends.engine.models import LocalModel
+    from backends.engine.serving import cold_start
+
+    class Process:
+        cold_start_s = 50.0
+        started_wall = 1000.0
+
+    cache = tmp_path / "vllm" / "neuron" / "compile_cache"
+    old, new = cache / ("a" * 32) / "model.neff", cache / ("b" * 32) / "model.neff"
+    for path, when in ((old, 500.0), (new, 1020.0)):
+        path.parent.mkdir(parents=True)
+        path.write_bytes(b"neff")
+        os.utime(path, (when, when))
+    cold = cold_start(Process(), LocalModel("/m", "/m"), str(cache), True)  # type: ignore[arg-type]
+    assert cold is not None and cold.compile_cache_hit is False and cold.compile_s == 20.0
 
 
 def test_a_cold_start_is_left_out_of_the_run_file_while_unset() -> None:

@@ -133,11 +133,18 @@ def test_the_bootstrap_sets_up_the_engine_and_the_agent_posts_engine_cells(  # t
     assert engine["version"] == "0.0.0+siliconbench-standin"
     [start] = result["standin"]  # one engine for both cells
     assert start["argv"][:2] == ["--model", str(root / "opt" / "models" / "tiny")]
-    if ami == "neuron-trace":  # NxD Inference compiles into NEURON_COMPILED_ARTIFACTS, set for it
+    if ami in ENGINE_VENVS:  # both Neuron stacks compile before they serve, each into its own cache
         cold = engine["cold_start"]
-        assert cold["compile_cache"].endswith("neuron-compiled-artifacts") and cold["compile_cache_hit"] is False
+        cache = Path(cold["compile_cache"])
+        if ami == "neuron-trace":  # NxD Inference: NEURON_COMPILED_ARTIFACTS, one folder per configuration
+            assert cache.parent.name == "neuron-compiled-artifacts", cache
+        else:  # vllm-neuron: $VLLM_CACHE_ROOT/neuron/compile_cache, the root in the agent's home
+            assert str(cache).endswith(".cache/vllm/neuron/compile_cache"), cache
+            assert engine["env"]["VLLM_CACHE_ROOT"] == str(cache.parent.parent)
+            assert "NEURON_COMPILED_ARTIFACTS" not in engine["env"]
+        assert cold["compile_cache_hit"] is False
         assert cold["compile_s"] is not None and 0 <= cold["compile_s"] <= cold["ready_s"]
-    else:  # vllm-neuron (trn2) keeps the engine's defaults, no cache is set; a GPU has none
+    else:  # a GPU keeps no compile cache here, and the model is a local folder
         assert "cold_start" not in engine, "a local folder and no compile cache: nothing to take apart"
     # siliconbench and its client went into the engine's own environment.
     site = next(engine_python.parent.parent.glob("lib/python3.*/site-packages"))
