@@ -33,13 +33,24 @@ import shlex
 import subprocess
 import sys
 import tempfile
+import urllib.error
+import urllib.request
 from dataclasses import asdict
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from benchmarks.side_by_side import COMPARED, ClientFigures, Pair, from_bench_serve, from_run_file, summary_lines  # noqa: E402
+from backends.engine.metrics import parse_metrics  # noqa: E402
+from benchmarks.side_by_side import (  # noqa: E402
+    COMPARED,
+    ClientFigures,
+    Pair,
+    from_bench_serve,
+    from_run_file,
+    hit_rate,
+    summary_lines,
+)
 from benchmarks.vllm_cpu_engine import READY_TIMEOUT_S, stop_line, vllm_cpu_engine  # noqa: E402
 from harness.measure.environment import cpu_facts  # noqa: E402
 
@@ -68,10 +79,16 @@ def siliconbench(python: str, url: str, model: str, users: int, args: argparse.N
 
 
 def bench_serve(
-    python: str, url: str, model: str, users: int, requests: int, args: argparse.Namespace, out: Path
+    python: str, url: str, model: str, users: int, requests: int, seed: int, args: argparse.Namespace, out: Path
 ) -> ClientFigures:
     """The same load from ``vllm bench serve`` in the engine's venv, read from its saved result:
-    ``requests`` requests, as many as siliconbench's run just completed (see ``main``)."""
+    ``requests`` requests, as many as siliconbench's run just completed (see ``main``).
+
+    ``seed`` differs per run: its random dataset draws the same prompts for the same seed, and a
+    prompt of more than one KV block (128 tokens on the CPU; the dataset's decode and re-encode
+    makes some 129) would hit the engine's prefix cache on a later round where siliconbench's,
+    exactly 128 tokens, cannot.
+    """
     out.mkdir(parents=True)
     command = [
         python, "-c", BENCH_SERVE, "--backend", "vllm", "--base-url", url, "--model", model,
@@ -79,6 +96,7 @@ def bench_serve(
         "--random-output-len", str(args.output_tokens), "--random-range-ratio", "0",
         "--num-prompts", str(requests), "--max-concurrency", str(users),
         "--request-rate", "inf", "--ignore-eos", "--temperature", "0", "--num-warmups", str(users),
+        "--seed", str(seed),
         "--disable-tqdm", "--save-result", "--save-detailed", "--result-dir", str(out),
         "--result-filename", "result.json",
     ]  # fmt: skip
@@ -113,11 +131,24 @@ def _load() -> float:
     return os.getloadavg()[0]
 
 
-def _row(users: int, round_: int, client: str, f: ClientFigures, load: float) -> str:
+def _prefix_counters(url: str) -> tuple[float, float] | None:
+    """The engine's prefix-cache (queries, hits) counters in tokens; None where it exports none."""
+    try:
+        with urllib.request.urlopen(f"{url}/metrics", timeout=10) as response:
+            sample = parse_metrics(response.read().decode("utf-8", errors="replace"))
+    except (urllib.error.URLError, OSError, ValueError):
+        return None
+    if sample.prefix_cache_queries_total is None or sample.prefix_cache_hits_total is None:
+        return None
+    return sample.prefix_cache_queries_total, sample.prefix_cache_hits_total
+
+
+def _row(users: int, round_: int, client: str, f: ClientFigures, load: float, hit: float | None) -> str:
+    cached = "-" if hit is None else f"{hit:.1%}"
     return (
         f"| {users} | {round_} | {client} | {f.ttft_p50_ms:.1f} | {f.tpot_p50_ms:.2f} | {f.itl_p50_ms:.2f} "
         f"| {f.output_tokens_per_s:.1f} | {f.requests} | {f.input_tokens_per_request:.1f} "
-        f"| {f.output_tokens_per_request:.1f} | {load:.2f} |"
+        f"| {f.output_tokens_per_request:.1f} | {cached} | {load:.2f} |"
     )
 
 
@@ -128,7 +159,7 @@ def main() -> None:
     parser.add_argument("--prompt-tokens", type=int, default=128)
     parser.add_argument("--output-tokens", type=int, default=64)
     parser.add_argument("--requests", type=int, default=12, help="measured requests per user of each run")
-    parser.add_argument("--time-s", type=float, default=120.0, help="siliconbench's time budget per cell")
+    parser.add_argument("--time-s", type=float, default=45.0, help="siliconbench's time budget per cell")
     parser.add_argument("--ready-timeout-s", type=float, default=READY_TIMEOUT_S, help="engine start limit")
     parser.add_argument("--endpoint", default=None, help="attach to this running server instead")
     parser.add_argument("--model", default=None, help="the model it serves (default: the tiny Llama's folder)")
@@ -158,34 +189,38 @@ def main() -> None:
         print(f"vLLM {record.version} at {url}{ready}; both clients run {cpu.python}")
         print(f"model and tokenizer: {cpu.model}; {args.prompt_tokens} prompt tokens, {args.output_tokens} output")
         print("\n| users | round | client | TTFT p50 ms | TPOT p50 ms | ITL p50 ms | out tok/s | req | in/req "
-              "| out/req | load 1 min |")  # fmt: skip
-        print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+              "| out/req | prefix cache hit | load 1 min |")  # fmt: skip
+        print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
         base = Path(args.keep) if args.keep else Path(tmp)
         counts: dict[int, int] = {}
-        for round_ in range(1, args.rounds + 1):
-            for n in users:
-                # ABBA: siliconbench first in odd rounds, bench serve first in even ones, so a
-                # steady drift of the machine's speed favours neither client over the rounds.
-                ours_first = round_ % 2 == 1
-                if ours_first:
-                    load_ours = _load()
-                    ours = siliconbench(cpu.python, url, cpu.model, n, args, base / f"sb-{n}-{round_}")
-                    print(_row(n, round_, "siliconbench", ours, load_ours))
-                    counts[n] = ours.requests
+
+        def measure(n: int, round_: int, client: str) -> tuple[ClientFigures, float, float | None]:
+            load, before = _load(), _prefix_counters(url)
+            if client == "siliconbench":
+                figures = siliconbench(cpu.python, url, cpu.model, n, args, base / f"sb-{n}-{round_}")
+                counts[n] = figures.requests
+            else:
                 # As many requests as siliconbench completed (in its last run at ``n``): its closed
                 # loop stops once enough have completed and lets those in flight finish (up to
                 # users - 1 more, run by fewer users), so the same count gives bench serve the same
                 # tail, and its output tok/s the same meaning.
-                load_theirs = _load()
                 out = base / f"bs-{n}-{round_}"
-                theirs = bench_serve(cpu.python, url, cpu.model, n, counts[n], args, out)
-                print(_row(n, round_, "bench serve", theirs, load_theirs))
-                if not ours_first:
-                    load_ours = _load()
-                    ours = siliconbench(cpu.python, url, cpu.model, n, args, base / f"sb-{n}-{round_}")
-                    print(_row(n, round_, "siliconbench", ours, load_ours))
-                    counts[n] = ours.requests
-                pairs.append(Pair(n, round_, ours, theirs, load_ours, load_theirs))
+                figures = bench_serve(cpu.python, url, cpu.model, n, counts[n], 1000 * round_ + n, args, out)
+            hit = hit_rate(before, _prefix_counters(url))
+            print(_row(n, round_, client, figures, load, hit))
+            return figures, load, hit
+
+        for round_ in range(1, args.rounds + 1):
+            for n in users:
+                # ABBA: siliconbench first in odd rounds, bench serve first in even ones, so a
+                # steady drift of the machine's speed favours neither client over the rounds.
+                if round_ % 2 == 1:
+                    ours, load_ours, hit_ours = measure(n, round_, "siliconbench")
+                    theirs, load_theirs, hit_theirs = measure(n, round_, "bench serve")
+                else:
+                    theirs, load_theirs, hit_theirs = measure(n, round_, "bench serve")
+                    ours, load_ours, hit_ours = measure(n, round_, "siliconbench")
+                pairs.append(Pair(n, round_, ours, theirs, load_ours, load_theirs, hit_ours, hit_theirs))
     print(f"\n{stop_line(serving)}; load avg at end {_load():.2f}")
     print("\nratios siliconbench / bench serve:")
     for line in summary_lines(pairs):

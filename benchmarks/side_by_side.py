@@ -20,7 +20,7 @@ from typing import Any
 
 from harness.runfile.files import load_run
 
-__all__ = ["BAND", "ClientFigures", "Pair", "from_bench_serve", "from_run_file", "summary_lines", "verdict"]
+__all__ = ["BAND", "ClientFigures", "Pair", "from_bench_serve", "from_run_file", "hit_rate", "summary_lines", "verdict"]
 
 #: Agreement: siliconbench's TTFT p50 within this factor band of bench serve's.
 BAND = (0.9, 1.1)
@@ -45,7 +45,8 @@ class ClientFigures:
 
 @dataclass(frozen=True)
 class Pair:
-    """Both clients at ``users`` in one round, and the 1-minute load average before each ran."""
+    """Both clients at ``users`` in one round, the 1-minute load average before each ran, and the
+    share of prompt tokens the engine's prefix cache served during each (None: not exported)."""
 
     users: int
     round: int
@@ -53,6 +54,8 @@ class Pair:
     theirs: ClientFigures
     load_ours: float
     load_theirs: float
+    hit_ours: float | None = None
+    hit_theirs: float | None = None
 
     def ratio(self, attribute: str) -> float:
         """siliconbench / bench serve of one compared figure."""
@@ -101,6 +104,14 @@ def from_run_file(path: str | Path) -> ClientFigures:
         input_tokens_per_request=load.input_tokens / load.ok,
         output_tokens_per_request=load.output_tokens / load.ok,
     )
+
+
+def hit_rate(before: tuple[float, float] | None, after: tuple[float, float] | None) -> float | None:
+    """The share of prompt tokens the engine's prefix cache served between two readings of its
+    (queries, hits) counters; None when either is missing or no prompt token was queried."""
+    if before is None or after is None or after[0] <= before[0]:
+        return None
+    return (after[1] - before[1]) / (after[0] - before[0])
 
 
 def verdict(ratios: Sequence[float], band: tuple[float, float] = BAND) -> str:

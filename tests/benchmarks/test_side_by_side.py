@@ -9,7 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.side_by_side import ClientFigures, Pair, from_bench_serve, from_run_file, summary_lines, verdict
+from benchmarks.side_by_side import (
+    ClientFigures,
+    Pair,
+    from_bench_serve,
+    from_run_file,
+    hit_rate,
+    summary_lines,
+    verdict,
+)
 from harness.runfile.files import load_run, save_run
 
 ENGINE_RUN = Path(__file__).resolve().parents[1] / "harness" / "runfile" / "fixtures" / "run-v2-engine.json"
@@ -93,3 +101,9 @@ def test_the_summary_has_one_line_per_users_with_every_rounds_ratio() -> None:
     assert "TTFT p50 within 0.9-1.1" in one and "1.00/1.20, 1.30/1.40" in one
     assert four.startswith("4 user(s): TTFT p50 1.200, 1.000 (median 1.100);")
     assert "TTFT p50 OUTSIDE 0.9-1.1" in four
+
+
+def test_the_hit_rate_is_the_share_of_queried_prompt_tokens_served_from_the_cache() -> None:
+    assert hit_rate((1000.0, 100.0), (1512.0, 228.0)) == pytest.approx(0.25)
+    assert hit_rate((1000.0, 100.0), (1000.0, 100.0)) is None
+    assert hit_rate(None, (1.0, 1.0)) is None
