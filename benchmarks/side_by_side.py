@@ -133,8 +133,9 @@ def sent_together(starts_ms: Sequence[float], within_ms: float = TOGETHER_MS) ->
     At several closed-loop users of equal output lengths, requests that finish together are sent
     again together, and the engine prefills them in one step: their TTFT is that of the batch's
     prefill, about twice that of a request sent alone (seen at 4 users: ~80 against ~160-190 ms).
-    The TTFT median then sits between the two modes, and which way is set by this share: how
-    synchronized the users stayed, which drifts from run to run for either client.
+    The TTFT median then sits between the two modes, and where depends on how synchronized the
+    users stayed (this share, and how many go together), which drifts from run to run for either
+    client: printed so that a reader sees it beside a TTFT ratio at several users.
     """
     if len(starts_ms) < 2:
         return None
