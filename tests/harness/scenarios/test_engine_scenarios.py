@@ -7,7 +7,8 @@ capacity bound below is the queue's hard limit with a wide margin.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import math
+from collections.abc import Iterator, Sequence
 
 import pytest
 
@@ -65,6 +66,29 @@ def test_closed_loop_stops_at_max_count(target: EngineTarget) -> None:
     result = measure_closed_loop(target, 2, policy)
     assert result.stop_reason == "max_count"
     assert 5 <= len(result.run.outcomes) <= 6  # the other user's request in flight is kept
+
+
+def test_the_stopping_rules_interval_is_computed_as_the_count_grows_not_per_request(
+    target: EngineTarget, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The interval runs on the event loop between a user's response and its next request (5-16 ms
+    # at 50-300 requests here): computed after every completion it held back every user's next
+    # request. It is computed at min_count, then once the count has grown by a tenth.
+    import harness.measure.stats as stats
+
+    counts: list[int] = []
+
+    def never_converged(samples: Sequence[float], confidence: float = 0.95) -> float:
+        counts.append(len(samples))
+        return math.inf
+
+    monkeypatch.setattr(stats, "relative_half_width", never_converged)
+    policy = SamplingPolicy(
+        max_time_s=60, warmup_time_s=0, warmup_min_count=1, min_count=10, max_count=60, target_rel_ci=0.01
+    )
+    result = measure_closed_loop(target, 1, policy)
+    assert result.stop_reason == "max_count" and len(result.run.outcomes) == 60
+    assert counts == [10, 11, 13, 15, 17, 19, 21, 24, 27, 30, 33, 37, 41, 46, 51, 57]
 
 
 def test_a_probe_replays_the_set_on_a_poisson_schedule(target: EngineTarget) -> None:
