@@ -36,5 +36,5 @@ def test_an_s3_model_is_left_to_the_cell_that_fetches_it(engine_python_has_vllm:
 
 
 def test_a_model_folder_that_does_not_exist_is_still_refused_in_one_line(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    with pytest.raises(ConfigError, match="does not exist; give a folder with config.json or a hub id"):
+    with pytest.raises(ConfigError, match=r"does not exist; give a folder with config\.json or a hub id"):
         engine_inputs.check_engine_inputs(_params(str(tmp_path / "no-such-model")))

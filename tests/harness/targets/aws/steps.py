@@ -64,9 +64,6 @@ class Cue:
     step: Step
     when: str = "before"
     then: int | None = None
-    #: Seconds of hammered Ctrl-C after the first: a SIGINT every millisecond (a user who keeps
-    #: pressing it; signals that come together, as systemd's SIGTERM and SIGHUP do).
-    storm_s: float = 0.0
     fired: list[Step] = field(default_factory=list)
     after_first: int = 0
 
@@ -103,7 +100,9 @@ class LauncherCalls:
             self._phases: dict[str, str] = {}
             self._counts: dict[tuple[str, str, str], int] = {}
             self._workers_seen = False
-            self.storm: threading.Thread | None = None
+            #: Whether calls are the launcher's: off once the command returns (the test's own
+            #: listings go through a ``ClientFactory`` too).
+            self.active = True
 
     @property
     def steps(self) -> list[Step]:
@@ -140,7 +139,7 @@ class LauncherCalls:
             return Step("main", phase, call, self._counts[key])
 
     def _before(self, model: Any, params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
-        if context.get("is_presign_request"):  # a presigned URL is signed here, not sent (botocore/signers.py)
+        if not self.active or context.get("is_presign_request"):  # a presigned URL is signed here, not sent (botocore/signers.py)
             return
         step = self._step(model, params)
         context["siliconbench_step"] = step
@@ -172,18 +171,8 @@ class LauncherCalls:
                     return
             cue.fired.append(step)
         os.kill(os.getpid(), signal.SIGINT)
-        if cue.storm_s:
-            self.storm = threading.Thread(target=_hammer, args=(cue.storm_s,), name="ctrl-c-storm", daemon=True)
-            self.storm.start()
         if threading.current_thread() is not threading.main_thread():
             time.sleep(0.2)  # the main thread's teardown begins while this call is in flight
-
-
-def _hammer(seconds: float) -> None:
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        os.kill(os.getpid(), signal.SIGINT)
-        time.sleep(0.001)
 
 
 @contextmanager
