@@ -196,10 +196,11 @@ class _Run:
         """The main thread's handler for the whole run, teardown included: the first stop signal
         interrupts the run; any later one is dropped, since raising it would cut the teardown short.
 
-        One handler, not a second one installed once teardown begins: two signals at once (a
-        hammered Ctrl-C; systemd's stop sends SIGTERM then SIGHUP) run their handlers back to back,
-        and the second ran while the first was still being handled, before a teardown handler was
-        in place, and skipped the teardown. ``stopping`` is set before anything can run between.
+        One handler, not a second one installed once teardown begins: of two signals that come
+        together (Ctrl-C pressed again; systemd's stop, SIGTERM then SIGHUP) CPython runs the
+        second handler at its next check after the first raised, which can fall while the first is
+        still being handled, before a teardown handler is in place: that skipped the teardown.
+        ``stopping`` is set where no handler can run first (docs/aws-assumptions.md).
         """
         if self.stopping:
             return

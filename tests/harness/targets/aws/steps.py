@@ -139,7 +139,8 @@ class LauncherCalls:
             return Step("main", phase, call, self._counts[key])
 
     def _before(self, model: Any, params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
-        if not self.active or context.get("is_presign_request"):  # a presigned URL is signed here, not sent (botocore/signers.py)
+        # A presigned URL is signed here, never sent (botocore/signers.py, ``is_presign_request``).
+        if not self.active or context.get("is_presign_request"):
             return
         step = self._step(model, params)
         context["siliconbench_step"] = step
