@@ -8,7 +8,9 @@ those steps once, up front, and turns what is wrong into one ``ConfigError`` (on
 that names the fix:
 
 - the model: a path must be a folder with a readable ``config.json`` that transformers knows, and a
-  tokenizer (a hub id is left to the tokenizer's own loading, which says when it is unknown);
+  tokenizer (a hub id is left to the tokenizer's own loading, which says when it is unknown; an
+  ``s3://`` model, and the request set made with its tokenizer, are checked by the cell that
+  fetches it: before the fetch there is no folder to load);
 - the request set: built as the cells will build it (``workloads.request_sets.request_set``):
   the prompt file readable, text, not empty nor enormous, each line a request; the token-count
   distributions drawable; every request within the engine's context;
@@ -140,10 +142,13 @@ def check_engine_inputs(params: EngineParams) -> None:
         check_endpoint_url(spec.endpoint)
     else:
         check_engine_python(spec)
-    check_model(spec.model)
-    from workloads.request_sets import request_set
+    # An s3:// model is a folder only once the cell has fetched it (timed, as the cold start's
+    # download): its tokenizer, and so the request set, can only be checked there.
+    if not spec.model.startswith("s3://"):
+        check_model(spec.model)
+        from workloads.request_sets import request_set
 
-    request_set(params)
+        request_set(params)
     if spec.endpoint is not None:
         from backends.engine.launcher import attach
 

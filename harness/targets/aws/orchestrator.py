@@ -183,6 +183,8 @@ class _Run:
         self.ship = ship
         #: Zones each instance type is offered in, from preflight; launches try only those subnets.
         self.zones: dict[str, tuple[str, ...]] = {}
+        #: Set by the first stop signal, and as teardown begins: later signals are dropped.
+        self.stopping = False
 
     # -- events -------------------------------------------------------------------------------
     def emit(self, instance_type: str, state: str, detail: str = "", instance_id: str | None = None) -> None:
@@ -190,10 +192,25 @@ class _Run:
             self.t._progress(Event(instance_type, state, detail, instance_id))
 
     # -- the whole run ------------------------------------------------------------------------
+    def on_stop_signal(self, signum: int, frame: Any) -> None:
+        """The main thread's handler for the whole run, teardown included: the first stop signal
+        interrupts the run; any later one is dropped, since raising it would cut the teardown short.
+
+        One handler, not a second one installed once teardown begins: of two signals that come
+        together (Ctrl-C pressed again; systemd's stop, SIGTERM then SIGHUP) CPython runs the
+        second handler at its next check after the first raised, which can fall while the first is
+        still being handled, before a teardown handler is in place: that skipped the teardown.
+        ``stopping`` is set where no handler can run first (docs/aws-assumptions.md).
+        """
+        if self.stopping:
+            return
+        self.stopping = True
+        raise Interrupted(signum)
+
     def execute(self) -> list[TargetOutcome]:
         workers: list[_Worker] = []
         in_main = threading.current_thread() is threading.main_thread()
-        previous = {sig: signal.signal(sig, _raise_interrupt) for sig in STOP_SIGNALS} if in_main else None
+        previous = {sig: signal.signal(sig, self.on_stop_signal) for sig in STOP_SIGNALS} if in_main else None
         interrupted = False
         signum = int(signal.SIGINT)
         try:
@@ -213,17 +230,17 @@ class _Run:
                 while not worker.done.wait(timeout=0.2):
                     pass
         except KeyboardInterrupt as exc:
+            self.stopping = True
             interrupted = True
             signum = int(getattr(exc, "signum", signal.SIGINT))
         finally:
-            # Nothing may interrupt the teardown: later signals are noted, not raised.
-            held = _hold_signals() if in_main else None
+            # Nothing may interrupt the teardown: from here on stop signals are dropped (the first
+            # statement: no handler runs before it).
+            self.stopping = True
             try:
                 self.cancel.set()
                 self.teardown(workers)
             finally:
-                if held is not None:
-                    _restore_signals(held)
                 for sig, handler in (previous or {}).items():
                     signal.signal(sig, handler)
         results = []
@@ -554,23 +571,3 @@ class _Run:
 
 class InterruptedRun(TargetInterrupted):
     """Ctrl-C or SIGTERM ended the run after teardown; carries what each instance produced."""
-
-
-def _raise_interrupt(signum: int, frame: Any) -> None:
-    raise Interrupted(signum)
-
-
-def _note_signal(signum: int, frame: Any) -> None:
-    """During teardown a second Ctrl-C must not leave instances running: it is ignored."""
-
-
-def _hold_signals() -> dict[int, Any]:
-    held: dict[int, Any] = {}
-    for sig in STOP_SIGNALS:
-        held[sig] = signal.signal(sig, _note_signal)
-    return held
-
-
-def _restore_signals(held: dict[int, Any]) -> None:
-    for sig, handler in held.items():
-        signal.signal(sig, handler)

@@ -110,6 +110,8 @@ class FakeFleet:
 
     def __post_init__(self) -> None:
         self._stop = threading.Event()
+        self._ended: set[str] = set()
+        self._boot_lock = threading.Lock()
         self._thread = threading.Thread(target=self._watch, name="fake-fleet", daemon=True)
         self.bin = self.root / "bin"
         self.bin.mkdir(parents=True, exist_ok=True)
@@ -131,6 +133,16 @@ class FakeFleet:
         self._thread.join(timeout=10)
         for played in self.played.values():
             _kill(played)
+
+    def end(self, instance_ids: list[str]) -> None:
+        """Stop these instances' played processes now, as termination does before EC2 reports it
+        (a terminated instance runs nothing); one not yet booted never boots."""
+        with self._boot_lock:
+            self._ended.update(instance_ids)
+        for instance_id in instance_ids:
+            played = self.played.get(instance_id)
+            if played is not None:
+                _kill(played)
 
     def wait_idle(self, timeout_s: float = 60.0) -> None:
         """Wait until every played bootstrap script has exited."""
@@ -184,14 +196,17 @@ class FakeFleet:
             "FAKE_PIP_LOG": str(home / "pip.log"),
             **self.extra_env.get(instance_type, {}),
         }
-        played.process = subprocess.Popen(
-            ["bash", str(script)],
-            cwd=home,
-            env=env,
-            start_new_session=True,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        with self._boot_lock:
+            if instance_id in self._ended:
+                return
+            played.process = subprocess.Popen(
+                ["bash", str(script)],
+                cwd=home,
+                env=env,
+                start_new_session=True,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
 
 
 def _kill(played: Played) -> None:
