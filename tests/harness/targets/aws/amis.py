@@ -1,6 +1,8 @@
 """Root folders laid out the way each AMI the aws target boots is laid out, for playing an instance.
 
-Each root has ``usr/bin`` with the commands the images have (bash, coreutils, tar, curl; no ``aws``),
+Each root has ``usr/bin`` with the commands the images have (bash, coreutils, tar, curl, util-linux's
+``lscpu``, which vLLM's CPU build runs to bind its threads, and ``openssl``, which torch.compile runs to
+hash what it compiles; no ``aws``),
 a ``shutdown`` that records its arguments, and ``opt/`` as the image documents it:
 
 - ``neuron-trace``: the last "Deep Learning AMI Neuron PyTorch 2.9 (Ubuntu 24.04)" (Neuron 2.31):
@@ -12,7 +14,8 @@ a ``shutdown`` that records its arguments, and ``opt/`` as the image documents i
   no PyTorch 2.9 environments (release-notes/components/dlamis.rst, 2.32.0 callout).
 - ``gpu``: the DLAMI GPU PyTorch image, ``/opt/pytorch`` (the DLAMI release notes' python_location).
 - ``cpu``: Amazon Linux 2023: no PyTorch and no Python 3.11 until ``dnf install python3.11``
-  (its system python3 is 3.9); ``dnf`` here "installs" this machine's Python 3.11.
+  (its system python3 is 3.9), and no C++ compiler until ``dnf install gcc-c++``; ``dnf`` here
+  "installs" this machine's Python 3.11 and g++ (with the assembler and linker g++ runs).
 
 The environments are real virtual environments of this machine's Python 3.11 (the images' own
 3.12/3.10 are not here) that see, through a ``.pth`` file, only what the image ships: pip, torch and
@@ -55,8 +58,10 @@ DOUBLE = REPO_ROOT / "tests" / "backends" / "neuron" / "double"
 BASE_PYTHON = Path(sys.base_prefix) / "bin" / f"python{sys.version_info.major}.{sys.version_info.minor}"
 _TOOLS = (
     "bash sh env date tr cut mkdir grep sort tail head ls cat tar gzip curl timeout rm sed dirname basename "
-    "sleep uname id cp mv chmod ln readlink touch wc find xargs"
+    "sleep uname id cp mv chmod ln readlink touch wc find xargs lscpu openssl"
 ).split()
+#: What ``dnf install gcc-c++`` puts on PATH (g++, its drivers, binutils' assembler and linker).
+_COMPILER = ("g++", "c++", "gcc", "cc", "as", "ld")
 
 _SHUTDOWN = """#!/bin/bash
 echo "$*" >> "$(dirname "$0")/../../var/log/shutdown.log"
@@ -65,6 +70,8 @@ _DNF = """#!/bin/bash
 # Amazon Linux 2023's dnf, for the one package the bootstrap asks of it.
 echo "$*" >> "$(dirname "$0")/../../var/log/dnf.log"
 case " $* " in *" python3.11 "*) ln -sf @PYTHON@ "$(dirname "$0")/python3.11" ;; esac
+# gcc-c++ brings g++ and, through binutils, the assembler and linker g++ runs from PATH.
+case " $* " in *" gcc-c++ "*) for tool in @COMPILER@; do ln -sf "$tool" "$(dirname "$0")/"; done ;; esac
 """
 _NATIVE_STANDIN = '''"""TorchNeuron's autoload, played by its double: ``import torch`` registers "neuron"."""
 
@@ -163,7 +170,8 @@ def lay_out(kind: str, root: Path, compiled: list[str], engine: bool = False) ->
     shared = root / "usr" / "lib" / "image-site"
     if kind == "cpu":
         dnf = bin_dir / "dnf"
-        dnf.write_text(_DNF.replace("@PYTHON@", str(BASE_PYTHON)))
+        compiler = " ".join(filter(None, (shutil.which(tool, path="/usr/bin:/bin") for tool in _COMPILER)))
+        dnf.write_text(_DNF.replace("@PYTHON@", str(BASE_PYTHON)).replace("@COMPILER@", compiler))
         dnf.chmod(0o755)
         return bin_dir
     if kind == "gpu":

@@ -15,11 +15,24 @@ engine process the stand-in logged that is still alive after the script ends is 
 
 pip's default index is replaced by a trap on the namespace's loopback (``PIP_INDEX_URL``) that
 records every request and answers 404: without a network, pip treats an unreachable index as a
-warning and goes on with what else it has, so only the trap can show that an index was tried.
+warning and goes on with what else it has, so only the trap can show that an index was tried. The
+same trap is every client's HTTP(S) proxy (``https_proxy`` and the rest, with ``no_proxy`` for the
+loopback, which pip, curl, botocore, huggingface_hub and vLLM's own requests all honour): a
+request for any host but the loopback reaches it as ``CONNECT host:port`` (or an absolute URL)
+instead of failing quietly on DNS, and is in ``outbound_requests``.
+
+With ``wheelhouse`` in SPEC (a folder of wheels), a PEP 503 index of it (``simple_index``) is
+served on the loopback too and the bootstrap is pointed at it as a user with a private mirror
+would: ``SILICONBENCH_ENGINE_SOURCE=--index-url URL``. What it was asked is in ``wheelhouse_requests``,
+the requests it could not answer in ``wheelhouse_misses``. ``sigterm_agent_on`` may instead be
+``"engine"``: SIGTERM goes to the agent once a real vLLM server process of this root runs, and the
+survivors are the live processes of that engine's session (its engine core and workers rename
+themselves, so they are found by session, not by command line).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -35,10 +48,20 @@ REGION = "us-east-1"
 
 class _Trap(BaseHTTPRequestHandler):
     seen: ClassVar[list[str]] = []
+    outbound: ClassVar[list[str]] = []
 
     def do_GET(self) -> None:
-        _Trap.seen.append(self.path)
+        if self.path.startswith("/"):
+            _Trap.seen.append(self.path)
+        else:  # an absolute URL: a plain-HTTP request for another host, sent to its proxy
+            _Trap.outbound.append(f"GET {self.path}")
         self.send_error(404)
+
+    def do_CONNECT(self) -> None:  # an HTTPS request for another host, tunnelled through its proxy
+        _Trap.outbound.append(f"CONNECT {self.path}")
+        self.send_error(403)
+
+    do_POST = do_PUT = do_HEAD = do_GET
 
     def log_message(self, *args: Any) -> None:
         pass
@@ -64,13 +87,32 @@ def main(spec_path: str) -> int:
     os.environ.update(credentials)
     trap = ThreadingHTTPServer(("127.0.0.1", 0), _Trap)
     threading.Thread(target=trap.serve_forever, daemon=True).start()
-    index = f"http://127.0.0.1:{trap.server_address[1]}/simple/"
-    try:
-        result = play(spec, endpoint, {**credentials, "PIP_INDEX_URL": index})
-        result["index_requests"] = list(_Trap.seen)
-    finally:
-        trap.shutdown()
-        server.stop()
+    trap_url = f"http://127.0.0.1:{trap.server_address[1]}"
+    proxies = {name: trap_url for name in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY")}
+    network = {
+        **credentials,
+        "PIP_INDEX_URL": f"{trap_url}/simple/",
+        **proxies,
+        "no_proxy": "127.0.0.1,localhost",
+        "NO_PROXY": "127.0.0.1,localhost",
+    }
+    with contextlib.ExitStack() as stack:
+        wheelhouse = None
+        if spec.get("wheelhouse"):
+            from tests.harness.targets.aws.simple_index import SimpleIndex
+
+            wheelhouse = stack.enter_context(SimpleIndex(Path(spec["wheelhouse"])))
+            network["SILICONBENCH_ENGINE_SOURCE"] = f"--index-url {wheelhouse.url}"
+        try:
+            result = play(spec, endpoint, network)
+            result["index_requests"] = list(_Trap.seen)
+            result["outbound_requests"] = list(_Trap.outbound)
+            if wheelhouse is not None:
+                result["wheelhouse_requests"] = [f"{m} {p}: {c}" for m, p, c in wheelhouse.requests]
+                result["wheelhouse_misses"] = wheelhouse.misses()
+        finally:
+            trap.shutdown()
+            server.stop()
     Path(spec["result"]).write_text(json.dumps(result, indent=1))
     return 0
 
@@ -171,10 +213,11 @@ def play(spec: dict[str, Any], endpoint: str, credentials: dict[str, str]) -> di
     started = time.monotonic()
     bootstrap = subprocess.Popen(["bash", str(user_data)], env=env, cwd=root)
     signalled: list[int] = []
-    if spec.get("sigterm_agent_on"):
-        threading.Thread(
-            target=_sigterm_agent, args=(Path(spec["sigterm_agent_on"]), root, signalled), daemon=True
-        ).start()
+    engines: list[int] = []  # the real engine's session, when SIGTERM waits for a real vLLM
+    on = spec.get("sigterm_agent_on")
+    if on:
+        marker = None if on == "engine" else Path(on)
+        threading.Thread(target=_sigterm_agent, args=(marker, root, signalled, engines), daemon=True).start()
     returncode = bootstrap.wait(timeout=spec.get("timeout_s", 500))
     elapsed = time.monotonic() - started
     time.sleep(0.5)  # a process that outlived the script has had time to show it
@@ -186,7 +229,8 @@ def play(spec: dict[str, Any], endpoint: str, credentials: dict[str, str]) -> di
     return {
         "returncode": returncode,
         "signalled": signalled,
-        "survivors": _survivors(Path(spec["sigterm_agent_on"])) if spec.get("sigterm_agent_on") else [],
+        "survivors": (_session_members(engines) if on == "engine" else _survivors(Path(on))) if on else [],
+        "engine_sessions": engines,
         "elapsed_s": elapsed,
         "run": store.get_json(storage.RUN_FILE),
         "error": store.get_json(storage.ERROR),
@@ -213,19 +257,57 @@ def _alive(pid: int) -> bool:
     return stat[stat.rfind(")") + 2 :].split()[0] != "Z"
 
 
-def _sigterm_agent(marker: Path, root: Path, signalled: list[int]) -> None:
-    """When the engine has started (its stand-in logged a line), SIGTERM the agent of this root."""
+def _stat_fields(pid: int) -> list[str]:
+    """``/proc/PID/stat``'s fields after the command: state, ppid, pgrp, session, ..."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return []
+    return stat[stat.rfind(")") + 2 :].split()
+
+
+def _pids() -> list[int]:
+    return [int(entry.name) for entry in Path("/proc").iterdir() if entry.name.isdigit()]
+
+
+def _engine_started(marker: Path | None, root: Path, engines: list[int]) -> bool:
+    """The stand-in logged a start (``marker``), or a real vLLM server of this root runs (its pid,
+    the leader of the session the launcher starts it in, goes to ``engines``)."""
+    if marker is not None:
+        return marker.exists() and bool(marker.read_text().strip())
+    if not engines:
+        for pid in _pids():
+            line = _cmdline(pid)
+            if "vllm.entrypoints.openai.api_server" in line and str(root) in line:
+                engines.append(pid)
+                break
+    # Started means its engine core is being spawned: the group has more than its leader, which is
+    # what the launcher's stop must find and end (and the launcher holds the leader's pid by then).
+    return bool(engines) and len(_session_members(engines)) >= 2
+
+
+def _sigterm_agent(marker: Path | None, root: Path, signalled: list[int], engines: list[int]) -> None:
+    """When the engine has started, SIGTERM the agent of this root."""
     import signal
 
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and not (marker.exists() and marker.read_text().strip()):
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline and not _engine_started(marker, root, engines):
         time.sleep(0.05)
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            line = _cmdline(int(entry.name))
-            if " -m harness agent " in line and str(root) in line:
-                os.kill(int(entry.name), signal.SIGTERM)
-                signalled.append(int(entry.name))
+    for pid in _pids():
+        line = _cmdline(pid)
+        if " -m harness agent " in line and str(root) in line:
+            os.kill(pid, signal.SIGTERM)
+            signalled.append(pid)
+
+
+def _session_members(sessions: list[int]) -> list[str]:
+    """The live processes of these sessions (the launcher starts an engine in a session of its own)."""
+    found = []
+    for pid in _pids():
+        fields = _stat_fields(pid)
+        if len(fields) >= 4 and fields[0] != "Z" and int(fields[3]) in sessions:
+            found.append(f"{pid}: {_cmdline(pid)}")
+    return found
 
 
 def _survivors(marker: Path) -> list[str]:

