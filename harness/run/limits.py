@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from harness.measure.sampler import SamplingPolicy
 
 __all__ = [
+    "ENGINE_READY_DEFAULTS",
     "LOADGEN_BUDGET_FACTOR",
     "LOADGEN_EXTRA_S",
     "PHASE_WAITS",
@@ -36,7 +37,6 @@ __all__ = [
     "PREPARE_LIMIT_S",
     "PREPARE_PHASES",
     "SAMPLING_GRACE_S",
-    "ENGINE_READY_DEFAULTS",
     "CellLimits",
     "PrepareDefault",
     "engine_ready_default",
