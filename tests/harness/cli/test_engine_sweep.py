@@ -223,7 +223,7 @@ def test_later_turns_of_conversations_are_faster_with_prefix_caching_on(
     assert on.reuse is not None and on.reuse_unknown is None and on.reuse.designed_rate > 0.5
     measured = on.metrics.prefix_cache_hit_rate if on.metrics is not None else None
     print(f"caching on: hit rate {measured}, designed {on.reuse.designed_rate:.4f} (blocks of {on.reuse.block_size})")
-    assert measured is not None and abs(measured - on.reuse.designed_rate) <= 0.1
+    assert measured is not None and abs(measured - on.reuse.designed_rate) <= 0.05
     assert (off.metrics.prefix_cache_hit_rate if off.metrics is not None else 0.0) in (None, 0.0)
     (effect,) = cache_effects(cell_rows([run]))
     print(f"later turns' TTFT on/off: {effect.sentence()}")
