@@ -74,7 +74,7 @@ class CacheEffect:
             "" if self.config == "default" else f" {self.config}"
         )
         if self.ratio is None:
-            return f"{where}: no later turn was measured with caching both on and off ({self.reason})"
+            return f"{where}: later turns' TTFT with prefix caching on / off not given: {self.reason}"
         text = f"{where}: later turns' TTFT with prefix caching on / off, median of {self.pairs} paired turns"
         text += f" {self.ratio:.3f}"
         if self.low is not None and self.high is not None:
@@ -220,7 +220,7 @@ def cache_effects(rows: Sequence[CellRow], confidence: float | None = None) -> l
         backed = interval is not None and interval.backed
         reason = None
         if interval is None:
-            reason = "no later turn (turn 2 on) succeeded on both engines"
+            reason = "no later turn (the second a user sends, or after) succeeded on both engines"
         elif not backed:
             reason = _why_none(len(pairs), interval, level)
         effects.append(
