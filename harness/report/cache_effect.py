@@ -63,6 +63,24 @@ class CacheEffect:
     method: str
     effective_n: float | None
     reason: str | None
+    #: The first turns' paired ratio and interval: nothing to reuse, so 1 but for a change of the
+    #: machine's conditions between the two engines' runs, which the ratio above carries too.
+    control: Interval | None = None
+
+    @property
+    def drift(self) -> str | None:
+        """What the first turns say when the two runs met different conditions (their interval
+        excludes 1); None when they agree, or back no interval."""
+        control = self.control
+        if control is None or not control.backed or control.low is None or control.high is None:
+            return None
+        if control.low <= 1 <= control.high:
+            return None
+        return (
+            f"but first turns, which have nothing to reuse, also differ on / off ({control.estimate:.3f} "
+            f"[{control.low:.3f}, {control.high:.3f}]): the machine changed between the two engines' runs, "
+            "and the ratio carries that, its interval does not"
+        )
 
     @property
     def excludes_one(self) -> bool:
@@ -81,6 +99,9 @@ class CacheEffect:
             text += f" [{self.low:.3f}, {self.high:.3f}] at {self.confidence:.0%} ({self.method})"
         else:
             text += f"; no interval: {self.reason}"
+        drift = self.drift
+        if drift is not None:
+            text += f"; {drift}"
         if self.unpaired:
             text += f"; {self.unpaired} later turns measured on one engine only are left out"
         return text
@@ -103,16 +124,23 @@ class CacheEffect:
             "method": self.method,
             "effective_n": self.effective_n,
             "reason": self.reason,
+            "first_turns_ratio_on_off": None if self.control is None else self.control.estimate,
+            "first_turns_low": None if self.control is None or not self.control.backed else self.control.low,
+            "first_turns_high": None if self.control is None or not self.control.backed else self.control.high,
+            "drift": self.drift,
             "sentence": self.sentence(),
         }
 
 
-def _later_turns(records: Sequence[EngineRequestRecord]) -> dict[tuple[int, int], tuple[int, float]]:
-    """(conversation, turn) -> (sending order, TTFT ns) of each later turn that succeeded."""
+def _later_turns(
+    records: Sequence[EngineRequestRecord], first: bool = False
+) -> dict[tuple[int, int], tuple[int, float]]:
+    """(conversation, turn) -> (sending order, TTFT ns) of each later turn that succeeded (with
+    ``first``, each first turn instead)."""
     found: dict[tuple[int, int], tuple[int, float]] = {}
     for order, record in enumerate(records):
         ttft = record.ttft_ns
-        if record.conversation is None or record.turn is None or record.turn < 1:
+        if record.conversation is None or record.turn is None or (record.turn == 0) != first:
             continue
         if record.failure is None and ttft is not None and ttft > 0:
             found[(record.conversation, record.turn)] = (order, float(ttft))
@@ -120,11 +148,11 @@ def _later_turns(records: Sequence[EngineRequestRecord]) -> dict[tuple[int, int]
 
 
 def later_turn_pairs(
-    on: Sequence[EngineRequestRecord], off: Sequence[EngineRequestRecord]
+    on: Sequence[EngineRequestRecord], off: Sequence[EngineRequestRecord], *, first: bool = False
 ) -> tuple[list[tuple[float, float]], int]:
     """The (on, off) TTFTs of each later turn measured on both, in the order the caching-on run sent
-    them, and how many later turns were measured on one side only."""
-    with_cache, without = _later_turns(on), _later_turns(off)
+    them, and how many later turns were measured on one side only (``first``: the first turns)."""
+    with_cache, without = _later_turns(on, first), _later_turns(off, first)
     both = sorted(set(with_cache) & set(without), key=lambda key: with_cache[key][0])
     pairs = [(with_cache[key][1], without[key][1]) for key in both]
     return pairs, len(set(with_cache) ^ set(without))
@@ -241,6 +269,9 @@ def cache_effects(rows: Sequence[CellRow], confidence: float | None = None) -> l
                 method="withheld" if not backed or interval is None else interval.method,
                 effective_n=None if interval is None else interval.effective_n,
                 reason=reason,
+                control=paired_ratio(
+                    later_turn_pairs(on_part.load.request_records, off_part.load.request_records, first=True)[0], level
+                ),
             )
         )
     return effects

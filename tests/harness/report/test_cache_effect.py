@@ -134,6 +134,18 @@ def test_the_interval_holds_its_nominal_rate_whatever_the_ratios_distribution() 
     assert covered / reps >= 0.92
 
 
+def test_first_turns_show_a_change_of_the_machine_between_the_two_runs() -> None:
+    """First turns have nothing to reuse: on / off they are 1 unless the machine changed between the
+    two engines' runs (here the caching-on run met a machine 30% faster), which the later turns'
+    ratio then carries too, and the report says so."""
+    (steady,) = cache_effects(cell_rows([conversation_run(first=1.0)]))
+    assert steady.control is not None and steady.control.backed and steady.drift is None
+    (changed,) = cache_effects(cell_rows([conversation_run(first=0.7)]))
+    assert changed.control is not None and changed.control.estimate == pytest.approx(0.7, rel=0.05)
+    assert changed.drift is not None and "the machine changed between the two engines' runs" in changed.sentence()
+    assert json.loads(render([conversation_run(first=0.7)], "json"))["cache_effects"][0]["drift"] == changed.drift
+
+
 def test_no_later_turn_on_both_engines_says_so() -> None:
     run = conversation_run(conversations=4, turns=1)
     (effect,) = cache_effects(cell_rows([run]))
