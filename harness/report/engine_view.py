@@ -2,9 +2,10 @@
 
 A serving result reads right only with the engine's side of it: the prefix cache's hit rate next to
 the reuse the workload was built with (a shortfall is eviction, or a workload that does not reuse
-what it claims), the KV cache's peak use, preemptions and the queue, a replayed trace's punctuality
-(how late requests left against their recorded times) and, for conversations, the TTFT of first
-turns beside later ones. Everything here is read from the run file (``EnginePart``); cells without
+what it claims; for conversations it comes from the engine's own ids of each turn, or the reason
+none is given), the KV cache's peak use, preemptions and the queue, a replayed trace's
+punctuality (how late requests left against their recorded times) and, for conversations, the
+TTFT of first turns beside later ones. Everything here is read from the run file (``EnginePart``); cells without
 an engine part have no line.
 """
 
@@ -46,6 +47,9 @@ def engine_view(part: EnginePart) -> dict[str, Any]:
     if part.reuse is not None:
         view["designed_reuse"] = part.reuse.designed_rate
         view["cache_block_size"] = part.reuse.block_size
+    elif part.reuse_unknown is not None:
+        view["designed_reuse"] = None
+        view["designed_reuse_unknown"] = part.reuse_unknown
     if part.trace is not None:
         late = part.trace.lateness_ns
         view["trace"] = {
@@ -74,6 +78,8 @@ def _line(part: EnginePart) -> str:
     bits = [f"prefix cache hits {_pct(view['prefix_cache_hit_rate'])}"]
     if part.reuse is not None:
         bits[0] += f" (designed {_pct(part.reuse.designed_rate)}, blocks of {part.reuse.block_size})"
+    elif part.reuse_unknown is not None:
+        bits[0] += f" (no designed reuse: {part.reuse_unknown})"
     bits.append(f"KV cache peak {_pct(view['peak_kv_cache_usage'])}")
     bits.append(f"preemptions {_count(view['preemptions'])}")
     running, waiting = (_count(view[k]) for k in ("peak_running", "peak_waiting"))

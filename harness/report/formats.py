@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from harness.errors import ConfigError
+from harness.report.cache_effect import cache_effect_lines, cache_effects
 from harness.report.columns import Column, Value
 from harness.report.cost import PriceResolver
 from harness.report.frontier import Frontier, frontier_table, frontiers
@@ -155,7 +156,8 @@ def render(
         return render_html(runs, rows, tables, slo_p99_ms=slo_p99_ms, frontiers=found)
     machine = [machine_row(row, table.columns) for table in tables for row in table.rows]
     if fmt == "json":
-        if slo_p99_ms is None and not found:
+        effects = cache_effects(rows)
+        if slo_p99_ms is None and not found and not effects:
             return dumps_json(machine, indent=1)
         data: dict[str, Any] = {"cells": machine}
         if slo_p99_ms is not None:
@@ -167,6 +169,8 @@ def render(
             data["verdicts"] = [v.to_dict() for v in cross_run_verdicts(rows, slo_p99_ms)] if several else []
         if found:
             data["frontier"] = [f.to_dict() for f in found]
+        if effects:
+            data["cache_effects"] = [e.to_dict() for e in effects]
         return dumps_json(data, indent=1)
     if fmt == "csv":
         buffer = io.StringIO()
@@ -199,6 +203,10 @@ def render(
     if engine_lines:
         heading = "**The engine's own view**\n\n" if markdown else "The engine's own view:\n"
         text += "\n\n" + heading + "\n".join(f"- {line}" for line in engine_lines)
+    effect_lines = cache_effect_lines(rows)
+    if effect_lines:
+        heading = "**Prefix caching on later turns**\n\n" if markdown else "Prefix caching on later turns:\n"
+        text += "\n\n" + heading + "\n".join(f"- {line}" for line in effect_lines)
     if any(r.price is not None for r in rows):
         heading = "**Prices**\n\n" if markdown else "Prices:\n"
         text += "\n\n" + heading + "\n".join(f"- {line}" for line in price_lines(rows))

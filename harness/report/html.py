@@ -199,6 +199,15 @@ def render_html(
             + "".join(f"<li>{escape(line)}</li>" for line in engine_lines)
             + "</ul>"
         )
+    from harness.report.cache_effect import cache_effect_lines
+
+    effect_lines = cache_effect_lines(rows)
+    if effect_lines:
+        parts.append(
+            '<h3 id="cache-effect">Prefix caching on later turns</h3><ul>'
+            + "".join(f"<li>{escape(line)}</li>" for line in effect_lines)
+            + "</ul>"
+        )
     parts.append(
         '<h2 id="prices">Prices</h2><ul>'
         + "".join(f"<li>{escape(line)}</li>" for line in price_lines(rows))

@@ -187,6 +187,7 @@ class ExecutionConfig(Section):
             "--prepare-limit",
             "wall-clock limit of a cell's preparation: build, first forwards, compile, trace (default "
             "per backend and mode: cpu eager 120, cpu compile 600, cuda 300-1800, neuron 1800; "
+            "a started engine's wait to serve: vllm cpu 600, cuda 900, neuron 3600; "
             "harness/run/limits.py says why)",
             "SECONDS",
         ),

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from harness.measure.sampler import SamplingPolicy
 
 __all__ = [
+    "ENGINE_READY_DEFAULTS",
     "LOADGEN_BUDGET_FACTOR",
     "LOADGEN_EXTRA_S",
     "PHASE_WAITS",
@@ -38,6 +39,7 @@ __all__ = [
     "SAMPLING_GRACE_S",
     "CellLimits",
     "PrepareDefault",
+    "engine_ready_default",
     "prepare_default",
     "sampling_budget_s",
 ]
@@ -104,6 +106,28 @@ PREPARE_DEFAULTS: dict[tuple[str, str], PrepareDefault] = {
     ),
 }
 
+#: How long a started serving engine may take to serve (its first ``/health`` 200) by silicon, where
+#: no ``--prepare-limit`` is given: an engine's start is its cells' preparation
+#: (``EngineSpec.ready_timeout_s``, set at planning by ``Suite.engine_ready_timeout_s``).
+ENGINE_READY_DEFAULTS: dict[str, PrepareDefault] = {
+    "cpu": PrepareDefault(
+        600.0,
+        "vLLM's CPU build loads the weights and warms up torch.compile before it serves: about a "
+        "minute for the tiny CI model on 2 idle cores, several on a busy machine or a larger model",
+    ),
+    "cuda": PrepareDefault(
+        900.0,
+        "vLLM on CUDA loads the weights, compiles its graphs (torch.compile) and captures CUDA "
+        "graphs for its batch sizes before it serves: minutes for a large model",
+    ),
+    "neuron": PrepareDefault(
+        3600.0,
+        "vLLM on Neuron compiles the model ahead of time for the NeuronCores before it serves "
+        "(NxD Inference, or the vllm-neuron plugin), every bucket of it: tens of minutes for a "
+        "large model on a first compile (the compile cache makes restarts fast)",
+    ),
+}
+
 #: What a cell waits for in each preparation phase, for progress lines and limit messages.
 PHASE_WAITS: dict[str, str] = {
     "setup": "the backend to load",
@@ -120,6 +144,14 @@ def prepare_default(backend: str, mode: str) -> PrepareDefault:
     if found is not None:
         return found
     return PrepareDefault(PREPARE_LIMIT_S, f"backend {backend!r} has no default of its own; it may compile")
+
+
+def engine_ready_default(silicon: str) -> PrepareDefault:
+    """How long an engine started on ``silicon`` may take to serve without ``--prepare-limit``."""
+    found = ENGINE_READY_DEFAULTS.get(silicon)
+    if found is not None:
+        return found
+    return PrepareDefault(PREPARE_LIMIT_S, f"silicon {silicon!r} has no engine default of its own")
 
 
 def sampling_budget_s(policy: SamplingPolicy, scenario: str, loadgen: bool = False) -> float:

@@ -232,6 +232,7 @@ class Suite:
         check_silicon(axes, engine.engine_silicon)
         api: Literal["completions", "chat"] = "chat" if engine.api == "chat" else "completions"
         configs = []
+        ready_timeout_s = self.engine_ready_timeout_s()
         for config in configurations(axes):
             swept = dict(config)
             spec = EngineSpec(
@@ -242,6 +243,7 @@ class Suite:
                 python=engine.engine_python,
                 dtype=swept.get("dtype", dtype),
                 max_model_len=engine.max_model_len,
+                ready_timeout_s=ready_timeout_s,
                 engine_args=tuple((key, value) for key, value in config if key != "dtype"),
             )
             configs.append(
@@ -262,6 +264,17 @@ class Suite:
                 )
             )
         return configs
+
+    def engine_ready_timeout_s(self) -> float:
+        """How long a started engine may take to serve (its first ``/health`` 200): the cell's
+        preparation limit, ``--prepare-limit`` when given, else its silicon's entry of
+        ``harness.run.limits.ENGINE_READY_DEFAULTS`` (an engine's start is its cells' preparation)."""
+        from harness.run.limits import engine_ready_default
+
+        given = self.execution.prepare_limit
+        if given is not None:
+            return float(given)
+        return engine_ready_default(self.engine.engine_silicon).seconds
 
     def dtypes_explicit(self) -> bool:
         """Whether the dtypes were asked for (a flag or a suite file), not the defaults: explicit

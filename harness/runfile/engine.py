@@ -42,8 +42,9 @@ __all__ = [
 ENGINES = ("vllm",)
 #: Where an engine can run; each is a different command line and environment, the same launcher.
 SILICON = ("cpu", "cuda", "neuron")
-#: vLLM's CPU build serves the tiny CI model about a minute after start on 2 idle cores; a busy
-#: machine or a large model takes longer, and a Neuron compile much longer (give it explicitly).
+#: How long an engine may take to serve where nobody said (a spec built outside a run's plan:
+#: benchmarks, tests). A run's plan sets ``ready_timeout_s`` from ``--prepare-limit``, else from
+#: its silicon's default (``harness.run.limits.ENGINE_READY_DEFAULTS``).
 DEFAULT_READY_TIMEOUT_S = 600.0
 #: Distinct requests in a synthetic set; loads cycle through them with fresh ids.
 DEFAULT_REQUESTS = 64

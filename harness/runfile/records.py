@@ -636,7 +636,8 @@ class EnginePart:
     capacity search's best probe); ``probes`` every open-loop probe of a search, in order.
     ``metrics`` is the engine's ``/metrics`` sampled during the loads (None where it has none).
     ``reuse`` sets the designed reuse beside the engine's hit rate, ``trace`` describes a replayed
-    trace, ``turns`` a multi-turn run's figures by turn (each left out while unset)."""
+    trace, ``turns`` a multi-turn run's figures by turn; ``reuse_unknown`` says why a load whose
+    prompts the engine templates (conversations) has no designed reuse (each left out while unset)."""
 
     engine: EngineRecord
     request_set: RequestSetFacts
@@ -647,6 +648,7 @@ class EnginePart:
     reuse: Annotated[ReuseRecord | None, _OMIT_UNSET] = None
     trace: Annotated[TraceRecord | None, _OMIT_UNSET] = None
     turns: Annotated[tuple[TurnRecord, ...], _OMIT_UNSET] = ()
+    reuse_unknown: Annotated[str | None, _OMIT_UNSET] = None
 
 
 @dataclass(frozen=True)

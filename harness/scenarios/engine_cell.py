@@ -145,6 +145,9 @@ class EngineCell:
             else:
                 loads = self._server(target)
         loads.designed = _window(target.reuse, before)
+        if requests.conversations:
+            self.phase = "statistics"
+            self._conversation_reuse(serving, requests, loads)
         self.phase = "statistics"
         exited = serving.exit_code()
         if exited is not None:
@@ -192,6 +195,20 @@ class EngineCell:
             wall_s=time.perf_counter() - started,
         )
         return _Loads(run, sampling, [])
+
+    def _conversation_reuse(self, serving: ServingEngine, requests: RequestSet, loads: _Loads) -> None:
+        """Each turn's prompt ids from the engine's ``/tokenize`` after the load, walked at its block
+        (``engine_conversations.designed_reuse``): the designed reuse, or why none is given."""
+        from backends.engine.metrics import read_cache_config
+        from backends.engine.tokenize import chat_token_ids
+        from harness.scenarios.engine_conversations import designed_reuse
+
+        url, model = serving.engine.url, serving.endpoint.model
+        block = read_cache_config(url).block_size or engine_block_size(self.params.spec.extra_args)
+        found = designed_reuse(requests.conversations, loads.run, lambda m: chat_token_ids(url, model, m), block)
+        loads.run, loads.reuse, loads.reuse_unknown = found.run, found.reuse, found.unknown
+        if found.reuse is not None:
+            loads.designed = (found.reuse.designed, found.reuse.prompt_tokens)
 
     def _local_params(self) -> EngineParams:
         """The params with the model as fetched (an ``s3://`` model's local folder), for the
@@ -403,6 +420,7 @@ class EngineCell:
                 reuse=_reuse_record(target, loads, metrics),
                 trace=_trace_record(requests, run, policy.confidence),
                 turns=turn_records(run, policy.confidence) if requests.conversations else (),
+                reuse_unknown=loads.reuse_unknown,
             ),
             warnings=tuple(warnings),
             validity=validity(counts, run.duration_ns / 1e9),
@@ -430,6 +448,9 @@ class _Loads:
         self.slo = slo
         #: Designed reuse over the measured window: (cached tokens, prompt tokens), or None.
         self.designed: tuple[int, int] | None = None
+        #: A conversation run's own tracker (its ids come after the load), or why it has none.
+        self.reuse: PrefixReuse | None = None
+        self.reuse_unknown: str | None = None
 
 
 def _reuse_tracker(params: EngineParams, requests: RequestSet, serving: ServingEngine) -> PrefixReuse | None:
@@ -457,11 +478,12 @@ def _window(reuse: PrefixReuse | None, before: tuple[int, int] | None) -> tuple[
 
 def _reuse_record(target: EngineTarget, loads: _Loads, metrics: EngineMetrics | None) -> ReuseRecord | None:
     """Designed reuse over the sampled window beside the engine's hit rate over the same window."""
-    if loads.designed is None or target.reuse is None:
+    tracker = target.reuse or loads.reuse
+    if loads.designed is None or tracker is None:
         return None
     cached, prompt = loads.designed
     return ReuseRecord(
-        block_size=target.reuse.block_size,
+        block_size=tracker.block_size,
         prompt_tokens=prompt,
         designed_cached_tokens=cached,
         designed_rate=cached / prompt if prompt else 0.0,

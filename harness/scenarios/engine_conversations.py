@@ -10,13 +10,21 @@ conversation (its later turns would have no reply to build on); the failure is k
 A turn's TTFT counts from when it was sent: a closed loop has no schedule to fall behind. The
 figures by turn index (``turn_records``) set turn 0, whose prompt nothing had sent before, beside
 later turns, whose history the cache may hold.
+
+What the conversations were designed to reuse (``designed_reuse``) needs each turn's prompt ids,
+which the chat template makes from its messages: after the load (never inside its timed window)
+each turn's messages, rebuilt from the conversations and the replies the engine gave, go to the
+engine's own tokenizer (``backends.engine.tokenize``), and ``workloads.reuse`` walks the ids in
+sending order at the engine's block. Where the engine cannot tokenize a chat, or its ids are not
+the length the server counted for the prompt, no designed reuse is given and the reason is kept.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 
 from backends.engine.protocol import EngineBackend
 from backends.engine.records import RequestOutcome
@@ -25,8 +33,9 @@ from harness.runfile.engine import ChatMessage, EngineRequest
 from harness.runfile.records import TurnRecord
 from harness.scenarios.engine_load import EngineLoadRun, LoadShape
 from workloads.conversations import Conversation
+from workloads.reuse import PrefixReuse
 
-__all__ = ["run_conversations", "turn_records"]
+__all__ = ["ConversationReuse", "designed_reuse", "run_conversations", "sent_messages", "turn_records"]
 
 
 async def run_conversations(
@@ -103,3 +112,72 @@ def turn_records(run: EngineLoadRun, confidence: float = 0.95) -> tuple[TurnReco
             )
         )
     return tuple(records)
+
+
+def sent_messages(
+    conversations: Sequence[Conversation], outcomes: Sequence[RequestOutcome]
+) -> list[tuple[ChatMessage, ...]]:
+    """The messages each of ``outcomes`` (turns of ``conversations``) sent, as ``run_conversations``
+    built them: the earlier turns' messages, each followed by the reply the engine gave it."""
+    replies = {(o.conversation, o.turn): o.text for o in outcomes if o.ok}
+    by_index = {c.index: c for c in conversations}
+    out = []
+    for outcome in outcomes:
+        if outcome.conversation is None or outcome.turn is None or outcome.conversation not in by_index:
+            raise ValueError(f"request {outcome.request_id} is not a turn of these conversations")
+        turns = by_index[outcome.conversation].turns
+        messages: list[ChatMessage] = []
+        for number in range(outcome.turn):
+            messages.extend(turns[number].messages)
+            messages.append(ChatMessage("assistant", replies[(outcome.conversation, number)]))
+        messages.extend(turns[outcome.turn].messages)
+        out.append(tuple(messages))
+    return out
+
+
+@dataclass(frozen=True)
+class ConversationReuse:
+    """A conversation run's designed reuse: the tracker that walked every turn's ids (None, with
+    ``unknown`` saying why, where the ids are not known) and the run with each turn stamped."""
+
+    run: EngineLoadRun
+    reuse: PrefixReuse | None
+    unknown: str | None = None
+
+
+def designed_reuse(
+    conversations: Sequence[Conversation],
+    run: EngineLoadRun,
+    token_ids: Callable[[Sequence[ChatMessage]], tuple[int, ...]],
+    block_size: int,
+) -> ConversationReuse:
+    """Each turn's prompt ids from ``token_ids`` (the engine's ``/tokenize``), in sending order,
+    through ``PrefixReuse`` at ``block_size``; every turn stamped with its designed cached tokens.
+
+    Ids whose count is not the server's own prompt count for the turn are not the prompt it
+    prefilled (another template, another tokenizer): then no designed reuse is given."""
+    from backends.engine.tokenize import TokenizeUnavailable
+
+    try:
+        prompts = [token_ids(messages) for messages in sent_messages(conversations, run.outcomes)]
+    except TokenizeUnavailable as error:
+        return ConversationReuse(run, None, f"each turn's prompt ids are unknown: {error}")
+    differ = [
+        (len(ids), o.input_tokens)
+        for ids, o in zip(prompts, run.outcomes, strict=True)
+        if o.input_tokens is not None and o.input_tokens != len(ids)
+    ]
+    if differ:
+        tokenized, counted = differ[0]
+        return ConversationReuse(
+            run,
+            None,
+            f"the engine's /tokenize gave {len(differ)} of {len(prompts)} turns another length than the server "
+            f"counted for their prompts (e.g. {tokenized} against {counted}): its ids are not the prompts",
+        )
+    reuse = PrefixReuse(block_size)
+    stamped = tuple(
+        replace(outcome, designed_cached_tokens=reuse.send(ids))
+        for ids, outcome in zip(prompts, run.outcomes, strict=True)
+    )
+    return ConversationReuse(replace(run, outcomes=stamped), reuse)

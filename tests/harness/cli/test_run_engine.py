@@ -361,3 +361,33 @@ def test_an_engine_killed_mid_run_keeps_its_cell_and_fails_the_rest_at_once(vllm
     assert second.status == "failed" and second.error is not None
     assert second.error.phase == "engine" and "exited with code -9 during the run" in second.error.message
     assert process_group_members(leader) == [] and not Path(f"/proc/{leader}").exists()
+
+
+@pytest.mark.slow  # a CLI run in a subprocess: about 10 s on the busy 2-core machine
+def test_conversations_on_an_endpoint_without_tokenize_say_why_no_designed_reuse(
+    run_cli: CliRunner, server: ScriptedServer, model_dir: Path, tmp_path: Path
+) -> None:
+    """The scripted server has no ``POST /tokenize`` (as an OpenAI-compatible server other than
+    vLLM may not): the conversations are measured, and the run file says why they have no designed
+    reuse instead of a rate."""
+    prompts = tmp_path / "chats.jsonl"
+    chat = {"messages": [{"role": "user", "content": "hello"}, {"role": "user", "content": "again"}]}
+    prompts.write_text(json.dumps(chat) + "\n" + json.dumps(chat) + "\n")
+    out = tmp_path / "out"
+    result = run_cli(
+        "run", "--endpoint", server.base_url.removesuffix("/v1"), "--model", str(model_dir), "--scenario", "generate",
+        "--api", "chat", "--prompts", str(prompts), "--multi-turn", "--output-dist", "3", "--output", str(out), *FAST,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    (cell,) = _run_file(out)["cells"]
+    assert cell["status"] == "ok", cell.get("error")
+    engine = cell["measurement"]["engine"]
+    assert [(r["conversation"], r["turn"]) for r in engine["load"]["request_records"]] == [
+        (0, 0),
+        (0, 1),
+        (1, 0),
+        (1, 1),
+    ]
+    assert "reuse" not in engine
+    assert engine["reuse_unknown"].startswith("each turn's prompt ids are unknown: the engine has no POST /tokenize")
+    assert "HTTP 404" in engine["reuse_unknown"]

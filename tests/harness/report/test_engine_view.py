@@ -87,3 +87,16 @@ def test_json_and_markdown_carry_the_view_and_cells_without_it_do_not() -> None:
 def test_the_html_report_lists_the_view() -> None:
     html = render([_with_view(load_run(FIXTURE))], "html")
     assert "The engine&#x27;s own view" in html and "designed 64.0%" in html
+
+
+def test_a_conversation_run_without_designed_reuse_says_why() -> None:
+    run = _with_view(load_run(FIXTURE))
+    cell = run.cells[0]
+    assert cell.measurement is not None and cell.measurement.engine is not None
+    why = "each turn's prompt ids are unknown: the engine has no POST /tokenize (HTTP 404 from http://e/tokenize)"
+    part = replace(cell.measurement.engine, reuse=None, reuse_unknown=why)
+    run = replace(run, cells=(replace(cell, measurement=replace(cell.measurement, engine=part)), *run.cells[1:]))
+    text = render([run], "table")
+    assert f"prefix cache hits 60.0% (no designed reuse: {why})" in text
+    (data, *_) = _json_cells(render([run], "json"))
+    assert data["engine_view"]["designed_reuse"] is None and data["engine_view"]["designed_reuse_unknown"] == why

@@ -6,7 +6,7 @@ import pytest
 
 from backends.registry import available_backends, get_backend
 from harness.errors import ConfigError
-from harness.run.limits import PREPARE_DEFAULTS, PREPARE_LIMIT_S, CellLimits, prepare_default
+from harness.run.limits import ENGINE_READY_DEFAULTS, PREPARE_DEFAULTS, PREPARE_LIMIT_S, CellLimits, prepare_default
 
 
 @pytest.mark.parametrize("backend", ["cpu", "cuda", "neuron"])
@@ -41,3 +41,19 @@ def test_the_defaults_name_only_backends_that_exist() -> None:
 def test_a_bad_limit_is_refused() -> None:
     with pytest.raises(ConfigError, match="--prepare-limit must be a finite positive number"):
         CellLimits(prepare_s=float("inf"))
+
+
+def test_an_engine_waits_for_its_start_as_long_as_its_cells_preparation_may_take() -> None:
+    """``EngineSpec.ready_timeout_s`` is the preparation limit: ``--prepare-limit`` when given, else
+    the engine and silicon's default (its start is what a serving cell prepares)."""
+    from harness.run.plan import DEFAULT_SUITE
+
+    def timeouts(**flat: object) -> list[float]:
+        suite = DEFAULT_SUITE.with_overrides(engine="vllm", model="m", scenario="generate", **flat)
+        return [c.params.engine.spec.ready_timeout_s for c in suite.engine_cells() if c.params.engine is not None]
+
+    assert timeouts(prepare_limit=42) == [42.0]
+    assert timeouts(prepare_limit=42, engine_args=("max-num-seqs=1,2",)) == [42.0, 42.0]
+    assert timeouts() == [ENGINE_READY_DEFAULTS["cpu"].seconds]
+    assert timeouts(engine_silicon="neuron") == [ENGINE_READY_DEFAULTS["neuron"].seconds]
+    assert timeouts(engine_silicon="neuron") != timeouts()

@@ -16,7 +16,7 @@ from backends.engine.client import OpenAIClient
 from backends.engine.protocol import Endpoint
 from harness.errors import ConfigError
 from harness.runfile.engine import TokenCounts
-from harness.scenarios.engine_conversations import run_conversations, turn_records
+from harness.scenarios.engine_conversations import designed_reuse, run_conversations, sent_messages, turn_records
 from workloads.conversations import load_conversations, read_conversation_file
 
 
@@ -169,3 +169,50 @@ def test_a_bad_conversation_file_is_one_line(tmp_path: Path, content: bytes | No
     with pytest.raises(ConfigError, match=message) as caught:
         read_conversation_file(path)
     assert "\n" not in str(caught.value)
+
+
+def _word_ids(vocabulary: dict[str, int], extra: int = 0) -> Any:
+    """A stand-in for the engine's /tokenize: one id per word of each message's content (the count
+    ``ChatServer`` gives as the prompt's usage), plus ``extra`` ids of a template of another length."""
+
+    def token_ids(messages: Any) -> tuple[int, ...]:
+        words = [w for m in messages for w in m.content.split()]
+        return tuple(vocabulary.setdefault(w, len(vocabulary)) for w in words) + (0,) * extra
+
+    return token_ids
+
+
+def test_each_turn_is_tokenized_as_sent_and_its_designed_reuse_walks_whole_blocks(tmp_path: Path) -> None:
+    path = _file(tmp_path, [SHAREGPT])
+    server, run = _run(path)
+    conversations = load_conversations(path, None, output_tokens=TokenCounts.parse("2"))
+    rebuilt = [[(m.role, m.content) for m in messages] for messages in sent_messages(conversations, run.outcomes)]
+    assert rebuilt == [[(m["role"], m["content"]) for m in body["messages"]] for body in server.bodies]
+    found = designed_reuse(conversations, run, _word_ids({}), block_size=2)
+    assert found.unknown is None and found.reuse is not None
+    # Prompts of 4, 7 and 9 words; blocks of 2, never the last token: turn 2 finds the 2 blocks of
+    # turn 1's prompt, turn 3 those and the block of "reply-1 second" turn 2 sent (its last word,
+    # alone in a part block, is not cached).
+    assert [o.designed_cached_tokens for o in found.run.outcomes] == [0, 4, 6]
+    assert (found.reuse.designed, found.reuse.prompt_tokens) == (10, 20)
+    assert [o.request_id for o in found.run.outcomes] == [o.request_id for o in run.outcomes]
+
+
+def test_no_designed_reuse_where_the_engine_cannot_tokenize_or_its_ids_are_not_the_prompts(tmp_path: Path) -> None:
+    from backends.engine.tokenize import TokenizeUnavailable
+
+    path = _file(tmp_path, [SHAREGPT, OPENAI])
+    _, run = _run(path)
+    conversations = load_conversations(path, None, output_tokens=TokenCounts.parse("2"))
+
+    def absent(messages: Any) -> tuple[int, ...]:
+        raise TokenizeUnavailable("the engine has no POST /tokenize (HTTP 404 from http://e/tokenize)")
+
+    found = designed_reuse(conversations, run, absent, block_size=2)
+    assert found.reuse is None and found.run is run
+    assert found.unknown == (
+        "each turn's prompt ids are unknown: the engine has no POST /tokenize (HTTP 404 from http://e/tokenize)"
+    )
+    longer = designed_reuse(conversations, run, _word_ids({}, extra=1), block_size=2)
+    assert longer.reuse is None and longer.unknown is not None
+    assert "gave 5 of 5 turns another length than the server counted" in longer.unknown
