@@ -112,7 +112,10 @@ def engine_view_lines(rows: Sequence[Any]) -> list[str]:
         measured = row.measurement
         part = None if measured is None else measured.engine
         if part is not None:
-            lines.append(
-                f"{row.workload} {row.preset} {row.scenario} c{row.cell.config.params.concurrency}: {_line(part)}"
-            )
+            # Cells of a sweep differ only in their engine configuration: name it, or their lines
+            # read as the same cell twice.
+            config = getattr(row, "engine_config", None)
+            swept = f" [{config}]" if config and config != "default" else ""
+            users = row.cell.config.params.concurrency
+            lines.append(f"{row.workload} {row.preset} {row.scenario} c{users}{swept}: {_line(part)}")
     return lines

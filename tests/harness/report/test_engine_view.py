@@ -100,3 +100,16 @@ def test_a_conversation_run_without_designed_reuse_says_why() -> None:
     assert f"prefix cache hits 60.0% (no designed reuse: {why})" in text
     (data, *_) = _json_cells(render([run], "json"))
     assert data["engine_view"]["designed_reuse"] is None and data["engine_view"]["designed_reuse_unknown"] == why
+
+
+def test_each_line_of_a_sweep_names_its_engine_configuration() -> None:
+    run = _with_view(load_run(FIXTURE))
+    cell = run.cells[0]
+    engine = cell.config.params.engine
+    assert engine is not None
+    swept = replace(engine, spec=replace(engine.spec, engine_args=(("enable-prefix-caching", "false"),)))
+    config = replace(cell.config, params=replace(cell.config.params, engine=swept))
+    run = replace(run, cells=(replace(cell, config=config), *run.cells[1:]))
+    text = render([run], "table")
+    (line,) = [line for line in text.splitlines() if "prefix cache hits" in line and "designed" in line]
+    assert " [enable-prefix-caching=false]: prefix cache hits" in line, line
