@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from harness.measure.contention import watch_contention
 from harness.measure.torch_settings import measuring
 from harness.runfile.records import Peak, peak_key
 
@@ -163,8 +164,6 @@ def peak_for(
             return Peak(**{**found, "cached": True})
         except TypeError:
             pass  # an older cache layout: measure again
-    from harness.measure.contention import watch_contention
-
     with watch_contention() as window:
         flops, size = (measure or measure_matmul_peak)(dtype, device, threads)
     if not flops > 0:

@@ -114,7 +114,7 @@ def engine_view_lines(rows: Sequence[Any]) -> list[str]:
         if part is not None:
             # Cells of a sweep differ only in their engine configuration: name it, or their lines
             # read as the same cell twice.
-            config = getattr(row, "engine_config", None)
+            config = row.engine_config
             swept = f" [{config}]" if config and config != "default" else ""
             users = row.cell.config.params.concurrency
             lines.append(f"{row.workload} {row.preset} {row.scenario} c{users}{swept}: {_line(part)}")

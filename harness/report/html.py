@@ -55,6 +55,12 @@ def _table(
     return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>'
 
 
+def _list_section(anchor: str, title: str, lines: Sequence[str]) -> str:
+    """A titled list of the report's lines, under an anchor a reader (or a test) can find."""
+    items = "".join(f"<li>{escape(line)}</li>" for line in lines)
+    return f'<h3 id="{anchor}">{escape(title)}</h3><ul>{items}</ul>'
+
+
 def _answer(rows: Sequence[CellRow], slo_p99_ms: float) -> str:
     from harness.report.slo import choose, describe_pick
 
@@ -185,29 +191,17 @@ def render_html(
         parts.append('<ol class="notes">' + "".join(f"<li>{escape(n)}</li>" for n in notes) + "</ol>")
     withheld = withheld_lines(tables)
     if withheld:
-        parts.append(
-            '<h3 id="withheld">Intervals withheld</h3><ul>'
-            + "".join(f"<li>{escape(w)}</li>" for w in withheld)
-            + "</ul>"
-        )
+        parts.append(_list_section("withheld", "Intervals withheld", withheld))
     from harness.report.engine_view import engine_view_lines
 
     engine_lines = engine_view_lines([row for table in tables for row in table.rows])
     if engine_lines:
-        parts.append(
-            '<h3 id="engine-view">The engine&#x27;s own view</h3><ul>'
-            + "".join(f"<li>{escape(line)}</li>" for line in engine_lines)
-            + "</ul>"
-        )
+        parts.append(_list_section("engine-view", "The engine's own view", engine_lines))
     from harness.report.cache_effect import cache_effect_lines
 
     effect_lines = cache_effect_lines(rows)
     if effect_lines:
-        parts.append(
-            '<h3 id="cache-effect">Prefix caching on later turns</h3><ul>'
-            + "".join(f"<li>{escape(line)}</li>" for line in effect_lines)
-            + "</ul>"
-        )
+        parts.append(_list_section("cache-effect", "Prefix caching on later turns", effect_lines))
     parts.append(
         '<h2 id="prices">Prices</h2><ul>'
         + "".join(f"<li>{escape(line)}</li>" for line in price_lines(rows))
