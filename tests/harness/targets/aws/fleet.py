@@ -136,7 +136,15 @@ class FakeFleet:
 
     def end(self, instance_ids: list[str]) -> None:
         """Stop these instances' played processes now, as termination does before EC2 reports it
-        (a terminated instance runs nothing); one not yet booted never boots."""
+        (a terminated instance runs nothing); one not yet booted never boots.
+
+        EC2's word: TerminateInstances "shuts down one or more instances", which pass through
+        ``shutting-down`` ("preparing to be terminated") to ``terminated`` ("permanently deleted";
+        docs.aws.amazon.com/AWSEC2/latest/APIReference/API_TerminateInstances.html and the user
+        guide's ec2-instance-lifecycle page, read 2026-12-03). Stopping them at the call, not at
+        ``terminated``, is early; the launcher waits for ``terminated`` before it empties and
+        deletes the bucket, so for what the sweep checks the two are the same.
+        """
         with self._boot_lock:
             self._ended.update(instance_ids)
         for instance_id in instance_ids:
