@@ -324,13 +324,17 @@ def test_a_hung_cell_in_this_process_saves_the_file_and_ends_the_run_naming_isol
 
 
 # -- a disk that fills ----------------------------------------------------------------------------
-@pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 4 MiB tmpfs of our own, unmounted afterwards."""
+@pytest.fixture(params=["never", "always"], ids=["small-pages", "huge-pages"])
+def small_disk(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Path]:
+    """A 4 MiB tmpfs of our own, unmounted afterwards, with small pages and with huge ones: a kernel
+    or image that backs tmpfs with 2 MiB pages (``huge=always``, or ``shmem_enabled`` forcing it)
+    runs out of room in other places than one with 4 KiB pages, and a CI machine once did."""
     mount = tmp_path / "disk"
     mount.mkdir()
     done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)], capture_output=True, text=True
+        ["mount", "-t", "tmpfs", "-o", f"size=4m,huge={request.param}", "tmpfs", str(mount)],
+        capture_output=True,
+        text=True,
     )
     if done.returncode != 0:
         pytest.fail(f"cannot mount a tmpfs here (needs root): {done.stderr.strip() or done.returncode}")
@@ -341,13 +345,13 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
 
 
 def fill(folder: Path) -> None:
-    """Write until the file system says it is full."""
-    with (folder / "filler").open("ab") as handle:
+    """Write until the file system says it is full. Unbuffered: a buffered file keeps the bytes
+    that did not fit and raises ENOSPC again when it is closed."""
+    with (folder / "filler").open("ab", buffering=0) as handle:
         chunk = b"\0" * (64 << 10)
         try:
             while True:
                 handle.write(chunk)
-                handle.flush()
         except OSError as exc:
             assert exc.errno == 28, exc
 
@@ -375,9 +379,14 @@ def test_a_disk_that_fills_mid_run_stops_the_run_cleanly_keeping_every_finished_
         "--output",
         str(small_disk),
     )
-    wait_for(lambda: cells_saved(small_disk) >= 1, 180, "the first cell to be saved")
-    fill(small_disk)
-    stdout, stderr = runner.communicate(timeout=180)
+    try:
+        wait_for(lambda: cells_saved(small_disk) >= 1, 180, "the first cell to be saved")
+        fill(small_disk)
+        stdout, stderr = runner.communicate(timeout=180)
+    finally:  # a failed step leaves no run behind to write into the next test's tmp folder
+        if runner.poll() is None:
+            runner.kill()
+            runner.communicate()
 
     assert runner.returncode == 3
     one_line(stderr, "no space left on the disk holding", "status aborted: disk full")
