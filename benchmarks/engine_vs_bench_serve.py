@@ -71,7 +71,8 @@ def siliconbench(python: str, url: str, model: str, users: int, args: argparse.N
         python, "-m", "harness", "run", "--endpoint", url, "--model", model, "--scenario", "generate",
         "--concurrency", str(users), "--prompt-dist", str(args.prompt_tokens), "--output-dist",
         str(args.output_tokens), "--requests", str(max(64, count)), "--max-time", str(args.time_s),
-        "--min-samples", str(count), "--target-ci", "0.99", "--output", str(out), "--quiet",
+        "--min-samples", str(count), "--max-samples", str(count), "--target-ci", "0.99", "--output", str(out),
+        "--quiet",
     ]  # fmt: skip
     done = subprocess.run(command, capture_output=True, text=True, cwd=REPO, env=_engine_venv_env(out.parent / "path"))
     if done.returncode != 0:
@@ -84,7 +85,7 @@ def bench_serve(
     python: str, url: str, model: str, users: int, requests: int, seed: int, args: argparse.Namespace, out: Path
 ) -> ClientFigures:
     """The same load from ``vllm bench serve`` in the engine's venv, read from its saved result:
-    ``requests`` requests, as many as siliconbench's run just completed (see ``main``).
+    ``requests`` requests, as many as siliconbench's run completes (``same_count``).
 
     ``seed`` differs per run: its random dataset draws the same prompts for the same seed, and a
     prompt of more than one KV block (128 tokens on the CPU; the dataset's decode and re-encode
@@ -106,6 +107,14 @@ def bench_serve(
     if done.returncode != 0:
         sys.exit(f"vllm bench serve failed ({done.returncode}): {done.stderr[-2000:]}")
     return from_bench_serve(json.loads((out / "result.json").read_text()))
+
+
+def same_count(requests_per_user: int, users: int) -> int:
+    """The requests siliconbench's closed loop completes with ``--min-samples`` = ``--max-samples``
+    = ``requests_per_user * users``: it stops sending once that many have completed and lets the
+    other ``users - 1`` in flight finish. bench serve is given this count, so both runs have the
+    same tail (run by fewer users) and their output tok/s the same meaning, whichever runs first."""
+    return requests_per_user * users + users - 1
 
 
 def _engine_venv_env(folder: Path) -> dict[str, str]:
@@ -195,20 +204,15 @@ def main() -> None:
               "| out/req | prefix cache hit | sent together | load 1 min |")  # fmt: skip
         print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
         base = Path(args.keep) if args.keep else Path(tmp)
-        counts: dict[int, int] = {}
 
         def measure(n: int, round_: int, client: str) -> tuple[ClientFigures, float, float | None]:
             load, before = _load(), _prefix_counters(url)
             if client == "siliconbench":
                 figures = siliconbench(cpu.python, url, cpu.model, n, args, base / f"sb-{n}-{round_}")
-                counts[n] = figures.requests
             else:
-                # As many requests as siliconbench completed (in its last run at ``n``): its closed
-                # loop stops once enough have completed and lets those in flight finish (up to
-                # users - 1 more, run by fewer users), so the same count gives bench serve the same
-                # tail, and its output tok/s the same meaning.
                 out = base / f"bs-{n}-{round_}"
-                figures = bench_serve(cpu.python, url, cpu.model, n, counts[n], 1000 * round_ + n, args, out)
+                count = same_count(args.requests, n)
+                figures = bench_serve(cpu.python, url, cpu.model, n, count, 1000 * round_ + n, args, out)
             hit = hit_rate(before, _prefix_counters(url))
             print(_row(n, round_, client, figures, load, hit))
             return figures, load, hit

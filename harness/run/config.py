@@ -147,6 +147,17 @@ class StoppingRule(Section):
     min_samples: Annotated[
         int, Option("--min-samples", "never fewer timed calls (default 36, the fewest that back a p90 interval)", "N")
     ] = 36
+    #: None: no cap but the time budget. With ``min_samples`` the same, a fixed count, as ``vllm
+    #: bench serve --num-prompts`` sends (a closed loop also lets the requests in flight finish).
+    max_samples: Annotated[
+        int | None,
+        Option(
+            "--max-samples",
+            "never more timed calls (default: no cap but --max-time); with --min-samples the same N, "
+            "exactly N (an engine's closed loop also lets the requests in flight finish)",
+            "N",
+        ),
+    ] = None
     target_rel_ci: Annotated[
         float,
         Option(
@@ -174,6 +185,11 @@ class StoppingRule(Section):
             raise ConfigError(f"target CI must be a fraction between 0 and 1, got {self.target_rel_ci!r}")
         if self.min_samples < 3:
             raise ConfigError(f"min samples must be 3 or more, got {self.min_samples!r}")
+        if self.max_samples is not None and self.max_samples < self.min_samples:
+            raise ConfigError(
+                f"max samples ({self.max_samples}) is below min samples ({self.min_samples}); "
+                "give --max-samples at least --min-samples"
+            )
         if self.tail is not None and not 50 < self.tail < 100:
             raise ConfigError(f"tail must be a percentile between 50 and 100 (e.g. 99), got {self.tail!r}")
 

@@ -62,6 +62,7 @@ def run_suite(
     policy = SamplingPolicy.for_budget(
         suite.stopping.max_time,
         min_count=suite.stopping.min_samples,
+        max_count=suite.stopping.max_samples or SamplingPolicy.max_count,
         target_rel_ci=suite.stopping.target_rel_ci,
         tail_percentile=suite.tail_percentile(),
     )
