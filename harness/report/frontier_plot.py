@@ -19,7 +19,7 @@ from harness.report.plots import PALETTE
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
-__all__ = ["frontier_svg"]
+__all__ = ["LABEL_PLACES", "frontier_svg", "label_places"]
 
 
 def _error(points: list[FrontierPoint], axis: str) -> list[list[float]]:
@@ -38,9 +38,35 @@ def _label(point: FrontierPoint) -> str:
     return f"{users}u{price}"
 
 
-def _draw_series(ax: Axes, index: int, name: str, points: list[FrontierPoint]) -> None:
+#: Where a point's label goes, in points from the marker, tried in this order: above right, below
+#: right, above left, below left (with the text's alignment that keeps it clear of the marker).
+LABEL_PLACES = ((6, 5, "left"), (6, -11, "left"), (-6, 5, "right"), (-6, -11, "right"))
+#: Points closer than this share of each axis's span count as one place for their labels.
+NEAR_SHARE = 0.04
+
+
+def label_places(at: list[tuple[float, float]]) -> list[int]:
+    """For each point, in drawing order, the index into ``LABEL_PLACES`` of its label: the first place
+    that no earlier point near it took. Configurations that perform alike put their points on one
+    spot (two caching settings at one user), where labels at one offset would be drawn over each
+    other; past four near points the places repeat."""
+    if not at:
+        return []
+    spans = [max(1e-12, max(c[k] for c in at) - min(c[k] for c in at)) for k in (0, 1)]
+    chosen: list[int] = []
+    for i, (x, y) in enumerate(at):
+        taken = {
+            chosen[j]
+            for j in range(i)
+            if abs(at[j][0] - x) <= NEAR_SHARE * spans[0] and abs(at[j][1] - y) <= NEAR_SHARE * spans[1]
+        }
+        free = [k for k in range(len(LABEL_PLACES)) if k not in taken]
+        chosen.append(free[0] if free else i % len(LABEL_PLACES))
+    return chosen
+
+
+def _draw_series(ax: Axes, index: int, name: str, points: list[FrontierPoint], places: list[int]) -> None:
     color = PALETTE[index % len(PALETTE)]
-    points = sorted(points, key=lambda p: p.row.users)
     xs = [p.per_user.value for p in points]
     ys = [p.per_instance.value for p in points]
     container = ax.errorbar(
@@ -57,9 +83,12 @@ def _draw_series(ax: Axes, index: int, name: str, points: list[FrontierPoint]) -
         zorder=3,
     )
     container.lines[0].set_gid(f"series-{index}")
-    for p in points:
+    for p, place in zip(points, places, strict=True):
         at = (p.per_user.value, p.per_instance.value)
-        text = ax.annotate(_label(p), at, textcoords="offset points", xytext=(6, 5), fontsize=7, color=color)
+        dx, dy, align = LABEL_PLACES[place]
+        text = ax.annotate(
+            _label(p), at, textcoords="offset points", xytext=(dx, dy), ha=align, fontsize=7, color=color
+        )
         text.set_gid("point-label")
 
 
@@ -75,8 +104,11 @@ def frontier_svg(frontier: Frontier) -> str:
         fig = Figure(figsize=(8.0, 5.2), layout="constrained")
         ax = fig.add_subplot()
         ax.set_gid("frontier")
-        for i, (name, points) in enumerate(series.items()):
-            _draw_series(ax, i, name, points)
+        ordered = {name: sorted(points, key=lambda p: p.row.users) for name, points in series.items()}
+        drawn = [p for points in ordered.values() for p in points]
+        places = iter(label_places([(p.per_user.value, p.per_instance.value) for p in drawn]))
+        for i, (name, points) in enumerate(ordered.items()):
+            _draw_series(ax, i, name, points, [next(places) for _ in points])
         front = sorted(frontier.front, key=lambda p: p.per_user.value)
         (line,) = ax.step(
             [p.per_user.value for p in front],

@@ -198,3 +198,34 @@ def test_the_html_report_inlines_the_frontier_and_its_table(sweep: RunRecord) ->
     assert section.index("<svg") < section.index("<table")  # the figure, then its points
     assert 'id="pareto-front"' in section and "cheapest meeting TTFT p99 &lt;= 50 ms" in section
     assert ".scroll{overflow-x:auto;max-width:100%}" in html  # wide tables scroll in their box
+
+
+def test_labels_of_points_on_one_spot_take_different_places() -> None:
+    from harness.report.frontier_plot import label_places
+
+    # Two apart, then three on one spot (and a fourth a hair away): each of those four its own place.
+    at = [(0.0, 0.0), (100.0, 100.0), (50.0, 50.0), (50.0, 50.0), (50.0, 50.0), (50.5, 50.2)]
+    assert label_places(at) == [0, 0, 0, 1, 2, 3]
+    assert label_places([]) == []
+
+
+def test_two_configurations_that_perform_alike_have_labels_apart_in_the_figure() -> None:
+    on, off = (("enable-prefix-caching", "true"),), (("enable-prefix-caching", "false"),)
+    run = engine_run(
+        engine_cell(on, 1, 20, 10, 95, seed=1),
+        engine_cell(off, 1, 20, 10, 95, seed=1),
+        engine_cell(on, 2, 25, 12, 160, seed=2),
+        engine_cell(off, 2, 25, 12, 160, seed=2),
+    )
+    ns = "{http://www.w3.org/2000/svg}"
+    spots: dict[str, list[tuple[float, float]]] = {}
+    for group in _svg(run).iter(f"{ns}g"):
+        if group.get("id", "").startswith("point-label"):
+            (text,) = group.iter(f"{ns}text")
+            spots.setdefault("".join(text.itertext()).split()[0], []).append(
+                (float(text.get("x", "nan")), float(text.get("y", "nan")))
+            )
+    assert sorted(spots) == ["1u", "2u"]
+    for label, (first, second) in spots.items():
+        apart = abs(first[0] - second[0]) + abs(first[1] - second[1])
+        assert apart >= 10, (label, first, second)  # 7-point text: 10 px clears one line
