@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import random
 import statistics
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -316,6 +317,15 @@ def _served(port: int) -> float:
     return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith("vllm:request_success_total"))
 
 
+def _wait_served(run: subprocess.Popen[str], port: int, count: float, deadline: float) -> float:
+    """Wait until the engine has finished ``count`` requests (or the run ends, or the deadline)."""
+    import time
+
+    while (served := _served(port)) < count and run.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return served
+
+
 @pytest.mark.engine
 @pytest.mark.slow
 @pytest.mark.timeout(1500)  # an engine's start alone takes minutes on a busy 2-core machine
@@ -343,9 +353,15 @@ def test_an_engine_killed_mid_run_keeps_its_cell_and_fails_the_rest_at_once(vllm
         assert leader is not None, run.communicate(timeout=30)
         cmdline = Path(f"/proc/{leader}/cmdline").read_bytes().split(b"\0")
         port = int(cmdline[cmdline.index(b"--port") + 1])
-        # The check's 4 requests, the warm-up's 3, then some measured ones.
-        while _served(port) < 12 and run.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.5)
+        # The check's 4 requests, a pause while the cell sets its load up (2 s seen), then the
+        # warm-up: at least 3 requests *and* 1 s (the policy's warm-up time at --max-time 60),
+        # which is 16 requests on a fast machine; then measured ones. Killed at a count alone (12),
+        # the engine once died in the warm-up; here the count starts at the warm-up's first answer.
+        _wait_served(run, port, 4 + 1, deadline)
+        warming = time.monotonic()
+        while time.monotonic() < warming + 2.0 and run.poll() is None:
+            time.sleep(0.1)
+        _wait_served(run, port, _served(port) + 3, deadline)
         assert run.poll() is None, run.communicate(timeout=30)
         os.killpg(leader, signal.SIGKILL)
         _, err = run.communicate(timeout=300)
