@@ -39,8 +39,9 @@ def _label(point: FrontierPoint) -> str:
 
 
 #: Where a point's label goes, in points from the marker, tried in this order: above right, below
-#: right, above left, below left (with the text's alignment that keeps it clear of the marker).
-LABEL_PLACES = ((6, 5, "left"), (6, -11, "left"), (-6, 5, "right"), (-6, -11, "right"))
+#: right, above left, below left (with the alignment that keeps the text clear of the front's ring,
+#: 6 points in radius).
+LABEL_PLACES = ((9, 5, "left"), (9, -12, "left"), (-9, 5, "right"), (-9, -12, "right"))
 #: Points closer than this share of each axis's span count as one place for their labels.
 NEAR_SHARE = 0.04
 
