@@ -353,7 +353,8 @@ def test_an_engine_killed_mid_run_keeps_its_cell_and_fails_the_rest_at_once(vllm
         assert leader is not None, run.communicate(timeout=30)
         cmdline = Path(f"/proc/{leader}/cmdline").read_bytes().split(b"\0")
         port = int(cmdline[cmdline.index(b"--port") + 1])
-        # The check's 4 requests, a pause while the cell sets its load up (2 s seen), then the
+        # The check's 4 requests, a pause before the load (2 s seen: the check compares the
+        # engine's tokens with the model's, then the load is set up), then the
         # warm-up: at least 3 requests *and* 1 s (the policy's warm-up time at --max-time 60),
         # which is 16 requests on a fast machine; then measured ones. Killed at a count alone (12),
         # the engine once died in the warm-up; here the count starts at the warm-up's first answer.
